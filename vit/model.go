@@ -1,0 +1,125 @@
+package vit
+
+import "fmt"
+
+// Linear is a fully connected layer in PyTorch layout: W is Out×In row-major,
+// so y = x·Wᵀ + B. B may be nil (no bias).
+type Linear struct {
+	In, Out int
+	W, B    []float32
+}
+
+// Norm is a LayerNorm's affine parameters.
+type Norm struct {
+	W, B []float32
+}
+
+// Block is one transformer block. For pre-norm blocks Norm1/Norm2 are applied
+// to the sublayer inputs; for post-norm (ResPostBlock) to the sublayer outputs.
+type Block struct {
+	Norm1 Norm
+	QKV   Linear // Out = 3·Dim, rows ordered q, k, v (timm's fused layout)
+	Proj  Linear // attention output projection, Dim×Dim
+	Norm2 Norm
+	FC1   Linear // MLPDim×Dim
+	FC2   Linear // Dim×MLPDim
+}
+
+// Model holds every weight of a ViT in one canonical layout, whatever
+// checkpoint family it came from.
+type Model struct {
+	Config Config
+	// Patch embedding: a conv with kernel = stride = patch, flattened to
+	// Dim × (Channels·Patch·Patch) in (c, y, x) order.
+	Patch    Linear
+	ClsToken []float32 // Dim, nil without a class token
+	PosEmbed []float32 // NumTokens × Dim
+	Blocks   []Block
+	// Norm is the classifier-side LayerNorm: timm's `norm` for CLS models,
+	// `fc_norm` (applied after pooling) for mean-pooled models. The lens uses
+	// it for every projected vector.
+	Norm Norm
+	Head Linear // Classes × Dim
+}
+
+// NumParams counts the scalar parameters.
+func (m *Model) NumParams() int {
+	n := len(m.Patch.W) + len(m.Patch.B) + len(m.ClsToken) + len(m.PosEmbed) +
+		len(m.Norm.W) + len(m.Norm.B) + len(m.Head.W) + len(m.Head.B)
+	for _, b := range m.Blocks {
+		n += len(b.Norm1.W) + len(b.Norm1.B) + len(b.Norm2.W) + len(b.Norm2.B)
+		for _, l := range []Linear{b.QKV, b.Proj, b.FC1, b.FC2} {
+			n += len(l.W) + len(l.B)
+		}
+	}
+	return n
+}
+
+// CheckShapes verifies every weight slice against the config, so a forward
+// pass can index without bounds surprises. The error names the tensor.
+func (m *Model) CheckShapes() error {
+	c := m.Config
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	d := c.Dim
+	want := func(name string, got []float32, n int) error {
+		if len(got) != n {
+			return fmt.Errorf("%s has %d values, want %d", name, len(got), n)
+		}
+		return nil
+	}
+	lin := func(name string, l Linear, out, in int, bias bool) error {
+		if l.In != in || l.Out != out {
+			return fmt.Errorf("%s is %d×%d, want %d×%d", name, l.Out, l.In, out, in)
+		}
+		if err := want(name+".weight", l.W, out*in); err != nil {
+			return err
+		}
+		if bias || l.B != nil {
+			return want(name+".bias", l.B, out)
+		}
+		return nil
+	}
+	norm := func(name string, n Norm) error {
+		if err := want(name+".weight", n.W, d); err != nil {
+			return err
+		}
+		return want(name+".bias", n.B, d)
+	}
+	if err := lin("patch_embed", m.Patch, d, c.Channels*c.PatchSize*c.PatchSize, true); err != nil {
+		return err
+	}
+	if c.ClassToken {
+		if err := want("cls_token", m.ClsToken, d); err != nil {
+			return err
+		}
+	} else if m.ClsToken != nil {
+		return fmt.Errorf("cls_token present but config has no class token")
+	}
+	if err := want("pos_embed", m.PosEmbed, c.NumTokens()*d); err != nil {
+		return err
+	}
+	if len(m.Blocks) != c.Depth {
+		return fmt.Errorf("model has %d blocks, config says %d", len(m.Blocks), c.Depth)
+	}
+	for i, b := range m.Blocks {
+		p := fmt.Sprintf("blocks.%d.", i)
+		for _, e := range []error{
+			norm(p+"norm1", b.Norm1),
+			lin(p+"attn.qkv", b.QKV, 3*d, d, c.QKVBias),
+			lin(p+"attn.proj", b.Proj, d, d, true),
+			norm(p+"norm2", b.Norm2),
+			lin(p+"mlp.fc1", b.FC1, c.MLPDim, d, true),
+			lin(p+"mlp.fc2", b.FC2, d, c.MLPDim, true),
+		} {
+			if e != nil {
+				return e
+			}
+		}
+	}
+	if err := norm("norm", m.Norm); err != nil {
+		return err
+	}
+	return lin("head", m.Head, c.Classes, d, true)
+}

@@ -1,0 +1,198 @@
+package vit
+
+import (
+	"math"
+	"runtime"
+	"sync"
+)
+
+// This file holds the pure-Go reference ops, one plain function per op. They
+// are the oracle every WGSL kernel is validated against, so clarity comes
+// first; only MatMul is blocked and parallel because it is ~all of the time.
+
+// LayerNorm writes LN(x) for each of `rows` vectors of width d, with fresh
+// statistics per vector (two-pass mean/variance in float64 so the oracle is
+// not the noisy side of a comparison).
+func LayerNorm(out, x []float32, rows, d int, n Norm, eps float32) {
+	for r := 0; r < rows; r++ {
+		xr := x[r*d : (r+1)*d]
+		or := out[r*d : (r+1)*d]
+		var mean float64
+		for _, v := range xr {
+			mean += float64(v)
+		}
+		mean /= float64(d)
+		var variance float64
+		for _, v := range xr {
+			dv := float64(v) - mean
+			variance += dv * dv
+		}
+		variance /= float64(d)
+		inv := 1 / math.Sqrt(variance+float64(eps))
+		for i, v := range xr {
+			or[i] = float32((float64(v)-mean)*inv)*n.W[i] + n.B[i]
+		}
+	}
+}
+
+// GELU applies the exact (erf) GELU in place, as timm, torchvision and Hugging
+// Face ViTs use.
+func GELU(x []float32) {
+	for i, v := range x {
+		x[i] = float32(0.5 * float64(v) * (1 + math.Erf(float64(v)/math.Sqrt2)))
+	}
+}
+
+// Softmax normalises one row in place, subtracting the max for stability.
+func Softmax(row []float32) {
+	m := row[0]
+	for _, v := range row[1:] {
+		if v > m {
+			m = v
+		}
+	}
+	var sum float64
+	for i, v := range row {
+		e := math.Exp(float64(v - m))
+		row[i] = float32(e)
+		sum += e
+	}
+	inv := float32(1 / sum)
+	for i := range row {
+		row[i] *= inv
+	}
+}
+
+// Add accumulates src into dst elementwise (residual connections).
+func Add(dst, src []float32) {
+	for i, v := range src {
+		dst[i] += v
+	}
+}
+
+// LinearForward computes out = x·Wᵀ + B for `rows` input vectors.
+func LinearForward(out, x []float32, rows int, l Linear) {
+	MatMulT(out, x, l.W, rows, l.Out, l.In)
+	if l.B != nil {
+		for r := 0; r < rows; r++ {
+			Add(out[r*l.Out:(r+1)*l.Out], l.B)
+		}
+	}
+}
+
+// MatMulTNaive is the obviously-correct twin of MatMulT: out[i,j] = Σ_k a[i,k]·b[j,k].
+func MatMulTNaive(out, a, b []float32, m, n, k int) {
+	for i := 0; i < m; i++ {
+		for j := 0; j < n; j++ {
+			var s float32
+			for p := 0; p < k; p++ {
+				s += a[i*k+p] * b[j*k+p]
+			}
+			out[i*n+j] = s
+		}
+	}
+}
+
+// parallelMinWork is the multiply-add count below which spawning goroutines
+// costs more than it saves.
+const parallelMinWork = 1 << 16
+
+// MatMulT computes out (m×n) = a (m×k) · bᵀ where b is n×k, the layout of
+// PyTorch Linear weights: both operands are read along contiguous rows.
+// It works in 4×4 register blocks and splits column panels across cores.
+func MatMulT(out, a, b []float32, m, n, k int) {
+	workers := runtime.GOMAXPROCS(0)
+	if m*n*k < parallelMinWork || workers == 1 {
+		matMulTRange(out, a, b, m, n, k, 0, n)
+		return
+	}
+	// Split the output columns (weight rows) so each worker streams its own
+	// part of the weight matrix once, while `a` (activations) stays in cache.
+	const colBlock = 16
+	chunks := (n + colBlock - 1) / colBlock
+	var wg sync.WaitGroup
+	next := make(chan int, chunks)
+	for c := 0; c < chunks; c++ {
+		next <- c
+	}
+	close(next)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range next {
+				j0 := c * colBlock
+				matMulTRange(out, a, b, m, n, k, j0, min(j0+colBlock, n))
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func matMulTRange(out, a, b []float32, m, n, k, j0, j1 int) {
+	i := 0
+	for ; i+4 <= m; i += 4 {
+		a0, a1, a2, a3 := a[i*k:(i+1)*k], a[(i+1)*k:(i+2)*k], a[(i+2)*k:(i+3)*k], a[(i+3)*k:(i+4)*k]
+		j := j0
+		for ; j+4 <= j1; j += 4 {
+			b0, b1, b2, b3 := b[j*k:(j+1)*k], b[(j+1)*k:(j+2)*k], b[(j+2)*k:(j+3)*k], b[(j+3)*k:(j+4)*k]
+			var s00, s01, s02, s03, s10, s11, s12, s13 float32
+			var s20, s21, s22, s23, s30, s31, s32, s33 float32
+			for p := range a0 {
+				x0, x1, x2, x3 := a0[p], a1[p], a2[p], a3[p]
+				y0, y1, y2, y3 := b0[p], b1[p], b2[p], b3[p]
+				s00 += x0 * y0
+				s01 += x0 * y1
+				s02 += x0 * y2
+				s03 += x0 * y3
+				s10 += x1 * y0
+				s11 += x1 * y1
+				s12 += x1 * y2
+				s13 += x1 * y3
+				s20 += x2 * y0
+				s21 += x2 * y1
+				s22 += x2 * y2
+				s23 += x2 * y3
+				s30 += x3 * y0
+				s31 += x3 * y1
+				s32 += x3 * y2
+				s33 += x3 * y3
+			}
+			o := out[i*n+j:]
+			o[0], o[1], o[2], o[3] = s00, s01, s02, s03
+			o = out[(i+1)*n+j:]
+			o[0], o[1], o[2], o[3] = s10, s11, s12, s13
+			o = out[(i+2)*n+j:]
+			o[0], o[1], o[2], o[3] = s20, s21, s22, s23
+			o = out[(i+3)*n+j:]
+			o[0], o[1], o[2], o[3] = s30, s31, s32, s33
+		}
+		for ; j < j1; j++ {
+			for r, ar := range [][]float32{a0, a1, a2, a3} {
+				out[(i+r)*n+j] = dot(ar, b[j*k:(j+1)*k])
+			}
+		}
+	}
+	for ; i < m; i++ {
+		ar := a[i*k : (i+1)*k]
+		for j := j0; j < j1; j++ {
+			out[i*n+j] = dot(ar, b[j*k:(j+1)*k])
+		}
+	}
+}
+
+func dot(x, y []float32) float32 {
+	y = y[:len(x)]
+	var s0, s1, s2, s3 float32
+	p := 0
+	for ; p+4 <= len(x); p += 4 {
+		s0 += x[p] * y[p]
+		s1 += x[p+1] * y[p+1]
+		s2 += x[p+2] * y[p+2]
+		s3 += x[p+3] * y[p+3]
+	}
+	for ; p < len(x); p++ {
+		s0 += x[p] * y[p]
+	}
+	return (s0 + s1) + (s2 + s3)
+}

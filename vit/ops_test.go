@@ -1,0 +1,92 @@
+package vit
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+func randSlice(rng *rand.Rand, n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(rng.NormFloat64())
+	}
+	return v
+}
+
+// MatMulT (blocked, parallel) against its naive twin on odd and even shapes.
+func TestMatMulTMatchesNaive(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, s := range [][3]int{{1, 1, 1}, {3, 5, 7}, {4, 4, 4}, {17, 33, 65}, {50, 96, 128}, {197, 70, 64}} {
+		m, n, k := s[0], s[1], s[2]
+		a, b := randSlice(rng, m*k), randSlice(rng, n*k)
+		got, want := make([]float32, m*n), make([]float32, m*n)
+		MatMulT(got, a, b, m, n, k)
+		MatMulTNaive(want, a, b, m, n, k)
+		for i := range got {
+			if d := math.Abs(float64(got[i] - want[i])); d > 1e-4*math.Sqrt(float64(k)) {
+				t.Fatalf("%v: element %d = %g, naive %g", s, i, got[i], want[i])
+			}
+		}
+	}
+}
+
+func TestSoftmaxSumsToOne(t *testing.T) {
+	row := []float32{1000, 1001, -5, 0}
+	Softmax(row)
+	var s float32
+	for _, v := range row {
+		s += v
+	}
+	if math.Abs(float64(s-1)) > 1e-6 || row[1] < row[0] {
+		t.Fatalf("softmax %v", row)
+	}
+}
+
+// A random model runs, and the three interventions behave as defined.
+func TestForwardInterventions(t *testing.T) {
+	c := Config{ImageSize: 16, PatchSize: 4, Channels: 3, Dim: 8, Depth: 2, Heads: 2, MLPDim: 16, Classes: 5,
+		QKVBias: true, LNEps: 1e-6, ClassToken: true, Pool: PoolCLS}
+	m, err := NewRandom(c, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	px := &Tensor{Shape: []int{3, 16, 16}, Data: randSlice(rand.New(rand.NewPCG(3, 4)), 3*16*16)}
+	base, err := m.Forward(px, Options{Taps: Taps{AttnProbs: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := m.Forward(px, Options{Edit: EditSelfOnly, Taps: Taps{AttnProbs: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := c.NumTokens()
+	p := self.AttnProbs[1].Data
+	for tok := 1; tok < n; tok++ {
+		if p[tok*n+tok] != 1 {
+			t.Fatalf("self_only: token %d attends %g to itself", tok, p[tok*n+tok])
+		}
+	}
+	// The [CLS] row is untouched by either edit.
+	noCLS, _ := m.Forward(px, Options{Edit: EditNoCLS, Taps: Taps{AttnProbs: true}})
+	for s := 0; s < n; s++ {
+		if noCLS.AttnProbs[0].Data[s] != base.AttnProbs[0].Data[s] {
+			t.Fatalf("no_cls changed the [CLS] row in block 0")
+		}
+	}
+	for tok := 1; tok < n; tok++ {
+		if noCLS.AttnProbs[0].Data[tok*n] != 0 {
+			t.Fatalf("no_cls: token %d still attends to [CLS]", tok)
+		}
+	}
+	if _, err := m.Forward(px, Options{Keep: []int{3, 0}}); err == nil {
+		t.Fatal("keeping tokens without [CLS] first should fail")
+	}
+	kept, err := m.Forward(px, Options{Keep: []int{0, 2, 5}, Taps: TapSites(SiteHS)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := kept.Site(SiteHS, 1).Shape; got[0] != 3 {
+		t.Fatalf("kept sequence has shape %v", got)
+	}
+}

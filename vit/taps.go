@@ -1,0 +1,125 @@
+package vit
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Site names a place in a block whose per-token vectors can be read out and
+// projected into class space.
+type Site int
+
+const (
+	// SiteHS is the block output: the residual stream after the MLP addition
+	// (the paper's hs_b, timm's blocks.b.add_1).
+	SiteHS Site = iota
+	// SiteHSMid is the residual stream after the attention addition. The
+	// original code never extracts it; we do, so each sublayer's effect on the
+	// stream can be seen on its own.
+	SiteHSMid
+	// SiteAttn is what the attention sublayer adds to the residual stream (the
+	// out-projection output; for post-norm blocks, after their LN1).
+	SiteAttn
+	// SiteMLP is what the MLP sublayer adds to the residual stream (fc2 output;
+	// for post-norm blocks, after their LN2).
+	SiteMLP
+	NumSites
+)
+
+var siteNames = [NumSites]string{"hs", "hs_mid", "attn", "mlp"}
+
+func (s Site) String() string {
+	if s >= 0 && s < NumSites {
+		return siteNames[s]
+	}
+	return fmt.Sprintf("Site(%d)", int(s))
+}
+
+// ParseSite accepts the names String returns.
+func ParseSite(name string) (Site, error) {
+	for i, n := range siteNames {
+		if n == name {
+			return Site(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown site %q (want one of %s)", name, strings.Join(siteNames[:], ", "))
+}
+
+// AllSites lists every site in order.
+func AllSites() []Site { return []Site{SiteHS, SiteHSMid, SiteAttn, SiteMLP} }
+
+// Taps says which intermediate tensors a forward pass keeps. Memory scales
+// with what is asked: an empty Taps keeps nothing but the logits.
+type Taps struct {
+	Sites     [NumSites]bool
+	Embed     bool // the input of block 0 (patches + [CLS] + position embeddings)
+	AttnProbs bool // post-softmax (and post-edit) attention, H×N×N per block
+	Values    bool // per-head values V (bias included), H×N×HeadDim per block
+	FC1       bool // fc1 output before GELU, N×MLPDim per block
+}
+
+// TapSites returns Taps recording the given sites.
+func TapSites(sites ...Site) Taps {
+	var t Taps
+	for _, s := range sites {
+		t.Sites[s] = true
+	}
+	return t
+}
+
+// AttnEdit is an in-place edit of the post-softmax attention of every head in
+// every block, applied before the weighted sum of values (vit_edited.py).
+type AttnEdit string
+
+const (
+	EditNone AttnEdit = ""
+	// EditSelfOnly makes every image token attend only to itself; the [CLS]
+	// row is left alone.
+	EditSelfOnly AttnEdit = "self_only"
+	// EditNoCLS stops image tokens attending to [CLS]. Rows are deliberately
+	// not renormalised, as in the original.
+	EditNoCLS AttnEdit = "no_cls"
+)
+
+// ParseAttnEdit accepts "", "none", "self_only" and "no_cls".
+func ParseAttnEdit(s string) (AttnEdit, error) {
+	switch s {
+	case "", "none":
+		return EditNone, nil
+	case string(EditSelfOnly), string(EditNoCLS):
+		return AttnEdit(s), nil
+	}
+	return "", fmt.Errorf("unknown attention edit %q (want none, self_only or no_cls)", s)
+}
+
+// Options control one forward pass.
+type Options struct {
+	Taps Taps
+	Edit AttnEdit
+	// Keep lists the token positions (0-based; [CLS] is 0 when present) that
+	// stay in the sequence after the position embeddings are added; the others
+	// are dropped, shortening the sequence (context perturbation). Nil keeps all.
+	Keep []int
+}
+
+// Trace is what a forward pass returns: logits plus the requested taps.
+type Trace struct {
+	// Tokens maps each sequence position to its original token index, which
+	// differs from the position only when Options.Keep dropped tokens.
+	Tokens    []int
+	Embed     *Tensor
+	Sites     [NumSites][]*Tensor // [site][block], each len(Tokens)×Dim; nil when not tapped
+	AttnProbs []*Tensor           // [block] H×N×N
+	Values    []*Tensor           // [block] H×N×HeadDim
+	FC1       []*Tensor           // [block] N×MLPDim
+	Pooled    []float32           // the classifier input after the final norm
+	Logits    []float32
+}
+
+// Site returns the tapped tensor of a site at a block, or nil.
+func (t *Trace) Site(s Site, block int) *Tensor {
+	if t.Sites[s] == nil {
+		return nil
+	}
+	return t.Sites[s][block]
+}
