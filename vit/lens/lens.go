@@ -1,0 +1,139 @@
+// Package lens projects hidden states into class-embedding space through a
+// model's own final LayerNorm and classifier head, and reads out how
+// identifiable a target class is: its 0-based rank, the top-k classes and its
+// logit, per token, block and site.
+package lens
+
+import (
+	"math"
+
+	"vitlens/vit"
+)
+
+// Projector maps D-dimensional vectors to class logits p = E·LN(h) + β with
+// fresh LN statistics per vector (the paper's projection, spec §3.2).
+//
+// It folds the LN affine into the head once: with E' = E·diag(w),
+// s = E'·1 and β' = E·b + β,
+//
+//	p = (E'·h − μ(h)·s) / σ(h) + β'.
+//
+// E'·h is linear in h, so along the residual stream the projections add up
+// like the vectors do (hs_mid = hs_prev + attn, hs = hs_mid + mlp): the lens
+// only needs two matmuls per block (attn and mlp) instead of four.
+type Projector struct {
+	Classes, Dim int
+	EW           []float32 // E' = E·diag(w), Classes×Dim
+	S            []float32 // E'·1
+	Bias         []float32 // E·b + β
+	Eps          float64
+	model        *vit.Model
+}
+
+// NewProjector precomputes the folded head of m.
+func NewProjector(m *vit.Model) *Projector {
+	c, d := m.Config.Classes, m.Config.Dim
+	p := &Projector{Classes: c, Dim: d, EW: make([]float32, c*d), S: make([]float32, c),
+		Bias: make([]float32, c), Eps: float64(m.Config.LNEps), model: m}
+	for k := 0; k < c; k++ {
+		e := m.Head.W[k*d : (k+1)*d]
+		var s, b float64
+		for i := range e {
+			p.EW[k*d+i] = e[i] * m.Norm.W[i]
+			s += float64(p.EW[k*d+i])
+			b += float64(e[i]) * float64(m.Norm.B[i])
+		}
+		p.S[k] = float32(s)
+		p.Bias[k] = float32(b) + m.Head.B[k]
+	}
+	return p
+}
+
+// Direct projects n vectors the obvious way, LN then head: the slow twin
+// that tests the folded path.
+func (p *Projector) Direct(h []float32, n int) []float32 {
+	m := p.model
+	normed := make([]float32, len(h))
+	vit.LayerNorm(normed, h, n, p.Dim, m.Norm, m.Config.LNEps)
+	out := make([]float32, n*p.Classes)
+	vit.LinearForward(out, normed, n, m.Head)
+	return out
+}
+
+// Raw computes Z = E'·h for n vectors (n×Classes), the linear part.
+func (p *Projector) Raw(h []float32, n int) []float32 {
+	z := make([]float32, n*p.Classes)
+	vit.MatMulT(z, h, p.EW, n, p.Classes, p.Dim)
+	return z
+}
+
+// Stats returns the per-vector mean and 1/σ (σ includes eps) of n vectors.
+func (p *Projector) Stats(h []float32, n int) (mean, invStd []float64) {
+	mean, invStd = make([]float64, n), make([]float64, n)
+	for t := 0; t < n; t++ {
+		row := h[t*p.Dim : (t+1)*p.Dim]
+		var mu float64
+		for _, v := range row {
+			mu += float64(v)
+		}
+		mu /= float64(p.Dim)
+		var va float64
+		for _, v := range row {
+			dv := float64(v) - mu
+			va += dv * dv
+		}
+		mean[t], invStd[t] = mu, 1/math.Sqrt(va/float64(p.Dim)+p.Eps)
+	}
+	return mean, invStd
+}
+
+// Finish turns raw Z (n×Classes) into logits in place, given the statistics
+// of the vectors Z came from.
+func (p *Projector) Finish(z []float32, mean, invStd []float64) {
+	for t := range mean {
+		row := z[t*p.Classes : (t+1)*p.Classes]
+		for k := range row {
+			row[k] = float32((float64(row[k])-mean[t]*float64(p.S[k]))*invStd[t]) + p.Bias[k]
+		}
+	}
+}
+
+// Rank is the 0-based position of class target among logits sorted in
+// descending order: the number of classes with a strictly larger logit. (An
+// argsort would break exact ties arbitrarily; counting is deterministic.)
+func Rank(logits []float32, target int) int {
+	lt := logits[target]
+	r := 0
+	for _, v := range logits {
+		if v > lt {
+			r++
+		}
+	}
+	return r
+}
+
+// TopK writes the indices of the k largest logits, largest first, ties broken
+// by the lower class index, into dst (len k).
+func TopK(dst []int32, logits []float32) {
+	k := len(dst)
+	n := 0
+	for c, v := range logits {
+		if n < k {
+			n++
+		} else if v <= logits[dst[k-1]] {
+			continue
+		}
+		i := n - 1
+		for i > 0 && v > logits[dst[i-1]] {
+			dst[i] = dst[i-1]
+			i--
+		}
+		dst[i] = int32(c)
+	}
+	for i := n; i < k; i++ {
+		dst[i] = -1 // fewer classes than k
+	}
+}
+
+// Identifiability is 1 − rank/C: 1 for top-1, about 0.5 at chance.
+func Identifiability(rank, classes int) float64 { return 1 - float64(rank)/float64(classes) }

@@ -1,0 +1,147 @@
+package lens
+
+import (
+	"math"
+	"math/rand/v2"
+	"sort"
+	"testing"
+
+	"vitlens/vit"
+)
+
+func testModel(t *testing.T, c vit.Config) *vit.Model {
+	t.Helper()
+	m, err := vit.NewRandom(c, 11)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Non-trivial final norm and head bias, so folding mistakes show.
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := range m.Norm.W {
+		m.Norm.W[i] = 1 + 0.3*float32(rng.NormFloat64())
+		m.Norm.B[i] = 0.3 * float32(rng.NormFloat64())
+	}
+	for i := range m.Head.B {
+		m.Head.B[i] = 0.5 * float32(rng.NormFloat64())
+	}
+	for i := range m.Head.W {
+		m.Head.W[i] *= 20
+	}
+	return m
+}
+
+var tinyCLS = vit.Config{ImageSize: 16, PatchSize: 4, Channels: 3, Dim: 24, Depth: 3, Heads: 3, MLPDim: 40,
+	Classes: 37, QKVBias: true, LNEps: 1e-6, ClassToken: true, Pool: vit.PoolCLS}
+
+func randImage(c vit.Config, seed uint64) *vit.Tensor {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	t := vit.NewTensor(c.Channels, c.ImageSize, c.ImageSize)
+	for i := range t.Data {
+		t.Data[i] = float32(rng.NormFloat64())
+	}
+	return t
+}
+
+func TestFoldedProjectionMatchesDirect(t *testing.T) {
+	m := testModel(t, tinyCLS)
+	p := NewProjector(m)
+	rng := rand.New(rand.NewPCG(9, 9))
+	n := 5
+	h := make([]float32, n*m.Config.Dim)
+	for i := range h {
+		h[i] = float32(rng.NormFloat64() * 3)
+	}
+	want := p.Direct(h, n)
+	got := p.Raw(h, n)
+	mean, inv := p.Stats(h, n)
+	p.Finish(got, mean, inv)
+	for i := range got {
+		if math.Abs(float64(got[i]-want[i])) > 1e-4*(1+math.Abs(float64(want[i]))) {
+			t.Fatalf("logit %d: folded %g, direct %g", i, got[i], want[i])
+		}
+	}
+}
+
+// The residual-accumulation fast path gives the same readouts as projecting
+// every tapped vector directly, for pre-norm and post-norm models.
+func TestFoldedBackendMatchesDirect(t *testing.T) {
+	gap := tinyCLS
+	gap.ClassToken, gap.Pool, gap.PostNorm, gap.QKVBias = false, vit.PoolMean, true, false
+	for _, c := range []vit.Config{tinyCLS, gap} {
+		m := testModel(t, c)
+		if c.PostNorm {
+			for i := range m.Blocks { // 1e-5 init would make every update vanish
+				for j := range m.Blocks[i].Norm1.W {
+					m.Blocks[i].Norm1.W[j], m.Blocks[i].Norm2.W[j] = 1, 0.7
+				}
+			}
+		}
+		yes, no := true, false
+		fast, slow := NewCPU(m), NewCPU(m)
+		fast.Folded, slow.Folded = &yes, &no
+		imgs := []*vit.Tensor{randImage(c, 1), randImage(c, 2)}
+		req := Request{Sites: vit.AllSites(), TopK: 5, Targets: []int{3, -1}}
+		a, err := fast.Analyze(imgs, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := slow.Analyze(imgs, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range a {
+			if a[i].Target != b[i].Target {
+				t.Fatalf("target %d vs %d", a[i].Target, b[i].Target)
+			}
+			for j, ra := range a[i].Readouts {
+				rb := b[i].Readouts[j]
+				for tok := range ra.Rank {
+					if d := math.Abs(float64(ra.TargetLogit[tok] - rb.TargetLogit[tok])); d > 1e-4*(1+math.Abs(float64(rb.TargetLogit[tok]))) {
+						t.Fatalf("%v block %d token %d: target logit %g vs %g", ra.Site, ra.Block, tok, ra.TargetLogit[tok], rb.TargetLogit[tok])
+					}
+					if ra.Rank[tok] != rb.Rank[tok] {
+						t.Fatalf("%v block %d token %d: rank %d vs %d", ra.Site, ra.Block, tok, ra.Rank[tok], rb.Rank[tok])
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestRankAndTopK(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	for trial := 0; trial < 50; trial++ {
+		n := 1 + rng.IntN(30)
+		logits := make([]float32, n)
+		for i := range logits {
+			logits[i] = float32(rng.IntN(8)) // many ties on purpose
+		}
+		idx := make([]int, n)
+		for i := range idx {
+			idx[i] = i
+		}
+		sort.SliceStable(idx, func(a, b int) bool { return logits[idx[a]] > logits[idx[b]] })
+		k := 1 + rng.IntN(6)
+		top := make([]int32, k)
+		TopK(top, logits)
+		for i := 0; i < k; i++ {
+			want := int32(-1)
+			if i < n {
+				want = int32(idx[i])
+			}
+			if top[i] != want {
+				t.Fatalf("logits %v: top%d = %v, want prefix of %v", logits, k, top, idx)
+			}
+		}
+		target := rng.IntN(n)
+		r := Rank(logits, target)
+		for pos, c := range idx { // first position holding target's value
+			if logits[c] == logits[target] {
+				if r != pos {
+					t.Fatalf("rank of %d in %v = %d, want %d", target, logits, r, pos)
+				}
+				break
+			}
+		}
+	}
+}

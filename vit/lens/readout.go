@@ -1,0 +1,85 @@
+package lens
+
+import (
+	"fmt"
+
+	"vitlens/vit"
+)
+
+// Readout is what the lens keeps of one site at one block for every token:
+// never all C logits, only the target's rank and logit and the top-k classes.
+type Readout struct {
+	Site        vit.Site
+	Block       int
+	Rank        []int32   // per token
+	TargetLogit []float32 // per token
+	Top         []int32   // per token × K, best first
+	K           int
+}
+
+// TopOf returns the top-k classes of sequence position t.
+func (r *Readout) TopOf(t int) []int32 { return r.Top[t*r.K : (t+1)*r.K] }
+
+// Request says what to compute for a batch of images.
+type Request struct {
+	Sites []vit.Site // sites to project at every block
+	TopK  int        // classes kept per token (5 in the paper)
+	Edit  vit.AttnEdit
+	// Keep, when non-nil, holds per image the token positions kept after the
+	// position embeddings (context perturbation); a nil entry keeps all.
+	Keep [][]int
+	// Targets holds per image the class whose rank is read out; a negative
+	// entry means "the model's own top-1 prediction".
+	Targets []int
+	// Taps asks for raw tensors beyond the lens readouts (attention maps,
+	// values, fc1) for analyses that need them; backends return them in
+	// Result.Trace.
+	Taps vit.Taps
+}
+
+// Result is one image's analysis.
+type Result struct {
+	Target   int
+	Tokens   []int     // original token index of each sequence position
+	Logits   []float32 // the model's own output
+	Readouts []Readout // Sites × Depth, site-major in Request.Sites order
+	Trace    *vit.Trace
+	depth    int
+	sites    []vit.Site
+}
+
+// At returns the readout of a site at a block, or nil when not requested.
+func (r *Result) At(s vit.Site, block int) *Readout {
+	for i, rs := range r.sites {
+		if rs == s {
+			return &r.Readouts[i*r.depth+block]
+		}
+	}
+	return nil
+}
+
+// Validate checks a request against a model and a batch size.
+func (q *Request) Validate(c vit.Config, batch int) error {
+	if q.TopK < 1 || q.TopK > c.Classes {
+		return fmt.Errorf("top-k must be in 1..%d, got %d", c.Classes, q.TopK)
+	}
+	if q.Keep != nil && len(q.Keep) != batch {
+		return fmt.Errorf("token selections for %d images, batch has %d", len(q.Keep), batch)
+	}
+	if q.Targets != nil && len(q.Targets) != batch {
+		return fmt.Errorf("targets for %d images, batch has %d", len(q.Targets), batch)
+	}
+	for _, t := range q.Targets {
+		if t >= c.Classes {
+			return fmt.Errorf("target class %d out of range (model has %d classes)", t, c.Classes)
+		}
+	}
+	seen := map[vit.Site]bool{}
+	for _, s := range q.Sites {
+		if s < 0 || s >= vit.NumSites || seen[s] {
+			return fmt.Errorf("bad or repeated site %v", s)
+		}
+		seen[s] = true
+	}
+	return nil
+}
