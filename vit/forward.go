@@ -46,6 +46,9 @@ func (m *Model) Forward(pixels *Tensor, opt Options) (*Trace, error) {
 	if opt.Taps.FC1 {
 		tr.FC1 = make([]*Tensor, c.Depth)
 	}
+	if opt.Taps.Heads {
+		tr.Heads = make([]*Tensor, c.Depth)
+	}
 	for b := range m.Blocks {
 		m.block(b, x, tokens, opt, tr)
 	}
@@ -136,6 +139,9 @@ func (m *Model) block(b int, x []float32, tokens []int, opt Options, tr *Trace) 
 	}
 	if tr.Values != nil {
 		tr.Values[b] = values
+	}
+	if tr.Heads != nil {
+		tr.Heads[b] = &Tensor{Shape: []int{n, d}, Data: slices.Clone(heads)}
 	}
 	update := make([]float32, n*d)
 	LinearForward(update, heads, n, blk.Proj)

@@ -56,6 +56,10 @@ type Taps struct {
 	AttnProbs bool // post-softmax (and post-edit) attention, H×N×N per block
 	Values    bool // per-head values V (bias included), H×N×HeadDim per block
 	FC1       bool // fc1 output before GELU, N×MLPDim per block
+	// Heads keeps the concatenated head outputs (A·V per head, before the
+	// output projection), N×Dim per block: the attention "memory
+	// coefficients" of the key-value analysis (spec §3.5).
+	Heads bool
 }
 
 // TapSites returns Taps recording the given sites.
@@ -112,6 +116,7 @@ type Trace struct {
 	AttnProbs []*Tensor           // [block] H×N×N
 	Values    []*Tensor           // [block] H×N×HeadDim
 	FC1       []*Tensor           // [block] N×MLPDim
+	Heads     []*Tensor           // [block] N×Dim
 	Pooled    []float32           // the classifier input after the final norm
 	Logits    []float32
 }
