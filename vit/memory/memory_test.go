@@ -1,0 +1,101 @@
+package memory
+
+import (
+	"math"
+	"slices"
+	"testing"
+
+	"vitlens/vit"
+)
+
+func smallModel(t *testing.T) *vit.Model {
+	t.Helper()
+	c := vit.Config{ImageSize: 8, PatchSize: 4, Channels: 3, Dim: 6, Depth: 2, Heads: 2, MLPDim: 10, Classes: 7,
+		QKVBias: true, LNEps: 1e-6, ClassToken: true, Pool: vit.PoolCLS}
+	m, err := vit.NewRandom(c, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestProjectionAndAgreementMatchNaive(t *testing.T) {
+	m := smallModel(t)
+	before := slices.Clone(m.Blocks[1].FC2.W)
+	headBefore := slices.Clone(m.Head.W)
+	for _, l := range []Layer{MLP, Attn} {
+		w := values(m, 1, l)
+		c, d, mem := m.Config.Classes, m.Config.Dim, w.In
+		p := Projection(m, 1, l)
+		cva := ClassValueAgreement(m, 1, l)
+		for k := 0; k < c; k++ {
+			best := math.Inf(-1)
+			for j := 0; j < mem; j++ {
+				var dot, en, vn float64
+				for i := 0; i < d; i++ {
+					e, v := float64(m.Head.W[k*d+i]), float64(w.W[i*mem+j])
+					dot += e * v
+					en += e * e
+					vn += v * v
+				}
+				if math.Abs(float64(p[k*mem+j])-dot) > 1e-6 {
+					t.Fatalf("%s P[%d,%d] = %g, naive %g", l, k, j, p[k*mem+j], dot)
+				}
+				best = max(best, dot/math.Sqrt(en*vn))
+			}
+			if math.Abs(cva[k]-best) > 1e-6 {
+				t.Fatalf("%s class %d agreement %g, naive %g", l, k, cva[k], best)
+			}
+		}
+	}
+	if !slices.Equal(before, m.Blocks[1].FC2.W) || !slices.Equal(headBefore, m.Head.W) {
+		t.Fatal("the analysis modified the model's weights")
+	}
+}
+
+func TestAgreesAndComposes(t *testing.T) {
+	b := &Block{ClassTop: [][TopK]int32{{1, 2, 3, 4, 5}, {6, 7, 8, 9, 0}}, MemoryClass: []int32{1, 0, 0, 0, 0, 0, 1, 1, 1, 1}}
+	if !b.Agrees([]int32{9, 3, 9, 9, 9}, 0) || b.Agrees([]int32{6, 7, 8, 9, 0}, 0) {
+		t.Fatal("Agrees")
+	}
+	if !b.Composes([]int32{2, 3, 4, 5, 0}, 1) || b.Composes([]int32{2, 3, 4, 5, 1}, 1) {
+		t.Fatal("Composes")
+	}
+}
+
+func TestTokenTopFromTrace(t *testing.T) {
+	m := smallModel(t)
+	px := vit.NewTensor(3, 8, 8)
+	for i := range px.Data {
+		px.Data[i] = float32(i%7) - 3
+	}
+	tr, err := m.Forward(px, vit.Options{Taps: vit.Taps{FC1: true, Heads: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []Layer{MLP, Attn} {
+		coef, err := Coefficients(tr, 0, l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		top := TokenTop(coef)
+		mem := coef.Shape[1]
+		for tok := 0; tok < coef.Shape[0]; tok++ {
+			row := coef.Data[tok*mem : (tok+1)*mem]
+			for _, j := range top[tok*TopK : (tok+1)*TopK] {
+				larger := 0
+				for _, v := range row {
+					if v > row[j] {
+						larger++
+					}
+				}
+				if larger >= TopK {
+					t.Fatalf("%s token %d: memory %d is not in the top %d", l, tok, j, TopK)
+				}
+			}
+		}
+	}
+	if _, err := Coefficients(&vit.Trace{}, 0, MLP); err == nil {
+		t.Fatal("missing taps should be an error")
+	}
+}
