@@ -1,0 +1,158 @@
+package checkpoint
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+
+	"vitlens/vit"
+)
+
+// jsonKeys maps the config.json keys we understand onto vit.Config's json
+// tags: our own keys map to themselves, Hugging Face's ViTConfig keys to
+// ours. id2label and hidden_act are handled apart.
+var jsonKeys = map[string]string{
+	"image_size": "image_size", "patch_size": "patch_size", "channels": "channels",
+	"dim": "dim", "depth": "depth", "heads": "heads", "mlp_dim": "mlp_dim",
+	"classes": "classes", "qkv_bias": "qkv_bias", "ln_eps": "ln_eps",
+	"class_token": "class_token", "pool": "pool", "post_norm": "post_norm",
+
+	"num_channels": "channels", "hidden_size": "dim", "num_hidden_layers": "depth",
+	"num_attention_heads": "heads", "intermediate_size": "mlp_dim",
+	"layer_norm_eps": "ln_eps", "num_labels": "classes", "num_classes": "classes",
+}
+
+// freeFields are not given by the tensors, so a source may set them to
+// anything; every other field a source gives must agree with the tensors.
+var freeFields = map[string]bool{"heads": true, "ln_eps": true, "post_norm": true}
+
+// partial is the fields one source gives, by json tag.
+type partial struct {
+	source string
+	cfg    vit.Config
+	set    map[string]bool
+}
+
+// parseConfigJSON reads a config.json (Hugging Face's or ours) or the
+// safetensors metadata "config" entry.
+func parseConfigJSON(source string, b []byte) (partial, error) {
+	p := partial{source: source, set: map[string]bool{}}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return p, fmt.Errorf("%s is not a JSON object: %v", source, err)
+	}
+	fields := fieldsByTag(&p.cfg)
+	for _, key := range sortedKeys(raw) {
+		msg := raw[key]
+		switch key {
+		case "id2label":
+			var labels map[string]json.RawMessage
+			if err := json.Unmarshal(msg, &labels); err != nil {
+				return p, fmt.Errorf("%s: id2label: %v", source, err)
+			}
+			if !p.set["classes"] {
+				p.cfg.Classes, p.set["classes"] = len(labels), true
+			}
+			continue
+		case "hidden_act":
+			var act string
+			if err := json.Unmarshal(msg, &act); err != nil || act != "gelu" {
+				return p, fmt.Errorf("%s: hidden_act %s not supported (only exact GELU, \"gelu\")", source, msg)
+			}
+			continue
+		case "image_size", "patch_size":
+			// Hugging Face allows [h, w]; only square is supported.
+			var hw []int
+			if json.Unmarshal(msg, &hw) == nil {
+				if len(hw) != 2 || hw[0] != hw[1] {
+					return p, fmt.Errorf("%s: %s %s is not square", source, key, msg)
+				}
+				msg, _ = json.Marshal(hw[0])
+			}
+		}
+		tag, ok := jsonKeys[key]
+		if !ok {
+			continue // other keys (architectures, id2label's text, ...) do not matter here
+		}
+		if err := json.Unmarshal(msg, fields[tag].Addr().Interface()); err != nil {
+			return p, fmt.Errorf("%s: %s: %v", source, key, err)
+		}
+		p.set[tag] = true
+	}
+	return p, nil
+}
+
+func fieldsByTag(c *vit.Config) map[string]reflect.Value {
+	v := reflect.ValueOf(c).Elem()
+	out := map[string]reflect.Value{}
+	for i := 0; i < v.NumField(); i++ {
+		tag, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("json"), ",")
+		out[tag] = v.Field(i)
+	}
+	return out
+}
+
+// mergeConfig applies, weakest first, the safetensors metadata "config",
+// config.json and Options.Override over the inferred config, then defaults
+// the head count to dim/64 (right for every standard ViT: tiny 192/3, small
+// 384/6, base 768/12, large 1024/16, huge 1280/16).
+func mergeConfig(inferred vit.Config, meta map[string]string, opt Options) (vit.Config, string, error) {
+	var sources []partial
+	if s, ok := meta["config"]; ok {
+		p, err := parseConfigJSON("safetensors metadata \"config\"", []byte(s))
+		if err != nil {
+			return inferred, "", err
+		}
+		p.source = SourceMetadata
+		sources = append(sources, p)
+	}
+	if opt.ConfigJSON != nil {
+		p, err := parseConfigJSON(SourceConfigJSON, opt.ConfigJSON)
+		if err != nil {
+			return inferred, "", err
+		}
+		sources = append(sources, p)
+	}
+	if o := opt.Override; o != nil {
+		p := partial{source: SourceOverride, cfg: *o, set: map[string]bool{}}
+		for tag, f := range fieldsByTag(&p.cfg) {
+			if !f.IsZero() {
+				p.set[tag] = true
+			}
+		}
+		sources = append(sources, p)
+	}
+
+	cfg, from := inferred, SourceInferred
+	shapes := fieldsByTag(&inferred)
+	fields := fieldsByTag(&cfg)
+	for _, p := range sources {
+		given := fieldsByTag(&p.cfg)
+		tags := sortedKeys(p.set)
+		for _, tag := range tags {
+			val := given[tag]
+			if !freeFields[tag] && !reflect.DeepEqual(val.Interface(), shapes[tag].Interface()) {
+				return cfg, "", fmt.Errorf("%s says %s = %v but the tensors give %v", p.source, tag, val.Interface(), shapes[tag].Interface())
+			}
+			fields[tag].Set(val)
+		}
+		if len(tags) > 0 {
+			from = p.source
+		}
+	}
+	if cfg.Heads == 0 {
+		if cfg.Dim%64 != 0 {
+			return cfg, "", fmt.Errorf("the head count is not in the tensors and dim %d is not a multiple of 64: give heads in config.json, the safetensors metadata \"config\" or Options.Override", cfg.Dim)
+		}
+		cfg.Heads = cfg.Dim / 64
+		from += HeadsAssumed
+	}
+	if cfg.Dim%cfg.Heads != 0 {
+		return cfg, "", fmt.Errorf("heads %d does not divide dim %d", cfg.Heads, cfg.Dim)
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, "", fmt.Errorf("config invalid: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	return cfg, from, nil
+}
