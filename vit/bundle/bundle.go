@@ -1,0 +1,190 @@
+// Package bundle puts together what it takes to analyse images with a model:
+// the weights, the preprocessing preset and the class names, whatever the
+// source (a file, bytes picked in the browser, or the embedded demo model).
+package bundle
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	"vitlens/public"
+	"vitlens/vit"
+	"vitlens/vit/checkpoint"
+	"vitlens/vit/preprocess"
+)
+
+// Bundle is a loaded model ready to use.
+type Bundle struct {
+	Model   *vit.Model
+	Info    checkpoint.Info
+	Preset  preprocess.Preset
+	Classes []string // len == Model.Config.Classes
+	// PresetSource and ClassesSource say where each choice came from, so
+	// `vitlens info` and the app can show it.
+	PresetSource, ClassesSource string
+}
+
+// Options choose what the checkpoint does not say.
+type Options struct {
+	Preset      string // "" = suggested
+	ClassesFile string // "" = metadata, bundled ImageNet names, or numbers
+	Checkpoint  checkpoint.Options
+}
+
+// DemoName is how the embedded demo model is named in messages.
+const DemoName = "demo:fmnist-vit"
+
+// Open loads a model file, or the embedded demo model when path is "".
+func Open(path string, opt Options) (*Bundle, error) {
+	if path == "" || path == DemoName {
+		return Demo(opt)
+	}
+	m, info, err := checkpoint.Load(path, opt.Checkpoint)
+	if err != nil {
+		return nil, err
+	}
+	var classesData []byte
+	if opt.ClassesFile != "" {
+		if classesData, err = os.ReadFile(opt.ClassesFile); err != nil {
+			return nil, err
+		}
+	}
+	return finish(m, info, opt, classesData)
+}
+
+// FromBytes loads a checkpoint held in memory (browser file picker, URL).
+func FromBytes(name string, data []byte, classesName string, classesData []byte, opt Options) (*Bundle, error) {
+	m, info, err := checkpoint.LoadBytes(name, data, opt.Checkpoint)
+	if err != nil {
+		return nil, err
+	}
+	opt.ClassesFile = classesName
+	return finish(m, info, opt, classesData)
+}
+
+// Demo loads the embedded Fashion-MNIST demo model.
+func Demo(opt Options) (*Bundle, error) {
+	data, err := public.Files.ReadFile(public.DemoModel)
+	if err != nil {
+		return nil, fmt.Errorf("embedded demo model: %w", err)
+	}
+	return FromBytes(DemoName, data, "", nil, opt)
+}
+
+func finish(m *vit.Model, info checkpoint.Info, opt Options, classesData []byte) (*Bundle, error) {
+	b := &Bundle{Model: m, Info: info}
+	name, src := SuggestPreset(info)
+	if opt.Preset != "" {
+		name, src = opt.Preset, "flag"
+	}
+	p, err := preprocess.PresetByName(name)
+	if err != nil {
+		return nil, err
+	}
+	b.Preset, b.PresetSource = p, src
+	if m.Config.Channels != 3 {
+		return nil, fmt.Errorf("%s: model has %d input channels; presets produce RGB (3)", info.Path, m.Config.Channels)
+	}
+	C := m.Config.Classes
+	switch {
+	case opt.ClassesFile != "":
+		names, err := ParseClassNames(opt.ClassesFile, classesData)
+		if err != nil {
+			return nil, err
+		}
+		b.Classes, b.ClassesSource = names, opt.ClassesFile
+	case info.Metadata["classes"] != "":
+		names, err := ParseClassNames(info.Path+" metadata", []byte(info.Metadata["classes"]))
+		if err != nil {
+			return nil, err
+		}
+		b.Classes, b.ClassesSource = names, "checkpoint metadata"
+	case C == 1000:
+		data, err := fs.ReadFile(public.Files, public.ImageNetClasses)
+		if err != nil {
+			return nil, err
+		}
+		b.Classes, _ = ParseClassNames(public.ImageNetClasses, data)
+		b.ClassesSource = "bundled ImageNet-1k names"
+	default:
+		for i := 0; i < C; i++ {
+			b.Classes = append(b.Classes, strconv.Itoa(i))
+		}
+		b.ClassesSource = "class numbers (no names given)"
+	}
+	if len(b.Classes) != C {
+		return nil, fmt.Errorf("%s: %d class names for a model with %d classes", b.ClassesSource, len(b.Classes), C)
+	}
+	return b, nil
+}
+
+// SuggestPreset picks the preprocessing: what the checkpoint's metadata says,
+// else the paper's default for ImageNet ViTs (google: resize, mean=std=0.5).
+func SuggestPreset(info checkpoint.Info) (name, source string) {
+	if p := info.Metadata["preset"]; p != "" {
+		return p, "checkpoint metadata"
+	}
+	return "google", "default for ImageNet ViTs (the paper's google processor)"
+}
+
+// ParseClassNames reads class names from a text file (one per line), a JSON
+// list, or a JSON object mapping index to name (Hugging Face id2label, or a
+// whole config.json holding one).
+func ParseClassNames(name string, data []byte) ([]string, error) {
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 {
+		return nil, fmt.Errorf("%s: no class names", name)
+	}
+	switch trimmed[0] {
+	case '[':
+		var names []string
+		if err := json.Unmarshal(trimmed, &names); err != nil {
+			return nil, fmt.Errorf("%s: not a JSON list of names: %w", name, err)
+		}
+		return names, nil
+	case '{':
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(trimmed, &obj); err != nil {
+			return nil, fmt.Errorf("%s: bad JSON: %w", name, err)
+		}
+		if inner, ok := obj["id2label"]; ok {
+			return ParseClassNames(name, inner)
+		}
+		idx := make(map[int]string, len(obj))
+		for k, v := range obj {
+			i, err := strconv.Atoi(k)
+			if err != nil || i < 0 {
+				return nil, fmt.Errorf("%s: key %q is not a class index", name, k)
+			}
+			var s string
+			if err := json.Unmarshal(v, &s); err != nil {
+				return nil, fmt.Errorf("%s: class %d: name is not a string", name, i)
+			}
+			idx[i] = s
+		}
+		keys := make([]int, 0, len(idx))
+		for k := range idx {
+			keys = append(keys, k)
+		}
+		sort.Ints(keys)
+		names := make([]string, len(keys))
+		for i, k := range keys {
+			if k != i {
+				return nil, fmt.Errorf("%s: class indices skip %d", name, i)
+			}
+			names[i] = idx[k]
+		}
+		return names, nil
+	}
+	var names []string
+	for _, line := range strings.Split(strings.TrimRight(string(data), "\r\n"), "\n") {
+		names = append(names, strings.TrimSpace(line))
+	}
+	return names, nil
+}

@@ -1,0 +1,452 @@
+// Package experiment runs the paper's experiments over a dataset as
+// streaming, resumable batch jobs: images go through the backend chunk by
+// chunk, and each chunk's rows land atomically in a results folder.
+package experiment
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"vitlens/vit"
+	"vitlens/vit/bundle"
+	"vitlens/vit/dataset"
+	"vitlens/vit/lens"
+	"vitlens/vit/memory"
+	"vitlens/vit/results"
+)
+
+// Kind names an experiment (a `vitlens` subcommand).
+type Kind string
+
+const (
+	Extract       Kind = "extract"        // extractor.py
+	PerturbAttn   Kind = "perturb-attn"   // attn_perturbation.py
+	PerturbTokens Kind = "perturb-tokens" // tokens_perturbation.py
+	Memories      Kind = "memories"       // memories.py
+)
+
+// Drop modes of the token perturbation.
+const (
+	DropContext    = "context"     // keep [CLS] and class-labelled tokens
+	DropClassLabel = "class_label" // keep [CLS] and context tokens
+)
+
+// Spec says what an experiment computes.
+type Spec struct {
+	Kind  Kind
+	Sites []vit.Site // extract: sites to read out (default all)
+	TopK  int        // 5
+	Edit  vit.AttnEdit
+	Drop  string       // perturb-tokens
+	Layer memory.Layer // memories
+	Seed  uint64       // random classes of the memory baseline
+	// Masks reads segmentation masks into the patch_label column when the
+	// dataset has them (needed for the class-vs-context analysis).
+	Masks bool
+}
+
+// Params are the spec fields that change results, for the manifest.
+func (s Spec) Params() map[string]string {
+	var sites []string
+	for _, x := range s.Sites {
+		sites = append(sites, x.String())
+	}
+	p := map[string]string{"sites": strings.Join(sites, ","), "topk": fmt.Sprint(s.TopK)}
+	switch s.Kind {
+	case PerturbAttn:
+		p["mode"] = string(s.Edit)
+	case PerturbTokens:
+		p["drop"] = s.Drop
+	case Memories:
+		p["layer"] = string(s.Layer)
+		p["seed"] = fmt.Sprint(s.Seed)
+	}
+	if s.Masks {
+		p["masks"] = "true"
+	}
+	return p
+}
+
+// Runner executes one experiment.
+type Runner struct {
+	Bundle  *bundle.Bundle
+	Backend lens.Backend
+	Data    dataset.Dataset // already selected (limit, classes); not sharded
+	Out     *results.Run
+	Spec    Spec
+	Batch   int // images per backend call
+	// Shard i of n processes chunks k with k % n == i, so shards of one run
+	// never write the same chunk and merge cleanly.
+	Shard, NumShards int
+	Progress         func(done, total int) // optional
+	Log              io.Writer             // notes about skipped images
+}
+
+// Stats summarises a Run call.
+type Stats struct {
+	Images, Skipped, ResumedChunks int
+	Elapsed                        time.Duration
+}
+
+// Run processes every chunk not yet committed, then finishes the tables.
+func (r *Runner) Run() (Stats, error) {
+	var st Stats
+	start := time.Now()
+	if err := r.validate(); err != nil {
+		return st, err
+	}
+	size := r.Out.Manifest().ChunkSize
+	n := r.Data.Len()
+	chunks := (n + size - 1) / size
+	mine := shardChunks(chunks, r.Shard, r.NumShards)
+	total := ShardImages(n, size, r.Shard, r.NumShards)
+	done := 0
+	var blocks []*memory.Block
+	if r.Spec.Kind == Memories {
+		for b := range r.Bundle.Model.Blocks {
+			blocks = append(blocks, memory.NewBlock(r.Bundle.Model, b, r.Spec.Layer))
+		}
+		if err := r.writeClassValue(chunks); err != nil {
+			return st, err
+		}
+	}
+	for _, k := range mine {
+		if r.Out.ChunkDone(k) {
+			st.ResumedChunks++
+			done += min(size, n-k*size)
+		}
+	}
+	r.progress(done, total)
+	for _, k := range mine {
+		lo, hi := k*size, min((k+1)*size, n)
+		if r.Out.ChunkDone(k) {
+			continue
+		}
+		imgs, skipped, err := r.runChunk(k, lo, hi, blocks)
+		if err != nil {
+			return st, err
+		}
+		st.Images += imgs
+		st.Skipped += skipped
+		done += hi - lo
+		r.progress(done, total)
+	}
+	st.Elapsed = time.Since(start)
+	// Only a run holding every chunk can be finished; a shard is finished by
+	// `vitlens merge`.
+	if r.NumShards <= 1 {
+		return st, r.Out.Finish()
+	}
+	return st, nil
+}
+
+// shardChunks lists the chunks shard i of n owns: k with k % n == i.
+func shardChunks(chunks, shard, n int) []int {
+	var mine []int
+	for k := 0; k < chunks; k++ {
+		if k%max(n, 1) == shard {
+			mine = append(mine, k)
+		}
+	}
+	return mine
+}
+
+// ShardImages is the number of images shard i of n processes when images
+// are cut into chunks of the given size (the manifest's Total of a shard).
+func ShardImages(images, chunkSize, shard, n int) int {
+	total := 0
+	for _, k := range shardChunks((images+chunkSize-1)/chunkSize, shard, n) {
+		total += min(chunkSize, images-k*chunkSize)
+	}
+	return total
+}
+
+func (r *Runner) progress(done, total int) {
+	if r.Progress != nil {
+		r.Progress(done, total)
+	}
+}
+
+func (r *Runner) validate() error {
+	s := r.Spec
+	c := r.Bundle.Model.Config
+	if s.TopK != 5 {
+		return fmt.Errorf("top-k must be 5 (the ranks table has columns top1..top5), got %d", s.TopK)
+	}
+	if len(s.Sites) == 0 {
+		return errors.New("no sites to read out")
+	}
+	if len(r.Data.Classes()) > c.Classes {
+		return fmt.Errorf("dataset %s has %d classes, the model only %d", r.Data.Name(), len(r.Data.Classes()), c.Classes)
+	}
+	switch s.Kind {
+	case Extract, Memories:
+	case PerturbAttn:
+		if s.Edit == vit.EditNone {
+			return errors.New("perturb-attn needs a mode (self_only or no_cls)")
+		}
+	case PerturbTokens:
+		if s.Drop != DropContext && s.Drop != DropClassLabel {
+			return fmt.Errorf("unknown drop mode %q (want %s or %s)", s.Drop, DropContext, DropClassLabel)
+		}
+		if !c.ClassToken {
+			return errors.New("perturb-tokens keeps [CLS]; this model has none")
+		}
+	default:
+		return fmt.Errorf("unknown experiment %q", s.Kind)
+	}
+	if r.Batch < 1 {
+		return errors.New("batch size must be at least 1")
+	}
+	return nil
+}
+
+// loaded is one preprocessed image of a chunk.
+type loaded struct {
+	item   dataset.Item
+	pixels *vit.Tensor
+	labels []uint8 // patch labels, nil when unknown
+	keep   []int   // perturb-tokens: kept positions
+	err    error   // why the image is skipped
+}
+
+// load decodes and preprocesses images lo..hi-1 in parallel.
+func (r *Runner) load(lo, hi int) []loaded {
+	out := make([]loaded, hi-lo)
+	c := r.Bundle.Model.Config
+	needMask := r.Spec.Kind == PerturbTokens || r.Spec.Masks
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	for i := lo; i < hi; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			l := &out[i-lo]
+			l.item = r.Data.Item(i)
+			img, err := r.Data.Image(i)
+			if err != nil {
+				l.err = err
+				return
+			}
+			if l.pixels, err = r.Bundle.Preset.Apply(img, c.ImageSize); err != nil {
+				l.err = fmt.Errorf("%s: %w", l.item.ID, err)
+				return
+			}
+			if needMask {
+				labels, ok, err := r.Data.PatchLabels(i, c.GridSize())
+				switch {
+				case err != nil:
+					l.err = err
+				case !ok && r.Spec.Kind == PerturbTokens:
+					l.err = fmt.Errorf("dataset %s has no segmentation masks", r.Data.Name())
+				case ok:
+					l.labels = labels
+				}
+			}
+			if r.Spec.Kind == PerturbTokens && l.err == nil {
+				l.keep = keptTokens(l.labels, r.Spec.Drop)
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// keptTokens lists [CLS] and the image tokens that survive dropping.
+func keptTokens(labels []uint8, drop string) []int {
+	keep := []int{0}
+	want := uint8(1) // DropContext keeps class-labelled tokens
+	if drop == DropClassLabel {
+		want = 0
+	}
+	for p, l := range labels {
+		if l == want {
+			keep = append(keep, p+1)
+		}
+	}
+	return keep
+}
+
+func (r *Runner) runChunk(k, lo, hi int, blocks []*memory.Block) (images, skipped int, err error) {
+	items := r.load(lo, hi)
+	var ranks []RankRow
+	var imgRows []ImageRow
+	var skips []SkipRow
+	var mems []MemoryRow
+	var ok []loaded
+	for _, l := range items {
+		if l.err != nil {
+			skips = append(skips, SkipRow{Image: int32(l.item.Index), ID: l.item.ID, Reason: l.err.Error()})
+			if r.Log != nil {
+				fmt.Fprintf(r.Log, "skipped image %d: %v\n", l.item.Index, l.err)
+			}
+			continue
+		}
+		ok = append(ok, l)
+	}
+	for b0 := 0; b0 < len(ok); b0 += r.Batch {
+		batch := ok[b0:min(b0+r.Batch, len(ok))]
+		req := r.request(batch)
+		pixels := make([]*vit.Tensor, len(batch))
+		for i, l := range batch {
+			pixels[i] = l.pixels
+		}
+		res, err := r.Backend.Analyze(pixels, req)
+		if err != nil {
+			return 0, 0, fmt.Errorf("chunk %d (images %d..%d): %w", k, lo, hi-1, err)
+		}
+		for i, l := range batch {
+			out := res[i]
+			pred := argmax(out.Logits)
+			imgRows = append(imgRows, ImageRow{Image: int32(l.item.Index), ID: l.item.ID, Label: int32(l.item.Label),
+				Pred: int32(pred), Correct: pred == l.item.Label, Tokens: int32(len(out.Tokens))})
+			ranks = appendRanks(ranks, l, out, req.Sites, r.Bundle.Model.Config)
+			if r.Spec.Kind == Memories {
+				rows, err := r.memoryRows(l, out, blocks, pred == l.item.Label)
+				if err != nil {
+					return 0, 0, err
+				}
+				mems = append(mems, rows...)
+			}
+		}
+	}
+	if err := results.WriteChunk(r.Out, "ranks", k, ranks); err != nil {
+		return 0, 0, err
+	}
+	if err := results.WriteChunk(r.Out, "images", k, imgRows); err != nil {
+		return 0, 0, err
+	}
+	if err := results.WriteChunk(r.Out, "skipped", k, skips); err != nil {
+		return 0, 0, err
+	}
+	if r.Spec.Kind == Memories {
+		if err := results.WriteChunk(r.Out, "memories", k, mems); err != nil {
+			return 0, 0, err
+		}
+	}
+	return len(ok), len(skips), r.Out.CommitChunk(k)
+}
+
+func (r *Runner) request(batch []loaded) lens.Request {
+	req := lens.Request{Sites: r.Spec.Sites, TopK: r.Spec.TopK, Edit: r.Spec.Edit, Targets: make([]int, len(batch))}
+	for i, l := range batch {
+		req.Targets[i] = l.item.Label
+	}
+	if r.Spec.Kind == PerturbTokens {
+		req.Keep = make([][]int, len(batch))
+		for i, l := range batch {
+			req.Keep[i] = l.keep
+		}
+	}
+	if r.Spec.Kind == Memories {
+		if r.Spec.Layer == memory.MLP {
+			req.Taps.FC1 = true
+		} else {
+			req.Taps.Heads = true
+		}
+	}
+	return req
+}
+
+func appendRanks(rows []RankRow, l loaded, out *lens.Result, sites []vit.Site, c vit.Config) []RankRow {
+	for _, s := range sites {
+		for b := 0; b < c.Depth; b++ {
+			ro := out.At(s, b)
+			for p, tok := range out.Tokens {
+				top := ro.TopOf(p)
+				rows = append(rows, RankRow{Image: int32(l.item.Index), Label: int32(l.item.Label), Block: int32(b),
+					Site: s.String(), Token: int32(tok), PatchLabel: patchLabel(l.labels, tok, c),
+					Rank: ro.Rank[p], Top1: top[0], Top2: top[1], Top3: top[2], Top4: top[3], Top5: top[4],
+					TargetLogit: ro.TargetLogit[p]})
+			}
+		}
+	}
+	return rows
+}
+
+// patchLabel returns the mask label of an original token index, -1 for
+// [CLS] or when unknown.
+func patchLabel(labels []uint8, tok int, c vit.Config) int32 {
+	p := tok - c.FirstImageToken()
+	if labels == nil || p < 0 || p >= len(labels) {
+		return -1
+	}
+	return int32(labels[p])
+}
+
+// randomClass is the seeded stand-in for the original's unseeded random
+// class per concept (the key-value agreement baseline).
+func randomClass(seed uint64, label, classes int) int {
+	rng := rand.New(rand.NewPCG(seed, uint64(label)))
+	return rng.IntN(classes)
+}
+
+func (r *Runner) memoryRows(l loaded, out *lens.Result, blocks []*memory.Block, correct bool) ([]MemoryRow, error) {
+	var rows []MemoryRow
+	site := vit.SiteMLP
+	if r.Spec.Layer == memory.Attn {
+		site = vit.SiteAttn
+	}
+	rc := randomClass(r.Spec.Seed, l.item.Label, r.Bundle.Model.Config.Classes)
+	for b, blk := range blocks {
+		coef, err := memory.Coefficients(out.Trace, b, r.Spec.Layer)
+		if err != nil {
+			return nil, err
+		}
+		top := memory.TokenTop(coef)
+		ro := out.At(site, b)
+		for p, tok := range out.Tokens {
+			tt := top[p*memory.TopK : (p+1)*memory.TopK]
+			rows = append(rows, MemoryRow{Image: int32(l.item.Index), Label: int32(l.item.Label), Block: int32(b),
+				Layer: string(r.Spec.Layer), Token: int32(tok), Correct: correct,
+				Agree: blk.Agrees(tt, l.item.Label), AgreeRandom: blk.Agrees(tt, rc),
+				Composes: blk.Composes(tt, ro.TopOf(p)[0]),
+				Mem1:     tt[0], Mem2: tt[1], Mem3: tt[2], Mem4: tt[3], Mem5: tt[4]})
+		}
+	}
+	return rows, nil
+}
+
+// writeClassValue stores the weights-only class-value agreement, with a
+// seeded random-init model of the same architecture as the baseline, in a
+// chunk past the image chunks so it merges and resumes like any other.
+func (r *Runner) writeClassValue(imageChunks int) error {
+	k := imageChunks // one extra chunk index, owned by shard 0
+	if r.Shard != 0 || r.Out.ChunkDone(k) {
+		return nil
+	}
+	m := r.Bundle.Model
+	random, err := vit.NewRandom(m.Config, r.Spec.Seed)
+	if err != nil {
+		return err
+	}
+	var rows []ClassValueRow
+	for b := range m.Blocks {
+		got := memory.ClassValueAgreement(m, b, r.Spec.Layer)
+		base := memory.ClassValueAgreement(random, b, r.Spec.Layer)
+		for c := range got {
+			rows = append(rows, ClassValueRow{Block: int32(b), Layer: string(r.Spec.Layer), Class: int32(c), MaxCos: got[c], RandomMaxCos: base[c]})
+		}
+	}
+	if err := results.WriteChunk(r.Out, "class_value", k, rows); err != nil {
+		return err
+	}
+	return r.Out.CommitChunk(k)
+}
+
+func argmax(v []float32) int {
+	best := 0
+	for i, x := range v {
+		if x > v[best] {
+			best = i
+		}
+	}
+	return best
+}

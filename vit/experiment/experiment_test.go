@@ -1,0 +1,277 @@
+package experiment
+
+import (
+	"fmt"
+	"image"
+	"image/png"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"vitlens/vit"
+	"vitlens/vit/bundle"
+	"vitlens/vit/dataset"
+	"vitlens/vit/lens"
+	"vitlens/vit/memory"
+	"vitlens/vit/preprocess"
+	"vitlens/vit/results"
+)
+
+var testConfig = vit.Config{ImageSize: 16, PatchSize: 4, Channels: 3, Dim: 16, Depth: 3, Heads: 2, MLPDim: 32,
+	Classes: 4, QKVBias: true, LNEps: 1e-6, ClassToken: true, Pool: vit.PoolCLS}
+
+// imageFolder writes a tiny class-per-folder dataset of random PNGs.
+func imageFolder(t *testing.T, perClass int) string {
+	t.Helper()
+	root := t.TempDir()
+	rng := rand.New(rand.NewPCG(1, 1))
+	for c := 0; c < 3; c++ {
+		dir := filepath.Join(root, fmt.Sprintf("class%d", c))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < perClass; i++ {
+			img := image.NewRGBA(image.Rect(0, 0, 20, 18))
+			for p := 0; p < len(img.Pix); p += 4 {
+				img.Pix[p], img.Pix[p+1], img.Pix[p+2], img.Pix[p+3] = uint8(rng.IntN(256)), uint8(rng.IntN(256)), uint8(40*c), 255
+			}
+			f, err := os.Create(filepath.Join(dir, fmt.Sprintf("img%02d.png", i)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := png.Encode(f, img); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+		}
+	}
+	return root
+}
+
+func testBundle(t *testing.T) *bundle.Bundle {
+	t.Helper()
+	m, err := vit.NewRandom(testConfig, 42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range m.Head.W { // a sharper head so ranks spread out
+		m.Head.W[i] *= 30
+	}
+	p, err := preprocess.PresetByName("google")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &bundle.Bundle{Model: m, Preset: p, Classes: []string{"a", "b", "c", "d"}}
+}
+
+func run(t *testing.T, b *bundle.Bundle, ds dataset.Dataset, dir string, spec Spec, shard, n int) Stats {
+	t.Helper()
+	man := results.Manifest{Experiment: string(spec.Kind), Params: spec.Params(), ModelSHA256: "test",
+		Config: b.Model.Config, Dataset: ds.Name(), Total: ShardImages(ds.Len(), 4, shard, n), ChunkSize: 4}
+	if n > 1 {
+		man.Shard = fmt.Sprintf("%d/%d", shard, n)
+	}
+	out, err := results.Create(dir, man, results.Parquet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Runner{Bundle: b, Backend: lens.NewCPU(b.Model), Data: ds, Out: out, Spec: spec, Batch: 3, Shard: shard, NumShards: n}
+	st, err := r.Run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func readAll[T any](t *testing.T, dir, table string) []T {
+	t.Helper()
+	var rows []T
+	if err := results.ReadRows(dir, table, func(r T) error { rows = append(rows, r); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+var extractSpec = Spec{Kind: Extract, Sites: vit.AllSites(), TopK: 5}
+
+// The ranks table holds exactly what the lens says for each image.
+func TestExtractMatchesLens(t *testing.T) {
+	b := testBundle(t)
+	ds, err := dataset.Open("folder", imageFolder(t, 5), dataset.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	st := run(t, b, ds, dir, extractSpec, 0, 1)
+	if st.Images != 15 || st.Skipped != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	rows := readAll[RankRow](t, dir, "ranks")
+	n := testConfig.NumTokens()
+	if want := 15 * 4 * testConfig.Depth * n; len(rows) != want {
+		t.Fatalf("%d rank rows, want %d", len(rows), want)
+	}
+	img, _ := ds.Image(7)
+	px, _ := b.Preset.Apply(img, testConfig.ImageSize)
+	res, err := lens.NewCPU(b.Model).Analyze([]*vit.Tensor{px}, lens.Request{Sites: vit.AllSites(), TopK: 5, Targets: []int{ds.Item(7).Label}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, r := range rows {
+		if r.Image != 7 {
+			continue
+		}
+		s, _ := vit.ParseSite(r.Site)
+		ro := res[0].At(s, int(r.Block))
+		top := ro.TopOf(int(r.Token))
+		if r.Rank != ro.Rank[r.Token] || r.Top1 != top[0] || r.Top5 != top[4] || r.TargetLogit != ro.TargetLogit[r.Token] || int(r.Label) != ds.Item(7).Label || r.PatchLabel != -1 {
+			t.Fatalf("row %+v disagrees with the lens (rank %d, top %v)", r, ro.Rank[r.Token], top)
+		}
+		checked++
+	}
+	if checked != 4*testConfig.Depth*n {
+		t.Fatalf("checked %d rows of image 7", checked)
+	}
+	rep, err := Summarize(dir, SummaryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	imgs := readAll[ImageRow](t, dir, "images")
+	correct := 0
+	for _, r := range imgs {
+		if r.Correct {
+			correct++
+		}
+	}
+	if rep.Images != 15 || rep.Accuracy != float64(correct)/15 || len(rep.Blocks) != testConfig.Depth {
+		t.Fatalf("summary %+v", rep)
+	}
+}
+
+// An interrupted run resumes where it stopped, and shards merge into the
+// same tables as one run.
+func TestResumeAndShards(t *testing.T) {
+	b := testBundle(t)
+	ds, err := dataset.Open("folder", imageFolder(t, 5), dataset.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole := t.TempDir()
+	run(t, b, ds, whole, extractSpec, 0, 1)
+	want := readAll[RankRow](t, whole, "ranks")
+
+	// Crash after chunk 1's parts were written but before its commit, and
+	// before Finish: only chunk 1 must be redone.
+	crashed := t.TempDir()
+	run(t, b, ds, crashed, extractSpec, 0, 1)
+	for _, f := range []string{"chunks/chunk-000001.done", "ranks.parquet", "images.parquet"} {
+		if err := os.Remove(filepath.Join(crashed, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := run(t, b, ds, crashed, extractSpec, 0, 1)
+	if st.ResumedChunks != 3 || st.Images != 4 {
+		t.Fatalf("resume redid %+v, want only chunk 1 (4 images)", st)
+	}
+	if got := readAll[RankRow](t, crashed, "ranks"); !reflect.DeepEqual(got, want) {
+		t.Fatal("resumed run differs from an uninterrupted one")
+	}
+
+	s0, s1, merged := t.TempDir(), t.TempDir(), filepath.Join(t.TempDir(), "merged")
+	run(t, b, ds, s0, extractSpec, 0, 2)
+	run(t, b, ds, s1, extractSpec, 1, 2)
+	if err := results.Merge(merged, []string{s0, s1}); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll[RankRow](t, merged, "ranks"); !reflect.DeepEqual(got, want) {
+		t.Fatal("merged shards differ from one run")
+	}
+}
+
+// Images without masks cannot be token-perturbed: they are skipped, counted
+// and recorded with the reason, never silently analysed.
+func TestPerturbTokensSkipsWithoutMasks(t *testing.T) {
+	b := testBundle(t)
+	ds, err := dataset.Open("folder", imageFolder(t, 2), dataset.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	st := run(t, b, ds, dir, Spec{Kind: PerturbTokens, Sites: []vit.Site{vit.SiteHS}, TopK: 5, Drop: DropContext}, 0, 1)
+	if st.Images != 0 || st.Skipped != 6 {
+		t.Fatalf("stats %+v", st)
+	}
+	if skips := readAll[SkipRow](t, dir, "skipped"); len(skips) != 6 || skips[0].Reason == "" {
+		t.Fatalf("skipped table %+v", skips)
+	}
+}
+
+func TestKeptTokens(t *testing.T) {
+	labels := []uint8{1, 0, 0, 1}
+	if got := keptTokens(labels, DropContext); !reflect.DeepEqual(got, []int{0, 1, 4}) {
+		t.Fatalf("drop context keeps %v", got)
+	}
+	if got := keptTokens(labels, DropClassLabel); !reflect.DeepEqual(got, []int{0, 2, 3}) {
+		t.Fatalf("drop class labels keeps %v", got)
+	}
+}
+
+func TestMemoriesRun(t *testing.T) {
+	b := testBundle(t)
+	ds, err := dataset.Open("folder", imageFolder(t, 3), dataset.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []memory.Layer{memory.MLP, memory.Attn} {
+		dir := t.TempDir()
+		site := vit.SiteMLP
+		if l == memory.Attn {
+			site = vit.SiteAttn
+		}
+		run(t, b, ds, dir, Spec{Kind: Memories, Sites: []vit.Site{site}, TopK: 5, Layer: l, Seed: 1}, 0, 1)
+		rows := readAll[MemoryRow](t, dir, "memories")
+		if want := 9 * testConfig.Depth * testConfig.NumTokens(); len(rows) != want {
+			t.Fatalf("%s: %d memory rows, want %d", l, len(rows), want)
+		}
+		cv := readAll[ClassValueRow](t, dir, "class_value")
+		if len(cv) != testConfig.Depth*testConfig.Classes {
+			t.Fatalf("%s: %d class-value rows", l, len(cv))
+		}
+		rep, err := SummarizeMemories(dir, 50, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Blocks) != testConfig.Depth || rep.Blocks[0].Agreement < 0 || rep.Blocks[0].Agreement > 1 {
+			t.Fatalf("%s: report %+v", l, rep)
+		}
+	}
+}
+
+// A corrupt image is skipped, counted and recorded; the rest of the run goes on.
+func TestUnreadableImageIsSkipped(t *testing.T) {
+	b := testBundle(t)
+	root := imageFolder(t, 2)
+	if err := os.WriteFile(filepath.Join(root, "class1", "img00.png"), []byte("\x89PNG\r\n\x1a\ncut"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := dataset.Open("folder", root, dataset.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	st := run(t, b, ds, dir, extractSpec, 0, 1)
+	if st.Images != 5 || st.Skipped != 1 {
+		t.Fatalf("stats %+v, want 5 images and 1 skipped", st)
+	}
+	skips := readAll[SkipRow](t, dir, "skipped")
+	if len(skips) != 1 || !strings.Contains(skips[0].Reason, "img00.png") {
+		t.Fatalf("skipped table %+v should name the file", skips)
+	}
+	if imgs := readAll[ImageRow](t, dir, "images"); len(imgs) != 5 {
+		t.Fatalf("%d image rows, want 5", len(imgs))
+	}
+}
