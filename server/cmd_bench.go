@@ -1,0 +1,119 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"runtime"
+	"time"
+
+	"vitlens/vit"
+	"vitlens/vit/bundle"
+	"vitlens/vit/lens"
+)
+
+func init() {
+	register("bench", "time the forward pass and the lens per image (demo model and a B/16-sized random model)", runBench)
+}
+
+// B16 is the ViT-B/16 architecture (timm vit_base_patch16_224).
+var B16 = vit.Config{ImageSize: 224, PatchSize: 16, Channels: 3, Dim: 768, Depth: 12, Heads: 12, MLPDim: 3072,
+	Classes: 1000, QKVBias: true, LNEps: 1e-6, ClassToken: true, Pool: vit.PoolCLS}
+
+func runBench(args []string, stdout io.Writer) error {
+	fs := newFlags("bench", "")
+	backend := fs.String("backend", "cpu", "cpu, gpu or auto")
+	reps := fs.Int("reps", 3, "timed repetitions per measurement (after one warm-up)")
+	batch := fs.Int("batch", 1, "images per backend call")
+	skipB16 := fs.Bool("no-b16", false, "skip the B/16-sized model")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	demo, err := bundle.Demo(bundle.Options{})
+	if err != nil {
+		return err
+	}
+	models := []struct {
+		name string
+		m    *vit.Model
+	}{{"demo (Fashion-MNIST ViT)", demo.Model}}
+	if !*skipB16 {
+		b16, err := vit.NewRandom(B16, 1)
+		if err != nil {
+			return err
+		}
+		models = append(models, struct {
+			name string
+			m    *vit.Model
+		}{"B/16 random", b16})
+	}
+	fmt.Fprintf(stdout, "%d CPU threads (GOMAXPROCS), %d reps after a warm-up, batch %d\n", runtime.GOMAXPROCS(0), *reps, *batch)
+	fmt.Fprintf(stdout, "%-26s %-28s %12s %14s %10s\n", "model", "backend", "forward/img", "+lens 4 sites", "lens cost")
+	for _, mm := range models {
+		b, err := openBackend(*backend, mm.m, io.Discard)
+		if err != nil {
+			return err
+		}
+		imgs := randomImages(mm.m.Config, *batch)
+		plain := lens.Request{Sites: []vit.Site{vit.SiteHS}, TopK: 5}
+		all := lens.Request{Sites: vit.AllSites(), TopK: 5}
+		// The plain forward is measured through the same backend with the
+		// cheapest readout (one site), so both numbers include the same
+		// preprocessing-free path; the CPU forward alone is timed too.
+		fwd, err := timeIt(*reps, func() error {
+			for _, img := range imgs {
+				if _, err := mm.m.Forward(img, vit.Options{}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if *backend != "cpu" {
+			if fwd, err = timeIt(*reps, func() error { _, err := b.Analyze(imgs, plain); return err }); err != nil {
+				return err
+			}
+		}
+		full, err := timeIt(*reps, func() error { _, err := b.Analyze(imgs, all); return err })
+		if err != nil {
+			return err
+		}
+		per := func(d time.Duration) time.Duration { return d / time.Duration(len(imgs)) }
+		fmt.Fprintf(stdout, "%-26s %-28s %12s %14s %9.0f%%\n", mm.name, b.Name(), per(fwd).Round(time.Microsecond),
+			per(full).Round(time.Microsecond), 100*(float64(full)/float64(fwd)-1))
+		b.Close()
+	}
+	return nil
+}
+
+func randomImages(c vit.Config, n int) []*vit.Tensor {
+	rng := rand.New(rand.NewPCG(1, 2))
+	out := make([]*vit.Tensor, n)
+	for i := range out {
+		t := vit.NewTensor(c.Channels, c.ImageSize, c.ImageSize)
+		for j := range t.Data {
+			t.Data[j] = float32(rng.NormFloat64())
+		}
+		out[i] = t
+	}
+	return out
+}
+
+// timeIt runs f once to warm up, then returns the best of reps runs (the
+// least disturbed by other processes on a shared machine).
+func timeIt(reps int, f func() error) (time.Duration, error) {
+	if err := f(); err != nil {
+		return 0, err
+	}
+	best := time.Duration(1<<63 - 1)
+	for i := 0; i < reps; i++ {
+		t := time.Now()
+		if err := f(); err != nil {
+			return 0, err
+		}
+		best = min(best, time.Since(t))
+	}
+	return best, nil
+}

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"fmt"
+	"io"
+)
+
+func init() {
+	register("info", "describe a checkpoint: family, config, parameters, suggested preprocessing", runInfo)
+}
+
+func runInfo(args []string, stdout io.Writer) error {
+	fs := newFlags("info", "[MODEL]")
+	var mf modelFlags
+	mf.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 1 {
+		fs.Usage()
+		return errUsage
+	}
+	if fs.NArg() == 1 {
+		mf.path = fs.Arg(0)
+	}
+	b, err := mf.open()
+	if err != nil {
+		return err
+	}
+	c := b.Model.Config
+	fmt.Fprintf(stdout, "file         %s\n", b.Info.Path)
+	fmt.Fprintf(stdout, "format       %s, %s naming\n", b.Info.Format, b.Info.Family)
+	fmt.Fprintf(stdout, "config       (%s)\n", b.Info.ConfigSource)
+	fmt.Fprintf(stdout, "  image      %d×%d, %d channels, patch %d (%d×%d grid)\n", c.ImageSize, c.ImageSize, c.Channels, c.PatchSize, c.GridSize(), c.GridSize())
+	fmt.Fprintf(stdout, "  blocks     %d, dim %d, heads %d (head dim %d), MLP %d\n", c.Depth, c.Dim, c.Heads, c.HeadDim(), c.MLPDim)
+	fmt.Fprintf(stdout, "  tokens     %d (%s)\n", c.NumTokens(), tokenNote(c.ClassToken))
+	block := "pre-norm"
+	if c.PostNorm {
+		block = "post-norm (ResPostBlock)"
+	}
+	fmt.Fprintf(stdout, "  blocks are %s, qkv bias %v, LN eps %g, pooling %s\n", block, c.QKVBias, c.LNEps, c.Pool)
+	fmt.Fprintf(stdout, "  classes    %d (names: %s)\n", c.Classes, b.ClassesSource)
+	fmt.Fprintf(stdout, "parameters   %d (%.1f M)\n", b.Model.NumParams(), float64(b.Model.NumParams())/1e6)
+	fmt.Fprintf(stdout, "preset       %s: %s (%s)\n", b.Preset.Name, b.Preset.Describe(), b.PresetSource)
+	if acc := b.Info.Metadata["test_accuracy"]; acc != "" {
+		fmt.Fprintf(stdout, "accuracy     %s (from the checkpoint's metadata)\n", acc)
+	}
+	if len(b.Info.Ignored) > 0 {
+		fmt.Fprintf(stdout, "ignored      %d tensors (non-strict): %v\n", len(b.Info.Ignored), b.Info.Ignored)
+	}
+	return nil
+}
+
+func tokenNote(cls bool) string {
+	if cls {
+		return "[CLS] + patches"
+	}
+	return "patches only, no [CLS]"
+}
