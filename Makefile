@@ -41,6 +41,7 @@ wasm-check:
 
 test: test-deps vet wasm-check
 	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -short -tags purego ./vit/
 
 # The paper's identifiability experiment on the demo model and Fashion-MNIST.
 demo: build

@@ -133,6 +133,7 @@ func MatMulT(out, a, b []float32, m, n, k int) {
 // accumulators plus 6 operands fit the 16 SSE registers Go uses, where a
 // 4×4 block spills and runs 1.7× slower (measured with GOMAXPROCS=1).
 func matMulTRange(out, a, b []float32, m, n, k, j0, j1 int) {
+	var blk [8]float32
 	i := 0
 	for ; i+2 <= m; i += 2 {
 		a0, a1 := a[i*k:(i+1)*k], a[(i+1)*k:(i+2)*k]
@@ -141,6 +142,11 @@ func matMulTRange(out, a, b []float32, m, n, k, j0, j1 int) {
 		for ; j+4 <= j1; j += 4 {
 			b0, b1, b2, b3 := b[j*k:(j+1)*k], b[(j+1)*k:(j+2)*k], b[(j+2)*k:(j+3)*k], b[(j+3)*k:(j+4)*k]
 			b0, b1, b2, b3 = b0[:len(a0)], b1[:len(a0)], b2[:len(a0)], b3[:len(a0)]
+			if block2x4(a0, a1, b0, b1, b2, b3, &blk) {
+				copy(out[i*n+j:i*n+j+4], blk[:4])
+				copy(out[(i+1)*n+j:(i+1)*n+j+4], blk[4:])
+				continue
+			}
 			var s00, s01, s02, s03, s10, s11, s12, s13 float32
 			for p, x0 := range a0 {
 				x1 := a1[p]

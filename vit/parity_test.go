@@ -1,0 +1,216 @@
+package vit_test
+
+// Reference parity: the pure-Go forward against PyTorch/torchvision tensors
+// dumped by tools/reference/make_golden.py into testdata/reference/.
+// Tolerance: |go − torch| ≤ 1e-4·max(1, |torch|) for logits and every tap.
+
+import (
+	"fmt"
+	"math"
+	"path/filepath"
+	"testing"
+
+	"vitlens/vit"
+	"vitlens/vit/checkpoint"
+	"vitlens/vit/lens"
+	"vitlens/vit/vittest"
+)
+
+const refDir = "../testdata/reference"
+
+const tol = 1e-4
+
+type golden struct {
+	*vittest.Golden
+	config vit.Config
+}
+
+func loadGolden(t *testing.T, fixture string) golden {
+	t.Helper()
+	g := vittest.Load(t, fixture)
+	c, err := g.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return golden{g, c}
+}
+
+func (g golden) get(t *testing.T, key string) *vit.Tensor {
+	t.Helper()
+	return g.MustTensor(t, key)
+}
+
+// closeTo reports the worst violation of the tolerance, or "" when within it.
+func closeTo(got, want []float32) (worst float64, at int, ok bool) {
+	if len(got) != len(want) {
+		return math.Inf(1), -1, false
+	}
+	ok = true
+	for i := range got {
+		d := math.Abs(float64(got[i]-want[i])) / math.Max(1, math.Abs(float64(want[i])))
+		if d > worst || math.IsNaN(d) {
+			worst, at = d, i
+		}
+	}
+	return worst, at, worst <= tol
+}
+
+func expectClose(t *testing.T, what string, got, want []float32) {
+	t.Helper()
+	if worst, at, ok := closeTo(got, want); !ok {
+		t.Errorf("%s: worst relative error %.3g at %d (got %v, want %v)", what, worst, at, at0(got, at), at0(want, at))
+	}
+}
+
+func at0(v []float32, i int) any {
+	if i < 0 || i >= len(v) {
+		return len(v)
+	}
+	return v[i]
+}
+
+var fixtures = []struct {
+	name     string
+	families []string // checkpoint files that hold the same weights
+}{
+	{"tiny", []string{"timm.safetensors", "torchvision.safetensors", "torchvision.pth", "hf/model.safetensors"}},
+	{"odd", []string{"timm.safetensors", "torchvision.safetensors", "torchvision.pth", "hf/model.safetensors"}},
+	{"nobias", []string{"timm.safetensors"}},
+	{"gap", []string{"timm.safetensors"}},
+}
+
+func TestForwardMatchesTorch(t *testing.T) {
+	for _, fx := range fixtures {
+		g := loadGolden(t, fx.name)
+		for _, file := range fx.families {
+			t.Run(fx.name+"/"+file, func(t *testing.T) {
+				// torchvision.pth carries no head count; every other file does.
+				m, _, err := checkpoint.Load(filepath.Join(refDir, fx.name, file), checkpoint.Options{Override: &vit.Config{Heads: g.config.Heads}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if m.Config != g.config {
+					t.Fatalf("config %+v, torch used %+v", m.Config, g.config)
+				}
+				checkFixture(t, m, g)
+			})
+		}
+	}
+}
+
+func checkFixture(t *testing.T, m *vit.Model, g golden) {
+	all := vit.Taps{Embed: true, AttnProbs: true, Values: true, FC1: true}
+	for s := range vit.NumSites {
+		all.Sites[s] = true
+	}
+	last := m.Config.Depth - 1
+	for i := 0; ; i++ {
+		if !g.Has(fmt.Sprintf("input.%d", i)) {
+			if i == 0 {
+				t.Fatal("no inputs")
+			}
+			break
+		}
+		in := g.get(t, fmt.Sprintf("input.%d", i))
+		tr, err := m.Forward(in, vit.Options{Taps: all})
+		if err != nil {
+			t.Fatal(err)
+		}
+		expectClose(t, fmt.Sprintf("logits.%d", i), tr.Logits, g.get(t, fmt.Sprintf("logits.%d", i)).Data)
+		expectClose(t, fmt.Sprintf("embed.%d", i), tr.Embed.Data, g.get(t, fmt.Sprintf("embed.%d", i)).Data)
+		for b := 0; b <= last; b++ {
+			for s := range vit.NumSites {
+				key := fmt.Sprintf("%s.%d.%d", s, b, i)
+				expectClose(t, key, tr.Site(s, b).Data, g.get(t, key).Data)
+			}
+			for key, got := range map[string]*vit.Tensor{"attn_probs": tr.AttnProbs[b], "values": tr.Values[b], "fc1": tr.FC1[b]} {
+				key = fmt.Sprintf("%s.%d.%d", key, b, i)
+				expectClose(t, key, got.Data, g.get(t, key).Data)
+			}
+		}
+		checkLens(t, m, g, in, i)
+		if !m.Config.ClassToken {
+			continue
+		}
+		for _, edit := range []vit.AttnEdit{vit.EditSelfOnly, vit.EditNoCLS} {
+			tr, err := m.Forward(in, vit.Options{Edit: edit, Taps: vit.TapSites(vit.SiteHS)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			expectClose(t, fmt.Sprintf("%s.logits.%d", edit, i), tr.Logits, g.get(t, fmt.Sprintf("%s.logits.%d", edit, i)).Data)
+			expectClose(t, fmt.Sprintf("%s.hs.%d.%d", edit, last, i), tr.Site(vit.SiteHS, last).Data, g.get(t, fmt.Sprintf("%s.hs.%d.%d", edit, last, i)).Data)
+		}
+		keep64, err := g.Int64s(fmt.Sprintf("keep.tokens.%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		keep := make([]int, len(keep64))
+		for j, v := range keep64 {
+			keep[j] = int(v)
+		}
+		tr, err = m.Forward(in, vit.Options{Keep: keep, Taps: vit.TapSites(vit.SiteHS)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		expectClose(t, fmt.Sprintf("keep.logits.%d", i), tr.Logits, g.get(t, fmt.Sprintf("keep.logits.%d", i)).Data)
+		expectClose(t, fmt.Sprintf("keep.hs.%d.%d", last, i), tr.Site(vit.SiteHS, last).Data, g.get(t, fmt.Sprintf("keep.hs.%d.%d", last, i)).Data)
+	}
+}
+
+// checkLens compares the lens readouts with ranks and top-5 computed from
+// torch's full class logits of every token (ranks exactly, except true ties).
+func checkLens(t *testing.T, m *vit.Model, g golden, in *vit.Tensor, i int) {
+	C := m.Config.Classes
+	for _, target := range []int{0, C - 1} {
+		res, err := lens.NewCPU(m).Analyze([]*vit.Tensor{in}, lens.Request{Sites: vit.AllSites(), TopK: 5, Targets: []int{target}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range vit.AllSites() {
+			for b := 0; b < m.Config.Depth; b++ {
+				ref := g.get(t, fmt.Sprintf("lens.%s.%d.%d", s, b, i)).Data
+				r := res[0].At(s, b)
+				for tok := range r.Rank {
+					row := ref[tok*C : (tok+1)*C]
+					if d := math.Abs(float64(r.TargetLogit[tok] - row[target])); d > tol*math.Max(1, math.Abs(float64(row[target]))) {
+						t.Errorf("lens %s block %d token %d: target logit %g, torch %g", s, b, tok, r.TargetLogit[tok], row[target])
+					}
+					if want := lens.Rank(row, target); int(r.Rank[tok]) != want && !nearTie(row, target, tol) {
+						t.Errorf("lens %s block %d token %d: rank %d, torch %d", s, b, tok, r.Rank[tok], want)
+					}
+				}
+			}
+		}
+	}
+}
+
+// nearTie reports whether another class's logit is within eps of the target's.
+func nearTie(row []float32, target int, eps float64) bool {
+	for c, v := range row {
+		if c != target && math.Abs(float64(v-row[target])) <= eps*math.Max(1, math.Abs(float64(row[target]))) {
+			return true
+		}
+	}
+	return false
+}
+
+// B/16-sized random weights end to end: the weights come from a generator
+// that tools/reference/splitmix.py and vittest share, so only outputs are
+// committed.
+func TestB16MatchesTorch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("B/16 forward skipped in -short mode")
+	}
+	g := loadGolden(t, "b16")
+	m, _, err := checkpoint.FromTensors("splitmix-b16", vittest.SplitmixTensors(g.config), nil, checkpoint.Options{Override: &g.config})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := m.Forward(g.get(t, "input.0"), vit.Options{Taps: vit.TapSites(vit.SiteHS)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectClose(t, "logits.0", tr.Logits, g.get(t, "logits.0").Data)
+	expectClose(t, "hs.5.0", tr.Site(vit.SiteHS, 5).Data, g.get(t, "hs.5.0").Data)
+	expectClose(t, "hs.11.0", tr.Site(vit.SiteHS, 11).Data, g.get(t, "hs.11.0").Data)
+}
