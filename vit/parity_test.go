@@ -178,6 +178,14 @@ func checkLens(t *testing.T, m *vit.Model, g golden, in *vit.Tensor, i int) {
 					if want := lens.Rank(row, target); int(r.Rank[tok]) != want && !nearTie(row, target, tol) {
 						t.Errorf("lens %s block %d token %d: rank %d, torch %d", s, b, tok, r.Rank[tok], want)
 					}
+					want := make([]int32, 5)
+					lens.TopK(want, row)
+					for k, c := range r.TopOf(tok) {
+						if c != want[k] && !nearTie(row, int(want[k]), tol) {
+							t.Errorf("lens %s block %d token %d: top-5 %v, torch %v", s, b, tok, r.TopOf(tok), want)
+							break
+						}
+					}
 				}
 			}
 		}
