@@ -41,7 +41,7 @@ func runInfo(args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "  blocks are %s, qkv bias %v, LN eps %g, pooling %s\n", block, c.QKVBias, c.LNEps, c.Pool)
 	fmt.Fprintf(stdout, "  classes    %d (names: %s)\n", c.Classes, b.ClassesSource)
 	fmt.Fprintf(stdout, "parameters   %d (%.1f M)\n", b.Model.NumParams(), float64(b.Model.NumParams())/1e6)
-	fmt.Fprintf(stdout, "preset       %s: %s (%s)\n", b.Preset.Name, b.Preset.Describe(), b.PresetSource)
+	fmt.Fprintf(stdout, "preset       %s (%s)\n", b.Preset.Describe(), b.PresetSource)
 	if acc := b.Info.Metadata["test_accuracy"]; acc != "" {
 		fmt.Fprintf(stdout, "accuracy     %s (from the checkpoint's metadata)\n", acc)
 	}

@@ -42,18 +42,23 @@ const DemoName = "demo:fmnist-vit"
 
 // Open loads a model file, or the embedded demo model when path is "".
 func Open(path string, opt Options) (*Bundle, error) {
+	var classesData []byte
+	if opt.ClassesFile != "" {
+		var err error
+		if classesData, err = os.ReadFile(opt.ClassesFile); err != nil {
+			return nil, err
+		}
+	}
 	if path == "" || path == DemoName {
-		return Demo(opt)
+		data, err := public.Files.ReadFile(public.DemoModel)
+		if err != nil {
+			return nil, fmt.Errorf("embedded demo model: %w", err)
+		}
+		return FromBytes(DemoName, data, opt.ClassesFile, classesData, opt)
 	}
 	m, info, err := checkpoint.Load(path, opt.Checkpoint)
 	if err != nil {
 		return nil, err
-	}
-	var classesData []byte
-	if opt.ClassesFile != "" {
-		if classesData, err = os.ReadFile(opt.ClassesFile); err != nil {
-			return nil, err
-		}
 	}
 	return finish(m, info, opt, classesData)
 }
@@ -69,13 +74,7 @@ func FromBytes(name string, data []byte, classesName string, classesData []byte,
 }
 
 // Demo loads the embedded Fashion-MNIST demo model.
-func Demo(opt Options) (*Bundle, error) {
-	data, err := public.Files.ReadFile(public.DemoModel)
-	if err != nil {
-		return nil, fmt.Errorf("embedded demo model: %w", err)
-	}
-	return FromBytes(DemoName, data, "", nil, opt)
-}
+func Demo(opt Options) (*Bundle, error) { return Open("", opt) }
 
 func finish(m *vit.Model, info checkpoint.Info, opt Options, classesData []byte) (*Bundle, error) {
 	b := &Bundle{Model: m, Info: info}

@@ -1,0 +1,51 @@
+package bundle
+
+import (
+	"bytes"
+	"io"
+	"strings"
+	"testing"
+)
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+func TestParseClassNames(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want []string
+	}{
+		{"cat\ndog\n", []string{"cat", "dog"}},
+		{"cat\r\ndog", []string{"cat", "dog"}},
+		{`["cat", "dog"]`, []string{"cat", "dog"}},
+		{`{"1": "dog", "0": "cat"}`, []string{"cat", "dog"}},
+		{`{"model_type": "vit", "id2label": {"0": "cat", "1": "dog"}}`, []string{"cat", "dog"}},
+	} {
+		got, err := ParseClassNames("x", []byte(c.in))
+		if err != nil || strings.Join(got, "|") != strings.Join(c.want, "|") {
+			t.Errorf("%q: %v, %v", c.in, got, err)
+		}
+	}
+	for _, bad := range []string{"", `{"0": "a", "2": "b"}`, `{"x": "a"}`, `[1, 2]`, `{"0": 5}`} {
+		if _, err := ParseClassNames("names.json", []byte(bad)); err == nil || !strings.Contains(err.Error(), "names.json") {
+			t.Errorf("%q: want an error naming the file, got %v", bad, err)
+		}
+	}
+}
+
+func TestClassCountMismatch(t *testing.T) {
+	_, err := Open("", Options{ClassesFile: "three.txt"})
+	if err == nil {
+		t.Fatal("a missing classes file must fail")
+	}
+	data, _ := io.ReadAll(strings.NewReader("a\nb\nc\n"))
+	b, err := Demo(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := finish(b.Model, b.Info, Options{ClassesFile: "three.txt"}, data); err == nil || !strings.Contains(err.Error(), "3 class names") {
+		t.Fatalf("want a count mismatch error, got %v", err)
+	}
+	if _, err := Demo(Options{Preset: "nope"}); err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Fatalf("unknown preset: %v", err)
+	}
+}
