@@ -1,0 +1,38 @@
+package lens_test
+
+import (
+	"testing"
+
+	"vitlens/vit"
+	"vitlens/vit/bundle"
+	"vitlens/vit/lens"
+)
+
+// The demo model's forward alone and with the lens on all four sites: the
+// ratio is the lens's cost (`vitlens bench` prints the same for B/16).
+func BenchmarkDemo(b *testing.B) {
+	d, err := bundle.Demo(bundle.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	img := vit.NewTensor(3, 28, 28)
+	for i := range img.Data {
+		img.Data[i] = float32(i%13) / 13
+	}
+	cpu := lens.NewCPU(d.Model)
+	b.Run("forward", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if _, err := d.Model.Forward(img, vit.Options{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("lens-all-sites", func(b *testing.B) {
+		req := lens.Request{Sites: vit.AllSites(), TopK: 5}
+		for i := 0; i < b.N; i++ {
+			if _, err := cpu.Analyze([]*vit.Tensor{img}, req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
