@@ -90,3 +90,21 @@ func TestForwardInterventions(t *testing.T) {
 		t.Fatalf("kept sequence has shape %v", got)
 	}
 }
+
+func TestGELUMatchesExact(t *testing.T) {
+	var x []float32
+	for i := -120000; i <= 120000; i++ { // [-12, 12] in steps of 1e-4
+		x = append(x, float32(i)/10000)
+	}
+	fast, exact := append([]float32(nil), x...), append([]float32(nil), x...)
+	GELU(fast)
+	GELUExact(exact)
+	worst := 0.0
+	for i := range x {
+		worst = math.Max(worst, math.Abs(float64(fast[i]-exact[i]))/math.Max(1, math.Abs(float64(x[i]))))
+	}
+	if worst > 1e-6 {
+		t.Fatalf("GELU differs from the float64 reference by %g (relative to max(1,|x|))", worst)
+	}
+	t.Logf("max |GELU - GELUExact| / max(1,|x|) = %.2g", worst)
+}
