@@ -24,6 +24,7 @@ type Summary struct {
 
 	// Per block.
 	clsIdent, imgIdent []stats.Welford // mean identifiability 1 − rank/C
+	clsTop1, imgTop1   []rate          // share with rank 0 (class identifiable)
 	change             []rate          // hs_b target logit > hs_{b−1}, image tokens
 	sublayer           [2][2][]rate    // [attn,mlp][cls,img]: Δ logit vs hs_{b−1} > 0
 	// Residual composition: hs_b's top-1 equals attn_b's, mlp_b's, hs_{b−1}'s,
@@ -60,6 +61,7 @@ func (r rate) Value() float64 {
 func NewSummary(classes, depth int, keepPairs bool) *Summary {
 	s := &Summary{Classes: classes, Depth: depth,
 		clsIdent: make([]stats.Welford, depth), imgIdent: make([]stats.Welford, depth),
+		clsTop1: make([]rate, depth), imgTop1: make([]rate, depth),
 		change: make([]rate, depth), compAttn: make([]rate, depth), compMLP: make([]rate, depth),
 		compPrev: make([]rate, depth), compNone: make([]rate, depth),
 		ctxValues: make([][]float64, depth), ctxLabels: make([][]bool, depth)}
@@ -111,8 +113,10 @@ func (s *Summary) Add(im *Image) error {
 			r := ident(hs[b][p])
 			if im.isCLS(p) {
 				s.clsIdent[b].Add(r)
+				s.clsTop1[b].add(hs[b][p] == 0)
 			} else {
 				s.imgIdent[b].Add(r)
+				s.imgTop1[b].add(hs[b][p] == 0)
 				if s.pairs != nil {
 					s.pairs[b] = append(s.pairs[b], r)
 				}
@@ -158,6 +162,8 @@ type BlockRow struct {
 	Block         int32   `parquet:"block" json:"block"`
 	CLSIdent      float64 `parquet:"cls_ident" json:"cls_ident"`
 	ImageIdent    float64 `parquet:"image_ident" json:"image_ident"`
+	CLSTop1       float64 `parquet:"cls_top1" json:"cls_top1"`
+	ImageTop1     float64 `parquet:"image_top1" json:"image_top1"`
 	ChangeRate    float64 `parquet:"change_rate" json:"change_rate"`
 	AttnCLS       float64 `parquet:"attn_cls_increase" json:"attn_cls_increase"`
 	AttnImage     float64 `parquet:"attn_image_increase" json:"attn_image_increase"`
@@ -204,6 +210,7 @@ func (s *Summary) Finish(opt Options) (*Report, error) {
 	}
 	for b := 0; b < s.Depth; b++ {
 		row := BlockRow{Block: int32(b), CLSIdent: s.clsIdent[b].Mean(), ImageIdent: s.imgIdent[b].Mean(),
+			CLSTop1: s.clsTop1[b].Value(), ImageTop1: s.imgTop1[b].Value(),
 			ChangeRate: nan, AttnCLS: nan, AttnImage: nan, MLPCLS: nan, MLPImage: nan,
 			MatchAttn: nan, MatchMLP: nan, MatchPrev: nan, MatchNone: nan,
 			ClassMinusCtx: nan, ClassCtxP: nan, VsRandomP: nan}
@@ -252,7 +259,7 @@ func (r *Report) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "images %d   accuracy %.2f%%\n", r.Images, 100*r.Accuracy)
 	fmt.Fprintf(w, "last block: %.2f%% identifiable image tokens per image, %.2f%% images with at least one\n\n",
 		100*r.IdentifiableTokenShare, 100*r.ImagesWithIdentToken)
-	cols := []string{"block", "cls_ident", "img_ident", "change", "attn+cls", "attn+img", "mlp+cls", "mlp+img",
+	cols := []string{"block", "cls_ident", "img_ident", "cls_top1", "img_top1", "change", "attn+cls", "attn+img", "mlp+cls", "mlp+img",
 		"=attn", "=mlp", "=prev", "=none", "cls-ctx", "p_ctx", "p_rand"}
 	fmt.Fprintln(w, strings.Join(cols, "\t"))
 	f := func(v float64) string {
@@ -262,7 +269,7 @@ func (r *Report) WriteText(w io.Writer) {
 		return fmt.Sprintf("%.3f", v)
 	}
 	for _, b := range r.Blocks {
-		fmt.Fprintf(w, "%d\t%s\n", b.Block+1, strings.Join([]string{f(b.CLSIdent), f(b.ImageIdent), f(b.ChangeRate),
+		fmt.Fprintf(w, "%d\t%s\n", b.Block+1, strings.Join([]string{f(b.CLSIdent), f(b.ImageIdent), f(b.CLSTop1), f(b.ImageTop1), f(b.ChangeRate),
 			f(b.AttnCLS), f(b.AttnImage), f(b.MLPCLS), f(b.MLPImage), f(b.MatchAttn), f(b.MatchMLP), f(b.MatchPrev),
 			f(b.MatchNone), f(b.ClassMinusCtx), f(b.ClassCtxP), f(b.VsRandomP)}, "\t"))
 	}
