@@ -1,0 +1,98 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"image"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"vitlens/vit/dataset"
+	"vitlens/vit/experiment"
+	"vitlens/vit/explain"
+	"vitlens/vit/explain/batch"
+	"vitlens/vit/preprocess"
+)
+
+func init() {
+	register("explain", "explainability maps (ours and Chefer et al.) as tables and heat-map overlays", runExplain)
+}
+
+func runExplain(args []string, stdout io.Writer) error {
+	fs := newFlags("explain", "[IMAGE...]")
+	var rf runFlags
+	rf.register(fs)
+	target := fs.Int("target", batch.TargetLabel, "class to explain: -1 the label (the prediction for image files), -2 the prediction, or a class index")
+	double := fs.Bool("double-softmax", false, "the original code's loss: CE(softmax(logits)) (spec A13)")
+	noChefer := fs.Bool("no-chefer", false, "skip Chefer et al.'s baseline")
+	size := fs.Int("size", 224, "side of the overlay PNGs in pixels")
+	perBlock := fs.Bool("per-block", false, "also draw each block's share of our map")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if !flagSet(fs, "limit") && fs.NArg() == 0 {
+		rf.limit = 16 // a dataset run draws PNGs: explain a handful unless told otherwise
+	}
+	if *size < 1 || *size > 4096 {
+		return fmt.Errorf("-size must be in 1..4096, got %d", *size)
+	}
+	params := map[string]string{"target": strconv.Itoa(*target), "double_softmax": strconv.FormatBool(*double),
+		"chefer": strconv.FormatBool(!*noChefer), "size": strconv.Itoa(*size), "per_block": strconv.FormatBool(*perBlock)}
+	var files dataset.Dataset // nil: the dataset the flags select
+	sel := ""
+	fset := &fileSet{paths: fs.Args()}
+	if fs.NArg() > 0 {
+		files, sel = fset, "files="+strings.Join(fs.Args(), ",")
+	}
+	o, err := openRun(&rf, "explain", params, append([]string{"explain"}, args...), os.Stderr, files, sel)
+	if err != nil {
+		return err
+	}
+	fset.classes = o.bundle.Classes
+	r := &batch.Explainer{Bundle: o.bundle, Data: o.data, Out: o.out, Target: *target, Size: *size, PerBlock: *perBlock,
+		Options: explain.Options{DoubleSoftmax: *double, NoChefer: *noChefer}, Log: os.Stderr}
+	if !rf.quiet {
+		r.Progress = newProgress(os.Stderr, "explain")
+	}
+	n, err := r.Run()
+	if err != nil {
+		return err
+	}
+	if fs.NArg() > 0 && n < fs.NArg() {
+		return fmt.Errorf("%d of %d image files could not be explained (reasons above and in %s/skipped)", fs.NArg()-n, fs.NArg(), o.out.Dir())
+	}
+	fmt.Fprintf(stdout, "explain: %d images -> %s (tables maps, images; PNGs in %s/)\n", n, o.out.Dir(), batch.OverlayDir)
+	return experiment.WriteJSON(o.out.Dir(), "params.json", params)
+}
+
+// flagSet reports whether the command line set a flag.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// fileSet is a dataset of image files named on the command line: no labels.
+type fileSet struct {
+	paths   []string
+	classes []string
+}
+
+func (f *fileSet) Name() string      { return "files" }
+func (f *fileSet) Len() int          { return len(f.paths) }
+func (f *fileSet) Classes() []string { return f.classes }
+
+func (f *fileSet) Item(i int) dataset.Item {
+	return dataset.Item{Index: i, ID: f.paths[i], Label: -1, Concept: ""}
+}
+
+func (f *fileSet) Image(i int) (image.Image, error) {
+	if i < 0 || i >= len(f.paths) {
+		return nil, fmt.Errorf("files: item %d out of range [0, %d)", i, len(f.paths))
+	}
+	return preprocess.DecodeFile(f.paths[i])
+}
+
+func (f *fileSet) PatchLabels(i, grid int) ([]uint8, bool, error) { return nil, false, nil }

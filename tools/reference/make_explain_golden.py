@@ -1,0 +1,219 @@
+#!/usr/bin/python3
+"""Golden gradients, explainability maps and probe results for vitlens'
+vit/explain and vit/probe packages.
+
+Explainability (testdata/explain/<fixture>.safetensors): the fixtures of
+make_golden.py (their timm.safetensors weights and golden inputs) are run by an
+explicit float64 torch forward, and torch autograd gives
+  - chefer.grad.<b>.<i>  ∂y_c/∂A_b, (H, N, N): the final logit of the target
+    class differentiated with respect to block b's post-softmax attention;
+  - grad.embed.<i>       ∂y_c/∂(block-0 input), (N, D);
+  - chefer.map.<i>       Chefer et al.'s relevance R[0, 1:] with
+    Ā_b = mean_h clamp≥0(∇A_b ⊙ A_b), R ← R + Ā_b R from R = I;
+  - ours.grad.<b>.<i>    row 0 of ∂ℓ_b/∂A_b, (H, N), where ℓ_b is the cross
+    entropy of head(norm(attn_out_b[0])) against the target, and
+    ours.map.<i> = −Σ_b Σ_h ours.grad.<b>.<i>[h, 1:] (the paper's map);
+  - ours2.*              the same with the original code's double softmax
+    (CrossEntropyLoss(softmax(o)), spec A13).
+Models without [CLS] (gap) get only the chefer.grad and grad.embed tensors.
+Everything is computed in float64 and stored as float32.
+
+Probes (testdata/probe/ridge_probe.json): random per-token features, ridge
+probes per token position fitted with sklearn Ridge(alpha=1.0) on ±1 one-hot
+targets (solver 'cholesky', exact; the original's 'lsqr' stops at tol 1e-4),
+and the test top-1 accuracy and 0-based true-class ranks per token.
+
+Run from the repository root after make_golden.py:
+  /usr/bin/python3 tools/reference/make_explain_golden.py
+"""
+
+import json
+import math
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, HERE)
+import safetensors_io  # noqa: E402
+
+REF = os.path.join(ROOT, "testdata", "reference")
+OUT = os.path.join(ROOT, "testdata", "explain")
+PROBE_OUT = os.path.join(ROOT, "testdata", "probe")
+SCRIPT = "tools/reference/make_explain_golden.py"
+FIXTURES = ["tiny", "odd", "nobias", "gap"]
+
+
+def load_fixture(name):
+    w, _ = safetensors_io.load(os.path.join(REF, name, "timm.safetensors"))
+    g, meta = safetensors_io.load(os.path.join(REF, name, "golden.safetensors"))
+    cfg = json.loads(meta["config"])
+    w = {k: torch.from_numpy(v).double() for k, v in w.items()}
+    inputs = [torch.from_numpy(g[f"input.{i}"]).double() for i in range(int(meta["inputs"]))]
+    return w, cfg, inputs, meta["config"]
+
+
+def ln(x, w, prefix, eps):
+    return F.layer_norm(x, x.shape[-1:], w[prefix + ".weight"], w[prefix + ".bias"], eps)
+
+
+def forward(w, cfg, x):
+    """One image (C, S, S) → logits, the attention of every block (leaf-like
+    nodes autograd can differentiate with respect to), each block's attention
+    sublayer output (N, D) and the block-0 input."""
+    eps, heads, d = cfg["ln_eps"], cfg["heads"], cfg["dim"]
+    dh = d // heads
+    h = F.conv2d(x[None], w["patch_embed.proj.weight"], w["patch_embed.proj.bias"],
+                 stride=cfg["patch_size"])
+    h = h.flatten(2).transpose(1, 2)[0]
+    if cfg["class_token"]:
+        h = torch.cat([w["cls_token"].reshape(1, d), h])
+    h = h + w["pos_embed"].reshape(-1, d)
+    embed = h
+    attns, outs = [], []
+    for b in range(cfg["depth"]):
+        p = f"blocks.{b}."
+        y = h if cfg["post_norm"] else ln(h, w, p + "norm1", eps)
+        qkv = F.linear(y, w[p + "attn.qkv.weight"], w.get(p + "attn.qkv.bias"))
+        n = qkv.shape[0]
+        q, k, v = (t.reshape(n, heads, dh).transpose(0, 1) for t in qkv.split(d, dim=-1))
+        a = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(dh), dim=-1)
+        attns.append(a)
+        o = (a @ v).transpose(0, 1).reshape(n, d)
+        u = F.linear(o, w[p + "attn.proj.weight"], w[p + "attn.proj.bias"])
+        if cfg["post_norm"]:
+            u = ln(u, w, p + "norm1", eps)
+        outs.append(u)
+        h = h + u
+        z = h if cfg["post_norm"] else ln(h, w, p + "norm2", eps)
+        m = F.linear(F.gelu(F.linear(z, w[p + "mlp.fc1.weight"], w[p + "mlp.fc1.bias"])),
+                     w[p + "mlp.fc2.weight"], w[p + "mlp.fc2.bias"])
+        if cfg["post_norm"]:
+            m = ln(m, w, p + "norm2", eps)
+        h = h + m
+    if cfg["pool"] == "cls":
+        logits = head(w, cfg, h[0])
+    else:
+        logits = head(w, cfg, h.mean(0))
+    return logits, attns, outs, embed
+
+
+def head(w, cfg, v):
+    norm = "norm" if cfg["pool"] == "cls" else "fc_norm"
+    return F.linear(ln(v, w, norm, cfg["ln_eps"]), w["head.weight"], w["head.bias"])
+
+
+def chefer_relevance(attns, grads):
+    n = attns[0].shape[-1]
+    r = torch.eye(n, dtype=torch.float64)
+    for a, g in zip(attns, grads):
+        cam = (g * a).clamp(min=0).mean(0)
+        r = r + cam @ r
+    return r[0, 1:]
+
+
+def explain_one(w, cfg, x, target):
+    x = x.clone().requires_grad_(True)  # gives every activation a grad_fn
+    logits, attns, outs, embed = forward(w, cfg, x)
+    out = {"logits": logits.detach()}
+    y = logits[target]
+    grads = torch.autograd.grad(y, attns + [embed], retain_graph=True)
+    out["grad.embed"] = grads[-1]
+    for b, g in enumerate(grads[:-1]):
+        out[f"chefer.grad.{b}"] = g
+    if not cfg["class_token"]:
+        return out
+    out["chefer.map"] = chefer_relevance([a.detach() for a in attns], grads[:-1])
+    tgt = torch.tensor([target])
+    for key, double in (("ours", False), ("ours2", True)):
+        total = 0
+        for b in range(cfg["depth"]):
+            o = head(w, cfg, outs[b][0])[None]
+            if double:
+                o = torch.softmax(o, dim=-1)  # the original's extra softmax (A13)
+            loss = F.cross_entropy(o, tgt)
+            (g,) = torch.autograd.grad(loss, attns[b], retain_graph=True)
+            # ℓ depends on the [CLS] query row only.
+            assert g[:, 1:].abs().max().item() == 0, "loss leaks into other query rows"
+            out[f"{key}.grad.{b}"] = g[:, 0]
+            total = total + g[:, 0, 1:].sum(0)
+        out[f"{key}.map"] = -total
+    return out
+
+
+def make_explain(name):
+    w, cfg, inputs, cfg_json = load_fixture(name)
+    out = {}
+    for i, x in enumerate(inputs):
+        with torch.no_grad():
+            logits, _, _, _ = forward(w, cfg, x)
+        pred = int(logits.argmax())
+        # Input 0 explains the predicted class, the others a different one.
+        target = pred if i == 0 else (pred + 1) % cfg["classes"]
+        res = explain_one(w, cfg, x, target)
+        out[f"input.{i}"] = x.float()
+        out[f"target.{i}"] = torch.tensor([target], dtype=torch.int64)
+        for k, v in res.items():
+            out[f"{k}.{i}"] = v.detach().float()
+    os.makedirs(OUT, exist_ok=True)
+    path = os.path.join(OUT, name + ".safetensors")
+    safetensors_io.save(path, out, {"script": SCRIPT, "fixture": name, "config": cfg_json,
+                                    "inputs": str(len(inputs)), "precision": "float64, stored as float32"})
+    print(f"{path}: {os.path.getsize(path) / 1024:.0f} KiB")
+
+
+def make_probe():
+    """Per-token ridge probes on random features with class structure."""
+    from sklearn.linear_model import Ridge
+
+    rng = np.random.default_rng(7)
+    classes, tokens, dim, n_train, n_test = 4, 3, 6, 40, 24
+    centres = rng.normal(size=(classes, tokens, dim))
+    def draw(n):
+        labels = np.arange(n) % classes
+        rng.shuffle(labels)
+        feats = centres[labels] * np.array([0.3, 1.0, 2.0])[None, :, None] + rng.normal(size=(n, tokens, dim))
+        return feats.astype(np.float32), labels
+    xtr, ytr = draw(n_train)
+    xte, yte = draw(n_test)
+    targets = -np.ones((n_train, classes))
+    targets[np.arange(n_train), ytr] = 1
+    acc, ranks, preds = [], [], []
+    for t in range(tokens):
+        r = Ridge(alpha=1.0, solver="cholesky").fit(xtr[:, t].astype(np.float64), targets)
+        p = r.predict(xte[:, t].astype(np.float64))
+        preds.append(p.tolist())
+        acc.append(float((p.argmax(1) == yte).mean()))
+        # The original: pos = C − 1 − (position of the label in the ascending argsort).
+        order = np.argsort(p, axis=1)
+        ranks.append([int(classes - 1 - np.where(order[j] == yte[j])[0][0]) for j in range(n_test)])
+    os.makedirs(PROBE_OUT, exist_ok=True)
+    path = os.path.join(PROBE_OUT, "ridge_probe.json")
+    with open(path, "w") as f:
+        json.dump({"script": SCRIPT, "classes": classes, "tokens": tokens, "dim": dim,
+                   "alpha": 1.0, "solver": "cholesky",
+                   "train_features": xtr.tolist(), "train_labels": ytr.tolist(),
+                   "test_features": xte.tolist(), "test_labels": yte.tolist(),
+                   "predictions": preds, "accuracy": acc, "ranks": ranks}, f)
+        f.write("\n")
+    print(f"{path}: {os.path.getsize(path) / 1024:.0f} KiB, per-token accuracy {acc}")
+
+
+def main():
+    torch.set_num_threads(int(os.environ.get("THREADS", "2")))
+    names = sys.argv[1:] or FIXTURES + ["probe"]
+    for name in names:
+        if name == "probe":
+            make_probe()
+        elif name in FIXTURES:
+            make_explain(name)
+        else:
+            raise SystemExit(f"unknown fixture {name}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+package explain
+
+import (
+	"math"
+
+	"vitlens/vit"
+)
+
+// Backward passes of the ViT ops, one plain function per op, each the
+// vector-Jacobian product of the forward op of the same name in vit/ops.go.
+// They return gradients with respect to activations only: explanations
+// never need weight gradients. Reductions run in float64, like the forward
+// oracle, so that the comparison with torch autograd measures the method
+// and not accumulation noise.
+
+// LayerNormBackward writes gx = ∂L/∂x for rows vectors of width d, given
+// gy = ∂L/∂y and the forward input x (statistics are recomputed: fresh per
+// vector, as in the forward). With x̂ = (x−μ)/σ and ĝ = gy ⊙ w,
+//
+//	gx = (ĝ − mean(ĝ) − x̂·mean(ĝ ⊙ x̂)) / σ.
+//
+// gx may alias gy.
+func LayerNormBackward(gx, gy, x []float32, rows, d int, n vit.Norm, eps float32) {
+	xh := make([]float64, d)
+	gh := make([]float64, d)
+	for r := 0; r < rows; r++ {
+		xr := x[r*d : (r+1)*d]
+		var mean float64
+		for _, v := range xr {
+			mean += float64(v)
+		}
+		mean /= float64(d)
+		var variance float64
+		for _, v := range xr {
+			dv := float64(v) - mean
+			variance += dv * dv
+		}
+		variance /= float64(d)
+		inv := 1 / math.Sqrt(variance+float64(eps))
+		var mg, mgx float64
+		for i, v := range xr {
+			xh[i] = (float64(v) - mean) * inv
+			gh[i] = float64(gy[r*d+i]) * float64(n.W[i])
+			mg += gh[i]
+			mgx += gh[i] * xh[i]
+		}
+		mg /= float64(d)
+		mgx /= float64(d)
+		for i := range xr {
+			gx[r*d+i] = float32((gh[i] - mg - xh[i]*mgx) * inv)
+		}
+	}
+}
+
+// LinearBackward writes gx = gy·W for rows vectors: the input gradient of
+// y = x·Wᵀ + B (W is Out×In). It transposes W once so the product runs on
+// vit.MatMulT, the blocked and parallel kernel of the forward pass.
+func LinearBackward(gx, gy []float32, rows int, l vit.Linear) {
+	vit.MatMulT(gx, gy, transpose(l.W, l.Out, l.In), rows, l.In, l.Out)
+}
+
+// transpose returns the c×r transpose of the r×c row-major matrix a.
+func transpose(a []float32, r, c int) []float32 {
+	t := make([]float32, len(a))
+	for i := 0; i < r; i++ {
+		for j := 0; j < c; j++ {
+			t[j*r+i] = a[i*c+j]
+		}
+	}
+	return t
+}
+
+// GELUBackward multiplies g in place by GELU'(x) = Φ(x) + x·φ(x), the
+// derivative of the exact (erf) GELU at the forward input x.
+func GELUBackward(g, x []float32) {
+	for i, v := range x {
+		xv := float64(v)
+		cdf := 0.5 * (1 + math.Erf(xv/math.Sqrt2))
+		pdf := math.Exp(-0.5*xv*xv) / math.Sqrt(2*math.Pi)
+		g[i] = float32(float64(g[i]) * (cdf + xv*pdf))
+	}
+}
+
+// SoftmaxBackward turns gp = ∂L/∂p into ∂L/∂s in place for one row, where
+// p = softmax(s): gs = p ⊙ (gp − ⟨gp, p⟩).
+func SoftmaxBackward(gp, p []float32) {
+	var dot float64
+	for i, v := range p {
+		dot += float64(gp[i]) * float64(v)
+	}
+	for i, v := range p {
+		gp[i] = float32(float64(v) * (float64(gp[i]) - dot))
+	}
+}
+
+// AttentionBackward is the backward pass of vit.Attention without edits:
+// given the forward's fused qkv (n×3D), its post-softmax probabilities
+// (H×n×n) and gHeads = ∂L/∂(concatenated head outputs) (n×D), it returns
+// gProbs = ∂L/∂A (H×n×n, the quantity the explanations are built from) and
+// gQKV = ∂L/∂qkv (n×3D).
+func AttentionBackward(qkv []float32, probs *vit.Tensor, gHeads []float32, n, heads, dh int) (gProbs *vit.Tensor, gQKV []float32) {
+	d := heads * dh
+	gProbs = vit.NewTensor(heads, n, n)
+	gQKV = make([]float32, n*3*d)
+	scale := 1 / math.Sqrt(float64(dh))
+	gs := make([]float32, n)
+	acc := make([]float64, dh)
+	for h := 0; h < heads; h++ {
+		qo, ko, vo := h*dh, d+h*dh, 2*d+h*dh
+		for t := 0; t < n; t++ {
+			a := probs.Data[(h*n+t)*n : (h*n+t+1)*n]
+			gA := gProbs.Data[(h*n+t)*n : (h*n+t+1)*n]
+			gO := gHeads[t*d+qo : t*d+qo+dh]
+			// o_t = Σ_s a[s]·v_s: ∂/∂a[s] = ⟨gO, v_s⟩, ∂/∂v_s += a[s]·gO.
+			for s := 0; s < n; s++ {
+				v := qkv[s*3*d+vo : s*3*d+vo+dh]
+				gA[s] = float32(dot64(gO, v))
+				gv := gQKV[s*3*d+vo : s*3*d+vo+dh]
+				for i, g := range gO {
+					gv[i] += a[s] * g
+				}
+			}
+			copy(gs, gA)
+			SoftmaxBackward(gs, a)
+			// scores[s] = ⟨q_t, k_s⟩/√dh.
+			q := qkv[t*3*d+qo : t*3*d+qo+dh]
+			clear(acc)
+			for s, g := range gs {
+				if g == 0 {
+					continue
+				}
+				k := qkv[s*3*d+ko : s*3*d+ko+dh]
+				gk := gQKV[s*3*d+ko : s*3*d+ko+dh]
+				gsc := float64(g) * scale
+				for i := range acc {
+					acc[i] += gsc * float64(k[i])
+					gk[i] += float32(gsc * float64(q[i]))
+				}
+			}
+			gq := gQKV[t*3*d+qo : t*3*d+qo+dh]
+			for i, v := range acc {
+				gq[i] += float32(v)
+			}
+		}
+	}
+	return gProbs, gQKV
+}
+
+func dot64(x, y []float32) float64 {
+	var s float64
+	for i, v := range x {
+		s += float64(v) * float64(y[i])
+	}
+	return s
+}

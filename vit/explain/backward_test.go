@@ -1,0 +1,97 @@
+package explain
+
+// Each backward op against central finite differences of its forward op,
+// with L = ⟨w, f(x)⟩ for a random w: small enough to localise a mistake that
+// the end-to-end autograd comparison would only report as "wrong".
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"vitlens/vit"
+)
+
+func randVec(rng *rand.Rand, n int, scale float64) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(rng.NormFloat64() * scale)
+	}
+	return v
+}
+
+// checkVJP compares the analytic gradient of L(x) = ⟨w, f(x)⟩ with central
+// differences.
+func checkVJP(t *testing.T, name string, x []float32, f func(x []float32) []float32, grad []float32, w []float32) {
+	t.Helper()
+	const h = 1e-2
+	loss := func(x []float32) float64 { return dot64(w, f(x)) }
+	for i := range x {
+		xp, xm := slices.Clone(x), slices.Clone(x)
+		xp[i] += h
+		xm[i] -= h
+		num := (loss(xp) - loss(xm)) / (2 * h)
+		if d := math.Abs(num - float64(grad[i])); d > 2e-3*math.Max(1, math.Abs(num)) {
+			t.Errorf("%s: ∂L/∂x[%d] = %g, finite differences %g", name, i, grad[i], num)
+			return
+		}
+	}
+}
+
+func TestBackwardOpsMatchFiniteDifferences(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	const rows, d = 3, 7
+	t.Run("layernorm", func(t *testing.T) {
+		n := vit.Norm{W: randVec(rng, d, 1), B: randVec(rng, d, 1)}
+		x, w := randVec(rng, rows*d, 2), randVec(rng, rows*d, 1)
+		f := func(x []float32) []float32 {
+			y := make([]float32, len(x))
+			vit.LayerNorm(y, x, rows, d, n, 1e-6)
+			return y
+		}
+		g := make([]float32, len(x))
+		LayerNormBackward(g, w, x, rows, d, n, 1e-6)
+		checkVJP(t, "layernorm", x, f, g, w)
+	})
+	t.Run("linear", func(t *testing.T) {
+		l := vit.Linear{In: d, Out: 5, W: randVec(rng, 5*d, 1), B: randVec(rng, 5, 1)}
+		x, w := randVec(rng, rows*d, 1), randVec(rng, rows*5, 1)
+		f := func(x []float32) []float32 {
+			y := make([]float32, rows*5)
+			vit.LinearForward(y, x, rows, l)
+			return y
+		}
+		g := make([]float32, len(x))
+		LinearBackward(g, w, rows, l)
+		checkVJP(t, "linear", x, f, g, w)
+	})
+	t.Run("gelu", func(t *testing.T) {
+		x, w := randVec(rng, 20, 2), randVec(rng, 20, 1)
+		f := func(x []float32) []float32 { y := slices.Clone(x); vit.GELU(y); return y }
+		g := slices.Clone(w)
+		GELUBackward(g, x)
+		checkVJP(t, "gelu", x, f, g, w)
+	})
+	t.Run("softmax", func(t *testing.T) {
+		x, w := randVec(rng, 9, 2), randVec(rng, 9, 1)
+		f := func(x []float32) []float32 { y := slices.Clone(x); vit.Softmax(y); return y }
+		g := slices.Clone(w)
+		SoftmaxBackward(g, f(x))
+		checkVJP(t, "softmax", x, f, g, w)
+	})
+	t.Run("attention", func(t *testing.T) {
+		const n, heads, dh = 4, 2, 3
+		D := heads * dh
+		tokens := []int{0, 1, 2, 3}
+		qkv, w := randVec(rng, n*3*D, 1), randVec(rng, n*D, 1)
+		f := func(qkv []float32) []float32 {
+			out := make([]float32, n*D)
+			vit.Attention(out, qkv, n, heads, dh, vit.EditNone, tokens, false, false)
+			return out
+		}
+		probs, _ := vit.Attention(make([]float32, n*D), qkv, n, heads, dh, vit.EditNone, tokens, true, false)
+		_, g := AttentionBackward(qkv, probs, w, n, heads, dh)
+		checkVJP(t, "attention", qkv, f, g, w)
+	})
+}

@@ -1,0 +1,154 @@
+package explain
+
+// Parity with torch autograd: tools/reference/make_explain_golden.py runs the
+// reference fixtures in float64 and dumps gradients and maps. Tolerance:
+// max |go − torch| ≤ tol · max|torch| over each tensor (the gradients span
+// orders of magnitude, so a per-element relative bound would be dominated by
+// values that are zero up to rounding).
+
+import (
+	"fmt"
+	"math"
+	"path/filepath"
+	"testing"
+
+	"vitlens/vit"
+	"vitlens/vit/checkpoint"
+	"vitlens/vit/vittest"
+)
+
+const gradTol = 5e-5 // measured worst: 1.9e-5 (gap), ≤1e-5 elsewhere
+
+var goldenFixtures = []string{"tiny", "odd", "nobias", "gap"}
+
+func loadFixture(t *testing.T, name string) (*vit.Model, *vittest.Golden) {
+	t.Helper()
+	g, err := vittest.OpenGolden(filepath.Join("..", "..", "testdata", "explain", name+".safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := g.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _, err := checkpoint.Load(filepath.Join("..", "..", "testdata", "reference", name, "timm.safetensors"),
+		checkpoint.Options{Override: &vit.Config{Heads: cfg.Heads}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Config != cfg {
+		t.Fatalf("config %+v, torch used %+v", m.Config, cfg)
+	}
+	return m, g
+}
+
+// relErr is max|got − want| / max|want|.
+func relErr(got, want []float32) float64 {
+	if len(got) != len(want) {
+		return math.Inf(1)
+	}
+	var scale float64
+	for _, v := range want {
+		scale = math.Max(scale, math.Abs(float64(v)))
+	}
+	return vittest.MaxAbsDiff(got, want) / math.Max(scale, 1e-30)
+}
+
+func expect(t *testing.T, what string, got, want []float32, tol float64) float64 {
+	t.Helper()
+	e := relErr(got, want)
+	if !(e <= tol) {
+		t.Errorf("%s: relative error %.3g > %.3g", what, e, tol)
+	}
+	return e
+}
+
+func goldenInputs(t *testing.T, g *vittest.Golden) (inputs []*vit.Tensor, targets []int) {
+	for i := 0; g.Has(fmt.Sprintf("input.%d", i)); i++ {
+		inputs = append(inputs, g.MustTensor(t, fmt.Sprintf("input.%d", i)))
+		tg, err := g.Int64s(fmt.Sprintf("target.%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		targets = append(targets, int(tg[0]))
+	}
+	if len(inputs) == 0 {
+		t.Fatalf("%s: no inputs", g.Path)
+	}
+	return inputs, targets
+}
+
+func TestLogitGradsMatchAutograd(t *testing.T) {
+	for _, name := range goldenFixtures {
+		t.Run(name, func(t *testing.T) {
+			m, g := loadFixture(t, name)
+			inputs, targets := goldenInputs(t, g)
+			worst := 0.0
+			for i, in := range inputs {
+				tp, err := record(m, in)
+				if err != nil {
+					t.Fatal(err)
+				}
+				tr, err := m.Forward(in, vit.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for k := range tr.Logits {
+					if tr.Logits[k] != tp.logits[k] {
+						t.Fatalf("tape logits differ from vit.Forward at %d: %g vs %g", k, tp.logits[k], tr.Logits[k])
+					}
+				}
+				expect(t, fmt.Sprintf("logits.%d", i), tp.logits, g.MustTensor(t, fmt.Sprintf("logits.%d", i)).Data, 1e-5)
+				gp, ge, err := LogitAttentionGrads(m, in, targets[i])
+				if err != nil {
+					t.Fatal(err)
+				}
+				for b, gb := range gp {
+					worst = max(worst, expect(t, fmt.Sprintf("chefer.grad.%d.%d", b, i), gb.Data, g.MustTensor(t, fmt.Sprintf("chefer.grad.%d.%d", b, i)).Data, gradTol))
+				}
+				worst = max(worst, expect(t, fmt.Sprintf("grad.embed.%d", i), ge, g.MustTensor(t, fmt.Sprintf("grad.embed.%d", i)).Data, gradTol))
+			}
+			t.Logf("%s: worst relative error of ∂y/∂A and ∂y/∂embed: %.2g", name, worst)
+		})
+	}
+}
+
+func TestMapsMatchAutograd(t *testing.T) {
+	for _, name := range goldenFixtures {
+		t.Run(name, func(t *testing.T) {
+			m, g := loadFixture(t, name)
+			inputs, targets := goldenInputs(t, g)
+			if !m.Config.ClassToken {
+				if _, err := Map(m, inputs[0], 0, Options{}); err == nil {
+					t.Fatal("a model without [CLS] was explained")
+				}
+				return
+			}
+			worst := map[string]float64{}
+			for i, in := range inputs {
+				for _, v := range []struct {
+					key    string
+					double bool
+				}{{"ours", false}, {"ours2", true}} {
+					mp, err := Map(m, in, targets[i], Options{DoubleSoftmax: v.double, NoChefer: v.double})
+					if err != nil {
+						t.Fatal(err)
+					}
+					tp, _ := record(m, in)
+					for b := range m.Blocks {
+						grad, _ := clsAttentionGrad(tp, b, targets[i], v.double)
+						key := fmt.Sprintf("%s.grad.%d.%d", v.key, b, i)
+						worst[v.key+".grad"] = max(worst[v.key+".grad"], expect(t, key, grad, g.MustTensor(t, key).Data, gradTol))
+					}
+					key := fmt.Sprintf("%s.map.%d", v.key, i)
+					worst[v.key+".map"] = max(worst[v.key+".map"], expect(t, key, mp.Ours, g.MustTensor(t, key).Data, gradTol))
+					if !v.double {
+						key := fmt.Sprintf("chefer.map.%d", i)
+						worst["chefer.map"] = max(worst["chefer.map"], expect(t, key, mp.Chefer, g.MustTensor(t, key).Data, gradTol))
+					}
+				}
+			}
+			t.Logf("%s: worst relative errors %v", name, worst)
+		})
+	}
+}

@@ -1,0 +1,108 @@
+package explain
+
+import (
+	"math"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+
+	"vitlens/vit"
+)
+
+var smallConfig = vit.Config{ImageSize: 16, PatchSize: 4, Channels: 3, Dim: 16, Depth: 3, Heads: 2, MLPDim: 32,
+	Classes: 4, QKVBias: true, LNEps: 1e-6, ClassToken: true, Pool: vit.PoolCLS}
+
+func smallModel(t *testing.T) *vit.Model {
+	t.Helper()
+	m, err := vit.NewRandom(smallConfig, 42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range m.Head.W { // a sharper head so predictions react to removals
+		m.Head.W[i] *= 30
+	}
+	return m
+}
+
+func randImage(c vit.Config, seed uint64) *vit.Tensor {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	t := vit.NewTensor(c.Channels, c.ImageSize, c.ImageSize)
+	for i := range t.Data {
+		t.Data[i] = float32(rng.NormFloat64())
+	}
+	return t
+}
+
+func TestKeptAndOrder(t *testing.T) {
+	order := Order([]float64{0.1, 0.9, 0.5, 0.9}, 1) // tokens 1..4
+	if !reflect.DeepEqual(order, []int{2, 4, 3, 1}) {
+		t.Fatalf("order %v", order)
+	}
+	cases := []struct {
+		n    int
+		dir  string
+		want []int
+	}{
+		{0, Negative, []int{0, 1, 2, 3, 4}},
+		{1, Negative, []int{0, 2, 3, 4}}, // least important (1) goes first
+		{3, Negative, []int{0, 2}},
+		{4, Negative, []int{0}},
+		{1, Positive, []int{0, 1, 3, 4}}, // most important (2) goes first
+		{3, Positive, []int{0, 1}},
+		{4, Positive, []int{0}},
+	}
+	for _, c := range cases {
+		if got := kept(order, c.n, c.dir); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s removing %d keeps %v, want %v", c.dir, c.n, got, c.want)
+		}
+	}
+}
+
+func TestAUC(t *testing.T) {
+	trap, paper := AUC([]float64{1, 1, 1})
+	if trap != 1 || paper != 1 {
+		t.Fatalf("flat 1: %g %g", trap, paper)
+	}
+	trap, paper = AUC([]float64{0.8, 0.4, 0})
+	if math.Abs(trap-0.4) > 1e-12 || math.Abs(paper-0.5) > 1e-12 {
+		t.Fatalf("linear: %g %g", trap, paper)
+	}
+}
+
+// Every count 0..P is evaluated: nothing removed is the plain prediction,
+// everything removed is the [CLS]-only sequence (A15).
+func TestCurveEnds(t *testing.T) {
+	m := smallModel(t)
+	px := randImage(smallConfig, 3)
+	P := smallConfig.NumPatches()
+	full, _ := m.Forward(px, vit.Options{})
+	none, _ := m.Forward(px, vit.Options{Keep: []int{0}})
+	order := RandomOrder(0, 0, P, 1)
+	for _, dir := range []string{Negative, Positive} {
+		preds, err := Curve(m, px, order, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(preds) != P+1 || preds[0] != argmax(full.Logits) || preds[P] != argmax(none.Logits) {
+			t.Fatalf("%s: %d points, ends %d %d, want %d %d", dir, len(preds), preds[0], preds[P], argmax(full.Logits), argmax(none.Logits))
+		}
+	}
+}
+
+func TestOverlay(t *testing.T) {
+	px := randImage(smallConfig, 1)
+	heat := make([]float32, 16)
+	heat[0] = 5 // top-left patch hot
+	img := Overlay(px, heat, 4, 32)
+	if img.Bounds().Dx() != 32 {
+		t.Fatalf("size %v", img.Bounds())
+	}
+	hot, cold := img.RGBAAt(1, 1), img.RGBAAt(30, 30)
+	if !(hot.R > hot.B && cold.B > cold.R) {
+		t.Fatalf("hot %v cold %v: JET should run blue→red", hot, cold)
+	}
+	up := Upsample([]float32{0, 1, 2, 3}, 2, 4)
+	if up[0] != 0 || up[15] != 3 || up[1] != 0.25 {
+		t.Fatalf("upsample %v", up)
+	}
+}

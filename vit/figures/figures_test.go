@@ -1,0 +1,253 @@
+package figures
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	"image/png"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"vitlens/vit"
+	"vitlens/vit/analysis"
+	"vitlens/vit/bundle"
+	"vitlens/vit/dataset"
+	"vitlens/vit/experiment"
+	"vitlens/vit/explain"
+	"vitlens/vit/explain/batch"
+	"vitlens/vit/lens"
+	"vitlens/vit/memory"
+	"vitlens/vit/preprocess"
+	"vitlens/vit/probe"
+	"vitlens/vit/results"
+)
+
+// Box statistics from rank histograms equal numpy's percentiles (linear
+// interpolation) and Tukey's whiskers on the expanded values.
+func TestBoxFromHistogram(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	const C = 7
+	for trial := 0; trial < 30; trial++ {
+		h := &identHist{classes: C}
+		h.counts[0] = [][]int64{make([]int64, C)}
+		var vals []float64
+		n := 1 + rng.IntN(40)
+		for i := 0; i < n; i++ {
+			r := rng.IntN(C)
+			if rng.IntN(3) == 0 {
+				r = 0
+			}
+			h.counts[0][0][r]++
+			vals = append(vals, 1-float64(r)/C)
+		}
+		sort.Float64s(vals)
+		q := func(p float64) float64 {
+			pos := p * float64(len(vals)-1)
+			lo := int(math.Floor(pos))
+			hi := min(lo+1, len(vals)-1)
+			return vals[lo]*(1-(pos-float64(lo))) + vals[hi]*(pos-float64(lo))
+		}
+		s := h.box(0, 0)
+		for _, c := range []struct {
+			name      string
+			got, want float64
+		}{{"q1", s.q1, q(0.25)}, {"median", s.median, q(0.5)}, {"q3", s.q3, q(0.75)}} {
+			if math.Abs(c.got-c.want) > 1e-12 {
+				t.Fatalf("trial %d %s: %g, want %g (values %v)", trial, c.name, c.got, c.want, vals)
+			}
+		}
+		iqr := s.q3 - s.q1
+		lo, hi := math.Inf(1), math.Inf(-1)
+		for _, v := range vals {
+			if v >= s.q1-1.5*iqr {
+				lo = math.Min(lo, v)
+			}
+			if v <= s.q3+1.5*iqr {
+				hi = math.Max(hi, v)
+			}
+		}
+		if s.adjLow != lo || s.adjHigh != hi {
+			t.Fatalf("trial %d whiskers %g..%g, want %g..%g", trial, s.adjLow, s.adjHigh, lo, hi)
+		}
+	}
+}
+
+func TestDecodeNaN(t *testing.T) {
+	in := &analysis.Report{Images: 3, Accuracy: 0.5, IdentifiableTokenShare: math.NaN(),
+		Blocks: []analysis.BlockRow{{Block: 1, CLSIdent: 0.25, VsRandomP: math.NaN()}}}
+	dir := t.TempDir()
+	if err := experiment.WriteJSON(dir, "summary.json", in); err != nil {
+		t.Fatal(err)
+	}
+	var out *analysis.Report
+	if !readSummary(dir, &out) {
+		t.Fatal("summary.json not read")
+	}
+	if out.Images != 3 || out.Accuracy != 0.5 || !math.IsNaN(out.IdentifiableTokenShare) || len(out.Blocks) != 1 ||
+		out.Blocks[0].Block != 1 || out.Blocks[0].CLSIdent != 0.25 || !math.IsNaN(out.Blocks[0].VsRandomP) {
+		t.Fatalf("round trip gave %+v", out)
+	}
+	mem := &experiment.MemoryReport{Layer: "mlp", Blocks: []experiment.MemoryBlock{{Block: 2, Agreement: 0.1, CorrectP: math.NaN()}}}
+	if err := experiment.WriteJSON(dir, "summary.json", mem); err != nil {
+		t.Fatal(err)
+	}
+	var mout *experiment.MemoryReport
+	if !readSummary(dir, &mout) || mout.Layer != "mlp" || mout.Blocks[0].Agreement != 0.1 || !math.IsNaN(mout.Blocks[0].CorrectP) {
+		t.Fatalf("memory round trip gave %+v", mout)
+	}
+}
+
+var testConfig = vit.Config{ImageSize: 16, PatchSize: 4, Channels: 3, Dim: 16, Depth: 3, Heads: 2, MLPDim: 32,
+	Classes: 4, QKVBias: true, LNEps: 1e-6, ClassToken: true, Pool: vit.PoolCLS}
+
+func imageFolder(t *testing.T, perClass int) string {
+	t.Helper()
+	root := t.TempDir()
+	rng := rand.New(rand.NewPCG(1, 1))
+	for c := 0; c < 3; c++ {
+		dir := filepath.Join(root, fmt.Sprintf("class%d", c))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < perClass; i++ {
+			img := image.NewRGBA(image.Rect(0, 0, 16, 16))
+			for p := 0; p < len(img.Pix); p += 4 {
+				img.Pix[p], img.Pix[p+1], img.Pix[p+2], img.Pix[p+3] = uint8(rng.IntN(256)), uint8(rng.IntN(256)), uint8(60*c), 255
+			}
+			f, err := os.Create(filepath.Join(dir, fmt.Sprintf("img%02d.png", i)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := png.Encode(f, img); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+		}
+	}
+	return root
+}
+
+func create(t *testing.T, kind string, params map[string]string, ds dataset.Dataset) *results.Run {
+	t.Helper()
+	man := results.Manifest{Experiment: kind, Params: params, ModelSHA256: "test", ModelPath: "tiny.safetensors",
+		Config: testConfig, Dataset: ds.Name(), Total: ds.Len(), ChunkSize: 8}
+	out, err := results.Create(filepath.Join(t.TempDir(), kind), man, results.Parquet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// One folder of every kind, drawn into one report.
+func TestReportFromEveryKind(t *testing.T) {
+	m, err := vit.NewRandom(testConfig, 42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range m.Head.W {
+		m.Head.W[i] *= 30
+	}
+	p, _ := preprocess.PresetByName("google")
+	b := &bundle.Bundle{Model: m, Preset: p, Classes: []string{"a", "b", "c", "d"}}
+	ds, err := dataset.Open("folder", imageFolder(t, 3), dataset.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dirs []string
+	for _, spec := range []experiment.Spec{
+		{Kind: experiment.Extract, Sites: vit.AllSites(), TopK: 5},
+		{Kind: experiment.Memories, Sites: []vit.Site{vit.SiteMLP}, TopK: 5, Layer: memory.MLP, Seed: 1},
+	} {
+		out := create(t, string(spec.Kind), spec.Params(), ds)
+		r := &experiment.Runner{Bundle: b, Backend: lens.NewCPU(m), Data: ds, Out: out, Spec: spec, Batch: 4}
+		if _, err := r.Run(); err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, out.Dir())
+	}
+	rs := explain.RemovalSpec{Orderings: []string{explain.OrderOurs, explain.OrderChefer, explain.OrderRandom},
+		Directions: []string{explain.Negative, explain.Positive}, RandomSeeds: 2}
+	out := create(t, "removal", rs.Params(), ds)
+	if _, err := (&batch.Removal{Bundle: b, Data: ds, Out: out, Spec: rs}).Run(); err != nil {
+		t.Fatal(err)
+	}
+	dirs = append(dirs, out.Dir())
+	ps := probe.Spec{Sites: probe.DefaultSites, Alpha: 1, Train: "same images"}
+	out = create(t, "probe", ps.Params(), ds)
+	if _, err := (&probe.Runner{Bundle: b, Train: ds, Test: ds, Out: out, Spec: ps}).Run(); err != nil {
+		t.Fatal(err)
+	}
+	dirs = append(dirs, out.Dir())
+	out = create(t, "explain", nil, ds)
+	if _, err := (&batch.Explainer{Bundle: b, Data: ds, Out: out, Target: batch.TargetLabel, Size: 32}).Run(); err != nil {
+		t.Fatal(err)
+	}
+	dirs = append(dirs, out.Dir())
+
+	var runs []*Run
+	for _, d := range dirs {
+		r, err := Load(d, LoadOptions{Permutation: 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs = append(runs, r)
+	}
+	rep, err := Build(runs, Options{Examples: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	figDir := t.TempDir()
+	n, err := rep.SaveFigures(figDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"identifiability_evolution-tiny", "mean_evolution", "prob_increment", "compositionality-tiny",
+		"match_score-tiny-mlp", "key_val_agr-tiny-mlp", "acc_agr_rate-tiny-mlp", "composition-tiny-mlp", "compare_all",
+		"negative_perturb-tiny", "positive_perturb-tiny", "probe_comparison-tiny", "explainability-tiny"} {
+		for _, ext := range []string{".png", ".svg"} {
+			if st, err := os.Stat(filepath.Join(figDir, name+ext)); err != nil || st.Size() == 0 {
+				t.Errorf("figure %s%s missing (%d written)", name, ext, n)
+			}
+		}
+	}
+	var buf bytes.Buffer
+	if err := rep.WriteHTML(&buf, "test", false); err != nil {
+		t.Fatal(err)
+	}
+	html := buf.String()
+	for _, want := range []string{"data:image/svg", "token-removal AUCs", "Linear probing", "no segmentation labels"} {
+		if !strings.Contains(html, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+}
+
+// The class-vs-context figure needs segmentation masks, which no test
+// dataset has: draw it from a synthetic histogram.
+func TestContextVsClassFigure(t *testing.T) {
+	const depth, C = 2, 5
+	h := &identHist{classes: C}
+	for g := range h.counts {
+		h.counts[g] = make([][]int64, depth)
+		for b := range h.counts[g] {
+			h.counts[g][b] = []int64{int64(g + 1), 2, 3, 1, int64(b)}
+		}
+	}
+	if !hasPatchLabels(h) {
+		t.Fatal("labels not seen")
+	}
+	r := &Run{Label: "x", Ident: h, Summary: &analysis.Report{Blocks: []analysis.BlockRow{{ClassCtxP: 0.01}, {ClassCtxP: 0.5}}}}
+	if _, err := contextVsClass(r).SVG(); err != nil {
+		t.Fatal(err)
+	}
+	h.counts[groupClass][depth-1] = make([]int64, C)
+	h.counts[groupContext][depth-1] = make([]int64, C)
+	if hasPatchLabels(h) {
+		t.Fatal("empty labels seen")
+	}
+}
