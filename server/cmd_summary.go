@@ -7,6 +7,8 @@ import (
 	"math"
 
 	"vitlens/vit/experiment"
+	"vitlens/vit/explain/batch"
+	"vitlens/vit/probe"
 	"vitlens/vit/results"
 )
 
@@ -34,7 +36,28 @@ func runSummary(args []string, stdout io.Writer) error {
 		return err
 	}
 	var rep any
-	if m.Experiment == "memories" {
+	switch m.Experiment {
+	case "removal":
+		r, err := batch.SummarizeRemoval(dir)
+		if err != nil {
+			return err
+		}
+		rep = r
+		if !*asJSON {
+			r.WriteText(stdout)
+		}
+	case "probe":
+		r, err := probe.Summarize(dir)
+		if err != nil {
+			return err
+		}
+		rep = r
+		if !*asJSON {
+			r.WriteText(stdout)
+		}
+	case "explain":
+		return fmt.Errorf("%s holds explanation maps; see its maps table and PNGs, or `vitlens report %s`", dir, dir)
+	case "memories":
 		mr, err := experiment.SummarizeMemories(dir, *perm, *seed)
 		if err != nil {
 			return err
@@ -43,7 +66,7 @@ func runSummary(args []string, stdout io.Writer) error {
 		if !*asJSON {
 			writeMemoryText(stdout, mr)
 		}
-	} else {
+	default:
 		r, err := experiment.Summarize(dir, experiment.SummaryOptions{Random: *random, Permutation: *perm, Seed: *seed})
 		if err != nil {
 			return err
