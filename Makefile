@@ -12,15 +12,50 @@ TEST_DEBS := mesa-vulkan-drivers libvulkan1 chromium dataset-fashion-mnist
 export MESA_SHADER_CACHE_DIR ?= $(CURDIR)/.cache/mesa
 export XDG_RUNTIME_DIR ?= /tmp/vitlens-xdg
 
-.PHONY: all build run test test-deps vet wasm-check demo bench clean
+WEB       := public/web
+WASM      := $(WEB)/app.wasm
+WASMFLAGS := -trimpath -ldflags="-s -w"
+
+.PHONY: all build wasm run site workers workers-check test test-deps vet wasm-check demo bench clean
 
 all: build
 
-build:
+# The browser app (go-app components + the analysis engine) in WebAssembly.
+# The vitlens binary embeds public/web/, so the wasm is built first.
+wasm:
+	GOOS=js GOARCH=wasm $(GO) build $(WASMFLAGS) -o $(WASM) ./app/wasm
+
+build: wasm
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./server
 
 run: build
-	$(BIN) serve
+	$(BIN) serve --addr 127.0.0.1:8080
+
+# A static site for any static host (it must send application/wasm).
+site: build
+	rm -rf site
+	$(BIN) site --out site
+
+# The Cloudflare Worker: build/assets/ (web/ + _headers) for the asset
+# store, build/pages/ (prerendered page and go-app files, embedded in the
+# Worker), the Go Worker build/app.wasm and the loader from
+# workers-assets-gen (which empties build/, so it runs first).
+workers: build
+	rm -rf workers/build
+	cd workers && $(GO) run github.com/syumai/workers/cmd/workers-assets-gen -mode=go -o build
+	$(BIN) site --out workers/build/site
+	mkdir -p workers/build/assets workers/build/pages
+	cp -r workers/build/site/web workers/build/site/_headers workers/build/assets/
+	cd workers/build/site && cp index.html app.js app-worker.js wasm_exec.js manifest.webmanifest app.css ../pages/
+	GOOS=js GOARCH=wasm $(GO) build -trimpath \
+		-ldflags="-s -w -X main.version=$$(sha256sum $(WASM) | cut -c1-16)" \
+		-o workers/build/app.wasm ./workers
+	@ls -l $(WASM) workers/build/app.wasm
+
+# Runs the Worker under `wrangler dev` (npm wrangler@4.86.0, installed under
+# workers/node_modules on first use) and checks it, in the browser too.
+workers-check: workers
+	workers/check.sh
 
 # Installs missing Debian packages only (apt-get update once, when needed).
 test-deps:
@@ -39,7 +74,7 @@ vet:
 wasm-check:
 	GOOS=js GOARCH=wasm $(GO) build ./vit/... ./gpu/... ./shaders/...
 
-test: test-deps vet wasm-check
+test: test-deps vet wasm-check wasm
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -short -tags purego ./vit/
 
@@ -53,4 +88,4 @@ bench: build
 	$(BIN) bench
 
 clean:
-	rm -rf bin results .cache
+	rm -rf bin results .cache site build $(WASM) workers/build

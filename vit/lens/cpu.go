@@ -92,8 +92,7 @@ func (c *CPU) analyzeOne(img *vit.Tensor, keep []int, target int, req Request) (
 	}
 	n := len(tr.Tokens)
 	depth := m.Config.Depth
-	res := &Result{Target: target, Tokens: tr.Tokens, Logits: tr.Logits, depth: depth, sites: req.Sites,
-		Readouts: make([]Readout, len(req.Sites)*depth)}
+	res := &Result{Target: target, Tokens: tr.Tokens, Logits: tr.Logits, Readouts: make([]Readout, len(req.Sites)*depth)}
 	readout := func(si int, s vit.Site, b int, logits []float32) {
 		r := &res.Readouts[si*depth+b]
 		*r = Readout{Site: s, Block: b, K: req.TopK, Rank: make([]int32, n), TargetLogit: make([]float32, n),

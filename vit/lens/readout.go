@@ -48,15 +48,15 @@ type Result struct {
 	Logits   []float32 // the model's own output
 	Readouts []Readout // Sites × Depth, site-major in Request.Sites order
 	Trace    *vit.Trace
-	depth    int
-	sites    []vit.Site
 }
 
 // At returns the readout of a site at a block, or nil when not requested.
+// It looks readouts up by their own Site and Block, so results built by any
+// backend answer it; a result holds at most a few dozen readouts.
 func (r *Result) At(s vit.Site, block int) *Readout {
-	for i, rs := range r.sites {
-		if rs == s {
-			return &r.Readouts[i*r.depth+block]
+	for i := range r.Readouts {
+		if ro := &r.Readouts[i]; ro.Site == s && ro.Block == block {
+			return ro
 		}
 	}
 	return nil
