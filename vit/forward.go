@@ -51,6 +51,9 @@ func (m *Model) Forward(pixels *Tensor, opt Options) (*Trace, error) {
 	}
 	for b := range m.Blocks {
 		m.block(b, x, tokens, opt, tr)
+		if opt.AfterBlock != nil {
+			opt.AfterBlock(b)
+		}
 	}
 	tr.Pooled, tr.Logits = m.classify(x, len(tokens))
 	return tr, nil

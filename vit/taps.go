@@ -104,6 +104,10 @@ type Options struct {
 	// stay in the sequence after the position embeddings are added; the others
 	// are dropped, shortening the sequence (context perturbation). Nil keeps all.
 	Keep []int
+	// AfterBlock, when set, is called after each block. The single-threaded
+	// browser passes a short sleep so the page can repaint during a long
+	// forward pass.
+	AfterBlock func(block int)
 }
 
 // Trace is what a forward pass returns: logits plus the requested taps.

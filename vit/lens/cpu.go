@@ -83,7 +83,7 @@ func (c *CPU) analyzeOne(img *vit.Tensor, keep []int, target int, req Request) (
 		taps.Sites[vit.SiteAttn] = true
 		taps.Sites[vit.SiteMLP] = true
 	}
-	tr, err := m.Forward(img, vit.Options{Taps: taps, Edit: req.Edit, Keep: keep})
+	tr, err := m.Forward(img, vit.Options{Taps: taps, Edit: req.Edit, Keep: keep, AfterBlock: req.AfterBlock})
 	if err != nil {
 		return nil, err
 	}

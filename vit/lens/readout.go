@@ -39,6 +39,10 @@ type Request struct {
 	// values, fc1) for analyses that need them; backends return them in
 	// Result.Trace.
 	Taps vit.Taps
+	// AfterBlock, when set, is called after each block of each image (see
+	// vit.Options.AfterBlock); backends that do not run block by block on
+	// the calling thread may ignore it.
+	AfterBlock func(block int)
 }
 
 // Result is one image's analysis.
