@@ -1,0 +1,341 @@
+package gpu
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/cogentcore/webgpu/wgpu"
+
+	"vitlens/vit"
+	"vitlens/vit/lens"
+)
+
+// Analyze runs the forward pass and the lens on every image. Images whose
+// token selections have the same length share batches; each batch is one
+// submission, split further only when it would not fit the device's limits
+// or the memory budget. req.AfterBlock is not called: a batch runs on the
+// device as a whole, and in the browser waiting on it does not block the page.
+func (b *Backend) Analyze(images []*vit.Tensor, req lens.Request) ([]*lens.Result, error) {
+	c := b.model.Config
+	if err := req.Validate(c, len(images)); err != nil {
+		return nil, err
+	}
+	if req.TopK > maxTopK {
+		return nil, fmt.Errorf("gpu: top-k %d over the GPU lens kernel's maximum of %d (use the CPU backend)", req.TopK, maxTopK)
+	}
+	if req.Edit != vit.EditNone && !c.ClassToken {
+		return nil, fmt.Errorf("attention edit %q needs a [CLS] token; this model has none", req.Edit)
+	}
+	if _, err := editCode(req.Edit); err != nil {
+		return nil, err
+	}
+	want := c.Channels * c.ImageSize * c.ImageSize
+	tokens := make([][]int, len(images))
+	for i, img := range images {
+		if img == nil || len(img.Data) != want {
+			shape := []int(nil)
+			if img != nil {
+				shape = img.Shape
+			}
+			return nil, fmt.Errorf("image %d: input is %v, model wants %d×%d×%d", i, shape, c.Channels, c.ImageSize, c.ImageSize)
+		}
+		var keep []int
+		if req.Keep != nil {
+			keep = req.Keep[i]
+		}
+		t, err := tokenList(keep, c)
+		if err != nil {
+			return nil, fmt.Errorf("image %d: %w", i, err)
+		}
+		tokens[i] = t
+	}
+	if err := b.d.check(); err != nil {
+		return nil, err
+	}
+
+	// Group by sequence length (first appearance order), then cut batches.
+	var lengths []int
+	groups := map[int][]int{}
+	for i, t := range tokens {
+		if _, ok := groups[len(t)]; !ok {
+			lengths = append(lengths, len(t))
+		}
+		groups[len(t)] = append(groups[len(t)], i)
+	}
+	out := make([]*lens.Result, len(images))
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, n := range lengths {
+		idx := groups[n]
+		for len(idx) > 0 {
+			key := requestKey(req, n)
+			size, err := b.batchSize(key, req.Sites, len(idx))
+			if err != nil {
+				return nil, err
+			}
+			key.batch = size
+			if err := b.runBatch(key, req, images, tokens, idx[:size], out); err != nil {
+				return nil, err
+			}
+			idx = idx[size:]
+		}
+	}
+	return out, nil
+}
+
+// requestKey is the plan key of req for sequences of n tokens (batch unset).
+func requestKey(req lens.Request, n int) planKey {
+	deferred := req.Targets == nil
+	for _, t := range req.Targets {
+		deferred = deferred || t < 0
+	}
+	return planKey{n: n, sites: sitesKey(req.Sites), k: req.TopK, edit: req.Edit, taps: req.Taps,
+		deferred: deferred && len(req.Sites) > 0}
+}
+
+// tokenList returns the kept token indices (all when keep is nil), with the
+// checks and messages of vit's Forward.
+func tokenList(keep []int, c vit.Config) ([]int, error) {
+	if keep == nil {
+		t := make([]int, c.NumTokens())
+		for i := range t {
+			t[i] = i
+		}
+		return t, nil
+	}
+	if len(keep) == 0 {
+		return nil, errors.New("token selection keeps no tokens")
+	}
+	if c.Pool == vit.PoolCLS && keep[0] != 0 {
+		return nil, errors.New("token selection must keep the [CLS] token (0) first: the classifier reads it")
+	}
+	seen := make(map[int]bool, len(keep))
+	for _, t := range keep {
+		if t < 0 || t >= c.NumTokens() {
+			return nil, fmt.Errorf("token %d out of range 0..%d", t, c.NumTokens()-1)
+		}
+		if seen[t] {
+			return nil, fmt.Errorf("token %d kept twice", t)
+		}
+		seen[t] = true
+	}
+	return slices.Clone(keep), nil
+}
+
+// batchSize is the largest batch up to want (and MaxBatch) whose buffers fit.
+func (b *Backend) batchSize(key planKey, sites []vit.Site, want int) (int, error) {
+	c := b.model.Config
+	budget := uint64(b.opt.MemoryBudget)
+	hi := min(want, b.opt.MaxBatch)
+	key.batch = 1
+	if err := planSizes(c, key, sites).fits(b.d.limits, budget); err != nil {
+		return 0, fmt.Errorf("gpu: even one image does not fit: %w (ask for fewer taps or sites, or raise Options.MemoryBudget)", err)
+	}
+	lo := 1
+	for lo < hi { // largest fitting size in [lo, hi]
+		mid := (lo + hi + 1) / 2
+		key.batch = mid
+		if planSizes(c, key, sites).fits(b.d.limits, budget) == nil {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	return lo, nil
+}
+
+// planFor returns the cached plan of key or builds one, evicting the least
+// recently used beyond plansKept.
+func (b *Backend) planFor(key planKey, sites []vit.Site) (*plan, error) {
+	for i, p := range b.plans {
+		if p.key == key {
+			copy(b.plans[1:i+1], b.plans[:i])
+			b.plans[0] = p
+			return p, nil
+		}
+	}
+	p, err := b.buildPlan(key, sites)
+	if err != nil {
+		return nil, err
+	}
+	b.plans = append([]*plan{p}, b.plans...)
+	// Keep a second plan (a last partial batch, another token count) only
+	// while both fit the memory budget together.
+	held := uint64(0)
+	for i, q := range b.plans {
+		held += q.prog.bytes
+		if i > 0 && (i >= plansKept || held > uint64(b.opt.MemoryBudget)) {
+			for _, old := range b.plans[i:] {
+				old.release()
+			}
+			b.plans = b.plans[:i]
+			break
+		}
+	}
+	return p, nil
+}
+
+// runBatch uploads one batch's inputs, replays its plan in one submission,
+// reads back what was asked for and fills out[idx[i]].
+func (b *Backend) runBatch(key planKey, req lens.Request, images []*vit.Tensor, tokens [][]int, idx []int, out []*lens.Result) error {
+	c := b.model.Config
+	pl, err := b.planFor(key, req.Sites)
+	if err != nil {
+		return err
+	}
+	B, N := key.batch, key.n
+	// One upload buffer holds pixels, token indices, [CLS] positions and
+	// targets; copies move them into the plan's buffers.
+	px := c.Channels * c.ImageSize * c.ImageSize
+	data := make([]byte, 0, 4*(B*px+B*N+2*B))
+	for _, i := range idx {
+		for _, v := range images[i].Data {
+			data = binary.LittleEndian.AppendUint32(data, math.Float32bits(v))
+		}
+	}
+	offKeep := len(data)
+	for _, i := range idx {
+		for _, t := range tokens[i] {
+			data = binary.LittleEndian.AppendUint32(data, uint32(t))
+		}
+	}
+	offCls := len(data)
+	for _, i := range idx {
+		pos := -1
+		if c.ClassToken {
+			pos = slices.Index(tokens[i], 0)
+		}
+		data = binary.LittleEndian.AppendUint32(data, uint32(int32(pos)))
+	}
+	offTargets := len(data)
+	for _, i := range idx {
+		t := -1
+		if req.Targets != nil {
+			t = req.Targets[i]
+		}
+		data = binary.LittleEndian.AppendUint32(data, uint32(int32(t)))
+	}
+	up, err := upload(b.d, "inputs", data, wgpu.BufferUsageCopySrc)
+	if err != nil {
+		return err
+	}
+	defer func() { up.b.Destroy(); up.b.Release() }()
+	pre := func(enc *wgpu.CommandEncoder) error {
+		for _, cp := range []struct {
+			dst      *buf
+			off, end int
+		}{{pl.pixels, 0, offKeep}, {pl.keep, offKeep, offCls}, {pl.clsPos, offCls, offTargets}, {pl.targets, offTargets, len(data)}} {
+			if err := enc.CopyBufferToBuffer(up.b, uint64(cp.off), cp.dst.b, 0, uint64(cp.end-cp.off)); err != nil {
+				return fmt.Errorf("gpu: uploading inputs: %w", err)
+			}
+		}
+		return nil
+	}
+	if err := pl.prog.submit(pre, nil, nil); err != nil {
+		return err
+	}
+	raw, err := b.d.readBuffer(pl.readback.b, pl.rb.size)
+	if err != nil {
+		return err
+	}
+	for bi, i := range idx {
+		out[i] = b.result(pl, raw, bi, tokens[i], req)
+	}
+	return nil
+}
+
+func words(raw []byte, off uint64, n int) []uint32 {
+	w := make([]uint32, n)
+	for i := range w {
+		w[i] = binary.LittleEndian.Uint32(raw[off+4*uint64(i):])
+	}
+	return w
+}
+
+func floats(raw []byte, off uint64, n int) []float32 {
+	f := make([]float32, n)
+	for i := range f {
+		f[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[off+4*uint64(i):]))
+	}
+	return f
+}
+
+// result assembles image bi of a batch from the readback bytes.
+func (b *Backend) result(pl *plan, raw []byte, bi int, tokens []int, req lens.Request) *lens.Result {
+	c := b.model.Config
+	B, N, K := pl.key.batch, pl.key.n, pl.key.k
+	M, D, C := B*N, c.Dim, c.Classes
+	lay := pl.rb
+	f32 := uint64(4)
+	tr := &vit.Trace{
+		Tokens: slices.Clone(tokens),
+		Logits: floats(raw, lay.logits+uint64(bi*C)*f32, C),
+		Pooled: floats(raw, lay.pooled+uint64(bi*D)*f32, D),
+	}
+	target := int(int32(words(raw, lay.targets+uint64(bi)*f32, 1)[0]))
+	S := len(req.Sites)
+	readouts := make([]lens.Readout, S*c.Depth)
+	for si, s := range req.Sites {
+		for blk := 0; blk < c.Depth; blk++ {
+			row0 := ((blk*S+si)*B + bi) * N
+			w := words(raw, lay.readouts+uint64(row0*(K+2))*f32, N*(K+2))
+			r := lens.Readout{Site: s, Block: blk, K: K, Rank: make([]int32, N), TargetLogit: make([]float32, N), Top: make([]int32, N*K)}
+			for t := 0; t < N; t++ {
+				row := w[t*(K+2):]
+				r.Rank[t] = int32(row[0])
+				r.TargetLogit[t] = math.Float32frombits(row[1])
+				for j := 0; j < K; j++ {
+					r.Top[t*K+j] = int32(row[2+j])
+				}
+			}
+			readouts[si*c.Depth+blk] = r
+		}
+	}
+	taps := pl.key.taps
+	rowsOf := func(off uint64, blk, perBlock, n, width int) *vit.Tensor {
+		start := off + uint64(blk*perBlock+bi*n*width)*f32
+		return &vit.Tensor{Shape: []int{n, width}, Data: floats(raw, start, n*width)}
+	}
+	if taps.Embed {
+		tr.Embed = rowsOf(lay.embed, 0, 0, N, D)
+	}
+	for s := range vit.NumSites {
+		if taps.Sites[s] {
+			tr.Sites[s] = make([]*vit.Tensor, c.Depth)
+			for blk := range tr.Sites[s] {
+				tr.Sites[s][blk] = rowsOf(lay.sites[s], blk, M*D, N, D)
+			}
+		}
+	}
+	if taps.FC1 {
+		tr.FC1 = make([]*vit.Tensor, c.Depth)
+		for blk := range tr.FC1 {
+			tr.FC1[blk] = rowsOf(lay.fc1, blk, M*c.MLPDim, N, c.MLPDim)
+		}
+	}
+	H, dh := c.Heads, c.HeadDim()
+	if taps.AttnProbs {
+		tr.AttnProbs = make([]*vit.Tensor, c.Depth)
+		for blk := range tr.AttnProbs {
+			start := lay.probs + uint64(blk*B*H*N*N+bi*H*N*N)*f32
+			tr.AttnProbs[blk] = &vit.Tensor{Shape: []int{H, N, N}, Data: floats(raw, start, H*N*N)}
+		}
+	}
+	if taps.Values {
+		tr.Values = make([]*vit.Tensor, c.Depth)
+		for blk := range tr.Values {
+			qkv := rowsOf(lay.qkv, blk, M*3*D, N, 3*D).Data
+			v := vit.NewTensor(H, N, dh)
+			for h := 0; h < H; h++ {
+				for s := 0; s < N; s++ {
+					copy(v.Data[(h*N+s)*dh:(h*N+s+1)*dh], qkv[s*3*D+2*D+h*dh:])
+				}
+			}
+			tr.Values[blk] = v
+		}
+	}
+	return &lens.Result{Target: target, Tokens: tr.Tokens, Logits: tr.Logits, Readouts: readouts, Trace: tr}
+}

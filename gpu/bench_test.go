@@ -1,0 +1,108 @@
+package gpu
+
+import (
+	"fmt"
+	"os"
+	"testing"
+
+	"vitlens/vit"
+	"vitlens/vit/lens"
+)
+
+// Benchmarks: `go test -bench . ./gpu/`. On lavapipe they measure a CPU
+// emulating a GPU; only numbers from a real adapter mean anything. Set
+// VITLENS_BENCH_B16=1 to add a ViT-B/16-sized random model.
+
+var cfgDemo = vit.Config{ImageSize: 28, PatchSize: 7, Channels: 3, Dim: 64, Depth: 6, Heads: 4, MLPDim: 256,
+	Classes: 10, QKVBias: true, LNEps: 1e-6, ClassToken: true, Pool: vit.PoolCLS}
+
+var cfgB16 = vit.Config{ImageSize: 224, PatchSize: 16, Channels: 3, Dim: 768, Depth: 12, Heads: 12, MLPDim: 3072,
+	Classes: 1000, QKVBias: true, LNEps: 1e-6, ClassToken: true, Pool: vit.PoolCLS}
+
+func benchConfigs() map[string]vit.Config {
+	cs := map[string]vit.Config{"demo": cfgDemo}
+	if os.Getenv("VITLENS_BENCH_B16") == "1" {
+		cs["b16"] = cfgB16
+	}
+	return cs
+}
+
+func BenchmarkAnalyze(bm *testing.B) {
+	for name, c := range benchConfigs() {
+		m := randomModel(bm, c, 1)
+		b := newBackend(bm, m)
+		for _, batch := range []int{1, 8, 32} {
+			for _, req := range []struct {
+				name string
+				r    lens.Request
+			}{{"forward", lens.Request{TopK: 1}}, {"lens_all_sites", ProfileRequest}} {
+				bm.Run(fmt.Sprintf("%s/batch=%d/%s", name, batch, req.name), func(bm *testing.B) {
+					images := randomImages(c, batch, 5)
+					if _, err := b.Analyze(images, req.r); err != nil {
+						bm.Fatal(err)
+					}
+					bm.ResetTimer()
+					for bm.Loop() {
+						if _, err := b.Analyze(images, req.r); err != nil {
+							bm.Fatal(err)
+						}
+					}
+					bm.ReportMetric(float64(bm.N*batch)/bm.Elapsed().Seconds(), "images/s")
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkMatMul times the matmul kernel alone at ViT-B/16 shapes (one
+// image: 197 tokens) and reports GFLOP/s.
+func BenchmarkMatMul(bm *testing.B) {
+	h := testHarness(bm)
+	for _, s := range [][3]int{{197, 2304, 768}, {197, 768, 768}, {197, 3072, 768}, {197, 768, 3072}} {
+		m, n, k := s[0], s[1], s[2]
+		bm.Run(fmt.Sprintf("%dx%dx%d", m, n, k), func(bm *testing.B) {
+			p := h.prog(bm)
+			a, w := h.out(bm, p, "a", m*k), h.out(bm, p, "w", n*k)
+			out := h.out(bm, p, "out", m*n)
+			if err := p.matmul("matmul", out, a, w, nil, m, n, k, 0); err != nil {
+				bm.Fatal(err)
+			}
+			if err := p.finalize(); err != nil {
+				bm.Fatal(err)
+			}
+			for bm.Loop() {
+				if err := p.submit(nil, nil, nil); err != nil {
+					bm.Fatal(err)
+				}
+				h.d.wait()
+			}
+			bm.ReportMetric(2*float64(m*n*k)*float64(bm.N)/bm.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}
+
+func TestProfileReport(t *testing.T) {
+	m := randomModel(t, cfgDemo, 1)
+	b := newBackend(t, m)
+	r, err := b.Profile([]int{1, 4}, 2, ProfileRequest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Batches) != 2 || len(r.Batches[0].Ops) == 0 || r.Batches[1].PerImage <= 0 {
+		t.Fatalf("incomplete report: %+v", r)
+	}
+	var names []string
+	for _, o := range r.Batches[0].Ops {
+		names = append(names, o.Op)
+	}
+	for _, want := range []string{"matmul.qkv", "attention", "lens", "layernorm"} {
+		found := false
+		for _, n := range names {
+			found = found || n == want
+		}
+		if !found {
+			t.Errorf("no %s in the profile's ops %v", want, names)
+		}
+	}
+	t.Logf("\n%s", r)
+}

@@ -1,0 +1,231 @@
+// Package gpu runs the ViT forward pass and the class-embedding lens on
+// WebGPU: natively through wgpu-native (cgo) and in the browser through
+// navigator.gpu (GOOS=js), with the same WGSL kernels (package shaders).
+//
+// It implements lens.Backend and is checked against the pure-Go CPU backend.
+// A batch is one command buffer and one submission; only what the request
+// asks for is read back: per-token ranks, target logits and top-k classes
+// (never all class logits per token), the model's logits, and raw tensors
+// only when lens.Request.Taps asks for them.
+//
+// Platform differences are confined to device_native.go and device_js.go.
+// Kernels stay within WebGPU's default limits (8 storage buffers per stage,
+// 256 invocations per workgroup, 16 KiB workgroup memory), so they run in
+// browsers; buffer sizes are checked against the device's limits before
+// anything is allocated and batches that do not fit are split.
+package gpu
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/cogentcore/webgpu/wgpu"
+
+	"vitlens/shaders"
+	"vitlens/vit"
+	"vitlens/vit/lens"
+)
+
+// Options tune the backend; the zero value is sensible.
+type Options struct {
+	// MemoryBudget caps the bytes of GPU buffers one submission allocates
+	// for activations, lens stores and readback (weights not counted);
+	// bigger batches are split. 0 means 1 GiB.
+	MemoryBudget int64
+	// MaxBatch caps the images per submission. 0 means 64.
+	MaxBatch int
+}
+
+const (
+	defaultBudget   = 1 << 30
+	defaultMaxBatch = 64
+	// plansKept is how many compiled plans (buffers + bind groups for one
+	// batch shape) stay cached: a full batch and a last partial one.
+	plansKept = 2
+)
+
+// Backend is the WebGPU lens backend. Its methods may be called from several
+// goroutines; batches run one at a time on the device's queue.
+type Backend struct {
+	model *vit.Model
+	opt   Options
+	d     *device
+	ks    *kernels
+	w     *weights
+
+	mu    sync.Mutex
+	plans []*plan // most recently used first
+}
+
+var _ lens.Backend = (*Backend)(nil)
+
+// Available reports whether a WebGPU adapter exists, and its description.
+// The CLI's --backend auto uses it to choose between GPU and CPU.
+func Available() (string, bool) {
+	desc, err := probeAdapter()
+	return desc, err == nil
+}
+
+// New opens the device, compiles every kernel and uploads m's weights (one
+// buffer per tensor). It fails with an error for which ErrNoAdapter is true
+// when no adapter exists.
+func New(m *vit.Model, opt Options) (*Backend, error) {
+	if err := m.CheckShapes(); err != nil {
+		return nil, fmt.Errorf("gpu: model: %w", err)
+	}
+	if dh := m.Config.HeadDim(); dh > maxHeadDim {
+		return nil, fmt.Errorf("gpu: head dimension %d over the attention kernel's %d", dh, maxHeadDim)
+	}
+	d, err := openDevice()
+	if err != nil {
+		return nil, err
+	}
+	return newOnDevice(m, opt, d)
+}
+
+// newOnDevice finishes New on an open device, which it then owns.
+func newOnDevice(m *vit.Model, opt Options, d *device) (*Backend, error) {
+	if opt.MemoryBudget <= 0 {
+		opt.MemoryBudget = defaultBudget
+	}
+	if opt.MaxBatch <= 0 {
+		opt.MaxBatch = defaultMaxBatch
+	}
+	b := &Backend{model: m, opt: opt, d: d, ks: &kernels{dev: d}}
+	if err := b.init(); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *Backend) init() error {
+	var err error
+	usage := wgpu.BufferUsageStorage
+	if b.ks.dummy, err = upload(b.d, "unused", make([]byte, 16), usage); err != nil {
+		return err
+	}
+	if b.ks.dummyRW, err = upload(b.d, "unused (writable)", make([]byte, 16), usage); err != nil {
+		return err
+	}
+	// Compile everything now so a shader or driver problem shows at New.
+	for _, name := range shaders.Names() {
+		if _, err := b.ks.get(name); err != nil {
+			return err
+		}
+	}
+	b.w, err = uploadWeights(b.d, b.model)
+	return err
+}
+
+// Name says which adapter runs, e.g. "webgpu: llvmpipe (LLVM 15, 256 bits) (vulkan, cpu)".
+func (b *Backend) Name() string { return "webgpu: " + b.d.desc }
+
+// Close frees every GPU resource. The backend is unusable afterwards.
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, p := range b.plans {
+		p.release()
+	}
+	b.plans = nil
+	if b.w != nil {
+		b.w.release()
+		b.w = nil
+	}
+	if b.ks != nil {
+		b.ks.release()
+		for _, x := range []*buf{b.ks.dummy, b.ks.dummyRW} {
+			if x != nil {
+				x.b.Destroy()
+				x.b.Release()
+			}
+		}
+	}
+	if b.d != nil && b.d.release != nil {
+		b.d.release()
+		b.d.release = nil
+	}
+	return nil
+}
+
+// weights holds one storage buffer per weight tensor.
+type weights struct {
+	patchW, patchB, cls, pos *buf
+	blocks                   []blockWeights
+	normW, normB             *buf
+	headW, headB             *buf
+	all                      []*buf
+}
+
+type blockWeights struct {
+	norm1W, norm1B, qkvW, qkvB, projW, projB *buf
+	norm2W, norm2B, fc1W, fc1B, fc2W, fc2B   *buf
+}
+
+func f32bytes(v []float32) []byte {
+	out := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(x))
+	}
+	return out
+}
+
+func uploadWeights(d *device, m *vit.Model) (*weights, error) {
+	w := &weights{}
+	var err error
+	put := func(name string, v []float32) *buf {
+		if err != nil || v == nil {
+			return nil
+		}
+		var b *buf
+		b, err = upload(d, name, f32bytes(v), wgpu.BufferUsageStorage)
+		if b != nil {
+			w.all = append(w.all, b)
+		}
+		return b
+	}
+	w.patchW = put("patch_embed.weight", m.Patch.W)
+	w.patchB = put("patch_embed.bias", m.Patch.B)
+	w.cls = put("cls_token", m.ClsToken)
+	w.pos = put("pos_embed", m.PosEmbed)
+	for i, blk := range m.Blocks {
+		p := fmt.Sprintf("blocks.%d.", i)
+		w.blocks = append(w.blocks, blockWeights{
+			norm1W: put(p+"norm1.weight", blk.Norm1.W), norm1B: put(p+"norm1.bias", blk.Norm1.B),
+			qkvW: put(p+"attn.qkv.weight", blk.QKV.W), qkvB: put(p+"attn.qkv.bias", blk.QKV.B),
+			projW: put(p+"attn.proj.weight", blk.Proj.W), projB: put(p+"attn.proj.bias", blk.Proj.B),
+			norm2W: put(p+"norm2.weight", blk.Norm2.W), norm2B: put(p+"norm2.bias", blk.Norm2.B),
+			fc1W: put(p+"mlp.fc1.weight", blk.FC1.W), fc1B: put(p+"mlp.fc1.bias", blk.FC1.B),
+			fc2W: put(p+"mlp.fc2.weight", blk.FC2.W), fc2B: put(p+"mlp.fc2.bias", blk.FC2.B),
+		})
+	}
+	w.normW = put("norm.weight", m.Norm.W)
+	w.normB = put("norm.bias", m.Norm.B)
+	w.headW = put("head.weight", m.Head.W)
+	w.headB = put("head.bias", m.Head.B)
+	if err != nil {
+		w.release()
+		return nil, err
+	}
+	return w, nil
+}
+
+func (w *weights) release() {
+	for _, b := range w.all {
+		b.b.Destroy()
+		b.b.Release()
+	}
+	w.all = nil
+}
+
+// optional returns a view of b, or nil when the tensor is absent (no bias).
+func optional(b *buf) *view {
+	if b == nil {
+		return nil
+	}
+	v := whole(b)
+	return &v
+}

@@ -1,0 +1,129 @@
+package gpu
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"sync"
+
+	"github.com/cogentcore/webgpu/wgpu"
+
+	"vitlens/shaders"
+)
+
+// kernel is one compiled WGSL compute shader: binding 0 is its uniform
+// parameter block, bindings 1.. its storage buffers.
+type kernel struct {
+	name     string
+	writable []bool // per storage binding 1..n: read_write (true) or read
+	layout   *wgpu.BindGroupLayout
+	pipeLay  *wgpu.PipelineLayout
+	module   *wgpu.ShaderModule
+	pipeline *wgpu.ComputePipeline
+}
+
+var storageBinding = regexp.MustCompile(`@binding\((\d+)\)\s*var<storage,\s*(read_write|read)>`)
+
+// storageBindings reads the storage bindings' access modes from the WGSL, so
+// the explicit bind group layouts (the browser needs them) cannot drift from
+// the shaders.
+func storageBindings(name, src string) ([]bool, error) {
+	var writable []bool
+	for _, m := range storageBinding.FindAllStringSubmatch(src, -1) {
+		i, _ := strconv.Atoi(m[1])
+		if i != len(writable)+1 {
+			return nil, fmt.Errorf("gpu: shader %s: storage binding %d out of order (bindings must be 1, 2, ...)", name, i)
+		}
+		writable = append(writable, m[2] == "read_write")
+	}
+	return writable, nil
+}
+
+// kernels is the pipeline cache: each shader is compiled once per device.
+type kernels struct {
+	dev *device
+	mu  sync.Mutex
+	by  map[string]*kernel
+	// dummy and dummyRW fill bindings a dispatch does not use (no bias, no
+	// [CLS], probabilities not tapped): WebGPU wants every binding bound.
+	dummy, dummyRW *buf
+}
+
+func (ks *kernels) get(name string) (*kernel, error) {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	if k, ok := ks.by[name]; ok {
+		return k, nil
+	}
+	k, err := ks.compile(name)
+	if err != nil {
+		return nil, err
+	}
+	if ks.by == nil {
+		ks.by = map[string]*kernel{}
+	}
+	ks.by[name] = k
+	return k, nil
+}
+
+func (ks *kernels) compile(name string) (*kernel, error) {
+	src := shaders.Source(name)
+	writable, err := storageBindings(name, src)
+	if err != nil {
+		return nil, err
+	}
+	if len(writable) > 8 {
+		return nil, fmt.Errorf("gpu: shader %s uses %d storage buffers; browsers allow 8", name, len(writable))
+	}
+	dev := ks.dev.dev
+	k := &kernel{name: name, writable: writable}
+	entries := []wgpu.BindGroupLayoutEntry{{
+		Binding:    0,
+		Visibility: wgpu.ShaderStageCompute,
+		Buffer:     wgpu.BufferBindingLayout{Type: wgpu.BufferBindingTypeUniform},
+	}}
+	for i, w := range writable {
+		t := wgpu.BufferBindingTypeReadOnlyStorage
+		if w {
+			t = wgpu.BufferBindingTypeStorage
+		}
+		entries = append(entries, wgpu.BindGroupLayoutEntry{
+			Binding:    uint32(i + 1),
+			Visibility: wgpu.ShaderStageCompute,
+			Buffer:     wgpu.BufferBindingLayout{Type: t},
+		})
+	}
+	if k.module, err = dev.CreateShaderModule(&wgpu.ShaderModuleDescriptor{
+		Label:          name + ".wgsl",
+		WGSLDescriptor: &wgpu.ShaderModuleWGSLDescriptor{Code: src},
+	}); err != nil {
+		return nil, fmt.Errorf("gpu: compiling %s.wgsl: %w", name, err)
+	}
+	if k.layout, err = dev.CreateBindGroupLayout(&wgpu.BindGroupLayoutDescriptor{Label: name, Entries: entries}); err != nil {
+		return nil, fmt.Errorf("gpu: bind group layout of %s: %w", name, err)
+	}
+	if k.pipeLay, err = dev.CreatePipelineLayout(&wgpu.PipelineLayoutDescriptor{
+		Label: name, BindGroupLayouts: []*wgpu.BindGroupLayout{k.layout},
+	}); err != nil {
+		return nil, fmt.Errorf("gpu: pipeline layout of %s: %w", name, err)
+	}
+	if k.pipeline, err = dev.CreateComputePipeline(&wgpu.ComputePipelineDescriptor{
+		Layout:  k.pipeLay, // no Label: the js descriptor has none
+		Compute: wgpu.ProgrammableStageDescriptor{Module: k.module, EntryPoint: "main"},
+	}); err != nil {
+		return nil, fmt.Errorf("gpu: pipeline of %s: %w", name, err)
+	}
+	return k, nil
+}
+
+func (ks *kernels) release() {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	for _, k := range ks.by {
+		k.pipeline.Release()
+		k.pipeLay.Release()
+		k.layout.Release()
+		k.module.Release()
+	}
+	ks.by = nil
+}

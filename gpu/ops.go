@@ -1,0 +1,139 @@
+package gpu
+
+import (
+	"fmt"
+	"math"
+
+	"vitlens/vit"
+)
+
+// One method per kernel: each records a dispatch with its parameter block and
+// workgroup counts. The forward plan and the kernel tests both use these, so
+// what is tested is exactly what runs.
+
+const (
+	matmulBias       = 1
+	matmulGELU       = 2
+	matmulAccumulate = 4
+)
+
+// matmul: out (m×n) = a (m×k)·wᵀ (+ bias) with optional epilogues (flags).
+func (p *program) matmul(op string, out, a, w view, bias *view, m, n, k int, flags uint32) error {
+	b := view{b: p.ks.dummy}
+	if bias != nil {
+		b = *bias
+		flags |= matmulBias
+	}
+	return p.dispatch(op, "matmul", []uint32{uint32(m), uint32(n), uint32(k), flags},
+		[3]uint32{uint32(ceilDiv(n, 64)), uint32(ceilDiv(m, 64)), 1}, 2*float64(m)*float64(n)*float64(k),
+		a, w, b, out)
+}
+
+func (p *program) layerNorm(op string, out, x, w, b view, rows, d int, eps float32) error {
+	return p.dispatch(op, "layernorm", []uint32{uint32(rows), uint32(d), f32bits(eps)},
+		groups1D(rows), 8*float64(rows)*float64(d), x, w, b, out)
+}
+
+// unary modes of gelu.wgsl.
+const (
+	unaryGELU = 0
+	unaryErf  = 1
+	unaryErfc = 2
+)
+
+func (p *program) unary(op string, x view, count int, mode uint32) error {
+	return p.dispatch(op, "gelu", []uint32{uint32(count), mode}, groups1D(ceilDiv(count, 256)), 20*float64(count), x)
+}
+
+func (p *program) add(op string, dst, src view, count int) error {
+	return p.dispatch(op, "add", []uint32{uint32(count)}, groups1D(ceilDiv(count, 256)), float64(count), src, dst)
+}
+
+// maxHeadDim is what attention.wgsl's workgroup tiles hold.
+const maxHeadDim = 128
+
+func editCode(e vit.AttnEdit) (uint32, error) {
+	switch e {
+	case vit.EditNone:
+		return 0, nil
+	case vit.EditSelfOnly:
+		return 1, nil
+	case vit.EditNoCLS:
+		return 2, nil
+	}
+	return 0, fmt.Errorf("gpu: unknown attention edit %q", e)
+}
+
+// attention: out (batch×n×D) from qkv (batch×n×3D); probs (batch×H×n×n)
+// written when non-nil. clsPos holds per image [CLS]'s position or -1.
+func (p *program) attention(op string, out, qkv, clsPos view, probs *view, batch, n, heads, dh int, edit vit.AttnEdit) error {
+	if dh > maxHeadDim {
+		return fmt.Errorf("gpu: head dimension %d over the attention kernel's %d", dh, maxHeadDim)
+	}
+	code, err := editCode(edit)
+	if err != nil {
+		return err
+	}
+	pv, write := view{b: p.ks.dummyRW}, uint32(0)
+	if probs != nil {
+		pv, write = *probs, 1
+	}
+	scale := float32(1 / math.Sqrt(float64(dh)))
+	flops := 4 * float64(batch) * float64(heads) * float64(n) * float64(n) * float64(dh)
+	return p.dispatch(op, "attention",
+		[]uint32{uint32(n), uint32(heads), uint32(dh), uint32(batch), f32bits(scale), code, write},
+		[3]uint32{uint32(ceilDiv(n, 16)), uint32(heads), uint32(batch)}, flops,
+		qkv, clsPos, out, pv)
+}
+
+func (p *program) patchify(op string, cols, pixels view, batch int, c vit.Config) error {
+	count := batch * c.NumPatches() * c.Channels * c.PatchSize * c.PatchSize
+	return p.dispatch(op, "patchify",
+		[]uint32{uint32(batch), uint32(c.Channels), uint32(c.ImageSize), uint32(c.PatchSize), uint32(c.GridSize())},
+		groups1D(ceilDiv(count, 256)), 0, pixels, cols)
+}
+
+// embed: x (batch×n×D) = [CLS]/patch rows + positions, gathered at keep.
+func (p *program) embed(op string, x, patches, cls, pos, keep view, batch, n int, c vit.Config) error {
+	hasCls := uint32(0)
+	if c.ClassToken {
+		hasCls = 1
+	}
+	count := batch * n * c.Dim
+	return p.dispatch(op, "embed",
+		[]uint32{uint32(batch), uint32(n), uint32(c.Dim), uint32(c.NumPatches()), hasCls},
+		groups1D(ceilDiv(count, 256)), float64(count), patches, cls, pos, keep, x)
+}
+
+func (p *program) pool(op string, pooled, x view, batch, n, d int, mean bool) error {
+	m := uint32(0)
+	if mean {
+		m = 1
+	}
+	return p.dispatch(op, "pool", []uint32{uint32(batch), uint32(n), uint32(d), m},
+		groups1D(ceilDiv(batch*d, 256)), float64(batch*n*d), x, pooled)
+}
+
+func (p *program) resolveTargets(op string, targets, logits view, batch, classes int) error {
+	return p.dispatch(op, "targets", []uint32{uint32(batch), uint32(classes)},
+		[3]uint32{uint32(ceilDiv(batch, 64)), 1, 1}, float64(batch*classes), logits, targets)
+}
+
+// maxTopK is the top-k list length lens.wgsl keeps per row.
+const maxTopK = 16
+
+// lensWeights are the four tensors of the projection.
+type lensWeights struct{ normW, normB, headW, headB view }
+
+// lens: readouts of rows hidden vectors (rows×D) into out, starting at output
+// row outRow0 (stride k+2 words). Row r belongs to image (r/n)%batch.
+func (p *program) lens(op string, out, h, targets view, w lensWeights, rows, d, classes, k, n, batch int, eps float32, outRow0 int) error {
+	if k > maxTopK {
+		return fmt.Errorf("gpu: top-k %d over the lens kernel's %d", k, maxTopK)
+	}
+	flops := 2*float64(rows)*float64(classes)*float64(d) + 10*float64(rows)*float64(d)
+	return p.dispatch(op, "lens",
+		[]uint32{uint32(rows), uint32(d), uint32(classes), uint32(k), uint32(n), uint32(batch), f32bits(eps), uint32(outRow0)},
+		groups1D(ceilDiv(rows, 32)), flops,
+		h, w.normW, w.normB, w.headW, w.headB, targets, out)
+}

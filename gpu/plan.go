@@ -1,0 +1,406 @@
+package gpu
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/cogentcore/webgpu/wgpu"
+
+	"vitlens/vit"
+)
+
+// planKey is everything that shapes a batch's buffers and command sequence.
+type planKey struct {
+	batch, n int // images, tokens per image (after dropping)
+	sites    string
+	k        int
+	edit     vit.AttnEdit
+	taps     vit.Taps
+	// deferred: some target is "the model's prediction", only known after
+	// the forward, so lens inputs are stored per block and projected at the
+	// end; otherwise the lens runs right after each site is computed.
+	deferred bool
+}
+
+func sitesKey(s []vit.Site) string { return fmt.Sprint(s) }
+
+// sizes lists, in bytes, every buffer a plan allocates, and where each part
+// of the readback lies. It is computed before anything is allocated so that
+// batches can be split to fit the device's limits and the memory budget.
+type sizes struct {
+	buffers []sizedBuf
+	total   uint64
+	rb      readLayout
+}
+
+type sizedBuf struct {
+	name  string
+	bytes uint64
+	bound uint64 // largest range bound to one binding
+}
+
+// readLayout gives byte offsets in the readback buffer; 0-sized parts absent.
+type readLayout struct {
+	size                              uint64
+	logits, targets, pooled, readouts uint64
+	embed                             uint64
+	sites                             [vit.NumSites]uint64
+	probs, qkv, fc1                   uint64
+}
+
+func planSizes(c vit.Config, key planKey, sites []vit.Site) sizes {
+	B, N := uint64(key.batch), uint64(key.n)
+	M := B * N
+	D, H := uint64(c.Dim), uint64(c.Heads)
+	NP := uint64(c.NumPatches())
+	CPP := uint64(c.Channels * c.PatchSize * c.PatchSize)
+	MLP, C := uint64(c.MLPDim), uint64(c.Classes)
+	S, K, depth := uint64(len(sites)), uint64(key.k), uint64(c.Depth)
+	const f = 4
+	var s sizes
+	add := func(name string, words uint64) {
+		s.buffers = append(s.buffers, sizedBuf{name, words * f, words * f})
+		s.total += words * f
+	}
+	add("pixels", B*uint64(c.Channels*c.ImageSize*c.ImageSize))
+	add("keep", M)
+	add("cls_pos", B)
+	add("targets", B)
+	add("x", M*D)
+	add("h", M*D)
+	add("qkv", max(M*3*D, B*NP*D)) // also holds the patch embeddings
+	add("heads", M*D)
+	add("update", M*D)
+	add("hidden", max(M*MLP, B*NP*CPP)) // also holds the im2col patches
+	if key.taps.AttnProbs {
+		add("probs", B*H*N*N)
+	}
+	add("pooled", B*D)
+	add("pooled_norm", B*D)
+	add("logits", B*C)
+	if S > 0 {
+		add("lens_out", depth*S*M*(K+2))
+		if key.deferred {
+			for b := uint64(0); b < depth; b++ {
+				add(fmt.Sprintf("lens_in.%d", b), S*M*D)
+			}
+		}
+	}
+	r := &s.rb
+	at := func(words uint64) uint64 {
+		o := r.size
+		r.size += words * f
+		return o
+	}
+	r.logits = at(B * C)
+	r.targets = at(B)
+	r.pooled = at(B * D)
+	r.readouts = at(depth * S * M * (K + 2))
+	if key.taps.Embed {
+		r.embed = at(M * D)
+	}
+	for st := range vit.NumSites {
+		if key.taps.Sites[st] {
+			r.sites[st] = at(depth * M * D)
+		}
+	}
+	if key.taps.AttnProbs {
+		r.probs = at(depth * B * H * N * N)
+	}
+	if key.taps.Values {
+		r.qkv = at(depth * M * 3 * D)
+	}
+	if key.taps.FC1 {
+		r.fc1 = at(depth * M * MLP)
+	}
+	s.buffers = append(s.buffers, sizedBuf{"readback", r.size, 0})
+	s.total += r.size
+	return s
+}
+
+// fits says whether a plan of these sizes can be allocated, and if not why.
+func (s sizes) fits(lim wgpu.Limits, budget uint64) error {
+	for _, b := range s.buffers {
+		if lim.MaxBufferSize > 0 && b.bytes > lim.MaxBufferSize {
+			return fmt.Errorf("buffer %s needs %s, over the device's %s buffer limit", b.name, mib(b.bytes), mib(lim.MaxBufferSize))
+		}
+		if lim.MaxStorageBufferBindingSize > 0 && b.bound > lim.MaxStorageBufferBindingSize {
+			return fmt.Errorf("buffer %s needs %s, over the device's %s storage binding limit", b.name, mib(b.bound), mib(lim.MaxStorageBufferBindingSize))
+		}
+	}
+	if s.total > budget {
+		return fmt.Errorf("the batch needs %s of GPU buffers, over the %s memory budget", mib(s.total), mib(budget))
+	}
+	return nil
+}
+
+// plan is a compiled batch shape: its buffers, bind groups and command
+// sequence, reused for every batch of the same key.
+type plan struct {
+	key                           planKey
+	prog                          *program
+	pixels, keep, clsPos, targets *buf // inputs, filled by copies each batch
+	readback                      *buf
+	rb                            readLayout
+	sites                         []vit.Site
+}
+
+func (p *plan) release() { p.prog.release() }
+
+// buildPlan allocates and records the forward pass and lens for key.
+func (b *Backend) buildPlan(key planKey, sites []vit.Site) (pl *plan, err error) {
+	m := b.model
+	c := m.Config
+	sz := planSizes(c, key, sites)
+	if err := sz.fits(b.d.limits, uint64(b.opt.MemoryBudget)); err != nil {
+		return nil, fmt.Errorf("gpu: batch of %d: %w", key.batch, err)
+	}
+	prog := newProgram(b.d, b.ks)
+	pl = &plan{key: key, prog: prog, rb: sz.rb, sites: sites}
+	defer func() {
+		if err != nil {
+			prog.release()
+			pl = nil
+		}
+	}()
+	bufs := map[string]*buf{}
+	for _, s := range sz.buffers {
+		if s.name == "readback" {
+			continue
+		}
+		if bufs[s.name], err = prog.alloc(s.name, s.bytes); err != nil {
+			return nil, err
+		}
+	}
+	rb, err := newStorage(b.d, "readback", sz.rb.size, wgpu.BufferUsageMapRead|wgpu.BufferUsageCopyDst)
+	if err != nil {
+		return nil, err
+	}
+	prog.owned = append(prog.owned, rb)
+	prog.bytes += rb.size
+	pl.readback = rb
+	pl.pixels, pl.keep, pl.clsPos, pl.targets = bufs["pixels"], bufs["keep"], bufs["cls_pos"], bufs["targets"]
+
+	fw := &forwardRecorder{b: b, key: key, sites: sites, p: prog, bufs: bufs, rb: rb, lay: sz.rb}
+	if err := fw.record(); err != nil {
+		return nil, err
+	}
+	if err := prog.finalize(); err != nil {
+		return nil, err
+	}
+	return pl, nil
+}
+
+// forwardRecorder records one plan's command sequence.
+type forwardRecorder struct {
+	b     *Backend
+	key   planKey
+	sites []vit.Site
+	p     *program
+	bufs  map[string]*buf
+	rb    *buf
+	lay   readLayout
+}
+
+func (f *forwardRecorder) v(name string) view { return whole(f.bufs[name]) }
+
+func (f *forwardRecorder) record() error {
+	m := f.b.model
+	c := m.Config
+	w := f.b.w
+	B, N := f.key.batch, f.key.n
+	M, D := B*N, c.Dim
+	p := f.p
+	NP := c.NumPatches()
+	CPP := c.Channels * c.PatchSize * c.PatchSize
+
+	// Embedding: im2col into hidden, patch matmul into qkv, then [CLS],
+	// positions and the token gather into x.
+	if err := p.patchify("patch_embed", f.v("hidden"), f.v("pixels"), B, c); err != nil {
+		return err
+	}
+	if err := p.matmul("patch_embed", f.v("qkv"), f.v("hidden"), whole(w.patchW), optional(w.patchB), B*NP, D, CPP, 0); err != nil {
+		return err
+	}
+	cls := view{b: f.b.ks.dummy}
+	if w.cls != nil {
+		cls = whole(w.cls)
+	}
+	if err := p.embed("embed", f.v("x"), f.v("qkv"), cls, whole(w.pos), f.v("keep"), B, N, c); err != nil {
+		return err
+	}
+	if f.key.taps.Embed {
+		p.copy("tap.embed", f.v("x"), view{b: f.rb, off: f.lay.embed}, uint64(M*D*4))
+	}
+	for blk := range m.Blocks {
+		if err := f.block(blk); err != nil {
+			return err
+		}
+	}
+
+	// Classifier, then targets: negative ones become the prediction.
+	if err := p.pool("pool", f.v("pooled"), f.v("x"), B, N, D, c.Pool == vit.PoolMean); err != nil {
+		return err
+	}
+	if err := p.layerNorm("layernorm", f.v("pooled_norm"), f.v("pooled"), whole(w.normW), whole(w.normB), B, D, c.LNEps); err != nil {
+		return err
+	}
+	if err := p.matmul("matmul.head", f.v("logits"), f.v("pooled_norm"), whole(w.headW), optional(w.headB), B, c.Classes, D, 0); err != nil {
+		return err
+	}
+	if err := p.resolveTargets("targets", f.v("targets"), f.v("logits"), B, c.Classes); err != nil {
+		return err
+	}
+	S := len(f.sites)
+	if f.key.deferred && S > 0 {
+		for blk := range m.Blocks {
+			in := f.v(fmt.Sprintf("lens_in.%d", blk))
+			if err := p.lens("lens", f.v("lens_out"), in, f.v("targets"), f.lensWeights(), S*M, D, c.Classes, f.key.k, N, B, c.LNEps, blk*S*M); err != nil {
+				return err
+			}
+		}
+	}
+	p.copy("readback", f.v("logits"), view{b: f.rb, off: f.lay.logits}, uint64(B*c.Classes*4))
+	p.copy("readback", f.v("targets"), view{b: f.rb, off: f.lay.targets}, uint64(B*4))
+	p.copy("readback", f.v("pooled_norm"), view{b: f.rb, off: f.lay.pooled}, uint64(B*D*4))
+	if S > 0 {
+		p.copy("readback", f.v("lens_out"), view{b: f.rb, off: f.lay.readouts}, uint64(c.Depth*S*M*(f.key.k+2)*4))
+	}
+	return nil
+}
+
+func (f *forwardRecorder) lensWeights() lensWeights {
+	w := f.b.w
+	return lensWeights{normW: whole(w.normW), normB: whole(w.normB), headW: whole(w.headW), headB: whole(w.headB)}
+}
+
+// wanted reports whether a site's vectors are needed on their own (lens or tap).
+func (f *forwardRecorder) wanted(s vit.Site) bool {
+	return f.key.taps.Sites[s] || slices.Contains(f.sites, s)
+}
+
+// emit hands a site's vectors (M×D in v) to the lens and the taps.
+func (f *forwardRecorder) emit(s vit.Site, blk int, v view) error {
+	c := f.b.model.Config
+	B, N := f.key.batch, f.key.n
+	M, D := B*N, c.Dim
+	rowBytes := uint64(M * D * 4)
+	if f.key.taps.Sites[s] {
+		f.p.copy("tap."+s.String(), v, view{b: f.rb, off: f.lay.sites[s] + uint64(blk)*rowBytes}, rowBytes)
+	}
+	si := slices.Index(f.sites, s)
+	if si < 0 {
+		return nil
+	}
+	if f.key.deferred {
+		f.p.copy("lens.store", v, view{b: f.bufs[fmt.Sprintf("lens_in.%d", blk)], off: uint64(si) * rowBytes}, rowBytes)
+		return nil
+	}
+	S := len(f.sites)
+	return f.p.lens("lens", f.v("lens_out"), v, f.v("targets"), f.lensWeights(), M, D, c.Classes, f.key.k, N, B, c.LNEps, (blk*S+si)*M)
+}
+
+// block records block blk, mirroring vit's Model.block: pre-norm
+// x + sublayer(LN(x)) or post-norm x + LN(sublayer(x)). When a sublayer's
+// output is not needed on its own, the matmul adds it into x directly.
+func (f *forwardRecorder) block(blk int) error {
+	m := f.b.model
+	c := m.Config
+	w := f.b.w.blocks[blk]
+	p := f.p
+	B, N := f.key.batch, f.key.n
+	M, D := B*N, c.Dim
+	post := c.PostNorm
+	x, h := f.v("x"), f.v("h")
+
+	attnIn := x
+	if !post {
+		if err := p.layerNorm("layernorm", h, x, whole(w.norm1W), whole(w.norm1B), M, D, c.LNEps); err != nil {
+			return err
+		}
+		attnIn = h
+	}
+	if err := p.matmul("matmul.qkv", f.v("qkv"), attnIn, whole(w.qkvW), optional(w.qkvB), M, 3*D, D, 0); err != nil {
+		return err
+	}
+	if f.key.taps.Values {
+		n := uint64(M * 3 * D * 4)
+		p.copy("tap.values", f.v("qkv"), view{b: f.rb, off: f.lay.qkv + uint64(blk)*n}, n)
+	}
+	var probs *view
+	if f.key.taps.AttnProbs {
+		v := f.v("probs")
+		probs = &v
+	}
+	if err := p.attention("attention", f.v("heads"), f.v("qkv"), f.v("cls_pos"), probs, B, N, c.Heads, c.HeadDim(), f.key.edit); err != nil {
+		return err
+	}
+	if probs != nil {
+		n := uint64(B * c.Heads * N * N * 4)
+		p.copy("tap.attn_probs", *probs, view{b: f.rb, off: f.lay.probs + uint64(blk)*n}, n)
+	}
+	if err := f.sublayerOut(blk, vit.SiteAttn, "matmul.proj", f.v("heads"), whole(w.projW), optional(w.projB), D, whole(w.norm1W), whole(w.norm1B)); err != nil {
+		return err
+	}
+	if err := f.emit(vit.SiteHSMid, blk, x); err != nil {
+		return err
+	}
+
+	mlpIn := x
+	if !post {
+		if err := p.layerNorm("layernorm", h, x, whole(w.norm2W), whole(w.norm2B), M, D, c.LNEps); err != nil {
+			return err
+		}
+		mlpIn = h
+	}
+	hidden := f.v("hidden")
+	if f.key.taps.FC1 {
+		if err := p.matmul("matmul.fc1", hidden, mlpIn, whole(w.fc1W), optional(w.fc1B), M, c.MLPDim, D, 0); err != nil {
+			return err
+		}
+		n := uint64(M * c.MLPDim * 4)
+		p.copy("tap.fc1", hidden, view{b: f.rb, off: f.lay.fc1 + uint64(blk)*n}, n)
+		if err := p.unary("gelu", hidden, M*c.MLPDim, unaryGELU); err != nil {
+			return err
+		}
+	} else if err := p.matmul("matmul.fc1", hidden, mlpIn, whole(w.fc1W), optional(w.fc1B), M, c.MLPDim, D, matmulGELU); err != nil {
+		return err
+	}
+	if err := f.sublayerOut(blk, vit.SiteMLP, "matmul.fc2", hidden, whole(w.fc2W), optional(w.fc2B), c.MLPDim, whole(w.norm2W), whole(w.norm2B)); err != nil {
+		return err
+	}
+	return f.emit(vit.SiteHS, blk, x)
+}
+
+// sublayerOut applies a sublayer's output projection (in → D) and adds the
+// result to x, emitting it as site s on the way when anything wants it.
+func (f *forwardRecorder) sublayerOut(blk int, s vit.Site, op string, in, wt view, bias *view, k int, normW, normB view) error {
+	c := f.b.model.Config
+	p := f.p
+	M, D := f.key.batch*f.key.n, c.Dim
+	x, h, upd := f.v("x"), f.v("h"), f.v("update")
+	switch {
+	case c.PostNorm:
+		// h is free in post-norm blocks: their sublayers read x.
+		if err := p.matmul(op, upd, in, wt, bias, M, D, k, 0); err != nil {
+			return err
+		}
+		if err := p.layerNorm("layernorm", h, upd, normW, normB, M, D, c.LNEps); err != nil {
+			return err
+		}
+		if err := f.emit(s, blk, h); err != nil {
+			return err
+		}
+		return p.add("add", x, h, M*D)
+	case f.wanted(s):
+		if err := p.matmul(op, upd, in, wt, bias, M, D, k, 0); err != nil {
+			return err
+		}
+		if err := f.emit(s, blk, upd); err != nil {
+			return err
+		}
+		return p.add("add", x, upd, M*D)
+	default:
+		return p.matmul(op, x, in, wt, bias, M, D, k, matmulAccumulate)
+	}
+}

@@ -1,0 +1,20 @@
+// Residual add in place: dst += src. Used when the sublayer output must also
+// exist on its own (tapped, projected by the lens, or post-norm); otherwise the
+// matmul epilogue accumulates straight into the residual stream.
+
+struct Params {
+    count: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+    let i = (wid.y * nwg.x + wid.x) * 256u + li;
+    if (i < p.count) {
+        dst[i] = dst[i] + src[i];
+    }
+}
