@@ -5,8 +5,11 @@ import (
 	"io"
 	"math/rand/v2"
 	"runtime"
+	"strconv"
+	"strings"
 	"time"
 
+	"vitlens/gpu"
 	"vitlens/vit"
 	"vitlens/vit/bundle"
 	"vitlens/vit/lens"
@@ -26,6 +29,7 @@ func runBench(args []string, stdout io.Writer) error {
 	reps := fs.Int("reps", 3, "timed repetitions per measurement (after one warm-up)")
 	batch := fs.Int("batch", 1, "images per backend call")
 	skipB16 := fs.Bool("no-b16", false, "skip the B/16-sized model")
+	batches := fs.String("batches", "1,8,64", "with --backend gpu: batch sizes of the per-op profile")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -49,6 +53,19 @@ func runBench(args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%d CPU threads (GOMAXPROCS), %d reps after a warm-up, batch %d\n", runtime.GOMAXPROCS(0), *reps, *batch)
 	fmt.Fprintf(stdout, "%-26s %-28s %12s %14s %10s\n", "model", "backend", "forward/img", "+lens 4 sites", "lens cost")
+	if *backend == "gpu" {
+		sizes, err := parseInts(*batches)
+		if err != nil {
+			return err
+		}
+		for _, mm := range models {
+			rep, err := gpu.Profile(mm.m, sizes, *reps)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "\n%s\n%s\n", mm.name, rep)
+		}
+	}
 	for _, mm := range models {
 		b, err := openBackend(*backend, mm.m, io.Discard)
 		if err != nil {
@@ -86,6 +103,18 @@ func runBench(args []string, stdout io.Writer) error {
 		b.Close()
 	}
 	return nil
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("bad batch size %q", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func randomImages(c vit.Config, n int) []*vit.Tensor {
