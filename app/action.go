@@ -1,0 +1,203 @@
+package app
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/maxence-charriere/go-app/v10/pkg/app"
+
+	"vitlens/app/session"
+	"vitlens/vit"
+)
+
+// Actions the views raise; Page handles them all here. Views never change
+// state themselves.
+const (
+	actPatch       = "vl.patch"       // int: token clicked on the image
+	actCell        = "vl.cell"        // [2]int: block, token clicked on the heat-map
+	actBlock       = "vl.block"       // int
+	actSite        = "vl.site"        // string
+	actTarget      = "vl.target"      // int, -1 = predicted
+	actEdit        = "vl.edit"        // string
+	actMode        = "vl.mode"        // string
+	actClearDrops  = "vl.clear-drops" // nil
+	actSample      = "vl.sample"      // int
+	actFiles       = "vl.files"       // []jsFile
+	actURL         = "vl.url"         // string
+	actPreset      = "vl.preset"      // string
+	actHeads       = "vl.heads"       // int
+	actNonStrict   = "vl.non-strict"  // bool
+	actReload      = "vl.reload"      // nil
+	actDemo        = "vl.demo"        // nil
+	actImageNet    = "vl.imagenet"    // nil
+	actBackend     = "vl.backend"     // string: auto or cpu
+	actExport      = "vl.export"      // string: what to export
+	actDismissNote = "vl.dismiss"     // nil
+)
+
+func (p *Page) handleActions(ctx app.Context) {
+	on := func(name string, h func(ctx app.Context, v any)) {
+		ctx.Handle(name, func(ctx app.Context, a app.Action) { h(ctx, a.Value) })
+	}
+	on(actPatch, func(ctx app.Context, v any) { p.clickToken(ctx, v.(int)) })
+	on(actCell, func(ctx app.Context, v any) {
+		bt := v.([2]int)
+		p.block, p.token = bt[0], bt[1]
+	})
+	on(actBlock, func(ctx app.Context, v any) { p.block = v.(int) })
+	on(actSite, func(ctx app.Context, v any) {
+		if s, err := vit.ParseSite(v.(string)); err == nil {
+			p.site = s
+		}
+	})
+	on(actTarget, func(ctx app.Context, v any) {
+		p.settings.Target = v.(int)
+		p.analyze(ctx)
+	})
+	on(actEdit, func(ctx app.Context, v any) {
+		e, err := vit.ParseAttnEdit(v.(string))
+		if err != nil {
+			p.fail(err)
+			return
+		}
+		p.settings.Edit = e
+		p.analyze(ctx)
+	})
+	on(actMode, func(ctx app.Context, v any) { p.mode = v.(string) })
+	on(actClearDrops, func(ctx app.Context, v any) {
+		p.settings.Drop = nil
+		p.analyze(ctx)
+	})
+	on(actSample, func(ctx app.Context, v any) {
+		if i := v.(int); i >= 0 && i < len(p.samples) {
+			p.setImage(ctx, p.samples[i])
+		}
+	})
+	on(actFiles, func(ctx app.Context, v any) { p.loadFiles(ctx, v.([]jsFile)) })
+	on(actURL, func(ctx app.Context, v any) { p.loadURL(ctx, v.(string)) })
+	on(actPreset, func(ctx app.Context, v any) {
+		if p.model == nil {
+			return
+		}
+		if err := p.model.SetPreset(v.(string)); err != nil {
+			p.fail(err)
+			return
+		}
+		p.inputs = map[*session.Image]*session.Input{}
+		p.analyze(ctx)
+	})
+	on(actHeads, func(ctx app.Context, v any) { p.loadOpt.Heads = v.(int) })
+	on(actNonStrict, func(ctx app.Context, v any) { p.loadOpt.NonStrict = v.(bool) })
+	on(actReload, func(ctx app.Context, v any) {
+		if p.lastFile != nil {
+			p.loadModel(ctx, p.lastFile)
+		}
+	})
+	on(actDemo, func(ctx app.Context, v any) {
+		p.jobs <- func() {
+			m, err := session.LoadDemo()
+			ctx.Dispatch(func(ctx app.Context) {
+				if err != nil {
+					p.fail(err)
+					return
+				}
+				p.errText, p.lastFile = "", nil
+				p.setModel(m)
+				if len(p.samples) > 0 {
+					p.image = p.samples[0]
+				}
+				p.analyze(ctx)
+			})
+		}
+	})
+	on(actImageNet, func(ctx app.Context, v any) {
+		if p.model == nil {
+			return
+		}
+		if err := p.model.UseImageNetClasses(); err != nil {
+			p.fail(err)
+			return
+		}
+		p.analyze(ctx)
+	})
+	on(actBackend, func(ctx app.Context, v any) {
+		p.allowGPU = v.(string) != "cpu"
+		p.analyze(ctx)
+	})
+	on(actExport, func(ctx app.Context, v any) { p.export(ctx, v.(string)) })
+	on(actDismissNote, func(ctx app.Context, v any) { p.notice = "" })
+}
+
+// clickToken inspects a token, or drops/restores it in drop mode.
+func (p *Page) clickToken(ctx app.Context, t int) {
+	if p.model == nil {
+		return
+	}
+	c := p.model.Model.Config
+	if p.mode != modeDrop {
+		p.token = t
+		return
+	}
+	if c.ClassToken && t == 0 {
+		p.fail(fmt.Errorf("the [CLS] token cannot be dropped: the classifier reads it"))
+		return
+	}
+	next := p.settings.Toggle(t)
+	if _, err := session.Keep(c, next.Drop); err != nil {
+		p.fail(err)
+		return
+	}
+	p.settings = next
+	if slices.Contains(next.Drop, p.token) {
+		p.token = 0
+	}
+	p.analyze(ctx)
+}
+
+// export downloads a table or a figure of the current analysis.
+func (p *Page) export(ctx app.Context, what string) {
+	a := p.analysis
+	if a == nil {
+		return
+	}
+	base := strings.TrimSuffix(a.Image.Name, pathExt(a.Image.Name))
+	csv := func(name string, data []byte, err error) {
+		if err != nil {
+			p.fail(err)
+			return
+		}
+		download(base+"-"+name+".csv", "text/csv", data)
+	}
+	switch what {
+	case "readouts":
+		csv("readouts", a.ReadoutsCSV(), nil)
+	case "predictions":
+		csv("predictions", a.PredictionsCSV(), nil)
+	case "curve":
+		csv("identifiability-"+p.site.String(), a.CurveCSV(p.site), nil)
+	case "memories":
+		data, err := a.MemoriesCSV(p.token)
+		csv(fmt.Sprintf("memories-token%d", p.token), data, err)
+	case "attention":
+		data, err := a.AttentionCSV(p.token)
+		csv(fmt.Sprintf("attention-token%d", p.token), data, err)
+	case "summary":
+		download(base+"-summary.json", "application/json", a.SummaryJSON())
+	default:
+		if fig, ok := strings.CutPrefix(what, "png:"); ok {
+			ctx.Async(func() {
+				if err := savePNG(fig, base+"-"+strings.TrimPrefix(fig, "fig-")+".png"); err != nil {
+					ctx.Dispatch(func(app.Context) { p.fail(err) })
+				}
+			})
+		}
+	}
+}
+
+func pathExt(name string) string {
+	if i := strings.LastIndex(name, "."); i > 0 {
+		return name[i:]
+	}
+	return ""
+}

@@ -1,0 +1,207 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/maxence-charriere/go-app/v10/pkg/app"
+)
+
+// Browser plumbing through go-app's portable app.Value, so this file also
+// compiles natively (where nothing here is ever called: the server renders
+// a static shell, not these components). Every helper that awaits a promise
+// blocks its goroutine: call them from ctx.Async, never from an event
+// handler.
+
+// await blocks until the promise p settles.
+func await(p app.Value) (app.Value, error) {
+	type result struct {
+		v   app.Value
+		err error
+	}
+	ch := make(chan result, 1)
+	var ok, fail app.Func
+	ok = app.FuncOf(func(_ app.Value, args []app.Value) any {
+		v := app.Undefined()
+		if len(args) > 0 {
+			v = args[0]
+		}
+		ch <- result{v: v}
+		return nil
+	})
+	fail = app.FuncOf(func(_ app.Value, args []app.Value) any {
+		msg := "promise rejected"
+		if len(args) > 0 && args[0].Truthy() {
+			msg = args[0].Call("toString").String()
+		}
+		ch <- result{err: errors.New(msg)}
+		return nil
+	})
+	p.Call("then", ok, fail)
+	r := <-ch
+	ok.Release()
+	fail.Release()
+	return r.v, r.err
+}
+
+// jsFile is a File from an <input type=file>, a drop or a paste.
+type jsFile struct {
+	v    app.Value
+	Name string
+	Size int64
+	Type string
+}
+
+// filesOf lists a FileList.
+func filesOf(list app.Value) []jsFile {
+	if !list.Truthy() {
+		return nil
+	}
+	var out []jsFile
+	for i := 0; i < list.Length(); i++ {
+		f := list.Index(i)
+		out = append(out, jsFile{v: f, Name: f.Get("name").String(), Size: int64(f.Get("size").Float()), Type: f.Get("type").String()})
+	}
+	return out
+}
+
+// read copies the file's bytes into Go memory.
+func (f jsFile) read() ([]byte, error) {
+	buf, err := await(f.v.Call("arrayBuffer"))
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading failed: %v", f.Name, err)
+	}
+	u8 := app.Window().Get("Uint8Array").New(buf)
+	data := make([]byte, u8.Length())
+	app.CopyBytesToGo(data, u8)
+	return data, nil
+}
+
+// fetchBytes downloads url, reporting progress (total is -1 when the server
+// does not say) at most every 100 ms.
+func fetchBytes(url string, progress func(done, total int64)) ([]byte, error) {
+	resp, err := await(app.Window().Call("fetch", url))
+	if err != nil {
+		return nil, fmt.Errorf("%s: download failed: %v (offline, or the server does not allow cross-origin downloads)", url, err)
+	}
+	if !resp.Get("ok").Bool() {
+		return nil, fmt.Errorf("%s: server answered %d %s", url, resp.Get("status").Int(), resp.Get("statusText").String())
+	}
+	total := int64(-1)
+	if cl := resp.Get("headers").Call("get", "content-length"); cl.Truthy() {
+		fmt.Sscan(cl.String(), &total)
+	}
+	var data []byte
+	if total > 0 {
+		data = make([]byte, 0, total)
+	}
+	reader := resp.Get("body").Call("getReader")
+	last := time.Time{}
+	for {
+		chunk, err := await(reader.Call("read"))
+		if err != nil {
+			return nil, fmt.Errorf("%s: download interrupted after %d bytes: %v", url, len(data), err)
+		}
+		if chunk.Get("done").Bool() {
+			break
+		}
+		v := chunk.Get("value")
+		n := v.Length()
+		start := len(data)
+		data = append(data, make([]byte, n)...)
+		app.CopyBytesToGo(data[start:], v)
+		if time.Since(last) > 100*time.Millisecond {
+			progress(int64(len(data)), total)
+			last = time.Now()
+		}
+	}
+	progress(int64(len(data)), total)
+	return data, nil
+}
+
+// urlFileName is the last path element of a URL, without its query.
+func urlFileName(u string) string {
+	if i := strings.IndexAny(u, "?#"); i >= 0 {
+		u = u[:i]
+	}
+	name := path.Base(u)
+	if name == "." || name == "/" || name == "" {
+		return "model"
+	}
+	return name
+}
+
+// download saves data as a file through a temporary blob: URL.
+func download(name, mime string, data []byte) {
+	u8 := app.Window().Get("Uint8Array").New(len(data))
+	app.CopyBytesToJS(u8, data)
+	blob := app.Window().Get("Blob").New([]any{u8}, map[string]any{"type": mime})
+	saveBlob(name, blob)
+}
+
+func saveBlob(name string, blob app.Value) {
+	url := app.Window().Get("URL").Call("createObjectURL", blob)
+	a := app.Window().Get("document").Call("createElement", "a")
+	a.Set("href", url)
+	a.Set("download", name)
+	app.Window().Get("document").Get("body").Call("appendChild", a)
+	a.Call("click")
+	a.Call("remove")
+	// Revoking at once can cancel the download in some browsers.
+	time.AfterFunc(10*time.Second, func() { app.Window().Get("URL").Call("revokeObjectURL", url) })
+}
+
+// savePNG rasterises the SVG figure inside the element with the given id at
+// twice its size and downloads it. The figure carries all its styling as
+// attributes, so a detached copy renders the same.
+func savePNG(id, name string) error {
+	el := app.Window().GetElementByID(id)
+	if !el.Truthy() {
+		return fmt.Errorf("no figure %q on the page", id)
+	}
+	svg := el.Call("querySelector", "svg")
+	if !svg.Truthy() {
+		return fmt.Errorf("figure %q has nothing drawn yet", id)
+	}
+	w, h := svg.Get("width").Get("baseVal").Get("value").Float(), svg.Get("height").Get("baseVal").Get("value").Float()
+	text := app.Window().Get("XMLSerializer").New().Call("serializeToString", svg)
+	blob := app.Window().Get("Blob").New([]any{text}, map[string]any{"type": "image/svg+xml"})
+	src := app.Window().Get("URL").Call("createObjectURL", blob)
+	defer app.Window().Get("URL").Call("revokeObjectURL", src)
+	img := app.Window().Get("Image").New()
+	img.Set("src", src)
+	if _, err := await(img.Call("decode")); err != nil {
+		return fmt.Errorf("rasterising %s: %v", name, err)
+	}
+	const scale = 2
+	canvas := app.Window().Get("document").Call("createElement", "canvas")
+	canvas.Set("width", int(w*scale))
+	canvas.Set("height", int(h*scale))
+	g := canvas.Call("getContext", "2d")
+	g.Set("fillStyle", "#ffffff")
+	g.Call("fillRect", 0, 0, w*scale, h*scale)
+	g.Call("drawImage", img, 0, 0, w*scale, h*scale)
+	url := canvas.Call("toDataURL", "image/png").String()
+	a := app.Window().Get("document").Call("createElement", "a")
+	a.Set("href", url)
+	a.Set("download", name)
+	app.Window().Get("document").Get("body").Call("appendChild", a)
+	a.Call("click")
+	a.Call("remove")
+	return nil
+}
+
+// pause lets the browser paint. The Go scheduler hands control back to
+// the page only when every goroutine is blocked, so long CPU work calls this
+// between steps; a sleep of more than a frame lets one frame be drawn.
+func pause() { time.Sleep(20 * time.Millisecond) }
+
+// sinceNavigation is performance.now(): milliseconds since the page started
+// loading.
+func sinceNavigation() float64 { return app.Window().Get("performance").Call("now").Float() }
+
+// queryParam reads a parameter of the page's URL.
+func queryParam(name string) string { return app.Window().URL().Query().Get(name) }

@@ -1,0 +1,78 @@
+package figure
+
+import (
+	"encoding/xml"
+	"image"
+	"io"
+	"math"
+	"strings"
+	"testing"
+)
+
+// parse checks that s is well-formed XML and counts elements by name, and
+// those carrying a data-token attribute.
+func parse(t *testing.T, s string) (count map[string]int, tokens int) {
+	t.Helper()
+	count = map[string]int{}
+	dec := xml.NewDecoder(strings.NewReader(s))
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return count, tokens
+		}
+		if err != nil {
+			t.Fatalf("not well-formed: %v\n%s", err, s[:min(len(s), 400)])
+		}
+		if se, ok := tok.(xml.StartElement); ok {
+			count[se.Name.Local]++
+			for _, a := range se.Attr {
+				if a.Name.Local == "data-token" {
+					tokens++
+				}
+			}
+		}
+	}
+}
+
+func TestFiguresAreWellFormedAndInteractive(t *testing.T) {
+	img := PNGDataURI(image.NewNRGBA(image.Rect(0, 0, 8, 8)))
+	if !strings.HasPrefix(img, "data:image/png;base64,") {
+		t.Fatal(img[:20])
+	}
+	curve := Curve(`Identifiability of "coat" & co`, []Series{
+		{Name: "[CLS]", Values: []float64{0.5, 0.7, 1}, Colour: Accent},
+		{Name: "image tokens", Values: []float64{0.4, math.NaN(), 0.9}, Colour: Teal, Dashed: true},
+	})
+	if c, _ := parse(t, curve); c["circle"] != 5 || c["path"] != 2 {
+		t.Fatalf("curve: %v", c)
+	}
+	hm := Heatmap{Title: "ranks", Ranks: [][]int32{{0, 3, -1}, {1, 0, -1}}, Labels: []string{"[CLS]", "patch (0, 0)", "patch (0, 1)"},
+		Classes: 10, SelBlock: 1, SelToken: 2}
+	if _, n := parse(t, hm.SVG()); n != 6 {
+		t.Fatalf("heat-map: %d cells with data-token", n)
+	}
+	ov := Overlay{Title: "overlay", Image: img, Grid: 2, Colours: []string{RankColour(0, 10), "", "#000000", "#ffffff"},
+		Titles: []string{"a", "b", "c", "<d>"}, FirstToken: 1, Selected: 3}
+	if c, n := parse(t, ov.SVG()); n != 4 || c["image"] != 1 {
+		t.Fatalf("overlay: %v, %d", c, n)
+	}
+	nan := float32(math.NaN())
+	am := AttentionMaps{Title: "attention", Grid: 2, Query: 0,
+		Weights: [][][]float32{{{0.1, 0.2, nan, 0.3}, {0.5, 0, nan, 0}}},
+		CLS:     [][]float32{{0.4, 0.5}}}
+	if c, _ := parse(t, am.SVG()); c["image"] != 3 {
+		t.Fatalf("attention: %v", c)
+	}
+}
+
+func TestRankColours(t *testing.T) {
+	if RankScale(0, 1000) != 1 || RankScale(999, 1000) > 1e-3 {
+		t.Fatal("rank scale ends")
+	}
+	if RankScale(9, 1000) <= RankScale(10, 1000) {
+		t.Fatal("rank scale not decreasing")
+	}
+	if Hex(Viridis(0)) != "#440154" || Hex(Viridis(1)) != "#fde725" {
+		t.Fatalf("viridis ends %s %s", Hex(Viridis(0)), Hex(Viridis(1)))
+	}
+}

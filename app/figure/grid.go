@@ -1,0 +1,220 @@
+package figure
+
+import (
+	"fmt"
+	"image"
+	"math"
+)
+
+// Heatmap is the blocks × tokens map of the target class's rank.
+type Heatmap struct {
+	Title string
+	// Ranks[block][token] is the 0-based rank, -1 for a dropped token.
+	Ranks   [][]int32
+	Labels  []string // per token
+	Classes int
+	// SelBlock and SelToken outline the selected row and cell (-1: none).
+	SelBlock, SelToken int
+}
+
+// SVG draws the heat-map. Cells carry data-block and data-token.
+func (hm Heatmap) SVG() string {
+	depth := len(hm.Ranks)
+	n := 0
+	if depth > 0 {
+		n = len(hm.Ranks[0])
+	}
+	cw := min(max(math.Floor(860/float64(max(n, 1))), 3), 28)
+	ch := min(max(math.Floor(230/float64(max(depth, 1))), 12), 26)
+	const left, top = 58.0, 30.0
+	w := left + cw*float64(n) + 16
+	h := top + ch*float64(depth) + 62
+	d := newDoc(max(w, 340), h, hm.Title)
+	d.text(8, 18, 12, Ink, "start", hm.Title, `font-weight="600"`)
+	for b := 0; b < depth; b++ {
+		y := top + ch*float64(b)
+		d.text(left-8, y+ch/2+3.5, 10, Muted, "end", fmt.Sprintf("block %d", b+1))
+		for t, r := range hm.Ranks[b] {
+			x := left + cw*float64(t)
+			fill, tip := Dropped, fmt.Sprintf("block %d · %s: dropped", b+1, hm.Labels[t])
+			if r >= 0 {
+				fill = RankColour(int(r), hm.Classes)
+				tip = fmt.Sprintf("block %d · %s: rank %d of %d", b+1, hm.Labels[t], r+1, hm.Classes)
+			}
+			d.raw(`<rect x="%s" y="%s" width="%s" height="%s" fill="%s" data-block="%d" data-token="%d">%s</rect>`,
+				num(x), num(y), num(cw), num(ch), fill, b, t, title(tip))
+		}
+	}
+	if hm.SelBlock >= 0 && hm.SelBlock < depth {
+		d.raw(`<rect x="%s" y="%s" width="%s" height="%s" fill="none" stroke="%s" stroke-width="1.5" pointer-events="none"/>`,
+			num(left-1), num(top+ch*float64(hm.SelBlock)), num(cw*float64(n)+2), num(ch), Ink)
+	}
+	if hm.SelToken >= 0 && hm.SelToken < n {
+		d.raw(`<rect x="%s" y="%s" width="%s" height="%s" fill="none" stroke="%s" stroke-width="2" pointer-events="none"/>`,
+			num(left+cw*float64(hm.SelToken)), num(top-1), num(cw), num(ch*float64(depth)+2), Selected)
+	}
+	// Token axis: label every k-th token so labels do not overlap.
+	axisY := top + ch*float64(depth)
+	k := max(1, int(math.Ceil(34/cw)))
+	for t := 0; t < n; t += k {
+		d.text(left+cw*(float64(t)+0.5), axisY+13, 9.5, Muted, "middle", shortLabel(hm.Labels[t], t))
+	}
+	d.text(left, axisY+27, 10.5, Muted, "start", "token ([CLS], then patches row by row)")
+	d.rankLegend(left, axisY+36, min(220, max(cw*float64(n), 160)), hm.Classes, "rankscale-heat")
+	return d.String()
+}
+
+func shortLabel(label string, t int) string {
+	if label == "[CLS]" {
+		return "CLS"
+	}
+	return fmt.Sprint(t)
+}
+
+// Overlay is the input image with its patch grid coloured by rank.
+type Overlay struct {
+	Title, Subtitle string
+	Image           string // data URI of the picture the model sees
+	Grid            int
+	// Patches, row by row: colour ("" = dropped) and tooltip.
+	Colours, Titles []string
+	FirstToken      int // token index of patch 0 (1 with [CLS])
+	Selected        int // patch index outlined, -1 for none
+	Size            float64
+	// Alpha is the opacity of the colour layer.
+	Alpha float64
+}
+
+// SVG draws the overlay. Patches carry data-token.
+func (o Overlay) SVG() string {
+	s := o.Size
+	if s == 0 {
+		s = 300
+	}
+	const top = 40.0
+	d := newDoc(s, s+top, o.Title)
+	d.text(0, 14, 12, Ink, "start", o.Title, `font-weight="600"`)
+	d.text(0, 30, 10.5, Muted, "start", o.Subtitle)
+	d.raw(`<image x="0" y="%s" width="%s" height="%s" href="%s" preserveAspectRatio="none" image-rendering="pixelated"/>`,
+		num(top), num(s), num(s), o.Image)
+	g := o.Grid
+	cell := s / float64(g)
+	for p := 0; p < g*g; p++ {
+		x, y := cell*float64(p%g), top+cell*float64(p/g)
+		fill, op := o.Colours[p], o.Alpha
+		extra := ""
+		if fill == "" {
+			fill, op = "#0f172a", 0.78
+			extra = fmt.Sprintf(`<path d="M%s %sL%s %sM%s %sL%s %s" stroke="%s" stroke-width="1" pointer-events="none"/>`,
+				num(x+cell*0.3), num(y+cell*0.3), num(x+cell*0.7), num(y+cell*0.7),
+				num(x+cell*0.7), num(y+cell*0.3), num(x+cell*0.3), num(y+cell*0.7), "#e2e8f0")
+		}
+		d.raw(`<rect x="%s" y="%s" width="%s" height="%s" fill="%s" fill-opacity="%s" stroke="#ffffff" stroke-opacity="0.35" stroke-width="0.5" data-token="%d">%s</rect>%s`,
+			num(x), num(y), num(cell), num(cell), fill, num(op), p+o.FirstToken, title(o.Titles[p]), extra)
+	}
+	if o.Selected >= 0 && o.Selected < g*g {
+		x, y := cell*float64(o.Selected%g), top+cell*float64(o.Selected/g)
+		d.raw(`<rect x="%s" y="%s" width="%s" height="%s" fill="none" stroke="%s" stroke-width="2.5" pointer-events="none"/>`,
+			num(x+1), num(y+1), num(cell-2), num(cell-2), Selected)
+	}
+	return d.String()
+}
+
+// AttentionMaps shows where one query token attends: a map over the patch
+// grid per block (rows) and head (columns), plus the heads' mean.
+type AttentionMaps struct {
+	Title string
+	Grid  int
+	// Weights[block][head][patch]; NaN marks a dropped patch.
+	Weights [][][]float32
+	// CLS[block][head] is the weight on [CLS]; nil without [CLS].
+	CLS [][]float32
+	// Query is the query's patch index (outlined), -1 for [CLS].
+	Query int
+}
+
+// SVG draws the maps, each scaled to its own maximum.
+func (am AttentionMaps) SVG() string {
+	depth := len(am.Weights)
+	heads := 0
+	if depth > 0 {
+		heads = len(am.Weights[0])
+	}
+	cols := heads + 1
+	cell := min(max(math.Floor(780/float64(cols)), 34), 72)
+	const left, top, gap = 62.0, 44.0, 6.0
+	w := left + float64(cols)*(cell+gap) + 8
+	h := top + float64(depth)*(cell+gap) + 8
+	d := newDoc(w, h, am.Title)
+	d.text(8, 18, 12, Ink, "start", am.Title, `font-weight="600"`)
+	for c := 0; c < cols; c++ {
+		label := fmt.Sprintf("head %d", c+1)
+		if c == heads {
+			label = "mean"
+		}
+		d.text(left+float64(c)*(cell+gap)+cell/2, top-8, 10, Muted, "middle", label)
+	}
+	g := am.Grid
+	for b := 0; b < depth; b++ {
+		y := top + float64(b)*(cell+gap)
+		d.text(left-8, y+cell/2+3.5, 10, Muted, "end", fmt.Sprintf("block %d", b+1))
+		mean := make([]float32, g*g)
+		var meanCLS float32
+		for hd := 0; hd < heads; hd++ {
+			for p, v := range am.Weights[b][hd] {
+				mean[p] += v / float32(heads)
+			}
+			if am.CLS != nil {
+				meanCLS += am.CLS[b][hd] / float32(heads)
+			}
+		}
+		for c := 0; c < cols; c++ {
+			wts, cls := mean, meanCLS
+			name := "mean of heads"
+			if c < heads {
+				wts = am.Weights[b][c]
+				name = fmt.Sprintf("head %d", c+1)
+				if am.CLS != nil {
+					cls = am.CLS[b][c]
+				}
+			}
+			x := left + float64(c)*(cell+gap)
+			tip := fmt.Sprintf("block %d, %s: max weight on a patch %.3f", b+1, name, maxOf(wts))
+			if am.CLS != nil {
+				tip += fmt.Sprintf(", on [CLS] %.3f", cls)
+			}
+			d.raw(`<image x="%s" y="%s" width="%s" height="%s" href="%s" preserveAspectRatio="none" image-rendering="pixelated">%s</image>`,
+				num(x), num(y), num(cell), num(cell), PNGDataURI(weightImage(wts, g)), title(tip))
+			if am.Query >= 0 {
+				q := cell / float64(g)
+				d.raw(`<rect x="%s" y="%s" width="%s" height="%s" fill="none" stroke="%s" stroke-width="1.2" pointer-events="none"/>`,
+					num(x+q*float64(am.Query%g)), num(y+q*float64(am.Query/g)), num(q), num(q), Selected)
+			}
+		}
+	}
+	return d.String()
+}
+
+func maxOf(v []float32) float32 {
+	var m float32
+	for _, x := range v {
+		if x > m {
+			m = x
+		}
+	}
+	return m
+}
+
+// weightImage renders one map at one pixel per patch, scaled to its maximum.
+func weightImage(w []float32, g int) *image.NRGBA {
+	img := image.NewNRGBA(image.Rect(0, 0, g, g))
+	m := float64(maxOf(w))
+	for p, v := range w {
+		t := math.NaN()
+		if !math.IsNaN(float64(v)) && m > 0 {
+			t = float64(v) / m
+		}
+		img.SetNRGBA(p%g, p/g, Viridis(t))
+	}
+	return img
+}

@@ -1,0 +1,55 @@
+package app
+
+import "github.com/maxence-charriere/go-app/v10/pkg/app"
+
+// Header is the top bar: name, what runs the analysis and how long it took.
+type Header struct {
+	app.Compo
+	Backend, Note, Elapsed, Busy string
+}
+
+func (h *Header) Render() app.UI {
+	backend := h.Backend
+	if backend == "" {
+		backend = "starting…"
+	}
+	cls := "vl-top"
+	if h.Busy != "" {
+		cls += " vl-top-busy"
+	}
+	return app.Header().Class(cls).Body(
+		app.Div().Class("vl-brand").Body(
+			app.Img().Src("/web/icon.svg").Alt("").Class("vl-logo"),
+			app.Div().Body(
+				app.H1().Text("vitlens"),
+				app.P().Class("vl-tagline").Text("Vision Transformers seen through their class embeddings — computed in your browser"),
+			),
+		),
+		app.Div().Class("vl-status").Body(
+			app.If(h.Busy != "", func() app.UI {
+				return app.Span().Class("vl-busy").Body(app.Span().Class("vl-spinner vl-spinner-sm"), app.Text(h.Busy))
+			}),
+			app.Span().ID("vl-backend").Class("vl-badge").Title(h.Note).Body(
+				app.Span().Class("vl-badge-key").Text("backend"),
+				app.Text(backend),
+			),
+			app.If(h.Note != "", func() app.UI {
+				return app.Span().Class("vl-badge vl-badge-note").Title(h.Note).Text(shorten(h.Note, 48))
+			}),
+			app.If(h.Elapsed != "", func() app.UI {
+				return app.Span().ID("vl-elapsed").Class("vl-badge").Body(
+					app.Span().Class("vl-badge-key").Text("analysis"),
+					app.Text(h.Elapsed),
+				)
+			}),
+		),
+	)
+}
+
+func shorten(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}

@@ -1,0 +1,62 @@
+package app
+
+import (
+	"fmt"
+
+	"github.com/maxence-charriere/go-app/v10/pkg/app"
+
+	"vitlens/app/figure"
+	"vitlens/app/session"
+	"vitlens/vit"
+)
+
+// HeatmapView is the blocks × tokens map of the target's rank; clicking a
+// cell selects that block and token.
+type HeatmapView struct {
+	app.Compo
+	A     *session.Analysis
+	Site  vit.Site
+	Block int
+	Token int
+}
+
+func (hv *HeatmapView) Render() app.UI {
+	a := hv.A
+	c := a.Model.Model.Config
+	r := a.Current()
+	n := c.NumTokens()
+	hm := figure.Heatmap{Classes: c.Classes, SelBlock: hv.Block, SelToken: hv.Token, Labels: make([]string, n)}
+	for t := range hm.Labels {
+		hm.Labels[t] = session.TokenLabel(c, t)
+	}
+	for b := 0; b < c.Depth; b++ {
+		row := make([]int32, n)
+		for t := range row {
+			row[t] = -1
+		}
+		ro := r.At(hv.Site, b)
+		for pos, t := range r.Tokens {
+			row[t] = ro.Rank[pos]
+		}
+		hm.Ranks = append(hm.Ranks, row)
+	}
+	which := ""
+	if a.After != nil {
+		which = " after the intervention"
+	}
+	hm.Title = fmt.Sprintf("Rank of %s at %s%s", a.Model.ClassName(r.Target), hv.Site, which)
+	return card("vl-heatmap", "", "Rank per block and token", []app.UI{
+		exportButton("PNG", "png:fig-heatmap", "Save the heat-map as PNG"),
+		exportButton("CSV", "readouts", "Every rank, logit and top-5 for every run, site, block and token"),
+	},
+		app.Div().Class("vl-scroll").OnClick(hv.onClick).Body(figureBox("fig-heatmap", hm.SVG())),
+	)
+}
+
+func (hv *HeatmapView) onClick(ctx app.Context, e app.Event) {
+	b, okB := dataInt(e, "block")
+	t, okT := dataInt(e, "token")
+	if okB && okT {
+		ctx.NewActionWithValue(actCell, [2]int{b, t})
+	}
+}

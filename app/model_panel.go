@@ -1,0 +1,134 @@
+package app
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/maxence-charriere/go-app/v10/pkg/app"
+)
+
+// ModelPanel shows the loaded model and every way to load another: file
+// picker (or drop), URL with download progress, preprocessing preset,
+// head-count override and class names.
+type ModelPanel struct {
+	app.Compo
+	Name               string
+	Facts              [][2]string
+	Preset, PresetNote string
+	Presets            []string
+	Classes            int
+	Heads              int
+	NonStrict          bool
+	CanReload          bool
+	Progress           float64 // 0..1 while downloading, -1 otherwise
+	ProgressText       string
+	Notice             string
+
+	url string
+}
+
+func (m *ModelPanel) Render() app.UI {
+	name := m.Name
+	if name == "" {
+		name = "no model yet"
+	}
+	return card("vl-model", "", "Model", nil,
+		app.P().ID("vl-model-name").Class("vl-model-name").Title(name).Text(name),
+		app.Dl().Class("vl-facts").Body(
+			app.Range(m.Facts).Slice(func(i int) app.UI {
+				return app.Div().Body(app.Dt().Text(m.Facts[i][0]), app.Dd().Text(m.Facts[i][1]))
+			}),
+		),
+		app.Div().Class("vl-buttons").Body(
+			app.Label().Class("vl-btn vl-btn-primary").Title("A .safetensors or PyTorch .pth/.pt checkpoint, optionally with its config.json").Body(
+				app.Input().ID("vl-model-file").Type("file").Class("vl-file").Multiple(true).
+					Accept(".safetensors,.pth,.pt,.bin,.ckpt,.json").OnChange(pickFiles),
+				app.Text("Open model…"),
+			),
+			app.Button().Class("vl-btn").Text("Demo model").Title("The bundled Fashion-MNIST ViT").
+				OnClick(func(ctx app.Context, e app.Event) { ctx.NewAction(actDemo) }),
+		),
+		// Not a <form>: go-app runs handlers after the event, too late to
+		// prevent a submission (which the CSP's form-action 'none' refuses).
+		app.Div().Class("vl-url").Body(
+			app.Input().ID("vl-model-url").Type("url").Placeholder("https://huggingface.co/…/resolve/main/model.safetensors").
+				Value(m.url).OnInput(func(ctx app.Context, e app.Event) { m.url = ctx.JSSrc().Get("value").String() }).
+				OnKeyDown(func(ctx app.Context, e app.Event) {
+					if e.Get("key").String() == "Enter" {
+						m.onURL(ctx, e)
+					}
+				}),
+			app.Button().ID("vl-url-load").Class("vl-btn").Text("Load").OnClick(m.onURL),
+		),
+		app.If(m.Progress >= 0, func() app.UI {
+			return app.Div().Class("vl-progress").Body(
+				app.Progress().ID("vl-download").Max(1).Value(fmt.Sprintf("%.3f", m.Progress)),
+				app.Span().Text(m.ProgressText),
+			)
+		}),
+		app.Div().Class("vl-field").Body(
+			app.Label().For("vl-preset").Text("Preprocessing"),
+			app.Select().ID("vl-preset").OnChange(func(ctx app.Context, e app.Event) {
+				ctx.NewActionWithValue(actPreset, ctx.JSSrc().Get("value").String())
+			}).Body(
+				app.Range(m.Presets).Slice(func(i int) app.UI {
+					return selectOption(m.Presets[i], m.Presets[i], m.Presets[i] == m.Preset)
+				}),
+			),
+		),
+		app.P().Class("vl-hint").Text(m.PresetNote),
+		app.Details().Class("vl-advanced").Body(
+			app.Summary().Text("Loading options and class names"),
+			app.Div().Class("vl-field").Body(
+				app.Label().For("vl-heads").Text("Attention heads"),
+				app.Input().ID("vl-heads").Type("number").Min(0).Max(128).Placeholder("from checkpoint").
+					Value(headsValue(m.Heads)).OnChange(func(ctx app.Context, e app.Event) {
+					n, _ := strconv.Atoi(ctx.JSSrc().Get("value").String())
+					ctx.NewActionWithValue(actHeads, max(n, 0))
+				}),
+			),
+			app.Label().Class("vl-check").Body(
+				app.Input().Type("checkbox").Checked(m.NonStrict).OnChange(func(ctx app.Context, e app.Event) {
+					ctx.NewActionWithValue(actNonStrict, ctx.JSSrc().Get("checked").Bool())
+				}),
+				app.Text("Skip unknown tensors (DeiT distillation head)"),
+			),
+			app.Button().ID("vl-reload").Class("vl-btn").Disabled(!m.CanReload).Text("Reload with these options").
+				OnClick(func(ctx app.Context, e app.Event) { ctx.NewAction(actReload) }),
+			app.Div().Class("vl-buttons").Body(
+				app.Label().Class("vl-btn").Title("Text (one name per line) or JSON (list, or id2label)").Body(
+					app.Input().ID("vl-classes-file").Type("file").Class("vl-file").Accept(".txt,.json").OnChange(pickFiles),
+					app.Text("Class names…"),
+				),
+				app.If(m.Classes == 1000, func() app.UI {
+					return app.Button().Class("vl-btn").Text("ImageNet-1k names").
+						OnClick(func(ctx app.Context, e app.Event) { ctx.NewAction(actImageNet) })
+				}),
+			),
+		),
+		app.If(m.Notice != "", func() app.UI {
+			return app.P().ID("vl-notice").Class("vl-notice").Text(m.Notice)
+		}),
+	)
+}
+
+func headsValue(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return strconv.Itoa(n)
+}
+
+func (m *ModelPanel) onURL(ctx app.Context, e app.Event) {
+	ctx.NewActionWithValue(actURL, m.url)
+}
+
+// pickFiles hands the files of an <input type=file> to the page and clears
+// the input so the same file can be picked again.
+func pickFiles(ctx app.Context, e app.Event) {
+	files := filesOf(ctx.JSSrc().Get("files"))
+	ctx.JSSrc().Set("value", "")
+	if len(files) > 0 {
+		ctx.NewActionWithValue(actFiles, files)
+	}
+}

@@ -1,0 +1,203 @@
+package app
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/maxence-charriere/go-app/v10/pkg/app"
+
+	"vitlens/app/figure"
+	"vitlens/app/session"
+	"vitlens/vit"
+	"vitlens/vit/lens"
+)
+
+// OverlayView is the image with its patch grid coloured by the target's
+// rank at the chosen block and site, before and after an intervention, with
+// the top-5 classes of the patch under the pointer.
+type OverlayView struct {
+	app.Compo
+	A     *session.Analysis
+	Site  vit.Site
+	Block int
+	Token int
+	Mode  string
+
+	hover int // token under the pointer; -1 none (local: only this view redraws)
+	in    bool
+}
+
+func (o *OverlayView) Render() app.UI {
+	a := o.A
+	c := a.Model.Model.Config
+	runs := []struct {
+		id, label string
+		r         *lens.Result
+	}{{"fig-overlay", "unperturbed", a.Base}}
+	if a.After != nil {
+		runs[0].label = "before"
+		runs = append(runs, struct {
+			id, label string
+			r         *lens.Result
+		}{"fig-overlay-after", "after: " + interventionText(a.Settings), a.After})
+	}
+	tools := []app.UI{
+		app.Select().ID("vl-site").Title("Where in the block the residual stream is read").OnChange(func(ctx app.Context, e app.Event) {
+			ctx.NewActionWithValue(actSite, ctx.JSSrc().Get("value").String())
+		}).Body(
+			selectOption("hs", "block output (hs)", o.Site == vit.SiteHS),
+			selectOption("hs_mid", "after attention (hs_mid)", o.Site == vit.SiteHSMid),
+			selectOption("attn", "attention update (attn)", o.Site == vit.SiteAttn),
+			selectOption("mlp", "MLP update (mlp)", o.Site == vit.SiteMLP),
+		),
+		exportButton("PNG", "png:"+runs[len(runs)-1].id, "Save the image overlay as PNG"),
+	}
+	figs := make([]app.UI, len(runs))
+	for i, run := range runs {
+		figs[i] = app.Div().Class("vl-overlay").
+			OnClick(o.onClick).OnMouseOver(o.onHover).OnMouseLeave(o.onLeave).
+			Body(figureBox(run.id, o.svg(run.r, run.label)))
+	}
+	info := o.Token
+	if o.in {
+		info = o.hover
+	}
+	return card("vl-overlay-card", "vl-grow", "Patch ranks", tools,
+		app.Div().Class("vl-slider").Body(
+			app.Label().For("vl-block").Text(fmt.Sprintf("block %d of %d", o.Block+1, c.Depth)),
+			app.Input().ID("vl-block").Type("range").Min(1).Max(c.Depth).Value(o.Block+1).
+				OnInput(func(ctx app.Context, e app.Event) {
+					var b int
+					fmt.Sscan(ctx.JSSrc().Get("value").String(), &b)
+					ctx.NewActionWithValue(actBlock, b-1)
+				}),
+		),
+		app.Div().Class("vl-overlays").Body(figs...),
+		o.renderInfo(info),
+	)
+}
+
+func interventionText(s session.Settings) string {
+	var parts []string
+	if s.Edit != vit.EditNone {
+		parts = append(parts, string(s.Edit))
+	}
+	if n := len(s.Drop); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d dropped", n))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (o *OverlayView) svg(r *lens.Result, label string) string {
+	a := o.A
+	m := a.Model
+	c := m.Model.Config
+	g := c.GridSize()
+	first := c.FirstImageToken()
+	ro := r.At(o.Site, o.Block)
+	size := 300.0
+	if a.After != nil {
+		size = 250 // before and after side by side
+	}
+	ov := figure.Overlay{
+		Title:    label,
+		Subtitle: fmt.Sprintf("rank of %s · %s · block %d", m.ClassName(r.Target), o.Site, o.Block+1),
+		Image:    figure.PNGDataURI(a.Input.Preview), Grid: g, FirstToken: first, Selected: -1,
+		Colours: make([]string, g*g), Titles: make([]string, g*g), Size: size, Alpha: 0.55,
+	}
+	if o.Token >= first {
+		ov.Selected = o.Token - first
+	}
+	for p := 0; p < g*g; p++ {
+		t := p + first
+		pos := session.Position(r, t)
+		if pos < 0 {
+			ov.Titles[p] = session.TokenLabel(c, t) + ": dropped"
+			continue
+		}
+		rank := int(ro.Rank[pos])
+		ov.Colours[p] = figure.RankColour(rank, c.Classes)
+		ov.Titles[p] = fmt.Sprintf("%s: rank %d of %d · top: %s", session.TokenLabel(c, t), rank+1, c.Classes,
+			strings.Join(classNames(m, ro.TopOf(pos)), ", "))
+	}
+	return ov.SVG()
+}
+
+func classNames(m *session.Model, top []int32) []string {
+	var out []string
+	for _, k := range top {
+		if k >= 0 {
+			out = append(out, m.ClassName(int(k)))
+		}
+	}
+	return out
+}
+
+// renderInfo lists the top-5 classes of token t in every run.
+func (o *OverlayView) renderInfo(t int) app.UI {
+	a := o.A
+	m := a.Model
+	c := m.Model.Config
+	rows := []app.UI{}
+	for _, run := range []struct {
+		label string
+		r     *lens.Result
+	}{{"before", a.Base}, {"after", a.After}} {
+		if run.r == nil {
+			continue
+		}
+		pos := session.Position(run.r, t)
+		label := ""
+		if a.After != nil {
+			label = run.label + ": "
+		}
+		if pos < 0 {
+			rows = append(rows, app.Li().Text(label+"dropped"))
+			continue
+		}
+		ro := run.r.At(o.Site, o.Block)
+		rank := int(ro.Rank[pos])
+		items := []app.UI{app.Span().Class("vl-muted").Text(fmt.Sprintf("%starget rank %d of %d · top-5: ", label, rank+1, c.Classes))}
+		for i, k := range ro.TopOf(pos) {
+			if k < 0 {
+				continue
+			}
+			cls := "vl-tag"
+			if int(k) == run.r.Target {
+				cls += " vl-tag-target"
+			}
+			items = append(items, app.Span().Class(cls).Text(fmt.Sprintf("%d. %s", i+1, m.ClassName(int(k)))))
+		}
+		rows = append(rows, app.Li().Body(items...))
+	}
+	head := session.TokenLabel(c, t)
+	if o.in {
+		head += " (under the pointer)"
+	} else {
+		head += " (selected; hover a patch to see its classes)"
+	}
+	clsButton := app.If(c.ClassToken, func() app.UI {
+		return app.Button().Class("vl-link").Text("inspect [CLS]").
+			OnClick(func(ctx app.Context, e app.Event) { ctx.NewActionWithValue(actPatch, 0) })
+	})
+	return app.Div().ID("vl-patch-info").Class("vl-info").Body(
+		app.Div().Class("vl-info-head").Body(app.Strong().Text(head), clsButton),
+		app.Ul().Body(rows...),
+	)
+}
+
+func (o *OverlayView) onClick(ctx app.Context, e app.Event) {
+	if t, ok := dataInt(e, "token"); ok {
+		ctx.NewActionWithValue(actPatch, t)
+	}
+}
+
+func (o *OverlayView) onHover(ctx app.Context, e app.Event) {
+	if t, ok := dataInt(e, "token"); ok && (t != o.hover || !o.in) {
+		o.hover, o.in = t, true
+		return
+	}
+	ctx.PreventUpdate()
+}
+
+func (o *OverlayView) onLeave(ctx app.Context, e app.Event) { o.in = false }

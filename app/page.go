@@ -1,0 +1,531 @@
+// Package app is vitlens's web app: go-app components, one view per file,
+// over the browser-free engine in app/session. Page owns all state; the
+// views only render what they are given and report user intent back as
+// go-app actions (action.go), so data flows one way.
+package app
+
+import (
+	"fmt"
+	"path"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/maxence-charriere/go-app/v10/pkg/app"
+
+	"vitlens/app/figure"
+	"vitlens/app/session"
+	"vitlens/vit"
+	"vitlens/vit/lens"
+	"vitlens/vit/preprocess"
+)
+
+// Page is the whole app: one route, one screen.
+type Page struct {
+	app.Compo
+
+	model    *session.Model
+	samples  []*session.Image
+	thumbs   []Thumb
+	image    *session.Image
+	inputs   map[*session.Image]*session.Input // for the current model and preset
+	settings session.Settings
+	analysis *session.Analysis
+
+	site  vit.Site
+	block int // selected block, 0-based
+	token int // selected token (original index)
+	mode  string
+
+	status, busy, errText, notice string
+	progress                      float64 // model download, 0..1; -1 when idle
+	progressText                  string
+	backendName, backendNote      string
+	allowGPU                      bool
+	firstMS                       float64
+	loadOpt                       session.LoadOptions
+	lastFile                      *modelFile
+
+	update bool // a newer version is cached: offer a reload
+
+	jobs   chan func()
+	seq    int
+	latest atomic.Int64
+	w      worker // owned by the worker goroutine
+}
+
+// modelFile is the last checkpoint the user gave, kept so it can be
+// reloaded with other options (heads, non-strict) without picking it again.
+type modelFile struct {
+	name   string
+	data   []byte
+	config []byte
+}
+
+// Click modes of the image.
+const (
+	modeInspect = "inspect"
+	modeDrop    = "drop"
+)
+
+func (p *Page) OnMount(ctx app.Context) {
+	p.status, p.progress, p.mode, p.site, p.token = "loading", -1, modeInspect, vit.SiteHS, -1
+	p.allowGPU = queryParam("backend") != "cpu"
+	p.inputs = map[*session.Image]*session.Input{}
+	p.jobs = make(chan func(), 32)
+	p.busy = "Loading the demo model…"
+	p.handleActions(ctx)
+	p.listenForPaste(ctx)
+	p.listenForDrops(ctx)
+	ctx.Async(func() {
+		for job := range p.jobs {
+			job()
+		}
+	})
+	p.jobs <- func() {
+		pause()
+		m, err := session.LoadDemo()
+		samples, serr := session.Samples()
+		thumbs := make([]Thumb, len(samples))
+		for i, s := range samples {
+			thumbs[i] = Thumb{Name: s.Name, URI: figure.PNGDataURI(s.Src)}
+		}
+		ctx.Dispatch(func(ctx app.Context) {
+			p.samples, p.thumbs = samples, thumbs
+			if serr != nil {
+				p.fail(fmt.Errorf("sample images: %w", serr))
+			}
+			if err != nil {
+				p.fail(err)
+				p.status = "error"
+				return
+			}
+			p.setModel(m)
+			if len(samples) > 0 {
+				p.image = samples[0]
+			}
+			p.analyze(ctx)
+		})
+	}
+}
+
+func (p *Page) OnDismount() { close(p.jobs) }
+
+// OnAppUpdate is go-app's signal that the service worker fetched a newer
+// version: offer to reload.
+func (p *Page) OnAppUpdate(ctx app.Context) { p.update = ctx.AppUpdateAvailable() }
+
+// fail shows an error; what was loaded keeps working.
+func (p *Page) fail(err error) {
+	p.errText = err.Error()
+	p.busy = ""
+	app.Log("vitlens:", err)
+}
+
+// setModel switches to a freshly loaded model, keeping the image.
+func (p *Page) setModel(m *session.Model) {
+	p.model = m
+	p.inputs = map[*session.Image]*session.Input{}
+	p.settings = session.Settings{Target: -1, Edit: p.settings.Edit}
+	p.block = m.Model.Config.Depth - 1
+	p.token = 0 // [CLS], or the first patch of a model without one
+	p.analysis = nil
+}
+
+// analyze queues an analysis of the current image with the current
+// settings. Requests made while one runs replace each other: only the
+// latest is computed.
+func (p *Page) analyze(ctx app.Context) {
+	if p.model == nil || p.image == nil {
+		return
+	}
+	p.seq++
+	seq := p.seq
+	p.latest.Store(int64(seq))
+	m, img, s, in, allowGPU := p.model, p.image, p.settings, p.inputs[p.image], p.allowGPU
+	p.status = "busy"
+	p.busy = "Analysing " + img.Name + "…"
+	p.jobs <- func() {
+		if p.latest.Load() != int64(seq) {
+			return
+		}
+		pause() // let the progress indicator paint before the CPU is taken
+		a, err := p.w.analyze(m, img, in, s, allowGPU)
+		if a != nil {
+			a.Seq = seq
+		}
+		name, note := p.w.name, p.w.note
+		ctx.Dispatch(func(ctx app.Context) {
+			p.backendName, p.backendNote = name, note
+			if seq != p.seq {
+				return // a newer request is queued
+			}
+			p.status, p.busy = "ready", ""
+			if err != nil {
+				p.fail(err)
+				return
+			}
+			p.inputs[img] = a.Input
+			p.analysis = a
+			if p.firstMS == 0 {
+				p.firstMS = sinceNavigation()
+			}
+		})
+	}
+}
+
+// loadModel parses a checkpoint on the worker; on failure the current model
+// stays.
+func (p *Page) loadModel(ctx app.Context, f *modelFile) {
+	opt := p.loadOpt
+	opt.ConfigJSON = f.config
+	p.busy = "Reading " + f.name + "…"
+	p.lastFile = f
+	p.jobs <- func() {
+		pause()
+		start := time.Now()
+		m, err := session.LoadModel(f.name, f.data, opt)
+		if err == nil && f.config != nil {
+			// A Hugging Face config.json names the classes (id2label).
+			if cerr := m.SetClasses("config.json", f.config); cerr != nil && m.Model.Config.Classes == 1000 {
+				_ = m.UseImageNetClasses()
+			}
+		}
+		took := time.Since(start)
+		ctx.Dispatch(func(ctx app.Context) {
+			if err != nil {
+				p.fail(err)
+				return
+			}
+			p.errText = ""
+			p.notice = fmt.Sprintf("Loaded %s (%s) in %s.", f.name, sizeText(int64(len(f.data))), took.Round(time.Millisecond))
+			p.setModel(m)
+			p.analyze(ctx)
+		})
+	}
+}
+
+// loadFiles sorts picked or dropped files into model, config, class names
+// and images.
+func (p *Page) loadFiles(ctx app.Context, files []jsFile) {
+	var model, config, classes, images []jsFile
+	for _, f := range files {
+		ext := strings.ToLower(path.Ext(f.Name))
+		switch {
+		case ext == ".safetensors" || ext == ".pth" || ext == ".pt" || ext == ".bin" || ext == ".ckpt":
+			model = append(model, f)
+		case strings.EqualFold(f.Name, "config.json"):
+			config = append(config, f)
+		case ext == ".txt" || ext == ".json":
+			classes = append(classes, f)
+		default:
+			images = append(images, f)
+		}
+	}
+	ctx.Async(func() {
+		read := func(f jsFile) []byte {
+			data, err := f.read()
+			if err != nil {
+				ctx.Dispatch(func(app.Context) { p.fail(err) })
+			}
+			return data
+		}
+		var cfg []byte
+		if len(config) > 0 {
+			cfg = read(config[0])
+		}
+		if len(model) > 0 {
+			if data := read(model[0]); data != nil {
+				ctx.Dispatch(func(ctx app.Context) { p.loadModel(ctx, &modelFile{name: model[0].Name, data: data, config: cfg}) })
+			}
+		}
+		for _, f := range classes {
+			if data := read(f); data != nil {
+				ctx.Dispatch(func(ctx app.Context) { p.setClasses(ctx, f.Name, data) })
+			}
+		}
+		if len(images) > 0 {
+			f := images[len(images)-1]
+			if data := read(f); data != nil {
+				img, err := session.DecodeImage(f.Name, data)
+				ctx.Dispatch(func(ctx app.Context) {
+					if err != nil {
+						p.fail(err)
+						return
+					}
+					p.setImage(ctx, img)
+				})
+			}
+		}
+	})
+}
+
+func (p *Page) setImage(ctx app.Context, img *session.Image) {
+	p.image = img
+	p.settings.Drop = nil
+	p.errText = ""
+	p.analyze(ctx)
+}
+
+func (p *Page) setClasses(ctx app.Context, name string, data []byte) {
+	if p.model == nil {
+		return
+	}
+	// Class names follow jobs already queued (a model being loaded).
+	p.jobs <- func() {
+		ctx.Dispatch(func(ctx app.Context) {
+			if err := p.model.SetClasses(name, data); err != nil {
+				p.fail(err)
+				return
+			}
+			p.errText = ""
+			p.notice = fmt.Sprintf("Class names from %s.", name)
+			p.analyze(ctx) // the views show names from the analysis' model
+		})
+	}
+}
+
+// loadURL downloads a checkpoint, with the config.json beside it when the
+// URL is a Hugging Face resolve link.
+func (p *Page) loadURL(ctx app.Context, url string) {
+	url = strings.TrimSpace(url)
+	if !strings.HasPrefix(url, "https://") && !strings.HasPrefix(url, "http://") {
+		p.fail(fmt.Errorf("%q is not an http(s) URL", url))
+		return
+	}
+	p.progress, p.progressText = 0, "Connecting…"
+	ctx.Async(func() {
+		data, err := fetchBytes(url, func(done, total int64) {
+			ctx.Dispatch(func(app.Context) {
+				if total > 0 {
+					p.progress = float64(done) / float64(total)
+					p.progressText = fmt.Sprintf("%s of %s", sizeText(done), sizeText(total))
+				} else {
+					p.progress = 0
+					p.progressText = sizeText(done)
+				}
+			})
+		})
+		var cfg []byte
+		if err == nil && strings.Contains(url, "/resolve/") {
+			cfgURL := url[:strings.LastIndex(url, "/")+1] + "config.json"
+			cfg, _ = fetchBytes(cfgURL, func(int64, int64) {}) // optional
+		}
+		ctx.Dispatch(func(ctx app.Context) {
+			p.progress, p.progressText = -1, ""
+			if err != nil {
+				p.fail(err)
+				return
+			}
+			p.loadModel(ctx, &modelFile{name: urlFileName(url), data: data, config: cfg})
+		})
+	})
+}
+
+// listenForDrops takes files dropped anywhere on the page. The listeners are
+// plain JS callbacks, which run during the event: go-app's handlers run
+// after it, too late for preventDefault, which is what allows a drop (on
+// dragover) and stops the browser from opening the file (on drop).
+func (p *Page) listenForDrops(ctx app.Context) {
+	over := app.FuncOf(func(_ app.Value, args []app.Value) any {
+		if len(args) > 0 {
+			args[0].Call("preventDefault")
+		}
+		return nil
+	})
+	drop := app.FuncOf(func(_ app.Value, args []app.Value) any {
+		if len(args) == 0 {
+			return nil
+		}
+		args[0].Call("preventDefault")
+		files := filesOf(args[0].Get("dataTransfer").Get("files"))
+		if len(files) > 0 {
+			ctx.Dispatch(func(ctx app.Context) { p.loadFiles(ctx, files) })
+		}
+		return nil
+	})
+	app.Window().Call("addEventListener", "dragover", over)
+	app.Window().Call("addEventListener", "drop", drop)
+}
+
+// listenForPaste takes images pasted anywhere on the page.
+func (p *Page) listenForPaste(ctx app.Context) {
+	fn := app.FuncOf(func(_ app.Value, args []app.Value) any {
+		if len(args) == 0 {
+			return nil
+		}
+		files := filesOf(args[0].Get("clipboardData").Get("files"))
+		if len(files) > 0 {
+			args[0].Call("preventDefault")
+			ctx.Dispatch(func(ctx app.Context) { p.loadFiles(ctx, files) })
+		}
+		return nil
+	})
+	app.Window().Call("addEventListener", "paste", fn)
+}
+
+func sizeText(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.0f kB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func (p *Page) Render() app.UI {
+	var a *session.Analysis
+	if p.analysis != nil {
+		a = p.analysis
+	}
+	status := p.status
+	if status == "" {
+		status = "loading"
+	}
+	elapsed := ""
+	if a != nil {
+		elapsed = fmt.Sprintf("%.0f ms", float64(a.Elapsed.Microseconds())/1000)
+	}
+	return app.Div().Class("vl-app").Body(
+		&Header{Backend: p.backendName, Note: p.backendNote, Elapsed: elapsed, Busy: p.busy},
+		app.If(p.update, func() app.UI {
+			return app.Div().Class("vl-banner vl-banner-info").Body(
+				app.Span().Text("A new version of vitlens is ready."),
+				app.Button().Class("vl-link").Text("Reload").OnClick(func(ctx app.Context, e app.Event) { ctx.Reload() }),
+			)
+		}),
+		app.If(p.errText != "", func() app.UI {
+			return app.Div().ID("vl-error").Class("vl-banner vl-banner-error").Aria("live", "assertive").Body(
+				app.Span().Text(p.errText),
+				app.Button().Class("vl-link").Text("Dismiss").OnClick(func(ctx app.Context, e app.Event) { p.errText = "" }),
+			)
+		}),
+		app.Div().Class("vl-layout").Body(
+			app.Aside().Class("vl-side").Body(
+				p.renderModelPanel(),
+				&ImagePanel{Samples: p.thumbs, Current: p.imageName()},
+				p.renderInterventions(),
+			),
+			app.Main().Class("vl-main").Body(p.renderMain(a)...),
+		),
+		&StateView{Status: status, Busy: p.busy, Error: p.errText, FirstMS: p.firstMS,
+			Backend: p.backendName, Analysis: a},
+	)
+}
+
+func (p *Page) imageName() string {
+	if p.image == nil {
+		return ""
+	}
+	return p.image.Name
+}
+
+func (p *Page) renderModelPanel() app.UI {
+	mp := &ModelPanel{Progress: p.progress, ProgressText: p.progressText, Heads: p.loadOpt.Heads,
+		NonStrict: p.loadOpt.NonStrict, CanReload: p.lastFile != nil, Notice: p.notice}
+	for _, pr := range preprocess.Presets() {
+		mp.Presets = append(mp.Presets, pr.Name)
+	}
+	if m := p.model; m != nil {
+		mp.Name, mp.Facts, mp.Preset, mp.PresetNote = m.Name, m.Facts(), m.Preset.Name, m.Preset.Describe()
+		mp.Classes = m.Model.Config.Classes
+	}
+	return mp
+}
+
+func (p *Page) renderInterventions() app.UI {
+	iv := &Interventions{Edit: string(p.settings.Edit), Dropped: len(p.settings.Drop), Mode: p.mode,
+		AllowGPU: p.allowGPU}
+	if p.model != nil {
+		iv.HasCLS = p.model.Model.Config.ClassToken
+	}
+	return iv
+}
+
+func (p *Page) renderMain(a *session.Analysis) []app.UI {
+	if a == nil {
+		return []app.UI{app.Div().Class("vl-card vl-empty").Body(
+			app.Div().Class("vl-spinner"),
+			app.P().Text(firstNonEmpty(p.busy, "Waiting for a model and an image…")),
+		)}
+	}
+	c := a.Model.Model.Config
+	block := min(p.block, c.Depth-1)
+	return []app.UI{
+		app.Div().Class("vl-row").Body(
+			&OverlayView{A: a, Site: p.site, Block: block, Token: p.token, Mode: p.mode},
+			app.Div().Class("vl-col").Body(
+				&PredictionView{A: a},
+				&CurveView{A: a, Site: p.site},
+			),
+		),
+		&HeatmapView{A: a, Site: p.site, Block: block, Token: p.token},
+		&AttentionView{A: a, Token: p.token},
+		&MemoryView{A: a, Block: block, Token: p.token},
+	}
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// worker holds the backend; only the worker goroutine touches it.
+type worker struct {
+	model      *session.Model
+	allowGPU   bool
+	be         lens.Backend
+	cpu        *lens.CPU
+	name, note string
+}
+
+func (w *worker) analyze(m *session.Model, img *session.Image, in *session.Input, s session.Settings, allowGPU bool) (*session.Analysis, error) {
+	if w.model != m || w.allowGPU != allowGPU || w.be == nil {
+		if w.be != nil {
+			w.be.Close()
+		}
+		w.model, w.allowGPU = m, allowGPU
+		w.cpu = lens.NewCPU(m.Model)
+		w.be, w.note = openBackend(m.Model, allowGPU)
+		if c, ok := w.be.(*lens.CPU); ok {
+			w.cpu = c
+		}
+		w.name = backendLabel(w.be)
+	}
+	if in == nil {
+		var err error
+		if in, err = m.Prepare(img); err != nil {
+			return nil, err
+		}
+	}
+	var fallback lens.Backend
+	if w.be != lens.Backend(w.cpu) {
+		fallback = w.cpu
+	}
+	a, err := session.Analyze(w.be, fallback, m, img, in, s, pause)
+	if err != nil && fallback != nil {
+		// The GPU failed at run time (lost device, a limit): stay on the CPU
+		// for this model, and say so.
+		w.be.Close()
+		w.be, w.note = w.cpu, fmt.Sprintf("WebGPU failed, using the CPU: %v", err)
+		w.name = backendLabel(w.be)
+		a, err = session.Analyze(w.be, nil, m, img, in, s, pause)
+	}
+	return a, err
+}
+
+// backendLabel names a backend for people.
+func backendLabel(be lens.Backend) string {
+	name := be.Name()
+	if strings.HasPrefix(name, "cpu") {
+		return "CPU (WebAssembly)"
+	}
+	return strings.Replace(name, "webgpu:", "WebGPU ·", 1)
+}

@@ -1,0 +1,72 @@
+package app
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/maxence-charriere/go-app/v10/pkg/app"
+
+	"vitlens/app/session"
+	"vitlens/vit/lens"
+)
+
+// PredictionView shows the top-5 classes (before and after an intervention)
+// and lets any class be the target.
+type PredictionView struct {
+	app.Compo
+	A *session.Analysis
+}
+
+func (pv *PredictionView) Render() app.UI {
+	a := pv.A
+	m := a.Model
+	target := a.Settings.Target
+	pred := a.Predicted()
+	cols := []app.UI{pv.table("before", a.Base)}
+	if a.After != nil {
+		cols = []app.UI{pv.table("before", a.Base), pv.table("after", a.After)}
+	}
+	return card("vl-prediction", "", "Prediction", []app.UI{exportButton("CSV", "predictions", "Top-5 classes as CSV")},
+		app.Div().Class("vl-field vl-field-inline").Body(
+			app.Label().For("vl-target").Text("Target class"),
+			app.Select().ID("vl-target").OnChange(func(ctx app.Context, e app.Event) {
+				n, err := strconv.Atoi(ctx.JSSrc().Get("value").String())
+				if err == nil {
+					ctx.NewActionWithValue(actTarget, n)
+				}
+			}).Body(
+				selectOption("-1", "predicted: "+m.ClassName(pred), target < 0),
+				app.Range(m.Classes).Slice(func(i int) app.UI {
+					return selectOption(strconv.Itoa(i), fmt.Sprintf("%d · %s", i, m.ClassName(i)), target == i)
+				}),
+			),
+		),
+		app.Div().Class("vl-pred-cols").Body(cols...),
+	)
+}
+
+func (pv *PredictionView) table(label string, r *lens.Result) app.UI {
+	a := pv.A
+	top := a.Model.Top(r, session.TopK)
+	head := app.Caption().Text(label)
+	if a.After == nil {
+		head = nil
+	}
+	return app.Table().Class("vl-pred").Body(
+		head,
+		app.TBody().Body(
+			app.Range(top).Slice(func(i int) app.UI {
+				s := top[i]
+				cls := ""
+				if s.Class == r.Target {
+					cls = "vl-pred-target"
+				}
+				return app.Tr().Class(cls).Title(fmt.Sprintf("logit %.3f", s.Logit)).Body(
+					app.Td().Class("vl-pred-name").Text(s.Name),
+					app.Td().Class("vl-pred-bar").Body(app.Progress().Max(1).Value(fmt.Sprintf("%.4f", s.Prob))),
+					app.Td().Class("vl-num").Text(fmt.Sprintf("%.1f%%", 100*s.Prob)),
+				)
+			}),
+		),
+	)
+}

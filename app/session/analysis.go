@@ -1,0 +1,270 @@
+package session
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"vitlens/vit"
+	"vitlens/vit/lens"
+)
+
+// TopK is the number of classes kept per token, as in the paper.
+const TopK = 5
+
+// Settings are the user's choices for one analysis.
+type Settings struct {
+	// Target is the class whose rank is read out; -1 means the model's own
+	// prediction on the unperturbed image.
+	Target int
+	Edit   vit.AttnEdit
+	// Drop lists the token indices removed from the sequence (context
+	// perturbation), sorted.
+	Drop []int
+}
+
+// Intervened reports whether the settings perturb the forward pass.
+func (s Settings) Intervened() bool { return s.Edit != vit.EditNone || len(s.Drop) > 0 }
+
+// Toggle returns s with token t dropped, or restored when it was dropped.
+func (s Settings) Toggle(t int) Settings {
+	drop := slices.Clone(s.Drop)
+	if i, found := slices.BinarySearch(drop, t); found {
+		drop = slices.Delete(drop, i, i+1)
+	} else {
+		drop = slices.Insert(drop, i, t)
+	}
+	s.Drop = drop
+	return s
+}
+
+// Analysis is everything the views show for one image.
+type Analysis struct {
+	// Seq numbers analyses. It comes first so that comparing two analyses
+	// field by field (reflect.DeepEqual, as go-app does to decide whether a
+	// view changed) stops at once instead of walking every readout.
+	Seq      int
+	Model    *Model
+	Image    *Image
+	Input    *Input
+	Settings Settings
+	// Base is the unperturbed run; After the run with the intervention, nil
+	// when there is none. Both read out the same target class.
+	Base, After *lens.Result
+	Backend     string // which backend computed the readouts
+	// TapsBackend says where the attention maps and memory coefficients came
+	// from when the main backend could not return them.
+	TapsBackend string
+	Elapsed     time.Duration
+}
+
+// Current is the run the views focus on: After when there is one.
+func (a *Analysis) Current() *lens.Result {
+	if a.After != nil {
+		return a.After
+	}
+	return a.Base
+}
+
+// Predicted is the model's top-1 class on the unperturbed image.
+func (a *Analysis) Predicted() int { return argmax(a.Base.Logits) }
+
+// Request is the lens request the app makes: every site, top-5 classes,
+// attention maps and both kinds of memory coefficients.
+func Request(target int, edit vit.AttnEdit, keep []int) lens.Request {
+	req := lens.Request{Sites: vit.AllSites(), TopK: TopK, Edit: edit, Targets: []int{target},
+		Taps: vit.Taps{AttnProbs: true, FC1: true, Heads: true}}
+	if keep != nil {
+		req.Keep = [][]int{keep}
+	}
+	return req
+}
+
+// Keep turns dropped tokens into the kept sequence positions, or nil when
+// nothing is dropped.
+func Keep(c vit.Config, drop []int) ([]int, error) {
+	if len(drop) == 0 {
+		return nil, nil
+	}
+	var keep []int
+	for t := 0; t < c.NumTokens(); t++ {
+		if _, found := slices.BinarySearch(drop, t); !found {
+			keep = append(keep, t)
+		}
+	}
+	if len(keep) == 0 {
+		return nil, fmt.Errorf("every token is dropped: keep at least one patch")
+	}
+	if c.ClassToken && keep[0] != 0 {
+		return nil, fmt.Errorf("the [CLS] token cannot be dropped")
+	}
+	return keep, nil
+}
+
+// Analyze runs the unperturbed image and, when the settings ask for it, the
+// intervention, on be; fallback (may be nil) supplies attention maps and
+// memory coefficients when be cannot. pause is called between the runs and
+// after every block of the CPU forward, so a single-threaded page can paint
+// during long work; it may be nil.
+func Analyze(be, fallback lens.Backend, m *Model, img *Image, in *Input, s Settings, pause func()) (*Analysis, error) {
+	start := time.Now()
+	a := &Analysis{Model: m, Image: img, Input: in, Settings: s, Backend: be.Name()}
+	keep, err := Keep(m.Model.Config, s.Drop)
+	if err != nil {
+		return nil, err
+	}
+	if s.Target >= m.Model.Config.Classes {
+		return nil, fmt.Errorf("target class %d out of range (model has %d classes)", s.Target, m.Model.Config.Classes)
+	}
+	yield := func(req lens.Request) lens.Request {
+		if pause != nil {
+			req.AfterBlock = func(int) { pause() }
+		}
+		return req
+	}
+	if a.Base, a.TapsBackend, err = run(be, fallback, in.Pixels, yield(Request(s.Target, vit.EditNone, nil))); err != nil {
+		return nil, err
+	}
+	if s.Intervened() {
+		if pause != nil {
+			pause()
+		}
+		// The intervention reads out the same class as the baseline, so the
+		// two ranks compare.
+		if a.After, _, err = run(be, fallback, in.Pixels, yield(Request(a.Base.Target, s.Edit, keep))); err != nil {
+			return nil, err
+		}
+	}
+	a.Elapsed = time.Since(start)
+	return a, nil
+}
+
+// run asks be for everything; when its trace lacks the raw taps it asks the
+// fallback for them and merges.
+func run(be, fallback lens.Backend, pixels *vit.Tensor, req lens.Request) (*lens.Result, string, error) {
+	res, err := be.Analyze([]*vit.Tensor{pixels}, req)
+	if err != nil && fallback != nil {
+		// Retry the readouts without taps, then fetch the taps on the fallback.
+		lean := req
+		lean.Taps = vit.Taps{}
+		if res, err = be.Analyze([]*vit.Tensor{pixels}, lean); err != nil {
+			return nil, "", err
+		}
+		res[0].Trace = nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	r := res[0]
+	if hasTaps(r.Trace) || fallback == nil {
+		return r, "", nil
+	}
+	full, err := fallback.Analyze([]*vit.Tensor{pixels}, req)
+	if err != nil {
+		return nil, "", fmt.Errorf("attention maps on %s: %w", fallback.Name(), err)
+	}
+	r.Trace = full[0].Trace
+	return r, fallback.Name(), nil
+}
+
+func hasTaps(tr *vit.Trace) bool {
+	return tr != nil && tr.AttnProbs != nil && tr.FC1 != nil && tr.Heads != nil
+}
+
+func argmax(v []float32) int {
+	best := 0
+	for i, x := range v {
+		if x > v[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// Scored is a class with its logit and softmax probability.
+type Scored struct {
+	Class int
+	Name  string
+	Logit float32
+	Prob  float64
+}
+
+// Top returns the k most probable classes of a result's logits.
+func (m *Model) Top(r *lens.Result, k int) []Scored {
+	k = min(k, len(r.Logits))
+	idx := make([]int32, k)
+	lens.TopK(idx, r.Logits)
+	probs := softmax(r.Logits)
+	out := make([]Scored, k)
+	for i, c := range idx {
+		out[i] = Scored{Class: int(c), Name: m.ClassName(int(c)), Logit: r.Logits[c], Prob: probs[c]}
+	}
+	return out
+}
+
+func softmax(v []float32) []float64 {
+	mx := math.Inf(-1)
+	for _, x := range v {
+		mx = max(mx, float64(x))
+	}
+	out := make([]float64, len(v))
+	var sum float64
+	for i, x := range v {
+		out[i] = math.Exp(float64(x) - mx)
+		sum += out[i]
+	}
+	for i := range out {
+		out[i] /= sum
+	}
+	return out
+}
+
+// Curve returns, per block, the identifiability 1 − rank/C of the target at
+// site s for the [CLS] token and averaged over the image tokens still in the
+// sequence. cls is nil for models without [CLS].
+func Curve(r *lens.Result, c vit.Config, s vit.Site) (cls, img []float64) {
+	for b := 0; b < c.Depth; b++ {
+		ro := r.At(s, b)
+		var sum float64
+		n := 0
+		for pos, tok := range r.Tokens {
+			id := lens.Identifiability(int(ro.Rank[pos]), c.Classes)
+			if c.ClassToken && tok == 0 {
+				cls = append(cls, id)
+				continue
+			}
+			sum += id
+			n++
+		}
+		if n > 0 {
+			img = append(img, sum/float64(n))
+		} else {
+			img = append(img, math.NaN())
+		}
+	}
+	return cls, img
+}
+
+// Position returns the sequence position of token t in r, or -1 when it was
+// dropped.
+func Position(r *lens.Result, t int) int {
+	for pos, tok := range r.Tokens {
+		if tok == t {
+			return pos
+		}
+	}
+	return -1
+}
+
+// TokenLabel names a token for people: "[CLS]" or "patch (row, col)".
+func TokenLabel(c vit.Config, t int) string {
+	if c.ClassToken {
+		if t == 0 {
+			return "[CLS]"
+		}
+		t--
+	}
+	g := c.GridSize()
+	return fmt.Sprintf("patch (%d, %d)", t/g, t%g)
+}

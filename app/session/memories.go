@@ -1,0 +1,110 @@
+package session
+
+import (
+	"fmt"
+
+	"vitlens/vit"
+	"vitlens/vit/lens"
+	"vitlens/vit/memory"
+)
+
+// MemoryClasses is how many classes are listed per memory value.
+const MemoryClasses = 3
+
+// Memory is one of a token's most activated memories.
+type Memory struct {
+	Layer memory.Layer
+	Index int     // fc1 unit (MLP) or concatenated head-output channel (attention)
+	Head  int     // the head that channel belongs to; -1 for the MLP
+	Coef  float32 // its coefficient for this token
+	// Classes are the classes its value vector promotes most: the top of
+	// column Index of E·W_out.
+	Classes []int32
+}
+
+type memKey struct {
+	block int
+	layer memory.Layer
+	index int
+}
+
+// valueClasses returns the MemoryClasses classes that memory j of a block's
+// layer promotes most: the top of column j of E·W_out (no LayerNorm, no bias,
+// as memory.Projection). Only the shown memories are projected, one column
+// each, so a B/16 costs a few MFLOP instead of E·W_out's 2.4 GFLOP a block.
+func (m *Model) valueClasses(b int, l memory.Layer, j int) []int32 {
+	key := memKey{b, l, j}
+	if v, ok := m.memories[key]; ok {
+		return v
+	}
+	w := m.Model.Blocks[b].FC2 // Dim×M
+	if l == memory.Attn {
+		w = m.Model.Blocks[b].Proj
+	}
+	c, d := m.Model.Config.Classes, m.Model.Config.Dim
+	col := make([]float32, d)
+	for i := range col {
+		col[i] = w.W[i*w.In+j]
+	}
+	scores := make([]float32, c)
+	for k := range scores {
+		var sum float32
+		for i, e := range m.Model.Head.W[k*d : (k+1)*d] {
+			sum += e * col[i]
+		}
+		scores[k] = sum
+	}
+	top := make([]int32, min(MemoryClasses, c))
+	lens.TopK(top, scores)
+	if m.memories == nil {
+		m.memories = map[memKey][]int32{}
+	}
+	m.memories[key] = top
+	return top
+}
+
+// Memories returns the memory.TopK most activated memories of the token at
+// sequence position pos in block b, with the classes their values promote.
+func (m *Model) Memories(tr *vit.Trace, b int, l memory.Layer, pos int) ([]Memory, error) {
+	coef, err := memory.Coefficients(tr, b, l)
+	if err != nil {
+		return nil, err
+	}
+	n, width := coef.Shape[0], coef.Shape[1]
+	if pos < 0 || pos >= n {
+		return nil, fmt.Errorf("token position %d out of range (sequence has %d)", pos, n)
+	}
+	row := &vit.Tensor{Shape: []int{1, width}, Data: coef.Data[pos*width : (pos+1)*width]}
+	top := memory.TokenTop(row)
+	var out []Memory
+	for _, j := range top {
+		if j < 0 {
+			continue
+		}
+		mem := Memory{Layer: l, Index: int(j), Head: -1, Coef: row.Data[j]}
+		if l == memory.Attn {
+			mem.Head = int(j) / m.Model.Config.HeadDim()
+		}
+		mem.Classes = m.valueClasses(b, l, int(j))
+		out = append(out, mem)
+	}
+	return out, nil
+}
+
+// Attention returns the attention weights of the token at sequence position
+// pos in block b, per head (heads × sequence length).
+func Attention(tr *vit.Trace, c vit.Config, b, pos int) ([][]float32, error) {
+	if tr == nil || tr.AttnProbs == nil || tr.AttnProbs[b] == nil {
+		return nil, fmt.Errorf("no attention maps for block %d", b)
+	}
+	p := tr.AttnProbs[b] // H×N×N
+	h, n := p.Shape[0], p.Shape[1]
+	if pos < 0 || pos >= n {
+		return nil, fmt.Errorf("token position %d out of range (sequence has %d)", pos, n)
+	}
+	out := make([][]float32, h)
+	for i := range out {
+		out[i] = p.Data[(i*n+pos)*n : (i*n+pos+1)*n]
+	}
+	return out, nil
+}

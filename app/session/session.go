@@ -1,0 +1,238 @@
+// Package session is the web app's engine, free of any browser code: it
+// loads models and images from bytes, runs the lens with or without an
+// intervention on any lens.Backend, and derives what the views show (curves,
+// memories, CSV tables, a JSON summary the end-to-end tests compare with the
+// native CLI path). Everything here runs and is tested natively.
+package session
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+
+	"vitlens/public"
+	"vitlens/vit"
+	"vitlens/vit/bundle"
+	"vitlens/vit/checkpoint"
+	"vitlens/vit/preprocess"
+)
+
+// MaxImagePixels bounds decoded images in the browser, where a 256 MiB
+// RGBA buffer (preprocess.MaxPixels) would already strain a tab: 32 Mi pixels
+// still covers a 24 MP phone photo.
+const MaxImagePixels = 32 << 20
+
+// LoadOptions are what the user may choose when loading a model.
+type LoadOptions struct {
+	Preset     string // "" = what the checkpoint suggests
+	Heads      int    // 0 = from the checkpoint (or dim/64)
+	NonStrict  bool   // skip unknown tensors (e.g. DeiT distillation heads)
+	ConfigJSON []byte // a config.json picked beside the weights, or nil
+}
+
+// Model is a loaded bundle plus what the app remembers about it.
+type Model struct {
+	*bundle.Bundle
+	Name  string // file name, URL or bundle.DemoName
+	Bytes int    // checkpoint size
+	Opt   LoadOptions
+	// memories caches the top classes of every memory's value vector, per
+	// block and layer: computing E·W_out costs a matmul per block.
+	memories map[memKey][]int32
+}
+
+// LoadDemo loads the embedded Fashion-MNIST demo model.
+func LoadDemo() (*Model, error) {
+	data, err := public.Files.ReadFile(public.DemoModel)
+	if err != nil {
+		return nil, fmt.Errorf("embedded demo model: %w", err)
+	}
+	return LoadModel(bundle.DemoName, data, LoadOptions{})
+}
+
+// LoadModel loads a safetensors or PyTorch checkpoint held in memory.
+func LoadModel(name string, data []byte, opt LoadOptions) (*Model, error) {
+	bopt := bundle.Options{Preset: opt.Preset,
+		Checkpoint: checkpoint.Options{NonStrict: opt.NonStrict, ConfigJSON: opt.ConfigJSON}}
+	if opt.Heads > 0 {
+		bopt.Checkpoint.Override = &vit.Config{Heads: opt.Heads}
+	}
+	b, err := bundle.FromBytes(name, data, "", nil, bopt)
+	if err != nil {
+		return nil, err
+	}
+	return &Model{Bundle: b, Name: name, Bytes: len(data), Opt: opt}, nil
+}
+
+// SetClasses replaces the class names with those of a text or JSON file.
+// The model is left unchanged when the file does not fit it.
+func (m *Model) SetClasses(name string, data []byte) error {
+	names, err := bundle.ParseClassNames(name, data)
+	if err != nil {
+		return err
+	}
+	if c := m.Model.Config.Classes; len(names) != c {
+		return fmt.Errorf("%s: %d class names for a model with %d classes", name, len(names), c)
+	}
+	m.Classes, m.ClassesSource = names, name
+	return nil
+}
+
+// UseImageNetClasses switches to the bundled ImageNet-1k names.
+func (m *Model) UseImageNetClasses() error {
+	data, err := public.Files.ReadFile(public.ImageNetClasses)
+	if err != nil {
+		return err
+	}
+	if err := m.SetClasses(public.ImageNetClasses, data); err != nil {
+		return err
+	}
+	m.ClassesSource = "bundled ImageNet-1k names"
+	return nil
+}
+
+// SetPreset switches the preprocessing preset.
+func (m *Model) SetPreset(name string) error {
+	p, err := preprocess.PresetByName(name)
+	if err != nil {
+		return err
+	}
+	m.Preset, m.PresetSource = p, "chosen"
+	return nil
+}
+
+// ClassName returns the name of class c, or its number.
+func (m *Model) ClassName(c int) string {
+	if c >= 0 && c < len(m.Classes) && m.Classes[c] != "" {
+		return m.Classes[c]
+	}
+	return fmt.Sprintf("class %d", c)
+}
+
+// Facts lists what the app shows about a model, in display order.
+func (m *Model) Facts() [][2]string {
+	c := m.Model.Config
+	info := m.Info
+	family := string(info.Family)
+	if info.Format != "" {
+		family += " (" + info.Format + ")"
+	}
+	tokens := fmt.Sprintf("%d (%d×%d patches", c.NumTokens(), c.GridSize(), c.GridSize())
+	if c.ClassToken {
+		tokens += " + [CLS])"
+	} else {
+		tokens += ", no [CLS])"
+	}
+	arch := fmt.Sprintf("%d blocks, dim %d, %d heads, MLP %d", c.Depth, c.Dim, c.Heads, c.MLPDim)
+	if c.PostNorm {
+		arch += ", post-norm"
+	}
+	facts := [][2]string{
+		{"family", family},
+		{"input", fmt.Sprintf("%d×%d, patch %d", c.ImageSize, c.ImageSize, c.PatchSize)},
+		{"tokens", tokens},
+		{"blocks", arch},
+		{"pooling", string(c.Pool)},
+		{"classes", fmt.Sprintf("%d: %s", c.Classes, m.ClassesSource)},
+		{"parameters", formatCount(m.Model.NumParams())},
+		{"config", info.ConfigSource},
+	}
+	if acc := info.Metadata["test_accuracy"]; acc != "" {
+		facts = append(facts, [2]string{"accuracy", acc + " (checkpoint metadata)"})
+	}
+	if len(info.Ignored) > 0 {
+		facts = append(facts, [2]string{"ignored", strings.Join(info.Ignored, ", ")})
+	}
+	return facts
+}
+
+func formatCount(n int) string {
+	switch {
+	case n >= 1e6:
+		return fmt.Sprintf("%.1f M", float64(n)/1e6)
+	case n >= 1e3:
+		return fmt.Sprintf("%.0f k", float64(n)/1e3)
+	}
+	return fmt.Sprint(n)
+}
+
+// Image is a decoded picture, independent of any model.
+type Image struct {
+	Name string
+	Src  image.Image
+}
+
+// DecodeImage decodes a PNG, JPEG, GIF, BMP or WebP file held in memory.
+func DecodeImage(name string, data []byte) (*Image, error) {
+	img, err := preprocess.DecodeLimit(bytes.NewReader(data), name, MaxImagePixels)
+	if err != nil {
+		return nil, err
+	}
+	return &Image{Name: name, Src: img}, nil
+}
+
+// Samples decodes the bundled sample images, in file-name order.
+func Samples() ([]*Image, error) {
+	entries, err := fs.ReadDir(public.Files, public.SamplesDir)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Image
+	for _, e := range entries {
+		switch strings.ToLower(path.Ext(e.Name())) {
+		case ".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp":
+		default:
+			continue
+		}
+		data, err := public.Files.ReadFile(path.Join(public.SamplesDir, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		img, err := DecodeImage(e.Name(), data)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, img)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// Input is an image prepared for one model: the tensor the model reads and
+// the picture it sees (after resizing and cropping, before normalisation),
+// on which the patch grid is drawn.
+type Input struct {
+	Pixels  *vit.Tensor
+	Preview *image.NRGBA
+}
+
+// Prepare preprocesses img with the model's preset.
+func (m *Model) Prepare(img *Image) (*Input, error) {
+	t, err := m.Preset.Apply(img.Src, m.Model.Config.ImageSize)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", img.Name, err)
+	}
+	return &Input{Pixels: t, Preview: denormalize(t, m.Preset)}, nil
+}
+
+// denormalize undoes the preset's mean/std so the preview shows exactly the
+// pixels the model reads.
+func denormalize(t *vit.Tensor, p preprocess.Preset) *image.NRGBA {
+	s := t.Shape[1]
+	img := image.NewNRGBA(image.Rect(0, 0, s, s))
+	for c := 0; c < 3; c++ {
+		plane := t.Data[c*s*s : (c+1)*s*s]
+		for i, v := range plane {
+			x := (v*p.Std[c] + p.Mean[c]) * 255
+			img.Pix[4*i+c] = uint8(min(max(x+0.5, 0), 255))
+		}
+	}
+	for i := 3; i < len(img.Pix); i += 4 {
+		img.Pix[i] = 255
+	}
+	return img
+}

@@ -1,0 +1,286 @@
+package session
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"image"
+	"image/color"
+	"image/png"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+
+	"vitlens/vit"
+	"vitlens/vit/lens"
+	"vitlens/vit/memory"
+)
+
+func refFile(t *testing.T, rel string) []byte {
+	t.Helper()
+	_, self, _, _ := runtime.Caller(0)
+	data, err := os.ReadFile(filepath.Join(filepath.Dir(self), "..", "..", "testdata", "reference", rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// tiny loads the 2-block reference fixture (4×4 patches + [CLS], 7 classes).
+func tiny(t *testing.T) *Model {
+	t.Helper()
+	m, err := LoadModel("timm.safetensors", refFile(t, "tiny/timm.safetensors"), LoadOptions{Heads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func testImage(t *testing.T) *Image {
+	t.Helper()
+	img := image.NewNRGBA(image.Rect(0, 0, 40, 30))
+	for y := 0; y < 30; y++ {
+		for x := 0; x < 40; x++ {
+			img.Set(x, y, color.NRGBA{uint8(6 * x), uint8(8 * y), uint8(3 * (x + y)), 255})
+		}
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	out, err := DecodeImage("gradient.png", b.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func analyze(t *testing.T, m *Model, s Settings) *Analysis {
+	t.Helper()
+	img := testImage(t)
+	in, err := m.Prepare(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := Analyze(lens.NewCPU(m.Model), nil, m, img, in, s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func TestLoadModelErrorsNameTheFile(t *testing.T) {
+	_, err := LoadModel("broken.safetensors", []byte("not a checkpoint at all"), LoadOptions{})
+	if err == nil || !strings.Contains(err.Error(), "broken.safetensors") {
+		t.Fatalf("want an error naming the file, got %v", err)
+	}
+	// Without a head count the tiny fixture (dim 16) cannot be loaded.
+	if _, err := LoadModel("timm.safetensors", refFile(t, "tiny/timm.safetensors"), LoadOptions{}); err == nil {
+		t.Fatal("tiny fixture loaded without heads")
+	}
+}
+
+func TestClassesAndPreset(t *testing.T) {
+	m := tiny(t)
+	if err := m.SetClasses("names.txt", []byte("a\nb\n")); err == nil {
+		t.Fatal("2 names accepted for 7 classes")
+	}
+	if err := m.SetClasses("names.json", []byte(`["a","b","c","d","e","f","g"]`)); err != nil {
+		t.Fatal(err)
+	}
+	if m.ClassName(6) != "g" || m.ClassName(9) != "class 9" {
+		t.Fatalf("names: %q %q", m.ClassName(6), m.ClassName(9))
+	}
+	if err := m.UseImageNetClasses(); err == nil {
+		t.Fatal("ImageNet names accepted for 7 classes")
+	}
+	if err := m.SetPreset("deit"); err != nil || m.Preset.Name != "deit" {
+		t.Fatalf("preset: %v %s", err, m.Preset.Name)
+	}
+	if err := m.SetPreset("nope"); err == nil {
+		t.Fatal("unknown preset accepted")
+	}
+	if len(m.Facts()) < 6 {
+		t.Fatal("too few facts")
+	}
+}
+
+// The session's readouts are the CPU backend's, untouched.
+func TestAnalyzeMatchesBackend(t *testing.T) {
+	m := tiny(t)
+	a := analyze(t, m, Settings{Target: -1})
+	if a.After != nil {
+		t.Fatal("After without intervention")
+	}
+	direct, err := lens.NewCPU(m.Model).Analyze([]*vit.Tensor{a.Input.Pixels}, Request(-1, vit.EditNone, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range vit.AllSites() {
+		for b := 0; b < m.Model.Config.Depth; b++ {
+			if !slices.Equal(a.Base.At(s, b).Rank, direct[0].At(s, b).Rank) {
+				t.Fatalf("%s block %d: ranks differ", s, b)
+			}
+		}
+	}
+	if a.Base.Target != a.Predicted() {
+		t.Fatalf("target %d, predicted %d", a.Base.Target, a.Predicted())
+	}
+	cls, img := Curve(a.Base, m.Model.Config, vit.SiteHS)
+	if len(cls) != 2 || len(img) != 2 {
+		t.Fatalf("curve lengths %d %d", len(cls), len(img))
+	}
+	// At the last block the [CLS] readout is the model's own output: the
+	// predicted class is top-1 there.
+	if cls[1] != 1 {
+		t.Fatalf("[CLS] identifiability at the last block %g, want 1", cls[1])
+	}
+}
+
+func TestInterventions(t *testing.T) {
+	m := tiny(t)
+	s := Settings{Target: 4, Edit: vit.EditNoCLS}.Toggle(5).Toggle(3).Toggle(7).Toggle(3)
+	if !slices.Equal(s.Drop, []int{5, 7}) {
+		t.Fatalf("drop %v", s.Drop)
+	}
+	a := analyze(t, m, s)
+	if a.After == nil || a.After.Target != 4 || a.Base.Target != 4 {
+		t.Fatal("the intervention must read out the same target")
+	}
+	if len(a.After.Tokens) != 15 || Position(a.After, 5) != -1 || Position(a.After, 6) != 5 {
+		t.Fatalf("tokens after dropping 5 and 7: %v", a.After.Tokens)
+	}
+	if _, err := Keep(m.Model.Config, []int{0}); err == nil {
+		t.Fatal("dropping [CLS] accepted")
+	}
+	all := make([]int, m.Model.Config.NumTokens())
+	for i := range all {
+		all[i] = i
+	}
+	if _, err := Keep(m.Model.Config, all); err == nil {
+		t.Fatal("dropping everything accepted")
+	}
+}
+
+func TestMemoriesAndAttention(t *testing.T) {
+	m := tiny(t)
+	a := analyze(t, m, Settings{Target: -1})
+	for _, l := range []memory.Layer{memory.MLP, memory.Attn} {
+		blk := memory.NewBlock(m.Model, 1, l)
+		mems, err := m.Memories(a.Base.Trace, 1, l, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(mems) != memory.TopK {
+			t.Fatalf("%s: %d memories", l, len(mems))
+		}
+		for i, mem := range mems {
+			if i > 0 && mem.Coef > mems[i-1].Coef {
+				t.Fatalf("%s: memories not sorted by coefficient", l)
+			}
+			if mem.Classes[0] != blk.MemoryClass[mem.Index] {
+				t.Fatalf("%s memory %d: top class %d, memory.NewBlock says %d", l, mem.Index, mem.Classes[0], blk.MemoryClass[mem.Index])
+			}
+			if (l == memory.MLP) != (mem.Head < 0) {
+				t.Fatalf("%s: head %d", l, mem.Head)
+			}
+		}
+	}
+	heads, err := Attention(a.Base.Trace, m.Model.Config, 0, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for h, w := range heads {
+		var sum float64
+		for _, v := range w {
+			sum += float64(v)
+		}
+		if sum < 0.999 || sum > 1.001 {
+			t.Fatalf("head %d: attention sums to %g", h, sum)
+		}
+	}
+}
+
+func TestExports(t *testing.T) {
+	m := tiny(t)
+	a := analyze(t, m, Settings{Target: -1, Edit: vit.EditSelfOnly})
+	c := m.Model.Config
+	tables := map[string][]byte{"readouts": a.ReadoutsCSV(), "predictions": a.PredictionsCSV(), "curve": a.CurveCSV(vit.SiteHS)}
+	var err error
+	if tables["memories"], err = a.MemoriesCSV(1); err != nil {
+		t.Fatal(err)
+	}
+	if tables["attention"], err = a.AttentionCSV(1); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{
+		"readouts":    2 * 4 * c.Depth * c.NumTokens(),
+		"predictions": 2 * 5,
+		"curve":       2 * c.Depth,
+		"memories":    c.Depth * 2 * memory.TopK,
+		"attention":   c.Depth * c.Heads * c.NumTokens(),
+	}
+	for name, data := range tables {
+		rows, err := csv.NewReader(bytes.NewReader(data)).ReadAll()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(rows)-1 != want[name] {
+			t.Errorf("%s: %d rows, want %d", name, len(rows)-1, want[name])
+		}
+	}
+	var s Summary
+	if err := json.Unmarshal(a.SummaryJSON(), &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.After == nil || len(s.Base.Ranks["mlp"]) != c.Depth || len(s.Base.Ranks["mlp"][0]) != c.NumTokens() {
+		t.Fatalf("summary shape: %+v", s.Base.Ranks)
+	}
+}
+
+func TestPreviewIsWhatTheModelSees(t *testing.T) {
+	m := tiny(t)
+	img := testImage(t)
+	in, err := m.Prepare(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.Preview.Bounds().Dx() != 32 {
+		t.Fatalf("preview is %v", in.Preview.Bounds())
+	}
+	// google preset: x = (p/255 − 0.5)/0.5.
+	want := uint8((in.Pixels.Data[0]*0.5+0.5)*255 + 0.5)
+	if got := in.Preview.Pix[0]; got != want {
+		t.Fatalf("preview red %d, want %d", got, want)
+	}
+}
+
+func TestDemoAndSamples(t *testing.T) {
+	m, err := LoadDemo()
+	if err != nil {
+		t.Skipf("demo model not bundled yet: %v", err)
+	}
+	samples, err := Samples()
+	if err != nil || len(samples) == 0 {
+		t.Fatalf("samples: %d, %v", len(samples), err)
+	}
+	a, err := Analyze(lens.NewCPU(m.Model), nil, m, samples[0], mustPrepare(t, m, samples[0]), Settings{Target: -1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Model.Classes) != 10 {
+		t.Fatalf("demo classes: %v", a.Model.Classes)
+	}
+}
+
+func mustPrepare(t *testing.T, m *Model, img *Image) *Input {
+	t.Helper()
+	in, err := m.Prepare(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in
+}

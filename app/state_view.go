@@ -1,0 +1,38 @@
+package app
+
+import (
+	"fmt"
+
+	"github.com/maxence-charriere/go-app/v10/pkg/app"
+
+	"vitlens/app/session"
+)
+
+// StateView exposes the analysis as JSON in a hidden element, with the
+// page's status in data attributes: what the end-to-end tests (and anyone
+// scripting the page) read.
+type StateView struct {
+	app.Compo
+	Status, Busy, Error, Backend string
+	FirstMS                      float64
+	Analysis                     *session.Analysis
+}
+
+func (s *StateView) Render() app.UI {
+	status := s.Status
+	if s.Busy != "" && status == "ready" {
+		status = "busy"
+	}
+	text, seq, model := "{}", 0, ""
+	if s.Analysis != nil {
+		text, seq, model = string(s.Analysis.SummaryJSON()), s.Analysis.Seq, s.Analysis.Model.Name
+	}
+	return app.Pre().ID("vl-state").Hidden(true).
+		DataSet("status", status).
+		DataSet("seq", seq).
+		DataSet("model", model).
+		DataSet("backend", s.Backend).
+		DataSet("error", s.Error).
+		DataSet("first-ms", fmt.Sprintf("%.0f", s.FirstMS)).
+		Text(text)
+}

@@ -1,0 +1,14 @@
+// Command wasm is the web app's entry point, built with GOOS=js GOARCH=wasm
+// into app.wasm (see Makefile.web). The server and the static site serve it.
+package main
+
+import (
+	"github.com/maxence-charriere/go-app/v10/pkg/app"
+
+	vitlens "vitlens/app"
+)
+
+func main() {
+	vitlens.Register()
+	app.RunWhenOnBrowser()
+}
