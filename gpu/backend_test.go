@@ -138,7 +138,7 @@ func compareResults(t *testing.T, m *vit.Model, images []*vit.Tensor, req lens.R
 			target = req.Targets[i]
 		}
 		if target < 0 {
-			target = argmax(ref.Logits)
+			target = lens.Argmax(ref.Logits)
 			if g.Target != target && math.Abs(float64(ref.Logits[g.Target]-ref.Logits[target])) > modelTol {
 				t.Errorf("image %d: target (prediction) %d, cpu %d", i, g.Target, target)
 			}

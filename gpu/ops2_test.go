@@ -172,22 +172,12 @@ func TestKernelPoolAndTargets(t *testing.T) {
 	for b, tg := range targets {
 		want := int(tg)
 		if tg < 0 {
-			want = argmax(logits[b*C : (b+1)*C])
+			want = lens.Argmax(logits[b*C : (b+1)*C])
 		}
 		if int(int32(got[b])) != want {
 			t.Errorf("image %d: target %d, want %d", b, int32(got[b]), want)
 		}
 	}
-}
-
-func argmax(v []float32) int {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return best
 }
 
 // lensCheck compares one GPU readout row with logits computed on the CPU:

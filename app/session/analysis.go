@@ -68,7 +68,7 @@ func (a *Analysis) Current() *lens.Result {
 }
 
 // Predicted is the model's top-1 class on the unperturbed image.
-func (a *Analysis) Predicted() int { return argmax(a.Base.Logits) }
+func (a *Analysis) Predicted() int { return lens.Argmax(a.Base.Logits) }
 
 // Request is the lens request the app makes: every site, top-5 classes,
 // attention maps and both kinds of memory coefficients.
@@ -170,16 +170,6 @@ func run(be, fallback lens.Backend, pixels *vit.Tensor, req lens.Request) (*lens
 
 func hasTaps(tr *vit.Trace) bool {
 	return tr != nil && tr.AttnProbs != nil && tr.FC1 != nil && tr.Heads != nil
-}
-
-func argmax(v []float32) int {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return best
 }
 
 // Scored is a class with its logit and softmax probability.

@@ -11,7 +11,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"time"
 
 	"vitlens/vit"
 	"vitlens/vit/bundle"
@@ -88,89 +87,24 @@ type Runner struct {
 	Log              io.Writer             // notes about skipped images
 }
 
-// Stats summarises a Run call.
-type Stats struct {
-	Images, Skipped, ResumedChunks int
-	Elapsed                        time.Duration
-}
-
 // Run processes every chunk not yet committed, then finishes the tables.
 func (r *Runner) Run() (Stats, error) {
-	var st Stats
-	start := time.Now()
 	if err := r.validate(); err != nil {
-		return st, err
+		return Stats{}, err
 	}
-	size := r.Out.Manifest().ChunkSize
-	n := r.Data.Len()
-	chunks := (n + size - 1) / size
-	mine := shardChunks(chunks, r.Shard, r.NumShards)
-	total := ShardImages(n, size, r.Shard, r.NumShards)
-	done := 0
 	var blocks []*memory.Block
 	if r.Spec.Kind == Memories {
 		for b := range r.Bundle.Model.Blocks {
 			blocks = append(blocks, memory.NewBlock(r.Bundle.Model, b, r.Spec.Layer))
 		}
-		if err := r.writeClassValue(chunks); err != nil {
-			return st, err
+		size := r.Out.Manifest().ChunkSize
+		if err := r.writeClassValue((r.Data.Len() + size - 1) / size); err != nil {
+			return Stats{}, err
 		}
 	}
-	for _, k := range mine {
-		if r.Out.ChunkDone(k) {
-			st.ResumedChunks++
-			done += min(size, n-k*size)
-		}
-	}
-	r.progress(done, total)
-	for _, k := range mine {
-		lo, hi := k*size, min((k+1)*size, n)
-		if r.Out.ChunkDone(k) {
-			continue
-		}
-		imgs, skipped, err := r.runChunk(k, lo, hi, blocks)
-		if err != nil {
-			return st, err
-		}
-		st.Images += imgs
-		st.Skipped += skipped
-		done += hi - lo
-		r.progress(done, total)
-	}
-	st.Elapsed = time.Since(start)
-	// Only a run holding every chunk can be finished; a shard is finished by
-	// `vitlens merge`.
-	if r.NumShards <= 1 {
-		return st, r.Out.Finish()
-	}
-	return st, nil
-}
-
-// shardChunks lists the chunks shard i of n owns: k with k % n == i.
-func shardChunks(chunks, shard, n int) []int {
-	var mine []int
-	for k := 0; k < chunks; k++ {
-		if k%max(n, 1) == shard {
-			mine = append(mine, k)
-		}
-	}
-	return mine
-}
-
-// ShardImages is the number of images shard i of n processes when images
-// are cut into chunks of the given size (the manifest's Total of a shard).
-func ShardImages(images, chunkSize, shard, n int) int {
-	total := 0
-	for _, k := range shardChunks((images+chunkSize-1)/chunkSize, shard, n) {
-		total += min(chunkSize, images-k*chunkSize)
-	}
-	return total
-}
-
-func (r *Runner) progress(done, total int) {
-	if r.Progress != nil {
-		r.Progress(done, total)
-	}
+	return RunChunks(r.Out, r.Data.Len(), r.Shard, r.NumShards, r.Progress, func(k, lo, hi int) (int, int, error) {
+		return r.runChunk(k, lo, hi, blocks)
+	})
 }
 
 func (r *Runner) validate() error {
@@ -304,7 +238,7 @@ func (r *Runner) runChunk(k, lo, hi int, blocks []*memory.Block) (images, skippe
 		}
 		for i, l := range batch {
 			out := res[i]
-			pred := argmax(out.Logits)
+			pred := lens.Argmax(out.Logits)
 			imgRows = append(imgRows, ImageRow{Image: int32(l.item.Index), ID: l.item.ID, Label: int32(l.item.Label),
 				Pred: int32(pred), Correct: pred == l.item.Label, Tokens: int32(len(out.Tokens))})
 			ranks = appendRanks(ranks, l, out, req.Sites, r.Bundle.Model.Config)
@@ -439,14 +373,4 @@ func (r *Runner) writeClassValue(imageChunks int) error {
 		return err
 	}
 	return r.Out.CommitChunk(k)
-}
-
-func argmax(v []float32) int {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return best
 }

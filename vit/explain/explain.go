@@ -30,6 +30,7 @@ import (
 	"math"
 
 	"vitlens/vit"
+	"vitlens/vit/lens"
 )
 
 // Options choose the loss of the paper's map.
@@ -75,7 +76,7 @@ func Map(m *vit.Model, pixels *vit.Tensor, target int, opt Options) (*Maps, erro
 	if err != nil {
 		return nil, fmt.Errorf("explain: %w", err)
 	}
-	pred := argmax(t.logits)
+	pred := lens.Argmax(t.logits)
 	if target < 0 {
 		target = pred
 	}
@@ -264,14 +265,4 @@ func chefer(t *tape, target int) []float32 {
 		out[p] = float32(r[first+p])
 	}
 	return out
-}
-
-func argmax(v []float32) int {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return best
 }

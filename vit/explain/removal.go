@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"vitlens/vit"
+	"vitlens/vit/lens"
 )
 
 // The token-removal test (spec §3.9 "Perturbation test"): every image's
@@ -170,7 +171,7 @@ func (e *evaluator) predict(keep []int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	p := argmax(tr.Logits)
+	p := lens.Argmax(tr.Logits)
 	e.memo[key] = p
 	return p, nil
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"vitlens/vit"
+	"vitlens/vit/lens"
 )
 
 var smallConfig = vit.Config{ImageSize: 16, PatchSize: 4, Channels: 3, Dim: 16, Depth: 3, Heads: 2, MLPDim: 32,
@@ -83,8 +84,8 @@ func TestCurveEnds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(preds) != P+1 || preds[0] != argmax(full.Logits) || preds[P] != argmax(none.Logits) {
-			t.Fatalf("%s: %d points, ends %d %d, want %d %d", dir, len(preds), preds[0], preds[P], argmax(full.Logits), argmax(none.Logits))
+		if len(preds) != P+1 || preds[0] != lens.Argmax(full.Logits) || preds[P] != lens.Argmax(none.Logits) {
+			t.Fatalf("%s: %d points, ends %d %d, want %d %d", dir, len(preds), preds[0], preds[P], lens.Argmax(full.Logits), lens.Argmax(none.Logits))
 		}
 	}
 }

@@ -88,7 +88,7 @@ func (c *CPU) analyzeOne(img *vit.Tensor, keep []int, target int, req Request) (
 		return nil, err
 	}
 	if target < 0 {
-		target = argmax(tr.Logits)
+		target = Argmax(tr.Logits)
 	}
 	n := len(tr.Tokens)
 	depth := m.Config.Depth
@@ -147,16 +147,6 @@ func addInto(a, b []float32) []float32 {
 		out[i] = a[i] + b[i]
 	}
 	return out
-}
-
-func argmax(v []float32) int {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return best
 }
 
 // trimTrace keeps only the raw tensors the caller asked for, so memory does

@@ -135,5 +135,17 @@ func TopK(dst []int32, logits []float32) {
 	}
 }
 
+// Argmax is the index of the largest value, the lowest index among ties:
+// the model's top-1 prediction.
+func Argmax(v []float32) int {
+	best := 0
+	for i, x := range v {
+		if x > v[best] {
+			best = i
+		}
+	}
+	return best
+}
+
 // Identifiability is 1 − rank/C: 1 for top-1, about 0.5 at chance.
 func Identifiability(rank, classes int) float64 { return 1 - float64(rank)/float64(classes) }

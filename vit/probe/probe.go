@@ -318,7 +318,7 @@ func (r *Runner) fit(ps []pair, train *features, trainLabels []int, test *featur
 					ll := lensLogits[i*C : (i+1)*C]
 					rows[i] = Row{Image: int32(test.index[i]), Label: int32(testLabels[i]), Block: int32(p.block),
 						Site: p.site.String(), Token: int32(j.t), Rank: int32(pr.Ranks[i]), Top1: int32(pr.Top1[i]),
-						LensRank: int32(lens.Rank(ll, testLabels[i])), LensTop1: int32(argmax32(ll))}
+						LensRank: int32(lens.Rank(ll, testLabels[i])), LensTop1: int32(lens.Argmax(ll))}
 				}
 				out[j.p*n+j.t] = rows
 				mu.Lock()
@@ -388,16 +388,6 @@ func rank64(score []float64, label int) int {
 }
 
 func argmax64(v []float64) int {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return best
-}
-
-func argmax32(v []float32) int {
 	best := 0
 	for i, x := range v {
 		if x > v[best] {

@@ -15,6 +15,7 @@ import (
 	"vitlens/vit"
 	"vitlens/vit/bundle"
 	"vitlens/vit/dataset"
+	"vitlens/vit/experiment"
 	"vitlens/vit/explain"
 	"vitlens/vit/results"
 )
@@ -72,27 +73,14 @@ const (
 
 // Run explains every image, chunk by chunk (resumable).
 func (r *Explainer) Run() (images int, err error) {
-	size := r.Out.Manifest().ChunkSize
-	n := r.Data.Len()
 	if err := os.MkdirAll(filepath.Join(r.Out.Dir(), OverlayDir), 0o755); err != nil {
 		return 0, err
 	}
-	done := 0
-	for k := 0; k*size < n; k++ {
-		lo, hi := k*size, min((k+1)*size, n)
-		if !r.Out.ChunkDone(k) {
-			c, err := r.runChunk(k, lo, hi)
-			if err != nil {
-				return images, err
-			}
-			images += c
-		}
-		done += hi - lo
-		if r.Progress != nil {
-			r.Progress(done, n)
-		}
-	}
-	return images, r.Out.Finish()
+	st, err := experiment.RunChunks(r.Out, r.Data.Len(), 0, 1, r.Progress, func(k, lo, hi int) (int, int, error) {
+		n, err := r.runChunk(k, lo, hi)
+		return n, hi - lo - n, err
+	})
+	return st.Images, err
 }
 
 func (r *Explainer) runChunk(k, lo, hi int) (int, error) {
@@ -113,11 +101,11 @@ func (r *Explainer) runChunk(k, lo, hi int) (int, error) {
 	wg.Wait()
 	var rows []MapRow
 	var imgRows []ImageRow
-	var skips []SkipRow
+	var skips []experiment.SkipRow
 	for i, e := range errs {
 		if e != nil {
 			item := r.Data.Item(lo + i)
-			skips = append(skips, SkipRow{Image: int32(item.Index), ID: item.ID, Reason: e.Error()})
+			skips = append(skips, experiment.SkipRow{Image: int32(item.Index), ID: item.ID, Reason: e.Error()})
 			if r.Log != nil {
 				fmt.Fprintf(r.Log, "skipped image %d: %v\n", item.Index, e)
 			}

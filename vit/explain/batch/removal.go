@@ -9,10 +9,10 @@ import (
 	"io"
 	"runtime"
 	"sync"
-	"time"
 
 	"vitlens/vit/bundle"
 	"vitlens/vit/dataset"
+	"vitlens/vit/experiment"
 	"vitlens/vit/explain"
 	"vitlens/vit/results"
 )
@@ -29,69 +29,12 @@ type Removal struct {
 	Log              io.Writer
 }
 
-// Stats summarises a Run call.
-type Stats struct {
-	Images, Skipped, ResumedChunks int
-	Elapsed                        time.Duration
-}
-
 // Run processes every chunk not yet committed, then finishes the tables.
-func (r *Removal) Run() (Stats, error) {
-	var st Stats
-	start := time.Now()
+func (r *Removal) Run() (experiment.Stats, error) {
 	if err := r.Spec.Validate(r.Bundle.Model.Config); err != nil {
-		return st, err
+		return experiment.Stats{}, err
 	}
-	size := r.Out.Manifest().ChunkSize
-	n := r.Data.Len()
-	chunks := (n + size - 1) / size
-	var mine []int
-	for k := 0; k < chunks; k++ {
-		if k%max(r.NumShards, 1) == r.Shard {
-			mine = append(mine, k)
-		}
-	}
-	total, done := 0, 0
-	for _, k := range mine {
-		total += min(size, n-k*size)
-		if r.Out.ChunkDone(k) {
-			st.ResumedChunks++
-			done += min(size, n-k*size)
-		}
-	}
-	r.progress(done, total)
-	for _, k := range mine {
-		if r.Out.ChunkDone(k) {
-			continue
-		}
-		lo, hi := k*size, min((k+1)*size, n)
-		imgs, skipped, err := r.runChunk(k, lo, hi)
-		if err != nil {
-			return st, err
-		}
-		st.Images += imgs
-		st.Skipped += skipped
-		done += hi - lo
-		r.progress(done, total)
-	}
-	st.Elapsed = time.Since(start)
-	if r.NumShards <= 1 {
-		return st, r.Out.Finish()
-	}
-	return st, nil
-}
-
-func (r *Removal) progress(done, total int) {
-	if r.Progress != nil {
-		r.Progress(done, total)
-	}
-}
-
-// SkipRow records an image left out and why: table "skipped".
-type SkipRow struct {
-	Image  int32  `parquet:"image"`
-	ID     string `parquet:"id"`
-	Reason string `parquet:"reason"`
+	return experiment.RunChunks(r.Out, r.Data.Len(), r.Shard, r.NumShards, r.Progress, r.runChunk)
 }
 
 func (r *Removal) runChunk(k, lo, hi int) (images, skipped int, err error) {
@@ -121,7 +64,7 @@ func (r *Removal) runChunk(k, lo, hi int) (images, skipped int, err error) {
 	}
 	wg.Wait()
 	var rows []explain.RemovalRow
-	var skips []SkipRow
+	var skips []experiment.SkipRow
 	for i, e := range errs {
 		item := r.Data.Item(lo + i)
 		if e != nil {
@@ -129,7 +72,7 @@ func (r *Removal) runChunk(k, lo, hi int) (images, skipped int, err error) {
 			if errors.Is(e, explain.ErrNoProbeRanks) {
 				return 0, 0, e
 			}
-			skips = append(skips, SkipRow{Image: int32(item.Index), ID: item.ID, Reason: e.Error()})
+			skips = append(skips, experiment.SkipRow{Image: int32(item.Index), ID: item.ID, Reason: e.Error()})
 			if r.Log != nil {
 				fmt.Fprintf(r.Log, "skipped image %d: %v\n", item.Index, e)
 			}
