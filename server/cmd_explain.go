@@ -46,7 +46,7 @@ func runExplain(args []string, stdout io.Writer) error {
 	if fs.NArg() > 0 {
 		files, sel = fset, "files="+strings.Join(fs.Args(), ",")
 	}
-	o, err := openRun(&rf, "explain", params, append([]string{"explain"}, args...), os.Stderr, files, sel)
+	o, err := openRun(&rf, "explain", params, append([]string{"explain"}, args...), os.Stderr, files, sel, nil)
 	if err != nil {
 		return err
 	}

@@ -46,7 +46,7 @@ func runProbe(args []string, stdout io.Writer) error {
 	}
 	spec := probe.Spec{Sites: ss, Alpha: *alpha, MemoryBytes: int64(*memGB * (1 << 30)),
 		Train: fmt.Sprintf("%s root=%s partition=%s split=%s per-class=%d (%d images)", rf.data, root, *trainPartition, *trainSplit, *trainPerClass, train.Len())}
-	o, err := openRun(&rf, "probe", spec.Params(), append([]string{"probe"}, args...), os.Stderr, nil, "")
+	o, err := openRun(&rf, "probe", spec.Params(), append([]string{"probe"}, args...), os.Stderr, nil, "", nil)
 	if err != nil {
 		return err
 	}

@@ -6,9 +6,6 @@ import (
 	"os"
 	"strings"
 
-	"vitlens/vit"
-	"vitlens/vit/bundle"
-	"vitlens/vit/dataset"
 	"vitlens/vit/experiment"
 	"vitlens/vit/explain"
 	"vitlens/vit/explain/batch"
@@ -18,92 +15,6 @@ import (
 
 func init() {
 	register("removal", "token-removal test of the explainability maps: accuracy as tokens are dropped, AUCs", runRemoval)
-}
-
-// openedRun is what the batch commands of this file and its siblings
-// (explain, probe) share: the model, the selected dataset and the results
-// folder, created like runFlags.open does for the lens experiments.
-type openedRun struct {
-	bundle           *bundle.Bundle
-	data             dataset.Dataset
-	out              *results.Run
-	shard, numShards int
-}
-
-// openRun opens model, dataset and results folder for an experiment whose
-// parameters are not a lens spec. A non-nil files dataset replaces the one
-// the flags select (explain IMAGE...); sel then describes it.
-func openRun(rf *runFlags, kind string, params map[string]string, args []string, stderr io.Writer, files dataset.Dataset, filesSel string) (*openedRun, error) {
-	b, err := rf.model.open()
-	if err != nil {
-		return nil, err
-	}
-	modelHash := "demo"
-	if rf.model.path != "" {
-		if modelHash, err = results.FileSHA256(rf.model.path); err != nil {
-			return nil, err
-		}
-	}
-	var seed *uint64
-	if rf.randomSeed >= 0 {
-		s := uint64(rf.randomSeed)
-		seed = &s
-		random, err := vit.NewRandom(b.Model.Config, s)
-		if err != nil {
-			return nil, err
-		}
-		b = &bundle.Bundle{Model: random, Info: b.Info, Preset: b.Preset, Classes: b.Classes,
-			PresetSource: b.PresetSource, ClassesSource: b.ClassesSource}
-		modelHash = fmt.Sprintf("random:%d:%s", s, modelHash)
-	}
-	ds, sel := files, filesSel
-	if ds == nil {
-		if ds, sel, err = rf.dataset(); err != nil {
-			return nil, err
-		}
-	}
-	o := &openedRun{bundle: b, data: ds, numShards: 1}
-	if rf.shard != "" {
-		if o.shard, o.numShards, err = dataset.ParseShard(rf.shard); err != nil {
-			return nil, err
-		}
-	}
-	format, err := results.ParseFormat(rf.format)
-	if err != nil {
-		return nil, err
-	}
-	out := rf.out
-	if out == "" {
-		name := "demo"
-		if rf.model.path != "" {
-			name = strings.TrimSuffix(baseName(rf.model.path), ".safetensors")
-		}
-		if seed != nil {
-			name += fmt.Sprintf("-random%d", *seed)
-		}
-		data := rf.data
-		if files != nil {
-			data = files.Name()
-		}
-		out = fmt.Sprintf("results/%s-%s-%s", kind, name, data)
-		if rf.shard != "" {
-			out += "-shard" + strings.ReplaceAll(rf.shard, "/", "of")
-		}
-	}
-	man := results.Manifest{Tool: "vitlens", Version: version, Command: append([]string{"vitlens"}, args...),
-		Experiment: kind, Params: params, ModelPath: b.Info.Path, ModelSHA256: modelHash,
-		Family: string(b.Info.Family), Preset: b.Preset.Name, Config: b.Model.Config,
-		Dataset: ds.Name(), DatasetRoot: rf.root, Selection: sel,
-		Total: experiment.ShardImages(ds.Len(), rf.chunk, o.shard, o.numShards), ChunkSize: rf.chunk,
-		Seed: seed, Shard: rf.shard, Backend: "cpu"}
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return nil, err
-	}
-	if o.out, err = results.Create(out, man, format); err != nil {
-		return nil, err
-	}
-	fmt.Fprintf(stderr, "%s: %d images of %s with %s -> %s\n", kind, ds.Len(), ds.Name(), b.Info.Path, out)
-	return o, nil
 }
 
 func splitList(s string) []string {
@@ -147,7 +58,7 @@ func runRemoval(args []string, stdout io.Writer) error {
 		}
 		params["probe"] = pm.ModelSHA256 + " " + pm.Dataset + " " + pm.Selection
 	}
-	o, err := openRun(&rf, "removal", params, append([]string{"removal"}, args...), os.Stderr, nil, "")
+	o, err := openRun(&rf, "removal", params, append([]string{"removal"}, args...), os.Stderr, nil, "", nil)
 	if err != nil {
 		return err
 	}

@@ -53,85 +53,129 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress output")
 }
 
-// open loads model, dataset, backend and results folder for an experiment.
+// open loads model, dataset, backend and results folder for a lens
+// experiment and returns its runner and a function that releases the backend.
 func (f *runFlags) open(spec experiment.Spec, args []string, stderr io.Writer) (*experiment.Runner, func(), error) {
-	b, err := f.model.open()
+	o, err := openRun(f, string(spec.Kind), spec.Params(), args, stderr, nil, "", func(m *vit.Model) (lens.Backend, error) {
+		return openBackend(f.backend, m, stderr)
+	})
 	if err != nil {
 		return nil, nil, err
 	}
+	r := &experiment.Runner{Bundle: o.bundle, Backend: o.backend, Data: o.data, Out: o.out, Spec: spec, Batch: f.batch,
+		Shard: o.shard, NumShards: o.numShards, Log: stderr}
+	if !f.quiet {
+		r.Progress = newProgress(stderr, string(spec.Kind))
+	}
+	return r, func() { o.backend.Close() }, nil
+}
+
+// openedRun is what every batch command starts from: the model, the
+// selected dataset, the results folder and, for lens experiments, a backend.
+type openedRun struct {
+	bundle           *bundle.Bundle
+	data             dataset.Dataset
+	out              *results.Run
+	backend          lens.Backend // nil unless openRun was given newBackend
+	shard, numShards int
+}
+
+// openRun opens model, dataset, backend (when newBackend is set) and results
+// folder for an experiment of the given kind and parameters. A non-nil files
+// dataset replaces the one the flags select (explain IMAGE...); filesSel then
+// describes it.
+func openRun(rf *runFlags, kind string, params map[string]string, args []string, stderr io.Writer,
+	files dataset.Dataset, filesSel string, newBackend func(*vit.Model) (lens.Backend, error)) (*openedRun, error) {
+	if rf.chunk < 1 || rf.batch < 1 {
+		return nil, fmt.Errorf("-chunk and -batch must be at least 1")
+	}
+	b, err := rf.model.open()
+	if err != nil {
+		return nil, err
+	}
 	modelHash := "demo"
-	if f.model.path != "" {
-		if modelHash, err = results.FileSHA256(f.model.path); err != nil {
-			return nil, nil, err
+	if rf.model.path != "" {
+		if modelHash, err = results.FileSHA256(rf.model.path); err != nil {
+			return nil, err
 		}
 	}
 	var seed *uint64
-	if f.randomSeed >= 0 {
-		s := uint64(f.randomSeed)
+	if rf.randomSeed >= 0 {
+		s := uint64(rf.randomSeed)
 		seed = &s
 		random, err := vit.NewRandom(b.Model.Config, s)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		b = &bundle.Bundle{Model: random, Info: b.Info, Preset: b.Preset, Classes: b.Classes,
 			PresetSource: b.PresetSource, ClassesSource: b.ClassesSource}
 		modelHash = fmt.Sprintf("random:%d:%s", s, modelHash)
 	}
-	ds, sel, err := f.dataset()
-	if err != nil {
-		return nil, nil, err
-	}
-	shard, nShards := 0, 1
-	if f.shard != "" {
-		if shard, nShards, err = dataset.ParseShard(f.shard); err != nil {
-			return nil, nil, err
+	ds, sel := files, filesSel
+	if ds == nil {
+		if ds, sel, err = rf.dataset(); err != nil {
+			return nil, err
 		}
 	}
-	format, err := results.ParseFormat(f.format)
-	if err != nil {
-		return nil, nil, err
+	o := &openedRun{bundle: b, data: ds, numShards: 1}
+	if rf.shard != "" {
+		if o.shard, o.numShards, err = dataset.ParseShard(rf.shard); err != nil {
+			return nil, err
+		}
 	}
-	backend, err := openBackend(f.backend, b.Model, stderr)
+	format, err := results.ParseFormat(rf.format)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	out := f.out
+	out := rf.out
 	if out == "" {
 		name := "demo"
-		if f.model.path != "" {
-			name = strings.TrimSuffix(baseName(f.model.path), ".safetensors")
+		if rf.model.path != "" {
+			name = strings.TrimSuffix(baseName(rf.model.path), ".safetensors")
 		}
 		if seed != nil {
 			name += fmt.Sprintf("-random%d", *seed)
 		}
-		out = fmt.Sprintf("results/%s-%s-%s", spec.Kind, name, f.data)
-		if f.shard != "" {
-			out += "-shard" + strings.ReplaceAll(f.shard, "/", "of")
+		data := rf.data
+		if files != nil {
+			data = files.Name()
+		}
+		out = fmt.Sprintf("results/%s-%s-%s", kind, name, data)
+		if rf.shard != "" {
+			out += "-shard" + strings.ReplaceAll(rf.shard, "/", "of")
+		}
+	}
+	backendName := "cpu"
+	if newBackend != nil {
+		if o.backend, err = newBackend(b.Model); err != nil {
+			return nil, err
+		}
+		backendName = o.backend.Name()
+	}
+	closeOnError := func() {
+		if o.backend != nil {
+			o.backend.Close()
 		}
 	}
 	man := results.Manifest{Tool: "vitlens", Version: version, Command: append([]string{"vitlens"}, args...),
-		Experiment: string(spec.Kind), Params: spec.Params(), ModelPath: b.Info.Path, ModelSHA256: modelHash,
+		Experiment: kind, Params: params, ModelPath: b.Info.Path, ModelSHA256: modelHash,
 		Family: string(b.Info.Family), Preset: b.Preset.Name, Config: b.Model.Config,
-		Dataset: ds.Name(), DatasetRoot: f.root, Selection: sel, Total: experiment.ShardImages(ds.Len(), f.chunk, shard, nShards), ChunkSize: f.chunk,
-		Seed: seed, Shard: f.shard, Backend: backend.Name()}
+		Dataset: ds.Name(), DatasetRoot: rf.root, Selection: sel,
+		Total: experiment.ShardImages(ds.Len(), rf.chunk, o.shard, o.numShards), ChunkSize: rf.chunk,
+		Seed: seed, Shard: rf.shard, Backend: backendName}
 	if err := os.MkdirAll(out, 0o755); err != nil {
-		return nil, nil, err
+		closeOnError()
+		return nil, err
 	}
-	run, err := results.Create(out, man, format)
-	if err != nil {
-		backend.Close()
-		return nil, nil, err
+	if o.out, err = results.Create(out, man, format); err != nil {
+		closeOnError()
+		return nil, err
 	}
-	r := &experiment.Runner{Bundle: b, Backend: backend, Data: ds, Out: run, Spec: spec, Batch: f.batch,
-		Shard: shard, NumShards: nShards, Log: stderr}
-	if !f.quiet {
-		r.Progress = newProgress(stderr, string(spec.Kind))
-	}
-	fmt.Fprintf(stderr, "%s: %d images of %s with %s on %s -> %s\n", spec.Kind, ds.Len(), ds.Name(), b.Info.Path, backend.Name(), out)
+	fmt.Fprintf(stderr, "%s: %d images of %s with %s on %s -> %s\n", kind, ds.Len(), ds.Name(), b.Info.Path, backendName, out)
 	if skipped := dataset.Skipped(ds); len(skipped) > 0 {
 		fmt.Fprintf(stderr, "dataset skipped %d entries (first: %s)\n", len(skipped), skipped[0])
 	}
-	return r, func() { backend.Close() }, nil
+	return o, nil
 }
 
 // dataset opens and selects the dataset; the selection string identifies it
