@@ -8,9 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"runtime"
 	"strings"
-	"sync"
 
 	"vitlens/vit"
 	"vitlens/vit/bundle"
@@ -155,41 +153,33 @@ func (r *Runner) load(lo, hi int) []loaded {
 	out := make([]loaded, hi-lo)
 	c := r.Bundle.Model.Config
 	needMask := r.Spec.Kind == PerturbTokens || r.Spec.Masks
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
-	for i := lo; i < hi; i++ {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			l := &out[i-lo]
-			l.item = r.Data.Item(i)
-			img, err := r.Data.Image(i)
-			if err != nil {
+	Parallel(lo, hi, func(i int) {
+		l := &out[i-lo]
+		l.item = r.Data.Item(i)
+		img, err := r.Data.Image(i)
+		if err != nil {
+			l.err = err
+			return
+		}
+		if l.pixels, err = r.Bundle.Preset.Apply(img, c.ImageSize); err != nil {
+			l.err = fmt.Errorf("%s: %w", l.item.ID, err)
+			return
+		}
+		if needMask {
+			labels, ok, err := r.Data.PatchLabels(i, c.GridSize())
+			switch {
+			case err != nil:
 				l.err = err
-				return
+			case !ok && r.Spec.Kind == PerturbTokens:
+				l.err = fmt.Errorf("dataset %s has no segmentation masks", r.Data.Name())
+			case ok:
+				l.labels = labels
 			}
-			if l.pixels, err = r.Bundle.Preset.Apply(img, c.ImageSize); err != nil {
-				l.err = fmt.Errorf("%s: %w", l.item.ID, err)
-				return
-			}
-			if needMask {
-				labels, ok, err := r.Data.PatchLabels(i, c.GridSize())
-				switch {
-				case err != nil:
-					l.err = err
-				case !ok && r.Spec.Kind == PerturbTokens:
-					l.err = fmt.Errorf("dataset %s has no segmentation masks", r.Data.Name())
-				case ok:
-					l.labels = labels
-				}
-			}
-			if r.Spec.Kind == PerturbTokens && l.err == nil {
-				l.keep = keptTokens(l.labels, r.Spec.Drop)
-			}
-		}()
-	}
-	wg.Wait()
+		}
+		if r.Spec.Kind == PerturbTokens && l.err == nil {
+			l.keep = keptTokens(l.labels, r.Spec.Drop)
+		}
+	})
 	return out
 }
 

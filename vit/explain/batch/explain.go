@@ -8,9 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
-	"sync"
 
 	"vitlens/vit"
 	"vitlens/vit/bundle"
@@ -88,17 +86,9 @@ func (r *Explainer) runChunk(k, lo, hi int) (int, error) {
 	maps := make([][]MapRow, hi-lo)
 	imgs := make([]ImageRow, hi-lo)
 	errs := make([]error, hi-lo)
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
-	for i := lo; i < hi; i++ {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			maps[i-lo], imgs[i-lo], errs[i-lo] = r.one(m, i)
-		}()
-	}
-	wg.Wait()
+	experiment.Parallel(lo, hi, func(i int) {
+		maps[i-lo], imgs[i-lo], errs[i-lo] = r.one(m, i)
+	})
 	var rows []MapRow
 	var imgRows []ImageRow
 	var skips []experiment.SkipRow

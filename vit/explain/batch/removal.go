@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
-	"sync"
 
 	"vitlens/vit/bundle"
 	"vitlens/vit/dataset"
@@ -41,28 +39,20 @@ func (r *Removal) runChunk(k, lo, hi int) (images, skipped int, err error) {
 	m := r.Bundle.Model
 	perImage := make([][]explain.RemovalRow, hi-lo)
 	errs := make([]error, hi-lo)
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
-	for i := lo; i < hi; i++ {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			item := r.Data.Item(i)
-			img, err := r.Data.Image(i)
-			if err != nil {
-				errs[i-lo] = err
-				return
-			}
-			pixels, err := r.Bundle.Preset.Apply(img, m.Config.ImageSize)
-			if err != nil {
-				errs[i-lo] = fmt.Errorf("%s: %w", item.ID, err)
-				return
-			}
-			perImage[i-lo], errs[i-lo] = explain.RemoveImage(m, pixels, item.Index, item.Label, r.Spec)
-		}()
-	}
-	wg.Wait()
+	experiment.Parallel(lo, hi, func(i int) {
+		item := r.Data.Item(i)
+		img, err := r.Data.Image(i)
+		if err != nil {
+			errs[i-lo] = err
+			return
+		}
+		pixels, err := r.Bundle.Preset.Apply(img, m.Config.ImageSize)
+		if err != nil {
+			errs[i-lo] = fmt.Errorf("%s: %w", item.ID, err)
+			return
+		}
+		perImage[i-lo], errs[i-lo] = explain.RemoveImage(m, pixels, item.Index, item.Label, r.Spec)
+	})
 	var rows []explain.RemovalRow
 	var skips []experiment.SkipRow
 	for i, e := range errs {
