@@ -2,9 +2,6 @@ package experiment
 
 import (
 	"fmt"
-	"image"
-	"image/png"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -18,38 +15,11 @@ import (
 	"vitlens/vit/memory"
 	"vitlens/vit/preprocess"
 	"vitlens/vit/results"
+	"vitlens/vit/vittest"
 )
 
 var testConfig = vit.Config{ImageSize: 16, PatchSize: 4, Channels: 3, Dim: 16, Depth: 3, Heads: 2, MLPDim: 32,
 	Classes: 4, QKVBias: true, LNEps: 1e-6, ClassToken: true, Pool: vit.PoolCLS}
-
-// imageFolder writes a tiny class-per-folder dataset of random PNGs.
-func imageFolder(t *testing.T, perClass int) string {
-	t.Helper()
-	root := t.TempDir()
-	rng := rand.New(rand.NewPCG(1, 1))
-	for c := 0; c < 3; c++ {
-		dir := filepath.Join(root, fmt.Sprintf("class%d", c))
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for i := 0; i < perClass; i++ {
-			img := image.NewRGBA(image.Rect(0, 0, 20, 18))
-			for p := 0; p < len(img.Pix); p += 4 {
-				img.Pix[p], img.Pix[p+1], img.Pix[p+2], img.Pix[p+3] = uint8(rng.IntN(256)), uint8(rng.IntN(256)), uint8(40*c), 255
-			}
-			f, err := os.Create(filepath.Join(dir, fmt.Sprintf("img%02d.png", i)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := png.Encode(f, img); err != nil {
-				t.Fatal(err)
-			}
-			f.Close()
-		}
-	}
-	return root
-}
 
 func testBundle(t *testing.T) *bundle.Bundle {
 	t.Helper()
@@ -100,7 +70,7 @@ var extractSpec = Spec{Kind: Extract, Sites: vit.AllSites(), TopK: 5}
 // The ranks table holds exactly what the lens says for each image.
 func TestExtractMatchesLens(t *testing.T) {
 	b := testBundle(t)
-	ds, err := dataset.Open("folder", imageFolder(t, 5), dataset.Options{})
+	ds, err := dataset.Open("folder", vittest.ImageFolder(t, 5, 20, 18, 1), dataset.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +126,7 @@ func TestExtractMatchesLens(t *testing.T) {
 // same tables as one run.
 func TestResumeAndShards(t *testing.T) {
 	b := testBundle(t)
-	ds, err := dataset.Open("folder", imageFolder(t, 5), dataset.Options{})
+	ds, err := dataset.Open("folder", vittest.ImageFolder(t, 5, 20, 18, 1), dataset.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +166,7 @@ func TestResumeAndShards(t *testing.T) {
 // and recorded with the reason, never silently analysed.
 func TestPerturbTokensSkipsWithoutMasks(t *testing.T) {
 	b := testBundle(t)
-	ds, err := dataset.Open("folder", imageFolder(t, 2), dataset.Options{})
+	ds, err := dataset.Open("folder", vittest.ImageFolder(t, 2, 20, 18, 1), dataset.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +192,7 @@ func TestKeptTokens(t *testing.T) {
 
 func TestMemoriesRun(t *testing.T) {
 	b := testBundle(t)
-	ds, err := dataset.Open("folder", imageFolder(t, 3), dataset.Options{})
+	ds, err := dataset.Open("folder", vittest.ImageFolder(t, 3, 20, 18, 1), dataset.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +224,7 @@ func TestMemoriesRun(t *testing.T) {
 // A corrupt image is skipped, counted and recorded; the rest of the run goes on.
 func TestUnreadableImageIsSkipped(t *testing.T) {
 	b := testBundle(t)
-	root := imageFolder(t, 2)
+	root := vittest.ImageFolder(t, 2, 20, 18, 1)
 	if err := os.WriteFile(filepath.Join(root, "class1", "img00.png"), []byte("\x89PNG\r\n\x1a\ncut"), 0o644); err != nil {
 		t.Fatal(err)
 	}

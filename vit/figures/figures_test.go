@@ -2,9 +2,6 @@ package figures
 
 import (
 	"bytes"
-	"fmt"
-	"image"
-	"image/png"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -25,6 +22,7 @@ import (
 	"vitlens/vit/preprocess"
 	"vitlens/vit/probe"
 	"vitlens/vit/results"
+	"vitlens/vit/vittest"
 )
 
 // Box statistics from rank histograms equal numpy's percentiles (linear
@@ -105,33 +103,6 @@ func TestDecodeNaN(t *testing.T) {
 var testConfig = vit.Config{ImageSize: 16, PatchSize: 4, Channels: 3, Dim: 16, Depth: 3, Heads: 2, MLPDim: 32,
 	Classes: 4, QKVBias: true, LNEps: 1e-6, ClassToken: true, Pool: vit.PoolCLS}
 
-func imageFolder(t *testing.T, perClass int) string {
-	t.Helper()
-	root := t.TempDir()
-	rng := rand.New(rand.NewPCG(1, 1))
-	for c := 0; c < 3; c++ {
-		dir := filepath.Join(root, fmt.Sprintf("class%d", c))
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for i := 0; i < perClass; i++ {
-			img := image.NewRGBA(image.Rect(0, 0, 16, 16))
-			for p := 0; p < len(img.Pix); p += 4 {
-				img.Pix[p], img.Pix[p+1], img.Pix[p+2], img.Pix[p+3] = uint8(rng.IntN(256)), uint8(rng.IntN(256)), uint8(60*c), 255
-			}
-			f, err := os.Create(filepath.Join(dir, fmt.Sprintf("img%02d.png", i)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := png.Encode(f, img); err != nil {
-				t.Fatal(err)
-			}
-			f.Close()
-		}
-	}
-	return root
-}
-
 func create(t *testing.T, kind string, params map[string]string, ds dataset.Dataset) *results.Run {
 	t.Helper()
 	man := results.Manifest{Experiment: kind, Params: params, ModelSHA256: "test", ModelPath: "tiny.safetensors",
@@ -154,7 +125,7 @@ func TestReportFromEveryKind(t *testing.T) {
 	}
 	p, _ := preprocess.PresetByName("google")
 	b := &bundle.Bundle{Model: m, Preset: p, Classes: []string{"a", "b", "c", "d"}}
-	ds, err := dataset.Open("folder", imageFolder(t, 3), dataset.Options{})
+	ds, err := dataset.Open("folder", vittest.ImageFolder(t, 3, 16, 16, 1), dataset.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,10 +3,7 @@ package probe
 import (
 	"encoding/json"
 	"fmt"
-	"image"
-	"image/png"
 	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +15,7 @@ import (
 	"vitlens/vit/lens"
 	"vitlens/vit/preprocess"
 	"vitlens/vit/results"
+	"vitlens/vit/vittest"
 )
 
 // The probe readout against scikit-learn's Ridge(alpha=1) on ±1 targets
@@ -78,33 +76,6 @@ func TestFitMatchesSklearn(t *testing.T) {
 var smallConfig = vit.Config{ImageSize: 16, PatchSize: 8, Channels: 3, Dim: 8, Depth: 2, Heads: 2, MLPDim: 16,
 	Classes: 3, QKVBias: true, LNEps: 1e-6, ClassToken: true, Pool: vit.PoolCLS}
 
-func imageFolder(t *testing.T, perClass int, seed uint64) string {
-	t.Helper()
-	root := t.TempDir()
-	rng := rand.New(rand.NewPCG(seed, 1))
-	for c := 0; c < 3; c++ {
-		dir := filepath.Join(root, fmt.Sprintf("class%d", c))
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for i := 0; i < perClass; i++ {
-			img := image.NewRGBA(image.Rect(0, 0, 16, 16))
-			for p := 0; p < len(img.Pix); p += 4 {
-				img.Pix[p], img.Pix[p+1], img.Pix[p+2], img.Pix[p+3] = uint8(rng.IntN(256)), uint8(rng.IntN(120)+60*c), uint8(80*c), 255
-			}
-			f, err := os.Create(filepath.Join(dir, fmt.Sprintf("img%02d.png", i)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := png.Encode(f, img); err != nil {
-				t.Fatal(err)
-			}
-			f.Close()
-		}
-	}
-	return root
-}
-
 func runProbe(t *testing.T, b *bundle.Bundle, train, test dataset.Dataset, budget int64) string {
 	t.Helper()
 	spec := Spec{Sites: DefaultSites, Alpha: 1, MemoryBytes: budget, Train: "folder"}
@@ -140,11 +111,11 @@ func TestRunner(t *testing.T) {
 	}
 	p, _ := preprocess.PresetByName("google")
 	b := &bundle.Bundle{Model: m, Preset: p, Classes: []string{"a", "b", "c"}}
-	train, err := dataset.Open("folder", imageFolder(t, 6, 1), dataset.Options{})
+	train, err := dataset.Open("folder", vittest.ImageFolder(t, 6, 16, 16, 1), dataset.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	test, err := dataset.Open("folder", imageFolder(t, 2, 2), dataset.Options{})
+	test, err := dataset.Open("folder", vittest.ImageFolder(t, 2, 16, 16, 2), dataset.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,6 @@
 package batch
 
 import (
-	"fmt"
-	"image"
-	"image/png"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -15,6 +11,7 @@ import (
 	"vitlens/vit/explain"
 	"vitlens/vit/preprocess"
 	"vitlens/vit/results"
+	"vitlens/vit/vittest"
 )
 
 var smallConfig = vit.Config{ImageSize: 16, PatchSize: 4, Channels: 3, Dim: 16, Depth: 3, Heads: 2, MLPDim: 32,
@@ -32,38 +29,11 @@ func smallModel(t *testing.T) *vit.Model {
 	return m
 }
 
-func imageFolder(t *testing.T, perClass int) string {
-	t.Helper()
-	root := t.TempDir()
-	rng := rand.New(rand.NewPCG(1, 1))
-	for c := 0; c < 3; c++ {
-		dir := filepath.Join(root, fmt.Sprintf("class%d", c))
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for i := 0; i < perClass; i++ {
-			img := image.NewRGBA(image.Rect(0, 0, 20, 18))
-			for p := 0; p < len(img.Pix); p += 4 {
-				img.Pix[p], img.Pix[p+1], img.Pix[p+2], img.Pix[p+3] = uint8(rng.IntN(256)), uint8(rng.IntN(256)), uint8(40*c), 255
-			}
-			f, err := os.Create(filepath.Join(dir, fmt.Sprintf("img%02d.png", i)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := png.Encode(f, img); err != nil {
-				t.Fatal(err)
-			}
-			f.Close()
-		}
-	}
-	return root
-}
-
 func TestRemovalRunAndSummary(t *testing.T) {
 	m := smallModel(t)
 	p, _ := preprocess.PresetByName("google")
 	b := &bundle.Bundle{Model: m, Preset: p, Classes: []string{"a", "b", "c", "d"}}
-	ds, err := dataset.Open("folder", imageFolder(t, 2), dataset.Options{})
+	ds, err := dataset.Open("folder", vittest.ImageFolder(t, 2, 20, 18, 1), dataset.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +102,7 @@ func TestExplainer(t *testing.T) {
 	m := smallModel(t)
 	p, _ := preprocess.PresetByName("google")
 	b := &bundle.Bundle{Model: m, Preset: p, Classes: []string{"a", "b", "c", "d"}}
-	ds, err := dataset.Open("folder", imageFolder(t, 1), dataset.Options{})
+	ds, err := dataset.Open("folder", vittest.ImageFolder(t, 1, 20, 18, 1), dataset.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
