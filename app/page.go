@@ -465,6 +465,7 @@ func (p *Page) renderMain(a *session.Analysis) []app.UI {
 		&HeatmapView{A: a, Site: p.site, Block: block, Token: p.token},
 		&AttentionView{A: a, Token: p.token},
 		&MemoryView{A: a, Block: block, Token: p.token},
+		&ExplainView{A: a},
 	}
 }
 

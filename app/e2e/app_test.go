@@ -114,6 +114,13 @@ func TestDemoCPUFallback(t *testing.T) {
 		t.Errorf("backend %q, note %q: want the CPU fallback, saying why", s.Backend, s.Note)
 	}
 	sameRanks(t, "demo on CPU", s.summary(t), native(t, m, samples[0], session.Settings{Target: -1}))
+	// The explanation maps (ours and Chefer et al.) are drawn for the target.
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`(() => {
+		const imgs = document.querySelectorAll('#vl-explain img');
+		return imgs.length === 3 && [...imgs].every(i => i.src.startsWith('data:image/png;base64,') && i.naturalWidth === 168); })()`,
+		chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		t.Errorf("explanation maps not shown: %v", err)
+	}
 	// Another sample from the gallery.
 	eval(t, ctx, `document.querySelector('.vl-thumb[data-sample="4"]').click()`)
 	s = waitState(t, ctx, fmt.Sprintf(`d.status === 'ready' && +d.seq > %d`, s.Seq), firstLoad)
