@@ -95,10 +95,6 @@ func (r *Runner) Run() (Stats, error) {
 		for b := range r.Bundle.Model.Blocks {
 			blocks = append(blocks, memory.NewBlock(r.Bundle.Model, b, r.Spec.Layer))
 		}
-		size := r.Out.Manifest().ChunkSize
-		if err := r.writeClassValue((r.Data.Len() + size - 1) / size); err != nil {
-			return Stats{}, err
-		}
 	}
 	return RunChunks(r.Out, r.Data.Len(), r.Shard, r.NumShards, r.Progress, func(k, lo, hi int) (int, int, error) {
 		return r.runChunk(k, lo, hi, blocks)
@@ -254,6 +250,11 @@ func (r *Runner) runChunk(k, lo, hi int, blocks []*memory.Block) (images, skippe
 		if err := results.WriteChunk(r.Out, "memories", k, mems); err != nil {
 			return 0, 0, err
 		}
+		if k == 0 { // weights only: it travels with chunk 0, which shard 0 owns
+			if err := r.writeClassValue(); err != nil {
+				return 0, 0, err
+			}
+		}
 	}
 	return len(ok), len(skips), r.Out.CommitChunk(k)
 }
@@ -338,14 +339,10 @@ func (r *Runner) memoryRows(l loaded, out *lens.Result, blocks []*memory.Block, 
 	return rows, nil
 }
 
-// writeClassValue stores the weights-only class-value agreement, with a
-// seeded random-init model of the same architecture as the baseline, in a
-// chunk past the image chunks so it merges and resumes like any other.
-func (r *Runner) writeClassValue(imageChunks int) error {
-	k := imageChunks // one extra chunk index, owned by shard 0
-	if r.Shard != 0 || r.Out.ChunkDone(k) {
-		return nil
-	}
+// writeClassValue stores the weights-only class-value agreement of every
+// block, with a seeded random-init model of the same architecture as the
+// baseline, as chunk 0's part of table "class_value".
+func (r *Runner) writeClassValue() error {
 	m := r.Bundle.Model
 	random, err := vit.NewRandom(m.Config, r.Spec.Seed)
 	if err != nil {
@@ -359,8 +356,5 @@ func (r *Runner) writeClassValue(imageChunks int) error {
 			rows = append(rows, ClassValueRow{Block: int32(b), Layer: string(r.Spec.Layer), Class: int32(c), MaxCos: got[c], RandomMaxCos: base[c]})
 		}
 	}
-	if err := results.WriteChunk(r.Out, "class_value", k, rows); err != nil {
-		return err
-	}
-	return r.Out.CommitChunk(k)
+	return results.WriteChunk(r.Out, "class_value", 0, rows)
 }

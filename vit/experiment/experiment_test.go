@@ -211,6 +211,17 @@ func TestMemoriesRun(t *testing.T) {
 		if len(cv) != testConfig.Depth*testConfig.Classes {
 			t.Fatalf("%s: %d class-value rows", l, len(cv))
 		}
+		// Shards of a memories run merge into the same tables, class_value included.
+		s0, s1, merged := t.TempDir(), t.TempDir(), filepath.Join(t.TempDir(), "merged")
+		spec := Spec{Kind: Memories, Sites: []vit.Site{site}, TopK: 5, Layer: l, Seed: 1}
+		run(t, b, ds, s0, spec, 0, 2)
+		run(t, b, ds, s1, spec, 1, 2)
+		if err := results.Merge(merged, []string{s0, s1}); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(readAll[MemoryRow](t, merged, "memories"), rows) || !reflect.DeepEqual(readAll[ClassValueRow](t, merged, "class_value"), cv) {
+			t.Fatalf("%s: merged shards differ from one run", l)
+		}
 		rep, err := SummarizeMemories(dir, 50, 1)
 		if err != nil {
 			t.Fatal(err)
