@@ -2,6 +2,7 @@ package experiment
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -254,5 +255,65 @@ func TestUnreadableImageIsSkipped(t *testing.T) {
 	}
 	if imgs := readAll[ImageRow](t, dir, "images"); len(imgs) != 5 {
 		t.Fatalf("%d image rows, want 5", len(imgs))
+	}
+}
+
+// masked gives every image a fixed checkerboard of class/context patch
+// labels, standing in for ImageNet-S segmentations.
+type masked struct{ dataset.Dataset }
+
+func (m masked) PatchLabels(i, grid int) ([]uint8, bool, error) {
+	l := make([]uint8, grid*grid)
+	for p := range l {
+		l[p] = uint8((p/grid + p%grid + i) % 2)
+	}
+	return l, true, nil
+}
+
+// With masks, perturb-tokens keeps exactly [CLS] and the wanted tokens (with
+// their original indices), and extract fills patch_label so the summary can
+// compare class- and context-labelled tokens.
+func TestMaskedPerturbationAndContext(t *testing.T) {
+	b := testBundle(t)
+	folder, err := dataset.Open("folder", vittest.ImageFolder(t, 2, 20, 18, 1), dataset.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := masked{folder}
+	g := testConfig.GridSize()
+	for _, drop := range []string{DropContext, DropClassLabel} {
+		dir := t.TempDir()
+		st := run(t, b, ds, dir, Spec{Kind: PerturbTokens, Sites: []vit.Site{vit.SiteHS}, TopK: 5, Drop: drop}, 0, 1)
+		if st.Images != 6 || st.Skipped != 0 {
+			t.Fatalf("%s: %+v", drop, st)
+		}
+		want := uint8(1)
+		if drop == DropClassLabel {
+			want = 0
+		}
+		for _, r := range readAll[RankRow](t, dir, "ranks") {
+			if r.Token == 0 {
+				continue
+			}
+			labels, _, _ := ds.PatchLabels(int(r.Image), g)
+			if labels[r.Token-1] != want || r.PatchLabel != int32(want) {
+				t.Fatalf("%s kept token %d of image %d labelled %d", drop, r.Token, r.Image, labels[r.Token-1])
+			}
+		}
+		imgs := readAll[ImageRow](t, dir, "images")
+		if imgs[0].Tokens != int32(1+g*g/2) {
+			t.Fatalf("%s: image 0 ran with %d tokens, want %d", drop, imgs[0].Tokens, 1+g*g/2)
+		}
+	}
+	dir := t.TempDir()
+	run(t, b, ds, dir, Spec{Kind: Extract, Sites: vit.AllSites(), TopK: 5, Masks: true}, 0, 1)
+	rep, err := Summarize(dir, SummaryOptions{Permutation: 50, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range rep.Blocks {
+		if math.IsNaN(row.ClassMinusCtx) || row.ClassCtxP < 0 || row.ClassCtxP > 1 {
+			t.Fatalf("block %d: class-context %v, p %v", row.Block, row.ClassMinusCtx, row.ClassCtxP)
+		}
 	}
 }
