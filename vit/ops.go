@@ -17,22 +17,27 @@ func LayerNorm(out, x []float32, rows, d int, n Norm, eps float32) {
 	for r := 0; r < rows; r++ {
 		xr := x[r*d : (r+1)*d]
 		or := out[r*d : (r+1)*d]
-		var mean float64
-		for _, v := range xr {
-			mean += float64(v)
-		}
-		mean /= float64(d)
-		var variance float64
-		for _, v := range xr {
-			dv := float64(v) - mean
-			variance += dv * dv
-		}
-		variance /= float64(d)
-		inv := 1 / math.Sqrt(variance+float64(eps))
+		mean, inv := NormStats(xr, eps)
 		for i, v := range xr {
 			or[i] = float32((float64(v)-mean)*inv)*n.W[i] + n.B[i]
 		}
 	}
+}
+
+// NormStats returns the mean of x and 1/√(var(x)+eps), LayerNorm's
+// statistics of one vector (population variance, two passes in float64).
+func NormStats(x []float32, eps float32) (mean, invStd float64) {
+	for _, v := range x {
+		mean += float64(v)
+	}
+	mean /= float64(len(x))
+	var variance float64
+	for _, v := range x {
+		dv := float64(v) - mean
+		variance += dv * dv
+	}
+	variance /= float64(len(x))
+	return mean, 1 / math.Sqrt(variance+float64(eps))
 }
 
 // GELU applies the erf GELU in place, as timm, torchvision and Hugging Face

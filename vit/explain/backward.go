@@ -25,18 +25,7 @@ func LayerNormBackward(gx, gy, x []float32, rows, d int, n vit.Norm, eps float32
 	gh := make([]float64, d)
 	for r := 0; r < rows; r++ {
 		xr := x[r*d : (r+1)*d]
-		var mean float64
-		for _, v := range xr {
-			mean += float64(v)
-		}
-		mean /= float64(d)
-		var variance float64
-		for _, v := range xr {
-			dv := float64(v) - mean
-			variance += dv * dv
-		}
-		variance /= float64(d)
-		inv := 1 / math.Sqrt(variance+float64(eps))
+		mean, inv := vit.NormStats(xr, eps)
 		var mg, mgx float64
 		for i, v := range xr {
 			xh[i] = (float64(v) - mean) * inv

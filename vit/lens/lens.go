@@ -5,8 +5,6 @@
 package lens
 
 import (
-	"math"
-
 	"vitlens/vit"
 )
 
@@ -26,7 +24,6 @@ type Projector struct {
 	EW           []float32 // E' = E·diag(w), Classes×Dim
 	S            []float32 // E'·1
 	Bias         []float32 // E·b + β
-	Eps          float64
 	model        *vit.Model
 }
 
@@ -34,7 +31,7 @@ type Projector struct {
 func NewProjector(m *vit.Model) *Projector {
 	c, d := m.Config.Classes, m.Config.Dim
 	p := &Projector{Classes: c, Dim: d, EW: make([]float32, c*d), S: make([]float32, c),
-		Bias: make([]float32, c), Eps: float64(m.Config.LNEps), model: m}
+		Bias: make([]float32, c), model: m}
 	for k := 0; k < c; k++ {
 		e := m.Head.W[k*d : (k+1)*d]
 		var s, b float64
@@ -71,18 +68,7 @@ func (p *Projector) Raw(h []float32, n int) []float32 {
 func (p *Projector) Stats(h []float32, n int) (mean, invStd []float64) {
 	mean, invStd = make([]float64, n), make([]float64, n)
 	for t := 0; t < n; t++ {
-		row := h[t*p.Dim : (t+1)*p.Dim]
-		var mu float64
-		for _, v := range row {
-			mu += float64(v)
-		}
-		mu /= float64(p.Dim)
-		var va float64
-		for _, v := range row {
-			dv := float64(v) - mu
-			va += dv * dv
-		}
-		mean[t], invStd[t] = mu, 1/math.Sqrt(va/float64(p.Dim)+p.Eps)
+		mean[t], invStd[t] = vit.NormStats(h[t*p.Dim:(t+1)*p.Dim], p.model.Config.LNEps)
 	}
 	return mean, invStd
 }
