@@ -29,6 +29,7 @@ func runExplain(args []string, stdout io.Writer) error {
 	noChefer := fs.Bool("no-chefer", false, "skip Chefer et al.'s baseline")
 	size := fs.Int("size", 224, "side of the overlay PNGs in pixels")
 	perBlock := fs.Bool("per-block", false, "also draw each block's share of our map")
+	perHead := fs.Bool("per-head", false, "also draw the head-specific map of every block and head (block and head 1-based in file names)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -39,7 +40,8 @@ func runExplain(args []string, stdout io.Writer) error {
 		return fmt.Errorf("-size must be in 1..4096, got %d", *size)
 	}
 	params := map[string]string{"target": strconv.Itoa(*target), "double_softmax": strconv.FormatBool(*double),
-		"chefer": strconv.FormatBool(!*noChefer), "size": strconv.Itoa(*size), "per_block": strconv.FormatBool(*perBlock)}
+		"chefer": strconv.FormatBool(!*noChefer), "size": strconv.Itoa(*size), "per_block": strconv.FormatBool(*perBlock),
+		"per_head": strconv.FormatBool(*perHead)}
 	var files dataset.Dataset // nil: the dataset the flags select
 	sel := ""
 	fset := &fileSet{paths: fs.Args()}
@@ -51,7 +53,7 @@ func runExplain(args []string, stdout io.Writer) error {
 		return err
 	}
 	fset.classes = o.bundle.Classes
-	r := &batch.Explainer{Bundle: o.bundle, Data: o.data, Out: o.out, Target: *target, Size: *size, PerBlock: *perBlock,
+	r := &batch.Explainer{Bundle: o.bundle, Data: o.data, Out: o.out, Target: *target, Size: *size, PerBlock: *perBlock, PerHead: *perHead,
 		Options: explain.Options{DoubleSoftmax: *double, NoChefer: *noChefer}, Log: os.Stderr}
 	if !rf.quiet {
 		r.Progress = newProgress(os.Stderr, "explain")

@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -112,7 +113,7 @@ func TestExplainer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := (&Explainer{Bundle: b, Data: ds, Out: out, Target: TargetLabel, Size: 24, PerBlock: true}).Run()
+	n, err := (&Explainer{Bundle: b, Data: ds, Out: out, Target: TargetLabel, Size: 24, PerBlock: true, PerHead: true}).Run()
 	if err != nil || n != 3 {
 		t.Fatalf("explained %d images: %v", n, err)
 	}
@@ -141,7 +142,8 @@ func TestExplainer(t *testing.T) {
 		if int(im.Target) != ds.Item(int(im.Image)).Label {
 			t.Fatalf("image %d explains %d, label %d", im.Image, im.Target, ds.Item(int(im.Image)).Label)
 		}
-		for _, f := range []string{"image", "ours", "chefer", "ours_block1", "ours_block3"} {
+		for _, f := range []string{"image", "ours", "chefer", "ours_block1", "ours_block3", "ours_block1_head1",
+			fmt.Sprintf("ours_block%d_head%d", c.Depth, c.Heads)} {
 			if _, err := os.Stat(filepath.Join(dir, OverlayDir, im.Overlay+"_"+f+".png")); err != nil {
 				t.Fatal(err)
 			}

@@ -59,6 +59,7 @@ type Explainer struct {
 	Target   int
 	Size     int  // overlay side in pixels
 	PerBlock bool // also draw each block's share of the paper's map
+	PerHead  bool // also draw every block's head-specific maps (the paper's head figures)
 	Progress func(done, total int)
 	Log      io.Writer
 }
@@ -168,6 +169,13 @@ func (r *Explainer) one(m *vit.Model, i int) ([]MapRow, ImageRow, error) {
 	if r.PerBlock {
 		for b, v := range mp.PerBlock {
 			files[fmt.Sprintf("ours_block%d", b+1)] = explain.Overlay(px, v, mp.Grid, r.Size)
+		}
+	}
+	if r.PerHead {
+		for b, heads := range mp.PerHead {
+			for h, v := range heads {
+				files[fmt.Sprintf("ours_block%d_head%d", b+1, h+1)] = explain.Overlay(px, v, mp.Grid, r.Size)
+			}
 		}
 	}
 	for name, im := range files {
