@@ -7,7 +7,7 @@ import (
 	"vitlens/vit"
 )
 
-// The .pth fixtures (testdata/make_pth.py, real torch.save output) load to
+// The .pth fixtures (tools/reference/make_pth_fixtures.py, real torch.save output) load to
 // the weights of their float32 safetensors twin.
 func TestPyTorchFixtures(t *testing.T) {
 	opt := Options{Override: &vit.Config{Heads: 2}} // dim 16: heads not inferable

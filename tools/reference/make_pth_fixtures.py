@@ -1,7 +1,8 @@
 """Writes the PyTorch fixtures of vitlens/vit/checkpoint's tests.
 
 Run by hand from the repository root with Debian's interpreter:
-    /usr/bin/python3 vit/checkpoint/testdata/make_pth.py
+    /usr/bin/python3 tools/reference/make_pth_fixtures.py
+Outputs go to vit/checkpoint/testdata/.
 (python3-torch 1.13, python3-torchvision 0.14). A tiny random torchvision
 ViT (image 8, patch 4, 2 layers, 2 heads, dim 16, MLP 32, 3 classes) is saved:
   tv_tiny.safetensors   torchvision names, float32, written by hand below:
@@ -16,7 +17,7 @@ ViT (image 8, patch 4, 2 layers, 2 heads, dim 16, MLP 32, 3 classes) is saved:
 import argparse, collections, json, os, struct
 import torch, torchvision
 
-out = os.path.dirname(os.path.abspath(__file__))
+out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "vit", "checkpoint", "testdata")
 torch.manual_seed(0)
 m = torchvision.models.VisionTransformer(image_size=8, patch_size=4, num_layers=2, num_heads=2,
                                          hidden_dim=16, mlp_dim=32, num_classes=3)
