@@ -19,18 +19,11 @@ import (
 	"vitlens/vit/vittest"
 )
 
-var testConfig = vit.Config{ImageSize: 16, PatchSize: 4, Channels: 3, Dim: 16, Depth: 3, Heads: 2, MLPDim: 32,
-	Classes: 4, QKVBias: true, LNEps: 1e-6, ClassToken: true, Pool: vit.PoolCLS}
+var testConfig = vittest.SmallConfig
 
 func testBundle(t *testing.T) *bundle.Bundle {
 	t.Helper()
-	m, err := vit.NewRandom(testConfig, 42)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range m.Head.W { // a sharper head so ranks spread out
-		m.Head.W[i] *= 30
-	}
+	m := vittest.SharpModel(t)
 	p, err := preprocess.PresetByName("google")
 	if err != nil {
 		t.Fatal(err)

@@ -100,8 +100,7 @@ func TestDecodeNaN(t *testing.T) {
 	}
 }
 
-var testConfig = vit.Config{ImageSize: 16, PatchSize: 4, Channels: 3, Dim: 16, Depth: 3, Heads: 2, MLPDim: 32,
-	Classes: 4, QKVBias: true, LNEps: 1e-6, ClassToken: true, Pool: vit.PoolCLS}
+var testConfig = vittest.SmallConfig
 
 func create(t *testing.T, kind string, params map[string]string, ds dataset.Dataset) *results.Run {
 	t.Helper()
@@ -116,13 +115,7 @@ func create(t *testing.T, kind string, params map[string]string, ds dataset.Data
 
 // One folder of every kind, drawn into one report.
 func TestReportFromEveryKind(t *testing.T) {
-	m, err := vit.NewRandom(testConfig, 42)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range m.Head.W {
-		m.Head.W[i] *= 30
-	}
+	m := vittest.SharpModel(t)
 	p, _ := preprocess.PresetByName("google")
 	b := &bundle.Bundle{Model: m, Preset: p, Classes: []string{"a", "b", "c", "d"}}
 	ds, err := dataset.Open("folder", vittest.ImageFolder(t, 3, 16, 16, 1), dataset.Options{})

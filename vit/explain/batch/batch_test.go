@@ -15,20 +15,9 @@ import (
 	"vitlens/vit/vittest"
 )
 
-var smallConfig = vit.Config{ImageSize: 16, PatchSize: 4, Channels: 3, Dim: 16, Depth: 3, Heads: 2, MLPDim: 32,
-	Classes: 4, QKVBias: true, LNEps: 1e-6, ClassToken: true, Pool: vit.PoolCLS}
+var smallConfig = vittest.SmallConfig
 
-func smallModel(t *testing.T) *vit.Model {
-	t.Helper()
-	m, err := vit.NewRandom(smallConfig, 42)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range m.Head.W { // a sharper head so predictions react to removals
-		m.Head.W[i] *= 30
-	}
-	return m
-}
+func smallModel(t *testing.T) *vit.Model { return vittest.SharpModel(t) }
 
 func TestRemovalRunAndSummary(t *testing.T) {
 	m := smallModel(t)
