@@ -123,7 +123,7 @@ func TopK(dst []int32, logits []float32) {
 
 // Argmax is the index of the largest value, the lowest index among ties:
 // the model's top-1 prediction.
-func Argmax(v []float32) int {
+func Argmax[T float32 | float64](v []T) int {
 	best := 0
 	for i, x := range v {
 		if x > v[best] {

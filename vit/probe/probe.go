@@ -372,7 +372,7 @@ func Fit(trainX []float32, trainLabels []int, testX []float32, testLabels []int,
 			return nil, fmt.Errorf("test label %d of row %d is outside [0, %d)", l, i, classes)
 		}
 		row := scores[i*classes : (i+1)*classes]
-		p.Ranks[i], p.Top1[i] = rank64(row, l), argmax64(row)
+		p.Ranks[i], p.Top1[i] = rank64(row, l), lens.Argmax(row)
 	}
 	return p, nil
 }
@@ -385,14 +385,4 @@ func rank64(score []float64, label int) int {
 		}
 	}
 	return r
-}
-
-func argmax64(v []float64) int {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return best
 }
