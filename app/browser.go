@@ -144,12 +144,7 @@ func download(name, mime string, data []byte) {
 
 func saveBlob(name string, blob app.Value) {
 	url := app.Window().Get("URL").Call("createObjectURL", blob)
-	a := app.Window().Get("document").Call("createElement", "a")
-	a.Set("href", url)
-	a.Set("download", name)
-	app.Window().Get("document").Get("body").Call("appendChild", a)
-	a.Call("click")
-	a.Call("remove")
+	clickDownload(url, name)
 	// Revoking at once can cancel the download in some browsers.
 	time.AfterFunc(10*time.Second, func() { app.Window().Get("URL").Call("revokeObjectURL", url) })
 }
@@ -184,14 +179,18 @@ func savePNG(id, name string) error {
 	g.Set("fillStyle", "#ffffff")
 	g.Call("fillRect", 0, 0, w*scale, h*scale)
 	g.Call("drawImage", img, 0, 0, w*scale, h*scale)
-	url := canvas.Call("toDataURL", "image/png").String()
+	clickDownload(canvas.Call("toDataURL", "image/png"), name)
+	return nil
+}
+
+// clickDownload makes the browser download href (a blob or data URL) as name.
+func clickDownload(href any, name string) {
 	a := app.Window().Get("document").Call("createElement", "a")
-	a.Set("href", url)
+	a.Set("href", href)
 	a.Set("download", name)
 	app.Window().Get("document").Get("body").Call("appendChild", a)
 	a.Call("click")
 	a.Call("remove")
-	return nil
 }
 
 // pause lets the browser paint. The Go scheduler hands control back to
