@@ -14,7 +14,19 @@ explicit float64 torch forward, and torch autograd gives
     entropy of head(norm(attn_out_b[0])) against the target, and
     ours.map.<i> = −Σ_b Σ_h ours.grad.<b>.<i>[h, 1:] (the paper's map);
   - ours2.*              the same with the original code's double softmax
-    (CrossEntropyLoss(softmax(o)), spec A13).
+    (CrossEntropyLoss(softmax(o)), spec A13);
+  - catprob.grad.<b>.<i> row 0 of ∂o_b[0, c]/∂A_b, (H, N): the original's
+    grad_type 'cat_prob' (the projected logit of the target itself), and
+    catprob.map.<i> = +Σ_b Σ_h catprob.grad.<b>.<i>[h, 1:];
+  - kpv.grad.<b>.<i>     the original's input_type 'key_proj_vals': row t of
+    ∂ℓ_t/∂kpv_b for every token t, (N, D), where kpv_b is block b's
+    concatenated head outputs (before the out-projection) and ℓ_t the cross
+    entropy of token t's projected attention output, one autograd call per
+    token as the original does; kpv.map.<i> = −Σ_b Σ_features kpv.grad over
+    the image tokens, and kpv.headmap.<b>.<i> (H, N−1) the same summed over
+    each head's features of block b only;
+  - kpvcat.*             key_proj_vals with the cat_prob objective (maps with
+    the + sign).
 Models without [CLS] (gap) get only the chefer.grad and grad.embed tensors.
 Everything is computed in float64 and stored as float32.
 
@@ -64,7 +76,8 @@ def ln(x, w, prefix, eps):
 def forward(w, cfg, x):
     """One image (C, S, S) → logits, the attention of every block (leaf-like
     nodes autograd can differentiate with respect to), each block's attention
-    sublayer output (N, D) and the block-0 input."""
+    sublayer output (N, D), the block-0 input and each block's concatenated
+    head outputs (N, D, the original's key_proj_vals)."""
     eps, heads, d = cfg["ln_eps"], cfg["heads"], cfg["dim"]
     dh = d // heads
     h = F.conv2d(x[None], w["patch_embed.proj.weight"], w["patch_embed.proj.bias"],
@@ -74,7 +87,7 @@ def forward(w, cfg, x):
         h = torch.cat([w["cls_token"].reshape(1, d), h])
     h = h + w["pos_embed"].reshape(-1, d)
     embed = h
-    attns, outs = [], []
+    attns, outs, kpvs = [], [], []
     for b in range(cfg["depth"]):
         p = f"blocks.{b}."
         y = h if cfg["post_norm"] else ln(h, w, p + "norm1", eps)
@@ -84,6 +97,7 @@ def forward(w, cfg, x):
         a = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(dh), dim=-1)
         attns.append(a)
         o = (a @ v).transpose(0, 1).reshape(n, d)
+        kpvs.append(o)
         u = F.linear(o, w[p + "attn.proj.weight"], w[p + "attn.proj.bias"])
         if cfg["post_norm"]:
             u = ln(u, w, p + "norm1", eps)
@@ -99,7 +113,7 @@ def forward(w, cfg, x):
         logits = head(w, cfg, h[0])
     else:
         logits = head(w, cfg, h.mean(0))
-    return logits, attns, outs, embed
+    return logits, attns, outs, embed, kpvs
 
 
 def head(w, cfg, v):
@@ -118,7 +132,7 @@ def chefer_relevance(attns, grads):
 
 def explain_one(w, cfg, x, target):
     x = x.clone().requires_grad_(True)  # gives every activation a grad_fn
-    logits, attns, outs, embed = forward(w, cfg, x)
+    logits, attns, outs, embed, kpvs = forward(w, cfg, x)
     out = {"logits": logits.detach()}
     y = logits[target]
     grads = torch.autograd.grad(y, attns + [embed], retain_graph=True)
@@ -142,6 +156,38 @@ def explain_one(w, cfg, x, target):
             out[f"{key}.grad.{b}"] = g[:, 0]
             total = total + g[:, 0, 1:].sum(0)
         out[f"{key}.map"] = -total
+    # cat_prob: the original differentiates the projected logit o[0, c].
+    total = 0
+    for b in range(cfg["depth"]):
+        y = head(w, cfg, outs[b][0])[target]
+        (g,) = torch.autograd.grad(y, attns[b], retain_graph=True)
+        assert g[:, 1:].abs().max().item() == 0, "objective leaks into other query rows"
+        out[f"catprob.grad.{b}"] = g[:, 0]
+        total = total + g[:, 0, 1:].sum(0)
+    out["catprob.map"] = total
+    # key_proj_vals: per token t, ∂ℓ_t/∂kpv row t, one call per token.
+    heads, n = cfg["heads"], kpvs[0].shape[0]
+    dh = cfg["dim"] // heads
+    for key, sign in (("kpv", -1), ("kpvcat", 1)):
+        total = 0
+        for b in range(cfg["depth"]):
+            o = head(w, cfg, outs[b])  # (N, C): every token's projection
+            if key == "kpv":
+                losses = F.cross_entropy(o, tgt.repeat(n), reduction="none")
+            else:
+                losses = o[:, target]
+            rows = []
+            for t in range(n):
+                (g,) = torch.autograd.grad(losses[t], kpvs[b], retain_graph=True)
+                others = torch.cat([g[:t], g[t + 1:]])
+                assert others.abs().max().item() == 0, "token objective leaks into other tokens"
+                rows.append(g[t])
+            g = torch.stack(rows)
+            out[f"{key}.grad.{b}"] = g
+            per_head = g[1:].reshape(n - 1, heads, dh).sum(-1).T  # (H, N-1)
+            out[f"{key}.headmap.{b}"] = sign * per_head
+            total = total + per_head.sum(0)
+        out[f"{key}.map"] = sign * total
     return out
 
 
@@ -150,7 +196,7 @@ def make_explain(name):
     out = {}
     for i, x in enumerate(inputs):
         with torch.no_grad():
-            logits, _, _, _ = forward(w, cfg, x)
+            logits = forward(w, cfg, x)[0]
         pred = int(logits.argmax())
         # Input 0 explains the predicted class, the others a different one.
         target = pred if i == 0 else (pred + 1) % cfg["classes"]

@@ -142,3 +142,11 @@ func dot64(x, y []float32) float64 {
 	}
 	return s
 }
+
+func sum64(x []float32) float64 {
+	var s float64
+	for _, v := range x {
+		s += float64(v)
+	}
+	return s
+}

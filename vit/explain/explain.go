@@ -19,6 +19,12 @@
 //     torch's CrossEntropyLoss, i.e. a double softmax. The default here is
 //     the plain cross entropy of the logits; Options.DoubleSoftmax gives the
 //     original's loss.
+//   - The original's other variants (spec §3.9, never in its figures) are
+//     options: Objective CatProb scores the target's projected logit instead
+//     of the cross entropy, Input KeyProjVals differentiates with respect to
+//     the concatenated head outputs instead of the attention (see Input for
+//     how that becomes a map over tokens). CatProb uses the explained
+//     target; the original's cat_prob always used the image's label.
 //   - A14: any CLS model works (any depth, heads, classes, patch grid), not
 //     only B/32 and B/16; models without [CLS] (GAP) are refused, because
 //     both maps are read from the [CLS] query row.
@@ -28,18 +34,77 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"vitlens/vit"
 	"vitlens/vit/lens"
 )
 
-// Options choose the loss of the paper's map.
+// Objective is what the class-space projection of a block's attention
+// output is scored by; the map is −∂ℓ/∂(input), so larger is more
+// important for either.
+type Objective string
+
+const (
+	// CrossEntropy: ℓ = CE(o, c), the paper's map (grad_type
+	// 'cross_entropy').
+	CrossEntropy Objective = "cross_entropy"
+	// CatProb: ℓ = −o[c], the projected logit of the target itself (the
+	// original's grad_type 'cat_prob', which differentiates +o[c]: the map
+	// keeps the sign that makes important tokens large).
+	CatProb Objective = "cat_prob"
+)
+
+// Input is what the objective is differentiated with respect to.
+type Input string
+
+const (
+	// AttnProbs: the post-softmax attention of the [CLS] query row, one
+	// value per (head, key token): the paper's map.
+	AttnProbs Input = "attn_probs"
+	// KeyProjVals: the concatenated head outputs o_t = concat_h(A_h[t,:]·V_h)
+	// (the original's key_proj_vals), before the out-projection. The
+	// original takes, for every token t, the gradient of token t's own
+	// objective with respect to its own o_t (a D-vector); the map sums it
+	// over the features, as the original's accumulation sums the attention
+	// gradient over heads: map[t] = −Σ_b Σ_i ∂ℓ_t^b/∂o_t^b[i], and head h's
+	// map sums head h's dh features.
+	KeyProjVals Input = "key_proj_vals"
+)
+
+// Objectives and Inputs list the accepted values, for flags and messages.
+var (
+	Objectives = []Objective{CrossEntropy, CatProb}
+	Inputs     = []Input{AttnProbs, KeyProjVals}
+)
+
+// Options choose the loss of the paper's map. The zero value is the paper's
+// map with the plain cross entropy.
 type Options struct {
 	// DoubleSoftmax reproduces the original code's loss
-	// CE(softmax(o), c) = −log softmax(softmax(o))_c (spec A13).
+	// CE(softmax(o), c) = −log softmax(softmax(o))_c (spec A13). Only with
+	// the cross entropy.
 	DoubleSoftmax bool
+	// Objective and Input choose the original's gradient variant; "" means
+	// CrossEntropy and AttnProbs.
+	Objective Objective
+	Input     Input
 	// NoChefer skips the baseline (it costs a full backward pass).
 	NoChefer bool
+}
+
+// Validate names the first option that cannot be used.
+func (o Options) Validate() error {
+	if o.Objective != "" && !slices.Contains(Objectives, o.Objective) {
+		return fmt.Errorf("unknown objective %q (want %s or %s)", o.Objective, CrossEntropy, CatProb)
+	}
+	if o.Input != "" && !slices.Contains(Inputs, o.Input) {
+		return fmt.Errorf("unknown gradient input %q (want %s or %s)", o.Input, AttnProbs, KeyProjVals)
+	}
+	if o.DoubleSoftmax && o.Objective == CatProb {
+		return errors.New("the double softmax (spec A13) applies to the cross entropy only, not to the cat_prob objective")
+	}
+	return nil
 }
 
 // Maps holds the explanations of one image for one target class. Every map
@@ -52,13 +117,15 @@ type Maps struct {
 	Grid   int       // patches per side
 	// Ours is the paper's map: −Σ_b Σ_h ∂ℓ_b/∂A_{b,h}[0, k] over the image
 	// tokens k, where ℓ_b is the cross entropy of the block-b attention
-	// output of [CLS] projected into class space.
+	// output of [CLS] projected into class space (or the variant that
+	// Options.Objective and Options.Input choose).
 	Ours []float32
 	// PerBlock[b] is block b's share (summed over heads) and PerHead[b][h]
 	// the head-specific map of the paper's figures.
 	PerBlock [][]float32
 	PerHead  [][][]float32
-	// Loss[b] is ℓ_b, the cross entropy the map differentiates.
+	// Loss[b] is ℓ_b of the [CLS] token, the objective the map
+	// differentiates (−o[c] for CatProb).
 	Loss []float32
 	// Chefer is Chefer et al.'s relevance R[0, 1:] (nil with NoChefer).
 	Chefer []float32
@@ -72,6 +139,9 @@ func Map(m *vit.Model, pixels *vit.Tensor, target int, opt Options) (*Maps, erro
 	if !c.ClassToken {
 		return nil, errors.New("explain: the maps read the [CLS] query row; this model has no [CLS] token")
 	}
+	if err := opt.Validate(); err != nil {
+		return nil, fmt.Errorf("explain: %w", err)
+	}
 	t, err := record(m, pixels)
 	if err != nil {
 		return nil, fmt.Errorf("explain: %w", err)
@@ -84,17 +154,31 @@ func Map(m *vit.Model, pixels *vit.Tensor, target int, opt Options) (*Maps, erro
 		return nil, fmt.Errorf("explain: target class %d out of range (model has %d classes)", target, c.Classes)
 	}
 	mp := &Maps{Target: target, Pred: pred, Logits: t.logits, Grid: c.GridSize()}
-	first, P := c.FirstImageToken(), c.NumPatches()
+	first, P, dh := c.FirstImageToken(), c.NumPatches(), c.HeadDim()
 	mp.Ours = make([]float32, P)
 	for b := range m.Blocks {
-		g, loss := clsAttentionGrad(t, b, target, opt.DoubleSoftmax)
+		// head(h, p) is head h's gradient for image token p.
+		var head func(h, p int) float32
+		var loss float32
+		if opt.Input == KeyProjVals {
+			g, losses := headOutputGrads(t, b, t.n, target, opt)
+			head = func(h, p int) float32 {
+				row := g[(first+p)*c.Dim+h*dh:]
+				return float32(-sum64(row[:dh]))
+			}
+			loss = losses[0]
+		} else {
+			var g []float32
+			g, loss = clsAttentionGrad(t, b, target, opt)
+			head = func(h, p int) float32 { return -g[h*t.n+first+p] }
+		}
 		mp.Loss = append(mp.Loss, loss)
 		blockMap := make([]float32, P)
 		heads := make([][]float32, c.Heads)
 		for h := range heads {
 			heads[h] = make([]float32, P)
 			for p := range P {
-				v := -g[h*t.n+first+p]
+				v := head(h, p)
 				heads[h][p] = v
 				blockMap[p] += v
 			}
@@ -112,39 +196,17 @@ func Map(m *vit.Model, pixels *vit.Tensor, target int, opt Options) (*Maps, erro
 }
 
 // clsAttentionGrad returns ∂ℓ_b/∂A_b[h, 0, k] (H×n, head-major) and ℓ_b for
-// block b, in closed form. With the [CLS] row o = concat_h(A_h[0,:]·V_h),
-// u = o·W_projᵀ + b_proj, the attention output a = u (or LN1(u) for a
-// post-norm block), logits = E·LN(a) + β and ℓ = CE(logits, target):
+// block b, in closed form. With the [CLS] row o = concat_h(A_h[0,:]·V_h):
 //
 //	∂ℓ/∂A_h[0,k] = ⟨∂ℓ/∂o_h, V_h[k]⟩
 //
-// where ∂ℓ/∂o comes from softmax−onehot through the head, the final
-// LayerNorm (fresh statistics of a), the post-norm if any, and W_proj.
-// Nothing else depends on block b's [CLS] row, so no full backward is needed.
-func clsAttentionGrad(t *tape, b int, target int, doubleSoftmax bool) (grad []float32, loss float32) {
-	m, c := t.m, t.m.Config
+// where ∂ℓ/∂o is headOutputGrads' row 0. Nothing else depends on block b's
+// [CLS] row, so no full backward is needed.
+func clsAttentionGrad(t *tape, b int, target int, opt Options) (grad []float32, loss float32) {
+	c := t.m.Config
 	d, n, dh := c.Dim, t.n, c.HeadDim()
-	blk := &m.Blocks[b]
 	bt := &t.blocks[b]
-	u := bt.u[:d] // row 0
-	a := u
-	if c.PostNorm {
-		a = make([]float32, d)
-		vit.LayerNorm(a, u, 1, d, blk.Norm1, c.LNEps)
-	}
-	z := make([]float32, d)
-	vit.LayerNorm(z, a, 1, d, m.Norm, c.LNEps)
-	logits := make([]float32, c.Classes)
-	vit.LinearForward(logits, z, 1, m.Head)
-	gLogits, loss := crossEntropyGrad(logits, target, doubleSoftmax)
-	g := make([]float32, d)
-	LinearBackward(g, gLogits, 1, m.Head)
-	LayerNormBackward(g, g, a, 1, d, m.Norm, c.LNEps)
-	if c.PostNorm {
-		LayerNormBackward(g, g, u, 1, d, blk.Norm1, c.LNEps)
-	}
-	gO := make([]float32, d)
-	LinearBackward(gO, g, 1, blk.Proj)
+	gO, losses := headOutputGrads(t, b, 1, target, opt)
 	grad = make([]float32, c.Heads*n)
 	for h := 0; h < c.Heads; h++ {
 		gh := gO[h*dh : (h+1)*dh]
@@ -153,7 +215,57 @@ func clsAttentionGrad(t *tape, b int, target int, doubleSoftmax bool) (grad []fl
 			grad[h*n+k] = float32(dot64(gh, v))
 		}
 	}
-	return grad, loss
+	return grad, losses[0]
+}
+
+// headOutputGrads returns, for the first rows tokens t of block b,
+// ∂ℓ_t/∂o_t (rows×D, the original's key_proj_vals gradient) and ℓ_t, where
+// o_t is token t's concatenated head outputs and ℓ_t the objective of its
+// attention output projected into class space. With u = o·W_projᵀ + b_proj,
+// the attention output a = u (or LN1(u) for a post-norm block) and
+// logits = E·LN(a) + β, ∂ℓ/∂o comes from the objective's gradient through
+// the head, the final LayerNorm (fresh statistics of a), the post-norm if
+// any, and W_proj. Each row depends on its own token only.
+func headOutputGrads(t *tape, b, rows, target int, opt Options) (gO []float32, loss []float32) {
+	m, c := t.m, t.m.Config
+	d, C := c.Dim, c.Classes
+	blk := &m.Blocks[b]
+	u := t.blocks[b].u[:rows*d]
+	a := u
+	if c.PostNorm {
+		a = make([]float32, rows*d)
+		vit.LayerNorm(a, u, rows, d, blk.Norm1, c.LNEps)
+	}
+	z := make([]float32, rows*d)
+	vit.LayerNorm(z, a, rows, d, m.Norm, c.LNEps)
+	logits := make([]float32, rows*C)
+	vit.LinearForward(logits, z, rows, m.Head)
+	gLogits := make([]float32, rows*C)
+	loss = make([]float32, rows)
+	for r := range rows {
+		var g []float32
+		g, loss[r] = objectiveGrad(logits[r*C:(r+1)*C], target, opt)
+		copy(gLogits[r*C:], g)
+	}
+	g := make([]float32, rows*d)
+	LinearBackward(g, gLogits, rows, m.Head)
+	LayerNormBackward(g, g, a, rows, d, m.Norm, c.LNEps)
+	if c.PostNorm {
+		LayerNormBackward(g, g, u, rows, d, blk.Norm1, c.LNEps)
+	}
+	gO = make([]float32, rows*d)
+	LinearBackward(gO, g, rows, blk.Proj)
+	return gO, loss
+}
+
+// objectiveGrad returns ∂ℓ/∂logits and ℓ for the objective opt chooses.
+func objectiveGrad(logits []float32, c int, opt Options) ([]float32, float32) {
+	if opt.Objective == CatProb {
+		g := make([]float32, len(logits))
+		g[c] = -1
+		return g, -logits[c]
+	}
+	return crossEntropyGrad(logits, c, opt.DoubleSoftmax)
 }
 
 // crossEntropyGrad returns ∂ℓ/∂logits and ℓ for ℓ = −log softmax(logits)_c,

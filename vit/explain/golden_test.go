@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"vitlens/vit"
@@ -136,7 +137,7 @@ func TestMapsMatchAutograd(t *testing.T) {
 					}
 					tp, _ := record(m, in)
 					for b := range m.Blocks {
-						grad, _ := clsAttentionGrad(tp, b, targets[i], v.double)
+						grad, _ := clsAttentionGrad(tp, b, targets[i], Options{DoubleSoftmax: v.double})
 						key := fmt.Sprintf("%s.grad.%d.%d", v.key, b, i)
 						worst[v.key+".grad"] = max(worst[v.key+".grad"], expect(t, key, grad, g.MustTensor(t, key).Data, gradTol))
 					}
@@ -150,5 +151,94 @@ func TestMapsMatchAutograd(t *testing.T) {
 			}
 			t.Logf("%s: worst relative errors %v", name, worst)
 		})
+	}
+}
+
+// The original's other gradient variants (spec §3.9): cat_prob on the
+// attention, and key_proj_vals with either objective. The golden files hold
+// the original's own gradients: ∂o[c] for cat_prob, where ours
+// differentiates ℓ = −o[c], hence the sign.
+func TestVariantsMatchAutograd(t *testing.T) {
+	for _, name := range goldenFixtures {
+		t.Run(name, func(t *testing.T) {
+			m, g := loadFixture(t, name)
+			if !m.Config.ClassToken {
+				t.Skip("no [CLS]: explained maps are refused (TestMapsMatchAutograd)")
+			}
+			inputs, targets := goldenInputs(t, g)
+			c := m.Config
+			P := c.NumPatches()
+			worst := map[string]float64{}
+			check := func(key string, got, want []float32) {
+				k, _, _ := strings.Cut(key, ".")
+				worst[k] = max(worst[k], expect(t, key, got, want, gradTol))
+			}
+			for i, in := range inputs {
+				tp, err := record(m, in)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cat := Options{Objective: CatProb}
+				for b := range m.Blocks {
+					grad, _ := clsAttentionGrad(tp, b, targets[i], cat)
+					check(fmt.Sprintf("catprob.grad.%d.%d", b, i), negate(grad), g.MustTensor(t, fmt.Sprintf("catprob.grad.%d.%d", b, i)).Data)
+				}
+				mp, err := Map(m, in, targets[i], Options{Objective: CatProb, NoChefer: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				check(fmt.Sprintf("catprob.map.%d", i), mp.Ours, g.MustTensor(t, fmt.Sprintf("catprob.map.%d", i)).Data)
+
+				for _, v := range []struct {
+					key string
+					obj Objective
+					neg bool // the golden gradient is of +o[c]
+				}{{"kpv", CrossEntropy, false}, {"kpvcat", CatProb, true}} {
+					opt := Options{Objective: v.obj, Input: KeyProjVals, NoChefer: true}
+					for b := range m.Blocks {
+						grad, _ := headOutputGrads(tp, b, tp.n, targets[i], opt)
+						if v.neg {
+							grad = negate(grad)
+						}
+						check(fmt.Sprintf("%s.grad.%d.%d", v.key, b, i), grad, g.MustTensor(t, fmt.Sprintf("%s.grad.%d.%d", v.key, b, i)).Data)
+					}
+					mp, err := Map(m, in, targets[i], opt)
+					if err != nil {
+						t.Fatal(err)
+					}
+					check(fmt.Sprintf("%s.map.%d", v.key, i), mp.Ours, g.MustTensor(t, fmt.Sprintf("%s.map.%d", v.key, i)).Data)
+					for b := range m.Blocks {
+						heads := make([]float32, 0, c.Heads*P)
+						for _, h := range mp.PerHead[b] {
+							heads = append(heads, h...)
+						}
+						key := fmt.Sprintf("%s.headmap.%d.%d", v.key, b, i)
+						check(key, heads, g.MustTensor(t, key).Data)
+					}
+				}
+			}
+			t.Logf("%s: worst relative errors %v", name, worst)
+		})
+	}
+}
+
+func negate(x []float32) []float32 {
+	out := make([]float32, len(x))
+	for i, v := range x {
+		out[i] = -v
+	}
+	return out
+}
+
+func TestOptionsValidate(t *testing.T) {
+	for _, o := range []Options{{Objective: "entropy"}, {Input: "values"}, {Objective: CatProb, DoubleSoftmax: true}} {
+		if o.Validate() == nil {
+			t.Errorf("%+v accepted", o)
+		}
+	}
+	for _, o := range []Options{{}, {Objective: CatProb, Input: KeyProjVals}, {DoubleSoftmax: true, Input: KeyProjVals}} {
+		if err := o.Validate(); err != nil {
+			t.Errorf("%+v: %v", o, err)
+		}
 	}
 }
