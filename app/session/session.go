@@ -101,7 +101,7 @@ func (m *Model) SetPreset(name string) error {
 	if err != nil {
 		return err
 	}
-	m.Preset, m.PresetSource = p, "chosen"
+	m.Preset, m.PresetSource = p, preprocess.PresetSource{How: preprocess.PresetGiven, From: "chosen in the app"}
 	return nil
 }
 
@@ -140,6 +140,7 @@ func (m *Model) Facts() [][2]string {
 		{"classes", fmt.Sprintf("%d: %s", c.Classes, m.ClassesSource)},
 		{"parameters", formatCount(m.Model.NumParams())},
 		{"config", info.ConfigSource},
+		{"preset", presetFact(m.Preset.Name, m.PresetSource)},
 	}
 	if acc := info.Metadata["test_accuracy"]; acc != "" {
 		facts = append(facts, [2]string{"accuracy", acc + " (checkpoint metadata)"})
@@ -148,6 +149,16 @@ func (m *Model) Facts() [][2]string {
 		facts = append(facts, [2]string{"ignored", strings.Join(info.Ignored, ", ")})
 	}
 	return facts
+}
+
+// presetFact says which preprocessing runs and how it was chosen; an
+// assumed one is a warning, since a wrong preset silently shifts every
+// number.
+func presetFact(name string, src preprocess.PresetSource) string {
+	if src.How == preprocess.PresetAssumed {
+		return "preset assumed: " + name + "; pick the right one under Preprocessing (" + src.From + ")"
+	}
+	return name + " (" + src.String() + ")"
 }
 
 func formatCount(n int) string {

@@ -108,6 +108,30 @@ func TestClassesAndPreset(t *testing.T) {
 	}
 }
 
+// A checkpoint that does not say how its images were preprocessed shows the
+// assumed preset as a warning among the model's facts; a chosen one does not.
+func TestAssumedPresetIsShown(t *testing.T) {
+	m := tiny(t)
+	fact := func() string {
+		for _, f := range m.Facts() {
+			if f[0] == "preset" {
+				return f[1]
+			}
+		}
+		t.Fatal("no preset fact")
+		return ""
+	}
+	if got := fact(); !strings.HasPrefix(got, "preset assumed: google; pick the right one under Preprocessing") {
+		t.Fatalf("preset fact %q", got)
+	}
+	if err := m.SetPreset("deit"); err != nil {
+		t.Fatal(err)
+	}
+	if got := fact(); got != "deit (given: chosen in the app)" {
+		t.Fatalf("preset fact after choosing %q", got)
+	}
+}
+
 // The session's readouts are the CPU backend's, untouched.
 func TestAnalyzeMatchesBackend(t *testing.T) {
 	m := tiny(t)

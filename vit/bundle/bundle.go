@@ -6,9 +6,11 @@ package bundle
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,8 +28,9 @@ type Bundle struct {
 	Preset  preprocess.Preset
 	Classes []string // len == Model.Config.Classes
 	// PresetSource and ClassesSource say where each choice came from, so
-	// `vitlens info` and the app can show it.
-	PresetSource, ClassesSource string
+	// `vitlens info`, manifests and the app can show it.
+	PresetSource  preprocess.PresetSource
+	ClassesSource string
 }
 
 // Options choose what the checkpoint does not say.
@@ -35,7 +38,14 @@ type Options struct {
 	Preset      string // "" = suggested
 	ClassesFile string // "" = metadata, bundled ImageNet names, or numbers
 	Checkpoint  checkpoint.Options
+	// Preprocessor is the text of a Hugging Face preprocessor_config.json;
+	// Open reads the one beside the weights when this is nil.
+	Preprocessor []byte
 }
+
+// PreprocessorFile is the Hugging Face file that describes the pixels a
+// model was trained on; read beside the weights, it decides the preset.
+const PreprocessorFile = "preprocessor_config.json"
 
 // DemoName is how the embedded demo model is named in messages.
 const DemoName = "demo:fmnist-vit"
@@ -60,6 +70,13 @@ func Open(path string, opt Options) (*Bundle, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opt.Preprocessor == nil {
+		b, err := os.ReadFile(filepath.Join(filepath.Dir(path), PreprocessorFile))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%s: %s beside it: %w", path, PreprocessorFile, err)
+		}
+		opt.Preprocessor = b
+	}
 	return finish(m, info, opt, classesData)
 }
 
@@ -78,9 +95,9 @@ func Demo(opt Options) (*Bundle, error) { return Open("", opt) }
 
 func finish(m *vit.Model, info checkpoint.Info, opt Options, classesData []byte) (*Bundle, error) {
 	b := &Bundle{Model: m, Info: info}
-	name, src := SuggestPreset(info)
+	name, src := SuggestPreset(info, opt.Preprocessor)
 	if opt.Preset != "" {
-		name, src = opt.Preset, "flag"
+		name, src = opt.Preset, preprocess.PresetSource{How: preprocess.PresetGiven, From: "--preset"}
 	}
 	p, err := preprocess.PresetByName(name)
 	if err != nil {
@@ -123,13 +140,44 @@ func finish(m *vit.Model, info checkpoint.Info, opt Options, classesData []byte)
 	return b, nil
 }
 
-// SuggestPreset picks the preprocessing: what the checkpoint's metadata says,
-// else the paper's default for ImageNet ViTs (google: resize, mean=std=0.5).
-func SuggestPreset(info checkpoint.Info) (name, source string) {
-	if p := info.Metadata["preset"]; p != "" {
-		return p, "checkpoint metadata"
+// SuggestPreset picks the preprocessing from what the checkpoint says, in
+// this order: its metadata "preset" (given); a Hugging Face
+// preprocessor_config.json beside it that a preset reproduces; a DeiT
+// distillation token or head, Hugging Face DeiT names (deit.*) or
+// config.json model_type "deit" (the DeiT processor); no qkv bias in a
+// [CLS] model (timm's vit_base_patch16_224_miil, the paper's only such
+// model: MIIL's transform). Otherwise it assumes the paper's default for
+// ImageNet ViTs, google, and says so: callers warn. Hints that do not decide
+// the pipeline are not used: torchvision's own weights, for one, were
+// trained with a transform no preset reproduces.
+func SuggestPreset(info checkpoint.Info, preprocessor []byte) (name string, src preprocess.PresetSource) {
+	inferred := func(name, from string) (string, preprocess.PresetSource) {
+		return name, preprocess.PresetSource{How: preprocess.PresetInferred, From: from}
 	}
-	return "google", "default for ImageNet ViTs (the paper's google processor)"
+	if p := info.Metadata["preset"]; p != "" {
+		return p, preprocess.PresetSource{How: preprocess.PresetGiven, From: "checkpoint metadata"}
+	}
+	var unmatched string
+	if preprocessor != nil {
+		p, err := preprocess.MatchHFProcessor(preprocessor, info.Config.ImageSize)
+		if err == nil {
+			return inferred(p.Name, PreprocessorFile+" beside the weights")
+		}
+		unmatched = fmt.Sprintf("; %s beside the weights matches no preset (%v)", PreprocessorFile, err)
+	}
+	c := info.Config
+	switch {
+	case info.Distilled:
+		return inferred("deit", "a DeiT distillation token or head in the weights")
+	case info.Scope == "deit.":
+		return inferred("deit", "Hugging Face DeiT tensor names (deit.*)")
+	case info.ModelType == "deit":
+		return inferred("deit", `config.json model_type "deit"`)
+	case c.ClassToken && !c.QKVBias && !c.PostNorm:
+		return inferred("miil", "no qkv bias with a [CLS] token: timm's vit_base_patch16_224_miil (the paper's only such model)")
+	}
+	return "google", preprocess.PresetSource{How: preprocess.PresetAssumed,
+		From: "nothing in the checkpoint says how its images were preprocessed; the paper's default for ImageNet ViTs" + unmatched}
 }
 
 // ParseClassNames reads class names from a text file (one per line), a JSON

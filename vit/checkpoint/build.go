@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -59,6 +60,15 @@ func build(tensors map[string]*vit.Tensor, meta map[string]string, opt Options, 
 		return nil, err
 	}
 	info.Family = fam.name
+	info.Scope = scopeOf(fam, names)
+	if opt.ConfigJSON != nil {
+		var cj struct {
+			ModelType string `json:"model_type"`
+		}
+		if json.Unmarshal(opt.ConfigJSON, &cj) == nil {
+			info.ModelType = cj.ModelType
+		}
+	}
 
 	canon := map[string]*vit.Tensor{}
 	origin := map[string]string{} // canonical name → the file's name(s), for messages
@@ -111,6 +121,7 @@ func build(tensors map[string]*vit.Tensor, meta map[string]string, opt Options, 
 	for i := 0; i < st.depth; i++ {
 		st.qkvBias = st.qkvBias || has(fmt.Sprintf("blocks.%d.attn.qkv.bias", i))
 	}
+	info.Distilled = st.dist
 	if st.dist && !opt.NonStrict {
 		return nil, errors.New("distilled DeiT not supported: its distillation token (dist_token / head_dist) takes part in every block's attention, which vit.Model cannot express; NonStrict drops it (an approximation)")
 	}
@@ -170,6 +181,19 @@ func build(tensors map[string]*vit.Tensor, meta map[string]string, opt Options, 
 		return nil, err
 	}
 	return m, nil
+}
+
+// scopeOf returns the family's optional scope that the names carry ("" when
+// none does).
+func scopeOf(fam *family, names []string) string {
+	for _, pre := range fam.prefixes {
+		for _, n := range names {
+			if strings.HasPrefix(n, pre) {
+				return pre
+			}
+		}
+	}
+	return ""
 }
 
 func expectedNames(st structure) []string {

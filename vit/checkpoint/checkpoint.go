@@ -58,6 +58,14 @@ type Info struct {
 	// names in the file. For a distilled DeiT it also holds "pos_embed[1]",
 	// the distillation token's position row that is dropped with it.
 	Ignored []string
+	// Hints about where the weights come from, for choosing the
+	// preprocessing (bundle.SuggestPreset): Distilled says the file held a
+	// DeiT distillation token or head; Scope is the Hugging Face model
+	// attribute its names carried ("vit." or "deit.", "" for none);
+	// ModelType is config.json's "model_type" ("" without one).
+	Distilled bool
+	Scope     string
+	ModelType string
 }
 
 // Options tune loading.

@@ -144,13 +144,20 @@ func TestPrefixesAreStripped(t *testing.T) {
 		}
 		sameWeights(t, prefix, got, m, 0)
 	}
-	// HF's optional "vit." scope.
-	ts := tensorSet{}
-	for name, x := range exportHF(m) {
-		ts[strings.TrimPrefix(name, "vit.")] = x
+	// HF's optional "vit." scope, and the "deit." one; Info.Scope says which
+	// (a hint of the preprocessing).
+	for _, scope := range []string{"", "deit."} {
+		ts := tensorSet{}
+		for name, x := range exportHF(m) {
+			ts[scope+strings.TrimPrefix(name, "vit.")] = x
+		}
+		if _, info, err := FromTensors("x", ts, nil, Options{}); err != nil || info.Family != HF || info.Scope != scope {
+			t.Fatal(info.Family, info.Scope, err)
+		}
 	}
-	if _, info, err := FromTensors("x", ts, nil, Options{}); err != nil || info.Family != HF {
-		t.Fatal(info.Family, err)
+	_, info, err := FromTensors("x", exportHF(m), nil, Options{ConfigJSON: []byte(`{"model_type": "deit"}`)})
+	if err != nil || info.Scope != "vit." || info.ModelType != "deit" || info.Distilled {
+		t.Fatalf("scope %q, model type %q, distilled %v: %v", info.Scope, info.ModelType, info.Distilled, err)
 	}
 }
 
@@ -176,6 +183,9 @@ func TestDistilledDeiT(t *testing.T) {
 	want := []string{"dist_token", "head_dist.bias", "head_dist.weight", "pos_embed[1]"}
 	if !slices.Equal(info.Ignored, want) {
 		t.Errorf("Ignored %v, want %v", info.Ignored, want)
+	}
+	if !info.Distilled {
+		t.Error("Distilled not set")
 	}
 }
 

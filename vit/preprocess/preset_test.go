@@ -161,3 +161,32 @@ func BenchmarkApply12MP(b *testing.B) {
 		})
 	}
 }
+
+// A preprocessor_config.json that no preset reproduces is refused with the
+// reason; the DeiT and google processors are recognised (more in
+// bundle.TestSuggestPreset).
+func TestMatchHFProcessor(t *testing.T) {
+	for _, c := range []struct{ json, want string }{
+		{`{"size": 224, "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}`, "google"},
+		{`{"size": 256, "do_center_crop": true, "crop_size": 224, "resample": 3, "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}`, "deit"},
+		{`{"size": 224, "do_center_crop": true, "crop_size": 224, "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}`, "google"},
+	} {
+		p, err := MatchHFProcessor([]byte(c.json), 224)
+		if err != nil || p.Name != c.want {
+			t.Errorf("%s: %s, %v; want %s", c.json, p.Name, err, c.want)
+		}
+	}
+	for _, c := range []struct{ json, want string }{
+		{`[]`, "not a JSON object"},
+		{`{"size": {"height": 224, "width": 200}}`, "not square"},
+		{`{"size": 224, "resample": 0}`, "resample 0"},
+		{`{"size": 224, "do_rescale": false}`, "1/255"},
+		{`{"image_mean": [0.5, 0.5, 0.5]}`, "no size"},
+		{`{"size": 224, "image_mean": [0.5], "image_std": [0.5]}`, "3 values"},
+		{`{"size": 224, "image_mean": [0.4, 0.4, 0.4], "image_std": [0.5, 0.5, 0.5]}`, "no preset"},
+	} {
+		if _, err := MatchHFProcessor([]byte(c.json), 224); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error saying %q", c.json, err, c.want)
+		}
+	}
+}

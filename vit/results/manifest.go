@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"vitlens/vit"
+	"vitlens/vit/preprocess"
 )
 
 // ManifestFile is the name of the manifest inside a results folder.
@@ -33,11 +34,14 @@ type Manifest struct {
 	Experiment string            `json:"experiment"` // "extract", "perturb-attn", ...
 	Params     map[string]string `json:"params"`     // flags that change results (mode, drop, sites, topk...)
 
-	ModelPath   string     `json:"model_path"`
-	ModelSHA256 string     `json:"model_sha256"`
-	Family      string     `json:"family"`
-	Preset      string     `json:"preset"`
-	Config      vit.Config `json:"config"`
+	ModelPath   string `json:"model_path"`
+	ModelSHA256 string `json:"model_sha256"`
+	Family      string `json:"family"`
+	Preset      string `json:"preset"`
+	// PresetSource says whether the preset was given, inferred (from what)
+	// or assumed; provenance, not identity.
+	PresetSource preprocess.PresetSource `json:"preset_source"`
+	Config       vit.Config              `json:"config"`
 
 	Dataset     string `json:"dataset"`
 	DatasetRoot string `json:"dataset_root"`
