@@ -124,3 +124,121 @@ func TestExtractSummaryCSV(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Every command prints its usage and exits 0 for -h, --help and
+// `vitlens help CMD`; a bad flag still exits 2.
+func TestHelpExitsZero(t *testing.T) {
+	if len(commands) < 10 {
+		t.Fatalf("only %d commands registered", len(commands))
+	}
+	for name := range commands {
+		for _, args := range [][]string{{name, "-h"}, {name, "--help"}, {"help", name}} {
+			var code int
+			stderr := captureStderr(t, func() { _, _, code = runCLI(t, args...) })
+			if code != 0 || !strings.Contains(stderr, "usage: vitlens "+name) {
+				t.Errorf("%v: exit %d, stderr %q", args, code, stderr)
+			}
+		}
+		var code int
+		captureStderr(t, func() { _, _, code = runCLI(t, name, "--no-such-flag") })
+		if code != 2 {
+			t.Errorf("%s --no-such-flag: exit %d, want 2", name, code)
+		}
+	}
+}
+
+// captureStderr returns what f writes to os.Stderr (where the flag package
+// and the subcommands write).
+func captureStderr(t *testing.T, f func()) string {
+	t.Helper()
+	tmp, err := os.CreateTemp(t.TempDir(), "stderr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := os.Stderr
+	os.Stderr = tmp
+	defer func() { os.Stderr = saved }()
+	f()
+	b, err := os.ReadFile(tmp.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// predict takes --backend like the batch commands: cpu gives the same
+// top-5 as before, a bad name is refused naming the flag.
+func TestPredictBackend(t *testing.T) {
+	img := filepath.Join("..", "public", "samples", "fmnist-test-0-ankle-boot.png")
+	out, stderr, code := runCLI(t, "predict", "--backend", "cpu", "--json", img)
+	if code != 0 || !strings.Contains(out, `"class": 9`) {
+		t.Fatalf("exit %d: %s %s", code, out, stderr)
+	}
+	_, stderr, code = runCLI(t, "predict", "--backend", "tpu", img)
+	if code != 1 || !strings.Contains(stderr, "-backend") || !strings.Contains(stderr, "tpu") {
+		t.Fatalf("bad backend: exit %d, %q", code, stderr)
+	}
+	// auto says what it chose (the CPU where no adapter exists).
+	var autoOut string
+	errText := captureStderr(t, func() { autoOut, _, code = runCLI(t, "predict", "--backend", "auto", "--json", img) })
+	if code != 0 || !strings.Contains(errText, "backend auto:") || !strings.Contains(autoOut, `"class": 9`) {
+		t.Fatalf("auto: exit %d, %q %q", code, autoOut, errText)
+	}
+}
+
+// explain runs on the CPU only: --backend gpu is refused with the reason,
+// before any work.
+func TestExplainRefusesGPU(t *testing.T) {
+	img := filepath.Join("..", "public", "samples", "fmnist-test-0-ankle-boot.png")
+	_, stderr, code := runCLI(t, "explain", "--backend", "gpu", "--out", filepath.Join(t.TempDir(), "r"), img)
+	if code != 1 || !strings.Contains(stderr, "-backend gpu: explain runs on the CPU only") {
+		t.Fatalf("exit %d, %q", code, stderr)
+	}
+}
+
+// A checkpoint that does not say how to preprocess gets google with a
+// warning on stderr and "assumed" in the manifest; one without qkv bias gets
+// miil, inferred. The explain variants are recorded among the parameters.
+func TestPresetSourceInManifest(t *testing.T) {
+	img := filepath.Join("..", "public", "samples", "fmnist-test-0-ankle-boot.png")
+	ref := filepath.Join("..", "testdata", "reference")
+	for _, c := range []struct {
+		model, preset, how, warn string
+	}{
+		{"tiny", "google", "assumed", "warning: preset assumed: google"},
+		{"nobias", "miil", "inferred", "preset inferred: miil"},
+	} {
+		out := filepath.Join(t.TempDir(), "r")
+		var code int
+		var stdout string
+		stderr := captureStderr(t, func() {
+			stdout, _, code = runCLI(t, "explain", "--quiet", "--no-chefer", "--objective", "cat_prob", "--grad-input", "key_proj_vals",
+				"--model", filepath.Join(ref, c.model, "timm.safetensors"), "--heads", "2", "--out", out, img)
+		})
+		if code != 0 || !strings.Contains(stderr, c.warn) {
+			t.Fatalf("%s: exit %d, stdout %q, stderr %q", c.model, code, stdout, stderr)
+		}
+		b, err := os.ReadFile(filepath.Join(out, "manifest.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var man struct {
+			Preset       string                     `json:"preset"`
+			PresetSource struct{ How, From string } `json:"preset_source"`
+			Params       map[string]string          `json:"params"`
+		}
+		if err := json.Unmarshal(b, &man); err != nil {
+			t.Fatal(err)
+		}
+		if man.Preset != c.preset || man.PresetSource.How != c.how || man.PresetSource.From == "" {
+			t.Errorf("%s: manifest preset %q %+v", c.model, man.Preset, man.PresetSource)
+		}
+		if man.Params["objective"] != "cat_prob" || man.Params["grad_input"] != "key_proj_vals" {
+			t.Errorf("%s: params %v", c.model, man.Params)
+		}
+	}
+	_, stderr, code := runCLI(t, "explain", "--objective", "cat_prob", "--double-softmax", img)
+	if code != 1 || !strings.Contains(stderr, "cross entropy only") {
+		t.Fatalf("cat_prob with double softmax: exit %d, %q", code, stderr)
+	}
+}

@@ -26,6 +26,8 @@ func runExplain(args []string, stdout io.Writer) error {
 	rf.register(fs)
 	target := fs.Int("target", batch.TargetLabel, "class to explain: -1 the label (the prediction for image files), -2 the prediction, or a class index")
 	double := fs.Bool("double-softmax", false, "the original code's loss: CE(softmax(logits)) (spec A13)")
+	objective := fs.String("objective", string(explain.CrossEntropy), "what each block's class-space projection is scored by: cross_entropy (the paper's map) or cat_prob (the target's projected logit; the original's other grad_type)")
+	gradInput := fs.String("grad-input", string(explain.AttnProbs), "what the map differentiates: attn_probs ([CLS]'s attention, the paper's map) or key_proj_vals (each token's concatenated head outputs; the original's other input_type)")
 	noChefer := fs.Bool("no-chefer", false, "skip Chefer et al.'s baseline")
 	size := fs.Int("size", 224, "side of the overlay PNGs in pixels")
 	perBlock := fs.Bool("per-block", false, "also draw each block's share of our map")
@@ -39,9 +41,22 @@ func runExplain(args []string, stdout io.Writer) error {
 	if *size < 1 || *size > 4096 {
 		return fmt.Errorf("-size must be in 1..4096, got %d", *size)
 	}
+	opt := explain.Options{DoubleSoftmax: *double, NoChefer: *noChefer,
+		Objective: explain.Objective(*objective), Input: explain.Input(*gradInput)}
+	if err := opt.Validate(); err != nil {
+		return fmt.Errorf("-objective / -grad-input / -double-softmax: %w", err)
+	}
 	params := map[string]string{"target": strconv.Itoa(*target), "double_softmax": strconv.FormatBool(*double),
 		"chefer": strconv.FormatBool(!*noChefer), "size": strconv.Itoa(*size), "per_block": strconv.FormatBool(*perBlock),
 		"per_head": strconv.FormatBool(*perHead)}
+	// Only a variant is recorded, so folders made before these flags existed
+	// still resume.
+	if opt.Objective != explain.CrossEntropy {
+		params["objective"] = *objective
+	}
+	if opt.Input != explain.AttnProbs {
+		params["grad_input"] = *gradInput
+	}
 	var files dataset.Dataset // nil: the dataset the flags select
 	sel := ""
 	fset := &fileSet{paths: fs.Args()}
@@ -54,7 +69,7 @@ func runExplain(args []string, stdout io.Writer) error {
 	}
 	fset.classes = o.bundle.Classes
 	r := &batch.Explainer{Bundle: o.bundle, Data: o.data, Out: o.out, Target: *target, Size: *size, PerBlock: *perBlock, PerHead: *perHead,
-		Options: explain.Options{DoubleSoftmax: *double, NoChefer: *noChefer}, Log: os.Stderr}
+		Options: opt, Log: os.Stderr}
 	if !rf.quiet {
 		r.Progress = newProgress(os.Stderr, "explain")
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 )
 
 func init() {
@@ -23,7 +24,7 @@ func runInfo(args []string, stdout io.Writer) error {
 	if fs.NArg() == 1 {
 		mf.path = fs.Arg(0)
 	}
-	b, err := mf.open()
+	b, err := mf.open(os.Stderr)
 	if err != nil {
 		return err
 	}

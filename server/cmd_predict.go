@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 
 	"vitlens/vit"
 	"vitlens/vit/bundle"
@@ -31,6 +32,7 @@ func runPredict(args []string, stdout io.Writer) error {
 	mf.register(fs)
 	asJSON := fs.Bool("json", false, `print one JSON array: [{"image": PATH, "top": [{"class": INT, "logit": FLOAT}, ...]}]`)
 	k := fs.Int("k", 5, "classes per image")
+	backend := fs.String("backend", "cpu", "cpu, gpu or auto (gpu when an adapter exists)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -38,16 +40,21 @@ func runPredict(args []string, stdout io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
-	b, err := mf.open()
+	b, err := mf.open(os.Stderr)
 	if err != nil {
 		return err
 	}
 	if *k < 1 || *k > b.Model.Config.Classes {
 		return fmt.Errorf("-k must be in 1..%d", b.Model.Config.Classes)
 	}
+	be, err := openBackend(*backend, b.Model, os.Stderr)
+	if err != nil {
+		return fmt.Errorf("-backend: %w", err)
+	}
+	defer be.Close()
 	var out []prediction
 	for _, path := range fs.Args() {
-		p, err := predictOne(b, path, *k)
+		p, err := predictOne(b, be, path, *k)
 		if err != nil {
 			return err
 		}
@@ -67,7 +74,7 @@ func runPredict(args []string, stdout io.Writer) error {
 	return nil
 }
 
-func predictOne(b *bundle.Bundle, path string, k int) (prediction, error) {
+func predictOne(b *bundle.Bundle, be lens.Backend, path string, k int) (prediction, error) {
 	img, err := preprocess.DecodeFile(path)
 	if err != nil {
 		return prediction{}, err
@@ -76,15 +83,17 @@ func predictOne(b *bundle.Bundle, path string, k int) (prediction, error) {
 	if err != nil {
 		return prediction{}, fmt.Errorf("%s: %w", path, err)
 	}
-	tr, err := b.Model.Forward(x, vit.Options{})
+	// No lens sites: only the model's own logits are read.
+	res, err := be.Analyze([]*vit.Tensor{x}, lens.Request{TopK: 1})
 	if err != nil {
 		return prediction{}, fmt.Errorf("%s: %w", path, err)
 	}
+	logits := res[0].Logits
 	top := make([]int32, k)
-	lens.TopK(top, tr.Logits)
+	lens.TopK(top, logits)
 	p := prediction{Image: path}
 	for _, c := range top {
-		p.Top = append(p.Top, classProb{Class: int(c), Logit: tr.Logits[c]})
+		p.Top = append(p.Top, classProb{Class: int(c), Logit: logits[c]})
 	}
 	return p, nil
 }

@@ -28,11 +28,17 @@ func register(name, summary string, run func(args []string, stdout io.Writer) er
 // errUsage marks an error already explained by the flag package's usage text.
 var errUsage = errors.New("usage")
 
+// errHelp marks a usage text the user asked for (-h, --help): exit 0.
+var errHelp = errors.New("help")
+
 func main() {
 	os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr))
 }
 
 func runMain(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 2 && args[0] == "help" {
+		args = []string{args[1], "--help"} // vitlens help CMD
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stderr)
 		if len(args) == 0 {
@@ -47,7 +53,10 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if err := cmd.run(args[1:], stdout); err != nil {
-		if errors.Is(err, errUsage) || errors.Is(err, flag.ErrHelp) {
+		if errors.Is(err, errHelp) {
+			return 0
+		}
+		if errors.Is(err, errUsage) {
 			return 2
 		}
 		fmt.Fprintf(stderr, "vitlens %s: %v\n", args[0], err)
@@ -67,7 +76,7 @@ func usage(w io.Writer) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-15s %s\n", n, commands[n].summary)
 	}
-	fmt.Fprintln(w, "\nRun 'vitlens COMMAND -h' for a command's flags.")
+	fmt.Fprintln(w, "\nRun 'vitlens COMMAND -h' (or 'vitlens help COMMAND') for a command's flags.")
 }
 
 // newFlags makes a FlagSet that reports errors instead of exiting.
@@ -80,9 +89,13 @@ func newFlags(name, argsUsage string) *flag.FlagSet {
 	return fs
 }
 
-// parseFlags parses and maps flag errors to errUsage (already printed).
+// parseFlags parses and maps flag errors to errUsage, and -h / --help to
+// errHelp (the usage text is already printed either way).
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errHelp
+		}
 		return errUsage
 	}
 	return nil

@@ -2,11 +2,14 @@ package main
 
 import (
 	"flag"
+	"fmt"
+	"io"
 	"os"
 
 	"vitlens/vit"
 	"vitlens/vit/bundle"
 	"vitlens/vit/checkpoint"
+	"vitlens/vit/preprocess"
 )
 
 // modelFlags are the flags every command that loads a model shares.
@@ -19,14 +22,16 @@ type modelFlags struct {
 
 func (f *modelFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.path, "model", "", "checkpoint file (.safetensors, .pth, .pt); default: the bundled demo model")
-	fs.StringVar(&f.preset, "preset", "", "preprocessing preset: google, deit, miil, cifar, fmnist (default: from the checkpoint, else google)")
+	fs.StringVar(&f.preset, "preset", "", "preprocessing preset: google, deit, miil, cifar, fmnist (default: the checkpoint's metadata, a preprocessor_config.json beside it, or inferred from the weights; else google, with a warning)")
 	fs.StringVar(&f.classes, "classes", "", "class names: text file (one per line), JSON list or id2label JSON")
 	fs.StringVar(&f.configFile, "config", "", "config JSON overriding what is inferred (Hugging Face config.json keys or vitlens's: image_size, patch_size, dim, depth, heads, mlp_dim, classes, qkv_bias, ln_eps, class_token, pool, post_norm); default: config.json beside the weights")
 	fs.IntVar(&f.heads, "heads", 0, "attention heads, when the checkpoint does not say (default: dim/64)")
 	fs.BoolVar(&f.nonStrict, "non-strict", false, "skip unknown tensors instead of failing (e.g. DeiT refinement heads)")
 }
 
-func (f *modelFlags) open() (*bundle.Bundle, error) {
+// open loads the model; log hears how the preset was chosen when the user
+// did not give it (a warning when it is only assumed).
+func (f *modelFlags) open(log io.Writer) (*bundle.Bundle, error) {
 	opt := bundle.Options{Preset: f.preset, ClassesFile: f.classes,
 		Checkpoint: checkpoint.Options{NonStrict: f.nonStrict}}
 	if f.heads > 0 {
@@ -39,5 +44,15 @@ func (f *modelFlags) open() (*bundle.Bundle, error) {
 		}
 		opt.Checkpoint.ConfigJSON = data
 	}
-	return bundle.Open(f.path, opt)
+	b, err := bundle.Open(f.path, opt)
+	if err != nil {
+		return nil, err
+	}
+	switch b.PresetSource.How {
+	case preprocess.PresetAssumed:
+		fmt.Fprintf(log, "warning: preset assumed: %s (%s); give --preset\n", b.Preset.Name, b.PresetSource.From)
+	case preprocess.PresetInferred:
+		fmt.Fprintf(log, "preset inferred: %s (from %s); --preset overrides it\n", b.Preset.Name, b.PresetSource.From)
+	}
+	return b, nil
 }

@@ -89,7 +89,12 @@ func openRun(rf *runFlags, kind string, params map[string]string, args []string,
 	if rf.chunk < 1 || rf.batch < 1 {
 		return nil, fmt.Errorf("-chunk and -batch must be at least 1")
 	}
-	b, err := rf.model.open()
+	if newBackend == nil {
+		if err := cpuOnly(rf.backend, kind, stderr); err != nil {
+			return nil, err
+		}
+	}
+	b, err := rf.model.open(stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +164,7 @@ func openRun(rf *runFlags, kind string, params map[string]string, args []string,
 	}
 	man := results.Manifest{Tool: "vitlens", Version: version, Command: append([]string{"vitlens"}, args...),
 		Experiment: kind, Params: params, ModelPath: b.Info.Path, ModelSHA256: modelHash,
-		Family: string(b.Info.Family), Preset: b.Preset.Name, Config: b.Model.Config,
+		Family: string(b.Info.Family), Preset: b.Preset.Name, PresetSource: b.PresetSource, Config: b.Model.Config,
 		Dataset: ds.Name(), DatasetRoot: rf.root, Selection: sel,
 		Total: experiment.ShardImages(ds.Len(), rf.chunk, o.shard, o.numShards), ChunkSize: rf.chunk,
 		Seed: seed, Shard: rf.shard, Backend: backendName}
@@ -258,6 +263,22 @@ func openBackend(name string, m *vit.Model, log io.Writer) (lens.Backend, error)
 		return lens.NewCPU(m), nil
 	}
 	return nil, fmt.Errorf("unknown backend %q (want cpu, gpu or auto)", name)
+}
+
+// cpuOnly checks --backend for the commands that run the pure-Go forward
+// and backward passes themselves (explain, removal, probe): gpu is refused,
+// auto says it chose the CPU.
+func cpuOnly(name, kind string, log io.Writer) error {
+	switch name {
+	case "cpu":
+		return nil
+	case "auto":
+		fmt.Fprintf(log, "backend auto: %s runs on the CPU (it has no GPU path)\n", kind)
+		return nil
+	case "gpu":
+		return fmt.Errorf("-backend gpu: %s runs on the CPU only (its gradients and token-removal passes have no GPU kernels); use -backend cpu or auto", kind)
+	}
+	return fmt.Errorf("-backend: unknown backend %q (want cpu, gpu or auto)", name)
 }
 
 // openGPU is replaced by backend_gpu.go when the WebGPU backend is built in.
