@@ -118,9 +118,17 @@ func openRun(rf *runFlags, kind string, params map[string]string, args []string,
 	}
 	ds, sel := files, filesSel
 	if ds == nil {
-		if ds, sel, err = rf.dataset(); err != nil {
+		if ds, sel, err = rf.dataset(b); err != nil {
 			return nil, err
 		}
+	}
+	if s := b.Model.Config.ImageSize; files == nil && rf.data == "imagenet-s" && rf.masks && b.Preset.Window(s, s, s).Crops() {
+		if params == nil {
+			params = map[string]string{}
+		}
+		// Not the original's labels (spec A18): a folder made before masks
+		// were cropped must not be resumed with these.
+		params["mask_crop"] = "as the image (" + b.Preset.Name + ")"
 	}
 	o := &openedRun{bundle: b, data: ds, numShards: 1}
 	if rf.shard != "" {
@@ -184,9 +192,12 @@ func openRun(rf *runFlags, kind string, params map[string]string, args []string,
 }
 
 // dataset opens and selects the dataset; the selection string identifies it
-// in the manifest. Sharding is done by the runner, chunk by chunk.
-func (f *runFlags) dataset() (dataset.Dataset, string, error) {
-	ds, err := dataset.Open(f.data, f.root, dataset.Options{Partition: f.partition, PerClass: f.perClass})
+// in the manifest. Sharding is done by the runner, chunk by chunk. Masks
+// follow the model's preprocessing (cropped as the image with deit and
+// miil).
+func (f *runFlags) dataset(b *bundle.Bundle) (dataset.Dataset, string, error) {
+	ds, err := dataset.Open(f.data, f.root, dataset.Options{Partition: f.partition, PerClass: f.perClass,
+		Preset: &b.Preset, ImageSize: b.Model.Config.ImageSize})
 	if err != nil {
 		return nil, "", err
 	}

@@ -47,7 +47,10 @@
 //   - A18: ignore pixels (1000) and pixels of other categories are context
 //     (0), as in the original; the mask is read at full resolution and
 //     downsampled with OpenCV's exact INTER_NEAREST arithmetic (see
-//     MaskPatchLabels).
+//     MaskPatchLabels). With a cropping preset (deit, miil) the original
+//     still samples the whole mask, so labels describe pixels the model
+//     never saw; here (Options.Preset) the mask is first resized, nearest
+//     neighbour, and cropped exactly as the image (MaskPatchLabelsIn).
 //   - The original never checks that a mask has its image's size; here a
 //     mismatch is an error wrapping ErrMaskSize, because the patch grid would
 //     silently misalign.
@@ -60,6 +63,8 @@ import (
 	"errors"
 	"fmt"
 	"image"
+
+	"vitlens/vit/preprocess"
 )
 
 // Item describes one stimulus without decoding it.
@@ -128,6 +133,13 @@ type Options struct {
 	PerClass int
 	// FMNISTSplit is "t10k" (default) or "train".
 	FMNISTSplit string
+	// Preset and ImageSize describe the model's preprocessing, so that
+	// ImageNet-S masks follow the image: with a preset that crops (deit,
+	// miil) the mask is resized and cropped as the image is before the grid
+	// sampling (MaskPatchLabelsIn). Nil, or a preset that only resizes,
+	// samples the full mask as the original does.
+	Preset    *preprocess.Preset
+	ImageSize int
 }
 
 // DefaultFMNISTRoot is where Debian's dataset-fashion-mnist package installs

@@ -42,9 +42,13 @@ const (
 // LOC_synset_mapping.txt, in its line order (the timm head order).
 type ImageNetS struct {
 	root, partition string
-	wnids, names    []string // LOC order
-	items           []inetItem
-	skipped         []string
+	// preset and imageSize say how the model's input is cut from each image
+	// (Options.Preset); nil samples the full mask, as the original does.
+	preset       *preprocess.Preset
+	imageSize    int
+	wnids, names []string // LOC order
+	items        []inetItem
+	skipped      []string
 
 	catOnce sync.Once
 	catIDs  map[string]int // wnid -> mask category id (1-based line number)
@@ -58,7 +62,7 @@ type inetItem struct {
 }
 
 func openImageNetS(root string, opt Options) (*ImageNetS, error) {
-	d := &ImageNetS{root: root, partition: opt.Partition}
+	d := &ImageNetS{root: root, partition: opt.Partition, preset: opt.Preset, imageSize: opt.ImageSize}
 	if d.partition == "" {
 		d.partition = "validation"
 	}
@@ -310,6 +314,11 @@ func (d *ImageNetS) PatchLabels(i int, grid int) ([]uint8, bool, error) {
 	if mb := mask.Bounds(); mb.Dx() != w || mb.Dy() != h {
 		return nil, false, fmt.Errorf("%s: mask is %dx%d but image %s is %dx%d: %w",
 			maskPath, mb.Dx(), mb.Dy(), imgPath, w, h, ErrMaskSize)
+	}
+	if d.preset != nil && d.imageSize > 0 {
+		if win := d.preset.Window(w, h, d.imageSize); win.Crops() {
+			return MaskPatchLabelsIn(mask, id, grid, win), true, nil
+		}
 	}
 	return MaskPatchLabels(mask, id, grid), true, nil
 }

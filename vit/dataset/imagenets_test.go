@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"vitlens/vit/preprocess"
 )
 
 // makeImageNetS builds a tiny ImageNet-S tree. LOC order differs from wnid
@@ -150,6 +152,34 @@ func TestImageNetSPatchLabels(t *testing.T) {
 	}
 	_, _, err = ds2.PatchLabels(0, 7)
 	wantErr(t, err, "ImageNetS_categories_im919.txt")
+}
+
+// With the model's preset in Options, masks follow the image: miil (shorter
+// side 6, centre crop) keeps columns 2..7 of the 10×6 mask, so grid 3
+// samples columns 2, 4, 6; google only resizes and keeps the original's
+// sampling.
+func TestImageNetSPatchLabelsFollowTheCrop(t *testing.T) {
+	root := makeImageNetS(t)
+	for _, c := range []struct {
+		preset string
+		want   []uint8
+	}{
+		{"miil", []uint8{0, 0, 0, 0, 0, 1, 0, 1, 0}},
+		{"google", []uint8{0, 1, 0, 0, 0, 1, 1, 0, 0}},
+	} {
+		p, err := preprocess.PresetByName(c.preset)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds, err := Open("imagenet-s", root, Options{Preset: &p, ImageSize: 6})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok, err := ds.PatchLabels(0, 3)
+		if err != nil || !ok || !slices.Equal(got, c.want) {
+			t.Errorf("%s: %v %v %v, want %v", c.preset, got, ok, err, c.want)
+		}
+	}
 }
 
 func TestImageNetSStimInfoCSV(t *testing.T) {

@@ -4,6 +4,8 @@ import (
 	"image"
 	"image/color"
 	"math"
+
+	"vitlens/vit/preprocess"
 )
 
 // MaskPatchLabels turns an ImageNet-S segmentation mask into grid×grid
@@ -17,21 +19,64 @@ import (
 func MaskPatchLabels(mask image.Image, id, grid int) []uint8 {
 	b := mask.Bounds()
 	w, h := b.Dx(), b.Dy()
+	cols := make([]int, grid)
+	rows := make([]int, grid)
+	for i := range grid {
+		cols[i] = nearestSource(i, w, grid)
+		rows[i] = nearestSource(i, h, grid)
+	}
+	return sampleMask(mask, id, rows, cols)
+}
+
+// MaskPatchLabelsIn is MaskPatchLabels for a preset that crops (deit,
+// miil): the mask follows the image, resized to win.W×win.H with PIL's
+// NEAREST (a label is never blended) and cut to the S×S window Apply keeps,
+// and only that window is sampled to the grid, with the original's
+// INTER_NEAREST. The original samples the full mask (spec A18), so its labels
+// describe pixels the model never saw.
+func MaskPatchLabelsIn(mask image.Image, id, grid int, win preprocess.Window) []uint8 {
+	b := mask.Bounds()
+	cols := make([]int, grid)
+	rows := make([]int, grid)
+	xs := pilNearest(b.Dx(), win.W)
+	ys := pilNearest(b.Dy(), win.H)
+	for i := range grid {
+		cols[i] = xs[min(win.Left+nearestSource(i, win.S, grid), win.W-1)]
+		rows[i] = ys[min(win.Top+nearestSource(i, win.S, grid), win.H-1)]
+	}
+	return sampleMask(mask, id, rows, cols)
+}
+
+// sampleMask labels grid cell (i, j) by the mask pixel (cols[j], rows[i]),
+// in mask-relative coordinates.
+func sampleMask(mask image.Image, id int, rows, cols []int) []uint8 {
+	b := mask.Bounds()
+	grid := len(cols)
 	out := make([]uint8, grid*grid)
-	if w <= 0 || h <= 0 {
+	if b.Dx() <= 0 || b.Dy() <= 0 {
 		return out
 	}
-	cols := make([]int, grid)
-	for j := range cols {
-		cols[j] = b.Min.X + nearestSource(j, w, grid)
-	}
-	for i := range grid {
-		y := b.Min.Y + nearestSource(i, h, grid)
+	for i, y := range rows {
 		for j, x := range cols {
-			if maskID(mask, x, y) == id {
+			if maskID(mask, b.Min.X+x, b.Min.Y+y) == id {
 				out[i*grid+j] = 1
 			}
 		}
+	}
+	return out
+}
+
+// pilNearest returns, for each of dst output pixels, the source pixel that
+// Pillow's Image.resize with NEAREST reads (ImagingScaleAffine): the pixel
+// centre mapped back, xo = (x + 0.5)·src/dst, accumulated in double
+// precision as Pillow does and truncated, clamped to the image.
+func pilNearest(src, dst int) []int {
+	out := make([]int, max(dst, 0))
+	scale := float64(src) / float64(dst)
+	xo := scale * 0.5
+	for x := range out {
+		out[x] = min(max(int(xo), 0), src-1)
+		xo += scale
 	}
 	return out
 }

@@ -179,19 +179,46 @@ func (p Preset) Apply(img image.Image, imageSize int) (*vit.Tensor, error) {
 }
 
 func (p Preset) resize(r *raster, s int) *raster {
+	w, h := p.resizedSize(r.w, r.h, s)
+	return resample(r, w, h, p.Filter)
+}
+
+// resizedSize is the size the first resize gives a w×h image.
+func (p Preset) resizedSize(w, h, s int) (rw, rh int) {
 	target := p.resizeTarget(s)
-	w, h := target, target
+	rw, rh = target, target
 	if p.Resize == ResizeShorterSide {
 		// torchvision: new_long = int(new_short * long / short), a float
 		// division truncated, which float64 reproduces exactly.
-		if r.w <= r.h {
-			h = int(float64(target*r.h) / float64(r.w))
+		if w <= h {
+			rh = int(float64(target*h) / float64(w))
 		} else {
-			w = int(float64(target*r.w) / float64(r.h))
+			rw = int(float64(target*w) / float64(h))
 		}
 	}
-	return resample(r, w, h, p.Filter)
+	return rw, rh
 }
+
+// Window is where Apply takes the model input from in a w×h image: the
+// image resized to W×H, then the S×S square at (Left, Top) of that.
+type Window struct {
+	W, H, Left, Top, S int
+}
+
+// Window returns where Apply takes the S×S input from in a w×h image, so
+// that what is drawn on the image (segmentation masks) can follow it.
+func (p Preset) Window(w, h, s int) Window {
+	rw, rh := p.resizedSize(w, h, s)
+	win := Window{W: rw, H: rh, S: s}
+	if p.Crop != NoCrop && (rw != s || rh != s) {
+		win.Left, win.Top = p.cropOffset(rw-s), p.cropOffset(rh-s)
+	}
+	return win
+}
+
+// Crops reports whether the input is less than the whole image, i.e. the
+// image is not simply resized to S×S.
+func (w Window) Crops() bool { return w.W != w.S || w.H != w.S }
 
 func (p Preset) centerCrop(r *raster, s int) (*raster, error) {
 	if r.w == s && r.h == s {
