@@ -237,6 +237,12 @@ func TestLoadModelFiles(t *testing.T) {
 	}
 	sameRanks(t, "tiny model", s.summary(t), native(t, m, samples[0], session.Settings{Target: -1}))
 	screenshot(t, ctx, "model-tiny")
+	// Nothing in the tiny checkpoint says how it was preprocessed: the model
+	// facts say the preset is only assumed.
+	facts, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('.vl-facts').innerText`))
+	if err != nil || !strings.Contains(facts, "preset assumed: google") {
+		t.Errorf("model facts: %q, %v", facts, err)
+	}
 
 	broken := filepath.Join(t.TempDir(), "broken.safetensors")
 	if err := os.WriteFile(broken, []byte("\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":"), 0o644); err != nil {

@@ -39,7 +39,7 @@ type ImageRow struct {
 	Target  int32   `parquet:"target"`
 	Pred    int32   `parquet:"pred"`
 	Correct bool    `parquet:"correct"`
-	Loss    float32 `parquet:"loss"`    // Σ_b ℓ_b of the paper's map
+	Loss    float32 `parquet:"loss"`    // Σ_b ℓ_b of the map's objective ([CLS] token; −o[c] for cat_prob)
 	Overlay string  `parquet:"overlay"` // file name prefix under overlays/
 }
 
