@@ -157,7 +157,7 @@ func Map(m *vit.Model, pixels *vit.Tensor, target int, opt Options) (*Maps, erro
 	first, P, dh := c.FirstImageToken(), c.NumPatches(), c.HeadDim()
 	mp.Ours = make([]float32, P)
 	for b := range m.Blocks {
-		// head(h, p) is head h's gradient for image token p.
+		// head(h, p) is head h's map value (a negated gradient) for image token p.
 		var head func(h, p int) float32
 		var loss float32
 		if opt.Input == KeyProjVals {
