@@ -23,8 +23,8 @@ import (
 //   - A15: every count of removed tokens 0..P is evaluated (the original kept
 //     1..48 of 49 tokens, never all of them nor none), the x axis is the true
 //     fraction removed, and the AUC is the trapezoid area under accuracy vs
-//     fraction removed. The original's normalised area Σacc/(max·(P+1)) is
-//     reported too, over all P+1 points.
+//     fraction removed. The original's own number, Σacc/(max·P) over 1..P−1
+//     removed, is reported beside it (AUC).
 //   - A17: random orderings are drawn per image (the original's -random path
 //     is broken, and meant one permutation shared by all images), from
 //     seeds 0..k-1 mixed with the image index, so runs are reproducible.
@@ -259,24 +259,38 @@ func widen(v []float32) []float64 {
 	return out
 }
 
-// AUC returns the trapezoid area under acc (evenly spaced over removed
-// fractions 0..1) and the original's normalised sum Σacc/(max·len).
-func AUC(acc []float64) (trapezoid, paper float64) {
-	if len(acc) < 2 {
+// AUC returns two areas under acc, the accuracy with 0..P image tokens
+// removed (acc[n] for n removed, P = len(acc)−1):
+//
+//   - trapezoid: the trapezoid area under accuracy against the fraction
+//     removed n/P, over every count 0..P;
+//   - original: the number src/plots/explainability.py prints (spec §3.9,
+//     A15), np.sum(acc)/(np.max(acc)·P) over the counts the original
+//     evaluates, 1..P−1 removed (it keeps 1..48 of 49 tokens, never all
+//     nor none), with its denominator P (49 there) although it sums P−1
+//     points.
+//
+// NaN when acc is too short (P < 1; for the original's, P < 2) or, for the
+// original's, when its maximum is 0.
+func AUC(acc []float64) (trapezoid, original float64) {
+	P := len(acc) - 1
+	if P < 1 {
 		return math.NaN(), math.NaN()
 	}
-	P := float64(len(acc) - 1)
+	for i := 1; i <= P; i++ {
+		trapezoid += (acc[i-1] + acc[i]) / 2 / float64(P)
+	}
+	if P < 2 {
+		return trapezoid, math.NaN()
+	}
 	var sum, peak float64
-	for i, v := range acc {
+	for _, v := range acc[1:P] {
 		sum += v
 		peak = math.Max(peak, v)
-		if i > 0 {
-			trapezoid += (acc[i-1] + v) / 2 / P
-		}
 	}
-	paper = math.NaN()
+	original = math.NaN()
 	if peak > 0 {
-		paper = sum / (peak * float64(len(acc)))
+		original = sum / (peak * float64(P))
 	}
-	return trapezoid, paper
+	return trapezoid, original
 }

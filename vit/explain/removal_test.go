@@ -49,14 +49,21 @@ func TestKeptAndOrder(t *testing.T) {
 	}
 }
 
+// By hand; the golden test in vit/explain/batch checks the same function
+// against the original's numpy formula on many curves.
 func TestAUC(t *testing.T) {
-	trap, paper := AUC([]float64{1, 1, 1})
-	if trap != 1 || paper != 1 {
-		t.Fatalf("flat 1: %g %g", trap, paper)
+	// P = 2: the original sums the single point with 1 removed, over max·2.
+	trap, orig := AUC([]float64{1, 1, 1})
+	if trap != 1 || orig != 0.5 {
+		t.Fatalf("flat 1: %g %g", trap, orig)
 	}
-	trap, paper = AUC([]float64{0.8, 0.4, 0})
-	if math.Abs(trap-0.4) > 1e-12 || math.Abs(paper-0.5) > 1e-12 {
-		t.Fatalf("linear: %g %g", trap, paper)
+	// P = 4, removed 1..3 → 0.6, 0.4, 0.2: 1.2 / (0.6·4) = 0.5.
+	trap, orig = AUC([]float64{0.8, 0.6, 0.4, 0.2, 0})
+	if math.Abs(trap-0.4) > 1e-12 || math.Abs(orig-0.5) > 1e-12 {
+		t.Fatalf("linear: %g %g", trap, orig)
+	}
+	if trap, orig = AUC([]float64{1, 0}); trap != 0.5 || !math.IsNaN(orig) {
+		t.Fatalf("P = 1 has no interior point: %g %g", trap, orig)
 	}
 }
 

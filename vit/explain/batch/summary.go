@@ -20,11 +20,13 @@ type RemovalCurve struct {
 	Removed   []int     `json:"removed"`  // 0..P
 	Fraction  []float64 `json:"fraction"` // removed / P
 	Accuracy  []float64 `json:"accuracy"`
-	// AUC is the trapezoid area under accuracy vs fraction removed (0..1).
-	AUC float64 `json:"auc"`
-	// AUCPaper is the original's normalisation Σacc / (max(acc)·(P+1)),
-	// here over every count 0..P (A15).
-	AUCPaper float64 `json:"auc_paper"`
+	// AUC is the trapezoid area under accuracy vs fraction removed (0..1),
+	// over every count 0..P.
+	AUC float64 `json:"auc_trapezoid"`
+	// AUCOriginal is the AUC as the original prints it
+	// (src/plots/explainability.py): Σacc / (max(acc)·P) over the counts it
+	// evaluates, 1..P−1 removed (A15; see explain.AUC).
+	AUCOriginal float64 `json:"auc_original"`
 }
 
 // RemovalReport is the removal test's summary.
@@ -109,7 +111,7 @@ func SummarizeRemoval(dir string) (*RemovalReport, error) {
 			}
 			c.Accuracy = append(c.Accuracy, v)
 		}
-		c.AUC, c.AUCPaper = explain.AUC(c.Accuracy)
+		c.AUC, c.AUCOriginal = explain.AUC(c.Accuracy)
 		if math.IsNaN(rep.Accuracy) && a.n[0] > 0 {
 			rep.Accuracy = float64(a.hit[0]) / float64(a.n[0])
 		}
@@ -121,9 +123,10 @@ func SummarizeRemoval(dir string) (*RemovalReport, error) {
 // WriteText prints the AUC table.
 func (r *RemovalReport) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "token removal: %d images, %d image tokens, accuracy %.2f%% with none removed\n", r.Images, r.Patches, 100*r.Accuracy)
-	fmt.Fprintln(w, "ordering\tdirection\tseeds\tAUC\tAUC(paper norm.)\tacc@25%\tacc@50%\tacc@75%")
+	fmt.Fprintln(w, "AUC trapezoid: area under accuracy vs fraction removed, 0..P removed; AUC original: Σacc/(max(acc)·P) over 1..P−1 removed, as src/plots/explainability.py")
+	fmt.Fprintln(w, "ordering\tdirection\tseeds\tAUC trapezoid\tAUC original\tacc@25%\tacc@50%\tacc@75%")
 	for _, c := range r.Curves {
 		at := func(f float64) float64 { return c.Accuracy[int(math.Round(f*float64(r.Patches)))] }
-		fmt.Fprintf(w, "%s\t%s\t%d\t%.4f\t%.4f\t%.3f\t%.3f\t%.3f\n", c.Ordering, c.Direction, c.Seeds, c.AUC, c.AUCPaper, at(0.25), at(0.5), at(0.75))
+		fmt.Fprintf(w, "%s\t%s\t%d\t%.4f\t%.4f\t%.3f\t%.3f\t%.3f\n", c.Ordering, c.Direction, c.Seeds, c.AUC, c.AUCOriginal, at(0.25), at(0.5), at(0.75))
 	}
 }
