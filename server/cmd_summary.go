@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 
+	"vitlens/vit/analysis"
 	"vitlens/vit/experiment"
 	"vitlens/vit/explain/batch"
+	"vitlens/vit/figures"
 	"vitlens/vit/probe"
 	"vitlens/vit/results"
 )
@@ -20,6 +23,8 @@ func init() {
 func runSummary(args []string, stdout io.Writer) error {
 	fs := newFlags("summary", "RESULTS")
 	random := fs.String("random", "", "results folder of the random-init baseline over the same images (Wilcoxon test per block)")
+	randomTokens := fs.String("random-tokens", string(analysis.PairAllTokens), "tokens of the Wilcoxon test against --random: all_tokens (the original's: every image and token, [CLS] included) or image_tokens")
+	unperturbed := fs.String("unperturbed", "", "for a perturb-tokens run: the extract over the same images to compare with (the original's print_context_perturb table)")
 	perm := fs.Int("permutations", 300, "rounds of the permutation tests (class vs context, correct vs incorrect)")
 	seed := fs.Uint64("seed", 0, "seed of the permutation tests")
 	asJSON := fs.Bool("json", false, "print JSON instead of tables")
@@ -64,10 +69,15 @@ func runSummary(args []string, stdout io.Writer) error {
 		}
 		rep = mr
 		if !*asJSON {
-			writeMemoryText(stdout, mr)
+			writeMemoryText(stdout, mr, figures.ClassNames(m))
 		}
 	default:
-		r, err := experiment.Summarize(dir, experiment.SummaryOptions{Random: *random, Permutation: *perm, Seed: *seed})
+		pairs, err := analysis.ParsePairTokens(*randomTokens)
+		if err != nil {
+			return fmt.Errorf("--random-tokens: %w", err)
+		}
+		r, err := experiment.Summarize(dir, experiment.SummaryOptions{Random: *random, RandomTokens: pairs, Unperturbed: *unperturbed,
+			Permutation: *perm, Seed: *seed})
 		if err != nil {
 			return err
 		}
@@ -75,6 +85,10 @@ func runSummary(args []string, stdout io.Writer) error {
 		if !*asJSON {
 			fmt.Fprintf(stdout, "%s of %s (%s)\n", m.Experiment, m.Dataset, m.ModelPath)
 			r.WriteText(stdout)
+			if r.ContextPerturbation != nil {
+				fmt.Fprintln(stdout)
+				r.ContextPerturbation.WriteText(stdout)
+			}
 		}
 	}
 	if err := experiment.WriteJSON(dir, "summary.json", rep); err != nil {
@@ -90,7 +104,7 @@ func runSummary(args []string, stdout io.Writer) error {
 	return nil
 }
 
-func writeMemoryText(w io.Writer, r *experiment.MemoryReport) {
+func writeMemoryText(w io.Writer, r *experiment.MemoryReport, classes []string) {
 	f := func(v float64) string {
 		if math.IsNaN(v) {
 			return "-"
@@ -101,6 +115,23 @@ func writeMemoryText(w io.Writer, r *experiment.MemoryReport) {
 	for _, b := range r.Blocks {
 		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", b.Block+1, f(b.Agreement), f(b.AgreementRandom), f(b.CLSAgreement),
 			f(b.Composition), f(b.CorrectMinusIncorrect), f(b.CorrectP), f(b.ClassValue), f(b.ClassValueRandom), f(b.ClassValueP))
+	}
+	if len(r.Values) > 0 {
+		fmt.Fprintf(w, "\ninterpretable value vectors: the %d most-used memories per block (share of tokens with it among their top-5) and the top-5 classes of E·W_out's column\n", experiment.MostUsedMemories)
+		fmt.Fprintln(w, "block\tmemory\tshare\tclasses")
+		for _, v := range r.Values {
+			names := make([]string, len(v.Classes))
+			for i, c := range v.Classes {
+				names[i] = fmt.Sprint(c)
+				if int(c) < len(classes) {
+					names[i] = classes[c]
+				}
+			}
+			fmt.Fprintf(w, "%d\t%d\t%.3f\t%s\n", v.Block+1, v.Memory, v.Share, strings.Join(names, ", "))
+		}
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintln(w, "note:", n)
 	}
 }
 

@@ -38,7 +38,7 @@ func handImages() []*Image {
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-12 }
 
 func TestSummaryByHand(t *testing.T) {
-	s := NewSummary(4, 2, false)
+	s := NewSummary(4, 2, PairNone)
 	for _, im := range handImages() {
 		if err := s.Add(im); err != nil {
 			t.Fatal(err)
@@ -96,7 +96,7 @@ func TestSummaryWithoutCLS(t *testing.T) {
 	im := NewImage([]vit.Site{vit.SiteHS}, 1, 2)
 	im.Tokens = []int{0, 1}
 	im.Rank[vit.SiteHS] = [][]int32{{0, 1}}
-	s := NewSummary(4, 1, false)
+	s := NewSummary(4, 1, PairNone)
 	if err := s.Add(im); err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestSummaryWithoutCLS(t *testing.T) {
 
 func TestWilcoxonAgainstRandom(t *testing.T) {
 	mk := func(rank int32) *Summary {
-		s := NewSummary(4, 1, true)
+		s := NewSummary(4, 1, PairAllTokens)
 		for i := 0; i < 30; i++ {
 			im := NewImage([]vit.Site{vit.SiteHS}, 1, 2)
 			im.HasCLS, im.Tokens = true, []int{0, 1}
@@ -129,7 +129,7 @@ func TestWilcoxonAgainstRandom(t *testing.T) {
 	if p := r.Blocks[0].VsRandomP; !(p < 1e-6) {
 		t.Fatalf("a model always better than random should have a tiny p, got %v", p)
 	}
-	if _, err := mk(0).Finish(Options{Random: NewSummary(4, 1, true)}); err == nil {
+	if _, err := mk(0).Finish(Options{Random: NewSummary(4, 1, PairAllTokens)}); err == nil {
 		t.Fatal("pairing runs over different images must fail")
 	}
 }

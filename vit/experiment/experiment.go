@@ -254,6 +254,9 @@ func (r *Runner) runChunk(k, lo, hi int, blocks []*memory.Block) (images, skippe
 			if err := r.writeClassValue(); err != nil {
 				return 0, 0, err
 			}
+			if err := r.writeValueClasses(); err != nil {
+				return 0, 0, err
+			}
 		}
 	}
 	return len(ok), len(skips), r.Out.CommitChunk(k)
@@ -357,4 +360,20 @@ func (r *Runner) writeClassValue() error {
 		}
 	}
 	return results.WriteChunk(r.Out, "class_value", 0, rows)
+}
+
+// writeValueClasses stores, for every memory of every block, the classes its
+// value vector promotes most (the original's interpretable value vectors),
+// as chunk 0's part of table "value_classes".
+func (r *Runner) writeValueClasses() error {
+	m := r.Bundle.Model
+	var rows []ValueClassRow
+	for b := range m.Blocks {
+		for j, top := range memory.ValueClasses(m, b, r.Spec.Layer) {
+			rows = append(rows, ValueClassRow{Block: int32(b), Layer: string(r.Spec.Layer), Memory: int32(j),
+				Class1: top.Classes[0], Class2: top.Classes[1], Class3: top.Classes[2], Class4: top.Classes[3], Class5: top.Classes[4],
+				Logit1: top.Logits[0]})
+		}
+	}
+	return results.WriteChunk(r.Out, "value_classes", 0, rows)
 }

@@ -67,3 +67,19 @@ type ClassValueRow struct {
 	MaxCos       float64 `parquet:"max_cos"`
 	RandomMaxCos float64 `parquet:"random_max_cos"`
 }
+
+// ValueClassRow is one memory of one block: the classes its value vector
+// promotes most, the top of its column of P = E·W_out (no LayerNorm, no
+// bias, as the original's interpretable value vectors): table
+// "value_classes" (weights only, no images).
+type ValueClassRow struct {
+	Block  int32   `parquet:"block"`
+	Layer  string  `parquet:"layer,dict"`
+	Memory int32   `parquet:"memory"`
+	Class1 int32   `parquet:"class1"`
+	Class2 int32   `parquet:"class2"`
+	Class3 int32   `parquet:"class3"`
+	Class4 int32   `parquet:"class4"`
+	Class5 int32   `parquet:"class5"`
+	Logit1 float32 `parquet:"logit1"` // P[class1, memory]
+}

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"vitlens/vit"
 	"vitlens/vit/analysis"
@@ -19,8 +20,14 @@ var errStop = errors.New("stop")
 
 // SummaryOptions control Summarize.
 type SummaryOptions struct {
-	Random      string // results folder of a random-model extract over the same images
-	Permutation int    // rounds of the class-vs-context test (300 in the paper)
+	Random string // results folder of a random-model extract over the same images
+	// RandomTokens is the token set of the paired test against Random
+	// (default analysis.PairAllTokens, the original's).
+	RandomTokens analysis.PairTokens
+	// Unperturbed is the extract over the same images that a perturb-tokens
+	// run is compared with (the original's print_context_perturb).
+	Unperturbed string
+	Permutation int // rounds of the class-vs-context test (300 in the paper)
 	Seed        uint64
 }
 
@@ -31,27 +38,69 @@ func Summarize(dir string, opt SummaryOptions) (*analysis.Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	sum, err := summarizeDir(dir, m, opt.Random != "")
+	pairs := analysis.PairNone
+	if opt.Random != "" {
+		pairs = opt.RandomTokens
+		if pairs == analysis.PairNone {
+			pairs = analysis.PairAllTokens
+		}
+	}
+	sum, err := summarizeDir(dir, m, pairs)
 	if err != nil {
 		return nil, err
 	}
 	fo := analysis.Options{Permutation: opt.Permutation, Seed: opt.Seed}
 	if opt.Random != "" {
-		rm, err := results.ReadManifest(opt.Random)
+		rm, err := sameImages(dir, m, opt.Random, "the paired test against the random model")
 		if err != nil {
 			return nil, err
 		}
-		if rm.Dataset != m.Dataset || rm.Selection != m.Selection || rm.Total != m.Total || rm.Config != m.Config {
-			return nil, fmt.Errorf("%s and %s are not the same images and architecture: the paired test needs both", dir, opt.Random)
-		}
-		if fo.Random, err = summarizeDir(opt.Random, rm, true); err != nil {
+		if fo.Random, err = summarizeDir(opt.Random, rm, pairs); err != nil {
 			return nil, err
 		}
 	}
-	return sum.Finish(fo)
+	rep, err := sum.Finish(fo)
+	if err != nil || opt.Unperturbed == "" {
+		return rep, err
+	}
+	if m.Experiment != string(PerturbTokens) {
+		return nil, fmt.Errorf("%s is a %s run: the comparison with an unperturbed run (--unperturbed) is for perturb-tokens runs", dir, m.Experiment)
+	}
+	um, err := sameImages(dir, m, opt.Unperturbed, "the context-perturbation comparison")
+	if err != nil {
+		return nil, err
+	}
+	if um.Experiment != string(Extract) || um.Seed != nil {
+		return nil, fmt.Errorf("%s: --unperturbed wants an extract of the pretrained model, not a %s run", opt.Unperturbed, um.Experiment)
+	}
+	base, err := summarizeDir(opt.Unperturbed, um, analysis.PairNone)
+	if err != nil {
+		return nil, err
+	}
+	baseRep, err := base.Finish(analysis.Options{})
+	if err != nil {
+		return nil, err
+	}
+	if rep.ContextPerturbation, err = analysis.CompareContext(m.Params["drop"], rep, baseRep); err != nil {
+		return nil, fmt.Errorf("%s against %s: %w", dir, opt.Unperturbed, err)
+	}
+	return rep, nil
 }
 
-func summarizeDir(dir string, m results.Manifest, keepPairs bool) (*analysis.Summary, error) {
+// sameImages reads the manifest of other and checks that it covers the same
+// images with the same architecture as the run in dir.
+func sameImages(dir string, m results.Manifest, other, purpose string) (results.Manifest, error) {
+	om, err := results.ReadManifest(other)
+	if err != nil {
+		return om, err
+	}
+	if om.Dataset != m.Dataset || om.Selection != m.Selection || om.Total != m.Total || om.Config != m.Config {
+		return om, fmt.Errorf("%s and %s are not the same images and architecture: %s needs both", dir, other, purpose)
+	}
+	return om, nil
+}
+
+func summarizeDir(dir string, m results.Manifest, pairs analysis.PairTokens) (*analysis.Summary, error) {
 	c := m.Config
 	correct := map[int32]bool{}
 	if err := results.ReadRows(dir, "images", func(r ImageRow) error {
@@ -60,7 +109,7 @@ func summarizeDir(dir string, m results.Manifest, keepPairs bool) (*analysis.Sum
 	}); err != nil {
 		return nil, err
 	}
-	sum := analysis.NewSummary(c.Classes, c.Depth, keepPairs)
+	sum := analysis.NewSummary(c.Classes, c.Depth, pairs)
 	var cur *analysis.Image
 	var pos map[int32]int // token → position of the current image
 	flush := func() error {
@@ -136,7 +185,25 @@ type MemoryBlock struct {
 type MemoryReport struct {
 	Layer  string        `json:"layer"`
 	Blocks []MemoryBlock `json:"blocks"`
+	// Values lists, per block, the most-used memories and the classes their
+	// value vectors promote (the original's interpretable value vectors).
+	Values []ValueVector `json:"value_vectors"`
+	Notes  []string      `json:"notes,omitempty"`
 }
+
+// ValueVector is one of a block's most-used memories: how often it is among
+// a token's top-5 memories, and the top-5 classes of its column of E·W_out.
+type ValueVector struct {
+	Block   int     `json:"block"`
+	Memory  int     `json:"memory"`
+	Uses    int     `json:"uses"`    // (image, token) pairs with it among their top-5 memories
+	Share   float64 `json:"share"`   // uses / (image, token) pairs
+	Classes []int32 `json:"classes"` // best first
+	Logit   float32 `json:"logit"`   // P[classes[0], memory]
+}
+
+// MostUsedMemories is how many memories per block the value-vector table lists.
+const MostUsedMemories = 3
 
 // SummarizeMemories reads a memories results folder.
 func SummarizeMemories(dir string, permutation int, seed uint64) (*MemoryReport, error) {
@@ -147,12 +214,15 @@ func SummarizeMemories(dir string, permutation int, seed uint64) (*MemoryReport,
 	depth := m.Config.Depth
 	type concept struct{ hit, hitRandom, n int }
 	perConcept := make([]map[int32]*concept, depth)
+	uses := make([]map[int32]int, depth) // memory → tokens with it in their top-5
+	tokens := make([]int, depth)
 	comp := make([]stats.Welford, depth)
 	clsAgree := make([]stats.Welford, depth)
 	clsVals := make([][]float64, depth) // per image [CLS] agreement
 	clsCorrect := make([][]bool, depth)
 	for b := range perConcept {
 		perConcept[b] = map[int32]*concept{}
+		uses[b] = map[int32]int{}
 	}
 	err = results.ReadRows(dir, "memories", func(r MemoryRow) error {
 		b := r.Block
@@ -172,6 +242,12 @@ func SummarizeMemories(dir string, permutation int, seed uint64) (*MemoryReport,
 			c.hitRandom++
 		}
 		comp[b].Add(b2f(r.Composes))
+		tokens[b]++
+		for _, j := range [...]int32{r.Mem1, r.Mem2, r.Mem3, r.Mem4, r.Mem5} {
+			if j >= 0 {
+				uses[b][j]++
+			}
+		}
 		if m.Config.ClassToken && r.Token == 0 {
 			clsAgree[b].Add(b2f(r.Agree))
 			clsVals[b] = append(clsVals[b], b2f(r.Agree))
@@ -217,7 +293,58 @@ func SummarizeMemories(dir string, permutation int, seed uint64) (*MemoryReport,
 		}
 		rep.Blocks = append(rep.Blocks, mb)
 	}
+	if err := rep.addValueVectors(dir, depth, uses, tokens); err != nil {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("no value-vector table: %v (made by an older vitlens: rerun `vitlens memories`)", err))
+	}
 	return rep, nil
+}
+
+// addValueVectors joins each block's MostUsedMemories most-used memories
+// (ties: the lower index) with the classes their values promote.
+func (rep *MemoryReport) addValueVectors(dir string, depth int, uses []map[int32]int, tokens []int) error {
+	want := make([]map[int32]bool, depth)
+	for b := range want {
+		ids := make([]int32, 0, len(uses[b]))
+		for j := range uses[b] {
+			ids = append(ids, j)
+		}
+		slices.SortFunc(ids, func(x, y int32) int {
+			if c := uses[b][y] - uses[b][x]; c != 0 {
+				return c
+			}
+			return int(x - y)
+		})
+		want[b] = map[int32]bool{}
+		for _, j := range ids[:min(MostUsedMemories, len(ids))] {
+			want[b][j] = true
+		}
+	}
+	var vs []ValueVector
+	err := results.ReadRows(dir, "value_classes", func(r ValueClassRow) error {
+		if r.Block < 0 || int(r.Block) >= depth || !want[r.Block][r.Memory] {
+			return nil
+		}
+		b := r.Block
+		vs = append(vs, ValueVector{Block: int(b), Memory: int(r.Memory), Uses: uses[b][r.Memory],
+			Share:   float64(uses[b][r.Memory]) / float64(tokens[b]),
+			Classes: slices.DeleteFunc([]int32{r.Class1, r.Class2, r.Class3, r.Class4, r.Class5}, func(c int32) bool { return c < 0 }),
+			Logit:   r.Logit1})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(vs, func(x, y ValueVector) int {
+		if x.Block != y.Block {
+			return x.Block - y.Block
+		}
+		if x.Uses != y.Uses {
+			return y.Uses - x.Uses
+		}
+		return x.Memory - y.Memory
+	})
+	rep.Values = vs
+	return nil
 }
 
 func b2f(b bool) float64 {

@@ -59,7 +59,7 @@ func Load(dir string, opt LoadOptions) (*Run, error) {
 		return nil, fmt.Errorf("%s is not a vitlens results folder: %w", dir, err)
 	}
 	r := &Run{Dir: dir, Manifest: m, Label: label(m)}
-	r.Classes = classNames(m)
+	r.Classes = ClassNames(m)
 	switch m.Experiment {
 	case "extract", "perturb-attn", "perturb-tokens":
 		err = r.loadExtract(opt)
@@ -113,7 +113,9 @@ func label(m results.Manifest) string {
 	}, model)
 }
 
-func classNames(m results.Manifest) []string {
+// ClassNames returns the class names of a run's dataset when it gives them
+// (Fashion-MNIST), nil otherwise.
+func ClassNames(m results.Manifest) []string {
 	if strings.HasPrefix(m.Dataset, "fmnist") {
 		if ds, err := dataset.Open("fmnist", m.DatasetRoot, dataset.Options{}); err == nil {
 			return ds.Classes()

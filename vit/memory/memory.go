@@ -65,6 +65,38 @@ func Projection(m *vit.Model, b int, l Layer) []float32 {
 	return p
 }
 
+// ValueTop is what one memory's value vector promotes: the TopK classes of
+// its column of P = E·W_out, best first, with their entries of P.
+type ValueTop struct {
+	Classes [TopK]int32
+	Logits  [TopK]float32
+}
+
+// ValueClasses returns, for every memory of block b's layer, the TopK
+// classes its value promotes (the original's interpretable value vectors,
+// notebook 2). With fewer than TopK classes the tail holds −1.
+func ValueClasses(m *vit.Model, b int, l Layer) []ValueTop {
+	p := Projection(m, b, l)
+	c := m.Config.Classes
+	mem := len(p) / c
+	out := make([]ValueTop, mem)
+	col := make([]float32, c)
+	top := make([]int32, min(TopK, c))
+	for j := range out {
+		for k := range col {
+			col[k] = p[k*mem+j]
+		}
+		lens.TopK(top, col)
+		for i := range out[j].Classes {
+			out[j].Classes[i] = -1
+			if i < len(top) {
+				out[j].Classes[i], out[j].Logits[i] = top[i], col[top[i]]
+			}
+		}
+	}
+	return out
+}
+
 // Block holds what the per-token analyses need of one block's memories,
 // derived once from the weights.
 type Block struct {
