@@ -22,6 +22,7 @@ func runReport(args []string, stdout io.Writer) error {
 	usePNG := fs.Bool("png", false, "inline figures as PNG instead of SVG")
 	perm := fs.Int("permutations", 0, "permutation rounds for folders without summary.json (0: no permutation tests)")
 	examples := fs.Int("examples", 6, "images per explainability figure")
+	pairBlocks := fs.Bool("pair-blocks", false, "in the cross-model figures, average consecutive block pairs of runs twice as deep as the shallowest (the original's ViT-L against 12-block models, spec A26)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -37,7 +38,7 @@ func runReport(args []string, stdout io.Writer) error {
 		}
 		runs = append(runs, r)
 	}
-	rep, err := figures.Build(runs, figures.Options{Examples: *examples})
+	rep, err := figures.Build(runs, figures.Options{Examples: *examples, PairBlocks: *pairBlocks})
 	if err != nil {
 		return err
 	}

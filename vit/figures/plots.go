@@ -293,15 +293,66 @@ func depthAxis(depth int, shared bool) []float64 {
 	return xs
 }
 
-func sharedDepth(runs []*Run) (int, bool) {
+// sharedDepth returns the depth the runs are drawn with when they all share
+// it (after block pairing).
+func sharedDepth(runs []*Run, pair pairing) (int, bool) {
 	d := -1
 	for _, r := range runs {
-		if d >= 0 && r.Manifest.Config.Depth != d {
+		if d >= 0 && pair.depth(r) != d {
 			return 0, false
 		}
-		d = r.Manifest.Config.Depth
+		d = pair.depth(r)
 	}
 	return d, d > 0
+}
+
+// pairing says which runs a cross-model figure draws with consecutive block
+// pairs averaged (spec A26: the original averaged ViT-L's blocks (2b−1, 2b)
+// to compare its 24 blocks with the 12 of the other models).
+type pairing map[*Run]bool
+
+// pairDeep pairs, when on, every run twice as deep as the shallowest.
+func pairDeep(runs []*Run, on bool) pairing {
+	p := pairing{}
+	if !on || len(runs) == 0 {
+		return p
+	}
+	shallow := runs[0].Manifest.Config.Depth
+	for _, r := range runs {
+		shallow = min(shallow, r.Manifest.Config.Depth)
+	}
+	for _, r := range runs {
+		p[r] = r.Manifest.Config.Depth == 2*shallow
+	}
+	return p
+}
+
+// depth is the number of points r contributes.
+func (p pairing) depth(r *Run) int {
+	if p[r] {
+		return r.Manifest.Config.Depth / 2
+	}
+	return r.Manifest.Config.Depth
+}
+
+// series returns r's per-block values as drawn: v itself, or the means of
+// its consecutive pairs.
+func (p pairing) series(r *Run, v []float64) []float64 {
+	if !p[r] {
+		return v
+	}
+	return PairAverage(v)
+}
+
+// PairAverage averages consecutive pairs: out[i] = (v[2i] + v[2i+1]) / 2,
+// the original's "normalized blocks" of ViT-L (a trailing odd value is
+// dropped).
+func PairAverage(v []float64) []float64 {
+	out := make([]float64, len(v)/2)
+	for i := range out {
+		out[i] = (v[2*i] + v[2*i+1]) / 2
+	}
+	return out
 }
 
 func xLabel(shared bool) string {
@@ -311,19 +362,25 @@ func xLabel(shared bool) string {
 	return "relative depth (block / depth)"
 }
 
-func meanEvolution(runs []*Run) *Figure {
-	depth, shared := sharedDepth(runs)
+func meanEvolution(runs []*Run, pair pairing) *Figure {
+	depth, shared := sharedDepth(runs, pair)
 	p := newPlot("mean class identifiability", xLabel(shared), "mean r")
 	hline(p, 0.5, "", color.Gray{Y: 100})
+	paired := ""
 	for i, r := range runs {
-		xs := depthAxis(r.Manifest.Config.Depth, shared)
+		xs := depthAxis(pair.depth(r), shared)
 		var cls, img []float64
 		for _, b := range r.Summary.Blocks {
 			cls = append(cls, b.CLSIdent)
 			img = append(img, b.ImageIdent)
 		}
-		line(p, r.Label+" [CLS]", xs, cls, colorAt(i), false)
-		line(p, r.Label+" image", xs, img, colorAt(i), true)
+		name := r.Label
+		if pair[r] {
+			name += " (block pairs)"
+			paired = " Runs marked (block pairs) average consecutive blocks (2b−1, 2b), as the original did for ViT-L (A26)."
+		}
+		line(p, name+" [CLS]", xs, pair.series(r, cls), colorAt(i), false)
+		line(p, name+" image", xs, pair.series(r, img), colorAt(i), true)
 	}
 	p.Y.Max = 1.02
 	if shared {
@@ -331,11 +388,11 @@ func meanEvolution(runs []*Run) *Figure {
 	}
 	p.Legend.Top, p.Legend.Left = false, false
 	p.Legend.YOffs = vg.Points(10)
-	return single("mean_evolution", "mean identifiability", "Mean r of [CLS] (solid) and image tokens (dashed) per block.", p, 16*vg.Centimeter, 9*vg.Centimeter)
+	return single("mean_evolution", "mean identifiability", "Mean r of [CLS] (solid) and image tokens (dashed) per block."+paired, p, 16*vg.Centimeter, 9*vg.Centimeter)
 }
 
 func changeRate(runs []*Run) *Figure {
-	depth, shared := sharedDepth(runs)
+	depth, shared := sharedDepth(runs, nil) // the original drew every block here, ViT-L's too
 	p := newPlot("class identifiability change rate", xLabel(shared), "share of image tokens with a higher true-class logit")
 	for i, r := range runs {
 		xs := depthAxis(r.Manifest.Config.Depth, shared)
@@ -470,8 +527,8 @@ func memComposition(r *Run) *Figure {
 		" memories equals the top-1 class of the sublayer output; the rest are 'compositional'.", p, 16*vg.Centimeter, 7*vg.Centimeter)
 }
 
-func compareAll(runs []*Run) *Figure {
-	_, shared := sharedDepth(runs)
+func compareAll(runs []*Run, pair pairing) *Figure {
+	_, shared := sharedDepth(runs, pair)
 	panels := make([]*plot.Plot, 4)
 	titles := []string{"class-value agreement, attn", "class-value agreement, mlp", "key-value agreement %, attn", "key-value agreement %, mlp"}
 	for i := range panels {
@@ -488,9 +545,9 @@ func compareAll(runs []*Run) *Figure {
 			models[model] = len(models)
 		}
 		c := colorAt(models[model])
-		xs := depthAxis(r.Manifest.Config.Depth, shared)
+		xs := depthAxis(pair.depth(r), shared)
 		var cv, kv []float64
-		for b := range xs {
+		for b := range r.Manifest.Config.Depth {
 			cv = append(cv, mean(r.ClassValue[b][0]))
 			var m []float64
 			for _, v := range r.KeyValue[b] {
@@ -499,8 +556,11 @@ func compareAll(runs []*Run) *Figure {
 			kv = append(kv, mean(m))
 		}
 		name := r.Label
-		line(panels[col], name, xs, cv, c, false)
-		line(panels[2+col], name, xs, kv, c, false)
+		if pair[r] {
+			name += " (block pairs)"
+		}
+		line(panels[col], name, xs, pair.series(r, cv), c, false)
+		line(panels[2+col], name, xs, pair.series(r, kv), c, false)
 	}
 	return &Figure{Name: "compare_all", Title: "memories across models", Caption: "Mean class-value agreement and mean key-value agreement rate per block, for every memories run.",
 		Rows: 2, Cols: 2, Panels: panels, Width: 22 * vg.Centimeter, Height: 14 * vg.Centimeter}
@@ -531,7 +591,7 @@ func perturbation(r *Run, dir string) *Figure {
 		if name == "" {
 			name = c.Ordering
 		}
-		line(p, fmt.Sprintf("%s (AUC %.3f)", name, c.AUC), xs, c.Accuracy, colorAt(n), c.Ordering == explain.OrderRandom)
+		line(p, fmt.Sprintf("%s (AUC %.3f / %.3f)", name, c.AUC, c.AUCOriginal), xs, c.Accuracy, colorAt(n), c.Ordering == explain.OrderRandom)
 		n++
 	}
 	if n == 0 {
@@ -546,8 +606,8 @@ func perturbation(r *Run, dir string) *Figure {
 		p.Legend.Top, p.Legend.Left = true, false
 		p.Legend.XOffs, p.Legend.YOffs = 0, -vg.Points(10)
 	}
-	return single(dir+"_perturb-"+r.Label, dir+" perturbation", fmt.Sprintf("Accuracy over %d images as image tokens are dropped from the sequence (%s); every count 0..%d is evaluated (A15). AUC: area under accuracy vs fraction removed.",
-		rep.Images, what, rep.Patches), p, 14*vg.Centimeter, 9*vg.Centimeter)
+	return single(dir+"_perturb-"+r.Label, dir+" perturbation", fmt.Sprintf("Accuracy over %d images as image tokens are dropped from the sequence (%s); every count 0..%d is evaluated (A15); our map from the %s loss. AUC trapezoid / original: the area under accuracy vs fraction removed, and Σacc/(max·P) over 1..P−1 removed as the original prints it.",
+		rep.Images, what, rep.Patches, mapLoss(r.Manifest.Params)), p, 14*vg.Centimeter, 9*vg.Centimeter)
 }
 
 func probeComparison(r *Run) *Figure {
@@ -625,6 +685,51 @@ func examples(r *Run, maxImages int) (*Figure, error) {
 	}
 	return &Figure{Name: "explainability-" + r.Label, Title: "explainability examples", Caption: "Input (true → predicted class), the paper's map (−Σ over blocks and heads of ∂CE/∂attention of [CLS]) and Chefer et al.'s relevance, min-max scaled, JET overlays.",
 		Rows: len(imgs), Cols: 3, Panels: panels, Width: 12 * vg.Centimeter, Height: vg.Length(len(imgs)) * 4.3 * vg.Centimeter}, nil
+}
+
+// headMaps tiles the head-specific maps of the first explained image
+// (blocks × heads, the paper's block- and head-specific figure), when the
+// run was made with `explain --per-head`; nil otherwise.
+func headMaps(r *Run) (*Figure, error) {
+	if len(r.Explained) == 0 {
+		return nil, nil
+	}
+	im := r.Explained[0]
+	c := r.Manifest.Config
+	path := func(b, h int) string {
+		return filepath.Join(r.Dir, batch.OverlayDir, fmt.Sprintf("%s_ours_block%d_head%d.png", im.Overlay, b+1, h+1))
+	}
+	if _, err := os.Stat(path(0, 0)); err != nil {
+		return nil, nil
+	}
+	var panels []*plot.Plot
+	for b := 0; b < c.Depth; b++ {
+		for h := 0; h < c.Heads; h++ {
+			pic, err := readPNG(path(b, h))
+			if err != nil {
+				return nil, err
+			}
+			p := plot.New()
+			p.HideAxes()
+			p.Title.Text = fmt.Sprintf("block %d, head %d", b+1, h+1)
+			p.Title.TextStyle.Font.Size = vg.Points(7)
+			bd := pic.Bounds()
+			p.Add(plotter.NewImage(pic, 0, 0, float64(bd.Dx()), float64(bd.Dy())))
+			panels = append(panels, p)
+		}
+	}
+	side := 3 * vg.Centimeter
+	return &Figure{Name: "explainability_heads-" + r.Label, Title: "head-specific maps",
+		Caption: fmt.Sprintf("Image %s (true %s, explained class %s): the paper's block- and head-specific map −∂ℓ_0/∂A[h, 0, 1:] of every block (rows) and head (columns), each min-max scaled on its own, JET overlays.",
+			im.ID, labelName(r, im.Label), r.ClassName(int(im.Target))),
+		Rows: c.Depth, Cols: c.Heads, Panels: panels, Width: vg.Length(c.Heads) * side, Height: vg.Length(c.Depth) * (side + vg.Points(10))}, nil
+}
+
+func labelName(r *Run, label int32) string {
+	if label < 0 {
+		return "unknown"
+	}
+	return r.ClassName(int(label))
 }
 
 func readPNG(path string) (image.Image, error) {

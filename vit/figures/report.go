@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"vitlens/vit/analysis"
 	"vitlens/vit/explain"
 	"vitlens/vit/explain/batch"
 )
@@ -38,42 +39,77 @@ type Report struct {
 // Options tune Build.
 type Options struct {
 	Examples int // images per explainability figure (default 6)
+	// PairBlocks averages consecutive block pairs (2b−1, 2b) of every run
+	// twice as deep as the shallowest one in the cross-model figures (mean
+	// identifiability, memories across models), as the original did for
+	// ViT-L's 24 blocks against the 12 of the others (spec A26).
+	PairBlocks bool
 }
 
-// Build draws every figure the runs allow.
+// Build draws every figure the runs allow, one section per notebook. The
+// runs are not modified: the report holds copies, relabelled where two
+// runs of one kind share a label (figure files are named after labels).
 func Build(runs []*Run, opt Options) (*Report, error) {
 	if opt.Examples <= 0 {
 		opt.Examples = 6
 	}
-	rep := &Report{Runs: runs}
-	// Figure files are named after labels: make them unique per kind.
+	rep := &Report{Runs: uniqueLabels(runs)}
+	byKind := map[string][]*Run{}
+	for _, r := range rep.Runs {
+		byKind[r.Kind()] = append(byKind[r.Kind()], r)
+	}
+	rep.Sections = []*Section{
+		identifiabilitySection(byKind, opt),
+		mechanisticSection(byKind, opt),
+		explainabilitySection(byKind, opt),
+		probingSection(byKind),
+	}
+	return rep, nil
+}
+
+// uniqueLabels copies the runs, numbering repeated labels within a kind.
+func uniqueLabels(runs []*Run) []*Run {
 	seen := map[string]int{}
-	for _, r := range runs {
+	out := make([]*Run, len(runs))
+	for i, r := range runs {
+		c := *r
 		k := r.Kind() + "/" + r.Label
 		seen[k]++
 		if n := seen[k]; n > 1 {
-			r.Label = fmt.Sprintf("%s-%d", r.Label, n)
+			c.Label = fmt.Sprintf("%s-%d", r.Label, n)
 		}
+		out[i] = &c
 	}
-	byKind := map[string][]*Run{}
-	for _, r := range runs {
-		byKind[r.Kind()] = append(byKind[r.Kind()], r)
-	}
-	extracts := append(append(append([]*Run(nil), byKind["extract"]...), byKind["perturb-attn"]...), byKind["perturb-tokens"]...)
+	return out
+}
 
-	// Notebook 1.
+// extractLike are the runs with lens readouts: extracts and perturbations.
+func extractLike(byKind map[string][]*Run) []*Run {
+	var out []*Run
+	for _, k := range []string{"extract", "perturb-attn", "perturb-tokens"} {
+		out = append(out, byKind[k]...)
+	}
+	return out
+}
+
+// identifiabilitySection is notebook 1: identifiability per block, against
+// the random model, by patch label, and under perturbations.
+func identifiabilitySection(byKind map[string][]*Run, opt Options) *Section {
 	s := &Section{Title: "Class identifiability (notebook 1)",
 		Intro: "Hidden states projected through the final LayerNorm and classifier head; r = 1 − rank/C of the true class."}
+	extracts := extractLike(byKind)
 	if len(extracts) == 0 {
 		s.Notes = append(s.Notes, "no extract results folder given: run `vitlens extract` (and `vitlens summary` for the statistics)")
+		return s
 	}
 	for _, r := range extracts {
 		if r.Ident != nil {
 			s.Figures = append(s.Figures, identEvolution(r))
 		}
 	}
-	if len(byKind["extract"]) > 0 {
-		s.Figures = append(s.Figures, meanEvolution(byKind["extract"]), changeRate(byKind["extract"]))
+	if ex := byKind["extract"]; len(ex) > 0 {
+		pair := pairDeep(ex, opt.PairBlocks)
+		s.Figures = append(s.Figures, meanEvolution(ex, pair), changeRate(ex))
 	}
 	for _, r := range extracts {
 		if r.Ident != nil && hasPatchLabels(r.Ident) {
@@ -82,40 +118,63 @@ func Build(runs []*Run, opt Options) (*Report, error) {
 			s.Notes = append(s.Notes, fmt.Sprintf("%s: no segmentation labels, so no class-vs-context figure (needs a dataset with masks, e.g. ImageNet-S)", r.Label))
 		}
 	}
-	if len(extracts) > 0 {
-		s.Tables = append(s.Tables, identTable(extracts))
-		for _, r := range extracts {
-			s.Tables = append(s.Tables, blockTable(r))
+	s.Tables = append(s.Tables, identTable(extracts))
+	for _, r := range extracts {
+		s.Tables = append(s.Tables, blockTable(r))
+		if r.Summary.HasPatchLabels() {
+			s.Tables = append(s.Tables, labelTable(r))
+		}
+	}
+	for _, r := range byKind["perturb-tokens"] {
+		c, note := contextComparison(r, byKind["extract"])
+		if c != nil {
+			s.Tables = append(s.Tables, contextPerturbTable(r, c))
+		} else {
+			s.Notes = append(s.Notes, note)
 		}
 	}
 	for _, r := range extracts {
 		s.Notes = append(s.Notes, r.Notes...)
 	}
-	rep.Sections = append(rep.Sections, s)
+	return s
+}
 
-	// Notebook 2.
-	s = &Section{Title: "Mechanistic interpretability (notebook 2)",
+// mechanisticSection is notebook 2: sublayer contributions, the class-
+// minus-context change, and the key-value memories.
+func mechanisticSection(byKind map[string][]*Run, opt Options) *Section {
+	s := &Section{Title: "Mechanistic interpretability (notebook 2)",
 		Intro: "How attention and MLP updates build the class representation; key-value memories of the sublayers."}
 	for _, r := range byKind["extract"] {
 		if r.Summary != nil && !allNaN(r.Summary.Blocks, func(i int) float64 { return r.Summary.Blocks[i].AttnImage }) {
 			s.Figures = append(s.Figures, compositionality(r))
 		}
+		if r.Summary != nil && !allNaN(r.Summary.Blocks, func(i int) float64 { return r.Summary.Blocks[i].AttnClassMinusCtx }) {
+			s.Tables = append(s.Tables, contextDiffTable(r))
+		}
 	}
 	mems := byKind["memories"]
 	if len(mems) == 0 {
 		s.Notes = append(s.Notes, "no memories results folder given: run `vitlens memories --layer attn` and `--layer mlp` for the memory figures")
+		return s
 	}
 	for _, r := range mems {
 		s.Figures = append(s.Figures, matchScore(r), keyValue(r), accAgreement(r), memComposition(r))
 		s.Tables = append(s.Tables, memoryTable(r))
+		if len(r.Memory.Values) > 0 {
+			s.Tables = append(s.Tables, valueVectorTable(r))
+		}
+		for _, n := range r.Memory.Notes {
+			s.Notes = append(s.Notes, r.Label+": "+n)
+		}
 	}
-	if len(mems) > 0 {
-		s.Figures = append(s.Figures, compareAll(mems))
-	}
-	rep.Sections = append(rep.Sections, s)
+	s.Figures = append(s.Figures, compareAll(mems, pairDeep(mems, opt.PairBlocks)))
+	return s
+}
 
-	// Notebook 3.
-	s = &Section{Title: "Explainability (notebook 3)",
+// explainabilitySection is notebook 3: example maps, head-specific maps and
+// the token-removal test.
+func explainabilitySection(byKind map[string][]*Run, opt Options) *Section {
+	s := &Section{Title: "Explainability (notebook 3)",
 		Intro: "The paper's map (gradients of each block's class-space cross entropy with respect to its own attention) against Chefer et al."}
 	for _, r := range byKind["explain"] {
 		f, err := examples(r, opt.Examples)
@@ -123,6 +182,14 @@ func Build(runs []*Run, opt Options) (*Report, error) {
 			s.Notes = append(s.Notes, fmt.Sprintf("%s: %v", r.Label, err))
 		} else if f != nil {
 			s.Figures = append(s.Figures, f)
+		}
+		f, err = headMaps(r)
+		if err != nil {
+			s.Notes = append(s.Notes, fmt.Sprintf("%s: %v", r.Label, err))
+		} else if f != nil {
+			s.Figures = append(s.Figures, f)
+		} else {
+			s.Notes = append(s.Notes, fmt.Sprintf("%s: no head-specific maps (run `vitlens explain --per-head` for them)", r.Label))
 		}
 	}
 	if len(byKind["explain"]) == 0 {
@@ -140,10 +207,12 @@ func Build(runs []*Run, opt Options) (*Report, error) {
 	} else {
 		s.Notes = append(s.Notes, "no removal results folder given: run `vitlens removal` for the perturbation curves")
 	}
-	rep.Sections = append(rep.Sections, s)
+	return s
+}
 
-	// Notebook 4.
-	s = &Section{Title: "Linear probing (notebook 4)", Intro: "Per-token ridge probes against the class-embedding projection of the same vectors."}
+// probingSection is notebook 4: the probes against the projection.
+func probingSection(byKind map[string][]*Run) *Section {
+	s := &Section{Title: "Linear probing (notebook 4)", Intro: "Per-token ridge probes against the class-embedding projection of the same vectors."}
 	for _, r := range byKind["probe"] {
 		s.Figures = append(s.Figures, probeComparison(r))
 		s.Tables = append(s.Tables, probeTable(r))
@@ -151,8 +220,30 @@ func Build(runs []*Run, opt Options) (*Report, error) {
 	if len(byKind["probe"]) == 0 {
 		s.Notes = append(s.Notes, "no probe results folder given: run `vitlens probe`")
 	}
-	rep.Sections = append(rep.Sections, s)
-	return rep, nil
+	return s
+}
+
+// contextComparison returns a perturb-tokens run's comparison with its
+// unperturbed extract: from its summary.json (`vitlens summary
+// --unperturbed`), or from an extract among the given runs of the same
+// model over the same images; otherwise a note saying what is missing.
+func contextComparison(r *Run, extracts []*Run) (*analysis.ContextComparison, string) {
+	if c := r.Summary.ContextPerturbation; c != nil {
+		return c, ""
+	}
+	m := r.Manifest
+	for _, e := range extracts {
+		em := e.Manifest
+		if em.Seed != nil || em.ModelSHA256 != m.ModelSHA256 || em.Dataset != m.Dataset || em.Selection != m.Selection || em.Config != m.Config {
+			continue
+		}
+		c, err := analysis.CompareContext(m.Params["drop"], r.Summary, e.Summary)
+		if err != nil {
+			return nil, fmt.Sprintf("%s against %s: %v", r.Label, e.Label, err)
+		}
+		return c, ""
+	}
+	return nil, fmt.Sprintf("%s: no unperturbed extract of the same model and images given, so no comparison with the unperturbed run (give its folder too)", r.Label)
 }
 
 func allNaN[T any](v []T, f func(i int) float64) bool {
@@ -190,20 +281,62 @@ func pval(v float64) string {
 
 func identTable(runs []*Run) Table {
 	t := Table{Title: "identifiability at the last block (spec §3.3) and accuracy",
-		Header: []string{"run", "experiment", "images", "accuracy %", "% identifiable image tokens / image", "% images with ≥1 identifiable token"}}
+		Header: []string{"run", "experiment", "images", "accuracy %", "% identifiable image tokens / image (images with image tokens)",
+			"% images with ≥1 identifiable token", "images without image tokens", "% identifiable tokens / image, [CLS] included, all images (the original's perturbation rate)"}}
 	for _, r := range runs {
 		s := r.Summary
-		t.Rows = append(t.Rows, []string{r.Label, r.Kind(), fmt.Sprint(s.Images), pct(s.Accuracy), pct(s.IdentifiableTokenShare), pct(s.ImagesWithIdentToken)})
+		t.Rows = append(t.Rows, []string{r.Label, r.Kind(), fmt.Sprint(s.Images), pct(s.Accuracy), pct(s.IdentifiableTokenShare), pct(s.ImagesWithIdentToken),
+			fmt.Sprint(s.ImagesWithoutImageTokens), pct(s.IdentifiableSequenceShare)})
 	}
 	return t
 }
 
 func blockTable(r *Run) Table {
-	t := Table{Title: "per block: " + r.Label, Header: []string{"block", "[CLS] r", "image r", "change rate", "attn↑ [CLS]", "attn↑ img",
-		"mlp↑ [CLS]", "mlp↑ img", "=attn", "=mlp", "=prev", "=none", "class−ctx", "p ctx", "p vs random"}}
+	prand := "p vs random"
+	if r.Summary.VsRandomTest != "" {
+		prand += " (" + r.Summary.VsRandomTest + ")"
+	}
+	t := Table{Title: "per block: " + r.Label, Header: []string{"block", "[CLS] r", "image r", "[CLS] top-1", "image top-1", "change rate", "attn↑ [CLS]", "attn↑ img",
+		"mlp↑ [CLS]", "mlp↑ img", "=attn", "=mlp", "=prev", "=none", prand}}
 	for _, b := range r.Summary.Blocks {
-		t.Rows = append(t.Rows, []string{fmt.Sprint(b.Block + 1), num(b.CLSIdent), num(b.ImageIdent), num(b.ChangeRate), num(b.AttnCLS), num(b.AttnImage),
-			num(b.MLPCLS), num(b.MLPImage), num(b.MatchAttn), num(b.MatchMLP), num(b.MatchPrev), num(b.MatchNone), num(b.ClassMinusCtx), pval(b.ClassCtxP), pval(b.VsRandomP)})
+		t.Rows = append(t.Rows, []string{fmt.Sprint(b.Block + 1), num(b.CLSIdent), num(b.ImageIdent), num(b.CLSTop1), num(b.ImageTop1), num(b.ChangeRate), num(b.AttnCLS), num(b.AttnImage),
+			num(b.MLPCLS), num(b.MLPImage), num(b.MatchAttn), num(b.MatchMLP), num(b.MatchPrev), num(b.MatchNone), pval(b.VsRandomP)})
+	}
+	return t
+}
+
+// labelTable is identifiability by patch label (spec §3.8): rates pooled
+// over class- and context-labelled image tokens, and the permutation test.
+func labelTable(r *Run) Table {
+	t := Table{Title: "class- vs context-labelled image tokens: " + r.Label,
+		Header: []string{"block", "class r", "context r", "class top-1 %", "context top-1 %", "class − context r", "p (300-permutation, strict >)"}}
+	for _, b := range r.Summary.Blocks {
+		t.Rows = append(t.Rows, []string{fmt.Sprint(b.Block + 1), num(b.ClassIdent), num(b.ContextIdent), pct(b.ClassTop1), pct(b.ContextTop1),
+			num(b.ClassMinusCtx), pval(b.ClassCtxP)})
+	}
+	return t
+}
+
+// contextDiffTable is notebook 2's compute_context_diff: the class-minus-
+// context change of each sublayer. Blocks are 1-based from 2: the original
+// printed the same rows as 0..B−2 (A27).
+func contextDiffTable(r *Run) Table {
+	t := Table{Title: "class- minus context-labelled change Δ = logit(sublayer_b) − logit(hs_{b−1}) (notebook 2, compute_context_diff): " + r.Label,
+		Header: []string{"block", "attention Δ class − context", "p", "MLP Δ class − context", "p"}}
+	for _, b := range r.Summary.Blocks[1:] {
+		t.Rows = append(t.Rows, []string{fmt.Sprint(b.Block + 1), num(b.AttnClassMinusCtx), pval(b.AttnClassCtxP), num(b.MLPClassMinusCtx), pval(b.MLPClassCtxP)})
+	}
+	return t
+}
+
+// contextPerturbTable is the original's print_context_perturb as one table.
+func contextPerturbTable(r *Run, c *analysis.ContextComparison) Table {
+	t := Table{Title: fmt.Sprintf("context perturbation (drop %s) against the unperturbed run, last block: %s", c.Drop, r.Label),
+		Header: []string{"run", "images", "accuracy %", "tokens counted", "% identifiable"}}
+	t.Rows = [][]string{
+		{"perturbed", fmt.Sprint(c.Images), pct(c.PerturbedAccuracy), fmt.Sprintf("every token, [CLS] included, mean of per-image shares over all images (the original's perturbed rate; %d images without image tokens count as [CLS] alone)", c.ImagesWithoutImageTokens), pct(c.PerturbedSequenceShare)},
+		{"perturbed", fmt.Sprint(c.Images), pct(c.PerturbedAccuracy), "kept image tokens, pooled", pct(c.PerturbedImageTop1)},
+		{"unperturbed", fmt.Sprint(c.UnperturbedImages), pct(c.UnperturbedAccuracy), c.Kept + " image tokens, pooled (the original's baseline)", pct(c.UnperturbedTop1)},
 	}
 	return t
 }
@@ -218,9 +351,24 @@ func memoryTable(r *Run) Table {
 	return t
 }
 
+// valueVectorTable lists the classes the most-used memories' values promote
+// (notebook 2's interpretable value vectors).
+func valueVectorTable(r *Run) Table {
+	t := Table{Title: "interpretable value vectors: the most-used memories of each block and the top-5 classes of their column of E·W_out: " + r.Label,
+		Header: []string{"block", "memory", "% of tokens with it in their top-5", "classes it promotes, best first"}}
+	for _, v := range r.Memory.Values {
+		names := make([]string, len(v.Classes))
+		for i, c := range v.Classes {
+			names[i] = r.ClassName(int(c))
+		}
+		t.Rows = append(t.Rows, []string{fmt.Sprint(v.Block + 1), fmt.Sprint(v.Memory), pct(v.Share), strings.Join(names, ", ")})
+	}
+	return t
+}
+
 func aucTable(runs []*Run) Table {
-	t := Table{Title: "token-removal AUCs (trapezoid over fraction removed; the original's normalisation Σacc/(max·(P+1)) in brackets)",
-		Header: []string{"run", "images", "accuracy %", "ordering", "negative AUC ↑", "positive AUC ↓"}}
+	t := Table{Title: "token-removal AUCs: trapezoid (area under accuracy vs fraction removed, 0..P removed) / original (Σacc/(max·P) over 1..P−1 removed, as src/plots/explainability.py prints it)",
+		Header: []string{"run", "loss of our map", "images", "accuracy %", "ordering", "negative AUC ↑ trapezoid / original", "positive AUC ↓ trapezoid / original"}}
 	for _, r := range runs {
 		rep := r.Removal
 		for _, o := range explain.AllOrderings {
@@ -232,16 +380,25 @@ func aucTable(runs []*Run) Table {
 				if c == nil {
 					return "–"
 				}
-				return fmt.Sprintf("%.4f (%.4f)", c.AUC, c.AUCPaper)
+				return fmt.Sprintf("%.4f / %.4f", c.AUC, c.AUCOriginal)
 			}
 			name := o
 			if o == explain.OrderRandom && neg != nil {
 				name = fmt.Sprintf("random (%d seeds)", neg.Seeds)
 			}
-			t.Rows = append(t.Rows, []string{r.Label, fmt.Sprint(rep.Images), pct(rep.Accuracy), name, cell(neg), cell(pos)})
+			t.Rows = append(t.Rows, []string{r.Label, mapLoss(r.Manifest.Params), fmt.Sprint(rep.Images), pct(rep.Accuracy), name, cell(neg), cell(pos)})
 		}
 	}
 	return t
+}
+
+// mapLoss names the loss that made the paper's map of a removal or explain
+// run (A13).
+func mapLoss(params map[string]string) string {
+	if params["double_softmax"] == "true" {
+		return "double softmax (the original's)"
+	}
+	return "cross-entropy"
 }
 
 func probeTable(r *Run) Table {
