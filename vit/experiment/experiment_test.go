@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -223,6 +224,28 @@ func TestMemoriesRun(t *testing.T) {
 		if len(rep.Blocks) != testConfig.Depth || rep.Blocks[0].Agreement < 0 || rep.Blocks[0].Agreement > 1 {
 			t.Fatalf("%s: report %+v", l, rep)
 		}
+		// Value vectors: the most-used memories, counted here from the rows,
+		// with the classes memory.ValueClasses gives.
+		if len(rep.Values) != MostUsedMemories*testConfig.Depth || len(rep.Notes) != 0 {
+			t.Fatalf("%s: value vectors %+v, notes %v", l, rep.Values, rep.Notes)
+		}
+		uses := map[[2]int32]int{}
+		for _, r := range rows {
+			for _, j := range []int32{r.Mem1, r.Mem2, r.Mem3, r.Mem4, r.Mem5} {
+				uses[[2]int32{r.Block, j}]++
+			}
+		}
+		for _, v := range rep.Values {
+			top := memory.ValueClasses(b.Model, v.Block, l)[v.Memory]
+			if v.Uses != uses[[2]int32{int32(v.Block), int32(v.Memory)}] || !slices.Equal(v.Classes, top.Classes[:testConfig.Classes]) {
+				t.Errorf("%s block %d memory %d: %d uses, classes %v; want %d, %v", l, v.Block, v.Memory, v.Uses, v.Classes, uses[[2]int32{int32(v.Block), int32(v.Memory)}], top.Classes)
+			}
+			for j := int32(0); j < int32(memory.TopK*8); j++ {
+				if uses[[2]int32{int32(v.Block), j}] > v.Uses && !slices.ContainsFunc(rep.Values, func(w ValueVector) bool { return w.Block == v.Block && w.Memory == int(j) }) {
+					t.Errorf("%s block %d: memory %d is used more than listed memory %d", l, v.Block, j, v.Memory)
+				}
+			}
+		}
 	}
 }
 
@@ -252,13 +275,16 @@ func TestUnreadableImageIsSkipped(t *testing.T) {
 }
 
 // masked gives every image a fixed checkerboard of class/context patch
-// labels, standing in for ImageNet-S segmentations.
+// labels, standing in for ImageNet-S segmentations; image 5 is all context
+// (no class-labelled token: dropping the context leaves [CLS] alone).
 type masked struct{ dataset.Dataset }
 
 func (m masked) PatchLabels(i, grid int) ([]uint8, bool, error) {
 	l := make([]uint8, grid*grid)
 	for p := range l {
-		l[p] = uint8((p/grid + p%grid + i) % 2)
+		if i != 5 {
+			l[p] = uint8((p/grid + p%grid + i) % 2)
+		}
 	}
 	return l, true, nil
 }
@@ -274,8 +300,10 @@ func TestMaskedPerturbationAndContext(t *testing.T) {
 	}
 	ds := masked{folder}
 	g := testConfig.GridSize()
+	perturbed := map[string]string{}
 	for _, drop := range []string{DropContext, DropClassLabel} {
 		dir := t.TempDir()
+		perturbed[drop] = dir
 		st := run(t, b, ds, dir, Spec{Kind: PerturbTokens, Sites: []vit.Site{vit.SiteHS}, TopK: 5, Drop: drop}, 0, 1)
 		if st.Images != 6 || st.Skipped != 0 {
 			t.Fatalf("%s: %+v", drop, st)
@@ -308,5 +336,56 @@ func TestMaskedPerturbationAndContext(t *testing.T) {
 		if math.IsNaN(row.ClassMinusCtx) || row.ClassCtxP < 0 || row.ClassCtxP > 1 {
 			t.Fatalf("block %d: class-context %v, p %v", row.Block, row.ClassMinusCtx, row.ClassCtxP)
 		}
+		if row.Block > 0 && (math.IsNaN(row.AttnClassMinusCtx) || math.IsNaN(row.MLPClassMinusCtx)) {
+			t.Fatalf("block %d: no compute_context_diff: %+v", row.Block, row)
+		}
+	}
+	last := rep.Blocks[len(rep.Blocks)-1]
+
+	// The comparison of print_context_perturb, recomputed here from the rows.
+	depth := int32(testConfig.Depth)
+	for drop, pdir := range perturbed {
+		prep, err := Summarize(pdir, SummaryOptions{Unperturbed: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := prep.ContextPerturbation
+		if c == nil {
+			t.Fatalf("%s: no comparison", drop)
+		}
+		hit, n := map[int32]int{}, map[int32]int{}
+		var pooledHit, pooled int
+		for _, r := range readAll[RankRow](t, pdir, "ranks") {
+			if r.Block != depth-1 {
+				continue
+			}
+			n[r.Image]++
+			if r.Rank == 0 {
+				hit[r.Image]++
+			}
+			if r.Token > 0 {
+				pooled++
+				if r.Rank == 0 {
+					pooledHit++
+				}
+			}
+		}
+		var share float64
+		for im := range n {
+			share += float64(hit[im]) / float64(n[im])
+		}
+		share /= float64(len(n))
+		wantBase, wantEmpty := last.ClassTop1, 1
+		if drop == DropClassLabel {
+			wantBase, wantEmpty = last.ContextTop1, 0
+		}
+		if len(n) != 6 || c.Images != 6 || c.ImagesWithoutImageTokens != wantEmpty ||
+			math.Abs(c.PerturbedSequenceShare-share) > 1e-12 ||
+			math.Abs(c.PerturbedImageTop1-float64(pooledHit)/float64(pooled)) > 1e-12 || c.UnperturbedTop1 != wantBase {
+			t.Errorf("%s: comparison %+v; from the rows: %d images, share %g, pooled %d/%d, baseline %g", drop, c, len(n), share, pooledHit, pooled, wantBase)
+		}
+	}
+	if _, err := Summarize(dir, SummaryOptions{Unperturbed: dir}); err == nil || !strings.Contains(err.Error(), "perturb-tokens") {
+		t.Errorf("comparing an extract with itself: %v", err)
 	}
 }

@@ -1,8 +1,11 @@
 package explain
 
 import (
+	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 
@@ -102,5 +105,35 @@ func TestOverlay(t *testing.T) {
 	up := Upsample([]float32{0, 1, 2, 3}, 2, 4)
 	if up[0] != 0 || up[15] != 3 || up[1] != 0.25 {
 		t.Fatalf("upsample %v", up)
+	}
+}
+
+// Both AUCs against tools/reference/make_report_golden.py: the original's
+// np.sum(a)/(np.max(a)·P) on its points (1..P−1 removed) and np.trapz over
+// every point, for P = 4, 16, 49 and falling, noisy and flat curves.
+func TestAUCMatchesOriginal(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "testdata", "report", "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g struct {
+		Removal []struct {
+			Patches             int
+			Accuracy            []float64
+			Original, Trapezoid float64
+		}
+	}
+	if err := json.Unmarshal(raw, &g); err != nil {
+		t.Fatal(err)
+	}
+	if len(g.Removal) == 0 {
+		t.Fatal("no removal cases")
+	}
+	for _, c := range g.Removal {
+		trap, orig := AUC(c.Accuracy)
+		// Sums of ≤ 50 values in a different order.
+		if math.Abs(orig-c.Original) > 1e-13 || math.Abs(trap-c.Trapezoid) > 1e-13 {
+			t.Errorf("P = %d, %v: original %.15g trapezoid %.15g, numpy %.15g %.15g", c.Patches, c.Accuracy[:3], orig, trap, c.Original, c.Trapezoid)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package figures
 
 import (
 	"bytes"
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -148,7 +149,7 @@ func TestReportFromEveryKind(t *testing.T) {
 	}
 	dirs = append(dirs, out.Dir())
 	out = create(t, "explain", nil, ds)
-	if _, err := (&batch.Explainer{Bundle: b, Data: ds, Out: out, Target: batch.TargetLabel, Size: 32}).Run(); err != nil {
+	if _, err := (&batch.Explainer{Bundle: b, Data: ds, Out: out, Target: batch.TargetLabel, Size: 32, PerHead: true}).Run(); err != nil {
 		t.Fatal(err)
 	}
 	dirs = append(dirs, out.Dir())
@@ -161,9 +162,18 @@ func TestReportFromEveryKind(t *testing.T) {
 		}
 		runs = append(runs, r)
 	}
+	// A second copy of the extract: the report renames it, the caller's run keeps its label.
+	again, err := Load(dirs[0], LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs = append(runs, again)
 	rep, err := Build(runs, Options{Examples: 2})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if again.Label != runs[0].Label || rep.Runs[len(rep.Runs)-1].Label != runs[0].Label+"-2" {
+		t.Errorf("labels: caller's %q, report's %q (first %q)", again.Label, rep.Runs[len(rep.Runs)-1].Label, runs[0].Label)
 	}
 	figDir := t.TempDir()
 	n, err := rep.SaveFigures(figDir)
@@ -172,7 +182,7 @@ func TestReportFromEveryKind(t *testing.T) {
 	}
 	for _, name := range []string{"identifiability_evolution-tiny", "mean_evolution", "prob_increment", "compositionality-tiny",
 		"match_score-tiny-mlp", "key_val_agr-tiny-mlp", "acc_agr_rate-tiny-mlp", "composition-tiny-mlp", "compare_all",
-		"negative_perturb-tiny", "positive_perturb-tiny", "probe_comparison-tiny", "explainability-tiny"} {
+		"negative_perturb-tiny", "positive_perturb-tiny", "probe_comparison-tiny", "explainability-tiny", "explainability_heads-tiny"} {
 		for _, ext := range []string{".png", ".svg"} {
 			if st, err := os.Stat(filepath.Join(figDir, name+ext)); err != nil || st.Size() == 0 {
 				t.Errorf("figure %s%s missing (%d written)", name, ext, n)
@@ -184,7 +194,8 @@ func TestReportFromEveryKind(t *testing.T) {
 		t.Fatal(err)
 	}
 	html := buf.String()
-	for _, want := range []string{"data:image/svg", "token-removal AUCs", "Linear probing", "no segmentation labels"} {
+	for _, want := range []string{"data:image/svg", "token-removal AUCs", "Linear probing", "no segmentation labels",
+		"interpretable value vectors", "trapezoid / original", "[CLS] included, all images"} {
 		if !strings.Contains(html, want) {
 			t.Errorf("report lacks %q", want)
 		}
@@ -213,5 +224,50 @@ func TestContextVsClassFigure(t *testing.T) {
 	h.counts[groupContext][depth-1] = make([]int64, C)
 	if hasPatchLabels(h) {
 		t.Fatal("empty labels seen")
+	}
+}
+
+// ViT-L's "normalized blocks" (spec A26) are the original's
+// get_ident_mean_evolution pairs: checked against its formula in
+// tools/reference/make_report_golden.py.
+func TestPairAverageMatchesOriginal(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "testdata", "report", "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g struct {
+		Summary struct {
+			Expect struct {
+				MeanCLS         []float64 `json:"mean_cls"`
+				MeanImage       []float64 `json:"mean_image"`
+				PairedMeanCLS   []float64 `json:"paired_mean_cls"`
+				PairedMeanImage []float64 `json:"paired_mean_image"`
+			}
+		}
+	}
+	if err := json.Unmarshal(raw, &g); err != nil {
+		t.Fatal(err)
+	}
+	e := g.Summary.Expect
+	for _, c := range [][2][]float64{{e.MeanCLS, e.PairedMeanCLS}, {e.MeanImage, e.PairedMeanImage}} {
+		got := PairAverage(c[0])
+		if len(got) != len(c[1]) || len(got) == 0 {
+			t.Fatalf("%d pairs, original %d", len(got), len(c[1]))
+		}
+		for i := range got {
+			if math.Abs(got[i]-c[1][i]) > 1e-15 {
+				t.Errorf("pair %d: %g, original %g", i, got[i], c[1][i])
+			}
+		}
+	}
+	// Only the run twice as deep as the shallowest is paired.
+	deep := &Run{Manifest: results.Manifest{Config: vit.Config{Depth: 24}}}
+	base := &Run{Manifest: results.Manifest{Config: vit.Config{Depth: 12}}}
+	p := pairDeep([]*Run{deep, base}, true)
+	if !p[deep] || p[base] || p.depth(deep) != 12 || len(p.series(base, make([]float64, 12))) != 12 {
+		t.Errorf("pairing %v", p)
+	}
+	if len(pairDeep([]*Run{deep, base}, false)) != 0 {
+		t.Error("pairing without the option")
 	}
 }

@@ -1,11 +1,15 @@
 package memory
 
 import (
+	"encoding/json"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 
 	"vitlens/vit"
+	"vitlens/vit/checkpoint"
 )
 
 func smallModel(t *testing.T) *vit.Model {
@@ -97,5 +101,51 @@ func TestTokenTopFromTrace(t *testing.T) {
 	}
 	if _, err := Coefficients(&vit.Trace{}, 0, MLP); err == nil {
 		t.Fatal("missing taps should be an error")
+	}
+}
+
+// The interpretable value vectors of the tiny reference model equal numpy's
+// top-5 of head.weight @ fc2.weight (attn.proj.weight) per column, computed
+// in float64 by tools/reference/make_report_golden.py.
+func TestValueClassesMatchNumpy(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "testdata", "report", "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g struct {
+		ValueClasses struct {
+			Model  string
+			Blocks []struct {
+				Block   int
+				Layer   Layer
+				Classes [][]int32
+				Logit1  []float64
+			}
+		} `json:"value_classes"`
+	}
+	if err := json.Unmarshal(raw, &g); err != nil {
+		t.Fatal(err)
+	}
+	m, _, err := checkpoint.Load(filepath.Join("..", "..", g.ValueClasses.Model), checkpoint.Options{Override: &vit.Config{Heads: 2}}) // heads do not change the weights read here
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(g.ValueClasses.Blocks) != 2*m.Config.Depth {
+		t.Fatalf("golden has %d (block, layer) pairs, the model %d blocks", len(g.ValueClasses.Blocks), m.Config.Depth)
+	}
+	for _, want := range g.ValueClasses.Blocks {
+		got := ValueClasses(m, want.Block, want.Layer)
+		if len(got) != len(want.Classes) {
+			t.Fatalf("block %d %s: %d memories, numpy %d", want.Block, want.Layer, len(got), len(want.Classes))
+		}
+		for j, v := range got {
+			if !slices.Equal(v.Classes[:], want.Classes[j]) {
+				t.Errorf("block %d %s memory %d: classes %v, numpy %v", want.Block, want.Layer, j, v.Classes, want.Classes[j])
+			}
+			// float32 products summed in float32 against float64.
+			if d := math.Abs(float64(v.Logits[0]) - want.Logit1[j]); d > 1e-5*math.Max(1, math.Abs(want.Logit1[j])) {
+				t.Errorf("block %d %s memory %d: P = %g, numpy %g", want.Block, want.Layer, j, v.Logits[0], want.Logit1[j])
+			}
+		}
 	}
 }
