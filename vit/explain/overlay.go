@@ -12,8 +12,9 @@ import (
 // min-max scale the map, reshape it to the patch grid, upsample bilinearly
 // to the picture size, colour it with JET and add it to the min-max-scaled
 // input, then divide by the maximum. The colours are RGB (blue = low,
-// red = high); OpenCV's applyColorMap returns BGR, which the original adds to
-// an RGB image unconverted, tinting low values red: we draw what was meant.
+// red = high). The original adds OpenCV's BGR heat map to the RGB image and
+// then converts the sum with COLOR_RGB2BGR: that swap makes its heat-map
+// colours right and its image red-blue swapped. We draw both in RGB.
 
 // MinMax scales v to [0, 1]; a constant map becomes all zeros.
 func MinMax(v []float32) []float32 {
