@@ -413,7 +413,7 @@ func (r *Report) WriteText(w io.Writer) {
 	for _, b := range r.Blocks {
 		fmt.Fprintf(w, "%d\t%s\n", b.Block+1, strings.Join([]string{f3(b.CLSIdent), f3(b.ImageIdent), f3(b.CLSTop1), f3(b.ImageTop1), f3(b.ChangeRate),
 			f3(b.AttnCLS), f3(b.AttnImage), f3(b.MLPCLS), f3(b.MLPImage), f3(b.MatchAttn), f3(b.MatchMLP), f3(b.MatchPrev),
-			f3(b.MatchNone), f3(b.VsRandomP)}, "\t"))
+			f3(b.MatchNone), fp(b.VsRandomP)}, "\t"))
 	}
 	if !r.HasPatchLabels() {
 		return
@@ -422,8 +422,17 @@ func (r *Report) WriteText(w io.Writer) {
 	fmt.Fprintln(w, strings.Join([]string{"block", "class_r", "ctx_r", "class_top1", "ctx_top1", "r:cls-ctx", "p", "attnΔ:cls-ctx", "p", "mlpΔ:cls-ctx", "p"}, "\t"))
 	for _, b := range r.Blocks {
 		fmt.Fprintf(w, "%d\t%s\n", b.Block+1, strings.Join([]string{f3(b.ClassIdent), f3(b.ContextIdent), f3(b.ClassTop1), f3(b.ContextTop1),
-			f3(b.ClassMinusCtx), f3(b.ClassCtxP), f3(b.AttnClassMinusCtx), f3(b.AttnClassCtxP), f3(b.MLPClassMinusCtx), f3(b.MLPClassCtxP)}, "\t"))
+			f3(b.ClassMinusCtx), fp(b.ClassCtxP), f3(b.AttnClassMinusCtx), fp(b.AttnClassCtxP), f3(b.MLPClassMinusCtx), fp(b.MLPClassCtxP)}, "\t"))
 	}
+}
+
+// fp prints a p-value: three decimals, or two significant digits below
+// 0.001 (a permutation p of 0 stays 0), "-" for NaN.
+func fp(p float64) string {
+	if p > 0 && p < 0.001 {
+		return fmt.Sprintf("%.1e", p)
+	}
+	return f3(p)
 }
 
 // f3 prints a table cell: three decimals, "-" for NaN.
