@@ -271,3 +271,38 @@ func TestPairAverageMatchesOriginal(t *testing.T) {
 		t.Error("pairing without the option")
 	}
 }
+
+// A masked extract and a context perturbation of the same images: the
+// report holds the label table, compute_context_diff's table and the
+// print_context_perturb comparison, computed from the two summaries.
+func TestContextTables(t *testing.T) {
+	nan := math.NaN()
+	row := func(b int32, classTop1 float64) analysis.BlockRow {
+		return analysis.BlockRow{Block: b, CLSIdent: 0.9, ImageIdent: 0.6, CLSTop1: 0.5, ImageTop1: 0.3, ChangeRate: nan,
+			AttnCLS: nan, AttnImage: nan, MLPCLS: nan, MLPImage: nan, MatchAttn: nan, MatchMLP: nan, MatchPrev: nan, MatchNone: nan,
+			ClassIdent: 0.7, ContextIdent: 0.5, ClassTop1: classTop1, ContextTop1: 0.2, ClassMinusCtx: 0.2, ClassCtxP: 0,
+			AttnClassMinusCtx: 0.5, AttnClassCtxP: 0.01, MLPClassMinusCtx: -0.1, MLPClassCtxP: 0.9, VsRandomP: nan}
+	}
+	m := results.Manifest{Experiment: "extract", ModelSHA256: "h", Dataset: "imagenet-s", Selection: "all", Config: vit.Config{Depth: 2}}
+	ex := &Run{Label: "m", Manifest: m, Summary: &analysis.Report{Images: 10, Accuracy: 0.8, Blocks: []analysis.BlockRow{row(0, 0.4), row(1, 0.7192)}}}
+	pm := m
+	pm.Experiment, pm.Params = "perturb-tokens", map[string]string{"drop": "context"}
+	pt := &Run{Label: "m-no_context", Manifest: pm, Summary: &analysis.Report{Images: 10, Accuracy: 0.5, IdentifiableSequenceShare: 0.447,
+		ImagesWithoutImageTokens: 2, Blocks: []analysis.BlockRow{row(0, nan), row(1, nan)}}}
+	pt.Summary.Blocks[1].ImageTop1 = 0.25
+	rep, err := Build([]*Run{ex, pt}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := rep.WriteHTML(&buf, "t", false); err != nil {
+		t.Fatal(err)
+	}
+	html := buf.String()
+	for _, want := range []string{"class- vs context-labelled image tokens: m", "compute_context_diff", "context perturbation (drop context)",
+		"<td>71.92</td>", "<td>44.70</td>", "<td>25.00</td>", "2 images without image tokens"} {
+		if !strings.Contains(html, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+}
