@@ -3,16 +3,15 @@ package analysis
 import (
 	"encoding/json"
 	"math"
-	"os"
 	"testing"
 
 	"vitlens/vit"
+	"vitlens/vit/vittest"
 )
 
 // testdata/report/report.json holds the original code's statistics computed
 // by tools/reference/make_report_golden.py (numpy 1.24, scipy 1.10.1) with
 // the original's own formulas on synthetic readouts.
-const reportGolden = "../../testdata/report/report.json"
 
 type goldenSummary struct {
 	Classes, Depth, Tokens int
@@ -34,17 +33,11 @@ func readReportGolden(t *testing.T) (sum goldenSummary, perturbed struct {
 	}
 }) {
 	t.Helper()
-	raw, err := os.ReadFile(reportGolden)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var g struct {
 		Summary   json.RawMessage
 		Perturbed json.RawMessage
 	}
-	if err := json.Unmarshal(raw, &g); err != nil {
-		t.Fatal(err)
-	}
+	vittest.ReportGolden(t, &g)
 	if err := json.Unmarshal(g.Summary, &sum); err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package figures
 
 import (
 	"bytes"
-	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -231,10 +230,6 @@ func TestContextVsClassFigure(t *testing.T) {
 // get_ident_mean_evolution pairs: checked against its formula in
 // tools/reference/make_report_golden.py.
 func TestPairAverageMatchesOriginal(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join("..", "..", "testdata", "report", "report.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var g struct {
 		Summary struct {
 			Expect struct {
@@ -245,9 +240,7 @@ func TestPairAverageMatchesOriginal(t *testing.T) {
 			}
 		}
 	}
-	if err := json.Unmarshal(raw, &g); err != nil {
-		t.Fatal(err)
-	}
+	vittest.ReportGolden(t, &g)
 	e := g.Summary.Expect
 	for _, c := range [][2][]float64{{e.MeanCLS, e.PairedMeanCLS}, {e.MeanImage, e.PairedMeanImage}} {
 		got := PairAverage(c[0])

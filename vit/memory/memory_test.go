@@ -1,15 +1,14 @@
 package memory
 
 import (
-	"encoding/json"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 
 	"vitlens/vit"
 	"vitlens/vit/checkpoint"
+	"vitlens/vit/vittest"
 )
 
 func smallModel(t *testing.T) *vit.Model {
@@ -108,10 +107,6 @@ func TestTokenTopFromTrace(t *testing.T) {
 // top-5 of head.weight @ fc2.weight (attn.proj.weight) per column, computed
 // in float64 by tools/reference/make_report_golden.py.
 func TestValueClassesMatchNumpy(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join("..", "..", "testdata", "report", "report.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var g struct {
 		ValueClasses struct {
 			Model  string
@@ -123,9 +118,7 @@ func TestValueClassesMatchNumpy(t *testing.T) {
 			}
 		} `json:"value_classes"`
 	}
-	if err := json.Unmarshal(raw, &g); err != nil {
-		t.Fatal(err)
-	}
+	vittest.ReportGolden(t, &g)
 	m, _, err := checkpoint.Load(filepath.Join("..", "..", g.ValueClasses.Model), checkpoint.Options{Override: &vit.Config{Heads: 2}}) // heads do not change the weights read here
 	if err != nil {
 		t.Fatal(err)
