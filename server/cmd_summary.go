@@ -76,6 +76,9 @@ func runSummary(args []string, stdout io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("--random-tokens: %w", err)
 		}
+		if *random == "" && flagSet(fs, "random-tokens") {
+			return fmt.Errorf("--random-tokens chooses the tokens of the test against a random-init run: give that run with --random")
+		}
 		r, err := experiment.Summarize(dir, experiment.SummaryOptions{Random: *random, RandomTokens: pairs, Unperturbed: *unperturbed,
 			Permutation: *perm, Seed: *seed})
 		if err != nil {
