@@ -14,7 +14,9 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"vitlens/vit"
@@ -25,14 +27,14 @@ import (
 const ManifestFile = "manifest.json"
 
 // Manifest says what produced a results folder. The identity fields (see
-// SameRun) decide whether a folder may be resumed or merged; the rest is
-// provenance.
+// SameRun) decide whether a folder may be resumed or merged: together they
+// cover everything that changes a row. The rest is provenance.
 type Manifest struct {
 	Tool       string            `json:"tool"`
 	Version    string            `json:"version"`
 	Command    []string          `json:"command"`
 	Experiment string            `json:"experiment"` // "extract", "perturb-attn", ...
-	Params     map[string]string `json:"params"`     // flags that change results (mode, drop, sites, topk...)
+	Params     map[string]string `json:"params"`     // flags that change results, by flag name (mode, drop, sites...)
 
 	ModelPath   string `json:"model_path"`
 	ModelSHA256 string `json:"model_sha256"`
@@ -42,10 +44,18 @@ type Manifest struct {
 	// or assumed; provenance, not identity.
 	PresetSource preprocess.PresetSource `json:"preset_source"`
 	Config       vit.Config              `json:"config"`
+	// ClassesSHA256 identifies the class names (--classes or the model's own).
+	ClassesSHA256 string `json:"classes_sha256,omitempty"`
 
-	Dataset     string `json:"dataset"`
+	Dataset string `json:"dataset"`
+	// DatasetRoot is the absolute, cleaned dataset root: the same images
+	// under another folder are another run.
 	DatasetRoot string `json:"dataset_root"`
-	Selection   string `json:"selection"`
+	// ImagesSHA256 fingerprints the selected image list (dataset.Fingerprint):
+	// files added, removed, renamed or resized under the same root change it.
+	ImagesSHA256 string `json:"images_sha256,omitempty"`
+	// Selection holds the selection flags as "flag=value" words.
+	Selection string `json:"selection"`
 	// Total is the number of images in this run, after selection and sharding.
 	Total int `json:"total"`
 	// ChunkSize is the number of images per chunk. Chunk k always covers images
@@ -63,67 +73,156 @@ type Manifest struct {
 	MergedFrom []string  `json:"merged_from,omitempty"` // shard folders, set by Merge
 }
 
-// SameRun reports the first identity field in which o differs from m, or nil
-// when o describes the same run (so its folder can be resumed).
-func (m Manifest) SameRun(o Manifest) error { return diffRun(m, o, true) }
+// SameRun says, when o does not describe the same run as m (so m's folder
+// cannot be resumed by o), in which fields they differ, in the user's words:
+// "was made with --root /a/set, not /b/set".
+func (m Manifest) SameRun(o Manifest) error { return madeWith(runDiff(m, o, true)) }
 
-// diffRun compares identity fields. Shards of one run differ in Shard and
-// Total only, so merging compares with whole=false.
-func diffRun(a, b Manifest, whole bool) error {
-	type field struct {
-		name string
-		x, y string
+// field is one identity field of two manifests: the flag that sets it and
+// its two values ("" when unset).
+type field struct{ flag, x, y string }
+
+func madeWith(diffs []string) error {
+	if len(diffs) == 0 {
+		return nil
 	}
+	return fmt.Errorf("was made with %s", strings.Join(diffs, "; with "))
+}
+
+// runDiff lists the identity fields in which b differs from a, each named by
+// the flag that sets it: "--root /a/set, not /b/set". Shards of one run
+// differ in their shard index and Total only, so merging compares with
+// whole=false.
+func runDiff(a, b Manifest, whole bool) []string {
 	fields := []field{
-		{"experiment", a.Experiment, b.Experiment},
-		{"model hash", a.ModelSHA256, b.ModelSHA256},
-		{"family", a.Family, b.Family},
-		{"preset", a.Preset, b.Preset},
-		{"config", fmt.Sprintf("%+v", a.Config), fmt.Sprintf("%+v", b.Config)},
-		{"dataset", a.Dataset, b.Dataset},
-		{"selection", a.Selection, b.Selection},
-		{"chunk size", fmt.Sprint(a.ChunkSize), fmt.Sprint(b.ChunkSize)},
-		{"seed", seedString(a.Seed), seedString(b.Seed)},
-		{"format", string(a.Format), string(b.Format)},
+		{"the command", a.Experiment, b.Experiment},
+		{"--model of sha256", short(a.ModelSHA256), short(b.ModelSHA256)},
+		{"--model family", a.Family, b.Family},
+		{"--preset", a.Preset, b.Preset},
 	}
+	fields = append(fields, configDiff(a.Config, b.Config)...)
+	fields = append(fields,
+		field{"--classes of sha256", short(a.ClassesSHA256), short(b.ClassesSHA256)},
+		field{"--data", a.Dataset, b.Dataset},
+		field{"--root", a.DatasetRoot, b.DatasetRoot},
+	)
+	if a.DatasetRoot == b.DatasetRoot {
+		fields = append(fields, field{"the images under --root " + a.DatasetRoot + " (the dataset changed since): list sha256", short(a.ImagesSHA256), short(b.ImagesSHA256)})
+	}
+	fields = append(fields, selectionDiff(a.Selection, b.Selection)...)
+	fields = append(fields,
+		field{"--chunk", fmt.Sprint(a.ChunkSize), fmt.Sprint(b.ChunkSize)},
+		field{"--random", seedString(a.Seed), seedString(b.Seed)},
+		field{"--format", string(a.Format), string(b.Format)},
+	)
 	if whole {
 		fields = append(fields,
-			field{"total", fmt.Sprint(a.Total), fmt.Sprint(b.Total)},
-			field{"shard", a.Shard, b.Shard})
-	}
-	for _, f := range fields {
-		if f.x != f.y {
-			return fmt.Errorf("%s differs (%q vs %q)", f.name, f.x, f.y)
-		}
+			field{"--shard", a.Shard, b.Shard},
+			field{"a total of images", fmt.Sprint(a.Total), fmt.Sprint(b.Total)})
+	} else {
+		fields = append(fields, field{"--shard", shardCount(a.Shard), shardCount(b.Shard)})
 	}
 	keys := slices.Sorted(maps.Keys(a.Params))
-	for k := range b.Params {
+	for _, k := range slices.Sorted(maps.Keys(b.Params)) {
 		if _, ok := a.Params[k]; !ok {
 			keys = append(keys, k)
 		}
 	}
 	for _, k := range keys {
-		x, okx := a.Params[k]
-		y, oky := b.Params[k]
-		if x != y || okx != oky {
-			return fmt.Errorf("parameter %s differs (%s vs %s)", k, paramString(x, okx), paramString(y, oky))
+		fields = append(fields, field{"--" + strings.ReplaceAll(k, "_", "-"), a.Params[k], b.Params[k]})
+	}
+	var diffs []string
+	for _, f := range fields {
+		if f.x == f.y {
+			continue
+		}
+		switch {
+		case f.x == "":
+			diffs = append(diffs, fmt.Sprintf("no %s, not %s %s", f.flag, f.flag, f.y))
+		case f.y == "":
+			diffs = append(diffs, fmt.Sprintf("%s %s, not without it", f.flag, f.x))
+		default:
+			diffs = append(diffs, fmt.Sprintf("%s %s, not %s", f.flag, f.x, f.y))
 		}
 	}
-	return nil
+	return diffs
+}
+
+// configDiff names each architecture field that differs (set by the
+// checkpoint, --config or --heads).
+func configDiff(a, b vit.Config) []field {
+	var out []field
+	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	for i := range va.NumField() {
+		x, y := fmt.Sprint(va.Field(i).Interface()), fmt.Sprint(vb.Field(i).Interface())
+		if x != y {
+			name, _, _ := strings.Cut(va.Type().Field(i).Tag.Get("json"), ",")
+			out = append(out, field{"--config/--heads " + name, x, y})
+		}
+	}
+	return out
+}
+
+// selectionDiff compares two Selection strings word by word when both are
+// "flag=value" words, naming each flag; otherwise as a whole.
+func selectionDiff(a, b string) []field {
+	if a == b {
+		return nil
+	}
+	wa, oka := selectionWords(a)
+	wb, okb := selectionWords(b)
+	if !oka || !okb {
+		return []field{{"the selection", a, b}}
+	}
+	keys := slices.Sorted(maps.Keys(wa))
+	for _, k := range slices.Sorted(maps.Keys(wb)) {
+		if _, ok := wa[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	var out []field
+	for _, k := range keys {
+		if wa[k] != wb[k] {
+			out = append(out, field{"--" + k, wa[k], wb[k]})
+		}
+	}
+	return out
+}
+
+func selectionWords(s string) (map[string]string, bool) {
+	w := map[string]string{}
+	for _, f := range strings.Fields(s) {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok {
+			return nil, false
+		}
+		w[k] = v
+	}
+	return w, true
+}
+
+// short keeps hashes readable in messages.
+func short(h string) string {
+	if len(h) > 16 {
+		return h[:12] + "…"
+	}
+	return h
+}
+
+// shardCount keeps the n of a shard "i/n": the index differs between shards.
+func shardCount(s string) string {
+	if s == "" {
+		return ""
+	}
+	_, n, _ := strings.Cut(s, "/")
+	return "i/" + n
 }
 
 func seedString(s *uint64) string {
 	if s == nil {
-		return "none"
+		return ""
 	}
 	return fmt.Sprint(*s)
-}
-
-func paramString(v string, ok bool) string {
-	if !ok {
-		return "unset"
-	}
-	return fmt.Sprintf("%q", v)
 }
 
 // ReadManifest reads dir's manifest.json.

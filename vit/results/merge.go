@@ -10,8 +10,9 @@ import (
 )
 
 // Merge joins the shards of one run into the results folder out. Shards must
-// have the same manifest but for Shard and Total; together they must hold
-// every chunk of the whole run exactly once. Parts are linked (or copied)
+// have the same identity but for their shard index and Total; together they
+// must hold every chunk of the whole run exactly once, each intact (the rows
+// and checksums its marker records). Parts are linked (or copied)
 // into out, which is then finished. Rerunning an interrupted merge resumes it.
 func Merge(out string, shards []string) error {
 	if len(shards) == 0 {
@@ -24,6 +25,7 @@ func Merge(out string, shards []string) error {
 	var first Manifest
 	total := 0
 	owner := map[int]string{} // chunk -> shard dir
+	records := map[int]chunkRecord{}
 	for i, dir := range shards {
 		if abs, err := filepath.Abs(dir); err == nil && abs == absOut {
 			return fmt.Errorf("merge: output %s is also a shard", out)
@@ -34,8 +36,8 @@ func Merge(out string, shards []string) error {
 		}
 		if i == 0 {
 			first = m
-		} else if err := diffRun(first, m, false); err != nil {
-			return fmt.Errorf("merge: shard %s is not from the same run as %s: %v", dir, shards[0], err)
+		} else if err := madeWith(runDiff(first, m, false)); err != nil {
+			return fmt.Errorf("merge: %s and %s are not shards of one run: %s %v", shards[0], dir, shards[0], err)
 		}
 		total += m.Total
 		done, err := doneChunks(dir)
@@ -47,6 +49,11 @@ func Merge(out string, shards []string) error {
 				return fmt.Errorf("merge: chunk %d is in both %s and %s", c, prev, dir)
 			}
 			owner[c] = dir
+			rec, err := verifyChunk(dir, m.Format, c)
+			if err != nil {
+				return fmt.Errorf("merge: shard %s: %v: rerun that shard's command to recompute it", dir, err)
+			}
+			records[c] = rec
 		}
 	}
 	if first.ChunkSize <= 0 {
@@ -80,11 +87,12 @@ func Merge(out string, shards []string) error {
 	if err != nil {
 		return err
 	}
+	defer run.Close()
 	for c := range nchunks {
 		if run.ChunkDone(c) {
 			continue
 		}
-		if err := run.copyChunk(owner[c], c); err != nil {
+		if err := run.copyChunk(owner[c], c, records[c]); err != nil {
 			return err
 		}
 		if err := run.CommitChunk(c); err != nil {
@@ -94,17 +102,11 @@ func Merge(out string, shards []string) error {
 	return run.Finish()
 }
 
-// copyChunk brings every table's part of chunk from the results folder src.
-func (r *Run) copyChunk(src string, chunk int) error {
-	tables, err := tableNames(src)
-	if err != nil {
-		return err
-	}
-	for _, t := range tables {
+// copyChunk brings every table's part of chunk from the results folder src,
+// whose marker recorded rec (verified), and marks them for the commit.
+func (r *Run) copyChunk(src string, chunk int, rec chunkRecord) error {
+	for t, part := range rec.Tables {
 		from := partPath(src, t, chunk, r.m.Format)
-		if _, err := os.Stat(from); errors.Is(err, os.ErrNotExist) {
-			continue
-		}
 		if err := os.MkdirAll(filepath.Join(r.dir, chunksDir, t), 0o755); err != nil {
 			return err
 		}
@@ -114,6 +116,7 @@ func (r *Run) copyChunk(src string, chunk int) error {
 		if err := linkOrCopyAtomic(from, partPath(r.dir, t, chunk, r.m.Format)); err != nil {
 			return err
 		}
+		r.addPending(chunk, t, part)
 	}
 	return nil
 }

@@ -75,7 +75,7 @@ func testManifest() Manifest {
 		Tool: "vitlens", Version: "test", Command: []string{"vitlens", "extract"}, Experiment: "extract",
 		Params:    map[string]string{"sites": "resid,attn,mlp", "topk": "5"},
 		ModelPath: "m.safetensors", ModelSHA256: "aaaa", Family: "timm", Preset: "vit_b16",
-		Dataset: "imagenet-s", DatasetRoot: "/data", Selection: "all", Total: 5 * testChunkSize,
+		Dataset: "imagenet-s", DatasetRoot: "/data", Selection: "partition=validation limit=0 classes-only=", ImagesSHA256: "1234", Total: 5 * testChunkSize,
 		ChunkSize: testChunkSize, Seed: &seed, Backend: "cpu", Created: time.Now().UTC(),
 	}
 }
@@ -239,6 +239,7 @@ func TestResume(t *testing.T) {
 				t.Fatal(err)
 			}
 
+			r.Close() // the process ends
 			m := testManifest()
 			m.Created = m.Created.Add(time.Hour) // a later session; not an identity field
 			m.Backend = "webgpu"
@@ -330,18 +331,26 @@ func TestSameRun(t *testing.T) {
 		want   string // "" for the same run
 	}{
 		{func(m *Manifest) {}, ""},
-		{func(m *Manifest) { m.Command = []string{"other"}; m.Version = "v2"; m.DatasetRoot = "/mnt" }, ""},
-		{func(m *Manifest) { m.ModelSHA256 = "bbbb" }, "model hash differs"},
-		{func(m *Manifest) { m.Experiment = "perturb-attn" }, "experiment differs"},
-		{func(m *Manifest) { m.Params["topk"] = "10" }, `parameter topk differs ("5" vs "10")`},
-		{func(m *Manifest) { m.Params["mode"] = "zero" }, "parameter mode differs (unset vs"},
-		{func(m *Manifest) { delete(m.Params, "sites") }, "parameter sites differs"},
-		{func(m *Manifest) { m.Seed = &other }, "seed differs"},
-		{func(m *Manifest) { m.Seed = nil }, "seed differs"},
-		{func(m *Manifest) { m.Total++ }, "total differs"},
-		{func(m *Manifest) { m.ChunkSize++ }, "chunk size differs"},
-		{func(m *Manifest) { m.Shard = "1/2" }, "shard differs"},
-		{func(m *Manifest) { m.Config.Depth = 12 }, "config differs"},
+		{func(m *Manifest) { m.Command = []string{"other"}; m.Version = "v2"; m.Backend = "gpu" }, ""},
+		{func(m *Manifest) { m.ModelSHA256 = "bbbb" }, "was made with --model of sha256 aaaa, not bbbb"},
+		{func(m *Manifest) { m.Experiment = "perturb-attn" }, "the command extract, not perturb-attn"},
+		{func(m *Manifest) { m.Params["topk"] = "10" }, "--topk 5, not 10"},
+		{func(m *Manifest) { m.Params["mode"] = "zero" }, "no --mode, not --mode zero"},
+		{func(m *Manifest) { m.Params["per_block"] = "true" }, "no --per-block, not --per-block true"},
+		{func(m *Manifest) { delete(m.Params, "sites") }, "--sites resid,attn,mlp, not without it"},
+		{func(m *Manifest) { m.Seed = &other }, "--random 7, not 8"},
+		{func(m *Manifest) { m.Seed = nil }, "--random 7, not without it"},
+		{func(m *Manifest) { m.Total++ }, "a total of images 20, not 21"},
+		{func(m *Manifest) { m.ChunkSize++ }, "--chunk 4, not 5"},
+		{func(m *Manifest) { m.Shard = "1/2" }, "no --shard, not --shard 1/2"},
+		{func(m *Manifest) { m.Config.Depth = 12 }, "--config/--heads depth 0, not 12"},
+		{func(m *Manifest) { m.Config.Heads = 3 }, "--config/--heads heads 0, not 3"},
+		{func(m *Manifest) { m.DatasetRoot = "/mnt" }, "--root /data, not /mnt"},
+		{func(m *Manifest) { m.ImagesSHA256 = "ffff" }, "the images under --root /data (the dataset changed since): list sha256 1234, not ffff"},
+		{func(m *Manifest) { m.ClassesSHA256 = "ffff" }, "no --classes of sha256, not --classes of sha256 ffff"},
+		{func(m *Manifest) { m.Selection = "partition=validation limit=9 classes-only=" }, "--limit 0, not 9"},
+		{func(m *Manifest) { m.Selection = "all" }, "the selection partition=validation limit=0 classes-only=, not all"},
+		{func(m *Manifest) { m.ModelSHA256 = "bbbb"; m.Preset = "x" }, "--model of sha256 aaaa, not bbbb; with --preset vit_b16, not x"},
 	} {
 		m := testManifest()
 		m.Params = map[string]string{"sites": "resid,attn,mlp", "topk": "5"}
@@ -355,16 +364,21 @@ func TestSameRun(t *testing.T) {
 
 func TestCreateRefuses(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := Create(dir, testManifest(), Parquet); err != nil {
+	r, err := Create(dir, testManifest(), Parquet)
+	if err != nil {
 		t.Fatal(err)
 	}
+	r.Close()
 	m := testManifest()
 	m.ModelSHA256 = "bbbb"
-	_, err := Create(dir, m, Parquet)
-	if err == nil || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "model hash differs") {
+	_, err = Create(dir, m, Parquet)
+	if err == nil || !strings.Contains(err.Error(), dir+" was made with --model of sha256 aaaa, not bbbb: use a new --out") {
 		t.Errorf("different model: %v", err)
 	}
-	if _, err := Create(dir, testManifest(), CSV); err == nil || !strings.Contains(err.Error(), "format differs") {
+	if strings.Contains(fmt.Sprint(err), "--force") {
+		t.Errorf("the message names a flag that does not exist: %v", err)
+	}
+	if _, err := Create(dir, testManifest(), CSV); err == nil || !strings.Contains(err.Error(), "--format parquet, not csv") {
 		t.Errorf("different format: %v", err)
 	}
 	if _, err := Create(dir, testManifest(), "xlsx"); err == nil {
@@ -426,6 +440,7 @@ func shard(t *testing.T, dir, name string, f Format, chunks ...int) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer r.Close()
 	writeChunks(t, r, chunks...)
 }
 
@@ -478,7 +493,7 @@ func TestMergeErrors(t *testing.T) {
 	}{
 		{[]string{"a", "b-short"}, "no shard has chunk 3"},
 		{[]string{"a", "b-dup"}, "chunk 2 is in both"},
-		{[]string{"a", "b-csv"}, "format differs"},
+		{[]string{"a", "b-csv"}, "--format parquet, not csv"},
 		{[]string{"a", "b-extra", "b-extra"}, "chunk 1 is in both"},
 		{[]string{"a", "nosuch"}, "nosuch"},
 		{nil, "no shards"},

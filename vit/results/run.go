@@ -3,12 +3,12 @@ package results
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Format is the on-disk encoding of every table of a run.
@@ -33,44 +33,87 @@ func (f Format) ext() string { return "." + string(f) }
 // Layout of a results folder:
 //
 //	manifest.json
+//	.lock                                held by the one process writing the folder
 //	<table>.parquet                      finished tables (Finish)
-//	chunks/chunk-000007.done             chunk 7 is complete
+//	chunks/chunk-000007.done             chunk 7 is complete: rows, size and SHA-256 of each part
 //	chunks/<table>/chunk-000007.parquet  chunk 7's rows of <table>
+//	chunks/finished.json                 the chunks and checksums of the finished tables
 const chunksDir = "chunks"
 
-// Run is an open results folder.
+// Run is an open results folder. It holds the folder's lock until Close (or
+// the end of the process).
 type Run struct {
-	dir  string
-	m    Manifest
-	done map[int]bool
+	dir      string
+	m        Manifest
+	lock     *folderLock
+	repaired []string
+
+	mu      sync.Mutex
+	done    map[int]bool
+	pending map[int]chunkRecord // parts written but not yet committed
 }
 
 // Create opens dir for the run m, writing tables in format. A new or empty
 // dir gets m's manifest. A dir that already holds the same run (SameRun) is
 // resumed: its original manifest is kept, leftovers of an interrupted write
-// are removed, and ChunkDone reports what is already there. A dir holding a
-// different run, or other files, is an error; nothing is deleted then.
+// are removed, every committed chunk is checked against the rows and
+// checksums its marker records (a damaged or missing part makes the chunk be
+// redone; Repaired says which), and ChunkDone reports what is intact. A dir
+// holding a different run, or other files, is an error; nothing is deleted
+// then. The folder is locked first: a second Create of the same folder, in
+// this or another process, is refused until the first Run is closed.
 func Create(dir string, m Manifest, format Format) (*Run, error) {
 	if _, err := ParseFormat(string(format)); err != nil {
 		return nil, err
 	}
 	m.Format = format
+	// A foreign folder is refused before anything (even the lock) is put in it.
+	if err := checkForeign(dir); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	lock, err := lockFolder(dir)
+	if err != nil {
+		return nil, err
+	}
+	r, err := open(dir, m, lock)
+	if err != nil {
+		lock.release()
+		return nil, err
+	}
+	return r, nil
+}
+
+// checkForeign refuses a folder that has files but no manifest.
+func checkForeign(dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, ManifestFile)); !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	for _, e := range entries {
+		if e.Name() != LockFile {
+			return fmt.Errorf("results dir %s is not empty and has no %s; use a new --out", dir, ManifestFile)
+		}
+	}
+	return nil
+}
+
+// open does Create's work under the lock.
+func open(dir string, m Manifest, lock *folderLock) (*Run, error) {
 	old, err := ReadManifest(dir)
 	switch {
 	case err == nil:
 		if err := old.SameRun(m); err != nil {
-			return nil, fmt.Errorf("results dir %s holds a different run: %v; use a new --out or --force", dir, err)
+			return nil, fmt.Errorf("results dir %s %v: use a new --out", dir, err)
 		}
 		m = old
 	case errors.Is(err, os.ErrNotExist):
-		entries, err := os.ReadDir(dir)
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, err
-		}
-		if len(entries) > 0 {
-			return nil, fmt.Errorf("results dir %s is not empty and has no %s; use a new --out", dir, ManifestFile)
-		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := checkForeign(dir); err != nil { // files may have come while we waited
 			return nil, err
 		}
 		if err := writeManifest(dir, m); err != nil {
@@ -82,14 +125,56 @@ func Create(dir string, m Manifest, format Format) (*Run, error) {
 	if err := os.MkdirAll(filepath.Join(dir, chunksDir), 0o755); err != nil {
 		return nil, err
 	}
-	r := &Run{dir: dir, m: m}
-	if r.done, err = doneChunks(dir); err != nil {
+	r := &Run{dir: dir, m: m, lock: lock, done: map[int]bool{}, pending: map[int]chunkRecord{}}
+	if err := r.verify(); err != nil {
 		return nil, err
 	}
 	if err := r.clean(); err != nil {
 		return nil, err
 	}
 	return r, nil
+}
+
+// verify keeps the committed chunks whose parts are intact. A damaged chunk
+// loses its marker first (so a crash here still leaves it uncommitted), then
+// clean removes its parts, and the finished tables go, since they may hold
+// what was lost.
+func (r *Run) verify() error {
+	markers, err := doneChunks(r.dir)
+	if err != nil {
+		return err
+	}
+	for _, c := range sortedChunks(markers) {
+		if _, err := verifyChunk(r.dir, r.m.Format, c); err != nil {
+			r.repaired = append(r.repaired, err.Error())
+			if err := os.Remove(markerPath(r.dir, c)); err != nil {
+				return err
+			}
+			continue
+		}
+		r.done[c] = true
+	}
+	if len(r.repaired) > 0 {
+		return r.unfinish()
+	}
+	return nil
+}
+
+// unfinish removes the finished tables and their record.
+func (r *Run) unfinish() error {
+	if err := os.Remove(finishPath(r.dir)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	tables, err := tableNames(r.dir)
+	if err != nil {
+		return err
+	}
+	for _, t := range tables {
+		if err := os.Remove(finalPath(r.dir, t, r.m.Format)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
 }
 
 // clean removes temporary files and the parts of uncommitted chunks, so a
@@ -125,27 +210,48 @@ func (r *Run) clean() error {
 	return nil
 }
 
+// Close releases the folder's lock. The Run must not be written after.
+func (r *Run) Close() error { return r.lock.release() }
+
+// Repaired lists the committed chunks that Create found damaged or missing
+// and will be redone, each with the file and the problem.
+func (r *Run) Repaired() []string { return r.repaired }
+
 // Dir is the results folder.
 func (r *Run) Dir() string { return r.dir }
 
 // Manifest is the run's manifest as stored (the original one when resumed).
 func (r *Run) Manifest() Manifest { return r.m }
 
-// ChunkDone reports whether chunk was committed, by this or an earlier process.
-func (r *Run) ChunkDone(chunk int) bool { return r.done[chunk] }
+// ChunkDone reports whether chunk was committed, by this or an earlier
+// process, and found intact.
+func (r *Run) ChunkDone(chunk int) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.done[chunk]
+}
 
-// CommitChunk records chunk as complete. Call it after WriteChunk has
-// returned for every table of the chunk: a crash before the commit makes the
-// whole chunk be redone, never half of it kept.
+// CommitChunk records chunk as complete, with the rows, size and checksum of
+// every part written for it. Call it after WriteChunk has returned for every
+// table of the chunk: a crash before the commit makes the whole chunk be
+// redone, never half of it kept.
 func (r *Run) CommitChunk(chunk int) error {
 	if chunk < 0 {
 		return fmt.Errorf("results dir %s: negative chunk %d", r.dir, chunk)
 	}
-	err := writeAtomic(markerPath(r.dir, chunk), func(io.Writer) error { return nil })
-	if err != nil {
+	r.mu.Lock()
+	rec := r.pending[chunk]
+	r.mu.Unlock()
+	if rec.Tables == nil {
+		rec.Tables = map[string]partRecord{}
+	}
+	if err := writeJSONAtomic(markerPath(r.dir, chunk), rec); err != nil {
 		return err
 	}
+	r.mu.Lock()
 	r.done[chunk] = true
+	delete(r.pending, chunk)
+	r.mu.Unlock()
 	return nil
 }
 
@@ -158,7 +264,7 @@ func WriteChunk[T any](r *Run, table string, chunk int, rows []T) error {
 	if chunk < 0 {
 		return fmt.Errorf("results dir %s: negative chunk %d", r.dir, chunk)
 	}
-	if r.done[chunk] {
+	if r.ChunkDone(chunk) {
 		return fmt.Errorf("results dir %s: chunk %d is already committed", r.dir, chunk)
 	}
 	cod, err := codecOf[T]()
@@ -175,31 +281,65 @@ func WriteChunk[T any](r *Run, table string, chunk int, rows []T) error {
 	}
 	path := partPath(r.dir, table, chunk, r.m.Format)
 	if r.m.Format == CSV {
-		return writeCSV(path, cod, rows)
+		err = writeCSV(path, cod, rows)
+	} else {
+		err = writeParquet(path, rows)
 	}
-	return writeParquet(path, rows)
+	if err != nil {
+		return err
+	}
+	rec, err := recordFile(path, int64(len(rows)))
+	if err != nil {
+		return err
+	}
+	r.addPending(chunk, table, rec)
+	return nil
+}
+
+func (r *Run) addPending(chunk int, table string, rec partRecord) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.pending[chunk]
+	if p.Tables == nil {
+		p.Tables = map[string]partRecord{}
+		r.pending[chunk] = p
+	}
+	p.Tables[table] = rec
 }
 
 // Finish writes every table's parts, in chunk order, into <table>.parquet or
-// <table>.csv beside the manifest. Parts are kept (Merge and ReadRows of an
-// unfinished run need them). A table already finished is left alone, so
-// Finish may be called again after a crash or on a resumed, complete run.
+// <table>.csv beside the manifest, and records their checksums. Parts are
+// kept (Merge and ReadRows of an unfinished run need them). A table already
+// finished from the same chunks and intact is left alone, so Finish may be
+// called again after a crash or on a resumed, complete run.
 func (r *Run) Finish() error {
 	tables, err := tableNames(r.dir)
 	if err != nil {
 		return err
 	}
+	r.mu.Lock()
 	chunks := sortedChunks(r.done)
+	r.mu.Unlock()
+	old, err := readFinish(r.dir)
+	if err != nil || old != nil && !slices.Equal(old.Chunks, chunks) {
+		old = nil // rebuild every table
+	}
+	fin := finishRecord{Chunks: chunks, Tables: map[string]partRecord{}}
 	for _, t := range tables {
 		final := finalPath(r.dir, t, r.m.Format)
-		if _, err := os.Stat(final); err == nil {
-			continue
+		if old != nil {
+			if rec, ok := old.Tables[t]; ok && checkFile(final, "", rec) == nil {
+				fin.Tables[t] = rec
+				continue
+			}
 		}
 		var parts []string
+		var rows int64
 		for _, c := range chunks {
 			p := partPath(r.dir, t, c, r.m.Format)
 			if _, err := os.Stat(p); err == nil {
 				parts = append(parts, p)
+				rows += r.committedRows(c, t)
 			}
 		}
 		if r.m.Format == CSV {
@@ -210,8 +350,20 @@ func (r *Run) Finish() error {
 		if err != nil {
 			return err
 		}
+		if fin.Tables[t], err = recordFile(final, rows); err != nil {
+			return err
+		}
 	}
-	return nil
+	return writeJSONAtomic(finishPath(r.dir), fin)
+}
+
+// committedRows reads chunk's row count of table from its marker.
+func (r *Run) committedRows(chunk int, table string) int64 {
+	rec, err := readMarker(r.dir, chunk)
+	if err != nil {
+		return 0
+	}
+	return rec.Tables[table].Rows
 }
 
 func markerPath(dir string, chunk int) string {
