@@ -243,7 +243,7 @@ func (r *Runner) runChunk(k, lo, hi int, blocks []*memory.Block) (images, skippe
 	if err := results.WriteChunk(r.Out, "images", k, imgRows); err != nil {
 		return 0, 0, err
 	}
-	if err := results.WriteChunk(r.Out, "skipped", k, skips); err != nil {
+	if err := results.WriteChunk(r.Out, "skipped", k, WithIndexSkips(r.Data, k, skips)); err != nil {
 		return 0, 0, err
 	}
 	if r.Spec.Kind == Memories {

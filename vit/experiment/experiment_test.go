@@ -43,6 +43,7 @@ func run(t *testing.T, b *bundle.Bundle, ds dataset.Dataset, dir string, spec Sp
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer out.Close()
 	r := &Runner{Bundle: b, Backend: lens.NewCPU(b.Model), Data: ds, Out: out, Spec: spec, Batch: 3, Shard: shard, NumShards: n}
 	st, err := r.Run()
 	if err != nil {
@@ -154,6 +155,79 @@ func TestResumeAndShards(t *testing.T) {
 	}
 	if got := readAll[RankRow](t, merged, "ranks"); !reflect.DeepEqual(got, want) {
 		t.Fatal("merged shards differ from one run")
+	}
+}
+
+// A committed chunk whose part was deleted, and one whose part was
+// truncated, are found when the run is reopened and redone; the tables come
+// out byte for byte as an uninterrupted run's.
+func TestDamagedChunksRedone(t *testing.T) {
+	b := testBundle(t)
+	ds, err := dataset.Open("folder", vittest.ImageFolder(t, 5, 20, 18, 1), dataset.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, damaged := t.TempDir(), t.TempDir()
+	run(t, b, ds, whole, extractSpec, 0, 1)
+	run(t, b, ds, damaged, extractSpec, 0, 1)
+	if err := os.Remove(filepath.Join(damaged, "chunks", "ranks", "chunk-000001.parquet")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(filepath.Join(damaged, "chunks", "images", "chunk-000002.parquet"), 40); err != nil {
+		t.Fatal(err)
+	}
+	if err := results.Verify(damaged); err == nil || !strings.Contains(err.Error(), "chunk 1: chunks/ranks/chunk-000001.parquet is missing") {
+		t.Fatalf("Verify of the damaged folder: %v", err)
+	}
+	st := run(t, b, ds, damaged, extractSpec, 0, 1)
+	if st.ResumedChunks != 2 || st.Images != 8 {
+		t.Fatalf("resume redid %+v, want chunks 1 and 2 (8 images)", st)
+	}
+	for _, table := range []string{"ranks.parquet", "images.parquet", "skipped.parquet"} {
+		want, _ := os.ReadFile(filepath.Join(whole, table))
+		got, err := os.ReadFile(filepath.Join(damaged, table))
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s after the repair differs from an uninterrupted run's (%v)", table, err)
+		}
+	}
+	if err := results.Verify(damaged); err != nil {
+		t.Error(err)
+	}
+}
+
+// Files the dataset left out while indexing are rows of the skipped table
+// (image -1), once, in a whole run and in merged shards alike.
+func TestIndexSkipsInSkippedTable(t *testing.T) {
+	b := testBundle(t)
+	root := vittest.ImageFolder(t, 2, 20, 18, 1)
+	for _, p := range []string{filepath.Join(root, "README"), filepath.Join(root, "class1", "notes.txt")} {
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ds, err := dataset.Open("folder", root, dataset.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []SkipRow{
+		{Image: -1, ID: filepath.Join(root, "README"), Reason: "not a class folder"},
+		{Image: -1, ID: filepath.Join(root, "class1", "notes.txt"), Reason: "not an image file"},
+	}
+	dir := t.TempDir()
+	if st := run(t, b, ds, dir, extractSpec, 0, 1); st.Skipped != 0 {
+		t.Errorf("index skips counted as skipped images: %+v", st)
+	}
+	if got := readAll[SkipRow](t, dir, "skipped"); !reflect.DeepEqual(got, want) {
+		t.Errorf("skipped table %+v, want %+v", got, want)
+	}
+	s0, s1, merged := t.TempDir(), t.TempDir(), filepath.Join(t.TempDir(), "merged")
+	run(t, b, ds, s0, extractSpec, 0, 2)
+	run(t, b, ds, s1, extractSpec, 1, 2)
+	if err := results.Merge(merged, []string{s0, s1}); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll[SkipRow](t, merged, "skipped"); !reflect.DeepEqual(got, want) {
+		t.Errorf("merged skipped table %+v, want %+v", got, want)
 	}
 }
 

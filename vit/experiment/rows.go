@@ -1,5 +1,11 @@
 package experiment
 
+import (
+	"strings"
+
+	"vitlens/vit/dataset"
+)
+
 // Tables of a results folder. Columns are named by the parquet tags; the
 // CSV format uses the same names. block and token are 0-based; token 0 is
 // [CLS] when the model has one, and tokens keep their original index when a
@@ -37,6 +43,32 @@ type SkipRow struct {
 	Image  int32  `parquet:"image"`
 	ID     string `parquet:"id"`
 	Reason string `parquet:"reason"`
+}
+
+// IndexSkips are the rows of the skipped table for what the dataset left
+// out while indexing (dataset.Skipped: non-image files, empty class folders,
+// excluded categories): image -1, since they never had an index, and the
+// path as ID. Runners write them with chunk 0, so a run lists them once and
+// merged shards too.
+func IndexSkips(ds dataset.Dataset) []SkipRow {
+	var rows []SkipRow
+	for _, s := range dataset.Skipped(ds) {
+		path, reason := s, "left out while indexing the dataset"
+		if i := strings.LastIndex(s, ": "); i >= 0 {
+			path, reason = s[:i], s[i+2:]
+		}
+		rows = append(rows, SkipRow{Image: -1, ID: path, Reason: reason})
+	}
+	return rows
+}
+
+// WithIndexSkips puts the dataset's IndexSkips before chunk k's own skipped
+// rows when k is chunk 0.
+func WithIndexSkips(ds dataset.Dataset, k int, skips []SkipRow) []SkipRow {
+	if k != 0 {
+		return skips
+	}
+	return append(IndexSkips(ds), skips...)
 }
 
 // MemoryRow is one (image, block, token) key-value memory readout: table

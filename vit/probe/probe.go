@@ -34,6 +34,7 @@ import (
 	"vitlens/vit"
 	"vitlens/vit/bundle"
 	"vitlens/vit/dataset"
+	"vitlens/vit/experiment"
 	"vitlens/vit/lens"
 	"vitlens/vit/results"
 	"vitlens/vit/stats"
@@ -168,7 +169,7 @@ func (r *Runner) Run() (Stats, error) {
 			return st, err
 		}
 		if k == 0 {
-			if err := results.WriteChunk(r.Out, "skipped", k, skips); err != nil {
+			if err := results.WriteChunk(r.Out, "skipped", k, append(r.indexSkips(), skips...)); err != nil {
 				return st, err
 			}
 		}
@@ -179,6 +180,21 @@ func (r *Runner) Run() (Stats, error) {
 	st.Skipped = len(skips)
 	st.Elapsed = time.Since(start)
 	return st, r.Out.Finish()
+}
+
+// indexSkips lists what the training and test datasets left out while
+// indexing (see experiment.IndexSkips).
+func (r *Runner) indexSkips() []SkipRow {
+	var rows []SkipRow
+	for _, split := range []struct {
+		name string
+		ds   dataset.Dataset
+	}{{"train", r.Train}, {"test", r.Test}} {
+		for _, s := range experiment.IndexSkips(split.ds) {
+			rows = append(rows, SkipRow{Image: s.Image, ID: s.ID, Split: split.name, Reason: s.Reason})
+		}
+	}
+	return rows
 }
 
 // features holds one split's vectors for a group: feats[pair][token] is a

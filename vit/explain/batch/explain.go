@@ -108,7 +108,7 @@ func (r *Explainer) runChunk(k, lo, hi int) (int, error) {
 	for _, w := range []error{
 		results.WriteChunk(r.Out, "maps", k, rows),
 		results.WriteChunk(r.Out, "images", k, imgRows),
-		results.WriteChunk(r.Out, "skipped", k, skips),
+		results.WriteChunk(r.Out, "skipped", k, experiment.WithIndexSkips(r.Data, k, skips)),
 	} {
 		if w != nil {
 			return 0, w

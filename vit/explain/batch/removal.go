@@ -73,7 +73,7 @@ func (r *Removal) runChunk(k, lo, hi int) (images, skipped int, err error) {
 	if err := results.WriteChunk(r.Out, "removal", k, rows); err != nil {
 		return 0, 0, err
 	}
-	if err := results.WriteChunk(r.Out, "skipped", k, skips); err != nil {
+	if err := results.WriteChunk(r.Out, "skipped", k, experiment.WithIndexSkips(r.Data, k, skips)); err != nil {
 		return 0, 0, err
 	}
 	return hi - lo - len(skips), len(skips), r.Out.CommitChunk(k)
