@@ -63,10 +63,14 @@ func runExplain(args []string, stdout io.Writer) error {
 	if fs.NArg() > 0 {
 		files, sel = fset, "files="+strings.Join(fs.Args(), ",")
 	}
-	o, err := openRun(&rf, "explain", params, append([]string{"explain"}, args...), os.Stderr, files, sel, nil)
+	o, err := rf.openCPUInputs("explain", files, sel, os.Stderr)
 	if err != nil {
 		return err
 	}
+	if err := o.create("explain", params, append([]string{"explain"}, args...), "cpu", os.Stderr); err != nil {
+		return err
+	}
+	defer o.close()
 	fset.classes = o.bundle.Classes
 	r := &batch.Explainer{Bundle: o.bundle, Data: o.data, Out: o.out, Target: *target, Size: *size, PerBlock: *perBlock, PerHead: *perHead,
 		Options: opt, Log: os.Stderr}

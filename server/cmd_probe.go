@@ -44,17 +44,29 @@ func runProbe(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if root, err = resolveRoot(rf.data, root); err != nil {
+		return err
+	}
 	spec := probe.Spec{Sites: ss, Alpha: *alpha, MemoryBytes: int64(*memGB * (1 << 30)),
-		Train: fmt.Sprintf("%s root=%s partition=%s split=%s per-class=%d (%d images)", rf.data, root, *trainPartition, *trainSplit, *trainPerClass, train.Len())}
-	o, err := openRun(&rf, "probe", spec.Params(), append([]string{"probe"}, args...), os.Stderr, nil, "", nil)
+		Train: fmt.Sprintf("%s root=%s partition=%s split=%s per-class=%d (%d images, list sha256 %s)",
+			rf.data, root, *trainPartition, *trainSplit, *trainPerClass, train.Len(), dataset.Fingerprint(train))}
+	o, err := rf.openCPUInputs("probe", nil, "", os.Stderr)
 	if err != nil {
 		return err
 	}
 	if o.numShards > 1 {
-		return fmt.Errorf("probe runs cannot be sharded: every probe needs all training images")
+		return fmt.Errorf("probe runs cannot be sharded (--shard): every probe needs all training images")
 	}
+	r := &probe.Runner{Bundle: o.bundle, Train: train, Test: o.data, Spec: spec, Log: os.Stderr}
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	if err := o.create("probe", spec.Params(), append([]string{"probe"}, args...), "cpu", os.Stderr); err != nil {
+		return err
+	}
+	defer o.close()
+	r.Out = o.out
 	fmt.Fprintf(os.Stderr, "probe: training on %d images of %s\n", train.Len(), train.Name())
-	r := &probe.Runner{Bundle: o.bundle, Train: train, Test: o.data, Out: o.out, Spec: spec, Log: os.Stderr}
 	if !rf.quiet {
 		bars := map[string]func(int, int){}
 		r.Progress = func(stage string, done, total int) {

@@ -58,13 +58,17 @@ func runRemoval(args []string, stdout io.Writer) error {
 		}
 		params["probe"] = pm.ModelSHA256 + " " + pm.Dataset + " " + pm.Selection
 	}
-	o, err := openRun(&rf, "removal", params, append([]string{"removal"}, args...), os.Stderr, nil, "", nil)
+	o, err := rf.openCPUInputs("removal", nil, "", os.Stderr)
 	if err != nil {
 		return err
 	}
 	if err := spec.Validate(o.bundle.Model.Config); err != nil {
 		return err
 	}
+	if err := o.create("removal", params, append([]string{"removal"}, args...), "cpu", os.Stderr); err != nil {
+		return err
+	}
+	defer o.close()
 	r := &batch.Removal{Bundle: o.bundle, Data: o.data, Out: o.out, Spec: spec, Shard: o.shard,
 		NumShards: o.numShards, Log: os.Stderr}
 	if !rf.quiet {

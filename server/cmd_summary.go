@@ -40,6 +40,14 @@ func runSummary(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// A statistic over some of the rows would look like one over all of them.
+	for _, d := range []string{dir, *random} {
+		if d != "" {
+			if err := results.Verify(d); err != nil {
+				return err
+			}
+		}
+	}
 	var rep any
 	switch m.Experiment {
 	case "removal":

@@ -1,13 +1,18 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"vitlens/vit"
 	"vitlens/vit/bundle"
@@ -22,16 +27,16 @@ var version = "dev"
 
 // runFlags are the flags of every batch experiment.
 type runFlags struct {
-	model               modelFlags
-	data, root          string
-	partition           string
-	perClass, limit     int
-	classes, shard      string
-	out, format         string
-	backend             string
-	batch, chunk        int
-	randomSeed          int64
-	masks, force, quiet bool
+	model           modelFlags
+	data, root      string
+	partition       string
+	perClass, limit int
+	classes, shard  string
+	out, format     string
+	backend         string
+	batch, chunk    int
+	randomSeed      int64
+	masks, quiet    bool
 }
 
 func (f *runFlags) register(fs *flag.FlagSet) {
@@ -53,76 +58,139 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress output")
 }
 
-// open loads model, dataset, backend and results folder for a lens
-// experiment and returns its runner and a function that releases the backend.
-func (f *runFlags) open(spec experiment.Spec, args []string, stderr io.Writer) (*experiment.Runner, func(), error) {
-	o, err := openRun(f, string(spec.Kind), spec.Params(), args, stderr, nil, "", func(m *vit.Model) (lens.Backend, error) {
-		return openBackend(f.backend, m, stderr)
-	})
+// open loads model, dataset and backend for a lens experiment, validates
+// the run, then opens its results folder. It returns the runner and a
+// function that releases the folder and the backend.
+func (f *runFlags) open(spec experiment.Spec, args []string, stderr io.Writer) (_ *experiment.Runner, _ func(), err error) {
+	o, err := f.openInputs(nil, "", stderr)
 	if err != nil {
 		return nil, nil, err
 	}
-	r := &experiment.Runner{Bundle: o.bundle, Backend: o.backend, Data: o.data, Out: o.out, Spec: spec, Batch: f.batch,
+	backend, err := openBackend(f.backend, o.bundle.Model, stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer func() {
+		if err != nil {
+			backend.Close()
+		}
+	}()
+	r := &experiment.Runner{Bundle: o.bundle, Backend: backend, Data: o.data, Spec: spec, Batch: f.batch,
 		Shard: o.shard, NumShards: o.numShards, Log: stderr}
+	if err := r.Validate(); err != nil {
+		return nil, nil, err
+	}
+	if err := o.create(string(spec.Kind), spec.Params(), args, backend.Name(), stderr); err != nil {
+		return nil, nil, err
+	}
+	r.Out = o.out
 	if !f.quiet {
 		r.Progress = newProgress(stderr, string(spec.Kind))
 	}
-	return r, func() { o.backend.Close() }, nil
+	return r, func() { o.close(); backend.Close() }, nil
 }
 
-// openedRun is what every batch command starts from: the model, the
-// selected dataset, the results folder and, for lens experiments, a backend.
+// openedRun is what every batch command starts from: the model and the
+// selected dataset (openInputs), then, once the command has validated
+// everything, the results folder (create).
 type openedRun struct {
+	flags            *runFlags
 	bundle           *bundle.Bundle
 	data             dataset.Dataset
-	out              *results.Run
-	backend          lens.Backend // nil unless openRun was given newBackend
+	selection        string // the selection flags, as the manifest records them
+	files            bool   // data are image files named on the command line
+	modelHash        string
+	seed             *uint64
 	shard, numShards int
+	format           results.Format
+	out              *results.Run // set by create
 }
 
-// openRun opens model, dataset, backend (when newBackend is set) and results
-// folder for an experiment of the given kind and parameters. A non-nil files
-// dataset replaces the one the flags select (explain IMAGE...); filesSel then
-// describes it.
-func openRun(rf *runFlags, kind string, params map[string]string, args []string, stderr io.Writer,
-	files dataset.Dataset, filesSel string, newBackend func(*vit.Model) (lens.Backend, error)) (*openedRun, error) {
+// openInputs opens the model and the dataset the flags select and checks
+// every flag; it writes nothing. A non-nil files dataset replaces the one
+// the flags select (explain IMAGE...); filesSel then describes it.
+func (rf *runFlags) openInputs(files dataset.Dataset, filesSel string, stderr io.Writer) (*openedRun, error) {
 	if rf.chunk < 1 || rf.batch < 1 {
-		return nil, fmt.Errorf("-chunk and -batch must be at least 1")
+		return nil, fmt.Errorf("--chunk and --batch must be at least 1")
 	}
-	if newBackend == nil {
-		if err := cpuOnly(rf.backend, kind, stderr); err != nil {
-			return nil, err
+	format, err := results.ParseFormat(rf.format)
+	if err != nil {
+		return nil, fmt.Errorf("--format: %w", err)
+	}
+	o := &openedRun{flags: rf, numShards: 1, format: format, files: files != nil}
+	if rf.shard != "" {
+		if o.shard, o.numShards, err = dataset.ParseShard(rf.shard); err != nil {
+			return nil, fmt.Errorf("--shard: %w", err)
 		}
 	}
-	b, err := rf.model.open(stderr)
-	if err != nil {
+	if o.bundle, o.modelHash, o.seed, err = rf.model.openHashed(rf.randomSeed, stderr); err != nil {
 		return nil, err
 	}
-	modelHash := "demo"
-	if rf.model.path != "" {
-		if modelHash, err = results.FileSHA256(rf.model.path); err != nil {
+	o.data, o.selection = files, filesSel
+	if files == nil {
+		if o.data, o.selection, err = rf.dataset(o.bundle); err != nil {
 			return nil, err
 		}
 	}
-	var seed *uint64
-	if rf.randomSeed >= 0 {
-		s := uint64(rf.randomSeed)
-		seed = &s
-		random, err := vit.NewRandom(b.Model.Config, s)
-		if err != nil {
-			return nil, err
-		}
-		b = &bundle.Bundle{Model: random, Info: b.Info, Preset: b.Preset, Classes: b.Classes,
-			PresetSource: b.PresetSource, ClassesSource: b.ClassesSource}
-		modelHash = fmt.Sprintf("random:%d:%s", s, modelHash)
+	if n, c := len(o.data.Classes()), o.bundle.Model.Config.Classes; n > c {
+		return nil, fmt.Errorf("dataset %s has %d classes, the model only %d: choose a dataset of the model's classes (--data, --root) or a model with %d outputs (--model)",
+			o.data.Name(), n, c, n)
 	}
-	ds, sel := files, filesSel
-	if ds == nil {
-		if ds, sel, err = rf.dataset(b); err != nil {
-			return nil, err
+	return o, nil
+}
+
+// openCPUInputs is openInputs for the commands that run on the CPU only
+// (explain, removal, probe), after checking --backend (see cpuOnly).
+func (rf *runFlags) openCPUInputs(kind string, files dataset.Dataset, filesSel string, stderr io.Writer) (*openedRun, error) {
+	if err := cpuOnly(rf.backend, kind, stderr); err != nil {
+		return nil, err
+	}
+	return rf.openInputs(files, filesSel, stderr)
+}
+
+// openHashed opens the model and identifies it: the SHA-256 of its file
+// ("demo" for the bundled one). A seed >= 0 (--random) swaps the weights for
+// a random init of the same architecture, which the hash then names.
+func (f *modelFlags) openHashed(randomSeed int64, stderr io.Writer) (*bundle.Bundle, string, *uint64, error) {
+	b, err := f.open(stderr)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	hash := "demo"
+	if f.path != "" {
+		if hash, err = results.FileSHA256(f.path); err != nil {
+			return nil, "", nil, err
 		}
 	}
-	if s := b.Model.Config.ImageSize; files == nil && rf.data == "imagenet-s" && rf.masks && b.Preset.Window(s, s, s).Crops() {
+	if randomSeed < 0 {
+		return b, hash, nil, nil
+	}
+	s := uint64(randomSeed)
+	random, err := vit.NewRandom(b.Model.Config, s)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	b = &bundle.Bundle{Model: random, Info: b.Info, Preset: b.Preset, Classes: b.Classes,
+		PresetSource: b.PresetSource, ClassesSource: b.ClassesSource}
+	return b, fmt.Sprintf("random:%d:%s", s, hash), &s, nil
+}
+
+// manifest describes the run for its results folder. Its identity fields
+// cover everything that changes a row: the model's hash, preset, class
+// names and architecture; the dataset's resolved root and a fingerprint of
+// its selected image list; the selection, chunking, seed, format and shard
+// flags; and params, the experiment's own flags.
+func (o *openedRun) manifest(kind string, params map[string]string, args []string, backend string) (results.Manifest, error) {
+	rf, b := o.flags, o.bundle
+	root := ""
+	if !o.files {
+		var err error
+		if root, err = resolveRoot(rf.data, rf.root); err != nil {
+			return results.Manifest{}, err
+		}
+	}
+	if s := b.Model.Config.ImageSize; !o.files && rf.data == "imagenet-s" && rf.masks && b.Preset.Window(s, s, s).Crops() {
+		params = maps.Clone(params)
 		if params == nil {
 			params = map[string]string{}
 		}
@@ -130,65 +198,80 @@ func openRun(rf *runFlags, kind string, params map[string]string, args []string,
 		// were cropped must not be resumed with these.
 		params["mask_crop"] = "as the image (" + b.Preset.Name + ")"
 	}
-	o := &openedRun{bundle: b, data: ds, numShards: 1}
-	if rf.shard != "" {
-		if o.shard, o.numShards, err = dataset.ParseShard(rf.shard); err != nil {
-			return nil, err
-		}
-	}
-	format, err := results.ParseFormat(rf.format)
-	if err != nil {
-		return nil, err
-	}
-	out := rf.out
-	if out == "" {
-		name := "demo"
-		if rf.model.path != "" {
-			name = strings.TrimSuffix(baseName(rf.model.path), ".safetensors")
-		}
-		if seed != nil {
-			name += fmt.Sprintf("-random%d", *seed)
-		}
-		data := rf.data
-		if files != nil {
-			data = files.Name()
-		}
-		out = fmt.Sprintf("results/%s-%s-%s", kind, name, data)
-		if rf.shard != "" {
-			out += "-shard" + strings.ReplaceAll(rf.shard, "/", "of")
-		}
-	}
-	backendName := "cpu"
-	if newBackend != nil {
-		if o.backend, err = newBackend(b.Model); err != nil {
-			return nil, err
-		}
-		backendName = o.backend.Name()
-	}
-	closeOnError := func() {
-		if o.backend != nil {
-			o.backend.Close()
-		}
-	}
-	man := results.Manifest{Tool: "vitlens", Version: version, Command: append([]string{"vitlens"}, args...),
-		Experiment: kind, Params: params, ModelPath: b.Info.Path, ModelSHA256: modelHash,
+	classes := sha256.Sum256([]byte(strings.Join(b.Classes, "\n")))
+	return results.Manifest{Tool: "vitlens", Version: version, Command: append([]string{"vitlens"}, args...),
+		Experiment: kind, Params: params, ModelPath: b.Info.Path, ModelSHA256: o.modelHash,
 		Family: string(b.Info.Family), Preset: b.Preset.Name, PresetSource: b.PresetSource, Config: b.Model.Config,
-		Dataset: ds.Name(), DatasetRoot: rf.root, Selection: sel,
-		Total: experiment.ShardImages(ds.Len(), rf.chunk, o.shard, o.numShards), ChunkSize: rf.chunk,
-		Seed: seed, Shard: rf.shard, Backend: backendName}
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		closeOnError()
-		return nil, err
+		ClassesSHA256: hex.EncodeToString(classes[:]), Dataset: o.data.Name(), DatasetRoot: root, ImagesSHA256: dataset.Fingerprint(o.data), Selection: o.selection,
+		Total: experiment.ShardImages(o.data.Len(), rf.chunk, o.shard, o.numShards), ChunkSize: rf.chunk,
+		Seed: o.seed, Shard: rf.shard, Backend: backend, Created: time.Now().UTC()}, nil
+}
+
+// resolveRoot is the absolute, cleaned --root (fmnist's default when none).
+func resolveRoot(kind, root string) (string, error) {
+	if root == "" && kind == "fmnist" {
+		root = dataset.DefaultFMNISTRoot
 	}
-	if o.out, err = results.Create(out, man, format); err != nil {
-		closeOnError()
-		return nil, err
+	if root == "" {
+		return "", nil
 	}
-	fmt.Fprintf(stderr, "%s: %d images of %s with %s on %s -> %s\n", kind, ds.Len(), ds.Name(), b.Info.Path, backendName, out)
-	if skipped := dataset.Skipped(ds); len(skipped) > 0 {
-		fmt.Fprintf(stderr, "dataset skipped %d entries (first: %s)\n", len(skipped), skipped[0])
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return "", fmt.Errorf("--root %s: %w", root, err)
 	}
-	return o, nil
+	return abs, nil
+}
+
+// outDir is --out, or results/<experiment>-<model>-<data>[-shard<i>of<n>].
+func (o *openedRun) outDir(kind string) string {
+	rf := o.flags
+	if rf.out != "" {
+		return rf.out
+	}
+	name := "demo"
+	if rf.model.path != "" {
+		name = strings.TrimSuffix(baseName(rf.model.path), ".safetensors")
+	}
+	if o.seed != nil {
+		name += fmt.Sprintf("-random%d", *o.seed)
+	}
+	data := rf.data
+	if o.files {
+		data = o.data.Name()
+	}
+	out := fmt.Sprintf("results/%s-%s-%s", kind, name, data)
+	if rf.shard != "" {
+		out += "-shard" + strings.ReplaceAll(rf.shard, "/", "of")
+	}
+	return out
+}
+
+// create opens (locks, and resumes or starts) the results folder of a run
+// the command has validated, and says what runs where. Call close when done.
+func (o *openedRun) create(kind string, params map[string]string, args []string, backend string, stderr io.Writer) error {
+	man, err := o.manifest(kind, params, args, backend)
+	if err != nil {
+		return err
+	}
+	out := o.outDir(kind)
+	if o.out, err = results.Create(out, man, o.format); err != nil {
+		return err
+	}
+	for _, r := range o.out.Repaired() {
+		fmt.Fprintf(stderr, "%s: redoing %s\n", out, r)
+	}
+	fmt.Fprintf(stderr, "%s: %d images of %s with %s on %s -> %s\n", kind, o.data.Len(), o.data.Name(), o.bundle.Info.Path, backend, out)
+	if skipped := dataset.Skipped(o.data); len(skipped) > 0 {
+		fmt.Fprintf(stderr, "dataset skipped %d entries (first: %s; all in the skipped table)\n", len(skipped), skipped[0])
+	}
+	return nil
+}
+
+// close releases the results folder.
+func (o *openedRun) close() {
+	if o.out != nil {
+		o.out.Close()
+	}
 }
 
 // dataset opens and selects the dataset; the selection string identifies it
@@ -214,7 +297,7 @@ func (f *runFlags) dataset(b *bundle.Bundle) (dataset.Dataset, string, error) {
 	if err := sel.Validate(ds); err != nil {
 		return nil, "", err
 	}
-	desc := fmt.Sprintf("partition=%s per-class=%d limit=%d classes=%s", f.partition, f.perClass, f.limit, f.classes)
+	desc := fmt.Sprintf("partition=%s per-class=%d limit=%d classes-only=%s", f.partition, f.perClass, f.limit, f.classes)
 	return dataset.Select(ds, sel), desc, nil
 }
 
@@ -235,6 +318,7 @@ func runExperiment(name string, args []string, stdout io.Writer, setup func(fs *
 	if err != nil {
 		return err
 	}
+	spec.Masks = spec.Masks && rf.masks
 	r, closeFn, err := rf.open(spec, append([]string{name}, args...), os.Stderr)
 	if err != nil {
 		return err

@@ -87,7 +87,7 @@ type Runner struct {
 
 // Run processes every chunk not yet committed, then finishes the tables.
 func (r *Runner) Run() (Stats, error) {
-	if err := r.validate(); err != nil {
+	if err := r.Validate(); err != nil {
 		return Stats{}, err
 	}
 	var blocks []*memory.Block
@@ -101,7 +101,9 @@ func (r *Runner) Run() (Stats, error) {
 	})
 }
 
-func (r *Runner) validate() error {
+// Validate checks the spec against the model and the dataset; Run calls it
+// first, and a command calls it before it creates the results folder.
+func (r *Runner) Validate() error {
 	s := r.Spec
 	c := r.Bundle.Model.Config
 	if s.TopK != 5 {

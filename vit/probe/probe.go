@@ -82,8 +82,10 @@ func (s Spec) Params() map[string]string {
 	for _, x := range s.Sites {
 		sites = append(sites, x.String())
 	}
+	// The memory budget decides the groups of (block, site) pairs, which are
+	// the chunks: another budget would resume into other chunks.
 	return map[string]string{"sites": strings.Join(sites, ","), "alpha": strconv.FormatFloat(s.Alpha, 'g', -1, 64),
-		"train": s.Train}
+		"train": s.Train, "memory-gb": strconv.FormatFloat(float64(s.MemoryBytes)/(1<<30), 'g', -1, 64)}
 }
 
 // Runner fits the probes and writes the readouts into a results folder.
@@ -108,6 +110,23 @@ type pair struct {
 	site  vit.Site
 }
 
+// Validate checks the spec against the model and the datasets; Run calls it
+// first, and a command calls it before it creates the results folder.
+func (r *Runner) Validate() error {
+	if len(r.Spec.Sites) == 0 {
+		return errors.New("probe: no sites")
+	}
+	if !(r.Spec.Alpha >= 0) {
+		return fmt.Errorf("probe: --alpha must be >= 0, got %g", r.Spec.Alpha)
+	}
+	for _, ds := range []dataset.Dataset{r.Train, r.Test} {
+		if n, c := len(ds.Classes()), r.Bundle.Model.Config.Classes; n > c {
+			return fmt.Errorf("dataset %s has %d classes, the model only %d", ds.Name(), n, c)
+		}
+	}
+	return nil
+}
+
 // Run extracts features group by group, fits one probe per (block, site,
 // token) and writes the test readouts, one results chunk per group.
 func (r *Runner) Run() (Stats, error) {
@@ -115,16 +134,8 @@ func (r *Runner) Run() (Stats, error) {
 	start := time.Now()
 	m := r.Bundle.Model
 	c := m.Config
-	if len(r.Spec.Sites) == 0 {
-		return st, errors.New("probe: no sites")
-	}
-	if !(r.Spec.Alpha >= 0) {
-		return st, fmt.Errorf("probe: alpha must be >= 0, got %g", r.Spec.Alpha)
-	}
-	for _, ds := range []dataset.Dataset{r.Train, r.Test} {
-		if len(ds.Classes()) > c.Classes {
-			return st, fmt.Errorf("dataset %s has %d classes, the model only %d", ds.Name(), len(ds.Classes()), c.Classes)
-		}
+	if err := r.Validate(); err != nil {
+		return st, err
 	}
 	var pairs []pair
 	for _, s := range r.Spec.Sites {

@@ -103,8 +103,8 @@ func runDiff(a, b Manifest, whole bool) []string {
 	fields = append(fields, configDiff(a.Config, b.Config)...)
 	fields = append(fields,
 		field{"--classes of sha256", short(a.ClassesSHA256), short(b.ClassesSHA256)},
-		field{"--data", a.Dataset, b.Dataset},
 		field{"--root", a.DatasetRoot, b.DatasetRoot},
+		field{"the dataset (--data)", a.Dataset, b.Dataset},
 	)
 	if a.DatasetRoot == b.DatasetRoot {
 		fields = append(fields, field{"the images under --root " + a.DatasetRoot + " (the dataset changed since): list sha256", short(a.ImagesSHA256), short(b.ImagesSHA256)})
