@@ -10,14 +10,22 @@ import (
 	"time"
 )
 
+// mustCreate opens dir for m in format f; the Run is closed when the test ends.
+func mustCreate(t *testing.T, dir string, m Manifest, f Format) *Run {
+	t.Helper()
+	r, err := Create(dir, m, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
 // A second writer of one folder is refused, naming the holder, and leaves
 // the first one's output alone; closing the first lets the folder be resumed.
 func TestOneWriterPerFolder(t *testing.T) {
 	dir := t.TempDir()
-	first, err := Create(dir, testManifest(), Parquet)
-	if err != nil {
-		t.Fatal(err)
-	}
+	first := mustCreate(t, dir, testManifest(), Parquet)
 	writeChunks(t, first, 0)
 	// The in-flight write of chunk 1 that the second writer's clean-up used
 	// to delete.
@@ -25,7 +33,7 @@ func TestOneWriterPerFolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	host, _ := os.Hostname()
-	_, err = Create(dir, testManifest(), Parquet)
+	_, err := Create(dir, testManifest(), Parquet)
 	want := fmt.Sprintf("results dir %s is in use by another vitlens run (pid %d on host %s)", dir, os.Getpid(), host)
 	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "--out") {
 		t.Fatalf("second writer: %v, want %q", err, want)
@@ -97,10 +105,7 @@ func TestDamagedChunksAreRedone(t *testing.T) {
 	for _, f := range []Format{Parquet, CSV} {
 		t.Run(string(f), func(t *testing.T) {
 			dir := t.TempDir()
-			r, err := Create(dir, testManifest(), f)
-			if err != nil {
-				t.Fatal(err)
-			}
+			r := mustCreate(t, dir, testManifest(), f)
 			writeChunks(t, r, 0, 1, 2, 3, 4)
 			if err := r.Finish(); err != nil {
 				t.Fatal(err)
@@ -118,16 +123,12 @@ func TestDamagedChunksAreRedone(t *testing.T) {
 			if err := os.Truncate(truncated, st.Size()/2); err != nil {
 				t.Fatal(err)
 			}
-			err = Verify(dir)
+			err := Verify(dir)
 			if err == nil || !strings.Contains(err.Error(), "chunk 1: "+rel(dir, deleted)+" is missing") || !strings.Contains(err.Error(), "rerun `vitlens extract`") {
 				t.Errorf("Verify of a deleted part: %v", err)
 			}
 
-			r, err = Create(dir, testManifest(), f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
+			r = mustCreate(t, dir, testManifest(), f)
 			rep := strings.Join(r.Repaired(), "\n")
 			if len(r.Repaired()) != 2 || !strings.Contains(rep, "chunk 1: "+rel(dir, deleted)+" is missing") ||
 				!strings.Contains(rep, fmt.Sprintf("chunk 3: %s is %d bytes, but %d were committed", rel(dir, truncated), st.Size()/2, st.Size())) {
@@ -162,17 +163,14 @@ func TestDamagedChunksAreRedone(t *testing.T) {
 func TestVerifyRefuses(t *testing.T) {
 	make := func(t *testing.T, finish bool, chunks ...int) string {
 		dir := t.TempDir()
-		r, err := Create(dir, testManifest(), Parquet)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Close()
+		r := mustCreate(t, dir, testManifest(), Parquet)
 		writeChunks(t, r, chunks...)
 		if finish {
 			if err := r.Finish(); err != nil {
 				t.Fatal(err)
 			}
 		}
+		r.Close()
 		return dir
 	}
 	dir := make(t, false, 0, 1, 3)
@@ -194,10 +192,7 @@ func TestVerifyRefuses(t *testing.T) {
 		t.Errorf("damaged finished table: %v", err)
 	}
 	// Finish notices it too and rebuilds the table.
-	r, err := Create(dir, testManifest(), Parquet)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mustCreate(t, dir, testManifest(), Parquet)
 	if err := r.Finish(); err != nil {
 		t.Fatal(err)
 	}
@@ -228,13 +223,10 @@ func TestMergeRefusesMixedAndDamaged(t *testing.T) {
 	shard(t, a, "0/2", Parquet, 0, 2, 4)
 	m := testManifest()
 	m.Shard, m.Total, m.DatasetRoot = "1/2", 2*testChunkSize, "/other/set"
-	r, err := Create(b, m, Parquet)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mustCreate(t, b, m, Parquet)
 	writeChunks(t, r, 1, 3)
 	r.Close()
-	err = Merge(filepath.Join(tmp, "out"), []string{a, b})
+	err := Merge(filepath.Join(tmp, "out"), []string{a, b})
 	if err == nil || !strings.Contains(err.Error(), "are not shards of one run: "+a+" was made with --root /data, not /other/set") {
 		t.Errorf("mixed roots: %v", err)
 	}
@@ -248,10 +240,7 @@ func TestMergeRefusesMixedAndDamaged(t *testing.T) {
 	m.Shard = "1/3"
 	m.Total = 2 * testChunkSize
 	d := filepath.Join(tmp, "d")
-	r, err = Create(d, m, Parquet)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r = mustCreate(t, d, m, Parquet)
 	writeChunks(t, r, 1, 3)
 	r.Close()
 	if err := Merge(filepath.Join(tmp, "out3"), []string{a, d}); err == nil || !strings.Contains(err.Error(), "--shard i/2, not i/3") {
