@@ -55,6 +55,10 @@ func TestMixedRootsRefused(t *testing.T) {
 	if want := "--limit 0, not 5"; code != 1 || !strings.Contains(stderr, want) {
 		t.Errorf("resume with another --limit: exit %d, %q; want %q", code, stderr, want)
 	}
+	_, stderr, code = runCLI(t, extractArgs(rootA, out, "--masks=false")...)
+	if want := "--masks true, not without it"; code != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("resume with --masks=false: exit %d, %q; want %q", code, stderr, want)
+	}
 	os.Remove(filepath.Join(rootA, "class1", "img09.png"))
 	if stdout := mustRun(t, extractArgs(rootA, out)...); !strings.Contains(stdout, "1 chunks resumed") {
 		t.Errorf("resume over the same images: %q", stdout)

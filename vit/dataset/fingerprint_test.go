@@ -1,9 +1,11 @@
 package dataset
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // The fingerprint follows the image list: the same files under another root
@@ -77,4 +79,39 @@ func TestFingerprint(t *testing.T) {
 	if fm(t, lbls, false) != fm(t, lbls, false) || fm(t, lbls, false) == fm(t, lbls, true) || fm(t, lbls, false) == fm(t, []uint8{1, 2, 4}, false) {
 		t.Error("fmnist fingerprint does not follow pixels and labels")
 	}
+}
+
+// BenchmarkFingerprint prints the cost of fingerprinting a folder of 2,000
+// images per file and as a ratio to opening (indexing) the same folder, its
+// peer: both read the folder, the fingerprint adds one stat per file.
+func BenchmarkFingerprint(b *testing.B) {
+	root := b.TempDir()
+	for c := range 10 {
+		for i := range 200 {
+			p := filepath.Join(root, fmt.Sprintf("c%d", c), fmt.Sprintf("%03d.jpg", i))
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			if err := os.WriteFile(p, []byte("not decoded"), 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	ds, err := Open("folder", root, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	const opens = 20
+	for range opens {
+		if _, err := Open("folder", root, Options{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	open := time.Since(start) / opens
+	b.ResetTimer()
+	for range b.N {
+		Fingerprint(ds)
+	}
+	per := b.Elapsed() / time.Duration(b.N)
+	b.ReportMetric(float64(per.Microseconds())/float64(ds.Len()), "µs/file")
+	b.ReportMetric(float64(per)/float64(open), "x_open")
 }

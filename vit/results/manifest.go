@@ -94,6 +94,10 @@ func madeWith(diffs []string) error {
 // differ in their shard index and Total only, so merging compares with
 // whole=false.
 func runDiff(a, b Manifest, whole bool) []string {
+	if a.ImagesSHA256 == "" && b.ImagesSHA256 != "" {
+		// Its root and image list are unknown: resuming could mix datasets.
+		return []string{fmt.Sprintf("vitlens %s, which did not record the dataset's image list", a.Version)}
+	}
 	fields := []field{
 		{"the command", a.Experiment, b.Experiment},
 		{"--model of sha256", short(a.ModelSHA256), short(b.ModelSHA256)},

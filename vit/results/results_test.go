@@ -347,6 +347,7 @@ func TestSameRun(t *testing.T) {
 		{func(m *Manifest) { m.Config.Heads = 3 }, "--config/--heads heads 0, not 3"},
 		{func(m *Manifest) { m.DatasetRoot = "/mnt" }, "--root /data, not /mnt"},
 		{func(m *Manifest) { m.ImagesSHA256 = "ffff" }, "the images under --root /data (the dataset changed since): list sha256 1234, not ffff"},
+		{func(m *Manifest) { m.ImagesSHA256 = "" }, "the images under --root /data (the dataset changed since): list sha256 1234, not without it"},
 		{func(m *Manifest) { m.ClassesSHA256 = "ffff" }, "no --classes of sha256, not --classes of sha256 ffff"},
 		{func(m *Manifest) { m.Selection = "partition=validation limit=9 classes-only=" }, "--limit 0, not 9"},
 		{func(m *Manifest) { m.Selection = "all" }, "the selection partition=validation limit=0 classes-only=, not all"},
@@ -359,6 +360,12 @@ func TestSameRun(t *testing.T) {
 		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("SameRun: %v, want %q", err, tc.want)
 		}
+	}
+	// A folder of a vitlens that recorded neither root nor image list.
+	old := testManifest()
+	old.ImagesSHA256, old.Version = "", "v0.1"
+	if err := old.SameRun(testManifest()); err == nil || err.Error() != "was made with vitlens v0.1, which did not record the dataset's image list" {
+		t.Errorf("older folder: %v", err)
 	}
 }
 
