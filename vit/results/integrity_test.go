@@ -204,7 +204,7 @@ func TestVerifyRefuses(t *testing.T) {
 
 	dir = make(t, true, 0, 1, 2, 3, 4)
 	os.WriteFile(markerPath(dir, 2), nil, 0o644) // as vitlens wrote markers before checksums
-	if err := Verify(dir); err == nil || !strings.Contains(err.Error(), "chunk 2: its marker chunks/chunk-000002.done records no row counts or checksums") {
+	if err := Verify(dir); err == nil || !strings.Contains(err.Error(), "chunk 2: its marker chunks/chunk-000002.done records no row counts or checksums (an older vitlens wrote it): rerun its command with a new --out") {
 		t.Errorf("old marker: %v", err)
 	}
 

@@ -50,7 +50,9 @@ func Merge(out string, shards []string) error {
 			}
 			owner[c] = dir
 			rec, err := verifyChunk(dir, m.Format, c)
-			if err != nil {
+			if errors.Is(err, errUnverified) {
+				return fmt.Errorf("merge: shard %s: %w", dir, err)
+			} else if err != nil {
 				return fmt.Errorf("merge: shard %s: %v: rerun that shard's command to recompute it", dir, err)
 			}
 			records[c] = rec

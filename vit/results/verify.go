@@ -92,13 +92,17 @@ func readMarker(dir string, chunk int) (chunkRecord, error) {
 	}
 	var rec chunkRecord
 	if len(b) == 0 {
-		return rec, fmt.Errorf("chunk %d: its marker %s records no row counts or checksums (an older vitlens wrote it)", chunk, rel(dir, path))
+		return rec, fmt.Errorf("chunk %d: its marker %s records no row counts or checksums (an older vitlens wrote it): %w", chunk, rel(dir, path), errUnverified)
 	}
 	if err := json.Unmarshal(b, &rec); err != nil {
 		return rec, fmt.Errorf("chunk %d: marker %s is damaged: %v", chunk, rel(dir, path), err)
 	}
 	return rec, nil
 }
+
+// errUnverified marks a folder written before chunks carried checksums: it
+// cannot be verified, and (see runDiff) not resumed either.
+var errUnverified = errors.New("rerun its command with a new --out")
 
 // verifyChunk checks that every part chunk committed is there, whole. The
 // error names the chunk and the file.
@@ -145,7 +149,9 @@ func Verify(dir string) error {
 		return err
 	}
 	for _, c := range sortedChunks(done) {
-		if _, err := verifyChunk(dir, m.Format, c); err != nil {
+		if _, err := verifyChunk(dir, m.Format, c); errors.Is(err, errUnverified) {
+			return fmt.Errorf("results dir %s: %w", dir, err)
+		} else if err != nil {
 			return fmt.Errorf("results dir %s: %v: %s", dir, err, rerun)
 		}
 	}
