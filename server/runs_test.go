@@ -29,9 +29,15 @@ func mustRun(t *testing.T, args ...string) string {
 // files changed, is refused with the flag that differs; so is a merge of
 // shards made over two roots.
 func TestMixedRootsRefused(t *testing.T) {
-	rootA := vittest.ImageFolder(t, 2, 20, 18, 1)
-	rootB := vittest.ImageFolder(t, 2, 20, 18, 2)
+	// Two sets of one name and size, as in the issue: rA/set and rB/set.
 	tmp := t.TempDir()
+	rootA, rootB := filepath.Join(tmp, "rA", "set"), filepath.Join(tmp, "rB", "set")
+	for i, root := range []string{rootA, rootB} {
+		os.MkdirAll(filepath.Dir(root), 0o755)
+		if err := os.Rename(vittest.ImageFolder(t, 2, 20, 18, uint64(i+1)), root); err != nil {
+			t.Fatal(err)
+		}
+	}
 	out := filepath.Join(tmp, "run")
 	mustRun(t, extractArgs(rootA, out)...)
 	// The kill after chunk 0 of the issue: chunks 1 and 2 never committed.
@@ -44,7 +50,12 @@ func TestMixedRootsRefused(t *testing.T) {
 	if want := fmt.Sprintf("%s was made with --root %s, not %s", out, rootA, rootB); code != 1 || !strings.Contains(stderr, want) || !strings.HasSuffix(stderr, ": use a new --out\n") {
 		t.Errorf("resume with another --root: exit %d, %q; want %q", code, stderr, want)
 	}
-	if err := os.WriteFile(filepath.Join(rootA, "class1", "img09.png"), []byte("new"), 0o644); err != nil {
+	// Same root, same number of images, one file rewritten.
+	img, err := os.ReadFile(filepath.Join(rootA, "class1", "img01.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(rootA, "class1", "img01.png"), []byte("new"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	_, stderr, code = runCLI(t, extractArgs(rootA, out)...)
@@ -59,7 +70,9 @@ func TestMixedRootsRefused(t *testing.T) {
 	if want := "--masks true, not without it"; code != 1 || !strings.Contains(stderr, want) {
 		t.Errorf("resume with --masks=false: exit %d, %q; want %q", code, stderr, want)
 	}
-	os.Remove(filepath.Join(rootA, "class1", "img09.png"))
+	if err := os.WriteFile(filepath.Join(rootA, "class1", "img01.png"), img, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if stdout := mustRun(t, extractArgs(rootA, out)...); !strings.Contains(stdout, "1 chunks resumed") {
 		t.Errorf("resume over the same images: %q", stdout)
 	}
