@@ -113,7 +113,7 @@ func open(dir string, m Manifest, lock *folderLock) (*Run, error) {
 		}
 		m = old
 	case errors.Is(err, os.ErrNotExist):
-		if err := checkForeign(dir); err != nil { // files may have come while we waited
+		if err := checkForeign(dir); err != nil { // files may have come since the first look
 			return nil, err
 		}
 		if err := writeManifest(dir, m); err != nil {
