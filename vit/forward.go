@@ -1,32 +1,28 @@
 package vit
 
 import (
-	"errors"
-	"fmt"
 	"math"
 	"slices"
 )
 
 // Forward runs the model on one preprocessed image (Channels×ImageSize×ImageSize)
-// and returns the logits and whatever opt.Taps asked for.
+// and returns the logits and whatever opt.Taps asked for; opt.Record, when
+// set, receives what a backward pass needs.
 func (m *Model) Forward(pixels *Tensor, opt Options) (*Trace, error) {
 	c := m.Config
-	if len(pixels.Data) != c.Channels*c.ImageSize*c.ImageSize {
-		return nil, fmt.Errorf("input is %v, model wants %d×%d×%d", pixels.Shape, c.Channels, c.ImageSize, c.ImageSize)
+	if err := c.CheckInput(pixels); err != nil {
+		return nil, err
+	}
+	tokens, err := c.KeptTokens(opt.Keep)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.CheckEdit(opt.Edit); err != nil {
+		return nil, err
 	}
 	x := m.Embed(pixels)
-	tokens := make([]int, c.NumTokens())
-	for i := range tokens {
-		tokens[i] = i
-	}
 	if opt.Keep != nil {
-		var err error
-		if x, tokens, err = keepTokens(x, opt.Keep, c); err != nil {
-			return nil, err
-		}
-	}
-	if opt.Edit != EditNone && !c.ClassToken {
-		return nil, fmt.Errorf("attention edit %q needs a [CLS] token; this model has none", opt.Edit)
+		x = keepRows(x, tokens, c.Dim)
 	}
 	tr := &Trace{Tokens: tokens}
 	if opt.Taps.Embed {
@@ -49,13 +45,20 @@ func (m *Model) Forward(pixels *Tensor, opt Options) (*Trace, error) {
 	if opt.Taps.Heads {
 		tr.Heads = make([]*Tensor, c.Depth)
 	}
+	if opt.Record != nil {
+		*opt.Record = Activations{Tokens: tokens, Blocks: make([]BlockActivations, c.Depth)}
+	}
 	for b := range m.Blocks {
-		m.block(b, x, tokens, opt, tr)
+		var rec *BlockActivations
+		if opt.Record != nil {
+			rec = &opt.Record.Blocks[b]
+		}
+		m.block(b, x, tokens, opt, tr, rec)
 		if opt.AfterBlock != nil {
 			opt.AfterBlock(b)
 		}
 	}
-	tr.Pooled, tr.Logits = m.classify(x, len(tokens))
+	tr.Pooled, tr.Logits = m.classify(x, len(tokens), opt.Record)
 	return tr, nil
 }
 
@@ -90,34 +93,20 @@ func (m *Model) Embed(pixels *Tensor) []float32 {
 	return x
 }
 
-// keepTokens drops every sequence position not in keep (after position
-// embeddings, before block 0), preserving the order of keep.
-func keepTokens(x []float32, keep []int, c Config) ([]float32, []int, error) {
-	if len(keep) == 0 {
-		return nil, nil, errors.New("token selection keeps no tokens")
-	}
-	if c.Pool == PoolCLS && keep[0] != 0 {
-		// The classifier reads position 0; it must still be [CLS].
-		return nil, nil, errors.New("token selection must keep the [CLS] token (0) first: the classifier reads it")
-	}
-	d := c.Dim
-	seen := make(map[int]bool, len(keep))
-	out := make([]float32, 0, len(keep)*d)
-	for _, t := range keep {
-		if t < 0 || t >= c.NumTokens() {
-			return nil, nil, fmt.Errorf("token %d out of range 0..%d", t, c.NumTokens()-1)
-		}
-		if seen[t] {
-			return nil, nil, fmt.Errorf("token %d kept twice", t)
-		}
-		seen[t] = true
+// keepRows drops every sequence position not in tokens (after position
+// embeddings, before block 0), preserving the order of tokens, which
+// Config.KeptTokens has checked.
+func keepRows(x []float32, tokens []int, d int) []float32 {
+	out := make([]float32, 0, len(tokens)*d)
+	for _, t := range tokens {
 		out = append(out, x[t*d:(t+1)*d]...)
 	}
-	return out, slices.Clone(keep), nil
+	return out
 }
 
-// block runs block b in place on x (n×D), recording taps into tr.
-func (m *Model) block(b int, x []float32, tokens []int, opt Options, tr *Trace) {
+// block runs block b in place on x (n×D), recording taps into tr and, when
+// rec is set, the activations a backward pass needs.
+func (m *Model) block(b int, x []float32, tokens []int, opt Options, tr *Trace, rec *BlockActivations) {
 	c := m.Config
 	blk := &m.Blocks[b]
 	n, d := len(tokens), c.Dim
@@ -126,17 +115,37 @@ func (m *Model) block(b int, x []float32, tokens []int, opt Options, tr *Trace) 
 			tr.Sites[s][b] = &Tensor{Shape: []int{n, d}, Data: slices.Clone(v)}
 		}
 	}
-	h := make([]float32, n*d)
-	// Attention sublayer.
-	attnIn := x
-	if !c.PostNorm {
-		LayerNorm(h, x, n, d, blk.Norm1, c.LNEps)
-		attnIn = h
+	// record copies a value that is overwritten later, when recording.
+	record := func(v []float32) []float32 {
+		if rec == nil {
+			return nil
+		}
+		return slices.Clone(v)
 	}
+	// A sublayer reads LN(x) in a pre-norm block and x itself in a post-norm
+	// one, and adds its update (LN(update) in a post-norm block) to x.
+	h := make([]float32, n*d)
+	input := func(norm Norm) []float32 {
+		if c.PostNorm {
+			return x
+		}
+		LayerNorm(h, x, n, d, norm, c.LNEps)
+		return h
+	}
+	residual := func(update []float32, norm Norm, site, stream Site) {
+		if c.PostNorm {
+			LayerNorm(update, update, n, d, norm, c.LNEps)
+		}
+		tap(site, update)
+		Add(x, update)
+		tap(stream, x)
+	}
+	in := record(x)
+	// Attention sublayer.
 	qkv := make([]float32, n*3*d)
-	LinearForward(qkv, attnIn, n, blk.QKV)
+	LinearForward(qkv, input(blk.Norm1), n, blk.QKV)
 	heads := make([]float32, n*d)
-	probs, values := Attention(heads, qkv, n, c.Heads, c.HeadDim(), opt.Edit, tokens, opt.Taps.AttnProbs, opt.Taps.Values)
+	probs, values := Attention(heads, qkv, n, c.Heads, c.HeadDim(), opt.Edit, tokens, opt.Taps.AttnProbs || rec != nil, opt.Taps.Values)
 	if tr.AttnProbs != nil {
 		tr.AttnProbs[b] = probs
 	}
@@ -148,31 +157,23 @@ func (m *Model) block(b int, x []float32, tokens []int, opt Options, tr *Trace) 
 	}
 	update := make([]float32, n*d)
 	LinearForward(update, heads, n, blk.Proj)
-	if c.PostNorm {
-		LayerNorm(update, update, n, d, blk.Norm1, c.LNEps)
-	}
-	tap(SiteAttn, update)
-	Add(x, update)
-	tap(SiteHSMid, x)
+	attnOut := record(update)
+	residual(update, blk.Norm1, SiteAttn, SiteHSMid)
+	mid := record(x)
 	// MLP sublayer.
-	mlpIn := x
-	if !c.PostNorm {
-		LayerNorm(h, x, n, d, blk.Norm2, c.LNEps)
-		mlpIn = h
-	}
 	hidden := make([]float32, n*c.MLPDim)
-	LinearForward(hidden, mlpIn, n, blk.FC1)
+	LinearForward(hidden, input(blk.Norm2), n, blk.FC1)
 	if tr.FC1 != nil {
 		tr.FC1[b] = &Tensor{Shape: []int{n, c.MLPDim}, Data: slices.Clone(hidden)}
 	}
+	fc1 := record(hidden)
 	GELU(hidden)
 	LinearForward(update, hidden, n, blk.FC2)
-	if c.PostNorm {
-		LayerNorm(update, update, n, d, blk.Norm2, c.LNEps)
+	mlpOut := record(update)
+	residual(update, blk.Norm2, SiteMLP, SiteHS)
+	if rec != nil {
+		*rec = BlockActivations{In: in, QKV: qkv, Probs: probs, Heads: heads, AttnOut: attnOut, Mid: mid, FC1: fc1, MLPOut: mlpOut}
 	}
-	tap(SiteMLP, update)
-	Add(x, update)
-	tap(SiteHS, x)
 }
 
 // Attention is multi-head self-attention up to (not including) the output
@@ -241,14 +242,15 @@ func editRow(row []float32, edit AttnEdit, t, cls int) {
 	}
 }
 
-// classify pools the last hidden state, applies the final norm and the head.
-func (m *Model) classify(x []float32, n int) (pooled, logits []float32) {
+// classify pools the last hidden state, applies the final norm and the head,
+// recording the pooled vector and the logits when rec is set.
+func (m *Model) classify(x []float32, n int, rec *Activations) (pooled, logits []float32) {
 	c := m.Config
 	d := c.Dim
 	pooled = make([]float32, d)
 	switch c.Pool {
 	case PoolCLS:
-		copy(pooled, x[:d]) // keepTokens guarantees position 0 is [CLS]
+		copy(pooled, x[:d]) // KeptTokens guarantees position 0 is [CLS]
 	case PoolMean:
 		for t := 0; t < n; t++ {
 			Add(pooled, x[t*d:(t+1)*d])
@@ -257,8 +259,14 @@ func (m *Model) classify(x []float32, n int) (pooled, logits []float32) {
 			pooled[i] /= float32(n)
 		}
 	}
+	if rec != nil {
+		rec.Pooled = slices.Clone(pooled)
+	}
 	LayerNorm(pooled, pooled, 1, d, m.Norm, c.LNEps)
 	logits = make([]float32, c.Classes)
 	LinearForward(logits, pooled, 1, m.Head)
+	if rec != nil {
+		rec.Logits = logits
+	}
 	return pooled, logits
 }

@@ -108,6 +108,34 @@ type Options struct {
 	// browser passes a short sleep so the page can repaint during a long
 	// forward pass.
 	AfterBlock func(block int)
+	// Record, when set, is filled with what a backward pass needs (see
+	// Activations), so gradient methods run this forward pass instead of a
+	// copy of it.
+	Record *Activations
+}
+
+// Activations are the values a backward pass reads, recorded by Forward
+// where each is computed (llm.c's ActivationTensors). With n the sequence
+// length (len(Tokens)), every per-block slice is row-major n×D unless said.
+// They reflect the forward that ran: with an edit, Probs are the edited
+// probabilities.
+type Activations struct {
+	Tokens []int // original token index of each sequence position
+	Blocks []BlockActivations
+	Pooled []float32 // the classifier input before the final norm
+	Logits []float32
+}
+
+// BlockActivations are one block's recorded values.
+type BlockActivations struct {
+	In      []float32 // block input (the residual stream)
+	QKV     []float32 // n×3D: q, k, v blocks per row
+	Probs   *Tensor   // H×n×n post-softmax attention
+	Heads   []float32 // concatenated head outputs A·V, before the out-projection
+	AttnOut []float32 // out-projection output, before a post-norm
+	Mid     []float32 // residual stream after the attention addition
+	FC1     []float32 // n×MLPDim fc1 output, before GELU
+	MLPOut  []float32 // fc2 output, before a post-norm
 }
 
 // Trace is what a forward pass returns: logits plus the requested taps.

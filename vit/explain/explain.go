@@ -146,14 +146,14 @@ func Map(m *vit.Model, pixels *vit.Tensor, target int, opt Options) (*Maps, erro
 	if err != nil {
 		return nil, fmt.Errorf("explain: %w", err)
 	}
-	pred := lens.Argmax(t.logits)
+	pred := lens.Argmax(t.Logits)
 	if target < 0 {
 		target = pred
 	}
 	if target >= c.Classes {
 		return nil, fmt.Errorf("explain: target class %d out of range (model has %d classes)", target, c.Classes)
 	}
-	mp := &Maps{Target: target, Pred: pred, Logits: t.logits, Grid: c.GridSize()}
+	mp := &Maps{Target: target, Pred: pred, Logits: t.Logits, Grid: c.GridSize()}
 	first, P, dh := c.FirstImageToken(), c.NumPatches(), c.HeadDim()
 	mp.Ours = make([]float32, P)
 	for b := range m.Blocks {
@@ -205,13 +205,13 @@ func Map(m *vit.Model, pixels *vit.Tensor, target int, opt Options) (*Maps, erro
 func clsAttentionGrad(t *tape, b int, target int, opt Options) (grad []float32, loss float32) {
 	c := t.m.Config
 	d, n, dh := c.Dim, t.n, c.HeadDim()
-	bt := &t.blocks[b]
+	bt := &t.Blocks[b]
 	gO, losses := headOutputGrads(t, b, 1, target, opt)
 	grad = make([]float32, c.Heads*n)
 	for h := 0; h < c.Heads; h++ {
 		gh := gO[h*dh : (h+1)*dh]
 		for k := 0; k < n; k++ {
-			v := bt.qkv[k*3*d+2*d+h*dh : k*3*d+2*d+(h+1)*dh]
+			v := bt.QKV[k*3*d+2*d+h*dh : k*3*d+2*d+(h+1)*dh]
 			grad[h*n+k] = float32(dot64(gh, v))
 		}
 	}
@@ -230,7 +230,7 @@ func headOutputGrads(t *tape, b, rows, target int, opt Options) (gO []float32, l
 	m, c := t.m, t.m.Config
 	d, C := c.Dim, c.Classes
 	blk := &m.Blocks[b]
-	u := t.blocks[b].u[:rows*d]
+	u := t.Blocks[b].AttnOut[:rows*d]
 	a := u
 	if c.PostNorm {
 		a = make([]float32, rows*d)
@@ -347,7 +347,7 @@ func chefer(t *tape, target int) []float32 {
 	next := make([]float64, n*n)
 	for b := range gProbs {
 		clear(cam)
-		a, ga := t.blocks[b].probs.Data, gProbs[b].Data
+		a, ga := t.Blocks[b].Probs.Data, gProbs[b].Data
 		for i := range a {
 			if v := float64(ga[i]) * float64(a[i]); v > 0 {
 				cam[i%(n*n)] += v

@@ -90,16 +90,7 @@ func TestLogitGradsMatchAutograd(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				tr, err := m.Forward(in, vit.Options{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				for k := range tr.Logits {
-					if tr.Logits[k] != tp.logits[k] {
-						t.Fatalf("tape logits differ from vit.Forward at %d: %g vs %g", k, tp.logits[k], tr.Logits[k])
-					}
-				}
-				expect(t, fmt.Sprintf("logits.%d", i), tp.logits, g.MustTensor(t, fmt.Sprintf("logits.%d", i)).Data, 1e-5)
+				expect(t, fmt.Sprintf("logits.%d", i), tp.Logits, g.MustTensor(t, fmt.Sprintf("logits.%d", i)).Data, 1e-5)
 				gp, ge, err := LogitAttentionGrads(m, in, targets[i])
 				if err != nil {
 					t.Fatal(err)

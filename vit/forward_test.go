@@ -1,0 +1,109 @@
+package vit
+
+import (
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// Recording activations changes nothing the forward returns, and what it
+// records is what the taps see at the same places: the block input is the
+// previous block's output, Mid is hs_mid, FC1 the fc1 tap, Probs the
+// attention tap. For a post-norm model the updates are read before their
+// norm, so the attn/mlp taps are their LayerNorms.
+func TestForwardRecordsWhatTapsSee(t *testing.T) {
+	for _, post := range []bool{false, true} {
+		c := Config{ImageSize: 12, PatchSize: 4, Channels: 3, Dim: 8, Depth: 3, Heads: 2, MLPDim: 16, Classes: 5,
+			QKVBias: true, LNEps: 1e-6, ClassToken: true, Pool: PoolCLS, PostNorm: post}
+		m, err := NewRandom(c, 11)
+		if err != nil {
+			t.Fatal(err)
+		}
+		px := &Tensor{Shape: []int{3, 12, 12}, Data: randSlice(rand.New(rand.NewPCG(5, 6)), 3*12*12)}
+		taps := Taps{Embed: true, Sites: [NumSites]bool{true, true, true, true}, AttnProbs: true, FC1: true, Heads: true}
+		keep := []int{0, 2, 3, 7, 9}
+		plain, err := m.Forward(px, Options{Taps: taps, Keep: keep})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var acts Activations
+		rec, err := m.Forward(px, Options{Taps: taps, Keep: keep, Record: &acts})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(plain.Logits, rec.Logits) || !slices.Equal(acts.Logits, plain.Logits) {
+			t.Fatalf("post=%v: recording changed the logits", post)
+		}
+		if !slices.Equal(acts.Tokens, keep) || len(acts.Blocks) != c.Depth {
+			t.Fatalf("post=%v: recorded tokens %v and %d blocks", post, acts.Tokens, len(acts.Blocks))
+		}
+		n, d := len(keep), c.Dim
+		for b, a := range acts.Blocks {
+			in := plain.Embed.Data
+			if b > 0 {
+				in = plain.Site(SiteHS, b-1).Data
+			}
+			same := func(what string, got, want []float32) {
+				if !slices.Equal(got, want) {
+					t.Errorf("post=%v block %d: recorded %s differs from the taps", post, b, what)
+				}
+			}
+			same("input", a.In, in)
+			same("mid", a.Mid, plain.Site(SiteHSMid, b).Data)
+			same("fc1", a.FC1, plain.FC1[b].Data)
+			same("probs", a.Probs.Data, plain.AttnProbs[b].Data)
+			same("heads", a.Heads, plain.Heads[b].Data)
+			attn, mlp := a.AttnOut, a.MLPOut
+			if post {
+				attn, mlp = make([]float32, n*d), make([]float32, n*d)
+				LayerNorm(attn, a.AttnOut, n, d, m.Blocks[b].Norm1, c.LNEps)
+				LayerNorm(mlp, a.MLPOut, n, d, m.Blocks[b].Norm2, c.LNEps)
+			}
+			same("attention update", attn, plain.Site(SiteAttn, b).Data)
+			same("mlp update", mlp, plain.Site(SiteMLP, b).Data)
+			if len(a.QKV) != n*3*d {
+				t.Errorf("post=%v block %d: qkv has %d values", post, b, len(a.QKV))
+			}
+		}
+		if !slices.Equal(acts.Pooled, plain.Site(SiteHS, c.Depth-1).Data[:d]) {
+			t.Errorf("post=%v: recorded pooled vector is not the [CLS] row of the last block", post)
+		}
+	}
+}
+
+// The input checks every backend shares.
+func TestForwardRejectsBadInputs(t *testing.T) {
+	c := Config{ImageSize: 8, PatchSize: 4, Channels: 3, Dim: 8, Depth: 1, Heads: 2, MLPDim: 16, Classes: 5,
+		LNEps: 1e-6, ClassToken: true, Pool: PoolCLS}
+	m, err := NewRandom(c, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gap := c
+	gap.ClassToken, gap.Pool = false, PoolMean
+	mg, err := NewRandom(gap, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	px := NewTensor(3, 8, 8)
+	for _, tc := range []struct {
+		m    *Model
+		px   *Tensor
+		opt  Options
+		want string
+	}{
+		{m, NewTensor(3, 4, 4), Options{}, "input is [3 4 4], model wants 3×8×8"},
+		{m, nil, Options{}, "input is [], model wants 3×8×8"},
+		{m, px, Options{Keep: []int{}}, "token selection keeps no tokens"},
+		{m, px, Options{Keep: []int{1, 0}}, "must keep the [CLS] token (0) first"},
+		{m, px, Options{Keep: []int{0, 5}}, "token 5 out of range 0..4"},
+		{m, px, Options{Keep: []int{0, 2, 2}}, "token 2 kept twice"},
+		{m, px, Options{Edit: "everything"}, `unknown attention edit "everything"`},
+		{mg, px, Options{Edit: EditNoCLS}, `attention edit "no_cls" needs a [CLS] token`},
+	} {
+		if _, err := tc.m.Forward(tc.px, tc.opt); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: error %v, want one containing %q", tc.opt, err, tc.want)
+		}
+	}
+}
