@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,20 +23,78 @@ type structure struct {
 	norm    bool // classifier norm before pooling (timm norm)
 }
 
-// build runs the steps after decoding: rename to canonical names, check the
-// name set, infer and merge the config, check shapes and values, assemble.
-// The model shares the tensors' data (no copy: ViT-L is 1.2 GB of float32).
+// build runs the steps after decoding, one function each: check the
+// tensors, strip wrapper scopes, rename to canonical names, read the
+// structure and check the name set, infer and merge the config, check shapes
+// and values, assemble. The model shares the tensors' data (no copy: ViT-L
+// is 1.2 GB of float32).
 func build(tensors map[string]*vit.Tensor, meta map[string]string, opt Options, info *Info) (*vit.Model, error) {
+	if err := checkTensors(tensors); err != nil {
+		return nil, err
+	}
+	stripped, err := stripScopes(tensors)
+	if err != nil {
+		return nil, err
+	}
+	names := sortedKeys(stripped)
+	fam, err := detect(names)
+	if err != nil {
+		return nil, err
+	}
+	info.Family, info.Scope, info.ModelType = fam.name, scopeOf(fam, names), modelType(opt.ConfigJSON)
+	cn, err := canonicalize(tensors, stripped, names, fam)
+	if err != nil {
+		return nil, err
+	}
+	st := cn.structure()
+	info.Distilled = st.dist
+	if st.dist && !opt.NonStrict {
+		return nil, errors.New("distilled DeiT not supported: its distillation token (dist_token / head_dist) takes part in every block's attention, which vit.Model cannot express; NonStrict drops it (an approximation)")
+	}
+	want := expectedNames(st)
+	if info.Ignored, err = cn.checkNames(want, fam, opt); err != nil {
+		return nil, err
+	}
+	if st.dist {
+		info.Ignored = append(info.Ignored, "pos_embed[1]")
+	}
+	inferred, err := inferConfig(cn.tensors, st, fam, cn.origin)
+	if err != nil {
+		return nil, err
+	}
+	cfg, source, err := mergeConfig(inferred, meta, opt)
+	if err != nil {
+		return nil, err
+	}
+	info.Config, info.ConfigSource = cfg, source
+	if err := cn.checkValues(want, cfg, st); err != nil {
+		return nil, err
+	}
+	m := assemble(cfg, cn.tensors, st)
+	if err := m.CheckShapes(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// checkTensors refuses an empty checkpoint and tensors whose shape and data
+// disagree.
+func checkTensors(tensors map[string]*vit.Tensor) error {
 	if len(tensors) == 0 {
-		return nil, errors.New("no tensors in the checkpoint")
+		return errors.New("no tensors in the checkpoint")
 	}
 	for name, t := range tensors {
 		if t == nil || t.Numel() != len(t.Data) {
-			return nil, fmt.Errorf("tensor %q: shape and data disagree", name)
+			return fmt.Errorf("tensor %q: shape and data disagree", name)
 		}
 	}
-	// Training scripts save DataParallel or wrapper modules, whose names
-	// carry "module." / "model." scopes (the paper's CIFAR and DeiT files).
+	return nil
+}
+
+// stripScopes maps each name without its "module." / "model." scopes (the
+// DataParallel or wrapper modules training scripts save, as the paper's
+// CIFAR and DeiT files) to the file's name.
+func stripScopes(tensors map[string]*vit.Tensor) (map[string]string, error) {
 	stripped := make(map[string]string, len(tensors)) // stripped → file name
 	for name := range tensors {
 		s := name
@@ -54,40 +113,36 @@ func build(tensors map[string]*vit.Tensor, meta map[string]string, opt Options, 
 		}
 		stripped[s] = name
 	}
-	names := sortedKeys(stripped)
-	fam, err := detect(names)
-	if err != nil {
-		return nil, err
-	}
-	info.Family = fam.name
-	info.Scope = scopeOf(fam, names)
-	if opt.ConfigJSON != nil {
-		var cj struct {
-			ModelType string `json:"model_type"`
-		}
-		if json.Unmarshal(opt.ConfigJSON, &cj) == nil {
-			info.ModelType = cj.ModelType
-		}
-	}
+	return stripped, nil
+}
 
-	canon := map[string]*vit.Tensor{}
-	origin := map[string]string{} // canonical name → the file's name(s), for messages
+// canonical is a checkpoint under canonical (timm) names.
+type canonical struct {
+	tensors map[string]*vit.Tensor
+	origin  map[string]string // canonical name → the file's name(s), for messages
+	depth   int
+	unknown []string // file names no family pattern matches
+	missing []string // file names of q/k/v parts whose siblings are absent
+}
+
+// canonicalize renames the tensors to canonical names and fuses separate
+// query, key and value tensors into one qkv.
+func canonicalize(tensors map[string]*vit.Tensor, stripped map[string]string, names []string, fam *family) (*canonical, error) {
+	cn := &canonical{tensors: map[string]*vit.Tensor{}, origin: map[string]string{}}
 	parts := map[string]*[4]string{}
-	var unknown, missing []string
-	st := structure{}
 	for _, s := range names {
 		file := stripped[s]
 		to, p, block, ok := fam.match(s)
 		if !ok {
-			unknown = append(unknown, file)
+			cn.unknown = append(cn.unknown, file)
 			continue
 		}
-		st.depth = max(st.depth, block+1)
+		cn.depth = max(cn.depth, block+1)
 		if p == whole {
-			if prev, dup := origin[to]; dup {
+			if prev, dup := cn.origin[to]; dup {
 				return nil, fmt.Errorf("tensors %q and %q both give %s", prev, file, to)
 			}
-			canon[to], origin[to] = tensors[file], file
+			cn.tensors[to], cn.origin[to] = tensors[file], file
 			continue
 		}
 		if parts[to] == nil {
@@ -100,47 +155,55 @@ func build(tensors map[string]*vit.Tensor, meta map[string]string, opt Options, 
 		if ps[q] == "" || ps[k] == "" || ps[v] == "" {
 			for i, f := range fam.foreign(to) {
 				if ps[q+part(i)] == "" {
-					missing = append(missing, f)
+					cn.missing = append(cn.missing, f)
 				}
 			}
-			origin[to] = "(incomplete)"
+			cn.origin[to] = "(incomplete)"
 			continue
 		}
 		fused, err := concatRows(tensors[ps[q]], tensors[ps[k]], tensors[ps[v]])
 		if err != nil {
 			return nil, fmt.Errorf("fusing %s, %s, %s: %w", ps[q], ps[k], ps[v], err)
 		}
-		canon[to], origin[to] = fused, ps[q]+" + key + value"
+		cn.tensors[to], cn.origin[to] = fused, ps[q]+" + key + value"
 	}
+	return cn, nil
+}
 
-	has := func(name string) bool { _, ok := origin[name]; return ok }
-	st.cls = has("cls_token")
-	st.dist = has("dist_token") || has("head_dist.weight") || has("head_dist.bias")
-	st.fcNorm = has("fc_norm.weight") || has("fc_norm.bias")
-	st.norm = has("norm.weight") || has("norm.bias")
+func (cn *canonical) has(name string) bool { _, ok := cn.origin[name]; return ok }
+
+// structure reads the architecture off the canonical names.
+func (cn *canonical) structure() structure {
+	st := structure{depth: cn.depth}
+	st.cls = cn.has("cls_token")
+	st.dist = cn.has("dist_token") || cn.has("head_dist.weight") || cn.has("head_dist.bias")
+	st.fcNorm = cn.has("fc_norm.weight") || cn.has("fc_norm.bias")
+	st.norm = cn.has("norm.weight") || cn.has("norm.bias")
 	for i := 0; i < st.depth; i++ {
-		st.qkvBias = st.qkvBias || has(fmt.Sprintf("blocks.%d.attn.qkv.bias", i))
+		st.qkvBias = st.qkvBias || cn.has(fmt.Sprintf("blocks.%d.attn.qkv.bias", i))
 	}
-	info.Distilled = st.dist
-	if st.dist && !opt.NonStrict {
-		return nil, errors.New("distilled DeiT not supported: its distillation token (dist_token / head_dist) takes part in every block's attention, which vit.Model cannot express; NonStrict drops it (an approximation)")
-	}
+	return st
+}
 
-	want := expectedNames(st)
+// checkNames compares the name set with the structure's: missing tensors
+// are an error, unexpected ones too unless NonStrict, which returns them
+// (sorted) as ignored.
+func (cn *canonical) checkNames(want []string, fam *family, opt Options) (ignored []string, err error) {
+	missing := slices.Clone(cn.missing)
 	wanted := map[string]bool{}
 	for _, w := range want {
 		wanted[w] = true
-		if !has(w) {
+		if !cn.has(w) {
 			missing = append(missing, fam.foreign(w)...)
 		}
 	}
 	var unexpected []string
-	for _, to := range sortedKeys(origin) {
-		if !wanted[to] && origin[to] != "(incomplete)" {
-			unexpected = append(unexpected, origin[to])
+	for _, to := range sortedKeys(cn.origin) {
+		if !wanted[to] && cn.origin[to] != "(incomplete)" {
+			unexpected = append(unexpected, cn.origin[to])
 		}
 	}
-	unexpected = append(unexpected, unknown...)
+	unexpected = append(unexpected, cn.unknown...)
 	sort.Strings(unexpected)
 	switch {
 	case len(missing) > 0 && len(unexpected) > 0 && !opt.NonStrict:
@@ -150,37 +213,36 @@ func build(tensors map[string]*vit.Tensor, meta map[string]string, opt Options, 
 	case len(unexpected) > 0 && !opt.NonStrict:
 		return nil, fmt.Errorf("%s checkpoint has %d unexpected tensors (NonStrict would skip them): %s", fam.name, len(unexpected), listNames(unexpected))
 	}
-	info.Ignored = unexpected
-	if st.dist {
-		info.Ignored = append(info.Ignored, "pos_embed[1]")
-	}
+	return unexpected, nil
+}
 
-	inferred, err := inferConfig(canon, st, fam, origin)
-	if err != nil {
-		return nil, err
-	}
-	cfg, source, err := mergeConfig(inferred, meta, opt)
-	if err != nil {
-		return nil, err
-	}
-	info.Config, info.ConfigSource = cfg, source
-
+// checkValues checks every wanted tensor's shape under cfg and refuses NaN
+// and infinite values.
+func (cn *canonical) checkValues(want []string, cfg vit.Config, st structure) error {
 	for _, name := range want {
-		t := canon[name]
+		t := cn.tensors[name]
 		if w := wantShape(name, cfg, st); !sameShape(t.Shape, w) {
-			return nil, fmt.Errorf("tensor %s has shape %v, want %v", origin[name], t.Shape, w)
+			return fmt.Errorf("tensor %s has shape %v, want %v", cn.origin[name], t.Shape, w)
 		}
 		for i, x := range t.Data {
 			if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
-				return nil, fmt.Errorf("tensor %s holds %v at index %d (of %d values): corrupt or diverged weights", origin[name], x, i, len(t.Data))
+				return fmt.Errorf("tensor %s holds %v at index %d (of %d values): corrupt or diverged weights", cn.origin[name], x, i, len(t.Data))
 			}
 		}
 	}
-	m := assemble(cfg, canon, st)
-	if err := m.CheckShapes(); err != nil {
-		return nil, err
+	return nil
+}
+
+// modelType is config.json's model_type ("" when there is none or it does
+// not parse; mergeConfig reports a bad config.json).
+func modelType(configJSON []byte) string {
+	var cj struct {
+		ModelType string `json:"model_type"`
 	}
-	return m, nil
+	if configJSON == nil || json.Unmarshal(configJSON, &cj) != nil {
+		return ""
+	}
+	return cj.ModelType
 }
 
 // scopeOf returns the family's optional scope that the names carry ("" when
@@ -263,16 +325,7 @@ func sameShape(got, want []int) bool {
 		}
 		return s
 	}
-	g, w := trim(got), trim(want)
-	if len(g) != len(w) {
-		return false
-	}
-	for i := range g {
-		if g[i] != w[i] {
-			return false
-		}
-	}
-	return true
+	return slices.Equal(trim(got), trim(want))
 }
 
 // inferConfig reads every shape-given field off the tensors. Heads cannot be
