@@ -1,8 +1,6 @@
 package experiment
 
 import (
-	"runtime"
-	"sync"
 	"time"
 
 	"vitlens/vit/results"
@@ -85,20 +83,4 @@ func ShardImages(images, chunkSize, shard, n int) int {
 		total += min(chunkSize, images-k*chunkSize)
 	}
 	return total
-}
-
-// Parallel calls fn(i) for every i in [lo, hi) on at most GOMAXPROCS
-// goroutines and waits for all of them: images of a chunk are independent.
-func Parallel(lo, hi int, fn func(i int)) {
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
-	for i := lo; i < hi; i++ {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			fn(i)
-		}()
-	}
-	wg.Wait()
 }

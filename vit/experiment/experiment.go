@@ -151,7 +151,7 @@ func (r *Runner) load(lo, hi int) []loaded {
 	out := make([]loaded, hi-lo)
 	c := r.Bundle.Model.Config
 	needMask := r.Spec.Kind == PerturbTokens || r.Spec.Masks
-	Parallel(lo, hi, func(i int) {
+	vit.Parallel(lo, hi, func(i int) {
 		l := &out[i-lo]
 		l.item = r.Data.Item(i)
 		img, err := r.Data.Image(i)

@@ -3,7 +3,6 @@ package lens
 import (
 	"fmt"
 	"runtime"
-	"sync"
 
 	"vitlens/vit"
 )
@@ -32,28 +31,20 @@ func (c *CPU) Analyze(images []*vit.Tensor, req Request) ([]*Result, error) {
 	}
 	out := make([]*Result, len(images))
 	errs := make([]error, len(images))
-	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
-	var wg sync.WaitGroup
-	for i, img := range images {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			var keep []int
-			if req.Keep != nil {
-				keep = req.Keep[i]
-			}
-			target := -1
-			if req.Targets != nil {
-				target = req.Targets[i]
-			}
-			out[i], errs[i] = c.analyzeOne(img, keep, target, req)
-			if errs[i] != nil {
-				errs[i] = fmt.Errorf("image %d: %w", i, errs[i])
-			}
-		}()
-	}
-	wg.Wait()
+	vit.Parallel(0, len(images), func(i int) {
+		var keep []int
+		if req.Keep != nil {
+			keep = req.Keep[i]
+		}
+		target := -1
+		if req.Targets != nil {
+			target = req.Targets[i]
+		}
+		out[i], errs[i] = c.analyzeOne(images[i], keep, target, req)
+		if errs[i] != nil {
+			errs[i] = fmt.Errorf("image %d: %w", i, errs[i])
+		}
+	})
 	for _, err := range errs {
 		if err != nil {
 			return nil, err

@@ -25,7 +25,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -150,7 +149,8 @@ func (r *Runner) Run() (Stats, error) {
 		group = int(max(1, min(int64(len(pairs)), r.Spec.MemoryBytes/max(perPair, 1))))
 	}
 	proj := lens.NewProjector(m)
-	var trainOK, testOK []bool // decided by the first pass, kept for the others
+	trainSplit := &split{name: "train", ds: r.Train}
+	testSplit := &split{name: "test", ds: r.Test}
 	var skips []SkipRow
 	for g, k := 0, 0; g < len(pairs); g, k = g+group, k+1 {
 		st.Groups++
@@ -158,24 +158,24 @@ func (r *Runner) Run() (Stats, error) {
 		if r.Out.ChunkDone(k) {
 			continue
 		}
-		train, trainLabels, ok, sk, err := r.features("train", r.Train, ps, trainOK)
+		train, sk, err := r.features(trainSplit, ps)
 		if err != nil {
 			return st, err
 		}
-		trainOK, skips = ok, append(skips, sk...)
-		test, testLabels, ok, sk, err := r.features("test", r.Test, ps, testOK)
+		skips = append(skips, sk...)
+		test, sk, err := r.features(testSplit, ps)
 		if err != nil {
 			return st, err
 		}
-		testOK, skips = ok, append(skips, sk...)
-		if len(trainLabels) == 0 || len(testLabels) == 0 {
+		skips = append(skips, sk...)
+		if len(train.labels) == 0 || len(test.labels) == 0 {
 			return st, errors.New("probe: no usable training or test images")
 		}
-		rows, err := r.fit(ps, train, trainLabels, test, testLabels, proj)
+		rows, err := r.fit(ps, train, test, proj)
 		if err != nil {
 			return st, err
 		}
-		st.Train, st.Test = len(trainLabels), len(testLabels)
+		st.Train, st.Test = len(train.labels), len(test.labels)
 		if err := results.WriteChunk(r.Out, "probe", k, rows); err != nil {
 			return st, err
 		}
@@ -197,173 +197,182 @@ func (r *Runner) Run() (Stats, error) {
 // indexing (see experiment.IndexSkips).
 func (r *Runner) indexSkips() []SkipRow {
 	var rows []SkipRow
-	for _, split := range []struct {
-		name string
-		ds   dataset.Dataset
-	}{{"train", r.Train}, {"test", r.Test}} {
-		for _, s := range experiment.IndexSkips(split.ds) {
-			rows = append(rows, SkipRow{Image: s.Image, ID: s.ID, Split: split.name, Reason: s.Reason})
+	for _, sp := range []split{{name: "train", ds: r.Train}, {name: "test", ds: r.Test}} {
+		for _, s := range experiment.IndexSkips(sp.ds) {
+			rows = append(rows, SkipRow{Image: s.Image, ID: s.ID, Split: sp.name, Reason: s.Reason})
 		}
 	}
 	return rows
 }
 
+// split is one dataset split across the groups: which of its items the
+// probes use is decided by the first group's pass (images that fail are
+// skipped) and kept for the others, so every group has the same rows.
+type split struct {
+	name string
+	ds   dataset.Dataset
+	use  []bool // nil before the first pass
+}
+
 // features holds one split's vectors for a group: feats[pair][token] is a
 // rows×D matrix, labels[row] and index[row] the images' labels and indices.
 type features struct {
-	feats [][][]float32
-	index []int
+	feats  [][][]float32
+	labels []int
+	index  []int
 }
 
 // features runs the model on a split once and keeps the group's vectors.
-// ok (nil on the first pass) says which items the first pass could use.
-func (r *Runner) features(split string, ds dataset.Dataset, ps []pair, ok []bool) (*features, []int, []bool, []SkipRow, error) {
-	m := r.Bundle.Model
-	c := m.Config
-	n, d := c.NumTokens(), c.Dim
-	first := ok == nil
+// On the first pass, images that fail are skipped (and returned as rows of
+// the "skipped" table); on later passes a failure is an error.
+func (r *Runner) features(s *split, ps []pair) (*features, []SkipRow, error) {
+	first := s.use == nil
 	if first {
-		ok = make([]bool, ds.Len())
-		for i := range ok {
-			ok[i] = true
+		s.use = make([]bool, s.ds.Len())
+		for i := range s.use {
+			s.use[i] = true
 		}
 	}
-	rowOf := make([]int, ds.Len())
-	rows := 0
-	for i, good := range ok {
-		rowOf[i] = -1
-		if good {
-			rowOf[i] = rows
-			rows++
+	f, errs := r.extract(s, ps)
+	if !first {
+		return f, nil, r.laterFailure(s, errs)
+	}
+	var skips []SkipRow
+	for i, err := range errs {
+		if err == nil {
+			continue
+		}
+		s.use[i] = false
+		item := s.ds.Item(i)
+		skips = append(skips, SkipRow{Image: int32(item.Index), ID: item.ID, Split: s.name, Reason: err.Error()})
+		if r.Log != nil {
+			fmt.Fprintf(r.Log, "skipped %s image %d: %v\n", s.name, item.Index, err)
 		}
 	}
-	f := &features{feats: make([][][]float32, len(ps)), index: make([]int, rows)}
+	if len(skips) > 0 {
+		// Extract again without the failed images so rows stay contiguous (rare).
+		f, errs = r.extract(s, ps)
+		if err := r.laterFailure(s, errs); err != nil {
+			return nil, nil, err
+		}
+	}
+	return f, skips, nil
+}
+
+// laterFailure is the error of an image that failed after the first pass
+// had used it.
+func (r *Runner) laterFailure(s *split, errs []error) error {
+	for i, err := range errs {
+		if err != nil {
+			return fmt.Errorf("probe: %s image %d failed on a later pass: %w", s.name, s.ds.Item(i).Index, err)
+		}
+	}
+	return nil
+}
+
+// extract runs the model on the split's used items, in parallel, and
+// returns their vectors in item order, one row each, with each item's error.
+func (r *Runner) extract(s *split, ps []pair) (*features, []error) {
+	c := r.Bundle.Model.Config
+	n, d := c.NumTokens(), c.Dim
+	var items []int // row → item
+	for i, use := range s.use {
+		if use {
+			items = append(items, i)
+		}
+	}
+	rows := len(items)
+	f := &features{feats: make([][][]float32, len(ps)), labels: make([]int, rows), index: make([]int, rows)}
 	for p := range ps {
 		f.feats[p] = make([][]float32, n)
 		for t := range n {
 			f.feats[p][t] = make([]float32, rows*d)
 		}
 	}
-	labels := make([]int, rows)
 	taps := vit.Taps{}
 	for _, p := range ps {
 		taps.Sites[p.site] = true
 	}
-	errs := make([]error, ds.Len())
-	var wg sync.WaitGroup
+	errs := make([]error, s.ds.Len())
 	var mu sync.Mutex
 	done := 0
-	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
-	for i := 0; i < ds.Len(); i++ {
-		if rowOf[i] < 0 {
-			continue
+	vit.Parallel(0, rows, func(row int) {
+		i := items[row]
+		if err := r.extractOne(s.ds, i, row, ps, taps, f); err != nil {
+			errs[i] = fmt.Errorf("%s: %w", s.ds.Item(i).ID, err)
 		}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			item := ds.Item(i)
-			img, err := ds.Image(i)
-			if err == nil {
-				var px *vit.Tensor
-				if px, err = r.Bundle.Preset.Apply(img, c.ImageSize); err == nil {
-					var tr *vit.Trace
-					if tr, err = m.Forward(px, vit.Options{Taps: taps}); err == nil {
-						row := rowOf[i]
-						for pi, p := range ps {
-							h := tr.Site(p.site, p.block).Data
-							for t := range n {
-								copy(f.feats[pi][t][row*d:(row+1)*d], h[t*d:(t+1)*d])
-							}
-						}
-						f.index[row], labels[row] = item.Index, item.Label
-					}
-				}
-			}
-			if err != nil {
-				errs[i] = fmt.Errorf("%s: %w", item.ID, err)
-			}
-			mu.Lock()
-			done++
-			if r.Progress != nil {
-				r.Progress(split+" features", done, rows)
-			}
-			mu.Unlock()
-		}()
+		mu.Lock()
+		done++
+		if r.Progress != nil {
+			r.Progress(s.name+" features", done, rows)
+		}
+		mu.Unlock()
+	})
+	return f, errs
+}
+
+// extractOne runs item i and copies its vectors into row of f.
+func (r *Runner) extractOne(ds dataset.Dataset, i, row int, ps []pair, taps vit.Taps, f *features) error {
+	m := r.Bundle.Model
+	c := m.Config
+	n, d := c.NumTokens(), c.Dim
+	img, err := ds.Image(i)
+	if err != nil {
+		return err
 	}
-	wg.Wait()
-	var skips []SkipRow
-	for i, err := range errs {
-		if err == nil {
-			continue
-		}
-		if !first {
-			return nil, nil, nil, nil, fmt.Errorf("probe: %s image %d failed on a later pass: %w", split, ds.Item(i).Index, err)
-		}
-		ok[i] = false
-		skips = append(skips, SkipRow{Image: int32(ds.Item(i).Index), ID: ds.Item(i).ID, Split: split, Reason: err.Error()})
-		if r.Log != nil {
-			fmt.Fprintf(r.Log, "skipped %s image %d: %v\n", split, ds.Item(i).Index, err)
+	px, err := r.Bundle.Preset.Apply(img, c.ImageSize)
+	if err != nil {
+		return err
+	}
+	tr, err := m.Forward(px, vit.Options{Taps: taps})
+	if err != nil {
+		return err
+	}
+	for pi, p := range ps {
+		h := tr.Site(p.site, p.block).Data
+		for t := range n {
+			copy(f.feats[pi][t][row*d:(row+1)*d], h[t*d:(t+1)*d])
 		}
 	}
-	if len(skips) > 0 {
-		// Rerun without the failed images so rows stay contiguous (rare).
-		f, labels, ok, _, err := r.features(split, ds, ps, ok)
-		return f, labels, ok, skips, err
-	}
-	return f, labels, ok, skips, nil
+	item := ds.Item(i)
+	f.index[row], f.labels[row] = item.Index, item.Label
+	return nil
 }
 
 // fit trains and reads out every probe of a group, in parallel over
 // (pair, token).
-func (r *Runner) fit(ps []pair, train *features, trainLabels []int, test *features, testLabels []int, proj *lens.Projector) ([]Row, error) {
+func (r *Runner) fit(ps []pair, train, test *features, proj *lens.Projector) ([]Row, error) {
 	c := r.Bundle.Model.Config
 	n, d, C := c.NumTokens(), c.Dim, c.Classes
-	rowsTe := len(testLabels)
-	type job struct{ p, t int }
-	jobs := make(chan job)
+	rowsTe := len(test.labels)
 	out := make([][]Row, len(ps)*n)
 	errs := make([]error, len(ps)*n)
-	var wg sync.WaitGroup
 	var mu sync.Mutex
 	done := 0
-	for range runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range jobs {
-				p := ps[j.p]
-				x := test.feats[j.p][j.t]
-				pr, err := Fit(train.feats[j.p][j.t], trainLabels, x, testLabels, d, C, r.Spec.Alpha)
-				if err != nil {
-					errs[j.p*n+j.t] = fmt.Errorf("probe %s block %d token %d: %w", p.site, p.block, j.t, err)
-					continue
-				}
-				lensLogits := proj.Direct(x, rowsTe)
-				rows := make([]Row, rowsTe)
-				for i := range rowsTe {
-					ll := lensLogits[i*C : (i+1)*C]
-					rows[i] = Row{Image: int32(test.index[i]), Label: int32(testLabels[i]), Block: int32(p.block),
-						Site: p.site.String(), Token: int32(j.t), Rank: int32(pr.Ranks[i]), Top1: int32(pr.Top1[i]),
-						LensRank: int32(lens.Rank(ll, testLabels[i])), LensTop1: int32(lens.Argmax(ll))}
-				}
-				out[j.p*n+j.t] = rows
-				mu.Lock()
-				done++
-				if r.Progress != nil {
-					r.Progress("fit", done, len(ps)*n)
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	for p := range ps {
-		for t := range n {
-			jobs <- job{p, t}
+	vit.Parallel(0, len(ps)*n, func(j int) {
+		p, t := ps[j/n], j%n
+		x := test.feats[j/n][t]
+		pr, err := Fit(train.feats[j/n][t], train.labels, x, test.labels, d, C, r.Spec.Alpha)
+		if err != nil {
+			errs[j] = fmt.Errorf("probe %s block %d token %d: %w", p.site, p.block, t, err)
+			return
 		}
-	}
-	close(jobs)
-	wg.Wait()
+		lensLogits := proj.Direct(x, rowsTe)
+		rows := make([]Row, rowsTe)
+		for i := range rowsTe {
+			ll := lensLogits[i*C : (i+1)*C]
+			rows[i] = Row{Image: int32(test.index[i]), Label: int32(test.labels[i]), Block: int32(p.block),
+				Site: p.site.String(), Token: int32(t), Rank: int32(pr.Ranks[i]), Top1: int32(pr.Top1[i]),
+				LensRank: int32(lens.Rank(ll, test.labels[i])), LensTop1: int32(lens.Argmax(ll))}
+		}
+		out[j] = rows
+		mu.Lock()
+		done++
+		if r.Progress != nil {
+			r.Progress("fit", done, len(ps)*n)
+		}
+		mu.Unlock()
+	})
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}

@@ -87,7 +87,7 @@ func (r *Explainer) runChunk(k, lo, hi int) (int, error) {
 	maps := make([][]MapRow, hi-lo)
 	imgs := make([]ImageRow, hi-lo)
 	errs := make([]error, hi-lo)
-	experiment.Parallel(lo, hi, func(i int) {
+	vit.Parallel(lo, hi, func(i int) {
 		maps[i-lo], imgs[i-lo], errs[i-lo] = r.one(m, i)
 	})
 	var rows []MapRow

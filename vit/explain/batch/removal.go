@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 
+	"vitlens/vit"
 	"vitlens/vit/bundle"
 	"vitlens/vit/dataset"
 	"vitlens/vit/experiment"
@@ -39,7 +40,7 @@ func (r *Removal) runChunk(k, lo, hi int) (images, skipped int, err error) {
 	m := r.Bundle.Model
 	perImage := make([][]explain.RemovalRow, hi-lo)
 	errs := make([]error, hi-lo)
-	experiment.Parallel(lo, hi, func(i int) {
+	vit.Parallel(lo, hi, func(i int) {
 		item := r.Data.Item(i)
 		img, err := r.Data.Image(i)
 		if err != nil {
