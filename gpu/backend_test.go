@@ -58,18 +58,6 @@ func randomModel(t testing.TB, c vit.Config, seed uint64) *vit.Model {
 	return m
 }
 
-func randomImages(c vit.Config, n int, seed uint64) []*vit.Tensor {
-	rng := rand.New(rand.NewPCG(seed, 1))
-	out := make([]*vit.Tensor, n)
-	for i := range out {
-		out[i] = vit.NewTensor(c.Channels, c.ImageSize, c.ImageSize)
-		for j := range out[i].Data {
-			out[i].Data[j] = float32(rng.NormFloat64())
-		}
-	}
-	return out
-}
-
 var (
 	cfgCLS = vit.Config{ImageSize: 16, PatchSize: 4, Channels: 3, Dim: 24, Depth: 3, Heads: 3, MLPDim: 40,
 		Classes: 37, QKVBias: true, LNEps: 1e-6, ClassToken: true, Pool: vit.PoolCLS}
@@ -230,7 +218,7 @@ func TestBackendMatchesCPU(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			m := randomModel(t, tc.c, 11)
 			b := newBackend(t, m)
-			images := randomImages(tc.c, 3, 2)
+			images := vit.RandomImages(tc.c, 3, 2)
 			T := tc.c.NumTokens()
 			requests := map[string]lens.Request{
 				// A negative target defers the lens until the prediction is known.

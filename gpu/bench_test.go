@@ -37,7 +37,7 @@ func BenchmarkAnalyze(bm *testing.B) {
 				r    lens.Request
 			}{{"forward", lens.Request{TopK: 1}}, {"lens_all_sites", ProfileRequest}} {
 				bm.Run(fmt.Sprintf("%s/batch=%d/%s", name, batch, req.name), func(bm *testing.B) {
-					images := randomImages(c, batch, 5)
+					images := vit.RandomImages(c, batch, 5)
 					if _, err := b.Analyze(images, req.r); err != nil {
 						bm.Fatal(err)
 					}

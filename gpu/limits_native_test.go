@@ -27,7 +27,7 @@ func TestKernelsWithinWebGPUDefaultLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	images := randomImages(cfgCLS, 2, 4)
+	images := vit.RandomImages(cfgCLS, 2, 4)
 	req := lens.Request{Sites: vit.AllSites(), TopK: 16, Taps: allTaps(), Edit: vit.EditNoCLS}
 	got, err := b.Analyze(images, req)
 	if err != nil {

@@ -209,7 +209,7 @@ func TestBackendDemoModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := newBackend(t, m)
-	images := randomImages(m.Config, 8, 3)
+	images := vit.RandomImages(m.Config, 8, 3)
 	for _, req := range []lens.Request{
 		{Sites: vit.AllSites(), TopK: 5},
 		{Sites: []vit.Site{vit.SiteHS}, TopK: 5, Targets: []int{0, 1, 2, 3, 4, 5, 6, 7}, Edit: vit.EditNoCLS},
@@ -231,7 +231,7 @@ func TestBackendErrors(t *testing.T) {
 	if desc, ok := Available(); !ok || desc == "" {
 		t.Errorf("Available() = %q, %v with a working backend", desc, ok)
 	}
-	imgs := randomImages(cfgCLS, 2, 1)
+	imgs := vit.RandomImages(cfgCLS, 2, 1)
 	for _, tc := range []struct {
 		req  lens.Request
 		want string
@@ -264,7 +264,7 @@ func TestBackendErrors(t *testing.T) {
 // same results as one batch.
 func TestBackendSplitsBatches(t *testing.T) {
 	m := randomModel(t, cfgCLS, 4)
-	images := randomImages(cfgCLS, 5, 9)
+	images := vit.RandomImages(cfgCLS, 5, 9)
 	req := lens.Request{Sites: vit.AllSites(), TopK: 5, Taps: vit.Taps{AttnProbs: true}}
 	whole := newBackend(t, m)
 	want, err := whole.Analyze(images, req)

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"runtime"
 	"strconv"
 	"strings"
@@ -71,7 +70,7 @@ func runBench(args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		imgs := randomImages(mm.m.Config, *batch)
+		imgs := vit.RandomImages(mm.m.Config, *batch, 1)
 		plain := lens.Request{Sites: []vit.Site{vit.SiteHS}, TopK: 5}
 		all := lens.Request{Sites: vit.AllSites(), TopK: 5}
 		// The plain forward is measured through the same backend with the
@@ -115,19 +114,6 @@ func parseInts(s string) ([]int, error) {
 		out = append(out, n)
 	}
 	return out, nil
-}
-
-func randomImages(c vit.Config, n int) []*vit.Tensor {
-	rng := rand.New(rand.NewPCG(1, 2))
-	out := make([]*vit.Tensor, n)
-	for i := range out {
-		t := vit.NewTensor(c.Channels, c.ImageSize, c.ImageSize)
-		for j := range t.Data {
-			t.Data[j] = float32(rng.NormFloat64())
-		}
-		out[i] = t
-	}
-	return out
 }
 
 // timeIt runs f once to warm up, then returns the best of reps runs (the

@@ -81,3 +81,17 @@ func NewRandom(c Config, seed uint64) (*Model, error) {
 	m.Head = linear(c.Classes, d, true)
 	return m, m.CheckShapes()
 }
+
+// RandomImages returns n model-sized images of N(0, 1) pixels from seed, for
+// the tests and benchmarks that need inputs but no dataset.
+func RandomImages(c Config, n int, seed uint64) []*Tensor {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	out := make([]*Tensor, n)
+	for i := range out {
+		out[i] = NewTensor(c.Channels, c.ImageSize, c.ImageSize)
+		for j := range out[i].Data {
+			out[i].Data[j] = float32(rng.NormFloat64())
+		}
+	}
+	return out
+}

@@ -2,7 +2,6 @@ package explain
 
 import (
 	"math"
-	"math/rand/v2"
 	"reflect"
 	"testing"
 
@@ -14,15 +13,6 @@ import (
 var smallConfig = vittest.SmallConfig
 
 func smallModel(t *testing.T) *vit.Model { return vittest.SharpModel(t) }
-
-func randImage(c vit.Config, seed uint64) *vit.Tensor {
-	rng := rand.New(rand.NewPCG(seed, 1))
-	t := vit.NewTensor(c.Channels, c.ImageSize, c.ImageSize)
-	for i := range t.Data {
-		t.Data[i] = float32(rng.NormFloat64())
-	}
-	return t
-}
 
 func TestKeptAndOrder(t *testing.T) {
 	order := Order([]float64{0.1, 0.9, 0.5, 0.9}, 1) // tokens 1..4
@@ -71,7 +61,7 @@ func TestAUC(t *testing.T) {
 // everything removed is the [CLS]-only sequence (A15).
 func TestCurveEnds(t *testing.T) {
 	m := smallModel(t)
-	px := randImage(smallConfig, 3)
+	px := vit.RandomImages(smallConfig, 1, 3)[0]
 	P := smallConfig.NumPatches()
 	full, _ := m.Forward(px, vit.Options{})
 	none, _ := m.Forward(px, vit.Options{Keep: []int{0}})
@@ -88,7 +78,7 @@ func TestCurveEnds(t *testing.T) {
 }
 
 func TestOverlay(t *testing.T) {
-	px := randImage(smallConfig, 1)
+	px := vit.RandomImages(smallConfig, 1, 1)[0]
 	heat := make([]float32, 16)
 	heat[0] = 5 // top-left patch hot
 	img := Overlay(px, heat, 4, 32)

@@ -33,15 +33,6 @@ func testModel(t *testing.T, c vit.Config) *vit.Model {
 var tinyCLS = vit.Config{ImageSize: 16, PatchSize: 4, Channels: 3, Dim: 24, Depth: 3, Heads: 3, MLPDim: 40,
 	Classes: 37, QKVBias: true, LNEps: 1e-6, ClassToken: true, Pool: vit.PoolCLS}
 
-func randImage(c vit.Config, seed uint64) *vit.Tensor {
-	rng := rand.New(rand.NewPCG(seed, 1))
-	t := vit.NewTensor(c.Channels, c.ImageSize, c.ImageSize)
-	for i := range t.Data {
-		t.Data[i] = float32(rng.NormFloat64())
-	}
-	return t
-}
-
 func TestFoldedProjectionMatchesDirect(t *testing.T) {
 	m := testModel(t, tinyCLS)
 	p := NewProjector(m)
@@ -79,7 +70,7 @@ func TestFoldedBackendMatchesDirect(t *testing.T) {
 		yes, no := true, false
 		fast, slow := NewCPU(m), NewCPU(m)
 		fast.Folded, slow.Folded = &yes, &no
-		imgs := []*vit.Tensor{randImage(c, 1), randImage(c, 2)}
+		imgs := []*vit.Tensor{vit.RandomImages(c, 1, 1)[0], vit.RandomImages(c, 1, 2)[0]}
 		req := Request{Sites: vit.AllSites(), TopK: 5, Targets: []int{3, -1}}
 		a, err := fast.Analyze(imgs, req)
 		if err != nil {
