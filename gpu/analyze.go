@@ -2,7 +2,6 @@ package gpu
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -26,27 +25,19 @@ func (b *Backend) Analyze(images []*vit.Tensor, req lens.Request) ([]*lens.Resul
 	if req.TopK > maxTopK {
 		return nil, fmt.Errorf("gpu: top-k %d over the GPU lens kernel's maximum of %d (use the CPU backend)", req.TopK, maxTopK)
 	}
-	if req.Edit != vit.EditNone && !c.ClassToken {
-		return nil, fmt.Errorf("attention edit %q needs a [CLS] token; this model has none", req.Edit)
-	}
-	if _, err := editCode(req.Edit); err != nil {
+	if err := c.CheckEdit(req.Edit); err != nil {
 		return nil, err
 	}
-	want := c.Channels * c.ImageSize * c.ImageSize
 	tokens := make([][]int, len(images))
 	for i, img := range images {
-		if img == nil || len(img.Data) != want {
-			shape := []int(nil)
-			if img != nil {
-				shape = img.Shape
-			}
-			return nil, fmt.Errorf("image %d: input is %v, model wants %d×%d×%d", i, shape, c.Channels, c.ImageSize, c.ImageSize)
+		if err := c.CheckInput(img); err != nil {
+			return nil, fmt.Errorf("image %d: %w", i, err)
 		}
 		var keep []int
 		if req.Keep != nil {
 			keep = req.Keep[i]
 		}
-		t, err := tokenList(keep, c)
+		t, err := c.KeptTokens(keep)
 		if err != nil {
 			return nil, fmt.Errorf("image %d: %w", i, err)
 		}
@@ -94,35 +85,6 @@ func requestKey(req lens.Request, n int) planKey {
 	}
 	return planKey{n: n, sites: sitesKey(req.Sites), k: req.TopK, edit: req.Edit, taps: req.Taps,
 		deferred: deferred && len(req.Sites) > 0}
-}
-
-// tokenList returns the kept token indices (all when keep is nil), with the
-// checks and messages of vit's Forward.
-func tokenList(keep []int, c vit.Config) ([]int, error) {
-	if keep == nil {
-		t := make([]int, c.NumTokens())
-		for i := range t {
-			t[i] = i
-		}
-		return t, nil
-	}
-	if len(keep) == 0 {
-		return nil, errors.New("token selection keeps no tokens")
-	}
-	if c.Pool == vit.PoolCLS && keep[0] != 0 {
-		return nil, errors.New("token selection must keep the [CLS] token (0) first: the classifier reads it")
-	}
-	seen := make(map[int]bool, len(keep))
-	for _, t := range keep {
-		if t < 0 || t >= c.NumTokens() {
-			return nil, fmt.Errorf("token %d out of range 0..%d", t, c.NumTokens()-1)
-		}
-		if seen[t] {
-			return nil, fmt.Errorf("token %d kept twice", t)
-		}
-		seen[t] = true
-	}
-	return slices.Clone(keep), nil
 }
 
 // batchSize is the largest batch up to want (and MaxBatch) whose buffers fit.

@@ -91,7 +91,7 @@ func TestKernelPatchEmbed(t *testing.T) {
 					copy(img.Data, randn(rng, len(img.Data), 1, 0))
 					pixels = append(pixels, img.Data...)
 					x := m.Embed(img)
-					toks, _ := tokenList(keep[b], c)
+					toks, _ := c.KeptTokens(keep[b])
 					for _, tk := range toks {
 						want = append(want, x[tk*c.Dim:(tk+1)*c.Dim]...)
 						idx = append(idx, uint32(tk))
