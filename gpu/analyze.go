@@ -22,8 +22,8 @@ func (b *Backend) Analyze(images []*vit.Tensor, req lens.Request) ([]*lens.Resul
 	if err := req.Validate(c, len(images)); err != nil {
 		return nil, err
 	}
-	if req.TopK > maxTopK {
-		return nil, fmt.Errorf("gpu: top-k %d over the GPU lens kernel's maximum of %d (use the CPU backend)", req.TopK, maxTopK)
+	if req.TopK > maxLensTopK {
+		return nil, fmt.Errorf("gpu: top-k %d over the GPU lens kernel's maximum of %d (use the CPU backend)", req.TopK, maxLensTopK)
 	}
 	if err := c.CheckEdit(req.Edit); err != nil {
 		return nil, err

@@ -39,6 +39,57 @@ func storageBindings(name, src string) ([]bool, error) {
 	return writable, nil
 }
 
+var shaderConstDecl = regexp.MustCompile(`(?m)^const\s+(\w+)\s*:\s*u32\s*=\s*(\d+)u\s*;`)
+
+// shaderConsts reads a WGSL source's integer constants (`const NAME: u32 =
+// 64u;` at the start of a line), the way storageBindings reads its bindings:
+// tile sizes and limits are written once, in the shader.
+func shaderConsts(src string) map[string]int {
+	consts := map[string]int{}
+	for _, m := range shaderConstDecl.FindAllStringSubmatch(src, -1) {
+		consts[m[1]], _ = strconv.Atoi(m[2])
+	}
+	return consts
+}
+
+// kernelConsts holds each kernel's constants, read once from the embedded WGSL.
+var kernelConsts = func() map[string]map[string]int {
+	all := map[string]map[string]int{}
+	for _, name := range shaders.Names() {
+		all[name] = shaderConsts(shaders.Source(name))
+	}
+	return all
+}()
+
+// shaderConst is the constant name of a kernel. A missing one is a
+// programming error caught by the tests (TestHostReadsKernelGeometry), so
+// it panics rather than returning an error every dispatch would check.
+func shaderConst(kernel, name string) int {
+	v, ok := kernelConsts[kernel][name]
+	if !ok {
+		panic(fmt.Sprintf("gpu: %s.wgsl declares no `const %s: u32`", kernel, name))
+	}
+	return v
+}
+
+// Kernel geometry the host needs, from the shaders' own constants, so the
+// dispatch sizes and the limits checked here cannot drift from the WGSL.
+var (
+	matmulTileRows = shaderConst("matmul", "BM")    // output rows per workgroup
+	matmulTileCols = shaderConst("matmul", "BN")    // output columns per workgroup
+	attnTileQuery  = shaderConst("attention", "TQ") // queries per workgroup
+	maxHeadDim     = 4 * shaderConst("attention", "SLOTS")
+	lensTileRows   = shaderConst("lens", "TR") // readout rows per workgroup
+	// maxLensTopK is the longest top-k list the lens kernel keeps per row.
+	maxLensTopK = shaderConst("lens", "KMAX")
+)
+
+// elementGroups is the workgroup grid of a kernel that gives each of count
+// elements one invocation, WG per workgroup.
+func elementGroups(kernel string, count int) [3]uint32 {
+	return groups1D(ceilDiv(count, shaderConst(kernel, "WG")))
+}
+
 // kernels is the pipeline cache: each shader is compiled once per device.
 type kernels struct {
 	dev *device

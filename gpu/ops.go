@@ -25,7 +25,7 @@ func (p *program) matmul(op string, out, a, w view, bias *view, m, n, k int, fla
 		flags |= matmulBias
 	}
 	return p.dispatch(op, "matmul", []uint32{uint32(m), uint32(n), uint32(k), flags},
-		[3]uint32{uint32(ceilDiv(n, 64)), uint32(ceilDiv(m, 64)), 1}, 2*float64(m)*float64(n)*float64(k),
+		[3]uint32{uint32(ceilDiv(n, matmulTileCols)), uint32(ceilDiv(m, matmulTileRows)), 1}, 2*float64(m)*float64(n)*float64(k),
 		a, w, b, out)
 }
 
@@ -42,15 +42,12 @@ const (
 )
 
 func (p *program) unary(op string, x view, count int, mode uint32) error {
-	return p.dispatch(op, "gelu", []uint32{uint32(count), mode}, groups1D(ceilDiv(count, 256)), 20*float64(count), x)
+	return p.dispatch(op, "gelu", []uint32{uint32(count), mode}, elementGroups("gelu", count), 20*float64(count), x)
 }
 
 func (p *program) add(op string, dst, src view, count int) error {
-	return p.dispatch(op, "add", []uint32{uint32(count)}, groups1D(ceilDiv(count, 256)), float64(count), src, dst)
+	return p.dispatch(op, "add", []uint32{uint32(count)}, elementGroups("add", count), float64(count), src, dst)
 }
-
-// maxHeadDim is what attention.wgsl's workgroup tiles hold.
-const maxHeadDim = 128
 
 func editCode(e vit.AttnEdit) (uint32, error) {
 	switch e {
@@ -82,7 +79,7 @@ func (p *program) attention(op string, out, qkv, clsPos view, probs *view, batch
 	flops := 4 * float64(batch) * float64(heads) * float64(n) * float64(n) * float64(dh)
 	return p.dispatch(op, "attention",
 		[]uint32{uint32(n), uint32(heads), uint32(dh), uint32(batch), f32bits(scale), code, write},
-		[3]uint32{uint32(ceilDiv(n, 16)), uint32(heads), uint32(batch)}, flops,
+		[3]uint32{uint32(ceilDiv(n, attnTileQuery)), uint32(heads), uint32(batch)}, flops,
 		qkv, clsPos, out, pv)
 }
 
@@ -90,7 +87,7 @@ func (p *program) patchify(op string, cols, pixels view, batch int, c vit.Config
 	count := batch * c.NumPatches() * c.Channels * c.PatchSize * c.PatchSize
 	return p.dispatch(op, "patchify",
 		[]uint32{uint32(batch), uint32(c.Channels), uint32(c.ImageSize), uint32(c.PatchSize), uint32(c.GridSize())},
-		groups1D(ceilDiv(count, 256)), 0, pixels, cols)
+		elementGroups("patchify", count), 0, pixels, cols)
 }
 
 // embed: x (batch×n×D) = [CLS]/patch rows + positions, gathered at keep.
@@ -102,7 +99,7 @@ func (p *program) embed(op string, x, patches, cls, pos, keep view, batch, n int
 	count := batch * n * c.Dim
 	return p.dispatch(op, "embed",
 		[]uint32{uint32(batch), uint32(n), uint32(c.Dim), uint32(c.NumPatches()), hasCls},
-		groups1D(ceilDiv(count, 256)), float64(count), patches, cls, pos, keep, x)
+		elementGroups("embed", count), float64(count), patches, cls, pos, keep, x)
 }
 
 func (p *program) pool(op string, pooled, x view, batch, n, d int, mean bool) error {
@@ -111,16 +108,13 @@ func (p *program) pool(op string, pooled, x view, batch, n, d int, mean bool) er
 		m = 1
 	}
 	return p.dispatch(op, "pool", []uint32{uint32(batch), uint32(n), uint32(d), m},
-		groups1D(ceilDiv(batch*d, 256)), float64(batch*n*d), x, pooled)
+		elementGroups("pool", batch*d), float64(batch*n*d), x, pooled)
 }
 
 func (p *program) resolveTargets(op string, targets, logits view, batch, classes int) error {
 	return p.dispatch(op, "targets", []uint32{uint32(batch), uint32(classes)},
-		[3]uint32{uint32(ceilDiv(batch, 64)), 1, 1}, float64(batch*classes), logits, targets)
+		elementGroups("targets", batch), float64(batch*classes), logits, targets)
 }
-
-// maxTopK is the top-k list length lens.wgsl keeps per row.
-const maxTopK = 16
 
 // lensWeights are the four tensors of the projection.
 type lensWeights struct{ normW, normB, headW, headB view }
@@ -128,12 +122,12 @@ type lensWeights struct{ normW, normB, headW, headB view }
 // lens: readouts of rows hidden vectors (rows×D) into out, starting at output
 // row outRow0 (stride k+2 words). Row r belongs to image (r/n)%batch.
 func (p *program) lens(op string, out, h, targets view, w lensWeights, rows, d, classes, k, n, batch int, eps float32, outRow0 int) error {
-	if k > maxTopK {
-		return fmt.Errorf("gpu: top-k %d over the lens kernel's %d", k, maxTopK)
+	if k > maxLensTopK {
+		return fmt.Errorf("gpu: top-k %d over the lens kernel's %d", k, maxLensTopK)
 	}
 	flops := 2*float64(rows)*float64(classes)*float64(d) + 10*float64(rows)*float64(d)
 	return p.dispatch(op, "lens",
 		[]uint32{uint32(rows), uint32(d), uint32(classes), uint32(k), uint32(n), uint32(batch), f32bits(eps), uint32(outRow0)},
-		groups1D(ceilDiv(rows, 32)), flops,
+		groups1D(ceilDiv(rows, lensTileRows)), flops,
 		h, w.normW, w.normB, w.headW, w.headB, targets, out)
 }

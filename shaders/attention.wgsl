@@ -26,6 +26,9 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;   // batch×n×D
 @group(0) @binding(4) var<storage, read_write> probs: array<f32>; // batch×H×n×n when tapped
 
+// Queries per workgroup (the host reads it for its dispatch size), keys per
+// step, and vec4 slots per head vector: the host refuses heads wider than
+// 4·SLOTS.
 const TQ: u32 = 16u;
 const TK: u32 = 8u;
 const SLOTS: u32 = 32u; // vec4 slots per head vector (dh ≤ 128)
@@ -33,9 +36,13 @@ const NEG: f32 = -1.0e30;
 const EDIT_SELF_ONLY: u32 = 1u;
 const EDIT_NO_CLS: u32 = 2u;
 
-var<workgroup> q_tile: array<vec4<f32>, 512>;  // TQ × SLOTS
-var<workgroup> kv_tile: array<vec4<f32>, 256>; // TK × SLOTS
-var<workgroup> s_tile: array<f32, 128>;        // TQ × TK
+const Q_TILE: u32 = TQ * SLOTS; // the bundled WGSL parser wants a name as an array size
+const KV_TILE: u32 = TK * SLOTS;
+const S_TILE: u32 = TQ * TK;
+
+var<workgroup> q_tile: array<vec4<f32>, Q_TILE>;
+var<workgroup> kv_tile: array<vec4<f32>, KV_TILE>;
+var<workgroup> s_tile: array<f32, S_TILE>;
 
 // load4 reads slot c (dims 4c..4c+3) of the head vector at column offset off
 // of token tok, zero-padded past dh and past the sequence.

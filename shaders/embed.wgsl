@@ -18,10 +18,12 @@ struct Params {
 @group(0) @binding(4) var<storage, read> keep: array<u32>;      // batch×n
 @group(0) @binding(5) var<storage, read_write> x: array<f32>;   // batch×n×D
 
-@compute @workgroup_size(256)
+const WG: u32 = 256u; // invocations per workgroup, one element each (the host reads it)
+
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
-    let i = (wid.y * nwg.x + wid.x) * 256u + li;
+    let i = (wid.y * nwg.x + wid.x) * WG + li;
     if (i >= p.batch * p.n * p.d) {
         return;
     }

@@ -34,14 +34,21 @@ struct Params {
 @group(0) @binding(6) var<storage, read> targets: array<i32>;  // batch, already resolved
 @group(0) @binding(7) var<storage, read_write> out: array<u32>;
 
+// Rows per workgroup (the host reads it for its dispatch size), classes per
+// tile, the k step, and the longest top-k list a row keeps (the host refuses
+// longer ones).
 const TR: u32 = 32u;
 const TC: u32 = 64u;
 const BK: u32 = 16u;
 const KMAX: u32 = 16u;
 
-var<workgroup> a_tile: array<vec2<f32>, 256>; // [k][row/2], BK × TR/2
-var<workgroup> w_tile: array<vec4<f32>, 256>; // [k][class/4], BK × TC/4
-var<workgroup> lg: array<f32, 2048>;          // TR × TC logits; prologue scratch
+const A_TILE: u32 = BK * TR / 2u; // the bundled WGSL parser wants a name as an array size
+const W_TILE: u32 = BK * TC / 4u;
+const LG_TILE: u32 = TR * TC;
+
+var<workgroup> a_tile: array<vec2<f32>, A_TILE>; // [k][row/2]
+var<workgroup> w_tile: array<vec4<f32>, W_TILE>; // [k][class/4]
+var<workgroup> lg: array<f32, LG_TILE>;       // TR × TC logits; prologue scratch
 var<workgroup> mean_s: array<f32, TR>;
 var<workgroup> inv_s: array<f32, TR>;
 var<workgroup> tl_s: array<f32, TR>;

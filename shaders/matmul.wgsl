@@ -27,12 +27,18 @@ const FLAG_ACCUMULATE: u32 = 4u;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
+// Output tile of one workgroup (BM rows × BN columns) and the k step. The
+// host reads BM and BN for its dispatch sizes; the invocation layout below
+// (16×16, 4×4 outputs each) assumes BM = BN = 64.
 const BM: u32 = 64u;
 const BN: u32 = 64u;
 const BK: u32 = 16u;
 
-var<workgroup> a_tile: array<vec4<f32>, 256>; // [k][row/4], BK × BM/4
-var<workgroup> w_tile: array<vec4<f32>, 256>; // [k][col/4], BK × BN/4
+const A_TILE: u32 = BK * BM / 4u; // the bundled WGSL parser wants a name as an array size
+const W_TILE: u32 = BK * BN / 4u;
+
+var<workgroup> a_tile: array<vec4<f32>, A_TILE>; // [k][row/4]
+var<workgroup> w_tile: array<vec4<f32>, W_TILE>; // [k][col/4]
 
 fn store_row(row: u32, col0: u32, acc: vec4<f32>) {
     if (row >= p.m) {

@@ -14,10 +14,12 @@ struct Params {
 @group(0) @binding(1) var<storage, read> pixels: array<f32>;      // batch×C×S×S
 @group(0) @binding(2) var<storage, read_write> cols: array<f32>;  // batch×G²×(C·P·P)
 
-@compute @workgroup_size(256)
+const WG: u32 = 256u; // invocations per workgroup, one element each (the host reads it)
+
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
-    let i = (wid.y * nwg.x + wid.x) * 256u + li;
+    let i = (wid.y * nwg.x + wid.x) * WG + li;
     let pp = p.psize * p.psize;
     let row_len = p.channels * pp;
     let patches = p.grid * p.grid;

@@ -11,7 +11,9 @@ struct Params {
 @group(0) @binding(1) var<storage, read> logits: array<f32>;        // batch×C
 @group(0) @binding(2) var<storage, read_write> targets: array<i32>; // batch
 
-@compute @workgroup_size(64)
+const WG: u32 = 64u; // images per workgroup, one invocation each (the host reads it)
+
+@compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let b = gid.x;
     if (b >= p.batch || targets[b] >= 0) {

@@ -20,9 +20,11 @@ type Readout struct {
 // TopOf returns the top-k classes of sequence position t.
 func (r *Readout) TopOf(t int) []int32 { return r.Top[t*r.K : (t+1)*r.K] }
 
-// MaxTopK bounds Request.TopK for models with few classes; entries past the
-// class count read -1.
-const MaxTopK = 5
+// TopKPastClasses is the top-k every model accepts, even one with fewer
+// classes (entries past its class count read -1); a model with more classes
+// accepts up to its class count. A backend may bound top-k further (the GPU
+// lens kernel keeps a fixed-length list).
+const TopKPastClasses = 5
 
 // Request says what to compute for a batch of images.
 type Request struct {
@@ -68,8 +70,8 @@ func (r *Result) At(s vit.Site, block int) *Readout {
 
 // Validate checks a request against a model and a batch size.
 func (q *Request) Validate(c vit.Config, batch int) error {
-	if q.TopK < 1 || q.TopK > max(c.Classes, MaxTopK) {
-		return fmt.Errorf("top-k must be in 1..%d, got %d", max(c.Classes, MaxTopK), q.TopK)
+	if q.TopK < 1 || q.TopK > max(c.Classes, TopKPastClasses) {
+		return fmt.Errorf("top-k must be in 1..%d, got %d", max(c.Classes, TopKPastClasses), q.TopK)
 	}
 	if q.Keep != nil && len(q.Keep) != batch {
 		return fmt.Errorf("token selections for %d images, batch has %d", len(q.Keep), batch)
