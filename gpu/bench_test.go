@@ -54,33 +54,6 @@ func BenchmarkAnalyze(bm *testing.B) {
 	}
 }
 
-// BenchmarkMatMul times the matmul kernel alone at ViT-B/16 shapes (one
-// image: 197 tokens) and reports GFLOP/s.
-func BenchmarkMatMul(bm *testing.B) {
-	h := testHarness(bm)
-	for _, s := range [][3]int{{197, 2304, 768}, {197, 768, 768}, {197, 3072, 768}, {197, 768, 3072}} {
-		m, n, k := s[0], s[1], s[2]
-		bm.Run(fmt.Sprintf("%dx%dx%d", m, n, k), func(bm *testing.B) {
-			p := h.prog(bm)
-			a, w := h.out(bm, p, "a", m*k), h.out(bm, p, "w", n*k)
-			out := h.out(bm, p, "out", m*n)
-			if err := p.matmul("matmul", out, a, w, nil, m, n, k, 0); err != nil {
-				bm.Fatal(err)
-			}
-			if err := p.finalize(); err != nil {
-				bm.Fatal(err)
-			}
-			for bm.Loop() {
-				if err := p.submit(nil, nil, nil); err != nil {
-					bm.Fatal(err)
-				}
-				h.d.wait()
-			}
-			bm.ReportMetric(2*float64(m*n*k)*float64(bm.N)/bm.Elapsed().Seconds()/1e9, "GFLOP/s")
-		})
-	}
-}
-
 func TestProfileReport(t *testing.T) {
 	m := randomModel(t, cfgDemo, 1)
 	b := newBackend(t, m)
