@@ -49,58 +49,43 @@ func runSummary(args []string, stdout io.Writer) error {
 		}
 	}
 	var rep any
+	var text func(io.Writer) // the report as tables
 	switch m.Experiment {
 	case "removal":
-		r, err := batch.SummarizeRemoval(dir)
-		if err != nil {
-			return err
-		}
-		rep = r
-		if !*asJSON {
-			r.WriteText(stdout)
-		}
+		rep, text, err = withTables(batch.SummarizeRemoval(dir))
 	case "probe":
-		r, err := probe.Summarize(dir)
-		if err != nil {
-			return err
-		}
-		rep = r
-		if !*asJSON {
-			r.WriteText(stdout)
-		}
+		rep, text, err = withTables(probe.Summarize(dir))
 	case "explain":
 		return fmt.Errorf("%s holds explanation maps; see its maps table and PNGs, or `vitlens report %s`", dir, dir)
 	case "memories":
-		mr, err := experiment.SummarizeMemories(dir, *perm, *seed)
-		if err != nil {
-			return err
-		}
-		rep = mr
-		if !*asJSON {
-			writeMemoryText(stdout, mr, figures.ClassNames(m))
-		}
+		var r *experiment.MemoryReport
+		r, err = experiment.SummarizeMemories(dir, *perm, *seed)
+		rep, text = r, func(w io.Writer) { writeMemoryText(w, r, figures.ClassNames(m)) }
 	default:
-		pairs, err := analysis.ParsePairTokens(*randomTokens)
-		if err != nil {
-			return fmt.Errorf("--random-tokens: %w", err)
+		pairs, perr := analysis.ParsePairTokens(*randomTokens)
+		if perr != nil {
+			return fmt.Errorf("--random-tokens: %w", perr)
 		}
 		if *random == "" && flagSet(fs, "random-tokens") {
 			return fmt.Errorf("--random-tokens chooses the tokens of the test against a random-init run: give that run with --random")
 		}
-		r, err := experiment.Summarize(dir, experiment.SummaryOptions{Random: *random, RandomTokens: pairs, Unperturbed: *unperturbed,
+		var r *analysis.Report
+		r, err = experiment.Summarize(dir, experiment.SummaryOptions{Random: *random, RandomTokens: pairs, Unperturbed: *unperturbed,
 			Permutation: *perm, Seed: *seed})
-		if err != nil {
-			return err
-		}
-		rep = r
-		if !*asJSON {
-			fmt.Fprintf(stdout, "%s of %s (%s)\n", m.Experiment, m.Dataset, m.ModelPath)
-			r.WriteText(stdout)
+		rep, text = r, func(w io.Writer) {
+			fmt.Fprintf(w, "%s of %s (%s)\n", m.Experiment, m.Dataset, m.ModelPath)
+			r.WriteText(w)
 			if r.ContextPerturbation != nil {
-				fmt.Fprintln(stdout)
-				r.ContextPerturbation.WriteText(stdout)
+				fmt.Fprintln(w)
+				r.ContextPerturbation.WriteText(w)
 			}
 		}
+	}
+	if err != nil {
+		return err
+	}
+	if !*asJSON {
+		text(stdout)
 	}
 	if err := experiment.WriteJSON(dir, "summary.json", rep); err != nil {
 		return err
@@ -113,6 +98,11 @@ func runSummary(args []string, stdout io.Writer) error {
 		fmt.Fprintln(stdout, string(data))
 	}
 	return nil
+}
+
+// withTables returns a report that prints itself as tables, with its printer.
+func withTables[R interface{ WriteText(io.Writer) }](r R, err error) (any, func(io.Writer), error) {
+	return r, r.WriteText, err
 }
 
 func writeMemoryText(w io.Writer, r *experiment.MemoryReport, classes []string) {
