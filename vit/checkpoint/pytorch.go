@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"archive/zip"
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -37,10 +38,11 @@ var torchStorages = map[string]string{
 func readPyTorch(data []byte) (map[string]*vit.Tensor, error) {
 	var obj any
 	var err error
+	budget := pickleBudget(len(data))
 	if bytes.HasPrefix(data, []byte("PK")) {
-		obj, err = unpickleZip(data)
+		obj, err = unpickleZip(data, budget)
 	} else {
-		obj, err = unpickleLegacy(data)
+		obj, err = unpickleLegacy(data, budget)
 	}
 	if err != nil {
 		return nil, err
@@ -62,7 +64,7 @@ func readPyTorch(data []byte) (map[string]*vit.Tensor, error) {
 
 // unpickleZip reads torch.save's default (zip) format: <root>/data.pkl holds
 // the pickle, <root>/data/<key> each storage's raw little-endian bytes.
-func unpickleZip(data []byte) (any, error) {
+func unpickleZip(data []byte, budget int) (any, error) {
 	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		return nil, fmt.Errorf("PyTorch zip archive unreadable: %v", err)
@@ -97,16 +99,17 @@ func unpickleZip(data []byte) (any, error) {
 			return nil, errors.New("big-endian PyTorch checkpoint: not supported")
 		}
 	}
-	p, longer, err := readRecord(pkl, maxPickleBytes)
+	end, err := scanRecord(pkl, budget)
 	if err != nil {
 		return nil, err
 	}
-	if longer {
-		return nil, fmt.Errorf("data.pkl is larger than %d bytes: not a state_dict", maxPickleBytes)
+	p, _, err := readRecord(pkl, int64(end))
+	if err != nil {
+		return nil, err
 	}
 	// Torch stores records uncompressed; a deflated archive may expand, but
 	// not beyond this, so a small forged file cannot claim gigabytes.
-	budget := 4*uint64(len(data)) + 1<<20
+	room := 4*uint64(len(data)) + 1<<20
 	storages := map[string]*storage{}
 	load := func(id any) (any, error) {
 		t, ok := id.(*types.Tuple)
@@ -127,11 +130,11 @@ func unpickleZip(data []byte) (any, error) {
 			return nil, fmt.Errorf("storage %q is missing from the archive", key)
 		}
 		size := dtypeSize[cls.dtype]
-		if uint64(numel) > budget/size {
+		if uint64(numel) > room/size {
 			return nil, fmt.Errorf("storage %q: %d values announced, more than the archive can hold", key, numel)
 		}
 		want := uint64(numel) * size
-		budget -= want
+		room -= want
 		if f.UncompressedSize64 < want {
 			return nil, fmt.Errorf("storage %q: archive record holds %d bytes, the pickle expects %d", key, f.UncompressedSize64, want)
 		}
@@ -150,7 +153,27 @@ func unpickleZip(data []byte) (any, error) {
 		storages[key] = s
 		return s, nil
 	}
-	return runPickle(p, load)
+	return runPickle(p, budget, load)
+}
+
+// scanRecord checks the pickle record as it is decompressed, before any of
+// it is kept: a forged archive can deflate a few kilobytes into 64 MB of
+// opcodes, refused here after the first few hundred thousand. It returns
+// the length of the pickle up to its STOP.
+func scanRecord(f *zip.File, budget int) (int, error) {
+	rc, err := f.Open()
+	if err != nil {
+		return 0, fmt.Errorf("archive record %s: %v", f.Name, err)
+	}
+	defer rc.Close()
+	end, err := scanPickleFrom(bufio.NewReader(&limitedReader{r: rc, n: maxPickleBytes}), budget)
+	if errors.Is(err, errPickleTooLong) {
+		return 0, fmt.Errorf("data.pkl is larger than %d bytes: not a state_dict", maxPickleBytes)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("archive record %s: %w", f.Name, err)
+	}
+	return end, nil
 }
 
 // readRecord reads the first limit bytes of a zip record and says whether
@@ -176,14 +199,14 @@ func readRecord(f *zip.File, limit int64) (b []byte, longer bool, err error) {
 // unpickleLegacy reads torch.save's pre-1.6 format: pickles of the magic
 // number, protocol version and system info, the object pickle, the list of
 // storage keys, then each storage as an 8-byte count and its raw bytes.
-func unpickleLegacy(data []byte) (any, error) {
+func unpickleLegacy(data []byte, budget int) (any, error) {
 	r := data
 	next := func(load func(any) (any, error)) (any, error) {
-		end, err := scanPickle(r)
+		end, err := scanPickle(r, budget)
 		if err != nil {
 			return nil, err
 		}
-		v, err := runPickle(r[:end], load)
+		v, err := runPickle(r[:end], budget, load)
 		r = r[end:]
 		return v, err
 	}
@@ -265,8 +288,8 @@ func unpickleLegacy(data []byte) (any, error) {
 }
 
 // runPickle unpickles one scanned pickle with torch's classes resolved.
-func runPickle(p []byte, load func(any) (any, error)) (any, error) {
-	if _, err := scanPickle(p); err != nil {
+func runPickle(p []byte, budget int, load func(any) (any, error)) (any, error) {
+	if _, err := scanPickle(p, budget); err != nil {
 		return nil, err
 	}
 	u := pickle.NewUnpickler(bytes.NewReader(p))
