@@ -42,7 +42,7 @@ func (f *modelFlags) open(log io.Writer) (*bundle.Bundle, error) {
 		if err != nil {
 			return nil, err
 		}
-		opt.Checkpoint.ConfigJSON = data
+		opt.Checkpoint.ConfigJSON, opt.Checkpoint.ConfigName = data, f.configFile
 	}
 	b, err := bundle.Open(f.path, opt)
 	if err != nil {

@@ -101,27 +101,34 @@ func finish(m *vit.Model, info checkpoint.Info, opt Options, classesData []byte)
 	}
 	p, err := preprocess.PresetByName(name)
 	if err != nil {
-		return nil, err
+		if opt.Preset != "" {
+			return nil, fmt.Errorf("--preset: %w", err)
+		}
+		return nil, fmt.Errorf("%s: metadata \"preset\": %w", info.Path, err)
 	}
 	b.Preset, b.PresetSource = p, src
 	if m.Config.Channels != 3 {
 		return nil, fmt.Errorf("%s: model has %d input channels; presets produce RGB (3)", info.Path, m.Config.Channels)
 	}
 	C := m.Config.Classes
+	where := "" // the file the names came from, for messages
 	switch {
 	case opt.ClassesFile != "":
-		names, err := ParseClassNames(opt.ClassesFile, classesData)
+		where = opt.ClassesFile
+		names, err := ParseClassNames(where, classesData)
 		if err != nil {
 			return nil, err
 		}
 		b.Classes, b.ClassesSource = names, opt.ClassesFile
 	case info.Metadata["classes"] != "":
-		names, err := ParseClassNames(info.Path+" metadata", []byte(info.Metadata["classes"]))
+		where = info.Path + ` metadata "classes"`
+		names, err := ParseClassNames(where, []byte(info.Metadata["classes"]))
 		if err != nil {
 			return nil, err
 		}
 		b.Classes, b.ClassesSource = names, "checkpoint metadata"
 	case C == 1000:
+		where = public.ImageNetClasses
 		data, err := fs.ReadFile(public.Files, public.ImageNetClasses)
 		if err != nil {
 			return nil, err
@@ -135,7 +142,7 @@ func finish(m *vit.Model, info checkpoint.Info, opt Options, classesData []byte)
 		b.ClassesSource = "class numbers (no names given)"
 	}
 	if len(b.Classes) != C {
-		return nil, fmt.Errorf("%s: %d class names for a model with %d classes", b.ClassesSource, len(b.Classes), C)
+		return nil, fmt.Errorf("%s: %d class names for a model with %d classes", where, len(b.Classes), C)
 	}
 	return b, nil
 }

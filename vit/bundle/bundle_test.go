@@ -49,3 +49,25 @@ func TestClassCountMismatch(t *testing.T) {
 		t.Fatalf("unknown preset: %v", err)
 	}
 }
+
+// Errors about presets and class names that come from the checkpoint name
+// the checkpoint file; a bad --preset names the flag.
+func TestErrorsNameTheirFile(t *testing.T) {
+	b, err := Demo(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := b.Info
+	info.Path = "m.safetensors"
+	info.Metadata = map[string]string{"classes": `["a", "b"]`}
+	if _, err := finish(b.Model, info, Options{}, nil); err == nil || !strings.HasPrefix(err.Error(), `m.safetensors metadata "classes": 2 class names`) {
+		t.Errorf("metadata class count: %v", err)
+	}
+	info.Metadata = map[string]string{"preset": "nope"}
+	if _, err := finish(b.Model, info, Options{}, nil); err == nil || !strings.HasPrefix(err.Error(), `m.safetensors: metadata "preset": unknown preprocessing preset "nope"`) {
+		t.Errorf("metadata preset: %v", err)
+	}
+	if _, err := finish(b.Model, info, Options{Preset: "nada"}, nil); err == nil || !strings.HasPrefix(err.Error(), `--preset: unknown preprocessing preset "nada"`) {
+		t.Errorf("flag preset: %v", err)
+	}
+}

@@ -81,6 +81,9 @@ type Options struct {
 	// vit.Config's keys). Load reads the one beside the file when this is nil;
 	// the browser passes the file the user picked.
 	ConfigJSON []byte
+	// ConfigName names ConfigJSON in messages (the file the user gave);
+	// "" means "config.json".
+	ConfigName string
 }
 
 // Load reads a checkpoint file and, when opt.ConfigJSON is nil, the
@@ -93,7 +96,7 @@ func Load(path string, opt Options) (*vit.Model, Info, error) {
 	if opt.ConfigJSON == nil {
 		cj := filepath.Join(filepath.Dir(path), "config.json")
 		if b, err := os.ReadFile(cj); err == nil {
-			opt.ConfigJSON = b
+			opt.ConfigJSON, opt.ConfigName = b, cj
 		} else if !errors.Is(err, os.ErrNotExist) {
 			return nil, Info{Path: path}, fmt.Errorf("%s: config.json beside it: %w", path, unwrapPath(err))
 		}

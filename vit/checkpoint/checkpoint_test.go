@@ -88,6 +88,13 @@ func TestConfigSources(t *testing.T) {
 		{"heads do not divide", timmFile(nil), Options{Override: &vit.Config{Heads: 5}}, 0, 0, "", "heads 5 does not divide dim 64"},
 		{"bad json", timmFile(nil), Options{ConfigJSON: []byte(`{"heads": `)}, 0, 0, "", "config.json is not a JSON object"},
 		{"bad activation", timmFile(nil), Options{ConfigJSON: []byte(`{"hidden_act": "relu"}`)}, 0, 0, "", "hidden_act \"relu\" not supported"},
+		// heads 0 must not pass for "not given" (one head assumed).
+		{"heads 0 in config.json", timmFile(nil), Options{ConfigJSON: []byte(`{"heads": 0}`)}, 0, 0, "", "config.json: heads 0: must be at least 1"},
+		{"HF heads 0", timmFile(nil), Options{ConfigJSON: []byte(`{"num_attention_heads": 0}`)}, 0, 0, "", "num_attention_heads 0: must be at least 1"},
+		{"heads 0 in metadata", timmFile(map[string]string{"config": `{"heads": 0}`}), Options{}, 0, 0, "", `metadata "config": heads 0: must be at least 1`},
+		// A --config file is named as given, not as "config.json".
+		{"named config", timmFile(nil), Options{ConfigJSON: []byte(`{"hidden_size": 32}`), ConfigName: "my/cfg.json"}, 0, 0, "", "my/cfg.json says dim = 32"},
+		{"named config, bad json", timmFile(nil), Options{ConfigJSON: []byte(`{`), ConfigName: "my/cfg.json"}, 0, 0, "", "my/cfg.json is not a JSON object"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, info, err := LoadBytes("m.safetensors", tc.file, tc.opt)

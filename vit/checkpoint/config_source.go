@@ -29,15 +29,16 @@ var freeFields = map[string]bool{"heads": true, "ln_eps": true, "post_norm": tru
 
 // partial is the fields one source gives, by json tag.
 type partial struct {
-	source string
+	source string // a Source* constant, for Info.ConfigSource
+	name   string // the file or entry, for messages
 	cfg    vit.Config
 	set    map[string]bool
 }
 
 // parseConfigJSON reads a config.json (Hugging Face's or ours) or the
-// safetensors metadata "config" entry.
+// safetensors metadata "config" entry; source names it in messages.
 func parseConfigJSON(source string, b []byte) (partial, error) {
-	p := partial{source: source, set: map[string]bool{}}
+	p := partial{source: source, name: source, set: map[string]bool{}}
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(b, &raw); err != nil {
 		return p, fmt.Errorf("%s is not a JSON object: %v", source, err)
@@ -78,6 +79,11 @@ func parseConfigJSON(source string, b []byte) (partial, error) {
 		if err := json.Unmarshal(msg, fields[tag].Addr().Interface()); err != nil {
 			return p, fmt.Errorf("%s: %s: %v", source, key, err)
 		}
+		// Zero would read as "not given" and the head count would be
+		// assumed instead: a file that says 0 heads is wrong, not silent.
+		if tag == "heads" && p.cfg.Heads < 1 {
+			return p, fmt.Errorf("%s: %s %d: must be at least 1 (leave the key out to have it inferred)", source, key, p.cfg.Heads)
+		}
 		p.set[tag] = true
 	}
 	return p, nil
@@ -105,17 +111,23 @@ func mergeConfig(inferred vit.Config, meta map[string]string, opt Options) (vit.
 			return inferred, "", err
 		}
 		p.source = SourceMetadata
+		p.name = "its metadata \"config\""
 		sources = append(sources, p)
 	}
 	if opt.ConfigJSON != nil {
-		p, err := parseConfigJSON(SourceConfigJSON, opt.ConfigJSON)
+		name := opt.ConfigName
+		if name == "" {
+			name = SourceConfigJSON
+		}
+		p, err := parseConfigJSON(name, opt.ConfigJSON)
 		if err != nil {
 			return inferred, "", err
 		}
+		p.source = SourceConfigJSON
 		sources = append(sources, p)
 	}
 	if o := opt.Override; o != nil {
-		p := partial{source: SourceOverride, cfg: *o, set: map[string]bool{}}
+		p := partial{source: SourceOverride, name: "the override", cfg: *o, set: map[string]bool{}}
 		for tag, f := range fieldsByTag(&p.cfg) {
 			if !f.IsZero() {
 				p.set[tag] = true
@@ -133,7 +145,7 @@ func mergeConfig(inferred vit.Config, meta map[string]string, opt Options) (vit.
 		for _, tag := range tags {
 			val := given[tag]
 			if !freeFields[tag] && !reflect.DeepEqual(val.Interface(), shapes[tag].Interface()) {
-				return cfg, "", fmt.Errorf("%s says %s = %v but the tensors give %v", p.source, tag, val.Interface(), shapes[tag].Interface())
+				return cfg, "", fmt.Errorf("%s says %s = %v but the tensors give %v", p.name, tag, val.Interface(), shapes[tag].Interface())
 			}
 			fields[tag].Set(val)
 		}
