@@ -69,7 +69,7 @@ func findCIFARTest(root string) (string, error) {
 // readCIFARNames returns "0".."99" when the names file is absent, which is
 // also how the original names the concepts.
 func readCIFARNames(path string) ([]string, error) {
-	data, err := os.ReadFile(path)
+	data, err := readRegular(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		names := make([]string, cifarClasses)
 		for i := range names {
@@ -97,7 +97,7 @@ func readCIFARNames(path string) ([]string, error) {
 // readCIFARLabels reads the fine label of every record in one sequential
 // pass (pixels are read again, per item, when needed).
 func readCIFARLabels(path string) ([]uint8, error) {
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +142,7 @@ func (d *cifar100) Image(i int) (image.Image, error) {
 	if err := checkIndex(d.Name(), i, len(d.records)); err != nil {
 		return nil, err
 	}
-	f, err := os.Open(d.path)
+	f, err := openRegular(d.path)
 	if err != nil {
 		return nil, err
 	}

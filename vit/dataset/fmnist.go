@@ -92,7 +92,7 @@ const maxIDXBytes = 1 << 30
 // (detected from the content, not the name), with the given number of
 // dimensions. A short file is an error naming the first incomplete record.
 func readIDX(path string, ndims int) (dims []int, data []byte, err error) {
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -92,6 +92,10 @@ func openFolder(root string, opt Options) (*folder, error) {
 				d.skipped = append(d.skipped, p+": not an image file")
 				continue
 			}
+			if !isRegular(p, f) {
+				d.skipped = append(d.skipped, p+": "+errNotRegular)
+				continue
+			}
 			if k < 0 || n < k {
 				d.items = append(d.items, folderItem{label: classOf[c], file: f.Name()})
 				n++
@@ -112,7 +116,7 @@ func openFolder(root string, opt Options) (*folder, error) {
 
 // readClassList reads classes.txt; a missing file wraps fs.ErrNotExist.
 func readClassList(path string) (dirs, names []string, err error) {
-	data, err := os.ReadFile(path)
+	data, err := readRegular(path)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -99,7 +99,7 @@ func openImageNetS(root string, opt Options) (*ImageNetS, error) {
 
 // readLOC reads the ImageNet-1k class list: line k is "wnid name, name, ...".
 func readLOC(path string) (wnids, names []string, err error) {
-	data, err := os.ReadFile(path)
+	data, err := readRegular(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, fmt.Errorf("%s is missing: ImageNet-S does not ship it; copy the ImageNet-1k "+
 			"LOC_synset_mapping.txt (1000 lines 'wnid names', the class order of the model head) there", path)
@@ -131,7 +131,7 @@ func readLOC(path string) (wnids, names []string, err error) {
 // header name, so both pandas layouts (with or without the unnamed index
 // column) work.
 func (d *ImageNetS) readStimInfo(path string, classOf map[string]int) error {
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if err != nil {
 		return err
 	}
@@ -215,7 +215,12 @@ func (d *ImageNetS) buildStimInfo(classOf map[string]int, k int) error {
 		var jpegs []string
 		for _, f := range files {
 			ext := strings.ToLower(filepath.Ext(f.Name()))
-			if (ext == ".jpeg" || ext == ".jpg") && !isDir(filepath.Join(path, f.Name()), f) {
+			p := filepath.Join(path, f.Name())
+			switch {
+			case ext != ".jpeg" && ext != ".jpg" || isDir(p, f):
+			case !isRegular(p, f):
+				d.skipped = append(d.skipped, p+": "+errNotRegular)
+			default:
 				jpegs = append(jpegs, f.Name())
 			}
 		}
@@ -274,7 +279,7 @@ func (d *ImageNetS) Image(i int) (image.Image, error) {
 
 // decodePath decodes an image file, naming its full path in errors.
 func decodePath(path string) (image.Image, error) {
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if err != nil {
 		return nil, err
 	}
@@ -325,7 +330,7 @@ func (d *ImageNetS) PatchLabels(i int, grid int) ([]uint8, bool, error) {
 
 // imageSize reads only the image header.
 func imageSize(path string) (w, h int, err error) {
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -343,7 +348,7 @@ func imageSize(path string) (w, h int, err error) {
 // README describes (A19).
 func (d *ImageNetS) loadCategories() {
 	path := filepath.Join(d.root, categoriesFile)
-	data, err := os.ReadFile(path)
+	data, err := readRegular(path)
 	if err != nil {
 		d.catErr = fmt.Errorf("segmentation category ids: %w", err)
 		return
