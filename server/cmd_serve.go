@@ -39,6 +39,8 @@ func runServe(args []string, stdout io.Writer) error {
 	}
 	srv := newHTTPServer(s)
 	fmt.Fprintf(stdout, "vitlens: serving the web app at http://%s/ (version %s); Ctrl-C stops\n", ln.Addr(), s.Version())
+	fmt.Fprint(stdout, listenNote(ln.Addr()))
+	ln = newLimitListener(ln, maxConns())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	errc := make(chan error, 1)

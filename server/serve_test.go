@@ -74,7 +74,7 @@ func listen(t *testing.T, h http.Handler) string {
 		t.Fatal(err)
 	}
 	srv := newHTTPServer(h)
-	go srv.Serve(ln)
+	go srv.Serve(newLimitListener(ln, maxConns())) // as runServe does
 	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().String()
 }
@@ -328,5 +328,68 @@ func TestServeAndSiteCommands(t *testing.T) {
 	headers, _ := os.ReadFile(filepath.Join(dst, "_headers"))
 	if !strings.Contains(string(headers), "wasm-unsafe-eval") {
 		t.Errorf("_headers: %s", headers)
+	}
+}
+
+// With its connections capped, the server serves what it can and leaves the
+// rest waiting in the accept queue instead of failing accepts near the
+// open-file limit; each closed connection lets one more in.
+func TestServeCapsConnections(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	go srv.Serve(newLimitListener(ln, 2))
+	t.Cleanup(func() { srv.Close() })
+	addr := ln.Addr().String()
+	// Two idle connections hold both slots.
+	var held []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+		fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || !strings.Contains(line, "200") {
+			t.Fatalf("held connection: %q %v", line, err)
+		}
+	}
+	third, err := net.Dial("tcp", addr) // the kernel completes the handshake
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer third.Close()
+	fmt.Fprintf(third, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	r := bufio.NewReader(third)
+	third.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if line, err := r.ReadString('\n'); err == nil {
+		t.Fatalf("a third connection was served past the cap of 2: %q", line)
+	}
+	held[0].Close()
+	third.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if line, err := r.ReadString('\n'); err != nil || !strings.Contains(line, "200") {
+		t.Fatalf("after a slot freed: %q %v", line, err)
+	}
+	held[1].Close()
+	if n := maxConns(); n < 8 {
+		t.Errorf("maxConns %d", n)
+	}
+}
+
+// --addr :PORT listens on every interface: the start message says so.
+func TestServeSaysAllInterfaces(t *testing.T) {
+	for addr, want := range map[string]bool{":0": true, "0.0.0.0:0": true, "127.0.0.1:0": false} {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		note := listenNote(ln.Addr())
+		ln.Close()
+		if got := strings.Contains(note, "ALL network interfaces"); got != want {
+			t.Errorf("--addr %s: note %q", addr, note)
+		}
 	}
 }
