@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"vitlens/vit/preprocess"
 )
 
 // fmnistClasses are Fashion-MNIST's label names in label order.
@@ -126,8 +128,33 @@ func readIDX(path string, ndims int) (dims []int, data []byte, err error) {
 			record *= v
 		}
 	}
-	data, err = io.ReadAll(io.LimitReader(r, int64(n)))
-	if len(data) < n {
+	// Each record is one image (or label): the pixel limit of every other
+	// image source applies, checked before anything is read.
+	if record > preprocess.MaxPixels {
+		return nil, nil, fmt.Errorf("%s: images of %v pixels exceed the limit of %d pixels (%d megapixels)",
+			path, dims[1:], preprocess.MaxPixels, preprocess.MaxPixels>>20)
+	}
+	// The buffer is sized to what the file can hold, never just to what its
+	// header promises: a raw file holds its size, a gzip stream at most
+	// 1032 times its size (deflate's limit). Reading into it directly keeps
+	// the peak at the data itself, not the doublings of a growing slice.
+	st, err := f.Stat()
+	if err != nil {
+		return nil, nil, err
+	}
+	if r == io.Reader(br) {
+		if room := st.Size() - int64(len(head)); int64(n) > room {
+			return nil, nil, fmt.Errorf("%s: truncated: header promises %d records of %d bytes, record %d is incomplete",
+				path, dims[0], record, room/int64(record))
+		}
+	} else if int64(n) > 1032*st.Size() {
+		return nil, nil, fmt.Errorf("%s: header promises %d records of %d bytes, more than a %d-byte gzip file can hold",
+			path, dims[0], record, st.Size())
+	}
+	data = make([]byte, n)
+	k, err := io.ReadFull(r, data)
+	if k < n {
+		data = data[:k]
 		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil, nil, fmt.Errorf("%s: %v", path, err)
 		}

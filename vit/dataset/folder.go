@@ -154,11 +154,11 @@ func (d *folder) Item(i int) Item {
 }
 
 func (d *folder) Image(i int) (image.Image, error) {
-	if err := checkIndex(d.Name(), i, len(d.items)); err != nil {
+	path, _, err := d.imageFile(i)
+	if err != nil {
 		return nil, err
 	}
-	it := d.items[i]
-	return decodePath(filepath.Join(d.root, d.dirs[it.label], it.file))
+	return decodePath(path)
 }
 
 func (d *folder) PatchLabels(i int, grid int) ([]uint8, bool, error) {

@@ -307,25 +307,39 @@ func (d *ImageNetS) PatchLabels(i int, grid int) ([]uint8, bool, error) {
 	}
 	stem := strings.TrimSuffix(it.file, filepath.Ext(it.file))
 	maskPath := filepath.Join(d.root, imageNetSDir, d.partition+"-segmentation", wnid, stem+".png")
-	mask, err := decodePath(maskPath)
-	if err != nil {
-		return nil, false, fmt.Errorf("mask of %s: %w", d.Item(i).ID, err)
-	}
 	imgPath := d.imagePath(i)
 	w, h, err := imageSize(imgPath)
 	if err != nil {
 		return nil, false, err
 	}
-	if mb := mask.Bounds(); mb.Dx() != w || mb.Dy() != h {
-		return nil, false, fmt.Errorf("%s: mask is %dx%d but image %s is %dx%d: %w",
-			maskPath, mb.Dx(), mb.Dy(), imgPath, w, h, ErrMaskSize)
+	f, err := openRegular(maskPath)
+	if err != nil {
+		return nil, false, fmt.Errorf("mask of %s: %w", d.Item(i).ID, err)
 	}
-	if d.preset != nil && d.imageSize > 0 {
-		if win := d.preset.Window(w, h, d.imageSize); win.Crops() {
-			return MaskPatchLabelsIn(mask, id, grid, win), true, nil
+	defer f.Close()
+	// The full-resolution mask counts against the in-flight pixel budget
+	// until it has been sampled down to the patch grid.
+	var labels []uint8
+	var sizeErr error
+	err = preprocess.DecodeWith(f, maskPath, func(mask image.Image) error {
+		if mb := mask.Bounds(); mb.Dx() != w || mb.Dy() != h {
+			sizeErr = fmt.Errorf("%s: mask is %dx%d but image %s is %dx%d: %w",
+				maskPath, mb.Dx(), mb.Dy(), imgPath, w, h, ErrMaskSize)
+			return sizeErr
 		}
+		if d.preset != nil && d.imageSize > 0 {
+			if win := d.preset.Window(w, h, d.imageSize); win.Crops() {
+				labels = MaskPatchLabelsIn(mask, id, grid, win)
+				return nil
+			}
+		}
+		labels = MaskPatchLabels(mask, id, grid)
+		return nil
+	})
+	if err != nil && sizeErr == nil {
+		return nil, false, fmt.Errorf("mask of %s: %w", d.Item(i).ID, err)
 	}
-	return MaskPatchLabels(mask, id, grid), true, nil
+	return labels, err == nil, err
 }
 
 // imageSize reads only the image header.

@@ -154,13 +154,9 @@ func (r *Runner) load(lo, hi int) []loaded {
 	vit.Parallel(lo, hi, func(i int) {
 		l := &out[i-lo]
 		l.item = r.Data.Item(i)
-		img, err := r.Data.Image(i)
-		if err != nil {
+		var err error
+		if l.pixels, err = dataset.Input(r.Data, i, r.Bundle.Preset, c.ImageSize); err != nil {
 			l.err = err
-			return
-		}
-		if l.pixels, err = r.Bundle.Preset.Apply(img, c.ImageSize); err != nil {
-			l.err = fmt.Errorf("%s: %w", l.item.ID, err)
 			return
 		}
 		if needMask {

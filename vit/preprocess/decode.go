@@ -56,29 +56,43 @@ func DecodeFile(path string) (image.Image, error) {
 // DecodeLimit is Decode with an explicit pixel limit; maxPixels <= 0 means no
 // limit.
 func DecodeLimit(r io.Reader, name string, maxPixels int) (image.Image, error) {
+	var out image.Image
+	err := decodeWith(r, name, maxPixels, func(img image.Image) error {
+		out = img
+		return nil
+	})
+	return out, err
+}
+
+// decodeWith checks the header against maxPixels, takes the image's pixels
+// from the in-flight budget before the decoder allocates them, and gives
+// them back once use returns.
+func decodeWith(r io.Reader, name string, maxPixels int, use func(image.Image) error) error {
 	// The header is read through a recording reader so the same bytes can be
 	// replayed to the full decoder without requiring r to be seekable.
 	br := bufio.NewReader(r)
 	var head bytes.Buffer
 	cfg, format, err := image.DecodeConfig(io.TeeReader(br, &head))
 	if err != nil {
-		return nil, decodeError(name, err)
+		return decodeError(name, err)
 	}
 	if cfg.Width <= 0 || cfg.Height <= 0 {
-		return nil, fmt.Errorf("%s: %s image has zero size (%dx%d pixels)", name, format, cfg.Width, cfg.Height)
+		return fmt.Errorf("%s: %s image has zero size (%dx%d pixels)", name, format, cfg.Width, cfg.Height)
 	}
 	// Divide instead of multiplying so huge headers cannot overflow int.
 	if maxPixels > 0 && (cfg.Width > maxPixels/cfg.Height) {
-		return nil, fmt.Errorf("%s: %dx%d pixels exceeds the limit of %d pixels (%d megapixels)",
+		return fmt.Errorf("%s: %dx%d pixels exceeds the limit of %d pixels (%d megapixels)",
 			name, cfg.Width, cfg.Height, maxPixels, maxPixels>>20)
 	}
+	release := inFlight.hold(min(cfg.Width, InFlightPixels) * min(cfg.Height, InFlightPixels))
+	defer release()
 	img, format, err := image.Decode(io.MultiReader(&head, br))
 	if err != nil {
-		return nil, fmt.Errorf("%s: corrupt or truncated %s image (%v)", name, format, err)
+		return fmt.Errorf("%s: corrupt or truncated %s image (%v)", name, format, err)
 	}
 	b := img.Bounds()
 	if b.Dx() <= 0 || b.Dy() <= 0 {
-		return nil, fmt.Errorf("%s: %s image has zero size", name, format)
+		return fmt.Errorf("%s: %s image has zero size", name, format)
 	}
 	switch format {
 	case "webp":
@@ -86,7 +100,7 @@ func DecodeLimit(r io.Reader, name string, maxPixels int) (image.Image, error) {
 	case "gif":
 		img = gifCanvas(img, cfg.Width, cfg.Height)
 	}
-	return img, nil
+	return use(img)
 }
 
 // gifCanvas places a GIF's first frame on its full logical screen, as PIL

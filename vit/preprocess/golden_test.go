@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -127,6 +128,16 @@ func TestGoldenAgainstPillow(t *testing.T) {
 			got, err := preset.Apply(img, size)
 			if err != nil {
 				t.Fatal(err)
+			}
+			// The file-to-tensor path of batch runs gives the same tensor.
+			f, err := os.Open(filepath.Join(goldenDir, file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			fused, err := DecodeInput(f, file, preset, size)
+			f.Close()
+			if err != nil || !slices.Equal(fused.Data, got.Data) {
+				t.Errorf("DecodeInput differs from Decode + Apply (%v)", err)
 			}
 			want := golden[name]
 			if fmt.Sprint(got.Shape) != fmt.Sprint(want.shape) {

@@ -152,8 +152,18 @@ func (p Preset) Describe() string {
 	return b.String()
 }
 
-// Apply turns an image into the (3, imageSize, imageSize) input tensor.
+// Apply turns an image into the (3, imageSize, imageSize) input tensor. Its
+// working copies count against InFlightPixels while it runs.
 func (p Preset) Apply(img image.Image, imageSize int) (*vit.Tensor, error) {
+	if img == nil {
+		return nil, errors.New("preprocess: nil image")
+	}
+	defer inFlight.hold(pixels(img))()
+	return p.apply(img, imageSize)
+}
+
+// apply is Apply for a caller that already holds the image's pixels.
+func (p Preset) apply(img image.Image, imageSize int) (*vit.Tensor, error) {
 	if img == nil {
 		return nil, errors.New("preprocess: nil image")
 	}

@@ -316,11 +316,7 @@ func (r *Runner) extractOne(ds dataset.Dataset, i, row int, ps []pair, taps vit.
 	m := r.Bundle.Model
 	c := m.Config
 	n, d := c.NumTokens(), c.Dim
-	img, err := ds.Image(i)
-	if err != nil {
-		return err
-	}
-	px, err := r.Bundle.Preset.Apply(img, c.ImageSize)
+	px, err := dataset.Input(ds, i, r.Bundle.Preset, c.ImageSize)
 	if err != nil {
 		return err
 	}

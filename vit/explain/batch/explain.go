@@ -120,13 +120,9 @@ func (r *Explainer) runChunk(k, lo, hi int) (int, error) {
 func (r *Explainer) one(m *vit.Model, i int) ([]MapRow, ImageRow, error) {
 	c := m.Config
 	item := r.Data.Item(i)
-	img, err := r.Data.Image(i)
+	px, err := dataset.Input(r.Data, i, r.Bundle.Preset, c.ImageSize)
 	if err != nil {
 		return nil, ImageRow{}, err
-	}
-	px, err := r.Bundle.Preset.Apply(img, c.ImageSize)
-	if err != nil {
-		return nil, ImageRow{}, fmt.Errorf("%s: %w", item.ID, err)
 	}
 	target := r.Target
 	switch {

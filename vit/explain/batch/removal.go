@@ -42,14 +42,9 @@ func (r *Removal) runChunk(k, lo, hi int) (images, skipped int, err error) {
 	errs := make([]error, hi-lo)
 	vit.Parallel(lo, hi, func(i int) {
 		item := r.Data.Item(i)
-		img, err := r.Data.Image(i)
+		pixels, err := dataset.Input(r.Data, i, r.Bundle.Preset, m.Config.ImageSize)
 		if err != nil {
 			errs[i-lo] = err
-			return
-		}
-		pixels, err := r.Bundle.Preset.Apply(img, m.Config.ImageSize)
-		if err != nil {
-			errs[i-lo] = fmt.Errorf("%s: %w", item.ID, err)
 			return
 		}
 		perImage[i-lo], errs[i-lo] = explain.RemoveImage(m, pixels, item.Index, item.Label, r.Spec)
