@@ -16,7 +16,7 @@ WEB       := public/web
 WASM      := $(WEB)/app.wasm
 WASMFLAGS := -trimpath -ldflags="-s -w"
 
-.PHONY: all build wasm run site workers workers-check test test-deps vet wasm-check demo bench clean
+.PHONY: all build wasm run site workers workers-check test test-deps vet wasm-check fuzz-short demo bench clean
 
 all: build
 
@@ -74,7 +74,27 @@ vet:
 wasm-check:
 	GOOS=js GOARCH=wasm $(GO) build ./vit/... ./gpu/... ./shaders/...
 
-test: test-deps vet wasm-check wasm
+# Each loader's fuzz target for FUZZTIME (plain `go test` runs only their
+# seeds, under testdata/fuzz/ and f.Add). `go test -fuzz` takes one target
+# per run, so they run one after another. A count of inputs rather than a
+# duration: with a duration, a worker slow to stop on a busy machine fails
+# the run with "context deadline exceeded". 2000 inputs take 1 to 5 s each.
+FUZZTIME ?= 2000x
+FUZZ_TARGETS := \
+	vit/checkpoint:FuzzLoadBytes vit/checkpoint:FuzzReadSafetensors \
+	vit/checkpoint:FuzzPickle vit/checkpoint:FuzzConfigJSON \
+	vit/dataset:FuzzFMNISTIDX vit/dataset:FuzzCIFAR100 vit/dataset:FuzzMask \
+	vit/preprocess:FuzzDecodeInput vit/bundle:FuzzParseClassNames
+
+fuzz-short:
+	@mkdir -p $(CURDIR)/.cache
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t#*:}; echo "fuzz $$name ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -parallel 2 ./$$pkg >$(CURDIR)/.cache/fuzz.log 2>&1 \
+			|| { cat $(CURDIR)/.cache/fuzz.log; exit 1; }; \
+	done
+
+test: test-deps vet wasm-check wasm fuzz-short
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -short -tags purego ./vit/
 

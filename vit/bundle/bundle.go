@@ -191,6 +191,14 @@ func SuggestPreset(info checkpoint.Info, preprocessor []byte) (name string, src 
 // list, or a JSON object mapping index to name (Hugging Face id2label, or a
 // whole config.json holding one).
 func ParseClassNames(name string, data []byte) ([]string, error) {
+	names, err := parseClassNames(name, data)
+	if err == nil && len(names) == 0 { // "[]" or "{}"
+		return nil, fmt.Errorf("%s: no class names", name)
+	}
+	return names, err
+}
+
+func parseClassNames(name string, data []byte) ([]string, error) {
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 {
 		return nil, fmt.Errorf("%s: no class names", name)
@@ -208,7 +216,7 @@ func ParseClassNames(name string, data []byte) ([]string, error) {
 			return nil, fmt.Errorf("%s: bad JSON: %w", name, err)
 		}
 		if inner, ok := obj["id2label"]; ok {
-			return ParseClassNames(name, inner)
+			return parseClassNames(name, inner)
 		}
 		idx := make(map[int]string, len(obj))
 		for k, v := range obj {

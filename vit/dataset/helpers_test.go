@@ -60,7 +60,7 @@ func idMask(w, h int, ids map[image.Point]int) *image.RGBA {
 }
 
 // idx encodes an unsigned-byte IDX file, gzipped when gz is true.
-func idx(t *testing.T, dims []int, data []byte, gz bool) []byte {
+func idx(t testing.TB, dims []int, data []byte, gz bool) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	buf.Write([]byte{0, 0, 0x08, byte(len(dims))})
