@@ -77,11 +77,17 @@ func TestBadInputsNameTheFile(t *testing.T) {
 	if err := os.WriteFile(notImage, []byte("hello"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	cfg := filepath.Join(dir, "my-config.json")
+	if err := os.WriteFile(cfg, []byte(`{"heads": 0}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		args []string
 		want string
 	}{
 		{[]string{"info", junk}, "weights.safetensors"},
+		{[]string{"predict", "--config", cfg, notImage}, cfg + ": heads 0: must be at least 1"},
+		{[]string{"predict", "--preset", "nope", notImage}, `--preset: unknown preprocessing preset "nope"`},
 		{[]string{"predict", notImage}, "notes.png"},
 		{[]string{"predict", filepath.Join(dir, "missing.png")}, "missing.png"},
 		{[]string{"extract", "--data", "folder", "--root", filepath.Join(dir, "nowhere"), "--out", filepath.Join(dir, "r")}, "nowhere"},

@@ -79,7 +79,8 @@ func pixels(img image.Image) int {
 
 // DecodeWith decodes an image as Decode does and passes it to use while its
 // pixels are held in the process-wide budget (see InFlightPixels); the
-// image must not be kept after use returns.
+// image must not be kept after use returns, and use must not call Decode or
+// Apply, which take from the same budget (it could wait on itself).
 func DecodeWith(r io.Reader, name string, use func(image.Image) error) error {
 	return decodeWith(r, name, MaxPixels, use)
 }
