@@ -248,3 +248,21 @@ func TestPresetSourceInManifest(t *testing.T) {
 		t.Fatalf("cat_prob with double softmax: exit %d, %q", code, stderr)
 	}
 }
+
+// An explicit --heads 0 (or a negative count) is a usage error; the flag's
+// zero value is reserved for "not given".
+func TestHeadsFlagRefusesZero(t *testing.T) {
+	for _, v := range []string{"0", "-4", "twelve"} {
+		// flag prints its parse errors to os.Stderr; the message is checked below.
+		if _, _, code := runCLI(t, "info", "--heads", v); code != 2 {
+			t.Errorf("--heads %s: exit %d, want the usage error 2", v, code)
+		}
+		var h headCount
+		if err := h.Set(v); err == nil || !strings.Contains(err.Error(), "--heads 12") {
+			t.Errorf("--heads %s: error %v should ask for a positive count", v, err)
+		}
+	}
+	if _, stderr, code := runCLI(t, "info", "--heads", "4"); code != 0 {
+		t.Errorf("--heads 4 on the demo model: exit %d, stderr %q", code, stderr)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 
 	"vitlens/vit"
 	"vitlens/vit/bundle"
@@ -16,7 +17,7 @@ import (
 type modelFlags struct {
 	path, preset, classes string
 	configFile            string
-	heads                 int
+	heads                 headCount
 	nonStrict             bool
 }
 
@@ -25,7 +26,7 @@ func (f *modelFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.preset, "preset", "", "preprocessing preset: google, deit, miil, cifar, fmnist (default: the checkpoint's metadata, a preprocessor_config.json beside it, or inferred from the weights; else google, with a warning)")
 	fs.StringVar(&f.classes, "classes", "", "class names: text file (one per line), JSON list or id2label JSON")
 	fs.StringVar(&f.configFile, "config", "", "config JSON overriding what is inferred (Hugging Face config.json keys or vitlens's: image_size, patch_size, dim, depth, heads, mlp_dim, classes, qkv_bias, ln_eps, class_token, pool, post_norm); default: config.json beside the weights")
-	fs.IntVar(&f.heads, "heads", 0, "attention heads, when the checkpoint does not say (default: dim/64)")
+	fs.Var(&f.heads, "heads", "attention heads, when the checkpoint does not say (default: dim/64)")
 	fs.BoolVar(&f.nonStrict, "non-strict", false, "skip unknown tensors instead of failing (e.g. DeiT refinement heads)")
 }
 
@@ -35,7 +36,7 @@ func (f *modelFlags) open(log io.Writer) (*bundle.Bundle, error) {
 	opt := bundle.Options{Preset: f.preset, ClassesFile: f.classes,
 		Checkpoint: checkpoint.Options{NonStrict: f.nonStrict}}
 	if f.heads > 0 {
-		opt.Checkpoint.Override = &vit.Config{Heads: f.heads}
+		opt.Checkpoint.Override = &vit.Config{Heads: int(f.heads)}
 	}
 	if f.configFile != "" {
 		data, err := os.ReadFile(f.configFile)
@@ -55,4 +56,25 @@ func (f *modelFlags) open(log io.Writer) (*bundle.Bundle, error) {
 		fmt.Fprintf(log, "preset inferred: %s (from %s); --preset overrides it\n", b.Preset.Name, b.PresetSource.From)
 	}
 	return b, nil
+}
+
+// headCount is --heads: unset is 0, and an explicit 0 or a negative count is
+// refused when the flag is parsed (a plain int flag could not tell "--heads 0"
+// from "not given", and would silently run with the inferred count).
+type headCount int
+
+func (h *headCount) String() string {
+	if h == nil || *h == 0 {
+		return ""
+	}
+	return strconv.Itoa(int(*h))
+}
+
+func (h *headCount) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return fmt.Errorf("give a positive number of attention heads, e.g. --heads 12")
+	}
+	*h = headCount(n)
+	return nil
 }
