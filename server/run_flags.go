@@ -35,6 +35,7 @@ type runFlags struct {
 	out, format     string
 	backend         string
 	batch, chunk    int
+	shards          int
 	randomSeed      int64
 	masks, quiet    bool
 }
@@ -47,7 +48,8 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.perClass, "per-class", 0, "images per class (0: the dataset's default, 5 for ImageNet-S and CIFAR-100, all otherwise; -1: all)")
 	fs.IntVar(&f.limit, "limit", 0, "process only the first N images (0: all)")
 	fs.StringVar(&f.classes, "classes-only", "", "comma-separated class indices to keep")
-	fs.StringVar(&f.shard, "shard", "", "process shard i of n (\"i/n\"); merge shards with `vitlens merge`")
+	fs.StringVar(&f.shard, "shard", "", "process shard i of n (\"i/n\"), or \"auto\": from a SLURM job array or a Kubernetes Indexed Job; merge shards with `vitlens merge`")
+	fs.IntVar(&f.shards, "shards", 0, "with --shard auto on a Kubernetes Indexed Job: the number of shards (or set VITLENS_SHARDS)")
 	fs.StringVar(&f.out, "out", "", "results folder (default results/<experiment>-<model>-<dataset>)")
 	fs.StringVar(&f.format, "format", "parquet", "table format: parquet or csv")
 	fs.StringVar(&f.backend, "backend", "cpu", "cpu, gpu or auto (gpu when an adapter exists)")
@@ -102,6 +104,7 @@ type openedRun struct {
 	modelHash        string
 	seed             *uint64
 	shard, numShards int
+	shardFrom        string // where --shard auto found the shard, "" otherwise
 	format           results.Format
 	out              *results.Run // set by create
 }
@@ -118,6 +121,17 @@ func (rf *runFlags) openInputs(files dataset.Dataset, filesSel string, stderr io
 		return nil, fmt.Errorf("--format: %w", err)
 	}
 	o := &openedRun{flags: rf, numShards: 1, format: format, files: files != nil}
+	if rf.shards != 0 && rf.shard != "auto" {
+		return nil, fmt.Errorf("--shards goes with --shard auto")
+	}
+	if rf.shard == "auto" {
+		// Resolved once, here: the folder name, the manifest and the
+		// selection all see the scheduler's "i/n".
+		if rf.shard, o.shardFrom, err = shardFromScheduler(os.Getenv, rf.shards); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(stderr, "shard %s (from %s)\n", rf.shard, o.shardFrom)
+	}
 	if rf.shard != "" {
 		if o.shard, o.numShards, err = dataset.ParseShard(rf.shard); err != nil {
 			return nil, fmt.Errorf("--shard: %w", err)
@@ -204,7 +218,7 @@ func (o *openedRun) manifest(kind string, params map[string]string, args []strin
 		Family: string(b.Info.Family), Preset: b.Preset.Name, PresetSource: b.PresetSource, Config: b.Model.Config,
 		ClassesSHA256: hex.EncodeToString(classes[:]), Dataset: o.data.Name(), DatasetRoot: root, ImagesSHA256: dataset.Fingerprint(o.data), Selection: o.selection,
 		Total: experiment.ShardImages(o.data.Len(), rf.chunk, o.shard, o.numShards), ChunkSize: rf.chunk,
-		Seed: o.seed, Shard: rf.shard, Backend: backend, Created: time.Now().UTC()}, nil
+		Seed: o.seed, Shard: rf.shard, ShardFrom: o.shardFrom, Backend: backend, Created: time.Now().UTC()}, nil
 }
 
 // resolveRoot is the absolute, cleaned --root (fmnist's default when none).

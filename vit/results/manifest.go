@@ -65,6 +65,9 @@ type Manifest struct {
 	Seed      *uint64 `json:"seed,omitempty"`
 	Format    Format  `json:"format"`          // set by Create
 	Shard     string  `json:"shard,omitempty"` // "i/n", or "" for a whole run
+	// ShardFrom says where `--shard auto` found the shard (the scheduler's
+	// environment variables); a record only, not part of the run's identity.
+	ShardFrom string `json:"shard_from,omitempty"`
 
 	// Backend is the backend that started the run; a resumed run may have used
 	// another one for later chunks.
