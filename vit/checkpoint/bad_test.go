@@ -4,8 +4,10 @@ import (
 	"archive/zip"
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"math"
 	"os"
+	"slices"
 	"testing"
 
 	"github.com/nlpodyssey/safetensors"
@@ -103,16 +105,38 @@ func TestBadInputs(t *testing.T) {
 	}
 }
 
-// A too-small dim without heads anywhere asks for a config.
+// A width not a multiple of 64 without heads anywhere asks for the count.
 func TestHeadsNeeded(t *testing.T) {
 	c := tinyConfig()
 	c.Dim, c.Heads = 48, 4
 	m := randomModel(t, c)
 	file := safetensorsFile(t, exportTimm(m), nil, safetensors.F32)
 	_, _, err := LoadBytes("small.safetensors", file, Options{})
-	mustContain(t, err, "small.safetensors: ", "dim 48 is not a multiple of 64")
+	mustContain(t, err, "small.safetensors: ", "width 48 is not a multiple of 64", "--heads N (possible: 1 (head size 48))")
+	var unknown *HeadsUnknownError
+	if !errors.As(err, &unknown) || unknown.Dim != 48 {
+		t.Errorf("%v: want a HeadsUnknownError for width 48", err)
+	}
 	got, _, err := LoadBytes("small.safetensors", file, Options{Override: &vit.Config{Heads: 4}})
 	if err != nil || got.Config != c {
 		t.Fatal(err, got.Config)
+	}
+}
+
+// The head counts offered for a width: head sizes 32-128, 64 first, then by
+// closeness to 64; every divisor for a toy width.
+func TestHeadChoices(t *testing.T) {
+	for _, c := range []struct {
+		dim  int
+		want []int
+	}{
+		{768, []int{12, 16, 8, 6, 24}},
+		{48, []int{1}},
+		{100, []int{2, 1}},
+		{16, []int{1, 2, 4, 8, 16}},
+	} {
+		if got := HeadChoices(c.dim); !slices.Equal(got, c.want) {
+			t.Errorf("HeadChoices(%d) = %v, want %v", c.dim, got, c.want)
+		}
 	}
 }

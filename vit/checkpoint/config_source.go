@@ -155,7 +155,7 @@ func mergeConfig(inferred vit.Config, meta map[string]string, opt Options) (vit.
 	}
 	if cfg.Heads == 0 {
 		if cfg.Dim%64 != 0 {
-			return cfg, "", fmt.Errorf("the head count is not in the tensors and dim %d is not a multiple of 64: give heads in config.json, the safetensors metadata \"config\" or Options.Override", cfg.Dim)
+			return cfg, "", &HeadsUnknownError{Dim: cfg.Dim}
 		}
 		cfg.Heads = cfg.Dim / 64
 		from += HeadsAssumed
