@@ -8,6 +8,9 @@ LDFLAGS := -X main.version=$(VERSION)
 # Debian packages the tests need: Mesa's CPU Vulkan driver for the native
 # WebGPU tests, Chromium for the browser tests, Fashion-MNIST for the demo.
 TEST_DEBS := mesa-vulkan-drivers libvulkan1 chromium dataset-fashion-mnist
+# axe-core, which the browser tests run over the page (accessibility), in a
+# git-ignored folder; the tests install it themselves when npm is there.
+AXE := axe-core@4.14.1
 
 export MESA_SHADER_CACHE_DIR ?= $(CURDIR)/.cache/mesa
 export XDG_RUNTIME_DIR ?= /tmp/vitlens-xdg
@@ -65,6 +68,9 @@ test-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 	@mkdir -p $(MESA_SHADER_CACHE_DIR) $(XDG_RUNTIME_DIR)
+	@if command -v npm >/dev/null && [ ! -f app/e2e/node_modules/axe-core/axe.min.js ]; then \
+		npm install --no-save --ignore-scripts --no-audit --no-fund --prefix app/e2e $(AXE); \
+	fi
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }

@@ -27,6 +27,7 @@ const (
 	actURL         = "vl.url"         // string
 	actPreset      = "vl.preset"      // string
 	actHeads       = "vl.heads"       // int
+	actHeadsLoad   = "vl.heads-load"  // int: reload the last checkpoint with this head count
 	actNonStrict   = "vl.non-strict"  // bool
 	actReload      = "vl.reload"      // nil
 	actDemo        = "vl.demo"        // nil
@@ -88,6 +89,12 @@ func (p *Page) handleActions(ctx app.Context) {
 		p.analyze(ctx)
 	})
 	on(actHeads, func(ctx app.Context, v any) { p.loadOpt.Heads = v.(int) })
+	on(actHeadsLoad, func(ctx app.Context, v any) {
+		p.loadOpt.Heads = v.(int)
+		if p.lastFile != nil {
+			p.loadModel(ctx, p.lastFile)
+		}
+	})
 	on(actNonStrict, func(ctx app.Context, v any) { p.loadOpt.NonStrict = v.(bool) })
 	on(actReload, func(ctx app.Context, v any) {
 		if p.lastFile != nil {
@@ -185,9 +192,14 @@ func (p *Page) export(ctx app.Context, what string) {
 	case "summary":
 		download(base+"-summary.json", "application/json", a.SummaryJSON())
 	default:
+		// png:<element id>[/<file name>]
 		if fig, ok := strings.CutPrefix(what, "png:"); ok {
+			fig, name, named := strings.Cut(fig, "/")
+			if !named {
+				name = strings.TrimPrefix(fig, "fig-")
+			}
 			ctx.Async(func() {
-				if err := savePNG(fig, base+"-"+strings.TrimPrefix(fig, "fig-")+".png"); err != nil {
+				if err := savePNG(fig, base+"-"+name+".png"); err != nil {
 					ctx.Dispatch(func(app.Context) { p.fail(err) })
 				}
 			})

@@ -14,6 +14,8 @@ type AttentionView struct {
 	app.Compo
 	A     *session.Analysis
 	Token int
+
+	keys gridCursor // rows are blocks, columns heads then their mean
 }
 
 func (av *AttentionView) Render() app.UI {
@@ -66,7 +68,29 @@ func (av *AttentionView) Render() app.UI {
 		hint += "Hover a map for its weight on [CLS]. "
 	}
 	hint += "Click a patch of the image or a cell of the heat-map to choose the token."
+	said := ""
+	if av.keys.on {
+		av.keys.row, av.keys.col = min(av.keys.row, c.Depth-1), min(av.keys.col, c.Heads)
+		am.Cursor = &[2]int{av.keys.row, av.keys.col}
+		said = am.Tip(av.keys.row, av.keys.col)
+	}
 	return card("vl-attention", "", "Attention of "+label, tools,
 		app.P().Class("vl-hint").Text(hint),
-		app.Div().Class("vl-scroll").Body(figureBox("fig-attention", am.SVG())))
+		keyGrid(app.Div().Class("vl-scroll"), "Attention maps, rows are blocks and columns heads: arrow keys move between maps").
+			OnKeyDown(av.onKey).OnFocus(av.onFocus).OnBlur(av.onBlur).
+			Body(figureBox("fig-attention", am.SVG())),
+		srOnly("vl-attention-said", said))
 }
+
+func (av *AttentionView) onKey(ctx app.Context, e app.Event) {
+	c := av.A.Model.Model.Config
+	if _, ok := av.keys.key(e.Get("key").String(), c.Depth, c.Heads+1); !ok {
+		ctx.PreventUpdate()
+	}
+}
+
+func (av *AttentionView) onFocus(ctx app.Context, e app.Event) {
+	av.keys.focus(ctx, av.A.Model.Model.Config.Depth-1, 0)
+}
+
+func (av *AttentionView) onBlur(ctx app.Context, e app.Event) { av.keys.blur() }

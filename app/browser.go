@@ -149,36 +149,56 @@ func saveBlob(name string, blob app.Value) {
 	time.AfterFunc(10*time.Second, func() { app.Window().Get("URL").Call("revokeObjectURL", url) })
 }
 
-// savePNG rasterises the SVG figure inside the element with the given id at
-// twice its size and downloads it. The figure carries all its styling as
-// attributes, so a detached copy renders the same.
+// savePNG rasterises the SVG figures inside the element with the given id,
+// side by side as on the page (before and after an intervention, two
+// models), at twice their size, and downloads them as one PNG. The figures
+// carry all their styling as attributes, so detached copies render the same.
 func savePNG(id, name string) error {
 	el := app.Window().GetElementByID(id)
 	if !el.Truthy() {
 		return fmt.Errorf("no figure %q on the page", id)
 	}
-	svg := el.Call("querySelector", "svg")
-	if !svg.Truthy() {
+	svgs := el.Call("querySelectorAll", "svg")
+	if svgs.Length() == 0 {
 		return fmt.Errorf("figure %q has nothing drawn yet", id)
 	}
-	w, h := svg.Get("width").Get("baseVal").Get("value").Float(), svg.Get("height").Get("baseVal").Get("value").Float()
-	text := app.Window().Get("XMLSerializer").New().Call("serializeToString", svg)
-	blob := app.Window().Get("Blob").New([]any{text}, map[string]any{"type": "image/svg+xml"})
-	src := app.Window().Get("URL").Call("createObjectURL", blob)
-	defer app.Window().Get("URL").Call("revokeObjectURL", src)
-	img := app.Window().Get("Image").New()
-	img.Set("src", src)
-	if _, err := await(img.Call("decode")); err != nil {
-		return fmt.Errorf("rasterising %s: %v", name, err)
+	const scale, gap = 2, 16
+	type part struct {
+		img  app.Value
+		x, w float64
+		h    float64
 	}
-	const scale = 2
+	var parts []part
+	width, height := 0.0, 0.0
+	for i := 0; i < svgs.Length(); i++ {
+		svg := svgs.Index(i)
+		w, h := svg.Get("width").Get("baseVal").Get("value").Float(), svg.Get("height").Get("baseVal").Get("value").Float()
+		text := app.Window().Get("XMLSerializer").New().Call("serializeToString", svg)
+		blob := app.Window().Get("Blob").New([]any{text}, map[string]any{"type": "image/svg+xml"})
+		src := app.Window().Get("URL").Call("createObjectURL", blob)
+		img := app.Window().Get("Image").New()
+		img.Set("src", src)
+		_, err := await(img.Call("decode"))
+		app.Window().Get("URL").Call("revokeObjectURL", src)
+		if err != nil {
+			return fmt.Errorf("rasterising %s: %v", name, err)
+		}
+		if i > 0 {
+			width += gap
+		}
+		parts = append(parts, part{img: img, x: width, w: w, h: h})
+		width += w
+		height = max(height, h)
+	}
 	canvas := app.Window().Get("document").Call("createElement", "canvas")
-	canvas.Set("width", int(w*scale))
-	canvas.Set("height", int(h*scale))
+	canvas.Set("width", int(width*scale))
+	canvas.Set("height", int(height*scale))
 	g := canvas.Call("getContext", "2d")
 	g.Set("fillStyle", "#ffffff")
-	g.Call("fillRect", 0, 0, w*scale, h*scale)
-	g.Call("drawImage", img, 0, 0, w*scale, h*scale)
+	g.Call("fillRect", 0, 0, width*scale, height*scale)
+	for _, p := range parts {
+		g.Call("drawImage", p.img, p.x*scale, 0, p.w*scale, p.h*scale)
+	}
 	clickDownload(canvas.Call("toDataURL", "image/png"), name)
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"vitlens/app/figure"
 	"vitlens/app/session"
+	"vitlens/docs"
 	"vitlens/vit/explain"
 )
 
@@ -57,21 +58,27 @@ func (ev *ExplainView) Render() app.UI {
 	if ev.err != nil {
 		return card("vl-explain", "", title, nil, app.P().Class("vl-banner vl-banner-error").Text(ev.err.Error()))
 	}
-	const size = 168
-	img := func(id, caption string, src string) app.UI {
-		return app.Figure().ID(id).Class("vl-explain-map").Body(
-			app.Img().Src(src).Alt(caption).Width(size).Height(size),
-			app.FigCaption().Text(caption),
-		)
-	}
+	const size = 120
 	mp := ev.maps
-	return card("vl-explain", "", title, nil,
-		app.P().Class("vl-hint").Text(fmt.Sprintf(
-			"Ours: −Σ over blocks and heads of ∂CE/∂attention of [CLS] to each patch, where CE is the cross entropy of the block's attention output projected into class space (spec §3.9, plain CE). Chefer et al.: gradient-weighted attention rollout of the final logit. Computed on the CPU in %v.", ev.elapsed.Round(time.Millisecond))),
-		app.Div().Class("vl-explain-row").Body(
-			img("fig-explain-input", "input", figure.PNGDataURI(explain.Picture(a.Input.Pixels, size))),
-			img("fig-explain-ours", "ours (class-space gradients)", figure.PNGDataURI(explain.Overlay(a.Input.Pixels, mp.Ours, mp.Grid, size))),
-			img("fig-explain-chefer", "Chefer et al.", figure.PNGDataURI(explain.Overlay(a.Input.Pixels, mp.Chefer, mp.Grid, size))),
+	pics := figure.Pictures{Title: title, Size: size,
+		Images: []string{
+			figure.PNGDataURI(explain.Picture(a.Input.Pixels, size)),
+			figure.PNGDataURI(explain.Overlay(a.Input.Pixels, mp.Ours, mp.Grid, size)),
+			figure.PNGDataURI(explain.Overlay(a.Input.Pixels, mp.Chefer, mp.Grid, size)),
+		},
+		Captions: []string{"input", "ours (class-space gradients)", "Chefer et al."},
+	}
+	return card("vl-explain", "", title, []app.UI{exportButton("PNG", "png:fig-explain", "Save the explanation maps as PNG")},
+		app.P().Class("vl-hint").Body(app.Text(fmt.Sprintf(
+			"Which patches make the model see the target class. Ours: in every block, the attention output of [CLS] is read "+
+				"through the classifier; the map is how much raising [CLS]'s attention to each patch would lower the cross "+
+				"entropy of the target class, summed over blocks and heads. Chefer et al.: attention weighted by its gradient "+
+				"for the final prediction, rolled out over the blocks. Red is more, blue less. Computed on the CPU in %v.",
+			ev.elapsed.Round(time.Millisecond)))),
+		app.Div().Class("vl-scroll").Body(figureBox("fig-explain", pics.SVG())),
+		app.Details().Class("vl-advanced").Body(
+			app.Summary().Text("How it is computed (docs/method.md, “Explanation maps”)"),
+			app.Pre().Class("vl-doc").Text(docs.MethodSection("Explanation maps")),
 		),
 	)
 }

@@ -19,7 +19,9 @@ func (h *Header) Render() app.UI {
 	}
 	return app.Header().Class(cls).Body(
 		app.Div().Class("vl-brand").Body(
-			app.Img().Src("/web/icon.svg").Alt("").Class("vl-logo"),
+			// The URL the service worker precached (pwa.Handler), so the logo
+			// shows offline too.
+			app.Img().Src("/web/icon.svg?v="+app.Getenv("GOAPP_VERSION")).Alt("").Role("presentation").Class("vl-logo"),
 			app.Div().Body(
 				app.H1().Text("vitlens"),
 				app.P().Class("vl-tagline").Text("Vision Transformers seen through their class embeddings — computed in your browser"),

@@ -18,6 +18,8 @@ type HeatmapView struct {
 	Site  vit.Site
 	Block int
 	Token int
+
+	keys gridCursor // rows are blocks, columns tokens
 }
 
 func (hv *HeatmapView) Render() app.UI {
@@ -45,13 +47,39 @@ func (hv *HeatmapView) Render() app.UI {
 		which = " after the intervention"
 	}
 	hm.Title = fmt.Sprintf("Rank of %s at %s%s", a.Model.ClassName(r.Target), hv.Site, which)
+	said := ""
+	if hv.keys.on {
+		hm.Cursor = &[2]int{hv.keys.row, hv.keys.col}
+		said = hm.Tip(hv.keys.row, hv.keys.col)
+	}
 	return card("vl-heatmap", "", "Rank per block and token", []app.UI{
 		exportButton("PNG", "png:fig-heatmap", "Save the heat-map as PNG"),
 		exportButton("CSV", "readouts", "Every rank, logit and top-5 for every run, site, block and token"),
 	},
-		app.Div().Class("vl-scroll").OnClick(hv.onClick).Body(figureBox("fig-heatmap", hm.SVG())),
+		keyGrid(app.Div().Class("vl-scroll"), "Rank per block and token: arrow keys move between cells, Enter or Space selects the block and token").
+			OnClick(hv.onClick).OnKeyDown(hv.onKey).OnFocus(hv.onFocus).OnBlur(hv.onBlur).
+			Body(figureBox("fig-heatmap", hm.SVG())),
+		srOnly("vl-heatmap-said", said),
 	)
 }
+
+func (hv *HeatmapView) onKey(ctx app.Context, e app.Event) {
+	c := hv.A.Model.Model.Config
+	act, ok := hv.keys.key(e.Get("key").String(), c.Depth, c.NumTokens())
+	if !ok {
+		ctx.PreventUpdate()
+		return
+	}
+	if act {
+		ctx.NewActionWithValue(actCell, [2]int{hv.keys.row, hv.keys.col})
+	}
+}
+
+func (hv *HeatmapView) onFocus(ctx app.Context, e app.Event) {
+	hv.keys.focus(ctx, hv.Block, max(hv.Token, 0))
+}
+
+func (hv *HeatmapView) onBlur(ctx app.Context, e app.Event) { hv.keys.blur() }
 
 func (hv *HeatmapView) onClick(ctx app.Context, e app.Event) {
 	b, okB := dataInt(e, "block")

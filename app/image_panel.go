@@ -1,6 +1,8 @@
 package app
 
 import (
+	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/maxence-charriere/go-app/v10/pkg/app"
@@ -48,7 +50,9 @@ func sampleLabel(name string) string {
 	base := strings.TrimSuffix(name, pathExt(name))
 	parts := strings.Split(base, "-")
 	if len(parts) >= 4 && parts[0] == "fmnist" {
-		return strings.Join(parts[3:], " ") + " (test " + strings.TrimLeft(parts[2], "0") + ")"
+		if n, err := strconv.Atoi(parts[2]); err == nil {
+			return fmt.Sprintf("%s (test %d)", strings.Join(parts[3:], " "), n)
+		}
 	}
 	return name
 }

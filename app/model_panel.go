@@ -18,6 +18,8 @@ type ModelPanel struct {
 	Presets            []string
 	Classes            int
 	Heads              int
+	HeadChoices        []int // asked for: the last checkpoint has no head count
+	HeadsDim           int
 	NonStrict          bool
 	CanReload          bool
 	Progress           float64 // 0..1 while downloading, -1 otherwise
@@ -77,8 +79,22 @@ func (m *ModelPanel) Render() app.UI {
 			),
 		),
 		app.P().Class("vl-hint").Text(m.PresetNote),
-		app.Details().Class("vl-advanced").Body(
+		app.Details().Class("vl-advanced").Open(len(m.HeadChoices) > 0).Body(
 			app.Summary().Text("Loading options and class names"),
+			app.If(len(m.HeadChoices) > 0, func() app.UI {
+				return app.Div().ID("vl-heads-ask").Class("vl-ask").Aria("live", "polite").Body(
+					app.P().Text(fmt.Sprintf("This checkpoint does not say how many attention heads it has. Its width %d allows these counts (the usual head size is 64):", m.HeadsDim)),
+					app.Div().Class("vl-buttons").Body(
+						app.Range(m.HeadChoices).Slice(func(i int) app.UI {
+							h := m.HeadChoices[i]
+							return app.Button().Class("vl-btn vl-heads-choice").DataSet("heads", h).
+								Text(fmt.Sprintf("%d (head size %d)", h, m.HeadsDim/h)).
+								Aria("label", fmt.Sprintf("Load with %d attention heads of size %d", h, m.HeadsDim/h)).
+								OnClick(onHeadsChoice)
+						}),
+					),
+				)
+			}),
 			app.Div().Class("vl-field").Body(
 				app.Label().For("vl-heads").Text("Attention heads"),
 				app.Input().ID("vl-heads").Type("number").Min(0).Max(128).Placeholder("from checkpoint").
@@ -110,6 +126,14 @@ func (m *ModelPanel) Render() app.UI {
 			return app.P().ID("vl-notice").Class("vl-notice").Text(m.Notice)
 		}),
 	)
+}
+
+// onHeadsChoice reloads the checkpoint with the head count of the button
+// (read from data-heads: one named handler, see exportButton).
+func onHeadsChoice(ctx app.Context, e app.Event) {
+	if n, err := strconv.Atoi(ctx.JSSrc().Get("dataset").Get("heads").String()); err == nil && n > 0 {
+		ctx.NewActionWithValue(actHeadsLoad, n)
+	}
 }
 
 func headsValue(n int) string {

@@ -25,6 +25,7 @@ type OverlayView struct {
 
 	hover int // token under the pointer; -1 none (local: only this view redraws)
 	in    bool
+	keys  gridCursor // over the patch grid
 }
 
 func (o *OverlayView) Render() app.UI {
@@ -42,6 +43,7 @@ func (o *OverlayView) Render() app.UI {
 		}{"fig-overlay-after", "after: " + interventionText(a.Settings), a.After})
 	}
 	tools := []app.UI{
+		app.Label().For("vl-site").Class("vl-label").Text("read at"),
 		app.Select().ID("vl-site").Title("Where in the block the residual stream is read").OnChange(func(ctx app.Context, e app.Event) {
 			ctx.NewActionWithValue(actSite, ctx.JSSrc().Get("value").String())
 		}).Body(
@@ -50,17 +52,24 @@ func (o *OverlayView) Render() app.UI {
 			selectOption("attn", "attention update (attn)", o.Site == vit.SiteAttn),
 			selectOption("mlp", "MLP update (mlp)", o.Site == vit.SiteMLP),
 		),
-		exportButton("PNG", "png:"+runs[len(runs)-1].id, "Save the image overlay as PNG"),
+		exportButton("PNG", "png:fig-overlays/"+o.exportName(), "Save the image overlay as PNG (before and after, when there is an intervention)"),
 	}
 	figs := make([]app.UI, len(runs))
 	for i, run := range runs {
 		figs[i] = app.Div().Class("vl-overlay").
 			OnClick(o.onClick).OnMouseOver(o.onHover).OnMouseLeave(o.onLeave).
-			Body(figureBox(run.id, o.svg(run.r, run.label)))
+			Body(figureBox(run.id, o.svg(run.r, run.label, run.id)))
 	}
 	info := o.Token
-	if o.in {
+	switch {
+	case o.keys.on:
+		info = c.FirstImageToken() + o.keys.row*c.GridSize() + o.keys.col
+	case o.in:
 		info = o.hover
+	}
+	act := "inspect it"
+	if o.Mode == modeDrop {
+		act = "drop or restore it"
 	}
 	return card("vl-overlay-card", "vl-grow", "Patch ranks", tools,
 		app.Div().Class("vl-slider").Body(
@@ -72,7 +81,9 @@ func (o *OverlayView) Render() app.UI {
 					ctx.NewActionWithValue(actBlock, b-1)
 				}),
 		),
-		app.Div().Class("vl-overlays").Body(figs...),
+		keyGrid(app.Div().ID("fig-overlays").Class("vl-overlays"),
+			"Patches of the image, coloured by the target's rank: arrow keys move between patches, Enter or Space to "+act).
+			OnKeyDown(o.onKey).OnFocus(o.onFocus).OnBlur(o.onBlur).Body(figs...),
 		o.renderInfo(info),
 	)
 }
@@ -88,7 +99,15 @@ func interventionText(s session.Settings) string {
 	return strings.Join(parts, ", ")
 }
 
-func (o *OverlayView) svg(r *lens.Result, label string) string {
+// exportName names the PNG after what it shows.
+func (o *OverlayView) exportName() string {
+	if o.A.After != nil {
+		return "overlay-before-after"
+	}
+	return "overlay"
+}
+
+func (o *OverlayView) svg(r *lens.Result, label, id string) string {
 	a := o.A
 	m := a.Model
 	c := m.Model.Config
@@ -104,6 +123,10 @@ func (o *OverlayView) svg(r *lens.Result, label string) string {
 		Subtitle: fmt.Sprintf("rank of %s · %s · block %d", m.ClassName(r.Target), o.Site, o.Block+1),
 		Image:    figure.PNGDataURI(a.Input.Preview), Grid: g, FirstToken: first, Selected: -1,
 		Colours: make([]string, g*g), Titles: make([]string, g*g), Size: size, Alpha: 0.55,
+		Classes: c.Classes, LegendID: "scale-" + id, Cursor: -1,
+	}
+	if o.keys.on {
+		ov.Cursor = o.keys.row*g + o.keys.col
 	}
 	if o.Token >= first {
 		ov.Selected = o.Token - first
@@ -171,16 +194,19 @@ func (o *OverlayView) renderInfo(t int) app.UI {
 		rows = append(rows, app.Li().Body(items...))
 	}
 	head := session.TokenLabel(c, t)
-	if o.in {
+	switch {
+	case o.keys.on:
+		head += " (keyboard cursor)"
+	case o.in:
 		head += " (under the pointer)"
-	} else {
+	default:
 		head += " (selected; hover a patch to see its classes)"
 	}
 	clsButton := app.If(c.ClassToken, func() app.UI {
 		return app.Button().Class("vl-link").Text("inspect [CLS]").
 			OnClick(func(ctx app.Context, e app.Event) { ctx.NewActionWithValue(actPatch, 0) })
 	})
-	return app.Div().ID("vl-patch-info").Class("vl-info").Body(
+	return app.Div().ID("vl-patch-info").Class("vl-info").Aria("live", "polite").Body(
 		app.Div().Class("vl-info-head").Body(app.Strong().Text(head), clsButton),
 		app.Ul().Body(rows...),
 	)
@@ -201,3 +227,27 @@ func (o *OverlayView) onHover(ctx app.Context, e app.Event) {
 }
 
 func (o *OverlayView) onLeave(ctx app.Context, e app.Event) { o.in = false }
+
+func (o *OverlayView) onKey(ctx app.Context, e app.Event) {
+	c := o.A.Model.Model.Config
+	g := c.GridSize()
+	act, ok := o.keys.key(e.Get("key").String(), g, g)
+	if !ok {
+		ctx.PreventUpdate()
+		return
+	}
+	if act {
+		ctx.NewActionWithValue(actPatch, c.FirstImageToken()+o.keys.row*g+o.keys.col)
+	}
+}
+
+// onFocus puts the cursor on the selected patch (the first one when
+// [CLS] is selected).
+func (o *OverlayView) onFocus(ctx app.Context, e app.Event) {
+	c := o.A.Model.Model.Config
+	g := c.GridSize()
+	p := max(o.Token-c.FirstImageToken(), 0)
+	o.keys.focus(ctx, p/g, p%g)
+}
+
+func (o *OverlayView) onBlur(ctx app.Context, e app.Event) { o.keys.blur() }

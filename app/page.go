@@ -45,6 +45,11 @@ type Page struct {
 	firstMS                       float64
 	loadOpt                       session.LoadOptions
 	lastFile                      *modelFile
+	// headChoices, when the last checkpoint did not say its head count:
+	// the counts possible for its width (headsDim), most likely first.
+	headChoices []int
+	headsDim    int
+	controls    bool // the controls are unfolded on a narrow screen
 
 	update bool // a newer version is cached: offer a reload
 
@@ -77,6 +82,7 @@ func (p *Page) OnMount(ctx app.Context) {
 	p.handleActions(ctx)
 	p.listenForPaste(ctx)
 	p.listenForDrops(ctx)
+	listenForGridKeys()
 	ctx.Async(func() {
 		for job := range p.jobs {
 			job()
@@ -193,6 +199,14 @@ func (p *Page) loadModel(ctx app.Context, f *modelFile) {
 		}
 		took := time.Since(start)
 		ctx.Dispatch(func(ctx app.Context) {
+			p.headChoices, p.headsDim = nil, 0
+			if dim, choices, ok := session.HeadsQuestion(err); ok {
+				// Ask rather than fail: the field that fixes it opens with
+				// the possible counts, each one click from a reload.
+				p.headChoices, p.headsDim = choices, dim
+				p.fail(fmt.Errorf("%s does not say how many attention heads it has: choose the count under \"Attention heads\" in the Model panel", f.name))
+				return
+			}
 			if err != nil {
 				p.fail(err)
 				return
@@ -404,16 +418,38 @@ func (p *Page) Render() app.UI {
 			)
 		}),
 		app.Div().Class("vl-layout").Body(
-			app.Aside().Class("vl-side").Body(
-				p.renderModelPanel(),
-				&ImagePanel{Samples: p.thumbs, Current: p.imageName()},
-				p.renderInterventions(),
+			// On a narrow screen the controls fold into one button above
+			// the results (the CSS hides the button on wide screens).
+			app.Aside().ID("vl-side").Class(p.sideClass()).Aria("label", "Controls").Body(
+				app.Button().ID("vl-controls-toggle").Class("vl-btn vl-controls-toggle").
+					Aria("expanded", p.controls).Aria("controls", "vl-controls").
+					Text(controlsText(p.controls)).
+					OnClick(func(ctx app.Context, e app.Event) { p.controls = !p.controls }),
+				app.Div().ID("vl-controls").Class("vl-controls").Body(
+					p.renderModelPanel(),
+					&ImagePanel{Samples: p.thumbs, Current: p.imageName()},
+					p.renderInterventions(),
+				),
 			),
 			app.Main().Class("vl-main").Body(p.renderMain(a)...),
 		),
 		&StateView{Status: status, Busy: p.busy, Error: p.errText, FirstMS: p.firstMS,
 			Backend: p.backendName, Analysis: a},
 	)
+}
+
+func (p *Page) sideClass() string {
+	if p.controls {
+		return "vl-side"
+	}
+	return "vl-side vl-side-folded"
+}
+
+func controlsText(open bool) string {
+	if open {
+		return "Hide model, image and interventions"
+	}
+	return "Model, image and interventions…"
 }
 
 func (p *Page) imageName() string {
@@ -425,7 +461,8 @@ func (p *Page) imageName() string {
 
 func (p *Page) renderModelPanel() app.UI {
 	mp := &ModelPanel{Progress: p.progress, ProgressText: p.progressText, Heads: p.loadOpt.Heads,
-		NonStrict: p.loadOpt.NonStrict, CanReload: p.lastFile != nil, Notice: p.notice}
+		NonStrict: p.loadOpt.NonStrict, CanReload: p.lastFile != nil, Notice: p.notice,
+		HeadChoices: p.headChoices, HeadsDim: p.headsDim}
 	for _, pr := range preprocess.Presets() {
 		mp.Presets = append(mp.Presets, pr.Name)
 	}
@@ -454,6 +491,7 @@ func (p *Page) renderMain(a *session.Analysis) []app.UI {
 	}
 	c := a.Model.Model.Config
 	block := min(p.block, c.Depth-1)
+	// Rows wrap: side by side where the width allows, stacked on a phone.
 	return []app.UI{
 		app.Div().Class("vl-row").Body(
 			&OverlayView{A: a, Site: p.site, Block: block, Token: p.token, Mode: p.mode},
@@ -463,9 +501,11 @@ func (p *Page) renderMain(a *session.Analysis) []app.UI {
 			),
 		),
 		&HeatmapView{A: a, Site: p.site, Block: block, Token: p.token},
-		&AttentionView{A: a, Token: p.token},
+		app.Div().Class("vl-row vl-row-fill").Body(
+			&AttentionView{A: a, Token: p.token},
+			&ExplainView{A: a},
+		),
 		&MemoryView{A: a, Block: block, Token: p.token},
-		&ExplainView{A: a},
 	}
 }
 

@@ -17,11 +17,18 @@ func card(id, class, title string, tools []app.UI, body ...app.UI) app.UI {
 	)
 }
 
-// exportButton downloads something of the current analysis (see Page.export).
+// exportButton downloads something of the current analysis (see
+// Page.export). What to export travels in the data-export attribute, read by
+// one named handler: go-app compares event handlers by function pointer, so
+// a closure over what would keep the value of the button's first render
+// (the before overlay saved while the after one is shown).
 func exportButton(label, what, hint string) app.UI {
-	return app.Button().Class("vl-chip").Title(hint).Text(label).OnClick(func(ctx app.Context, e app.Event) {
-		ctx.NewActionWithValue(actExport, what)
-	})
+	return app.Button().Class("vl-chip").Title(hint).Aria("label", label+": "+hint).
+		DataSet("export", what).Text(label).OnClick(onExport)
+}
+
+func onExport(ctx app.Context, e app.Event) {
+	ctx.NewActionWithValue(actExport, ctx.JSSrc().Get("dataset").Get("export").String())
 }
 
 // figureBox holds an SVG figure; its id is what "png:<id>" exports.

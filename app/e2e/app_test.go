@@ -1,10 +1,10 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -58,45 +58,9 @@ func TestDemoWebGPU(t *testing.T) {
 	}
 	sameRanks(t, "intervention", got, native(t, m, samples[0], session.Settings{Target: 3, Edit: vit.EditNoCLS, Drop: []int{5, 9}}))
 	screenshot(t, ctx, "demo-intervention")
-	checkExports(t, ctx)
 }
 
 func equalInts(a, b []int) bool { return fmt.Sprint(a) == fmt.Sprint(b) }
-
-// checkExports clicks every export and reads what would be downloaded.
-func checkExports(t *testing.T, ctx context.Context) {
-	t.Helper()
-	// Record downloads instead of saving them.
-	eval(t, ctx, `window.vlDownloads = [];
-		HTMLAnchorElement.prototype.click = function () { window.vlDownloads.push({name: this.download, href: this.href}); };`)
-	eval(t, ctx, `document.querySelectorAll('.vl-chip').forEach(b => b.click())`)
-	type dl struct{ Name, Href string }
-	downloads, err := chromedp.Run(ctx, chromedp.Poll[[]dl](`window.vlDownloads.length >= 9 && window.vlDownloads`,
-		chromedp.WithPollingTimeout(30*time.Second)))
-	if err != nil {
-		got, _ := chromedp.Run(ctx, chromedp.Evaluate[[]dl](`window.vlDownloads`))
-		t.Fatalf("exports: %v (got %v)", err, got)
-	}
-	kinds := map[string]bool{}
-	for _, d := range downloads {
-		switch {
-		case strings.HasSuffix(d.Name, ".csv") && strings.HasPrefix(d.Href, "blob:"):
-			text, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`fetch(%q).then(r => r.text())`, d.Href),
-				chromedp.EvalAwaitPromise))
-			if err != nil || strings.Count(text, "\n") < 2 || !strings.Contains(text, ",") {
-				t.Errorf("%s: %v, %.80q", d.Name, err, text)
-			}
-			kinds["csv"] = true
-		case strings.HasSuffix(d.Name, ".png") && strings.HasPrefix(d.Href, "data:image/png;base64,") && len(d.Href) > 2000:
-			kinds["png"] = true
-		default:
-			t.Errorf("unexpected download %s (%.40s…)", d.Name, d.Href)
-		}
-	}
-	if !kinds["csv"] || !kinds["png"] {
-		t.Errorf("exports: %v", downloads)
-	}
-}
 
 // With WebGPU off the page falls back to the CPU and says so; the ranks are
 // the native ones.
@@ -116,8 +80,8 @@ func TestDemoCPUFallback(t *testing.T) {
 	sameRanks(t, "demo on CPU", s.summary(t), native(t, m, samples[0], session.Settings{Target: -1}))
 	// The explanation maps (ours and Chefer et al.) are drawn for the target.
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`(() => {
-		const imgs = document.querySelectorAll('#vl-explain img');
-		return imgs.length === 3 && [...imgs].every(i => i.src.startsWith('data:image/png;base64,') && i.naturalWidth === 168); })()`,
+		const imgs = document.querySelectorAll('#fig-explain image');
+		return imgs.length === 3 && [...imgs].every(i => i.getAttribute('href').startsWith('data:image/png;base64,')); })()`,
 		chromedp.WithPollingTimeout(10*time.Second))); err != nil {
 		t.Errorf("explanation maps not shown: %v", err)
 	}
@@ -223,9 +187,22 @@ func TestLoadModelFiles(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.SetUploadFiles(chromedp.ID("vl-model-file"), []string{tiny})); err != nil {
 		t.Fatal(err)
 	}
-	s = waitState(t, ctx, `(d.error || '').includes('timm.safetensors') && (d.error || '').includes('head')`, 30*time.Second)
-	eval(t, ctx, `(() => { const h = document.getElementById('vl-heads'); h.value = '2';
-		h.dispatchEvent(new Event('change', {bubbles: true})); document.getElementById('vl-reload').click(); })()`)
+	s = waitState(t, ctx, `(d.error || '').includes('timm.safetensors') && (d.error || '').includes('Attention heads')`, 30*time.Second)
+	t.Logf("error shown: %s", s.Error)
+	if strings.Contains(s.Error, "Override") || strings.Contains(s.Error, "Options") {
+		t.Errorf("error names a Go identifier: %s", s.Error)
+	}
+	// The loading options are open on the question, with the counts that
+	// divide the width 16 (no head size of 32-128 fits: all of them).
+	asked, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`document.querySelector('.vl-advanced').open ?
+		[...document.querySelectorAll('#vl-heads-ask .vl-heads-choice')].map(b => b.innerText) : []`))
+	if want := []string{"1 (head size 16)", "2 (head size 8)", "4 (head size 4)", "8 (head size 2)", "16 (head size 1)"}; err != nil || !slices.Equal(asked, want) {
+		t.Errorf("head counts offered: %q, %v; want %q", asked, err, want)
+	}
+	screenshot(t, ctx, "model-heads-asked")
+	checkAxe(t, ctx, "head count asked")
+	// One click on "2" loads it.
+	eval(t, ctx, `document.querySelector('#vl-heads-ask .vl-heads-choice[data-heads="2"]').click()`)
 	s = waitState(t, ctx, `d.status === 'ready' && d.model === 'timm.safetensors' && !d.error`, 60*time.Second)
 	data, err := os.ReadFile(tiny)
 	if err != nil {

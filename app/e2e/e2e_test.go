@@ -266,6 +266,11 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 // native computes on the CPU, natively, what the page should show.
 func native(t *testing.T, m *session.Model, img *session.Image, s session.Settings) session.Summary {
 	t.Helper()
+	return nativeAnalysis(t, m, img, s).Summary()
+}
+
+func nativeAnalysis(t *testing.T, m *session.Model, img *session.Image, s session.Settings) *session.Analysis {
+	t.Helper()
 	in, err := m.Prepare(img)
 	if err != nil {
 		t.Fatal(err)
@@ -274,7 +279,7 @@ func native(t *testing.T, m *session.Model, img *session.Image, s session.Settin
 	if err != nil {
 		t.Fatal(err)
 	}
-	return a.Summary()
+	return a
 }
 
 // sameRanks compares every rank of every site, block and token, and the

@@ -17,8 +17,9 @@ type Series struct {
 // level 0.5 dashed, as the paper's evolution plots do.
 func Curve(titleText string, series []Series) string {
 	// Legend entries are laid out first: two rows when they do not fit one.
-	const w = 440.0
-	const left, right, top = 44.0, 16.0, 30.0
+	// The right margin holds the "chance" label, clear of every curve.
+	const w = 470.0
+	const left, right, top = 44.0, 46.0, 30.0
 	rows, lx := 1, left
 	for _, s := range series {
 		step := 30 + 6.2*float64(len(s.Name))
@@ -49,7 +50,7 @@ func Curve(titleText string, series []Series) string {
 		d.text(left-6, y(v)+3.5, 10, Muted, "end", fmt.Sprintf("%.2g", v))
 	}
 	d.line(left, y(0.5), left+pw, y(0.5), Muted, 1, `stroke-dasharray="5 4"`)
-	d.text(left+pw-2, y(0.5)-4, 9.5, Muted, "end", "chance")
+	d.text(left+pw+4, y(0.5)+3.5, 9.5, Muted, "start", "chance")
 	step := max(1, (depth+11)/12)
 	for b := 0; b < depth; b += step {
 		d.text(x(b), top+ph+15, 10, Muted, "middle", fmt.Sprint(b+1))

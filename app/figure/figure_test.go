@@ -52,9 +52,18 @@ func TestFiguresAreWellFormedAndInteractive(t *testing.T) {
 		t.Fatalf("heat-map: %d cells with data-token", n)
 	}
 	ov := Overlay{Title: "overlay", Image: img, Grid: 2, Colours: []string{RankColour(0, 10), "", "#000000", "#ffffff"},
-		Titles: []string{"a", "b", "c", "<d>"}, FirstToken: 1, Selected: 3}
-	if c, n := parse(t, ov.SVG()); n != 4 || c["image"] != 1 {
+		Titles: []string{"a", "b", "c", "<d>"}, FirstToken: 1, Selected: 3, Cursor: -1}
+	if c, n := parse(t, ov.SVG()); n != 4 || c["image"] != 1 || c["linearGradient"] != 0 {
 		t.Fatalf("overlay: %v, %d", c, n)
+	}
+	// With a colour legend and the keyboard cursor (two rings) on a patch.
+	ov.Classes, ov.LegendID, ov.Cursor = 10, "scale-a", 2
+	if c, _ := parse(t, ov.SVG()); c["linearGradient"] != 1 || c["rect"] != 1+4+1+2+1 {
+		t.Fatalf("overlay with legend and cursor: %v", c)
+	}
+	pics := Pictures{Title: "maps", Images: []string{img, img, img}, Captions: []string{"input", "ours", "Chefer"}, Size: 64}
+	if c, _ := parse(t, pics.SVG()); c["image"] != 3 || c["text"] != 4 {
+		t.Fatalf("pictures: %v", c)
 	}
 	nan := float32(math.NaN())
 	am := AttentionMaps{Title: "attention", Grid: 2, Query: 0,
@@ -62,6 +71,9 @@ func TestFiguresAreWellFormedAndInteractive(t *testing.T) {
 		CLS:     [][]float32{{0.4, 0.5}}}
 	if c, _ := parse(t, am.SVG()); c["image"] != 3 {
 		t.Fatalf("attention: %v", c)
+	}
+	if got, want := am.Tip(0, 2), "block 1, mean of heads: max weight on a patch 0.300, on [CLS] 0.450"; got != want {
+		t.Errorf("attention tip %q, want %q", got, want)
 	}
 }
 

@@ -15,6 +15,9 @@ type Heatmap struct {
 	Classes int
 	// SelBlock and SelToken outline the selected row and cell (-1: none).
 	SelBlock, SelToken int
+	// Cursor is the keyboard cursor's {block, token}; nil when the figure
+	// does not have the focus.
+	Cursor *[2]int
 }
 
 // SVG draws the heat-map. Cells carry data-block and data-token.
@@ -24,7 +27,7 @@ func (hm Heatmap) SVG() string {
 	if depth > 0 {
 		n = len(hm.Ranks[0])
 	}
-	cw := min(max(math.Floor(860/float64(max(n, 1))), 3), 28)
+	cw := min(max(math.Floor(860/float64(max(n, 1))), 3), 48)
 	ch := min(max(math.Floor(230/float64(max(depth, 1))), 12), 26)
 	const left, top = 58.0, 30.0
 	w := left + cw*float64(n) + 16
@@ -36,11 +39,11 @@ func (hm Heatmap) SVG() string {
 		d.text(left-8, y+ch/2+3.5, 10, Muted, "end", fmt.Sprintf("block %d", b+1))
 		for t, r := range hm.Ranks[b] {
 			x := left + cw*float64(t)
-			fill, tip := Dropped, fmt.Sprintf("block %d · %s: dropped", b+1, hm.Labels[t])
+			fill := Dropped
 			if r >= 0 {
 				fill = RankColour(int(r), hm.Classes)
-				tip = fmt.Sprintf("block %d · %s: rank %d of %d", b+1, hm.Labels[t], r+1, hm.Classes)
 			}
+			tip := hm.Tip(b, t)
 			d.raw(`<rect x="%s" y="%s" width="%s" height="%s" fill="%s" data-block="%d" data-token="%d">%s</rect>`,
 				num(x), num(y), num(cw), num(ch), fill, b, t, title(tip))
 		}
@@ -53,6 +56,9 @@ func (hm Heatmap) SVG() string {
 		d.raw(`<rect x="%s" y="%s" width="%s" height="%s" fill="none" stroke="%s" stroke-width="2" pointer-events="none"/>`,
 			num(left+cw*float64(hm.SelToken)), num(top-1), num(cw), num(ch*float64(depth)+2), Selected)
 	}
+	if c := hm.Cursor; c != nil && c[0] >= 0 && c[0] < depth && c[1] >= 0 && c[1] < n {
+		d.cursor(left+cw*float64(c[1]), top+ch*float64(c[0]), cw, ch)
+	}
 	// Token axis: label every k-th token so labels do not overlap.
 	axisY := top + ch*float64(depth)
 	k := max(1, int(math.Ceil(34/cw)))
@@ -62,6 +68,15 @@ func (hm Heatmap) SVG() string {
 	d.text(left, axisY+27, 10.5, Muted, "start", "token ([CLS], then patches row by row)")
 	d.rankLegend(left, axisY+36, min(220, max(cw*float64(n), 160)), hm.Classes, "rankscale-heat")
 	return d.String()
+}
+
+// Tip describes the cell of block b (0-based) and token t in words: the
+// figure's tooltip, and what the page reads out for the keyboard cursor.
+func (hm Heatmap) Tip(b, t int) string {
+	if r := hm.Ranks[b][t]; r >= 0 {
+		return fmt.Sprintf("block %d · %s: rank %d of %d", b+1, hm.Labels[t], r+1, hm.Classes)
+	}
+	return fmt.Sprintf("block %d · %s: dropped", b+1, hm.Labels[t])
 }
 
 func shortLabel(label string, t int) string {
@@ -83,6 +98,12 @@ type Overlay struct {
 	Size            float64
 	// Alpha is the opacity of the colour layer.
 	Alpha float64
+	// Classes > 0 draws the rank colour scale under the image; LegendID
+	// names its gradient, unique on the page.
+	Classes  int
+	LegendID string
+	// Cursor is the keyboard cursor's patch index, -1 for none.
+	Cursor int
 }
 
 // SVG draws the overlay. Patches carry data-token.
@@ -92,7 +113,11 @@ func (o Overlay) SVG() string {
 		s = 300
 	}
 	const top = 40.0
-	d := newDoc(s, s+top, o.Title)
+	h := s + top
+	if o.Classes > 0 {
+		h += 40
+	}
+	d := newDoc(s, h, o.Title)
 	d.text(0, 14, 12, Ink, "start", o.Title, `font-weight="600"`)
 	d.text(0, 30, 10.5, Muted, "start", o.Subtitle)
 	d.raw(`<image x="0" y="%s" width="%s" height="%s" href="%s" preserveAspectRatio="none" image-rendering="pixelated"/>`,
@@ -117,6 +142,12 @@ func (o Overlay) SVG() string {
 		d.raw(`<rect x="%s" y="%s" width="%s" height="%s" fill="none" stroke="%s" stroke-width="2.5" pointer-events="none"/>`,
 			num(x+1), num(y+1), num(cell-2), num(cell-2), Selected)
 	}
+	if o.Cursor >= 0 && o.Cursor < g*g {
+		d.cursor(cell*float64(o.Cursor%g), top+cell*float64(o.Cursor/g), cell, cell)
+	}
+	if o.Classes > 0 {
+		d.rankLegend(0, top+s+10, min(s, 240), o.Classes, o.LegendID)
+	}
 	return d.String()
 }
 
@@ -131,6 +162,9 @@ type AttentionMaps struct {
 	CLS [][]float32
 	// Query is the query's patch index (outlined), -1 for [CLS].
 	Query int
+	// Cursor is the keyboard cursor's {block, column} (the last column is
+	// the mean of the heads); nil when the figure does not have the focus.
+	Cursor *[2]int
 }
 
 // SVG draws the maps, each scaled to its own maximum.
@@ -141,7 +175,7 @@ func (am AttentionMaps) SVG() string {
 		heads = len(am.Weights[0])
 	}
 	cols := heads + 1
-	cell := min(max(math.Floor(780/float64(cols)), 34), 72)
+	cell := min(max(math.Floor(780/float64(cols)), 34), 52)
 	const left, top, gap = 62.0, 44.0, 6.0
 	w := left + float64(cols)*(cell+gap) + 8
 	h := top + float64(depth)*(cell+gap) + 8
@@ -158,31 +192,10 @@ func (am AttentionMaps) SVG() string {
 	for b := 0; b < depth; b++ {
 		y := top + float64(b)*(cell+gap)
 		d.text(left-8, y+cell/2+3.5, 10, Muted, "end", fmt.Sprintf("block %d", b+1))
-		mean := make([]float32, g*g)
-		var meanCLS float32
-		for hd := 0; hd < heads; hd++ {
-			for p, v := range am.Weights[b][hd] {
-				mean[p] += v / float32(heads)
-			}
-			if am.CLS != nil {
-				meanCLS += am.CLS[b][hd] / float32(heads)
-			}
-		}
 		for c := 0; c < cols; c++ {
-			wts, cls := mean, meanCLS
-			name := "mean of heads"
-			if c < heads {
-				wts = am.Weights[b][c]
-				name = fmt.Sprintf("head %d", c+1)
-				if am.CLS != nil {
-					cls = am.CLS[b][c]
-				}
-			}
+			wts, _, _ := am.mapOf(b, c)
 			x := left + float64(c)*(cell+gap)
-			tip := fmt.Sprintf("block %d, %s: max weight on a patch %.3f", b+1, name, maxOf(wts))
-			if am.CLS != nil {
-				tip += fmt.Sprintf(", on [CLS] %.3f", cls)
-			}
+			tip := am.Tip(b, c)
 			d.raw(`<image x="%s" y="%s" width="%s" height="%s" href="%s" preserveAspectRatio="none" image-rendering="pixelated">%s</image>`,
 				num(x), num(y), num(cell), num(cell), PNGDataURI(weightImage(wts, g)), title(tip))
 			if am.Query >= 0 {
@@ -190,11 +203,47 @@ func (am AttentionMaps) SVG() string {
 				d.raw(`<rect x="%s" y="%s" width="%s" height="%s" fill="none" stroke="%s" stroke-width="1.2" pointer-events="none"/>`,
 					num(x+q*float64(am.Query%g)), num(y+q*float64(am.Query/g)), num(q), num(q), Selected)
 			}
+			if am.Cursor != nil && am.Cursor[0] == b && am.Cursor[1] == c {
+				d.cursor(x, y, cell, cell)
+			}
 		}
 	}
 	return d.String()
 }
 
+// Tip describes the map of block b (0-based) and column c (the heads,
+// then their mean) in words: the figure's tooltip, and what the page reads
+// out for the keyboard cursor.
+func (am AttentionMaps) Tip(b, c int) string {
+	wts, cls, name := am.mapOf(b, c)
+	tip := fmt.Sprintf("block %d, %s: max weight on a patch %.3f", b+1, name, maxOf(wts))
+	if am.CLS != nil {
+		tip += fmt.Sprintf(", on [CLS] %.3f", cls)
+	}
+	return tip
+}
+
+// mapOf is the map of block b and column c: one head's weights on the
+// patches and on [CLS], or past the last head their mean.
+func (am AttentionMaps) mapOf(b, c int) (wts []float32, cls float32, name string) {
+	heads := len(am.Weights[b])
+	if c < heads {
+		if am.CLS != nil {
+			cls = am.CLS[b][c]
+		}
+		return am.Weights[b][c], cls, fmt.Sprintf("head %d", c+1)
+	}
+	wts = make([]float32, len(am.Weights[b][0]))
+	for hd := 0; hd < heads; hd++ {
+		for p, v := range am.Weights[b][hd] {
+			wts[p] += v / float32(heads)
+		}
+		if am.CLS != nil {
+			cls += am.CLS[b][hd] / float32(heads)
+		}
+	}
+	return wts, cls, "mean of heads"
+}
 func maxOf(v []float32) float32 {
 	var m float32
 	for _, x := range v {

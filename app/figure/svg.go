@@ -57,6 +57,15 @@ func (d *doc) line(x1, y1, x2, y2 float64, stroke string, width float64, extra .
 		num(x1), num(y1), num(x2), num(y2), stroke, num(width), attrs(extra))
 }
 
+// cursor rings the cell at x, y (w × h) that the keyboard cursor is on: a
+// white ring under a dashed ink one, visible on any colour.
+func (d *doc) cursor(x, y, w, h float64) {
+	d.raw(`<rect x="%s" y="%s" width="%s" height="%s" fill="none" stroke="#ffffff" stroke-width="4" pointer-events="none"/>`,
+		num(x+2), num(y+2), num(w-4), num(h-4))
+	d.raw(`<rect x="%s" y="%s" width="%s" height="%s" fill="none" stroke="%s" stroke-width="2" stroke-dasharray="4 3" pointer-events="none"/>`,
+		num(x+2), num(y+2), num(w-4), num(h-4), Ink)
+}
+
 func (d *doc) String() string { return d.b.String() + "</svg>" }
 
 func attrs(extra []string) string {

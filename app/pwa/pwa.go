@@ -41,8 +41,10 @@ func Handler(version string, wasmSize int64) *app.Handler {
 		ThemeColor:      "#4f46e5",
 		LoadingLabel:    "Loading vitlens… {progress}%",
 		Styles:          []string{"/web/vitlens.css"},
-		Version:         version,
-		Resources:       versioned{version},
+		// The header's logo: go-app precaches the PNG icons, not the SVG.
+		CacheableResources: []string{"/web/icon.svg"},
+		Version:            version,
+		Resources:          versioned{version},
 	}
 	if wasmSize > 0 {
 		// Progress counts bytes after decompression, so it must be measured

@@ -10,7 +10,7 @@ func (s *Shell) Render() app.UI {
 	return app.Div().Class("vl-app").Body(
 		app.Header().Class("vl-top").Body(
 			app.Div().Class("vl-brand").Body(
-				app.Img().Src("/web/icon.svg").Alt("").Class("vl-logo"),
+				app.Img().Src("/web/icon.svg").Alt("").Role("presentation").Class("vl-logo"),
 				app.Div().Body(
 					app.H1().Text("vitlens"),
 					app.P().Class("vl-tagline").Text("Vision Transformers seen through their class embeddings — computed in your browser"),

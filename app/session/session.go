@@ -6,6 +6,7 @@
 package session
 
 import (
+	"errors"
 	"bytes"
 	"fmt"
 	"image"
@@ -66,6 +67,17 @@ func LoadModel(name string, data []byte, opt LoadOptions) (*Model, error) {
 		return nil, err
 	}
 	return &Model{Bundle: b, Name: name, Bytes: len(data), Opt: opt}, nil
+}
+
+// HeadsQuestion reports whether err is a checkpoint that does not say its
+// head count, with its width and the counts possible for it, most likely
+// first: the page asks instead of failing.
+func HeadsQuestion(err error) (dim int, choices []int, ok bool) {
+	var unknown *checkpoint.HeadsUnknownError
+	if !errors.As(err, &unknown) {
+		return 0, nil, false
+	}
+	return unknown.Dim, checkpoint.HeadChoices(unknown.Dim), true
 }
 
 // SetClasses replaces the class names with those of a text or JSON file.

@@ -1,0 +1,272 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+
+	"vitlens/app/session"
+	"vitlens/vit"
+)
+
+// Every export saves what the page shows, before and after an
+// intervention: each CSV equals the native analysis' (numbers within
+// 1e-3), each PNG equals the figures on screen rasterised independently.
+func TestExports(t *testing.T) {
+	ts := serve(t)
+	ctx := browser(t, false)
+	m, samples := demo(t)
+	if err := chromedp.Do(ctx, chromedp.Navigate(ts.URL)); err != nil {
+		t.Fatal(err)
+	}
+	s := waitState(t, ctx, `d.status === 'ready' && +d.seq >= 1`, firstLoad)
+	recordDownloads(t, ctx)
+	checkExports(t, ctx, "unperturbed", nativeAnalysis(t, m, samples[0], session.Settings{Target: -1}))
+
+	eval(t, ctx, `document.getElementById('vl-mode-drop').click()`)
+	for _, tok := range []int{5, 9} {
+		prev := s.Seq
+		eval(t, ctx, fmt.Sprintf(`document.querySelector('#fig-overlay rect[data-token="%d"]').dispatchEvent(new MouseEvent('click', {bubbles: true}))`, tok))
+		s = waitState(t, ctx, fmt.Sprintf(`d.status === 'ready' && +d.seq > %d`, prev), firstLoad)
+	}
+	eval(t, ctx, `document.querySelector('input[name="vl-edit"][value="no_cls"]').click()`)
+	waitState(t, ctx, fmt.Sprintf(`d.status === 'ready' && +d.seq > %d && j.edit === 'no_cls'`, s.Seq), firstLoad)
+	checkExports(t, ctx, "intervention", nativeAnalysis(t, m, samples[0], session.Settings{Target: -1, Edit: vit.EditNoCLS, Drop: []int{5, 9}}))
+}
+
+// checkExports clicks every export button and checks each file against want
+// (the selected token is [CLS], the site hs).
+func checkExports(t *testing.T, ctx context.Context, state string, want *session.Analysis) {
+	t.Helper()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`!!document.querySelector('#fig-explain svg')`,
+		chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		t.Fatalf("%s: explanation maps not drawn: %v", state, err)
+	}
+	eval(t, ctx, `document.querySelectorAll('.vl-chip').forEach(b => b.click())`)
+	downloads := waitDownloads(t, ctx, 10)
+	base := strings.TrimSuffix(want.Image.Name, filepath.Ext(want.Image.Name)) + "-"
+	got := map[string]download{}
+	var names []string
+	for _, d := range downloads {
+		got[strings.TrimPrefix(d.Name, base)] = d
+		names = append(names, d.Name)
+	}
+	if len(got) != 10 {
+		t.Errorf("%s: %d distinct downloads, want 10: %q", state, len(got), names)
+	}
+	memories, err := want.MemoriesCSV(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	attention, err := want.AttentionCSV(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{
+		"predictions.csv": want.PredictionsCSV(), "readouts.csv": want.ReadoutsCSV(),
+		"identifiability-hs.csv": want.CurveCSV(vit.SiteHS), "memories-token0.csv": memories, "attention-token0.csv": attention,
+	} {
+		d, ok := got[name]
+		if !ok {
+			t.Errorf("%s: no %s among %q", state, name, names)
+			continue
+		}
+		sameCSV(t, state+" "+name, []byte(fetchText(t, ctx, d.Href)), data, 1e-3)
+	}
+	overlay := "overlay.png"
+	if want.After != nil {
+		overlay = "overlay-before-after.png"
+	}
+	for name, id := range map[string]string{overlay: "fig-overlays", "curve.png": "fig-curve", "heatmap.png": "fig-heatmap",
+		"attention.png": "fig-attention", "explain.png": "fig-explain"} {
+		d, ok := got[name]
+		if !ok {
+			t.Errorf("%s: no %s among %q", state, name, names)
+			continue
+		}
+		labels := figurePNG(t, ctx, d, id)
+		// The figures themselves show the state.
+		switch {
+		case name == overlay && want.After == nil && !slices.Equal(labels, []string{"unperturbed"}):
+			t.Errorf("%s: overlay PNG of %q", state, labels)
+		case name == overlay && want.After != nil && (len(labels) != 2 || labels[0] != "before" || !strings.HasPrefix(labels[1], "after: no_cls, 2 dropped")):
+			t.Errorf("%s: overlay PNG of %q, want before and after", state, labels)
+		case name == "heatmap.png" && strings.Contains(labels[0], "after the intervention") != (want.After != nil):
+			t.Errorf("%s: heat-map PNG of %q", state, labels)
+		}
+	}
+}
+
+// The whole journey by keyboard: the file pickers are in the tab order,
+// a patch is dropped and a heat-map cell chosen with arrow keys and Enter,
+// an export saved with Enter; focus is always visible, and axe-core finds
+// no serious or critical violation before and after.
+func TestKeyboard(t *testing.T) {
+	ts := serve(t)
+	ctx := browser(t, false)
+	m, samples := demo(t)
+	if err := chromedp.Do(ctx, chromedp.Navigate(ts.URL)); err != nil {
+		t.Fatal(err)
+	}
+	s := waitState(t, ctx, `d.status === 'ready' && +d.seq >= 1`, firstLoad)
+	checkAxe(t, ctx, "demo loaded")
+
+	for _, sel := range []string{"#vl-model-file", "#vl-image-file"} {
+		n := pressUntil(t, ctx, sel, 40)
+		if ring := focusRing(t, ctx); ring == "" {
+			t.Errorf("%s: no visible focus", sel)
+		}
+		t.Logf("%s reached after %d presses of Tab", sel, n)
+	}
+	// The focused picker opens the browser's file chooser on Enter; the test
+	// hands the file to it directly.
+	img := samples[3]
+	if err := chromedp.Do(ctx, chromedp.SetUploadFiles(chromedp.ID("vl-image-file"),
+		[]string{filepath.Join(repoRoot(), "public", "samples", img.Name)})); err != nil {
+		t.Fatal(err)
+	}
+	s = waitState(t, ctx, fmt.Sprintf(`d.status === 'ready' && +d.seq > %d && j.image === %q`, s.Seq, img.Name), firstLoad)
+
+	pressUntil(t, ctx, "#vl-mode-drop", 40)
+	if err := chromedp.Do(ctx, chromedp.KeyEvent(kb.Enter)); err != nil {
+		t.Fatal(err)
+	}
+	pressUntil(t, ctx, "#fig-overlays", 40)
+	if ring := focusRing(t, ctx); ring == "" {
+		t.Error("patch grid: no visible focus")
+	}
+	// The cursor starts on the first patch ([CLS] is selected); right, down
+	// and Enter drop patch (1, 1), token 1 + 4 + 1 in the 4×4 grid.
+	if err := chromedp.Do(ctx, chromedp.KeyEvent(kb.ArrowRight+kb.ArrowDown+kb.Enter)); err != nil {
+		t.Fatal(err)
+	}
+	s = waitState(t, ctx, fmt.Sprintf(`d.status === 'ready' && +d.seq > %d && JSON.stringify(j.drop) === '[6]'`, s.Seq), firstLoad)
+	sameRanks(t, "patch dropped by keyboard", s.summary(t), native(t, m, img, session.Settings{Target: -1, Drop: []int{6}}))
+	focus, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.activeElement.id + ' ' +
+		document.querySelectorAll('#fig-overlays rect[stroke-dasharray]').length + ' ' + document.getElementById('vl-patch-info').innerText`))
+	if err != nil || !strings.HasPrefix(focus, "fig-overlays 2 ") || !strings.Contains(focus, "patch (1, 1) (keyboard cursor)") {
+		t.Errorf("after the drop: focus, cursor rings, info = %q, %v", focus, err)
+	}
+	screenshot(t, ctx, "keyboard-drop")
+
+	// A heat-map cell: the cursor starts on the selected block and token.
+	pressUntil(t, ctx, "#vl-heatmap [data-keys]", 40)
+	if err := chromedp.Do(ctx, chromedp.KeyEvent(kb.ArrowRight+kb.ArrowRight+kb.Enter)); err != nil {
+		t.Fatal(err)
+	}
+	title, err := chromedp.Run(ctx, chromedp.Poll[string](`(() => { const h = document.querySelector('#vl-memories h2').innerText;
+		return h.includes('patch (0, 1)') && h + ' | ' + document.getElementById('vl-heatmap-said').innerText; })()`,
+		chromedp.WithPollingTimeout(10*time.Second)))
+	if err != nil || !strings.Contains(title, "block 6 · patch (0, 1): rank") {
+		t.Errorf("heat-map cell by keyboard: %q, %v", title, err)
+	}
+	pressUntil(t, ctx, "#vl-attention [data-keys]", 40)
+	if err := chromedp.Do(ctx, chromedp.KeyEvent(kb.ArrowUp+kb.ArrowRight)); err != nil {
+		t.Fatal(err)
+	}
+	said, err := chromedp.Run(ctx, chromedp.Poll[string](`(() => { const s = document.getElementById('vl-attention-said').innerText;
+		return s.startsWith('block 5, head 2: max weight on a patch') && s; })()`, chromedp.WithPollingTimeout(10*time.Second)))
+	if err != nil {
+		last, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('vl-attention-said').innerText`))
+		t.Errorf("attention map by keyboard: %q, %v", last, err)
+	}
+	t.Logf("read out on the attention maps: %s", said)
+
+	recordDownloads(t, ctx)
+	pressUntil(t, ctx, "#vl-explain .vl-chip", 40)
+	if err := chromedp.Do(ctx, chromedp.KeyEvent(kb.Enter)); err != nil {
+		t.Fatal(err)
+	}
+	if d := waitDownloads(t, ctx, 1); !strings.HasSuffix(d[0].Name, "-explain.png") {
+		t.Errorf("export by keyboard: %v", d)
+	}
+	checkAxe(t, ctx, "patch dropped, cursor on the attention maps")
+}
+
+// On a phone the results come first, the controls fold into one button and
+// nothing but wide figures scrolls sideways; on a laptop no row of results
+// leaves a large empty column.
+func TestLayout(t *testing.T) {
+	ts := serve(t)
+	ctx := browser(t, false)
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)), chromedp.Navigate(ts.URL)); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, ctx, `d.status === 'ready' && +d.seq >= 1 && !!document.querySelector('#fig-explain svg')`, firstLoad)
+	type phone struct {
+		Header, FirstResult, ScrollWidth, Width float64
+		Wide                                    []string
+	}
+	measure := `(() => {
+		const top = e => e.getBoundingClientRect().top + scrollY;
+		const wide = [...document.querySelectorAll('body *')].filter(e => {
+			const r = e.getBoundingClientRect();
+			return r.width > 0 && (r.right > innerWidth + 1 || r.left < -1) && !e.closest('.vl-scroll') && !e.closest('.vl-sr-only');
+		}).slice(0, 5).map(e => e.tagName + '#' + e.id + '.' + e.className);
+		return {header: document.querySelector('.vl-top').getBoundingClientRect().height,
+			firstresult: top(document.getElementById('vl-overlay-card')),
+			scrollwidth: document.documentElement.scrollWidth, width: innerWidth, wide}; })()`
+	p, err := chromedp.Run(ctx, chromedp.Evaluate[phone](measure))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("390x844: header %.0f px, first result at %.0f px, page %.0f px wide", p.Header, p.FirstResult, p.ScrollWidth)
+	if p.Header > 0.1*844 || p.FirstResult > 844/4 || p.ScrollWidth > p.Width || len(p.Wide) > 0 {
+		t.Errorf("phone layout: %+v", p)
+	}
+	screenshot(t, ctx, "phone-390x844")
+	eval(t, ctx, `document.getElementById('vl-controls-toggle').click()`)
+	open, err := chromedp.Run(ctx, chromedp.Poll[float64](`(() => { const r = document.getElementById('vl-model').getBoundingClientRect();
+		return r.height > 0 && document.getElementById('vl-controls-toggle').getAttribute('aria-expanded') === 'true' && r.height; })()`,
+		chromedp.WithPollingTimeout(10*time.Second)))
+	if err != nil {
+		t.Errorf("controls do not unfold: %v", err)
+	}
+	if p, err = chromedp.Run(ctx, chromedp.Evaluate[phone](measure)); err != nil || p.ScrollWidth > p.Width || len(p.Wide) > 0 {
+		t.Errorf("phone layout with the controls open (model card %.0f px high): %+v, %v", open, p, err)
+	}
+	screenshot(t, ctx, "phone-390x844-controls")
+	checkAxe(t, ctx, "phone, controls open")
+
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 800)); err != nil {
+		t.Fatal(err)
+	}
+	// Each row of results reaches the right edge of the results column, and
+	// each figure fills most of its card.
+	type gap struct {
+		Name           string
+		Outside, Ratio float64
+	}
+	gaps, err := chromedp.Run(ctx, chromedp.Poll[[]gap](`(() => {
+		const main = document.querySelector('.vl-main').getBoundingClientRect();
+		if (main.width > 1000) return false;
+		const out = [];
+		for (const row of document.querySelectorAll('.vl-main > *')) {
+			const cards = row.matches('.vl-row') ? [...row.querySelectorAll(':scope > .vl-card, :scope > .vl-col > .vl-card')] : [row];
+			const right = Math.max(...cards.map(c => c.getBoundingClientRect().right));
+			for (const c of cards) {
+				const figs = [...c.querySelectorAll('.vl-figure svg')].map(f => f.getBoundingClientRect());
+				const body = c.querySelector('.vl-card-body').getBoundingClientRect();
+				const used = figs.length ? (Math.max(...figs.map(f => f.right)) - body.left) / body.width : 1;
+				out.push({name: c.id, outside: Math.round(main.right - right), ratio: Math.round(100 * used) / 100});
+			}
+		}
+		return out; })()`, chromedp.WithPollingTimeout(10*time.Second)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("1280x800: %+v", gaps)
+	for _, g := range gaps {
+		if g.Outside > 24 || g.Ratio < 0.7 {
+			t.Errorf("1280x800: %s leaves %.0f px empty on its right, its figures fill %.0f%% of it", g.Name, g.Outside, 100*g.Ratio)
+		}
+	}
+	screenshot(t, ctx, "laptop-1280x800")
+}
