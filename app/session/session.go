@@ -6,8 +6,8 @@
 package session
 
 import (
-	"errors"
 	"bytes"
+	"errors"
 	"fmt"
 	"image"
 	"io/fs"
