@@ -75,7 +75,7 @@ func (ev *ExplainView) Render() app.UI {
 				"entropy of the target class, summed over blocks and heads. Chefer et al.: attention weighted by its gradient "+
 				"for the final prediction, rolled out over the blocks. Red is more, blue less. Computed on the CPU in %v.",
 			ev.elapsed.Round(time.Millisecond)))),
-		app.Div().Class("vl-scroll").Body(figureBox("fig-explain", pics.SVG())),
+		figureBox("fig-explain", pics.SVG()),
 		app.Details().Class("vl-advanced").Body(
 			app.Summary().Text("How it is computed (docs/method.md, “Explanation maps”)"),
 			app.Pre().Class("vl-doc").Text(docs.MethodSection("Explanation maps")),

@@ -15,6 +15,7 @@ type Interventions struct {
 	Mode     string
 	HasCLS   bool
 	AllowGPU bool
+	Note     string // why the backend is not WebGPU, if so
 }
 
 func (iv *Interventions) Render() app.UI {
@@ -66,6 +67,7 @@ func (iv *Interventions) Render() app.UI {
 				selectOption("cpu", "CPU (WebAssembly)", backend == "cpu"),
 			),
 		),
+		app.If(iv.Note != "", func() app.UI { return app.P().Class("vl-hint").Text(iv.Note) }),
 	)
 }
 

@@ -71,7 +71,11 @@ func (o *OverlayView) Render() app.UI {
 	if o.Mode == modeDrop {
 		act = "drop or restore it"
 	}
-	return card("vl-overlay-card", "vl-grow", "Patch ranks", tools,
+	grow := "vl-grow vl-grow-1"
+	if a.After != nil {
+		grow = "vl-grow vl-grow-2"
+	}
+	return card("vl-overlay-card", grow, "Patch ranks", tools,
 		app.Div().Class("vl-slider").Body(
 			app.Label().For("vl-block").Text(fmt.Sprintf("block %d of %d", o.Block+1, c.Depth)),
 			app.Input().ID("vl-block").Type("range").Min(1).Max(c.Depth).Value(o.Block+1).
@@ -116,7 +120,7 @@ func (o *OverlayView) svg(r *lens.Result, label, id string) string {
 	ro := r.At(o.Site, o.Block)
 	size := 300.0
 	if a.After != nil {
-		size = 250 // before and after side by side
+		size = 210 // before and after side by side, beside the prediction
 	}
 	ov := figure.Overlay{
 		Title:    label,

@@ -475,7 +475,7 @@ func (p *Page) renderModelPanel() app.UI {
 
 func (p *Page) renderInterventions() app.UI {
 	iv := &Interventions{Edit: string(p.settings.Edit), Dropped: len(p.settings.Drop), Mode: p.mode,
-		AllowGPU: p.allowGPU}
+		AllowGPU: p.allowGPU, Note: p.backendNote}
 	if p.model != nil {
 		iv.HasCLS = p.model.Model.Config.ClassToken
 	}
