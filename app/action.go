@@ -35,6 +35,9 @@ const (
 	actBackend     = "vl.backend"     // string: auto or cpu
 	actExport      = "vl.export"      // string: what to export
 	actDismissNote = "vl.dismiss"     // nil
+	actCompareRnd  = "vl.compare-rnd" // nil: compare with a random init of the model
+	actCompareFile = "vl.compare"     // []jsFile: compare with another checkpoint
+	actCompareStop = "vl.compare-off" // nil
 )
 
 func (p *Page) handleActions(ctx app.Context) {
@@ -134,6 +137,31 @@ func (p *Page) handleActions(ctx app.Context) {
 	})
 	on(actExport, func(ctx app.Context, v any) { p.export(ctx, v.(string)) })
 	on(actDismissNote, func(ctx app.Context, v any) { p.notice = "" })
+	on(actCompareRnd, func(ctx app.Context, v any) {
+		if p.model == nil {
+			return
+		}
+		m := p.model
+		p.busy = "Initialising a random " + m.Name + "…"
+		p.jobs <- func() {
+			pause()
+			r, err := m.RandomInit(session.RandomSeed)
+			ctx.Dispatch(func(ctx app.Context) {
+				p.busy = ""
+				if err != nil {
+					p.fail(err)
+					return
+				}
+				if p.model == m {
+					p.compareWith(ctx, r)
+				}
+			})
+		}
+	})
+	on(actCompareFile, func(ctx app.Context, v any) { p.loadCompareFile(ctx, v.([]jsFile)) })
+	on(actCompareStop, func(ctx app.Context, v any) {
+		p.compare, p.analysis2, p.notice = nil, nil, ""
+	})
 }
 
 // clickToken inspects a token, or drops/restores it in drop mode.
@@ -189,6 +217,10 @@ func (p *Page) export(ctx app.Context, what string) {
 	case "attention":
 		data, err := a.AttentionCSV(p.token)
 		csv(fmt.Sprintf("attention-token%d", p.token), data, err)
+	case "compare":
+		if b := p.analysis2; b != nil {
+			csv("compare-readouts", session.CompareCSV(a, b), nil)
+		}
 	case "summary":
 		download(base+"-summary.json", "application/json", a.SummaryJSON())
 	default:

@@ -8,6 +8,7 @@ import (
 	"vitlens/app/figure"
 	"vitlens/app/session"
 	"vitlens/vit"
+	"vitlens/vit/lens"
 )
 
 // CurveView plots the target's identifiability over blocks for [CLS] and
@@ -23,26 +24,26 @@ func (cv *CurveView) Render() app.UI {
 	a := cv.A
 	c := a.Model.Model.Config
 	var series []figure.Series
-	add := func(r *session.Analysis, dashed bool, suffix string) {
-		run := a.Base
-		if !dashed && a.After != nil {
-			run = a.After
-		}
-		cls, img := session.Curve(run, c, cv.Site)
-		if cls != nil {
-			series = append(series, figure.Series{Name: "[CLS]" + suffix, Values: cls, Colour: figure.Accent, Dashed: dashed})
-		}
-		series = append(series, figure.Series{Name: "image tokens" + suffix, Values: img, Colour: figure.Teal, Dashed: dashed})
-	}
 	if a.After != nil {
-		add(a, true, " before")
-		add(a, false, " after")
+		series = append(identSeries(c, a.Base, cv.Site, " before", true),
+			identSeries(c, a.After, cv.Site, " after", false)...)
 	} else {
-		add(a, false, "")
+		series = identSeries(c, a.Base, cv.Site, "", false)
 	}
 	title := fmt.Sprintf("Identifiability of %s at %s (1 − rank/%d)", a.Model.ClassName(a.Base.Target), cv.Site, c.Classes)
 	return card("vl-curve", "", "Identifiability over blocks", []app.UI{
 		exportButton("PNG", "png:fig-curve", "Save the curve as PNG"),
 		exportButton("CSV", "curve", "The curve as CSV"),
 	}, figureBox("fig-curve", figure.Curve(title, series)))
+}
+
+// identSeries are the [CLS] (when the model has one) and mean image-token
+// identifiability curves of run, named with suffix, dashed or not.
+func identSeries(c vit.Config, run *lens.Result, site vit.Site, suffix string, dashed bool) []figure.Series {
+	cls, img := session.Curve(run, c, site)
+	var out []figure.Series
+	if cls != nil {
+		out = append(out, figure.Series{Name: "[CLS]" + suffix, Values: cls, Colour: figure.Accent, Dashed: dashed})
+	}
+	return append(out, figure.Series{Name: "image tokens" + suffix, Values: img, Colour: figure.Teal, Dashed: dashed})
 }

@@ -23,30 +23,7 @@ type HeatmapView struct {
 }
 
 func (hv *HeatmapView) Render() app.UI {
-	a := hv.A
-	c := a.Model.Model.Config
-	r := a.Current()
-	n := c.NumTokens()
-	hm := figure.Heatmap{Classes: c.Classes, SelBlock: hv.Block, SelToken: hv.Token, Labels: make([]string, n)}
-	for t := range hm.Labels {
-		hm.Labels[t] = session.TokenLabel(c, t)
-	}
-	for b := 0; b < c.Depth; b++ {
-		row := make([]int32, n)
-		for t := range row {
-			row[t] = -1
-		}
-		ro := r.At(hv.Site, b)
-		for pos, t := range r.Tokens {
-			row[t] = ro.Rank[pos]
-		}
-		hm.Ranks = append(hm.Ranks, row)
-	}
-	which := ""
-	if a.After != nil {
-		which = " after the intervention"
-	}
-	hm.Title = fmt.Sprintf("Rank of %s at %s%s", a.Model.ClassName(r.Target), hv.Site, which)
+	hm := rankHeatmap(hv.A, hv.Site, hv.Block, hv.Token)
 	said := ""
 	if hv.keys.on {
 		hm.Cursor = &[2]int{hv.keys.row, hv.keys.col}
@@ -80,6 +57,35 @@ func (hv *HeatmapView) onFocus(ctx app.Context, e app.Event) {
 }
 
 func (hv *HeatmapView) onBlur(ctx app.Context, e app.Event) { hv.keys.blur() }
+
+// rankHeatmap is the heat-map of the target's rank in a's current run, the
+// block and token outlined.
+func rankHeatmap(a *session.Analysis, site vit.Site, block, token int) figure.Heatmap {
+	c := a.Model.Model.Config
+	r := a.Current()
+	n := c.NumTokens()
+	hm := figure.Heatmap{Classes: c.Classes, SelBlock: block, SelToken: token, Labels: make([]string, n)}
+	for t := range hm.Labels {
+		hm.Labels[t] = session.TokenLabel(c, t)
+	}
+	for b := 0; b < c.Depth; b++ {
+		row := make([]int32, n)
+		for t := range row {
+			row[t] = -1
+		}
+		ro := r.At(site, b)
+		for pos, t := range r.Tokens {
+			row[t] = ro.Rank[pos]
+		}
+		hm.Ranks = append(hm.Ranks, row)
+	}
+	which := ""
+	if a.After != nil {
+		which = " after the intervention"
+	}
+	hm.Title = fmt.Sprintf("Rank of %s at %s%s", a.Model.ClassName(r.Target), site, which)
+	return hm
+}
 
 func (hv *HeatmapView) onClick(ctx app.Context, e app.Event) {
 	b, okB := dataInt(e, "block")

@@ -25,6 +25,7 @@ type ModelPanel struct {
 	Progress           float64 // 0..1 while downloading, -1 otherwise
 	ProgressText       string
 	Notice             string
+	Compare            string // the second model's name, "" when none
 
 	url string
 }
@@ -61,6 +62,26 @@ func (m *ModelPanel) Render() app.UI {
 					}
 				}),
 			app.Button().ID("vl-url-load").Class("vl-btn").Text("Load").OnClick(m.onURL),
+		),
+		app.Div().Class("vl-field").Body(
+			app.Span().Class("vl-label").Text("Compare on the same image with"),
+			app.Div().Class("vl-buttons").Body(
+				app.Button().ID("vl-compare-random").Class("vl-btn").Text("Random init of this one").
+					Title("The same architecture with timm's initialisation (seed 0): the paper's baseline").
+					OnClick(func(ctx app.Context, e app.Event) { ctx.NewAction(actCompareRnd) }),
+				app.Label().Class("vl-btn").Title("A second checkpoint, e.g. B/16 beside B/32").Body(
+					app.Input().ID("vl-compare-file").Type("file").Class("vl-file").DataSet("action", actCompareFile).
+						Accept(".safetensors,.pth,.pt,.bin,.ckpt").OnChange(pickFiles),
+					app.Text("Second model…"),
+				),
+			),
+			app.If(m.Compare != "", func() app.UI {
+				return app.P().ID("vl-comparing").Class("vl-hint").Body(
+					app.Text("Comparing with "+m.Compare+". "),
+					app.Button().Class("vl-link").Text("stop comparing").
+						OnClick(func(ctx app.Context, e app.Event) { ctx.NewAction(actCompareStop) }),
+				)
+			}),
 		),
 		app.If(m.Progress >= 0, func() app.UI {
 			return app.Div().Class("vl-progress").Body(
@@ -147,12 +168,17 @@ func (m *ModelPanel) onURL(ctx app.Context, e app.Event) {
 	ctx.NewActionWithValue(actURL, m.url)
 }
 
-// pickFiles hands the files of an <input type=file> to the page and clears
-// the input so the same file can be picked again.
+// pickFiles hands the files of an <input type=file> to the page, as the
+// input's data-action says (actFiles by default), and clears the input so
+// the same file can be picked again.
 func pickFiles(ctx app.Context, e app.Event) {
 	files := filesOf(ctx.JSSrc().Get("files"))
 	ctx.JSSrc().Set("value", "")
+	action := actFiles
+	if v := ctx.JSSrc().Get("dataset").Get("action"); v.Truthy() {
+		action = v.String()
+	}
 	if len(files) > 0 {
-		ctx.NewActionWithValue(actFiles, files)
+		ctx.NewActionWithValue(action, files)
 	}
 }

@@ -31,6 +31,10 @@ type Page struct {
 	inputs   map[*session.Image]*session.Input // for the current model and preset
 	settings session.Settings
 	analysis *session.Analysis
+	// compare is a second model analysed on the same image and class
+	// (a random init of the first, or another checkpoint); nil when none.
+	compare   *session.Model
+	analysis2 *session.Analysis
 
 	site  vit.Site
 	block int // selected block, 0-based
@@ -57,6 +61,7 @@ type Page struct {
 	seq    int
 	latest atomic.Int64
 	w      worker // owned by the worker goroutine
+	w2     worker // the same, for the second model
 }
 
 // modelFile is the last checkpoint the user gave, kept so it can be
@@ -136,6 +141,7 @@ func (p *Page) setModel(m *session.Model) {
 	p.block = m.Model.Config.Depth - 1
 	p.token = 0 // [CLS], or the first patch of a model without one
 	p.analysis = nil
+	p.compare, p.analysis2 = nil, nil // it was compared with the model before
 }
 
 // analyze queues an analysis of the current image with the current
@@ -149,6 +155,7 @@ func (p *Page) analyze(ctx app.Context) {
 	seq := p.seq
 	p.latest.Store(int64(seq))
 	m, img, s, in, allowGPU := p.model, p.image, p.settings, p.inputs[p.image], p.allowGPU
+	m2 := p.compare
 	p.status = "busy"
 	p.busy = "Analysing " + img.Name + "…"
 	p.jobs <- func() {
@@ -159,6 +166,21 @@ func (p *Page) analyze(ctx app.Context) {
 		a, err := p.w.analyze(m, img, in, s, allowGPU)
 		if a != nil {
 			a.Seq = seq
+		}
+		var a2 *session.Analysis
+		var err2 error
+		if err == nil && m2 != nil {
+			var s2 session.Settings
+			if s2, err2 = session.CompareSettings(a, m2); err2 == nil {
+				pause()
+				var in2 *session.Input
+				if m2.Preset.Name == m.Preset.Name && m2.Model.Config.ImageSize == m.Model.Config.ImageSize {
+					in2 = a.Input // the same pixels: a random init, or the same family
+				}
+				if a2, err2 = p.w2.analyze(m2, img, in2, s2, allowGPU); a2 != nil {
+					a2.Seq = seq
+				}
+			}
 		}
 		name, note := p.w.name, p.w.note
 		ctx.Dispatch(func(ctx app.Context) {
@@ -172,7 +194,10 @@ func (p *Page) analyze(ctx app.Context) {
 				return
 			}
 			p.inputs[img] = a.Input
-			p.analysis = a
+			p.analysis, p.analysis2 = a, a2
+			if err2 != nil {
+				p.fail(fmt.Errorf("second model (%s): %w", m2.Name, err2))
+			}
 			if p.firstMS == 0 {
 				p.firstMS = sinceNavigation()
 			}
@@ -217,6 +242,42 @@ func (p *Page) loadModel(ctx app.Context, f *modelFile) {
 			p.analyze(ctx)
 		})
 	}
+}
+
+// compareWith analyses m beside the loaded model from now on.
+func (p *Page) compareWith(ctx app.Context, m *session.Model) {
+	p.compare, p.analysis2 = m, nil
+	p.errText, p.notice = "", ""
+	p.analyze(ctx)
+}
+
+// loadCompareFile reads a checkpoint to compare with, with the loading
+// options of the first model.
+func (p *Page) loadCompareFile(ctx app.Context, files []jsFile) {
+	opt := p.loadOpt
+	ctx.Async(func() {
+		for _, f := range files {
+			switch strings.ToLower(path.Ext(f.Name)) {
+			case ".safetensors", ".pth", ".pt", ".bin", ".ckpt":
+			default:
+				continue
+			}
+			data, err := f.read()
+			var m *session.Model
+			if err == nil {
+				m, err = session.LoadModel(f.Name, data, opt)
+			}
+			ctx.Dispatch(func(ctx app.Context) {
+				if err != nil {
+					p.fail(fmt.Errorf("second model: %w", err))
+					return
+				}
+				p.compareWith(ctx, m)
+			})
+			return
+		}
+		ctx.Dispatch(func(app.Context) { p.fail(fmt.Errorf("no checkpoint (.safetensors, .pth, .pt, .bin, .ckpt) among the files to compare with")) })
+	})
 }
 
 // loadFiles sorts picked or dropped files into model, config, class names
@@ -434,7 +495,7 @@ func (p *Page) Render() app.UI {
 			app.Main().Class("vl-main").Body(p.renderMain(a)...),
 		),
 		&StateView{Status: status, Busy: p.busy, Error: p.errText, FirstMS: p.firstMS,
-			Backend: p.backendName, Analysis: a},
+			Backend: p.backendName, Analysis: a, Compare: p.analysis2},
 	)
 }
 
@@ -466,6 +527,9 @@ func (p *Page) renderModelPanel() app.UI {
 	for _, pr := range preprocess.Presets() {
 		mp.Presets = append(mp.Presets, pr.Name)
 	}
+	if p.compare != nil {
+		mp.Compare = p.compare.Name
+	}
 	if m := p.model; m != nil {
 		mp.Name, mp.Facts, mp.Preset, mp.PresetNote = m.Name, m.Facts(), m.Preset.Name, m.Preset.Describe()
 		mp.Classes = m.Model.Config.Classes
@@ -492,7 +556,13 @@ func (p *Page) renderMain(a *session.Analysis) []app.UI {
 	c := a.Model.Model.Config
 	block := min(p.block, c.Depth-1)
 	// Rows wrap: side by side where the width allows, stacked on a phone.
+	// A second model's comparison comes first: it is what was asked for.
+	var compare app.UI
+	if a2 := p.analysis2; a2 != nil && a2.Seq == a.Seq {
+		compare = &CompareView{A: a, B: a2, Site: p.site}
+	}
 	return []app.UI{
+		compare,
 		app.Div().Class("vl-row").Body(
 			&OverlayView{A: a, Site: p.site, Block: block, Token: p.token, Mode: p.mode},
 			app.Div().Class("vl-col").Body(

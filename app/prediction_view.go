@@ -46,11 +46,19 @@ func (pv *PredictionView) Render() app.UI {
 }
 
 func (pv *PredictionView) table(label string, r *lens.Result) app.UI {
-	a := pv.A
-	top := a.Model.Top(r, session.TopK)
-	head := app.Caption().Text(label)
-	if a.After == nil {
-		head = nil
+	if pv.A.After == nil {
+		label = ""
+	}
+	return topTable(pv.A.Model, r, label)
+}
+
+// topTable lists the top-5 classes of run r, the target highlighted, under
+// caption ("" for none).
+func topTable(m *session.Model, r *lens.Result, caption string) app.UI {
+	top := m.Top(r, session.TopK)
+	var head app.UI
+	if caption != "" {
+		head = app.Caption().Text(caption)
 	}
 	return app.Table().Class("vl-pred").Body(
 		head,
@@ -63,7 +71,8 @@ func (pv *PredictionView) table(label string, r *lens.Result) app.UI {
 				}
 				return app.Tr().Class(cls).Title(fmt.Sprintf("logit %.3f", s.Logit)).Body(
 					app.Td().Class("vl-pred-name").Text(s.Name),
-					app.Td().Class("vl-pred-bar").Body(app.Progress().Max(1).Value(fmt.Sprintf("%.4f", s.Prob))),
+					app.Td().Class("vl-pred-bar").Body(app.Progress().Max(1).Value(fmt.Sprintf("%.4f", s.Prob)).
+						Aria("label", fmt.Sprintf("%s: %.1f%%", s.Name, 100*s.Prob))),
 					app.Td().Class("vl-num").Text(fmt.Sprintf("%.1f%%", 100*s.Prob)),
 				)
 			}),

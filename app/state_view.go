@@ -16,6 +16,7 @@ type StateView struct {
 	Status, Busy, Error, Backend string
 	FirstMS                      float64
 	Analysis                     *session.Analysis
+	Compare                      *session.Analysis // the second model's, or nil
 }
 
 func (s *StateView) Render() app.UI {
@@ -27,12 +28,17 @@ func (s *StateView) Render() app.UI {
 	if s.Analysis != nil {
 		text, seq, model = string(s.Analysis.SummaryJSON()), s.Analysis.Seq, s.Analysis.Model.Name
 	}
-	return app.Pre().ID("vl-state").Hidden(true).
+	compare := "{}"
+	if s.Compare != nil {
+		compare = string(s.Compare.SummaryJSON())
+	}
+	return app.Div().Hidden(true).Body(app.Pre().ID("vl-state").
 		DataSet("status", status).
 		DataSet("seq", seq).
 		DataSet("model", model).
 		DataSet("backend", s.Backend).
 		DataSet("error", s.Error).
 		DataSet("first-ms", fmt.Sprintf("%.0f", s.FirstMS)).
-		Text(text)
+		Text(text),
+		app.Pre().ID("vl-state-compare").Text(compare))
 }

@@ -255,6 +255,12 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 		t.Logf("screenshot %s: %v", name, err)
 		return
 	}
+	saveShot(t, name, buf)
+}
+
+// saveShot writes a PNG screenshot with the test's artefacts.
+func saveShot(t *testing.T, name string, buf []byte) {
+	t.Helper()
 	path := filepath.Join(env.shots, strings.NewReplacer("/", "-", " ", "-").Replace(name)+".png")
 	if err := os.WriteFile(path, buf, 0o644); err != nil {
 		t.Logf("screenshot %s: %v", name, err)

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -269,4 +270,96 @@ func TestLayout(t *testing.T) {
 		}
 	}
 	screenshot(t, ctx, "laptop-1280x800")
+}
+
+// The paper's comparison in one click: the demo beside its random
+// initialisation on the same image and class, both equal to the native
+// analyses, before and after dropping a patch; both export.
+func TestCompareRandomInit(t *testing.T) {
+	ts := serve(t)
+	ctx := browser(t, false)
+	m, samples := demo(t)
+	r, err := m.RandomInit(session.RandomSeed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(ts.URL)); err != nil {
+		t.Fatal(err)
+	}
+	s := waitState(t, ctx, `d.status === 'ready' && +d.seq >= 1`, firstLoad)
+	target := s.summary(t).Target
+	eval(t, ctx, `document.getElementById('vl-compare-random').click()`)
+	b := waitCompare(t, ctx, `c.model.startsWith('random init of demo:fmnist-vit') && !c.drop`)
+	if b.Target != target {
+		t.Errorf("the random init ranks class %d, the model %d", b.Target, target)
+	}
+	want := nativeAnalysis(t, r, samples[0], session.Settings{Target: target})
+	sameRanks(t, "random init", b, want.Summary())
+	shape, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => { const c = document.getElementById('vl-compare');
+		return c.querySelectorAll('table.vl-pred').length + ' tables, ' + c.querySelectorAll('#fig-compare-curve path[stroke-width="2.2"]').length +
+			' curves, ' + c.querySelectorAll('#vl-compare-heatmaps svg').length + ' heat-maps'; })()`))
+	if err != nil || shape != "2 tables, 4 curves, 2 heat-maps" {
+		t.Errorf("comparison: %q, %v", shape, err)
+	}
+	if shot, err := chromedp.Run(ctx, chromedp.CaptureScreenshot()); err == nil {
+		saveShot(t, "compare-random-init", shot)
+	}
+	checkAxe(t, ctx, "two models side by side")
+
+	recordDownloads(t, ctx)
+	eval(t, ctx, `document.querySelectorAll('#vl-compare .vl-chip').forEach(b => b.click())`)
+	got := map[string]download{}
+	for _, d := range waitDownloads(t, ctx, 3) {
+		got[d.Name] = d
+	}
+	first := nativeAnalysis(t, m, samples[0], session.Settings{Target: -1})
+	base := strings.TrimSuffix(samples[0].Name, ".png") + "-"
+	if d, ok := got[base+"compare-readouts.csv"]; !ok {
+		t.Errorf("no comparison CSV among %v", got)
+	} else {
+		sameCSV(t, "comparison CSV", []byte(fetchText(t, ctx, d.Href)), session.CompareCSV(first, want), 1e-3)
+	}
+	if d, ok := got[base+"compare-heatmaps.png"]; !ok {
+		t.Errorf("no heat-maps PNG")
+	} else if labels := figurePNG(t, ctx, d, "vl-compare-heatmaps"); len(labels) != 2 || !strings.HasPrefix(labels[1], "B: random init") {
+		t.Errorf("heat-maps PNG of %q", labels)
+	}
+	if d, ok := got[base+"compare-curve.png"]; !ok {
+		t.Errorf("no curve PNG")
+	} else {
+		figurePNG(t, ctx, d, "fig-compare-curve")
+	}
+
+	// Dropping a patch drops it in both models.
+	eval(t, ctx, `document.getElementById('vl-mode-drop').click()`)
+	eval(t, ctx, `document.querySelector('#fig-overlay rect[data-token="6"]').dispatchEvent(new MouseEvent('click', {bubbles: true}))`)
+	b = waitCompare(t, ctx, `JSON.stringify(c.drop) === '[6]'`)
+	sameRanks(t, "random init, patch dropped", b, native(t, r, samples[0], session.Settings{Target: target, Drop: []int{6}}))
+	// Stopping leaves the model alone.
+	eval(t, ctx, `document.querySelector('#vl-comparing .vl-link').click()`)
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`!document.getElementById('vl-compare')`, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		t.Errorf("comparison still shown after stopping: %v", err)
+	}
+}
+
+// waitCompare waits until the second model's analysis (c, parsed from
+// #vl-state-compare) satisfies cond.
+func waitCompare(t *testing.T, ctx context.Context, cond string) session.Summary {
+	t.Helper()
+	js, err := chromedp.Run(ctx, chromedp.Poll[string](fmt.Sprintf(`(() => {
+		const d = document.getElementById('vl-state').dataset;
+		const text = document.getElementById('vl-state-compare').textContent;
+		const c = JSON.parse(text || '{}');
+		return d.status === 'ready' && !!c.model && (%s) && text; })()`, cond),
+		chromedp.WithPollingTimeout(firstLoad), chromedp.WithPollingInterval(100*time.Millisecond)))
+	if err != nil {
+		last, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('vl-state').dataset.error + ' | ' +
+			document.getElementById('vl-state-compare').textContent.slice(0, 200)`))
+		t.Fatalf("waiting for the second model (%s): %v (%s)", cond, err, last)
+	}
+	var s session.Summary
+	if err := json.Unmarshal([]byte(js), &s); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

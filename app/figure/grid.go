@@ -18,6 +18,9 @@ type Heatmap struct {
 	// Cursor is the keyboard cursor's {block, token}; nil when the figure
 	// does not have the focus.
 	Cursor *[2]int
+	// Width is the room for the cells, 860 px when 0 (two heat-maps side
+	// by side get less).
+	Width float64
 }
 
 // SVG draws the heat-map. Cells carry data-block and data-token.
@@ -27,7 +30,11 @@ func (hm Heatmap) SVG() string {
 	if depth > 0 {
 		n = len(hm.Ranks[0])
 	}
-	cw := min(max(math.Floor(860/float64(max(n, 1))), 3), 48)
+	room := hm.Width
+	if room == 0 {
+		room = 860
+	}
+	cw := min(max(math.Floor(room/float64(max(n, 1))), 3), 48)
 	ch := min(max(math.Floor(230/float64(max(depth, 1))), 12), 26)
 	const left, top = 58.0, 30.0
 	w := left + cw*float64(n) + 16

@@ -41,7 +41,10 @@ func ftoa(v float64) string { return strconv.FormatFloat(v, 'g', 6, 64) }
 
 // ReadoutsCSV is the full lens table: one row per run, site, block and token
 // (blocks counted from 1, as in the paper's figures).
-func (a *Analysis) ReadoutsCSV() []byte {
+func (a *Analysis) ReadoutsCSV() []byte { return writeCSV(a.readoutRows()) }
+
+// readoutRows is ReadoutsCSV's table, header first.
+func (a *Analysis) readoutRows() [][]string {
 	c := a.Model.Model.Config
 	head := []string{"run", "site", "block", "token", "label", "target", "rank0", "identifiability", "target_logit"}
 	for i := 1; i <= TopK; i++ {
@@ -68,7 +71,7 @@ func (a *Analysis) ReadoutsCSV() []byte {
 			}
 		}
 	}
-	return writeCSV(rows)
+	return rows
 }
 
 // PredictionsCSV lists the top classes of each run.
