@@ -257,11 +257,12 @@ func TestOffline(t *testing.T) {
 	_, err := chromedp.Run(ctx, chromedp.Poll[bool](`(() => {
 		if (!navigator.serviceWorker.controller) return false;
 		caches.keys().then(ks => Promise.all(ks.map(k => caches.open(k).then(c => c.keys()))))
-			.then(all => { window.vlCached = all.flat().some(r => r.url.includes('app.wasm')); });
+			.then(all => { window.vlCached = all.flat().some(r => r.url.includes('app.wasm')) &&
+				all.flat().some(r => r.url.includes('/web/icon.svg?v=')); });
 		return window.vlCached === true;
 	})()`, chromedp.WithPollingTimeout(60*time.Second), chromedp.WithPollingInterval(250*time.Millisecond)))
 	if err != nil {
-		t.Fatalf("service worker never took over: %v", err)
+		t.Fatalf("service worker never took over (or did not cache app.wasm and the logo): %v", err)
 	}
 	ts.Close()
 	if err := chromedp.Do(ctx, chromedp.Reload()); err != nil {
@@ -270,6 +271,12 @@ func TestOffline(t *testing.T) {
 	s := waitState(t, ctx, `d.status === 'ready' && +d.seq >= 1`, firstLoad)
 	if s.Model != "demo:fmnist-vit" {
 		t.Fatalf("offline reload: model %q", s.Model)
+	}
+	// The header's logo came from the cache too.
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`(() => { const l = document.querySelector('.vl-logo');
+		return l.complete && l.naturalWidth > 0; })()`, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		src, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('.vl-logo').src`))
+		t.Errorf("logo %s not shown offline: %v", src, err)
 	}
 	screenshot(t, ctx, "offline")
 }
