@@ -42,8 +42,8 @@ func (o *OverlayView) Render() app.UI {
 			r         *lens.Result
 		}{"fig-overlay-after", "after: " + interventionText(a.Settings), a.After})
 	}
-	tools := []app.UI{
-		app.Label().For("vl-site").Class("vl-label").Text("read at"),
+	site := app.Div().Class("vl-field vl-field-inline").Body(
+		app.Label().For("vl-site").Text("read at"),
 		app.Select().ID("vl-site").Title("Where in the block the residual stream is read").OnChange(func(ctx app.Context, e app.Event) {
 			ctx.NewActionWithValue(actSite, ctx.JSSrc().Get("value").String())
 		}).Body(
@@ -52,6 +52,8 @@ func (o *OverlayView) Render() app.UI {
 			selectOption("attn", "attention update (attn)", o.Site == vit.SiteAttn),
 			selectOption("mlp", "MLP update (mlp)", o.Site == vit.SiteMLP),
 		),
+	)
+	tools := []app.UI{
 		exportButton("PNG", "png:fig-overlays/"+o.exportName(), "Save the image overlay as PNG (before and after, when there is an intervention)"),
 	}
 	figs := make([]app.UI, len(runs))
@@ -76,6 +78,7 @@ func (o *OverlayView) Render() app.UI {
 		grow = "vl-grow vl-grow-2"
 	}
 	return card("vl-overlay-card", grow, "Patch ranks", tools,
+		site,
 		app.Div().Class("vl-slider").Body(
 			app.Label().For("vl-block").Text(fmt.Sprintf("block %d of %d", o.Block+1, c.Depth)),
 			app.Input().ID("vl-block").Type("range").Min(1).Max(c.Depth).Value(o.Block+1).
