@@ -276,7 +276,9 @@ func (p *Page) loadCompareFile(ctx app.Context, files []jsFile) {
 			})
 			return
 		}
-		ctx.Dispatch(func(app.Context) { p.fail(fmt.Errorf("no checkpoint (.safetensors, .pth, .pt, .bin, .ckpt) among the files to compare with")) })
+		ctx.Dispatch(func(app.Context) {
+			p.fail(fmt.Errorf("no checkpoint (.safetensors, .pth, .pt, .bin, .ckpt) among the files to compare with"))
+		})
 	})
 }
 
