@@ -45,7 +45,7 @@ func (m *ModelPanel) Render() app.UI {
 		app.Div().Class("vl-buttons").Body(
 			app.Label().Class("vl-btn vl-btn-primary").Title("A .safetensors or PyTorch .pth/.pt checkpoint, optionally with its config.json").Body(
 				app.Input().ID("vl-model-file").Type("file").Class("vl-file").Multiple(true).
-					Accept(".safetensors,.pth,.pt,.bin,.ckpt,.json").OnChange(pickFiles),
+					Accept(checkpointExts+",.json").OnChange(pickFiles),
 				app.Text("Open model…"),
 			),
 			app.Button().Class("vl-btn").Text("Demo model").Title("The bundled Fashion-MNIST ViT").
@@ -71,7 +71,7 @@ func (m *ModelPanel) Render() app.UI {
 					OnClick(func(ctx app.Context, e app.Event) { ctx.NewAction(actCompareRnd) }),
 				app.Label().Class("vl-btn").Title("A second checkpoint, e.g. B/16 beside B/32").Body(
 					app.Input().ID("vl-compare-file").Type("file").Class("vl-file").DataSet("action", actCompareFile).
-						Accept(".safetensors,.pth,.pt,.bin,.ckpt").OnChange(pickFiles),
+						Accept(checkpointExts).OnChange(pickFiles),
 					app.Text("Second model…"),
 				),
 			),

@@ -257,9 +257,7 @@ func (p *Page) loadCompareFile(ctx app.Context, files []jsFile) {
 	opt := p.loadOpt
 	ctx.Async(func() {
 		for _, f := range files {
-			switch strings.ToLower(path.Ext(f.Name)) {
-			case ".safetensors", ".pth", ".pt", ".bin", ".ckpt":
-			default:
+			if !isCheckpoint(f.Name) {
 				continue
 			}
 			data, err := f.read()
@@ -277,9 +275,18 @@ func (p *Page) loadCompareFile(ctx app.Context, files []jsFile) {
 			return
 		}
 		ctx.Dispatch(func(app.Context) {
-			p.fail(fmt.Errorf("no checkpoint (.safetensors, .pth, .pt, .bin, .ckpt) among the files to compare with"))
+			p.fail(fmt.Errorf("no checkpoint (%s) among the files to compare with", checkpointExts))
 		})
 	})
+}
+
+// checkpointExts are the file name extensions of the checkpoints the app
+// reads, as an <input accept> list.
+const checkpointExts = ".safetensors,.pth,.pt,.bin,.ckpt"
+
+func isCheckpoint(name string) bool {
+	ext := strings.ToLower(path.Ext(name))
+	return ext != "" && strings.Contains(checkpointExts+",", ext+",")
 }
 
 // loadFiles sorts picked or dropped files into model, config, class names
@@ -289,7 +296,7 @@ func (p *Page) loadFiles(ctx app.Context, files []jsFile) {
 	for _, f := range files {
 		ext := strings.ToLower(path.Ext(f.Name))
 		switch {
-		case ext == ".safetensors" || ext == ".pth" || ext == ".pt" || ext == ".bin" || ext == ".ckpt":
+		case isCheckpoint(f.Name):
 			model = append(model, f)
 		case strings.EqualFold(f.Name, "config.json"):
 			config = append(config, f)

@@ -65,13 +65,8 @@ func equalInts(a, b []int) bool { return fmt.Sprint(a) == fmt.Sprint(b) }
 // With WebGPU off the page falls back to the CPU and says so; the ranks are
 // the native ones.
 func TestDemoCPUFallback(t *testing.T) {
-	ts := serve(t)
-	ctx := browser(t, false)
+	ctx, s := openApp(t, false)
 	m, samples := demo(t)
-	if err := chromedp.Do(ctx, chromedp.Navigate(ts.URL)); err != nil {
-		t.Fatal(err)
-	}
-	s := waitState(t, ctx, `d.status === 'ready' && +d.seq >= 1`, firstLoad)
 	t.Logf("backend %q (%s); first analysis %.0f ms after navigation; analysis %.1f ms",
 		s.Backend, s.Note, s.FirstMS, s.summary(t).ElapsedMS)
 	if !strings.Contains(s.Backend, "CPU") || !strings.Contains(s.Note, "WebGPU unavailable") {
@@ -173,13 +168,8 @@ func TestLoadModelURL(t *testing.T) {
 // page), and its ranks are the native ones; a corrupt file is refused with
 // an error naming it while the loaded model keeps working.
 func TestLoadModelFiles(t *testing.T) {
-	ts := serve(t)
-	ctx := browser(t, false)
+	ctx, s := openApp(t, false)
 	_, samples := demo(t)
-	if err := chromedp.Do(ctx, chromedp.Navigate(ts.URL)); err != nil {
-		t.Fatal(err)
-	}
-	s := waitState(t, ctx, `d.status === 'ready' && +d.seq >= 1`, firstLoad)
 
 	tiny := filepath.Join(repoRoot(), "testdata", "reference", "tiny", "timm.safetensors")
 	// Without heads the tiny fixture (dim 16) cannot be read: the page says

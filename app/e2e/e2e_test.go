@@ -191,6 +191,18 @@ func browser(t *testing.T, webgpu bool) context.Context {
 	return ctx
 }
 
+// openApp serves the app, opens it in a fresh browser and waits for the
+// first analysis of the demo.
+func openApp(t *testing.T, webgpu bool) (context.Context, state) {
+	t.Helper()
+	ts := serve(t)
+	ctx := browser(t, webgpu)
+	if err := chromedp.Do(ctx, chromedp.Navigate(ts.URL)); err != nil {
+		t.Fatal(err)
+	}
+	return ctx, waitState(t, ctx, `d.status === 'ready' && +d.seq >= 1`, firstLoad)
+}
+
 // state is what the page exposes in #vl-state.
 type state struct {
 	Status  string  `json:"status"`

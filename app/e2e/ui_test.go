@@ -21,13 +21,8 @@ import (
 // intervention: each CSV equals the native analysis' (numbers within
 // 1e-3), each PNG equals the figures on screen rasterised independently.
 func TestExports(t *testing.T) {
-	ts := serve(t)
-	ctx := browser(t, false)
+	ctx, s := openApp(t, false)
 	m, samples := demo(t)
-	if err := chromedp.Do(ctx, chromedp.Navigate(ts.URL)); err != nil {
-		t.Fatal(err)
-	}
-	s := waitState(t, ctx, `d.status === 'ready' && +d.seq >= 1`, firstLoad)
 	recordDownloads(t, ctx)
 	checkExports(t, ctx, "unperturbed", nativeAnalysis(t, m, samples[0], session.Settings{Target: -1}))
 
@@ -110,13 +105,8 @@ func checkExports(t *testing.T, ctx context.Context, state string, want *session
 // an export saved with Enter; focus is always visible, and axe-core finds
 // no serious or critical violation before and after.
 func TestKeyboard(t *testing.T) {
-	ts := serve(t)
-	ctx := browser(t, false)
+	ctx, s := openApp(t, false)
 	m, samples := demo(t)
-	if err := chromedp.Do(ctx, chromedp.Navigate(ts.URL)); err != nil {
-		t.Fatal(err)
-	}
-	s := waitState(t, ctx, `d.status === 'ready' && +d.seq >= 1`, firstLoad)
 	checkAxe(t, ctx, "demo loaded")
 
 	for _, sel := range []string{"#vl-model-file", "#vl-image-file"} {
@@ -276,17 +266,12 @@ func TestLayout(t *testing.T) {
 // initialisation on the same image and class, both equal to the native
 // analyses, before and after dropping a patch; both export.
 func TestCompareRandomInit(t *testing.T) {
-	ts := serve(t)
-	ctx := browser(t, false)
+	ctx, s := openApp(t, false)
 	m, samples := demo(t)
 	r, err := m.RandomInit(session.RandomSeed)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := chromedp.Do(ctx, chromedp.Navigate(ts.URL)); err != nil {
-		t.Fatal(err)
-	}
-	s := waitState(t, ctx, `d.status === 'ready' && +d.seq >= 1`, firstLoad)
 	target := s.summary(t).Target
 	eval(t, ctx, `document.getElementById('vl-compare-random').click()`)
 	b := waitCompare(t, ctx, `c.model.startsWith('random init of demo:fmnist-vit') && !c.drop`)
