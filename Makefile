@@ -101,7 +101,7 @@ fuzz-short:
 	done
 
 test: test-deps vet wasm-check wasm fuzz-short
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -timeout 30m ./... # the browser tests take minutes on a busy machine
 	$(GO) test -count=1 -short -tags purego ./vit/
 
 # The paper's identifiability experiment on the demo model and Fashion-MNIST.

@@ -21,38 +21,33 @@ import (
 // Checks shared by the browser tests: what the exports hold, axe-core's
 // accessibility rules, and the page's layout.
 
-// download is what a click on an export made the page save.
-type download struct{ Name, Href string }
+// download is what a click on an export made the page save; Text is the
+// content of a blob: download, read at once (the page revokes the URL).
+type download struct{ Name, Href, Text string }
 
 // recordDownloads makes the page record downloads instead of saving them.
 func recordDownloads(t *testing.T, ctx context.Context) {
 	t.Helper()
 	eval(t, ctx, `window.vlDownloads = [];
-		HTMLAnchorElement.prototype.click = function () { window.vlDownloads.push({name: this.download, href: this.href}); };`)
+		HTMLAnchorElement.prototype.click = function () {
+			const d = {name: this.download, href: this.href, text: this.href.startsWith('blob:') ? null : ''};
+			window.vlDownloads.push(d);
+			if (d.text === null) fetch(d.href).then(r => r.text()).then(t => { d.text = t; });
+		};`)
 }
 
 // waitDownloads waits until n downloads were recorded since the last call,
 // and returns those.
 func waitDownloads(t *testing.T, ctx context.Context, n int) []download {
 	t.Helper()
-	got, err := chromedp.Run(ctx, chromedp.Poll[[]download](fmt.Sprintf(`window.vlDownloads.length >= %d && window.vlDownloads.splice(0)`, n),
+	got, err := chromedp.Run(ctx, chromedp.Poll[[]download](fmt.Sprintf(`window.vlDownloads.length >= %d &&
+		window.vlDownloads.every(d => d.text !== null) && window.vlDownloads.splice(0)`, n),
 		chromedp.WithPollingTimeout(30*time.Second)))
 	if err != nil {
 		seen, _ := chromedp.Run(ctx, chromedp.Evaluate[[]string](`window.vlDownloads.map(d => d.name)`))
 		t.Fatalf("waiting for %d downloads: %v (got %q)", n, err, seen)
 	}
 	return got
-}
-
-// fetchText reads a blob: URL the page made.
-func fetchText(t *testing.T, ctx context.Context, href string) string {
-	t.Helper()
-	text, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`fetch(%q).then(r => r.text())`, href),
-		chromedp.EvalAwaitPromise))
-	if err != nil {
-		t.Fatalf("reading %s: %v", href, err)
-	}
-	return text
 }
 
 // sameCSV compares two CSV files cell by cell: numbers within tol

@@ -74,7 +74,7 @@ func checkExports(t *testing.T, ctx context.Context, state string, want *session
 			t.Errorf("%s: no %s among %q", state, name, names)
 			continue
 		}
-		sameCSV(t, state+" "+name, []byte(fetchText(t, ctx, d.Href)), data, 1e-3)
+		sameCSV(t, state+" "+name, []byte(d.Text), data, 1e-3)
 	}
 	overlay := "overlay.png"
 	if want.After != nil {
@@ -108,6 +108,10 @@ func TestKeyboard(t *testing.T) {
 	ctx, s := openApp(t, false)
 	m, samples := demo(t)
 	checkAxe(t, ctx, "demo loaded")
+	if label, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('.vl-thumb').getAttribute('aria-label') ||
+		document.querySelector('.vl-thumb img').alt`)); err != nil || label != "ankle boot (test 0)" {
+		t.Errorf("first sample's name: %q, %v", label, err)
+	}
 
 	for _, sel := range []string{"#vl-model-file", "#vl-image-file"} {
 		n := pressUntil(t, ctx, sel, 40)
@@ -302,7 +306,7 @@ func TestCompareRandomInit(t *testing.T) {
 	if d, ok := got[base+"compare-readouts.csv"]; !ok {
 		t.Errorf("no comparison CSV among %v", got)
 	} else {
-		sameCSV(t, "comparison CSV", []byte(fetchText(t, ctx, d.Href)), session.CompareCSV(first, want), 1e-3)
+		sameCSV(t, "comparison CSV", []byte(d.Text), session.CompareCSV(first, want), 1e-3)
 	}
 	if d, ok := got[base+"compare-heatmaps.png"]; !ok {
 		t.Errorf("no heat-maps PNG")
