@@ -266,6 +266,10 @@ func (p *Page) loadCompareFile(ctx app.Context, files []jsFile) {
 				m, err = session.LoadModel(f.Name, data, opt)
 			}
 			ctx.Dispatch(func(ctx app.Context) {
+				if _, choices, ok := session.HeadsQuestion(err); ok {
+					p.fail(fmt.Errorf("second model: %s does not say how many attention heads it has: enter the count under \"Attention heads\" in the Model panel's loading options (one of %v) and pick it again", f.Name, choices))
+					return
+				}
 				if err != nil {
 					p.fail(fmt.Errorf("second model: %w", err))
 					return
