@@ -107,14 +107,10 @@ func Add(dst, src []float32) {
 	}
 }
 
-// LinearForward computes out = x·Wᵀ + B for `rows` input vectors.
+// LinearForward computes out = x·Wᵀ + B for `rows` input vectors. It packs W
+// for the GEMM on every call; a Model's forward uses the copy packed once.
 func LinearForward(out, x []float32, rows int, l Linear) {
-	MatMulT(out, x, l.W, rows, l.Out, l.In)
-	if l.B != nil {
-		for r := 0; r < rows; r++ {
-			Add(out[r*l.Out:(r+1)*l.Out], l.B)
-		}
-	}
+	PackT(l.W, l.Out, l.In).MatMulT(out, x, rows, l.B, false)
 }
 
 // MatMulTNaive is the obviously-correct twin of MatMulT: out[i,j] = Σ_k a[i,k]·b[j,k].
@@ -136,9 +132,46 @@ func MatMulTNaive(out, a, b []float32, m, n, k int) {
 const parallelMinWork = 1 << 20
 
 // MatMulT computes out (m×n) = a (m×k) · bᵀ where b is n×k, the layout of
-// PyTorch Linear weights: both operands are read along contiguous rows.
-// It works in 2×4 register blocks and splits column panels across cores.
+// PyTorch Linear weights. It packs b for the GEMM (gemm.go) on every call;
+// PackT keeps a packed copy for operands used many times.
 func MatMulT(out, a, b []float32, m, n, k int) {
+	PackT(b, n, k).MatMulT(out, a, m, nil, false)
+}
+
+// PackedT is a matrix W (n×k, PyTorch Linear layout) prepared as the right
+// operand of x·Wᵀ: packed into the micro-kernel's column panels when an
+// assembly kernel runs, kept as is for the scalar loop otherwise.
+type PackedT struct {
+	N, K   int
+	w      []float32 // unpacked, for the scalar loop
+	packed *packedB
+}
+
+// PackT prepares w (n×k) for repeated products. The packed copy is as large
+// as w; w itself is only referenced.
+func PackT(w []float32, n, k int) *PackedT {
+	p := &PackedT{N: n, K: k, w: w}
+	if activeKernel != nil {
+		p.packed = new(packedB)
+		p.packed.packBT(w, k, n, k)
+	}
+	return p
+}
+
+// MatMulT computes out (m×N) = a (m×K)·Wᵀ, plus bias per column when bias
+// is not nil, then GELU when gelu is set (fused into the GEMM's epilogue).
+func (p *PackedT) MatMulT(out, a []float32, m int, bias []float32, gelu bool) {
+	if p.packed != nil && activeKernel != nil {
+		gemm(activeKernel, out, p.N, a, p.K, m, p.packed, epilogue{bias: bias, gelu: gelu}, gemmWorkers())
+		return
+	}
+	matMulTScalar(out, a, p.w, m, p.N, p.K)
+	epilogue{bias: bias, gelu: gelu}.apply(out, p.N, 0, m, 0, p.N)
+}
+
+// matMulTScalar is the scalar path: 2×4 register blocks of dot products,
+// column panels split across cores.
+func matMulTScalar(out, a, b []float32, m, n, k int) {
 	workers := runtime.GOMAXPROCS(0)
 	if m*n*k < parallelMinWork || workers == 1 {
 		matMulTRange(out, a, b, m, n, k, 0, n)
@@ -169,9 +202,10 @@ func MatMulT(out, a, b []float32, m, n, k int) {
 
 // matMulTRange computes output columns [j0, j1) in 2×4 register blocks: 8
 // accumulators plus 6 operands fit the 16 SSE registers Go uses, where a
-// 4×4 block spills and runs 1.7× slower (measured with GOMAXPROCS=1).
+// 4×4 block spills and runs 1.7× slower (measured with GOMAXPROCS=1). It is
+// the twin the packed GEMM is tested against at scale, and the matmul of
+// builds without an assembly kernel (WebAssembly, -tags purego).
 func matMulTRange(out, a, b []float32, m, n, k, j0, j1 int) {
-	var blk [8]float32
 	i := 0
 	for ; i+2 <= m; i += 2 {
 		a0, a1 := a[i*k:(i+1)*k], a[(i+1)*k:(i+2)*k]
@@ -180,11 +214,6 @@ func matMulTRange(out, a, b []float32, m, n, k, j0, j1 int) {
 		for ; j+4 <= j1; j += 4 {
 			b0, b1, b2, b3 := b[j*k:(j+1)*k], b[(j+1)*k:(j+2)*k], b[(j+2)*k:(j+3)*k], b[(j+3)*k:(j+4)*k]
 			b0, b1, b2, b3 = b0[:len(a0)], b1[:len(a0)], b2[:len(a0)], b3[:len(a0)]
-			if block2x4(a0, a1, b0, b1, b2, b3, &blk) {
-				copy(out[i*n+j:i*n+j+4], blk[:4])
-				copy(out[(i+1)*n+j:(i+1)*n+j+4], blk[4:])
-				continue
-			}
 			var s00, s01, s02, s03, s10, s11, s12, s13 float32
 			for p, x0 := range a0 {
 				x1 := a1[p]

@@ -1,0 +1,318 @@
+package vit
+
+import (
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+)
+
+// This file is the CPU GEMM in the way of BLIS/GotoBLAS: the right-hand
+// operand B is packed into column panels of gemmNR (weights once, per model;
+// activations per call), the left-hand A into row panels of gemmMR per call,
+// and an outer-product micro-kernel accumulates a gemmMR×gemmNR tile of C in
+// registers. Blocking along k keeps one B micro-panel (kc×16 floats, 16 KiB)
+// in L1 while it meets every A micro-panel of an mc×kc block held in L2.
+
+const (
+	gemmMR = 6  // rows of C per micro-kernel tile (tokens)
+	gemmNR = 16 // columns of C per tile (output features): two ymm vectors
+	// kc: a B micro-panel of 256×16 floats is 16 KiB, half of a 32 KiB L1d.
+	gemmKC = 256
+	// mc: an A block of 240×256 floats is 240 KiB, half of a 512 KiB L2.
+	gemmMC = 240
+)
+
+// gemmKernel is one micro-kernel: C[0:MR, 0:NR] (=|+=) Σ_p A[p]⊗B[p] over kc
+// steps of a packed A micro-panel (kc×MR) and B micro-panel (kc×NR), C with
+// row stride ldc. The micro-kernel writes the whole tile; edges go through a
+// scratch tile.
+type gemmKernel struct {
+	name string
+	run  func(a, b, c *float32, kc, ldc int, accumulate bool)
+}
+
+// kernels lists the micro-kernels this build has, best last: the portable Go
+// one (the assembly kernels' twin) and those the CPU supports.
+var kernels = append([]gemmKernel{{"go", gemmGo}}, asmKernels()...)
+
+// activeKernel is what MatMulT, LinearForward and Attention use. nil selects
+// the scalar 2×4 loop (matMulTRange), the default where no assembly kernel
+// runs (other CPUs, WebAssembly, -tags purego): the Go micro-kernel is a
+// correctness twin, slower than that loop. VITLENS_GEMM=scalar|go|avx2
+// forces one, so the whole test suite can run on every path of a machine.
+var activeKernel = pickKernel(os.Getenv("VITLENS_GEMM"))
+
+func pickKernel(name string) *gemmKernel {
+	if name == "scalar" {
+		return nil
+	}
+	for i := range kernels {
+		if kernels[i].name == name {
+			return &kernels[i]
+		}
+	}
+	if len(kernels) > 1 {
+		return &kernels[len(kernels)-1]
+	}
+	return nil
+}
+
+// GEMMKernel names the matmul path in use: "scalar", "go" or an assembly
+// kernel such as "avx2".
+func GEMMKernel() string {
+	if activeKernel == nil {
+		return "scalar"
+	}
+	return activeKernel.name
+}
+
+// gemmGo is the portable micro-kernel, the twin the assembly ones are
+// tested against.
+func gemmGo(a, b, c *float32, kc, ldc int, accumulate bool) {
+	as := unsafe.Slice(a, kc*gemmMR)
+	bs := unsafe.Slice(b, kc*gemmNR)
+	var t [gemmMR][gemmNR]float32
+	for p := 0; p < kc; p++ {
+		bp := (*[gemmNR]float32)(bs[p*gemmNR:])
+		for r, x := range as[p*gemmMR : p*gemmMR+gemmMR] {
+			for j, y := range bp {
+				t[r][j] += x * y
+			}
+		}
+	}
+	cs := unsafe.Slice(c, (gemmMR-1)*ldc+gemmNR)
+	for r := range t {
+		row := cs[r*ldc : r*ldc+gemmNR]
+		if accumulate {
+			for j := range row {
+				row[j] += t[r][j]
+			}
+		} else {
+			copy(row, t[r][:])
+		}
+	}
+}
+
+// packedB is a k×n right-hand operand in column panels: panel q holds, for
+// p = 0..k-1, the gemmNR values B[p, q·NR : q·NR+NR], zero past column n.
+type packedB struct {
+	n, k int
+	data []float32
+}
+
+func (b *packedB) panels() int { return (b.n + gemmNR - 1) / gemmNR }
+
+// reset sizes b for a k×n operand, reusing its buffer when large enough.
+func (b *packedB) reset(k, n int) {
+	b.n, b.k = n, k
+	size := b.panels() * k * gemmNR
+	if cap(b.data) < size {
+		b.data = make([]float32, size)
+	}
+	b.data = b.data[:size]
+}
+
+// packBT packs B = Wᵀ from w, whose row j (at w[j*ldw:]) is B's column j:
+// the PyTorch Linear layout (W is n×k), and attention's keys.
+func (b *packedB) packBT(w []float32, ldw, n, k int) {
+	b.reset(k, n)
+	for q := 0; q < b.panels(); q++ {
+		dst := b.data[q*k*gemmNR : (q+1)*k*gemmNR]
+		cols := min(gemmNR, n-q*gemmNR)
+		for c := 0; c < cols; c++ {
+			row := w[(q*gemmNR+c)*ldw:][:k]
+			for p, v := range row {
+				dst[p*gemmNR+c] = v
+			}
+		}
+		if cols < gemmNR {
+			for p := 0; p < k; p++ {
+				clear(dst[p*gemmNR+cols : (p+1)*gemmNR])
+			}
+		}
+	}
+}
+
+// packBN packs B from v, whose row p (at v[p*ldv:]) is B's row p: attention's
+// values.
+func (b *packedB) packBN(v []float32, ldv, k, n int) {
+	b.reset(k, n)
+	for q := 0; q < b.panels(); q++ {
+		dst := b.data[q*k*gemmNR : (q+1)*k*gemmNR]
+		j0 := q * gemmNR
+		cols := min(gemmNR, n-j0)
+		for p := 0; p < k; p++ {
+			d := dst[p*gemmNR : (p+1)*gemmNR]
+			copy(d, v[p*ldv+j0:p*ldv+j0+cols])
+			clear(d[cols:])
+		}
+	}
+}
+
+// kBlock is the k-slice length for a product over k: at most gemmKC, the
+// slices as equal as possible.
+func kBlock(k int) int {
+	blocks := max(1, (k+gemmKC-1)/gemmKC)
+	return (k + blocks - 1) / blocks
+}
+
+// packA packs the m×k matrix a (row i at a[i*lda:]) into row panels of
+// gemmMR for each k-slice [p0, p0+kc) of kBlock(k): slice by slice, so the
+// A block one slice uses is contiguous; within it panel r holds, for
+// p = p0..p0+kc-1, a[r·MR .. r·MR+MR, p] (zero past m).
+func packA(dst, a []float32, lda, m, k int) {
+	kc0 := kBlock(k)
+	rowsPadded := (m + gemmMR - 1) / gemmMR * gemmMR
+	for p0 := 0; p0 < k; p0 += kc0 {
+		kc := min(kc0, k-p0)
+		for i0 := 0; i0 < m; i0 += gemmMR {
+			panel := dst[p0*rowsPadded+(i0/gemmMR)*kc*gemmMR:][:kc*gemmMR]
+			rows := min(gemmMR, m-i0)
+			for r := 0; r < rows; r++ {
+				for p, v := range a[(i0+r)*lda+p0:][:kc] {
+					panel[p*gemmMR+r] = v
+				}
+			}
+			for r := rows; r < gemmMR; r++ {
+				for p := 0; p < kc; p++ {
+					panel[p*gemmMR+r] = 0
+				}
+			}
+		}
+	}
+}
+
+func packedASize(m, k int) int { return (m + gemmMR - 1) / gemmMR * k * gemmMR }
+
+// epilogue is what the GEMM applies to a finished tile while it is in L1:
+// a bias per column, then GELU.
+type epilogue struct {
+	bias []float32
+	gelu bool
+}
+
+func (e epilogue) apply(out []float32, ldc, i0, rows, j0, cols int) {
+	if e.bias == nil && !e.gelu {
+		return
+	}
+	for i := i0; i < i0+rows; i++ {
+		row := out[i*ldc+j0 : i*ldc+j0+cols]
+		if e.bias != nil {
+			Add(row, e.bias[j0:j0+cols])
+		}
+		if e.gelu {
+			GELU(row)
+		}
+	}
+}
+
+// scratch recycles the per-call packing buffers (packed A is up to a few MiB).
+var scratch = sync.Pool{New: func() any { return new([]float32) }}
+
+func getScratch(n int) *[]float32 {
+	s := scratch.Get().(*[]float32)
+	if cap(*s) < n {
+		*s = make([]float32, n)
+	}
+	*s = (*s)[:n]
+	return s
+}
+
+// gemm computes out[i*ldc+j] = ep(Σ_p a[i*lda+p]·B[p,j]) for i < m, j < b.n
+// with micro-kernel kern, splitting column panels across up to `workers`
+// goroutines (fewer when the product is small).
+func gemm(kern *gemmKernel, out []float32, ldc int, a []float32, lda, m int, b *packedB, ep epilogue, workers int) {
+	if m == 0 || b.n == 0 {
+		return
+	}
+	ap := getScratch(packedASize(m, b.k))
+	defer scratch.Put(ap)
+	packA(*ap, a, lda, m, b.k)
+	panels := b.panels()
+	workers = min(workers, panels, max(1, m*b.n*b.k/parallelMinWork))
+	if workers <= 1 {
+		gemmPanels(kern, out, ldc, *ap, m, b, ep, 0, panels)
+		return
+	}
+	// Workers take chunks of panels from a shared counter, so a core slowed
+	// by other load takes fewer; about four chunks per worker.
+	chunk := max(1, panels/(4*workers))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	work := func() {
+		for {
+			q1 := int(next.Add(int64(chunk)))
+			q0 := q1 - chunk
+			if q0 >= panels {
+				return
+			}
+			gemmPanels(kern, out, ldc, *ap, m, b, ep, q0, min(q1, panels))
+		}
+	}
+	for w := 1; w < workers; w++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); work() }()
+	}
+	work()
+	wg.Wait()
+}
+
+// gemmPanels computes the output columns of B panels [q0, q1): for each
+// mc-row block and kc-slice of k, each B micro-panel (in L1) meets every A
+// micro-panel of the block (in L2).
+func gemmPanels(kern *gemmKernel, out []float32, ldc int, ap []float32, m int, b *packedB, ep epilogue, q0, q1 int) {
+	k, n := b.k, b.n
+	kc0 := kBlock(k)
+	rowsPadded := (m + gemmMR - 1) / gemmMR * gemmMR
+	mBlocks := (m + gemmMC - 1) / gemmMC
+	mc := ((m+mBlocks-1)/mBlocks + gemmMR - 1) / gemmMR * gemmMR
+	// With k = 0 the kernel reads nothing (kc = 0) and just writes zeros.
+	var none float32
+	at := func(s []float32, off int) *float32 {
+		if k == 0 {
+			return &none
+		}
+		return &s[off]
+	}
+	for i0 := 0; i0 < m; i0 += mc {
+		i1 := min(m, i0+mc)
+		for p0 := 0; ; p0 += kc0 {
+			kc := min(kc0, k-p0)
+			acc, last := p0 > 0, p0+kc >= k
+			for q := q0; q < q1; q++ {
+				bp := at(b.data, (q*k+p0)*gemmNR)
+				j0 := q * gemmNR
+				cols := min(gemmNR, n-j0)
+				for i := i0; i < i1; i += gemmMR {
+					apan := at(ap, p0*rowsPadded+(i/gemmMR)*kc*gemmMR)
+					rows := min(gemmMR, m-i)
+					if rows == gemmMR && cols == gemmNR {
+						kern.run(apan, bp, &out[i*ldc+j0], kc, ldc, acc)
+					} else {
+						var tile [gemmMR * gemmNR]float32
+						if acc {
+							for r := 0; r < rows; r++ {
+								copy(tile[r*gemmNR:r*gemmNR+cols], out[(i+r)*ldc+j0:])
+							}
+						}
+						kern.run(apan, bp, &tile[0], kc, gemmNR, acc)
+						for r := 0; r < rows; r++ {
+							copy(out[(i+r)*ldc+j0:(i+r)*ldc+j0+cols], tile[r*gemmNR:])
+						}
+					}
+					if last {
+						ep.apply(out, ldc, i, rows, j0, cols)
+					}
+				}
+			}
+			if last {
+				break
+			}
+		}
+	}
+}
+
+// gemmWorkers is how many goroutines one product may use.
+func gemmWorkers() int { return runtime.GOMAXPROCS(0) }
