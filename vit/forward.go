@@ -3,6 +3,8 @@ package vit
 import (
 	"math"
 	"slices"
+	"sync"
+	"sync/atomic"
 )
 
 // Forward runs the model on one preprocessed image (Channels×ImageSize×ImageSize)
@@ -85,7 +87,7 @@ func (m *Model) Embed(pixels *Tensor) []float32 {
 	}
 	x := make([]float32, c.NumTokens()*d)
 	first := c.FirstImageToken()
-	LinearForward(x[first*d:], cols, c.NumPatches(), m.Patch)
+	m.LinearForward(x[first*d:], cols, c.NumPatches(), m.Patch)
 	if c.ClassToken {
 		copy(x[:d], m.ClsToken)
 	}
@@ -143,7 +145,7 @@ func (m *Model) block(b int, x []float32, tokens []int, opt Options, tr *Trace, 
 	in := record(x)
 	// Attention sublayer.
 	qkv := make([]float32, n*3*d)
-	LinearForward(qkv, input(blk.Norm1), n, blk.QKV)
+	m.LinearForward(qkv, input(blk.Norm1), n, blk.QKV)
 	heads := make([]float32, n*d)
 	probs, values := Attention(heads, qkv, n, c.Heads, c.HeadDim(), opt.Edit, tokens, opt.Taps.AttnProbs || rec != nil, opt.Taps.Values)
 	if tr.AttnProbs != nil {
@@ -156,19 +158,24 @@ func (m *Model) block(b int, x []float32, tokens []int, opt Options, tr *Trace, 
 		tr.Heads[b] = &Tensor{Shape: []int{n, d}, Data: slices.Clone(heads)}
 	}
 	update := make([]float32, n*d)
-	LinearForward(update, heads, n, blk.Proj)
+	m.LinearForward(update, heads, n, blk.Proj)
 	attnOut := record(update)
 	residual(update, blk.Norm1, SiteAttn, SiteHSMid)
 	mid := record(x)
 	// MLP sublayer.
 	hidden := make([]float32, n*c.MLPDim)
-	LinearForward(hidden, input(blk.Norm2), n, blk.FC1)
-	if tr.FC1 != nil {
-		tr.FC1[b] = &Tensor{Shape: []int{n, c.MLPDim}, Data: slices.Clone(hidden)}
+	var fc1 []float32
+	if tr.FC1 != nil || rec != nil {
+		m.LinearForward(hidden, input(blk.Norm2), n, blk.FC1)
+		if tr.FC1 != nil {
+			tr.FC1[b] = &Tensor{Shape: []int{n, c.MLPDim}, Data: slices.Clone(hidden)}
+		}
+		fc1 = record(hidden)
+		GELU(hidden)
+	} else {
+		m.linear(hidden, input(blk.Norm2), n, blk.FC1, true) // GELU in the GEMM's epilogue
 	}
-	fc1 := record(hidden)
-	GELU(hidden)
-	LinearForward(update, hidden, n, blk.FC2)
+	m.LinearForward(update, hidden, n, blk.FC2)
 	mlpOut := record(update)
 	residual(update, blk.Norm2, SiteMLP, SiteHS)
 	if rec != nil {
@@ -192,40 +199,87 @@ func Attention(out, qkv []float32, n, heads, dh int, edit AttnEdit, tokens []int
 	}
 	scale := float32(1 / math.Sqrt(float64(dh)))
 	cls := slices.Index(tokens, 0) // -1 when [CLS] was dropped or never existed
-	scores := make([]float32, n)
-	for h := 0; h < heads; h++ {
-		qo, ko, vo := h*dh, d+h*dh, 2*d+h*dh
-		for t := 0; t < n; t++ {
-			q := qkv[t*3*d+qo : t*3*d+qo+dh]
-			for s := 0; s < n; s++ {
-				scores[s] = dot(q, qkv[s*3*d+ko:s*3*d+ko+dh]) * scale
-			}
-			Softmax(scores)
-			if t != cls {
-				editRow(scores, edit, t, cls)
-			}
-			if probs != nil {
-				copy(probs.Data[(h*n+t)*n:], scores)
-			}
-			o := out[t*d+qo : t*d+qo+dh]
-			clear(o)
-			for s, p := range scores {
-				if p == 0 {
-					continue
+	// Heads run in parallel; each keeps its n×n scores in cache from the
+	// q·kᵀ product through the softmax to the product with v.
+	workers := min(gemmWorkers(), heads, max(1, 2*heads*n*n*dh/parallelMinWork))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	work := func() {
+		var a attentionScratch
+		for h := int(next.Add(1)) - 1; h < heads; h = int(next.Add(1)) - 1 {
+			a.head(out, qkv, n, d, dh, h, scale, edit, cls, probs)
+			if values != nil {
+				vo := 2*d + h*dh
+				for s := 0; s < n; s++ {
+					copy(values.Data[(h*n+s)*dh:], qkv[s*3*d+vo:s*3*d+vo+dh])
 				}
-				v := qkv[s*3*d+vo : s*3*d+vo+dh]
-				for i := range o {
-					o[i] += p * v[i]
-				}
-			}
-		}
-		if values != nil {
-			for s := 0; s < n; s++ {
-				copy(values.Data[(h*n+s)*dh:], qkv[s*3*d+vo:s*3*d+vo+dh])
 			}
 		}
 	}
+	for w := 1; w < workers; w++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); work() }()
+	}
+	work()
+	wg.Wait()
 	return probs, values
+}
+
+// attentionScratch is one worker's buffers for Attention's heads.
+type attentionScratch struct {
+	scores       []float32
+	keys, values packedB
+}
+
+// head computes head h of Attention into its columns of out.
+func (a *attentionScratch) head(out, qkv []float32, n, d, dh, h int, scale float32, edit AttnEdit, cls int, probs *Tensor) {
+	if len(a.scores) < n*n {
+		a.scores = make([]float32, n*n)
+	}
+	scores := a.scores[:n*n]
+	qo, ko, vo := h*dh, d+h*dh, 2*d+h*dh
+	if activeKernel != nil {
+		a.keys.packBT(qkv[ko:], 3*d, n, dh)
+		gemm(activeKernel, scores, n, qkv[qo:], 3*d, n, &a.keys, epilogue{}, 1)
+	} else {
+		for t := 0; t < n; t++ {
+			q := qkv[t*3*d+qo : t*3*d+qo+dh]
+			for s := 0; s < n; s++ {
+				scores[t*n+s] = dot(q, qkv[s*3*d+ko:s*3*d+ko+dh])
+			}
+		}
+	}
+	for t := 0; t < n; t++ {
+		row := scores[t*n : (t+1)*n]
+		for s := range row {
+			row[s] *= scale
+		}
+		Softmax(row)
+		if t != cls {
+			editRow(row, edit, t, cls)
+		}
+		if probs != nil {
+			copy(probs.Data[(h*n+t)*n:], row)
+		}
+	}
+	if activeKernel != nil {
+		a.values.packBN(qkv[vo:], 3*d, n, dh)
+		gemm(activeKernel, out[qo:], d, scores, n, n, &a.values, epilogue{}, 1)
+		return
+	}
+	for t := 0; t < n; t++ {
+		o := out[t*d+qo : t*d+qo+dh]
+		clear(o)
+		for s, p := range scores[t*n : (t+1)*n] {
+			if p == 0 {
+				continue
+			}
+			v := qkv[s*3*d+vo : s*3*d+vo+dh]
+			for i := range o {
+				o[i] += p * v[i]
+			}
+		}
+	}
 }
 
 // editRow applies an attention edit to the probabilities of query position t
@@ -264,7 +318,7 @@ func (m *Model) classify(x []float32, n int, rec *Activations) (pooled, logits [
 	}
 	LayerNorm(pooled, pooled, 1, d, m.Norm, c.LNEps)
 	logits = make([]float32, c.Classes)
-	LinearForward(logits, pooled, 1, m.Head)
+	m.LinearForward(logits, pooled, 1, m.Head)
 	if rec != nil {
 		rec.Logits = logits
 	}

@@ -1,6 +1,9 @@
 package vit
 
-import "fmt"
+import (
+	"fmt"
+	"sync/atomic"
+)
 
 // Linear is a fully connected layer in PyTorch layout: W is Out×In row-major,
 // so y = x·Wᵀ + B. B may be nil (no bias).
@@ -40,6 +43,9 @@ type Model struct {
 	// it for every projected vector.
 	Norm Norm
 	Head Linear // Classes × Dim
+	// cpu holds the weights packed for the CPU GEMM, built on the first
+	// forward (cpuweights.go).
+	cpu atomic.Pointer[cpuWeights]
 }
 
 // NumParams counts the scalar parameters.

@@ -108,3 +108,25 @@ func TestGELUMatchesExact(t *testing.T) {
 	}
 	t.Logf("max |GELU - GELUExact| / max(1,|x|) = %.2g", worst)
 }
+
+// Exp32 against math.Exp over the softmax's range and beyond, and at the
+// edges where it defers to math.Exp.
+func TestExp32MatchesExp(t *testing.T) {
+	worst := 0.0
+	for i := -1000000; i <= 1000000; i++ {
+		x := float32(i) * 9e-5 // [-90, 90]
+		want := math.Exp(float64(x))
+		got := float64(Exp32(x))
+		if want == 0 || want > math.MaxFloat32 {
+			continue
+		}
+		worst = math.Max(worst, math.Abs(got-want)/want)
+	}
+	if worst > 1e-6 {
+		t.Fatalf("Exp32 relative error %g", worst)
+	}
+	if !math.IsNaN(float64(Exp32(float32(math.NaN())))) || Exp32(-200) != 0 || !math.IsInf(float64(Exp32(200)), 1) {
+		t.Fatal("Exp32 edge cases")
+	}
+	t.Logf("max relative error of Exp32: %.2g", worst)
+}

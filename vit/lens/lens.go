@@ -25,6 +25,7 @@ type Projector struct {
 	S            []float32 // E'·1
 	Bias         []float32 // E·b + β
 	model        *vit.Model
+	ew           *vit.PackedT // EW packed for the CPU GEMM
 }
 
 // NewProjector precomputes the folded head of m.
@@ -43,6 +44,7 @@ func NewProjector(m *vit.Model) *Projector {
 		p.S[k] = float32(s)
 		p.Bias[k] = float32(b) + m.Head.B[k]
 	}
+	p.ew = vit.PackT(p.EW, c, d)
 	return p
 }
 
@@ -53,14 +55,14 @@ func (p *Projector) Direct(h []float32, n int) []float32 {
 	normed := make([]float32, len(h))
 	vit.LayerNorm(normed, h, n, p.Dim, m.Norm, m.Config.LNEps)
 	out := make([]float32, n*p.Classes)
-	vit.LinearForward(out, normed, n, m.Head)
+	m.LinearForward(out, normed, n, m.Head)
 	return out
 }
 
 // Raw computes Z = E'·h for n vectors (n×Classes), the linear part.
 func (p *Projector) Raw(h []float32, n int) []float32 {
 	z := make([]float32, n*p.Classes)
-	vit.MatMulT(z, h, p.EW, n, p.Classes, p.Dim)
+	p.ew.MatMulT(z, h, n, nil, false)
 	return z
 }
 
