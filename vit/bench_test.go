@@ -1,8 +1,10 @@
 package vit
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 )
@@ -11,7 +13,7 @@ import (
 var b16 = Config{ImageSize: 224, PatchSize: 16, Channels: 3, Dim: 768, Depth: 12, Heads: 12, MLPDim: 3072,
 	Classes: 1000, QKVBias: true, LNEps: 1e-6, ClassToken: true, Pool: PoolCLS}
 
-// FLOPs of one B/16 forward (multiply-adds ×2): patch embed, qkv, scores,
+// FLOPs of one forward (multiply-adds ×2): patch embed, qkv, scores,
 // weighted values, proj, fc1, fc2 and the head.
 func forwardFLOPs(c Config) float64 {
 	n, d, m := float64(c.NumTokens()), float64(c.Dim), float64(c.MLPDim)
@@ -19,23 +21,60 @@ func forwardFLOPs(c Config) float64 {
 	return float64(c.Depth)*perBlock + 2*float64(c.NumPatches())*d*float64(c.Channels*c.PatchSize*c.PatchSize) + 2*d*float64(c.Classes)
 }
 
-func BenchmarkForwardB16(b *testing.B) {
-	m, err := NewRandom(b16, 1)
-	if err != nil {
-		b.Fatal(err)
-	}
-	img := NewTensor(3, 224, 224)
-	rng := rand.New(rand.NewPCG(1, 1))
-	for i := range img.Data {
-		img.Data[i] = float32(rng.NormFloat64())
-	}
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, err := m.Forward(img, Options{}); err != nil {
-			b.Fatal(err)
+// b32 is ViT-B/32: B/16 with 32-pixel patches (50 tokens).
+var b32 = func() Config { c := b16; c.PatchSize = 32; return c }()
+
+// benchModels builds each random benchmark model once per test binary.
+var benchModels = map[string]func() (*Model, error){
+	"B16": sync.OnceValues(func() (*Model, error) { return NewRandom(b16, 1) }),
+	"B32": sync.OnceValues(func() (*Model, error) { return NewRandom(b32, 1) }),
+}
+
+// BenchmarkForward times ViT-B/16 and B/32 forwards (random weights) on
+// batches of 1 and 8 images, the images of a batch in parallel over
+// GOMAXPROCS goroutines as lens.CPU runs them; ms/image is the figure
+// tools/bench/compare_torch.py reads.
+func BenchmarkForward(b *testing.B) {
+	for _, model := range []string{"B16", "B32"} {
+		for _, batch := range []int{1, 8} {
+			b.Run(fmt.Sprintf("%s/batch%d", model, batch), func(b *testing.B) {
+				m, err := benchModels[model]()
+				if err != nil {
+					b.Fatal(err)
+				}
+				c := m.Config
+				rng := rand.New(rand.NewPCG(1, 1))
+				img := &Tensor{Shape: []int{3, c.ImageSize, c.ImageSize}, Data: randSlice(rng, 3*c.ImageSize*c.ImageSize)}
+				if _, err := m.Forward(img, Options{}); err != nil { // packs the weights
+					b.Fatal(err)
+				}
+				b.ResetTimer()
+				for b.Loop() {
+					forwardBatch(b, m, img, batch)
+				}
+				perImage := b.Elapsed().Seconds() / float64(b.N*batch)
+				b.ReportMetric(perImage*1e3, "ms/image")
+				b.ReportMetric(forwardFLOPs(c)/perImage/1e9, "GFLOP/s")
+			})
 		}
 	}
-	b.ReportMetric(forwardFLOPs(b16)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}
+
+// forwardBatch runs `batch` forwards of img, GOMAXPROCS at a time.
+func forwardBatch(b *testing.B, m *Model, img *Tensor, batch int) {
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for range batch {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if _, err := m.Forward(img, Options{}); err != nil {
+				b.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // corePeak measures one core's FP32 FMA throughput (GFLOP/s) with an

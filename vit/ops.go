@@ -43,11 +43,16 @@ func NormStats(x []float32, eps float32) (mean, invStd float64) {
 // GELU applies the erf GELU in place, as timm, torchvision and Hugging Face
 // ViTs use, with a float32 erf (Erf32). GELUExact is its float64 twin.
 func GELU(x []float32) {
-	const invSqrt2 = 0.70710678118654752440
-	for i, v := range x {
+	for i := geluVector(x); i < len(x); i++ {
+		v := x[i]
 		x[i] = 0.5 * v * (1 + Erf32(v*invSqrt2))
 	}
 }
+
+const (
+	invSqrt2 = 0.70710678118654752440
+	log2e    = 1.44269504088896340736
+)
 
 // GELUExact is GELU with math.Erf in float64: the slow reference the tests
 // hold GELU to (within 1e-6 absolute).
@@ -88,9 +93,9 @@ func Softmax(row []float32) {
 			m = v
 		}
 	}
-	var sum float64
-	for i, v := range row {
-		e := Exp32(v - m)
+	done, sum := expShiftVector(row, m)
+	for i := done; i < len(row); i++ {
+		e := Exp32(row[i] - m)
 		row[i] = e
 		sum += float64(e)
 	}
@@ -109,7 +114,6 @@ func Exp32(x float32) float32 {
 	if !(x >= -87.33654 && x <= 88.0) { // also NaN
 		return float32(math.Exp(float64(x)))
 	}
-	const log2e = 1.44269504088896341
 	n := float32(math.Floor(float64(x*log2e) + 0.5))
 	r := x - n*0.693359375 - n*-2.12194440e-4 // ln2 in two parts: n·ln2 exactly
 	p := float32(1.9875691500e-4)

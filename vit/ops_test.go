@@ -130,3 +130,37 @@ func TestExp32MatchesExp(t *testing.T) {
 	}
 	t.Logf("max relative error of Exp32: %.2g", worst)
 }
+
+// The vector GELU and softmax exponentials (where this build has them)
+// against their Go loops, on lengths that leave a tail.
+func TestVectorActivationsMatchGo(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	x := randSlice(rng, 1003)
+	for i := range x {
+		x[i] *= 4
+	}
+	x[0], x[1], x[2] = 0, 30, -30
+	vec := append([]float32(nil), x...)
+	done := geluVector(vec)
+	t.Logf("vector GELU did %d of %d", done, len(x))
+	for i := 0; i < done; i++ {
+		v := x[i]
+		want := 0.5 * v * (1 + Erf32(v*invSqrt2))
+		if d := math.Abs(float64(vec[i] - want)); d > 1e-6*math.Max(1, math.Abs(float64(v))) {
+			t.Fatalf("GELU(%g): vector %g, Go %g", v, vec[i], want)
+		}
+	}
+	copy(vec, x)
+	done, sum := expShiftVector(vec, 3)
+	var want float64
+	for i := 0; i < done; i++ {
+		e := Exp32(x[i] - 3)
+		want += float64(e)
+		if d := math.Abs(float64(vec[i]-e)) / float64(e); d > 1e-6 && e > 1e-37 {
+			t.Fatalf("exp(%g): vector %g, Exp32 %g", x[i]-3, vec[i], e)
+		}
+	}
+	if math.Abs(sum-want) > 1e-6*want {
+		t.Fatalf("sum of exponentials: vector %g, Go %g", sum, want)
+	}
+}

@@ -1,26 +1,43 @@
 #!/usr/bin/python3
-"""Time a ViT-B/16 forward (batch 1, random weights) in PyTorch and in vitlens's
-pure-Go forward on this machine with the same thread count, and print the ratio.
+"""Time ViT-B/16 and ViT-B/32 forwards (random weights) per image at batch 1 and 8, at one
+thread and at all threads, in vitlens's native Go forward, PyTorch and ONNX Runtime (native
+CPU build, npm onnxruntime-node) on this machine, in one run, and print the ratios.
 
-Run from the repository root:  /usr/bin/python3 tools/bench/compare_torch.py [--threads N]
-Needs Debian's python3-torch and python3-torchvision, and Go.
+Each figure is the best of --rounds rounds, the three runtimes taking turns within a round, each
+round the best of --reps timed batches after a warm-up: the machine is shared, so only figures
+measured side by side compare.
+
+Run from the repository root:
+    /usr/bin/python3 tools/bench/export_onnx.py          # once: tools/bench/models/*.onnx
+    (cd tools/bench && npm install --ignore-scripts)     # once: onnxruntime-node 1.30.0
+    /usr/bin/python3 tools/bench/compare_torch.py [--threads 1,2] [--models B16,B32] [--batches 1,8]
+Needs Debian's python3-torch (1.13) with libopenblas0-openmp, python3-torchvision, Go and Node.
 """
 import argparse
+import json
 import os
 import re
 import subprocess
+import tempfile
 import time
 
 import torch
 import torchvision
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+PATCH = {"B16": 16, "B32": 32}
 
-def torch_seconds(threads, reps):
-    torch.set_num_threads(threads)
-    model = torchvision.models.VisionTransformer(
-        image_size=224, patch_size=16, num_layers=12, num_heads=12,
+
+def torch_model(name):
+    torch.manual_seed(0)
+    return torchvision.models.VisionTransformer(
+        image_size=224, patch_size=PATCH[name], num_layers=12, num_heads=12,
         hidden_dim=768, mlp_dim=3072, num_classes=1000).eval()
-    x = torch.randn(1, 3, 224, 224)
+
+
+def torch_seconds(model, batch, threads, reps):
+    torch.set_num_threads(threads)
+    x = torch.randn(batch, 3, 224, 224)
     with torch.no_grad():
         model(x)  # warm-up
         best = float("inf")
@@ -28,32 +45,63 @@ def torch_seconds(threads, reps):
             t = time.perf_counter()
             model(x)
             best = min(best, time.perf_counter() - t)
-    return best
+    return best / batch
 
 
-def go_seconds(threads, reps):
+def go_seconds(binary, name, batch, threads, reps):
     env = dict(os.environ, GOMAXPROCS=str(threads))
     out = subprocess.run(
-        ["go", "test", "-run", "XXX", "-bench", "BenchmarkForwardB16$",
-         "-benchtime", f"{reps}x", "-count", "2", "./vit/"],
-        env=env, check=True, capture_output=True, text=True).stdout
-    ns = [float(m) for m in re.findall(r"BenchmarkForwardB16\S*\s+\d+\s+([\d.]+) ns/op", out)]
-    if not ns:
+        [binary, "-test.run", "XXX", "-test.bench", f"BenchmarkForward$/{name}/batch{batch}$",
+         "-test.benchtime", f"{reps}x"],
+        env=env, check=True, capture_output=True, text=True, cwd=os.path.join(HERE, "..", "..", "vit")).stdout
+    ms = re.findall(r"([\d.]+) ms/image", out)
+    if not ms:
         raise SystemExit("no benchmark result in:\n" + out)
-    return min(ns) / 1e9
+    return float(ms[0]) / 1e3
+
+
+def ort_seconds(name, batch, threads, reps):
+    model = os.path.join(HERE, "models", f"vit_b_{PATCH[name]}.onnx")
+    out = subprocess.run(["node", os.path.join(HERE, "ort_bench.mjs"), model, str(batch), str(threads), str(reps)],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out)["seconds"] / batch
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=os.cpu_count())
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--threads", default=f"1,{os.cpu_count()}")
+    ap.add_argument("--models", default="B16,B32")
+    ap.add_argument("--batches", default="1,8")
+    ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=2)
     a = ap.parse_args()
-    t = torch_seconds(a.threads, a.reps)
-    g = go_seconds(a.threads, a.reps)
-    print(f"ViT-B/16 forward, batch 1, {a.threads} threads")
-    print(f"  PyTorch {torch.__version__} ({torch.backends.mkldnn.is_available() and 'oneDNN' or 'no oneDNN'}): {t*1e3:8.1f} ms")
-    print(f"  vitlens pure Go:        {g*1e3:8.1f} ms")
-    print(f"  ratio Go / PyTorch:     {g/t:8.2f}x")
+    for name in a.models.split(","):
+        if not os.path.exists(os.path.join(HERE, "models", f"vit_b_{PATCH[name]}.onnx")):
+            raise SystemExit("no ONNX export: run /usr/bin/python3 tools/bench/export_onnx.py first")
+    if not os.path.isdir(os.path.join(HERE, "node_modules", "onnxruntime-node")):
+        raise SystemExit("no ONNX Runtime: run (cd tools/bench && npm install --ignore-scripts) first")
+    with tempfile.TemporaryDirectory() as tmp:
+        binary = os.path.join(tmp, "vit.test")
+        subprocess.run(["go", "test", "-c", "-o", binary, "./vit/"], check=True,
+                       cwd=os.path.join(HERE, "..", ".."))
+        kernel = subprocess.run([binary, "-test.run", "TestGEMMKernelEnv", "-test.v"], capture_output=True,
+                                text=True, cwd=os.path.join(HERE, "..", "..", "vit")).stdout
+        kernel = (re.findall(r"matmul path: (\S+)", kernel) or ["?"])[0]
+        print(f"per-image seconds, best of {a.rounds} rounds x {a.reps} reps; PyTorch {torch.__version__}, "
+              f"onnxruntime-node 1.30.0, vitlens GEMM kernel {kernel}")
+        print(f"{'model':5} {'batch':>5} {'threads':>7} {'vitlens':>9} {'PyTorch':>9} {'ORT':>9} "
+              f"{'vs PyTorch':>10} {'vs ORT':>7} {'vs faster':>9}")
+        for name in a.models.split(","):
+            model = torch_model(name)
+            for batch in map(int, a.batches.split(",")):
+                for threads in map(int, a.threads.split(",")):
+                    g = t = o = float("inf")
+                    for _ in range(a.rounds):
+                        t = min(t, torch_seconds(model, batch, threads, a.reps))
+                        o = min(o, ort_seconds(name, batch, threads, a.reps))
+                        g = min(g, go_seconds(binary, name, batch, threads, a.reps))
+                    print(f"{name:5} {batch:5d} {threads:7d} {g:9.3f} {t:9.3f} {o:9.3f} "
+                          f"{g / t:9.2f}x {g / o:6.2f}x {g / min(t, o):8.2f}x", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,67 @@
+//go:build amd64 && !purego
+
+package vit
+
+import (
+	"math"
+
+	"golang.org/x/sys/cpu"
+)
+
+//go:noescape
+func geluAVX2(x *float32, n int, c *[8]float32)
+
+//go:noescape
+func expShiftAVX2(x *float32, n int, shift float32, c *[8]float32) float32
+
+// vectorActivations: GELU and the softmax's exponentials in AVX2/FMA, on
+// the machines whose GEMM kernel is avx2 (VITLENS_GEMM=go or scalar turn
+// them off too, so those runs test the Go twins end to end).
+var vectorActivations = cpu.X86.HasAVX2 && cpu.X86.HasFMA && activeKernel != nil && activeKernel.name == "avx2"
+
+// geluTable and expTable hold the kernels' constants, each in eight lanes
+// (the order is the assembly's offsets: 32 bytes apart).
+var geluTable = lanes([]float32{
+	-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06, -5.69250639462346e-05,
+	-7.34990630326855e-04, -2.95459980854025e-03, -1.60960333262415e-02, // numerator
+	-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03,
+	-1.42647390514189e-02, // denominator
+	invSqrt2, 4, -4, 0.5, 1,
+})
+
+var expTable = lanes([]float32{
+	-87.33654, log2e, 0.693359375, -2.12194440e-4,
+	1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1,
+	1, math.Float32frombits(127),
+})
+
+func lanes(c []float32) [][8]float32 {
+	t := make([][8]float32, len(c))
+	for i, v := range c {
+		for l := range t[i] {
+			t[i][l] = v
+		}
+	}
+	return t
+}
+
+// geluVector runs the vector kernel on the largest multiple of 8 of x and returns
+// how many it did.
+func geluVector(x []float32) int {
+	n := len(x) &^ 7
+	if !vectorActivations || n == 0 {
+		return 0
+	}
+	geluAVX2(&x[0], n, &geluTable[0])
+	return n
+}
+
+// expShiftVector does x[i] = e^(x[i]-shift) on the largest multiple of 8 of
+// x and returns how many it did and their sum.
+func expShiftVector(x []float32, shift float32) (int, float64) {
+	n := len(x) &^ 7
+	if !vectorActivations || n == 0 {
+		return 0, 0
+	}
+	return n, float64(expShiftAVX2(&x[0], n, shift, &expTable[0]))
+}
