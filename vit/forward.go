@@ -205,7 +205,8 @@ func Attention(out, qkv []float32, n, heads, dh int, edit AttnEdit, tokens []int
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	work := func() {
-		var a attentionScratch
+		a := attentionScratches.Get().(*attentionScratch)
+		defer attentionScratches.Put(a)
 		for h := int(next.Add(1)) - 1; h < heads; h = int(next.Add(1)) - 1 {
 			a.head(out, qkv, n, d, dh, h, scale, edit, cls, probs)
 			if values != nil {
@@ -225,11 +226,14 @@ func Attention(out, qkv []float32, n, heads, dh int, edit AttnEdit, tokens []int
 	return probs, values
 }
 
-// attentionScratch is one worker's buffers for Attention's heads.
+// attentionScratch is one worker's buffers for Attention's heads, recycled
+// across calls (a B/16 forward would otherwise allocate them 12 times).
 type attentionScratch struct {
 	scores       []float32
 	keys, values packedB
 }
+
+var attentionScratches = sync.Pool{New: func() any { return new(attentionScratch) }}
 
 // head computes head h of Attention into its columns of out.
 func (a *attentionScratch) head(out, qkv []float32, n, d, dh, h int, scale float32, edit AttnEdit, cls int, probs *Tensor) {
