@@ -62,19 +62,11 @@ func BenchmarkForward(b *testing.B) {
 
 // forwardBatch runs `batch` forwards of img, GOMAXPROCS at a time.
 func forwardBatch(b *testing.B, m *Model, img *Tensor, batch int) {
-	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
-	var wg sync.WaitGroup
-	for range batch {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			if _, err := m.Forward(img, Options{}); err != nil {
-				b.Error(err)
-			}
-		}()
-	}
-	wg.Wait()
+	Parallel(0, batch, func(int) {
+		if _, err := m.Forward(img, Options{}); err != nil {
+			b.Error(err)
+		}
+	})
 }
 
 // corePeak measures one core's FP32 FMA throughput (GFLOP/s) with an

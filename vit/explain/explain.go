@@ -239,7 +239,7 @@ func headOutputGrads(t *tape, b, rows, target int, opt Options) (gO []float32, l
 	z := make([]float32, rows*d)
 	vit.LayerNorm(z, a, rows, d, m.Norm, c.LNEps)
 	logits := make([]float32, rows*C)
-	vit.LinearForward(logits, z, rows, m.Head)
+	m.LinearForward(logits, z, rows, m.Head)
 	gLogits := make([]float32, rows*C)
 	loss = make([]float32, rows)
 	for r := range rows {
