@@ -1,5 +1,11 @@
 #include "textflag.h"
 
+// One row of the C tile: add C's row at R9 to accumulators lo, hi (then
+// step R9 to the next row), or store them at DX (then step DX).
+#define ADD_ROW(lo, hi) VADDPS (R9), lo, lo; VADDPS 32(R9), hi, hi; ADDQ R8, R9
+#define ZERO_Y0_TO_Y9 VXORPS Y0, Y0, Y0; VXORPS Y1, Y1, Y1; VXORPS Y2, Y2, Y2; VXORPS Y3, Y3, Y3; VXORPS Y4, Y4, Y4; VXORPS Y5, Y5, Y5; VXORPS Y6, Y6, Y6; VXORPS Y7, Y7, Y7; VXORPS Y8, Y8, Y8; VXORPS Y9, Y9, Y9
+#define STORE_ROW(lo, hi) VMOVUPS lo, (DX); VMOVUPS hi, 32(DX); ADDQ R8, DX
+
 // func gemm6x16AVX2(a, b, c *float32, kc, ldc int, accumulate bool)
 //
 // The outer-product micro-kernel: C[0:6, 0:16] (=|+=) Σ_p A[p][0:6] ⊗ B[p][0:16]
@@ -15,16 +21,7 @@ TEXT ·gemm6x16AVX2(SB), NOSPLIT, $0-41
 	MOVQ kc+24(FP), CX
 	MOVQ ldc+32(FP), R8
 	SHLQ $2, R8 // bytes
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-	VXORPS Y8, Y8, Y8
-	VXORPS Y9, Y9, Y9
+	ZERO_Y0_TO_Y9
 	VXORPS Y10, Y10, Y10
 	VXORPS Y11, Y11, Y11
 	TESTQ CX, CX
@@ -59,57 +56,23 @@ loop:
 store:
 	MOVBLZX accumulate+40(FP), AX
 	TESTQ   AX, AX
-	JZ      overwrite
-	VADDPS  (DX), Y0, Y0
-	VADDPS  32(DX), Y1, Y1
-	VMOVUPS Y0, (DX)
-	VMOVUPS Y1, 32(DX)
-	ADDQ    R8, DX
-	VADDPS  (DX), Y2, Y2
-	VADDPS  32(DX), Y3, Y3
-	VMOVUPS Y2, (DX)
-	VMOVUPS Y3, 32(DX)
-	ADDQ    R8, DX
-	VADDPS  (DX), Y4, Y4
-	VADDPS  32(DX), Y5, Y5
-	VMOVUPS Y4, (DX)
-	VMOVUPS Y5, 32(DX)
-	ADDQ    R8, DX
-	VADDPS  (DX), Y6, Y6
-	VADDPS  32(DX), Y7, Y7
-	VMOVUPS Y6, (DX)
-	VMOVUPS Y7, 32(DX)
-	ADDQ    R8, DX
-	VADDPS  (DX), Y8, Y8
-	VADDPS  32(DX), Y9, Y9
-	VMOVUPS Y8, (DX)
-	VMOVUPS Y9, 32(DX)
-	ADDQ    R8, DX
-	VADDPS  (DX), Y10, Y10
-	VADDPS  32(DX), Y11, Y11
-	VMOVUPS Y10, (DX)
-	VMOVUPS Y11, 32(DX)
-	VZEROUPPER
-	RET
+	JZ      write
+	// Accumulate: add the tile already in C, row by row.
+	MOVQ    DX, R9
+	ADD_ROW(Y0, Y1)
+	ADD_ROW(Y2, Y3)
+	ADD_ROW(Y4, Y5)
+	ADD_ROW(Y6, Y7)
+	ADD_ROW(Y8, Y9)
+	ADD_ROW(Y10, Y11)
 
-overwrite:
-	VMOVUPS Y0, (DX)
-	VMOVUPS Y1, 32(DX)
-	ADDQ    R8, DX
-	VMOVUPS Y2, (DX)
-	VMOVUPS Y3, 32(DX)
-	ADDQ    R8, DX
-	VMOVUPS Y4, (DX)
-	VMOVUPS Y5, 32(DX)
-	ADDQ    R8, DX
-	VMOVUPS Y6, (DX)
-	VMOVUPS Y7, 32(DX)
-	ADDQ    R8, DX
-	VMOVUPS Y8, (DX)
-	VMOVUPS Y9, 32(DX)
-	ADDQ    R8, DX
-	VMOVUPS Y10, (DX)
-	VMOVUPS Y11, 32(DX)
+write:
+	STORE_ROW(Y0, Y1)
+	STORE_ROW(Y2, Y3)
+	STORE_ROW(Y4, Y5)
+	STORE_ROW(Y6, Y7)
+	STORE_ROW(Y8, Y9)
+	STORE_ROW(Y10, Y11)
 	VZEROUPPER
 	RET
 
@@ -120,16 +83,7 @@ overwrite:
 // (iters·10·16 FLOPs). Only the MatMul benchmarks call it.
 TEXT ·fmaPeakAVX2(SB), NOSPLIT, $0-8
 	MOVQ iters+0(FP), CX
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-	VXORPS Y8, Y8, Y8
-	VXORPS Y9, Y9, Y9
+	ZERO_Y0_TO_Y9
 	VXORPS Y14, Y14, Y14
 	VXORPS Y15, Y15, Y15
 
