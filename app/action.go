@@ -174,8 +174,8 @@ func (p *Page) clickToken(ctx app.Context, t int) {
 		p.token = t
 		return
 	}
-	if c.ClassToken && t == 0 {
-		p.fail(fmt.Errorf("the [CLS] token cannot be dropped: the classifier reads it"))
+	if t < c.FirstImageToken() {
+		p.fail(fmt.Errorf("%s cannot be dropped: only patches can", session.TokenLabel(c, t)))
 		return
 	}
 	next := p.settings.Toggle(t)

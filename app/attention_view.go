@@ -7,6 +7,7 @@ import (
 
 	"vitlens/app/figure"
 	"vitlens/app/session"
+	"vitlens/vit"
 )
 
 // AttentionView shows where the selected token attends, per block and head.
@@ -51,7 +52,7 @@ func (av *AttentionView) Render() app.UI {
 			for kp, t := range r.Tokens {
 				if t >= first {
 					m[t-first] = w[kp]
-				} else if am.CLS != nil {
+				} else if c.TokenKind(t) == vit.KindCLS && am.CLS != nil {
 					if am.CLS[b] == nil {
 						am.CLS[b] = make([]float32, len(heads))
 					}

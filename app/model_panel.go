@@ -128,7 +128,7 @@ func (m *ModelPanel) Render() app.UI {
 				app.Input().Type("checkbox").Checked(m.NonStrict).OnChange(func(ctx app.Context, e app.Event) {
 					ctx.NewActionWithValue(actNonStrict, ctx.JSSrc().Get("checked").Bool())
 				}),
-				app.Text("Skip unknown tensors (DeiT distillation head)"),
+				app.Text("Skip unknown tensors (e.g. DeiT refinement heads)"),
 			),
 			app.Button().ID("vl-reload").Class("vl-btn").Disabled(!m.CanReload).Text("Reload with these options").
 				OnClick(func(ctx app.Context, e app.Event) { ctx.NewAction(actReload) }),

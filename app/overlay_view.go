@@ -209,12 +209,14 @@ func (o *OverlayView) renderInfo(t int) app.UI {
 	default:
 		head += " (selected; hover a patch to see its classes)"
 	}
-	clsButton := app.If(c.ClassToken, func() app.UI {
-		return app.Button().Class("vl-link").Text("inspect [CLS]").
-			OnClick(func(ctx app.Context, e app.Event) { ctx.NewActionWithValue(actPatch, 0) })
+	// One button per token that is not a patch: [CLS], the distillation
+	// token, registers.
+	prefixButtons := app.Range(make([]struct{}, c.FirstImageToken())).Slice(func(t int) app.UI {
+		return app.Button().Class("vl-link").Text("inspect " + session.TokenLabel(c, t)).
+			OnClick(func(ctx app.Context, e app.Event) { ctx.NewActionWithValue(actPatch, t) })
 	})
 	return app.Div().ID("vl-patch-info").Class("vl-info").Aria("live", "polite").Body(
-		app.Div().Class("vl-info-head").Body(app.Strong().Text(head), clsButton),
+		app.Div().Class("vl-info-head").Body(app.Strong().Text(head), prefixButtons),
 		app.Ul().Body(rows...),
 	)
 }

@@ -17,6 +17,7 @@ package gpu
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -74,6 +75,9 @@ func Available() (string, bool) {
 func New(m *vit.Model, opt Options) (*Backend, error) {
 	if err := m.CheckShapes(); err != nil {
 		return nil, fmt.Errorf("gpu: model: %w", err)
+	}
+	if c := m.Config; c.DistToken || c.Registers > 0 {
+		return nil, errors.New("gpu: distillation and register tokens are not implemented on the GPU yet; use --backend cpu")
 	}
 	if dh := m.Config.HeadDim(); dh > maxHeadDim {
 		return nil, fmt.Errorf("gpu: head dimension %d over the attention kernel's %d", dh, maxHeadDim)

@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
+
+	"vitlens/vit"
 )
 
 func init() {
@@ -34,7 +37,7 @@ func runInfo(args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "config       (%s)\n", b.Info.ConfigSource)
 	fmt.Fprintf(stdout, "  image      %d×%d, %d channels, patch %d (%d×%d grid)\n", c.ImageSize, c.ImageSize, c.Channels, c.PatchSize, c.GridSize(), c.GridSize())
 	fmt.Fprintf(stdout, "  blocks     %d, dim %d, heads %d (head dim %d), MLP %d\n", c.Depth, c.Dim, c.Heads, c.HeadDim(), c.MLPDim)
-	fmt.Fprintf(stdout, "  tokens     %d (%s)\n", c.NumTokens(), tokenNote(c.ClassToken))
+	fmt.Fprintf(stdout, "  tokens     %d (%s)\n", c.NumTokens(), tokenNote(c))
 	block := "pre-norm"
 	if c.PostNorm {
 		block = "post-norm (ResPostBlock)"
@@ -52,9 +55,19 @@ func runInfo(args []string, stdout io.Writer) error {
 	return nil
 }
 
-func tokenNote(cls bool) string {
-	if cls {
-		return "[CLS] + patches"
+func tokenNote(c vit.Config) string {
+	var parts []string
+	if c.ClassToken {
+		parts = append(parts, "[CLS]")
 	}
-	return "patches only, no [CLS]"
+	if c.DistToken {
+		parts = append(parts, "distillation token")
+	}
+	if c.Registers > 0 {
+		parts = append(parts, fmt.Sprintf("%d registers", c.Registers))
+	}
+	if len(parts) == 0 {
+		return "patches only, no [CLS]"
+	}
+	return strings.Join(append(parts, "patches"), " + ")
 }

@@ -36,7 +36,25 @@ type Config struct {
 	// PostNorm selects timm's ResPostBlock (x + LN(sublayer(x))) instead of the
 	// usual pre-norm block (x + sublayer(LN(x))). Used by vit_base_patch16_rpn_224.
 	PostNorm bool `json:"post_norm"`
+	// DistToken is true for distilled DeiT: a learned distillation token
+	// follows [CLS] (timm dist_token); the head is the mean of timm's head
+	// and head_dist, which is the model's eval output.
+	DistToken bool `json:"dist_token,omitempty"`
+	// Registers is the number of register tokens (timm reg_token, DINOv2
+	// with registers) after [CLS]; they carry no image content.
+	Registers int `json:"registers,omitempty"`
 }
+
+// TokenKind says what a sequence position holds; only KindPatch tokens
+// are image tokens in the statistics.
+type TokenKind string
+
+const (
+	KindCLS      TokenKind = "cls"
+	KindDist     TokenKind = "dist"
+	KindRegister TokenKind = "register"
+	KindPatch    TokenKind = "patch"
+)
 
 // GridSize is the number of patches along one side.
 func (c Config) GridSize() int { return c.ImageSize / c.PatchSize }
@@ -44,23 +62,45 @@ func (c Config) GridSize() int { return c.ImageSize / c.PatchSize }
 // NumPatches is the number of image tokens.
 func (c Config) NumPatches() int { g := c.GridSize(); return g * g }
 
-// NumTokens is the sequence length: patches plus [CLS] when present.
-func (c Config) NumTokens() int {
-	if c.ClassToken {
-		return c.NumPatches() + 1
-	}
-	return c.NumPatches()
-}
+// NumTokens is the sequence length: the prefix tokens, then the patches.
+func (c Config) NumTokens() int { return c.FirstImageToken() + c.NumPatches() }
 
 // HeadDim is the per-head width.
 func (c Config) HeadDim() int { return c.Dim / c.Heads }
 
-// FirstImageToken is the index of the first patch token in the sequence.
+// FirstImageToken is the index of the first patch token in the sequence:
+// the number of prefix tokens ([CLS], then the distillation token or the
+// registers, in timm's order).
 func (c Config) FirstImageToken() int {
+	n := c.Registers
 	if c.ClassToken {
-		return 1
+		n++
 	}
-	return 0
+	if c.DistToken {
+		n++
+	}
+	return n
+}
+
+// TokenKind is the kind of original token t (a sequence position of the
+// full model, 0 ≤ t < NumTokens).
+func (c Config) TokenKind(t int) TokenKind {
+	if c.ClassToken {
+		if t == 0 {
+			return KindCLS
+		}
+		t--
+	}
+	if c.DistToken {
+		if t == 0 {
+			return KindDist
+		}
+		t--
+	}
+	if t < c.Registers {
+		return KindRegister
+	}
+	return KindPatch
 }
 
 // Validate reports the first inconsistency, phrased for a person.
@@ -89,6 +129,12 @@ func (c Config) Validate() error {
 	}
 	if !(c.LNEps > 0) {
 		errs = append(errs, fmt.Errorf("ln_eps must be positive, got %g", c.LNEps))
+	}
+	if c.Registers < 0 {
+		errs = append(errs, fmt.Errorf("registers must not be negative, got %d", c.Registers))
+	}
+	if c.DistToken && (!c.ClassToken || c.Registers > 0) {
+		errs = append(errs, errors.New("dist_token needs a class token and no registers (distilled DeiT's layout)"))
 	}
 	switch c.Pool {
 	case PoolCLS:

@@ -32,6 +32,8 @@ func (m *Model) cpuWeights() cpuWeights {
 	}
 	add(m.Patch)
 	add(m.Head)
+	add(m.HeadCLS) // distilled DeiT's two heads (empty otherwise)
+	add(m.HeadDist)
 	for _, b := range m.Blocks {
 		add(b.QKV)
 		add(b.Proj)

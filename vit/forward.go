@@ -64,8 +64,9 @@ func (m *Model) Forward(pixels *Tensor, opt Options) (*Trace, error) {
 	return tr, nil
 }
 
-// Embed turns pixels into the block-0 input: patch embedding, [CLS], and
-// position embeddings (NumTokens×Dim).
+// Embed turns pixels into the block-0 input: patch embedding, the prefix
+// tokens ([CLS], distillation token, registers), and position embeddings
+// (NumTokens×Dim).
 func (m *Model) Embed(pixels *Tensor) []float32 {
 	c := m.Config
 	g, p, d := c.GridSize(), c.PatchSize, c.Dim
@@ -88,8 +89,10 @@ func (m *Model) Embed(pixels *Tensor) []float32 {
 	x := make([]float32, c.NumTokens()*d)
 	first := c.FirstImageToken()
 	m.LinearForward(x[first*d:], cols, c.NumPatches(), m.Patch)
-	if c.ClassToken {
-		copy(x[:d], m.ClsToken)
+	// The prefix tokens in timm's order: [CLS], distillation token, registers.
+	off := 0
+	for _, tok := range [][]float32{m.ClsToken, m.DistToken, m.RegTokens} {
+		off += copy(x[off:], tok)
 	}
 	Add(x, m.PosEmbed)
 	return x
@@ -300,6 +303,21 @@ func editRow(row []float32, edit AttnEdit, t, cls int) {
 	}
 }
 
+// distilledLogits is distilled DeiT's eval output, the mean of head on the
+// normed [CLS] and head_dist on the normed distillation token (position 1,
+// which KeptTokens keeps).
+func distilledLogits(logits, normedCLS, dist []float32, m *Model) {
+	c := m.Config
+	normed := make([]float32, c.Dim)
+	LayerNorm(normed, dist, 1, c.Dim, m.Norm, c.LNEps)
+	m.LinearForward(logits, normedCLS, 1, m.HeadCLS)
+	other := make([]float32, c.Classes)
+	m.LinearForward(other, normed, 1, m.HeadDist)
+	for i := range logits {
+		logits[i] = (logits[i] + other[i]) / 2
+	}
+}
+
 // classify pools the last hidden state, applies the final norm and the head,
 // recording the pooled vector and the logits when rec is set.
 func (m *Model) classify(x []float32, n int, rec *Activations) (pooled, logits []float32) {
@@ -322,7 +340,11 @@ func (m *Model) classify(x []float32, n int, rec *Activations) (pooled, logits [
 	}
 	LayerNorm(pooled, pooled, 1, d, m.Norm, c.LNEps)
 	logits = make([]float32, c.Classes)
-	m.LinearForward(logits, pooled, 1, m.Head)
+	if c.DistToken {
+		distilledLogits(logits, pooled, x[d:2*d], m)
+	} else {
+		m.LinearForward(logits, pooled, 1, m.Head)
+	}
 	if rec != nil {
 		rec.Logits = logits
 	}

@@ -86,6 +86,12 @@ func TestForwardRejectsBadInputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	dist := c
+	dist.DistToken = true
+	md, err := NewRandom(dist, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
 	px := NewTensor(3, 8, 8)
 	for _, tc := range []struct {
 		m    *Model
@@ -101,9 +107,70 @@ func TestForwardRejectsBadInputs(t *testing.T) {
 		{m, px, Options{Keep: []int{0, 2, 2}}, "token 2 kept twice"},
 		{m, px, Options{Edit: "everything"}, `unknown attention edit "everything"`},
 		{mg, px, Options{Edit: EditNoCLS}, `attention edit "no_cls" needs a [CLS] token`},
+		{md, px, Options{Keep: []int{0, 2, 3}}, "must keep the distillation token (1) second"},
 	} {
 		if _, err := tc.m.Forward(tc.px, tc.opt); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: error %v, want one containing %q", tc.opt, err, tc.want)
 		}
+	}
+}
+
+// Sequence layout in timm's order: [CLS], then the distillation token or
+// the registers, then the patches; only patches are image tokens.
+func TestTokenKinds(t *testing.T) {
+	base := Config{ImageSize: 8, PatchSize: 4, Channels: 3, Dim: 8, Depth: 1, Heads: 2, MLPDim: 16, Classes: 5,
+		LNEps: 1e-6, ClassToken: true, Pool: PoolCLS}
+	dist, regs, gap := base, base, base
+	dist.DistToken = true
+	regs.Registers = 2
+	gap.ClassToken, gap.Pool = false, PoolMean
+	for _, tc := range []struct {
+		c    Config
+		want []TokenKind
+	}{
+		{base, []TokenKind{KindCLS, KindPatch, KindPatch, KindPatch, KindPatch}},
+		{dist, []TokenKind{KindCLS, KindDist, KindPatch, KindPatch, KindPatch, KindPatch}},
+		{regs, []TokenKind{KindCLS, KindRegister, KindRegister, KindPatch, KindPatch, KindPatch, KindPatch}},
+		{gap, []TokenKind{KindPatch, KindPatch, KindPatch, KindPatch}},
+	} {
+		if tc.c.NumTokens() != len(tc.want) {
+			t.Fatalf("%+v: %d tokens, want %d", tc.c, tc.c.NumTokens(), len(tc.want))
+		}
+		first := -1
+		for tok, k := range tc.want {
+			if got := tc.c.TokenKind(tok); got != k {
+				t.Errorf("%+v token %d: %s, want %s", tc.c, tok, got, k)
+			}
+			if k == KindPatch && first < 0 {
+				first = tok
+			}
+		}
+		if tc.c.FirstImageToken() != first {
+			t.Errorf("%+v: first image token %d, want %d", tc.c, tc.c.FirstImageToken(), first)
+		}
+		m, err := NewRandom(tc.c, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr, err := m.Forward(NewTensor(3, 8, 8), Options{Taps: Taps{Embed: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Every prefix token enters block 0 as its learned vector plus its position row.
+		d := tc.c.Dim
+		prefix := append(append(append([]float32{}, m.ClsToken...), m.DistToken...), m.RegTokens...)
+		for i, v := range prefix {
+			if want := v + m.PosEmbed[i]; tr.Embed.Data[i] != want {
+				t.Fatalf("%+v: embed[%d] = %g, want %g", tc.c, i, tr.Embed.Data[i], want)
+			}
+		}
+		if len(prefix) != first*d {
+			t.Errorf("%+v: %d prefix values, want %d", tc.c, len(prefix), first*d)
+		}
+	}
+	bad := dist
+	bad.Registers = 1
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "dist_token needs a class token and no registers") {
+		t.Errorf("distillation token with registers: %v", err)
 	}
 }

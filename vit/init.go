@@ -62,6 +62,15 @@ func NewRandom(c Config, seed uint64) (*Model, error) {
 			m.ClsToken[i] = float32(rng.NormFloat64() * 1e-6)
 		}
 	}
+	if c.DistToken { // timm VisionTransformerDistilled: trunc_normal(0.02)
+		m.DistToken = truncNormal(d, 0.02)
+	}
+	if c.Registers > 0 { // timm: normal(std 1e-6), as cls_token
+		m.RegTokens = make([]float32, c.Registers*d)
+		for i := range m.RegTokens {
+			m.RegTokens[i] = float32(rng.NormFloat64() * 1e-6)
+		}
+	}
 	m.PosEmbed = truncNormal(c.NumTokens()*d, 0.02)
 	blockNorm := float32(1)
 	if c.PostNorm {
@@ -79,6 +88,10 @@ func NewRandom(c Config, seed uint64) (*Model, error) {
 	}
 	m.Norm = norm(1)
 	m.Head = linear(c.Classes, d, true)
+	if c.DistToken {
+		m.HeadCLS, m.HeadDist = m.Head, linear(c.Classes, d, true)
+		m.Head = MeanHead(m.HeadCLS, m.HeadDist)
+	}
 	return m, m.CheckShapes()
 }
 

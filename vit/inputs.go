@@ -41,6 +41,9 @@ func (c Config) KeptTokens(keep []int) ([]int, error) {
 		// The classifier reads position 0; it must still be [CLS].
 		return nil, errors.New("token selection must keep the [CLS] token (0) first: the classifier reads it")
 	}
+	if c.DistToken && (len(keep) < 2 || keep[1] != 1) {
+		return nil, errors.New("token selection must keep the distillation token (1) second: the classifier reads it")
+	}
 	seen := make(map[int]bool, len(keep))
 	for _, t := range keep {
 		if t < 0 || t >= c.NumTokens() {

@@ -36,22 +36,50 @@ type Model struct {
 	// Dim × (Channels·Patch·Patch) in (c, y, x) order.
 	Patch    Linear
 	ClsToken []float32 // Dim, nil without a class token
-	PosEmbed []float32 // NumTokens × Dim
-	Blocks   []Block
+	// DistToken is distilled DeiT's distillation token (Dim), nil without.
+	DistToken []float32
+	// RegTokens are the register tokens, Registers×Dim, nil without.
+	RegTokens []float32
+	PosEmbed  []float32 // NumTokens × Dim
+	Blocks    []Block
 	// Norm is the classifier-side LayerNorm: timm's `norm` for CLS models,
 	// `fc_norm` (applied after pooling) for mean-pooled models. The lens uses
 	// it for every projected vector.
 	Norm Norm
-	Head Linear // Classes × Dim
+	// Head is the class embedding the lens reads through (Classes × Dim).
+	// For distilled DeiT it is the mean of timm's head and head_dist, which
+	// are kept as HeadCLS and HeadDist: the model's output reads them off
+	// [CLS] and the distillation token (both zero otherwise).
+	Head              Linear
+	HeadCLS, HeadDist Linear
 	// cpu holds the weights packed for the CPU GEMM, built on the first
 	// forward (cpuweights.go).
 	cpu atomic.Pointer[cpuWeights]
 }
 
+// MeanHead is distilled DeiT's classifier as one linear map: its eval
+// output is (head(x_cls) + head_dist(x_dist))/2, and both tokens end in the
+// same final norm, so the class embedding of a token is the mean of the two
+// heads' weights and biases: what the model outputs for a vector that is
+// both its [CLS] and its distillation token (docs/method.md).
+func MeanHead(a, b Linear) Linear {
+	out := Linear{In: a.In, Out: a.Out, W: make([]float32, len(a.W)), B: make([]float32, len(a.B))}
+	for i := range a.W {
+		out.W[i] = (a.W[i] + b.W[i]) / 2
+	}
+	for i := range a.B {
+		out.B[i] = (a.B[i] + b.B[i]) / 2
+	}
+	return out
+}
+
 // NumParams counts the scalar parameters.
 func (m *Model) NumParams() int {
-	n := len(m.Patch.W) + len(m.Patch.B) + len(m.ClsToken) + len(m.PosEmbed) +
+	n := len(m.Patch.W) + len(m.Patch.B) + len(m.ClsToken) + len(m.DistToken) + len(m.RegTokens) + len(m.PosEmbed) +
 		len(m.Norm.W) + len(m.Norm.B) + len(m.Head.W) + len(m.Head.B)
+	if m.Config.DistToken { // Head is derived from the two heads
+		n += len(m.HeadCLS.W) + len(m.HeadCLS.B) + len(m.HeadDist.W) + len(m.HeadDist.B) - len(m.Head.W) - len(m.Head.B)
+	}
 	for _, b := range m.Blocks {
 		n += len(b.Norm1.W) + len(b.Norm1.B) + len(b.Norm2.W) + len(b.Norm2.B)
 		for _, l := range []Linear{b.QKV, b.Proj, b.FC1, b.FC2} {
@@ -103,6 +131,16 @@ func (m *Model) CheckShapes() error {
 	} else if m.ClsToken != nil {
 		return fmt.Errorf("cls_token present but config has no class token")
 	}
+	if c.DistToken {
+		if err := want("dist_token", m.DistToken, d); err != nil {
+			return err
+		}
+	} else if m.DistToken != nil {
+		return fmt.Errorf("dist_token present but config has no distillation token")
+	}
+	if err := want("reg_token", m.RegTokens, c.Registers*d); err != nil {
+		return err
+	}
 	if err := want("pos_embed", m.PosEmbed, c.NumTokens()*d); err != nil {
 		return err
 	}
@@ -126,6 +164,14 @@ func (m *Model) CheckShapes() error {
 	}
 	if err := norm("norm", m.Norm); err != nil {
 		return err
+	}
+	if c.DistToken {
+		if err := lin("head (timm's, before averaging with head_dist)", m.HeadCLS, c.Classes, d, true); err != nil {
+			return err
+		}
+		if err := lin("head_dist", m.HeadDist, c.Classes, d, true); err != nil {
+			return err
+		}
 	}
 	return lin("head", m.Head, c.Classes, d, true)
 }

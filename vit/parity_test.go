@@ -77,6 +77,7 @@ var fixtures = []struct {
 	{"odd", []string{"timm.safetensors", "torchvision.safetensors", "torchvision.pth", "hf/model.safetensors"}},
 	{"nobias", []string{"timm.safetensors"}},
 	{"gap", []string{"timm.safetensors"}},
+	{"deit_dist", []string{"timm.safetensors"}}, // tools/reference/make_backbones.py
 }
 
 func TestForwardMatchesTorch(t *testing.T) {

@@ -96,8 +96,10 @@ func Keep(c vit.Config, drop []int) ([]int, error) {
 	if len(keep) == 0 {
 		return nil, fmt.Errorf("every token is dropped: keep at least one patch")
 	}
-	if c.ClassToken && keep[0] != 0 {
-		return nil, fmt.Errorf("the [CLS] token cannot be dropped")
+	for t := range c.FirstImageToken() { // the sorted keep starts 0, 1, ... when none was dropped
+		if t >= len(keep) || keep[t] != t {
+			return nil, fmt.Errorf("%s cannot be dropped", TokenLabel(c, t))
+		}
 	}
 	return keep, nil
 }
@@ -220,9 +222,12 @@ func Curve(r *lens.Result, c vit.Config, s vit.Site) (cls, img []float64) {
 		n := 0
 		for pos, tok := range r.Tokens {
 			id := lens.Identifiability(int(ro.Rank[pos]), c.Classes)
-			if c.ClassToken && tok == 0 {
+			switch c.TokenKind(tok) {
+			case vit.KindCLS:
 				cls = append(cls, id)
 				continue
+			case vit.KindDist, vit.KindRegister:
+				continue // not an image token
 			}
 			sum += id
 			n++
@@ -247,14 +252,18 @@ func Position(r *lens.Result, t int) int {
 	return -1
 }
 
-// TokenLabel names a token for people: "[CLS]" or "patch (row, col)".
+// TokenLabel names a token for people: "[CLS]", "distillation token",
+// "register 1" or "patch (row, col)".
 func TokenLabel(c vit.Config, t int) string {
-	if c.ClassToken {
-		if t == 0 {
-			return "[CLS]"
-		}
-		t--
+	switch c.TokenKind(t) {
+	case vit.KindCLS:
+		return "[CLS]"
+	case vit.KindDist:
+		return "distillation token"
+	case vit.KindRegister:
+		return fmt.Sprintf("register %d", t-c.FirstImageToken()+c.Registers+1)
 	}
+	t -= c.FirstImageToken()
 	g := c.GridSize()
 	return fmt.Sprintf("patch (%d, %d)", t/g, t%g)
 }

@@ -19,9 +19,12 @@ type Image struct {
 	Label   int // the target class (true label)
 	Correct bool
 	// Tokens maps sequence positions to original token indices; token 0 is
-	// [CLS] when HasCLS.
+	// [CLS] when HasCLS. The Extra tokens after it (a distillation token
+	// or registers) are not image tokens either: no statistic of image
+	// tokens counts them.
 	Tokens      []int
 	HasCLS      bool
+	Extra       int
 	PatchLabels []int8 // per position
 	Rank        [vit.NumSites][][]int32
 	Top1        [vit.NumSites][][]int32
@@ -49,3 +52,12 @@ func NewImage(sites []vit.Site, depth, positions int) *Image {
 
 // isCLS reports whether position p holds the [CLS] token.
 func (im *Image) isCLS(p int) bool { return im.HasCLS && im.Tokens[p] == 0 }
+
+// isImage reports whether position p holds a patch token.
+func (im *Image) isImage(p int) bool {
+	first := im.Extra
+	if im.HasCLS {
+		first++
+	}
+	return im.Tokens[p] >= first
+}

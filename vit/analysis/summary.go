@@ -63,7 +63,8 @@ const (
 	// PairAllTokens is the original's test (class_ident.py): the whole
 	// images × tokens array flattened, [CLS] included.
 	PairAllTokens PairTokens = "all_tokens"
-	// PairImageTokens leaves [CLS] out: the image tokens only.
+	// PairImageTokens leaves [CLS] (and a distillation token or registers)
+	// out: the image tokens only.
 	PairImageTokens PairTokens = "image_tokens"
 )
 
@@ -149,7 +150,7 @@ func (s *Summary) Add(im *Image) error {
 		if hs[last][p] == 0 {
 			identSeq++
 		}
-		if im.isCLS(p) {
+		if !im.isImage(p) {
 			continue
 		}
 		imgTokens++
@@ -171,14 +172,14 @@ func (s *Summary) Add(im *Image) error {
 	for b := 0; b < s.Depth; b++ {
 		for p := range im.Tokens {
 			r := ident(hs[b][p])
-			if s.pairs != nil && (s.pairTokens == PairAllTokens || !im.isCLS(p)) {
+			if s.pairs != nil && (s.pairTokens == PairAllTokens || im.isImage(p)) {
 				s.pairs[b] = append(s.pairs[b], r)
 			}
 			labelled := false
 			if im.isCLS(p) {
 				s.clsIdent[b].Add(r)
 				s.clsTop1[b].add(hs[b][p] == 0)
-			} else {
+			} else if im.isImage(p) {
 				s.imgIdent[b].Add(r)
 				s.imgTop1[b].add(hs[b][p] == 0)
 				if l := im.PatchLabels[p]; l != LabelUnknown {
@@ -197,7 +198,7 @@ func (s *Summary) Add(im *Image) error {
 				continue
 			}
 			prev := im.Logit[vit.SiteHS][b-1][p]
-			if !im.isCLS(p) {
+			if im.isImage(p) {
 				s.change[b].add(im.Logit[vit.SiteHS][b][p] > prev)
 			}
 			kind := 1
@@ -205,7 +206,7 @@ func (s *Summary) Add(im *Image) error {
 				kind = 0
 			}
 			for l, site := range []vit.Site{vit.SiteAttn, vit.SiteMLP} {
-				if im.Logit[site] != nil {
+				if im.Logit[site] != nil && (kind == 0 || im.isImage(p)) {
 					s.sublayer[l][kind][b].add(im.Logit[site][b][p] > prev)
 					if labelled {
 						s.ctxDelta[l][b] = append(s.ctxDelta[l][b], float64(im.Logit[site][b][p])-float64(prev))

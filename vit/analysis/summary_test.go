@@ -133,3 +133,56 @@ func TestWilcoxonAgainstRandom(t *testing.T) {
 		t.Fatal("pairing runs over different images must fail")
 	}
 }
+
+// A distillation token or register (Image.Extra) is neither [CLS] nor an
+// image token: adding one, with ranks and logits that would move every
+// image statistic, leaves the [CLS] and image-token columns unchanged.
+func TestExtraTokensAreNotImageTokens(t *testing.T) {
+	run := func(images []*Image) *Report {
+		s := NewSummary(4, 2, PairImageTokens)
+		for _, im := range images {
+			if err := s.Add(im); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r, err := s.Finish(Options{Permutation: 100, Seed: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	want := run(handImages())
+	withExtra := handImages()
+	for _, im := range withExtra {
+		// Insert the extra token at position 1 (token 1); patches move to 2, 3.
+		im.Extra, im.Tokens = 1, []int{0, 1, 2, 3}
+		im.PatchLabels = append([]int8{im.PatchLabels[0], LabelClass}, im.PatchLabels[1:]...)
+		for _, s := range vit.AllSites() {
+			for b := range im.Rank[s] {
+				im.Rank[s][b] = append([]int32{im.Rank[s][b][0], 0}, im.Rank[s][b][1:]...)
+				im.Top1[s][b] = append([]int32{im.Top1[s][b][0], 0}, im.Top1[s][b][1:]...)
+				im.Logit[s][b] = append([]float32{im.Logit[s][b][0], float32(9 * b)}, im.Logit[s][b][1:]...)
+			}
+		}
+	}
+	got := run(withExtra)
+	if !near(got.IdentifiableTokenShare, want.IdentifiableTokenShare) {
+		t.Errorf("identifiable token share %v, want %v", got.IdentifiableTokenShare, want.IdentifiableTokenShare)
+	}
+	for b := range want.Blocks {
+		g, w := got.Blocks[b], want.Blocks[b]
+		for _, c := range []struct {
+			name      string
+			got, want float64
+		}{
+			{"cls ident", g.CLSIdent, w.CLSIdent}, {"image ident", g.ImageIdent, w.ImageIdent},
+			{"image top1", g.ImageTop1, w.ImageTop1}, {"change", g.ChangeRate, w.ChangeRate},
+			{"attn image", g.AttnImage, w.AttnImage}, {"mlp image", g.MLPImage, w.MLPImage},
+			{"attn cls", g.AttnCLS, w.AttnCLS}, {"class-context", g.ClassMinusCtx, w.ClassMinusCtx},
+		} {
+			if !near(c.got, c.want) && !(math.IsNaN(c.got) && math.IsNaN(c.want)) {
+				t.Errorf("block %d %s = %v with an extra token, %v without", b, c.name, c.got, c.want)
+			}
+		}
+	}
+}

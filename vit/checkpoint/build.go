@@ -48,15 +48,9 @@ func build(tensors map[string]*vit.Tensor, meta map[string]string, opt Options, 
 	}
 	st := cn.structure()
 	info.Distilled = st.dist
-	if st.dist && !opt.NonStrict {
-		return nil, errors.New("distilled DeiT not supported: its distillation token (dist_token / head_dist) takes part in every block's attention, which vit.Model cannot express; NonStrict drops it (an approximation)")
-	}
 	want := expectedNames(st)
 	if info.Ignored, err = cn.checkNames(want, fam, opt); err != nil {
 		return nil, err
-	}
-	if st.dist {
-		info.Ignored = append(info.Ignored, "pos_embed[1]")
 	}
 	inferred, err := inferConfig(cn.tensors, st, fam, cn.origin)
 	if err != nil {
@@ -263,6 +257,9 @@ func expectedNames(st structure) []string {
 	if st.cls {
 		n = append(n, "cls_token")
 	}
+	if st.dist {
+		n = append(n, "dist_token", "head_dist.weight", "head_dist.bias")
+	}
 	for i := 0; i < st.depth; i++ {
 		for _, s := range []string{"norm1.weight", "norm1.bias", "attn.qkv.weight", "attn.qkv.bias", "attn.proj.weight", "attn.proj.bias",
 			"norm2.weight", "norm2.bias", "mlp.fc1.weight", "mlp.fc1.bias", "mlp.fc2.weight", "mlp.fc2.bias"} {
@@ -288,14 +285,10 @@ func wantShape(name string, c vit.Config, st structure) []int {
 	switch name {
 	case "patch_embed.proj.weight":
 		return []int{d, c.Channels, p, p}
-	case "cls_token":
+	case "cls_token", "dist_token":
 		return []int{1, 1, d}
 	case "pos_embed":
-		t := c.NumTokens()
-		if st.dist {
-			t++
-		}
-		return []int{1, t, d}
+		return []int{1, c.NumTokens(), d}
 	case "attn.qkv.weight":
 		return []int{3 * d, d}
 	case "attn.qkv.bias":
@@ -308,9 +301,9 @@ func wantShape(name string, c vit.Config, st structure) []int {
 		return []int{c.MLPDim}
 	case "mlp.fc2.weight":
 		return []int{d, c.MLPDim}
-	case "head.weight":
+	case "head.weight", "head_dist.weight":
 		return []int{c.Classes, d}
-	case "head.bias":
+	case "head.bias", "head_dist.bias":
 		return []int{c.Classes}
 	}
 	return []int{d} // biases and norms of width D
@@ -331,7 +324,7 @@ func sameShape(got, want []int) bool {
 // inferConfig reads every shape-given field off the tensors. Heads cannot be
 // read off shapes; mergeConfig fills them.
 func inferConfig(t map[string]*vit.Tensor, st structure, fam *family, origin map[string]string) (vit.Config, error) {
-	c := vit.Config{Depth: st.depth, QKVBias: st.qkvBias, ClassToken: st.cls, LNEps: fam.lnEps}
+	c := vit.Config{Depth: st.depth, QKVBias: st.qkvBias, ClassToken: st.cls, DistToken: st.dist, LNEps: fam.lnEps}
 	if st.depth == 0 {
 		return c, errors.New("no transformer blocks found")
 	}
@@ -419,10 +412,10 @@ func assemble(c vit.Config, t map[string]*vit.Tensor, st structure) *vit.Model {
 	if c.ClassToken {
 		m.ClsToken = data("cls_token")
 	}
-	m.PosEmbed = data("pos_embed")
-	if st.dist { // drop the distillation token's row (row 1, after [CLS])
-		m.PosEmbed = append(append([]float32{}, m.PosEmbed[:d]...), m.PosEmbed[2*d:]...)
+	if c.DistToken {
+		m.DistToken = data("dist_token")
 	}
+	m.PosEmbed = data("pos_embed")
 	for i := 0; i < c.Depth; i++ {
 		p := "blocks." + strconv.Itoa(i) + "."
 		m.Blocks = append(m.Blocks, vit.Block{
@@ -440,6 +433,10 @@ func assemble(c vit.Config, t map[string]*vit.Tensor, st structure) *vit.Model {
 		m.Norm = norm("norm")
 	}
 	m.Head = lin("head", c.Classes, d)
+	if st.dist {
+		m.HeadCLS, m.HeadDist = m.Head, lin("head_dist", c.Classes, d)
+		m.Head = vit.MeanHead(m.HeadCLS, m.HeadDist)
+	}
 	return m
 }
 

@@ -55,8 +55,7 @@ type Info struct {
 	ConfigSource string
 	Metadata     map[string]string // safetensors __metadata__
 	// Ignored lists the tensors knowingly skipped (NonStrict only), by their
-	// names in the file. For a distilled DeiT it also holds "pos_embed[1]",
-	// the distillation token's position row that is dropped with it.
+	// names in the file.
 	Ignored []string
 	// Hints about where the weights come from, for choosing the
 	// preprocessing (bundle.SuggestPreset): Distilled says the file held a
@@ -73,9 +72,7 @@ type Options struct {
 	// Override replaces inferred fields with its non-zero ones. Booleans can
 	// therefore only be switched on here (config.json can say false).
 	Override *vit.Config
-	// NonStrict skips unknown tensors into Info.Ignored instead of failing,
-	// and drops a DeiT distillation token and head (an approximation of the
-	// distilled model, which vit.Model cannot express).
+	// NonStrict skips unknown tensors into Info.Ignored instead of failing.
 	NonStrict bool
 	// ConfigJSON is the text of a config.json (Hugging Face keys or
 	// vit.Config's keys). Load reads the one beside the file when this is nil;

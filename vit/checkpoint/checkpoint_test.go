@@ -168,32 +168,48 @@ func TestPrefixesAreStripped(t *testing.T) {
 	}
 }
 
-// Distilled DeiT is refused; NonStrict drops the distillation token, its
-// position row and its head.
+// Distilled DeiT loads whole: the distillation token and its position row
+// are kept, the lens's head is the mean of head and head_dist, and a file
+// with only part of the distillation tensors is refused by name.
 func TestDistilledDeiT(t *testing.T) {
 	m := randomModel(t, tinyConfig())
 	d := m.Config.Dim
 	ts := exportTimm(m)
 	pos := ts["pos_embed"].Data
-	withDist := append(append(append([]float32{}, pos[:d]...), make([]float32, d)...), pos[d:]...)
+	distPos := make([]float32, d)
+	for i := range distPos {
+		distPos[i] = float32(i)
+	}
+	withDist := append(append(append([]float32{}, pos[:d]...), distPos...), pos[d:]...)
 	ts.put("pos_embed", withDist, 1, m.Config.NumTokens()+1, d)
-	ts.put("dist_token", make([]float32, d), 1, 1, d)
-	ts.lin("head_dist", m.Head)
-	_, _, err := FromTensors("deit.pth", ts, nil, Options{})
-	mustContain(t, err, "deit.pth: ", "distilled DeiT not supported")
+	distTok := make([]float32, d)
+	distTok[0] = 3
+	ts.put("dist_token", distTok, 1, 1, d)
+	other := vit.Linear{In: d, Out: m.Config.Classes, W: make([]float32, len(m.Head.W)), B: make([]float32, len(m.Head.B))}
+	ts.lin("head_dist", other)
 
-	got, info, err := FromTensors("deit.pth", ts, nil, Options{NonStrict: true})
+	got, info, err := FromTensors("deit.pth", ts, nil, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sameWeights(t, "deit", got, m, 0)
-	want := []string{"dist_token", "head_dist.bias", "head_dist.weight", "pos_embed[1]"}
-	if !slices.Equal(info.Ignored, want) {
-		t.Errorf("Ignored %v, want %v", info.Ignored, want)
+	if !info.Distilled || !got.Config.DistToken || len(info.Ignored) != 0 {
+		t.Fatalf("distilled %v, config %+v, ignored %v", info.Distilled, got.Config, info.Ignored)
 	}
-	if !info.Distilled {
-		t.Error("Distilled not set")
+	if !slices.Equal(got.PosEmbed, withDist) || !slices.Equal(got.DistToken, distTok) {
+		t.Error("position embedding or distillation token not kept as in the file")
 	}
+	for i, w := range got.Head.W {
+		if w != m.Head.W[i]/2 {
+			t.Fatalf("head.weight[%d] = %g, want the mean of head and head_dist %g", i, w, m.Head.W[i]/2)
+		}
+	}
+	if !slices.Equal(got.HeadCLS.W, m.Head.W) || !slices.Equal(got.HeadDist.W, other.W) {
+		t.Error("the two heads are not kept for the model's output")
+	}
+
+	delete(ts, "head_dist.bias")
+	_, _, err = FromTensors("deit.pth", ts, nil, Options{NonStrict: true})
+	mustContain(t, err, "deit.pth: ", "missing 1 tensors: head_dist.bias")
 }
 
 // The paper's DeiT refinement checkpoint carries extra heads that strict

@@ -2,8 +2,8 @@ package checkpoint
 
 // Hugging Face transformers ViTForImageClassification / DeiT. The "vit." or
 // "deit." scope is optional; query, key and value are fused into timm's qkv.
-// DeiTForImageClassificationWithTeacher's cls_classifier is the head and its
-// distillation parts are refused unless NonStrict. LayerNorm eps is 1e-12
+// DeiTForImageClassificationWithTeacher's cls_classifier and
+// distillation_classifier are timm's head and head_dist. LayerNorm eps is 1e-12
 // unless config.json says layer_norm_eps.
 var hf = family{
 	name:     HF,

@@ -2,7 +2,7 @@ package checkpoint
 
 // timm's VisionTransformer names are the canonical ones, so each row maps a
 // name to itself; the table is also the list of every tensor we read.
-// dist_token and head_dist belong to distilled DeiT, refused unless NonStrict.
+// dist_token and head_dist belong to distilled DeiT (vit.Config.DistToken).
 var timm = family{
 	name:  Timm,
 	lnEps: 1e-6,

@@ -30,8 +30,8 @@ const (
 
 // Drop modes of the token perturbation.
 const (
-	DropContext    = "context"     // keep [CLS] and class-labelled tokens
-	DropClassLabel = "class_label" // keep [CLS] and context tokens
+	DropContext    = "context"     // keep [CLS] (and any distillation token or registers) and class-labelled tokens
+	DropClassLabel = "class_label" // keep [CLS] (and any distillation token or registers) and context tokens
 )
 
 // Spec says what an experiment computes.
@@ -171,22 +171,26 @@ func (r *Runner) load(lo, hi int) []loaded {
 			}
 		}
 		if r.Spec.Kind == PerturbTokens && l.err == nil {
-			l.keep = keptTokens(l.labels, r.Spec.Drop)
+			l.keep = keptTokens(l.labels, r.Spec.Drop, c.FirstImageToken())
 		}
 	})
 	return out
 }
 
-// keptTokens lists [CLS] and the image tokens that survive dropping.
-func keptTokens(labels []uint8, drop string) []int {
-	keep := []int{0}
+// keptTokens lists [CLS], the distillation token or registers (the first
+// `first` tokens, never dropped) and the image tokens that survive dropping.
+func keptTokens(labels []uint8, drop string, first int) []int {
+	var keep []int
+	for t := range first {
+		keep = append(keep, t)
+	}
 	want := uint8(1) // DropContext keeps class-labelled tokens
 	if drop == DropClassLabel {
 		want = 0
 	}
 	for p, l := range labels {
 		if l == want {
-			keep = append(keep, p+1)
+			keep = append(keep, first+p)
 		}
 	}
 	return keep

@@ -251,10 +251,10 @@ func TestPerturbTokensSkipsWithoutMasks(t *testing.T) {
 
 func TestKeptTokens(t *testing.T) {
 	labels := []uint8{1, 0, 0, 1}
-	if got := keptTokens(labels, DropContext); !reflect.DeepEqual(got, []int{0, 1, 4}) {
+	if got := keptTokens(labels, DropContext, 1); !reflect.DeepEqual(got, []int{0, 1, 4}) {
 		t.Fatalf("drop context keeps %v", got)
 	}
-	if got := keptTokens(labels, DropClassLabel); !reflect.DeepEqual(got, []int{0, 2, 3}) {
+	if got := keptTokens(labels, DropClassLabel, 1); !reflect.DeepEqual(got, []int{0, 2, 3}) {
 		t.Fatalf("drop class labels keeps %v", got)
 	}
 }

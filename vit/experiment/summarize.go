@@ -118,12 +118,16 @@ func summarizeDir(dir string, m results.Manifest, pairs analysis.PairTokens) (*a
 		}
 		return sum.Add(cur)
 	}
+	extra := c.Registers // the tokens after [CLS] that are not patches
+	if c.DistToken {
+		extra++
+	}
 	err := results.ReadRows(dir, "ranks", func(r RankRow) error {
 		if cur == nil || int32(cur.Image) != r.Image {
 			if err := flush(); err != nil {
 				return err
 			}
-			cur = &analysis.Image{Image: int(r.Image), Label: int(r.Label), Correct: correct[r.Image], HasCLS: c.ClassToken}
+			cur = &analysis.Image{Image: int(r.Image), Label: int(r.Label), Correct: correct[r.Image], HasCLS: c.ClassToken, Extra: extra}
 			pos = map[int32]int{}
 		}
 		s, err := vit.ParseSite(r.Site)

@@ -139,6 +139,9 @@ func Map(m *vit.Model, pixels *vit.Tensor, target int, opt Options) (*Maps, erro
 	if !c.ClassToken {
 		return nil, errors.New("explain: the maps read the [CLS] query row; this model has no [CLS] token")
 	}
+	if c.DistToken {
+		return nil, errors.New("explain: a distilled DeiT's output also reads its distillation token, which the gradient maps do not follow yet")
+	}
 	if err := opt.Validate(); err != nil {
 		return nil, fmt.Errorf("explain: %w", err)
 	}

@@ -91,6 +91,9 @@ func (s RemovalSpec) Validate(c vit.Config) error {
 	if !c.ClassToken {
 		return errors.New("removal test: the maps and the classifier read [CLS]; this model has none")
 	}
+	if c.DistToken {
+		return errors.New("removal test: a distilled DeiT's output also reads its distillation token, which the maps do not follow yet")
+	}
 	if len(s.Orderings) == 0 || len(s.Directions) == 0 {
 		return errors.New("removal test: no orderings or no directions")
 	}

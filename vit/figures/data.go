@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 
+	"vitlens/vit"
 	"vitlens/vit/analysis"
 	"vitlens/vit/dataset"
 	"vitlens/vit/experiment"
@@ -340,9 +341,12 @@ func readIdent(dir string, m results.Manifest) (*identHist, error) {
 		if r.Site != "hs" || r.Block < 0 || int(r.Block) >= c.Depth || r.Rank < 0 || int(r.Rank) >= c.Classes {
 			return nil
 		}
-		if c.ClassToken && r.Token == 0 {
+		switch c.TokenKind(int(r.Token)) {
+		case vit.KindCLS:
 			h.counts[groupCLS][r.Block][r.Rank]++
 			return nil
+		case vit.KindDist, vit.KindRegister:
+			return nil // not an image token
 		}
 		h.counts[groupImage][r.Block][r.Rank]++
 		switch r.PatchLabel {

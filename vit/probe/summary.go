@@ -108,6 +108,10 @@ func Summarize(dir string) (*Report, error) {
 		a := cells[k]
 		rep.Tokens = append(rep.Tokens, TokenStat{Block: k.block, Site: k.site, Token: k.token, Accuracy: a.hit / a.n,
 			MeanRank: a.rank / a.n, LensAccuracy: a.lensHit / a.n, LensMeanRank: a.lensRank / a.n})
+		kind := c.TokenKind(k.token)
+		if kind != vit.KindCLS && kind != vit.KindPatch {
+			continue // a distillation token or register: in the token table only
+		}
 		lk := layerKey{k.block, k.site}
 		la := layerAcc[lk]
 		if la == nil {
@@ -116,7 +120,7 @@ func Summarize(dir string) (*Report, error) {
 			layerKeys = append(layerKeys, lk)
 		}
 		i := 0
-		if c.ClassToken && k.token == 0 {
+		if kind == vit.KindCLS {
 			i = 1
 		}
 		la[i][0] += a.hit / a.n

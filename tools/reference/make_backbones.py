@@ -1,0 +1,271 @@
+#!/usr/bin/python3
+"""Golden tensors for the ViTs researchers use today (issue 11): distilled DeiT,
+LayerScale with register tokens and the no_embed_class position embedding.
+
+timm is not installed here, so TimmViT below is a short, explicit re-writing of
+timm's VisionTransformer / VisionTransformerDistilled forward for these
+variants (same parameter names, so its state_dict is a timm checkpoint). Its
+attention is hand-written to expose taps; every fixture's logits are checked
+against a second forward of the same weights through torch's
+nn.MultiheadAttention (independent_logits).
+
+The golden file has the keys vit/parity_test.go's checkFixture reads (see
+make_golden.py): logits, embed, every site's taps, attention edits, a token
+selection, and the lens (final norm, then the class embedding) of every tap.
+
+Run from the repository root:
+  /usr/bin/python3 tools/reference/make_backbones.py            # all fixtures
+  /usr/bin/python3 tools/reference/make_backbones.py deit_dist  # one
+Writes testdata/reference/<fixture>/{timm.safetensors,golden.safetensors}.
+"""
+
+import json
+import math
+import os
+import sys
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import make_golden  # noqa: E402  (shared: close, randomise, inputs, edit_attention, write_golden)
+import safetensors_io  # noqa: E402
+
+TINY = dict(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=16, mlp_dim=40,
+            num_classes=7)
+
+# fixture -> (seed, TimmViT options)
+FIXTURES = {
+    "deit_dist": (11, dict(distilled=True)),
+}
+
+
+class TimmViT(nn.Module):
+    """timm's VisionTransformer for the variants above, parameters under timm's names."""
+
+    def __init__(self, image_size, patch_size, num_layers, num_heads, hidden_dim, mlp_dim,
+                 num_classes, distilled=False, registers=0, layer_scale=False,
+                 no_embed_class=False):
+        super().__init__()
+        d = hidden_dim
+        self.heads = num_heads
+        self.no_embed_class = no_embed_class
+        n_patches = (image_size // patch_size) ** 2
+        self.patch_embed = nn.Module()
+        self.patch_embed.proj = nn.Conv2d(3, d, patch_size, patch_size)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
+        self.dist_token = nn.Parameter(torch.zeros(1, 1, d)) if distilled else None
+        self.reg_token = nn.Parameter(torch.zeros(1, registers, d)) if registers else None
+        prefix = 1 + int(distilled) + registers
+        self.prefix = prefix
+        self.pos_embed = nn.Parameter(torch.zeros(1, n_patches + (0 if no_embed_class else prefix), d))
+        self.blocks = nn.ModuleList()
+        for _ in range(num_layers):
+            b = nn.Module()
+            b.norm1 = nn.LayerNorm(d, eps=1e-6)
+            b.attn = nn.Module()
+            b.attn.qkv = nn.Linear(d, 3 * d)
+            b.attn.proj = nn.Linear(d, d)
+            b.norm2 = nn.LayerNorm(d, eps=1e-6)
+            b.mlp = nn.Module()
+            b.mlp.fc1 = nn.Linear(d, mlp_dim)
+            b.mlp.fc2 = nn.Linear(mlp_dim, d)
+            if layer_scale:
+                b.ls1, b.ls2 = nn.Module(), nn.Module()
+                b.ls1.gamma = nn.Parameter(torch.ones(d))
+                b.ls2.gamma = nn.Parameter(torch.ones(d))
+            self.blocks.append(b)
+        self.norm = nn.LayerNorm(d, eps=1e-6)
+        self.head = nn.Linear(d, num_classes)
+        self.head_dist = nn.Linear(d, num_classes) if distilled else None
+
+    def prefix_tokens(self, b_sz):
+        toks = [self.cls_token, self.dist_token, self.reg_token]
+        return [t.expand(b_sz, -1, -1) for t in toks if t is not None]
+
+    def embed(self, x):
+        """timm's _pos_embed: position embeddings over every token, or (no_embed_class)
+        over the patches only, with [CLS], distillation token and registers prepended after."""
+        h = self.patch_embed.proj(x).flatten(2).transpose(1, 2)
+        if self.no_embed_class:
+            return torch.cat(self.prefix_tokens(h.shape[0]) + [h + self.pos_embed], dim=1)
+        return torch.cat(self.prefix_tokens(h.shape[0]) + [h], dim=1) + self.pos_embed
+
+    def classify(self, h):
+        """timm's forward_head in eval mode: the mean of the two heads when distilled."""
+        n = self.norm(h)
+        if self.head_dist is not None:
+            return (self.head(n[:, 0]) + self.head_dist(n[:, 1])) / 2
+        return self.head(n[:, 0])
+
+    def class_embedding(self, v):
+        """The lens: final norm, then the class embedding (the two heads' mean when distilled)."""
+        n = self.norm(v)
+        if self.head_dist is not None:
+            return (self.head(n) + self.head_dist(n)) / 2
+        return self.head(n)
+
+    def forward(self, x, edit=None, keep=None, taps=None):
+        h = self.embed(x)
+        if keep is not None:
+            h = h[:, keep]
+        if taps is not None:
+            taps["embed"] = h
+        b_sz = x.shape[0]
+        for blk in self.blocks:
+            d = h.shape[-1]
+            dh = d // self.heads
+            q, k, v = (t.reshape(b_sz, -1, self.heads, dh).transpose(1, 2)
+                       for t in blk.attn.qkv(blk.norm1(h)).split(d, dim=-1))
+            a = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(dh), dim=-1)
+            a = make_golden.edit_attention(a, edit)
+            attn = blk.attn.proj((a @ v).transpose(1, 2).reshape(b_sz, -1, d))
+            if hasattr(blk, "ls1"):
+                attn = attn * blk.ls1.gamma
+            mid = h + attn
+            f1 = blk.mlp.fc1(blk.norm2(mid))
+            mlp = blk.mlp.fc2(F.gelu(f1))
+            if hasattr(blk, "ls2"):
+                mlp = mlp * blk.ls2.gamma
+            h = mid + mlp
+            if taps is not None:
+                for site, val in (("hs", h), ("hs_mid", mid), ("attn", attn), ("mlp", mlp),
+                                  ("attn_probs", a), ("values", v), ("fc1", f1)):
+                    taps.setdefault(site, []).append(val)
+        return self.classify(h)
+
+    def timm_state_dict(self):
+        return {k: v.detach().clone() for k, v in self.state_dict().items()}
+
+
+def independent_logits(m, x):
+    """The same weights through nn.MultiheadAttention and plain torch ops."""
+    h = m.embed(x)
+    d = h.shape[-1]
+    for blk in m.blocks:
+        mha = nn.MultiheadAttention(d, m.heads, batch_first=True)
+        mha.in_proj_weight.copy_(blk.attn.qkv.weight)
+        mha.in_proj_bias.copy_(blk.attn.qkv.bias)
+        mha.out_proj.weight.copy_(blk.attn.proj.weight)
+        mha.out_proj.bias.copy_(blk.attn.proj.bias)
+        mha.eval()
+        y = blk.norm1(h)
+        o, _ = mha(y, y, y, need_weights=False)
+        g1 = blk.ls1.gamma if hasattr(blk, "ls1") else 1
+        g2 = blk.ls2.gamma if hasattr(blk, "ls2") else 1
+        h = h + g1 * o
+        h = h + g2 * blk.mlp.fc2(F.gelu(blk.mlp.fc1(blk.norm2(h))))
+    return m.classify(h)
+
+
+def randomise(m, seed):
+    """make_golden.randomise, then the tensors it does not know: the distillation
+    and register tokens as [CLS] (0.5·randn), LayerScale gammas in [0.1, 0.6) per
+    channel (DeiT-III/DINOv2 gammas are small and vary by channel)."""
+    g = torch.Generator().manual_seed(seed + 500)
+    known = [(n, p) for n, p in m.named_parameters() if not n.endswith(".gamma")]
+    make_golden.randomise(_Params(known), seed)
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            if name in ("dist_token", "reg_token"):
+                p.copy_(0.5 * torch.randn(p.shape, generator=g))
+            elif name.endswith(".gamma"):
+                p.copy_(0.1 + 0.5 * torch.rand(p.shape, generator=g))
+
+
+class _Params:
+    """Presents (name, parameter) pairs to make_golden.randomise."""
+
+    def __init__(self, pairs):
+        self.pairs = pairs
+
+    def named_parameters(self):
+        return iter(self.pairs)
+
+
+def config_json(c, opts):
+    return json.dumps({
+        "image_size": c["image_size"], "patch_size": c["patch_size"], "channels": 3,
+        "dim": c["hidden_dim"], "depth": c["num_layers"], "heads": c["num_heads"],
+        "mlp_dim": c["mlp_dim"], "classes": c["num_classes"], "qkv_bias": True, "ln_eps": 1e-6,
+        "class_token": True, "pool": "cls", "post_norm": False,
+        "dist_token": bool(opts.get("distilled")), "registers": opts.get("registers", 0),
+    })
+
+
+@torch.no_grad()
+def make(name):
+    seed, opts = FIXTURES[name]
+    c = TINY
+    torch.manual_seed(seed)
+    m = TimmViT(**c, **opts)
+    randomise(m, seed)
+    m.eval()
+    x = make_golden.inputs(c, seed)
+    taps = {}
+    logits = m(x, taps=taps)
+    errs = {"logits": make_golden.close(f"{name} logits vs MultiheadAttention", logits,
+                                        independent_logits(m, x))}
+    depth, prefix = c["num_layers"], m.prefix
+    n_tok = taps["embed"].shape[1]
+    g = torch.Generator().manual_seed(2000 + seed)
+    out = {}
+    for i in range(x.shape[0]):
+        out[f"input.{i}"] = x[i]
+        out[f"logits.{i}"] = logits[i]
+        out[f"embed.{i}"] = taps["embed"][i]
+        for b in range(depth):
+            for site in ("hs", "hs_mid", "attn", "mlp", "fc1", "attn_probs", "values"):
+                out[f"{site}.{b}.{i}"] = taps[site][b][i]
+            for site in ("hs", "hs_mid", "attn", "mlp"):
+                out[f"lens.{site}.{b}.{i}"] = m.class_embedding(taps[site][b][i])
+        xi = x[i:i + 1]
+        for edit in ("self_only", "no_cls"):
+            et = {}
+            el = m(xi, edit=edit, taps=et)
+            out[f"{edit}.logits.{i}"] = el[0]
+            out[f"{edit}.hs.{depth - 1}.{i}"] = et["hs"][-1][0]
+            diff = (el[0] - logits[i]).abs().max().item()
+            assert diff > 1e-3, f"{name}: {edit} leaves the logits unchanged ({diff})"
+        # Keep every prefix token (the classifier reads [CLS] and the distillation token)
+        # and half the patches.
+        patches = torch.randperm(n_tok - prefix, generator=g)[: (n_tok - prefix) // 2] + prefix
+        keep = torch.cat([torch.arange(prefix), patches.sort().values])
+        kt = {}
+        kl = m(xi, keep=keep, taps=kt)
+        out[f"keep.tokens.{i}"] = keep
+        out[f"keep.logits.{i}"] = kl[0]
+        out[f"keep.hs.{depth - 1}.{i}"] = kt["hs"][-1][0]
+    d = os.path.join(make_golden.OUT, name)
+    os.makedirs(d, exist_ok=True)
+    path = os.path.join(d, "timm.safetensors")
+    safetensors_io.save(path, m.timm_state_dict(), {"format": "pt"})
+    t, _ = safetensors_io.load(path)
+    m2 = TimmViT(**c, **opts)
+    m2.load_state_dict({k: torch.from_numpy(v) for k, v in t.items()})
+    m2.eval()
+    make_golden.close(f"{name} reload timm.safetensors", m2(x), logits, 0)
+    meta = {
+        "config": config_json(c, opts),
+        "max_abs_err_manual_vs_torch": json.dumps({k: float(f"{v:.3g}") for k, v in errs.items()}),
+        "weights": "random, torch seed %d; see randomise() in the script" % seed,
+    }
+    safetensors_io.save(os.path.join(d, "golden.safetensors"), out,
+                        dict(meta, script="tools/reference/make_backbones.py", fixture=name,
+                             inputs=str(make_golden.N_INPUTS)))
+    size = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d))
+    print(f"{name}: {size / 1024:.0f} KiB; max |manual - torch| {errs}")
+
+
+def main():
+    torch.set_num_threads(int(os.environ.get("THREADS", "2")))
+    for name in sys.argv[1:] or list(FIXTURES):
+        if name not in FIXTURES:
+            raise SystemExit(f"unknown fixture {name} (have {', '.join(FIXTURES)})")
+        make(name)
+
+
+if __name__ == "__main__":
+    main()
