@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 
 	"github.com/cogentcore/webgpu/wgpu"
@@ -76,8 +77,8 @@ func New(m *vit.Model, opt Options) (*Backend, error) {
 	if err := m.CheckShapes(); err != nil {
 		return nil, fmt.Errorf("gpu: model: %w", err)
 	}
-	if c := m.Config; c.DistToken || c.Registers > 0 {
-		return nil, errors.New("gpu: distillation and register tokens are not implemented on the GPU yet; use --backend cpu")
+	if m.Config.DistToken {
+		return nil, errors.New("gpu: a distilled DeiT's two-head output is not implemented on the GPU yet; use --backend cpu")
 	}
 	if dh := m.Config.HeadDim(); dh > maxHeadDim {
 		return nil, fmt.Errorf("gpu: head dimension %d over the attention kernel's %d", dh, maxHeadDim)
@@ -157,11 +158,11 @@ func (b *Backend) Close() error {
 
 // weights holds one storage buffer per weight tensor.
 type weights struct {
-	patchW, patchB, cls, pos *buf
-	blocks                   []blockWeights
-	normW, normB             *buf
-	headW, headB             *buf
-	all                      []*buf
+	patchW, patchB, prefix, pos *buf
+	blocks                      []blockWeights
+	normW, normB                *buf
+	headW, headB                *buf
+	all                         []*buf
 }
 
 type blockWeights struct {
@@ -193,7 +194,8 @@ func uploadWeights(d *device, m *vit.Model) (*weights, error) {
 	}
 	w.patchW = put("patch_embed.weight", m.Patch.W)
 	w.patchB = put("patch_embed.bias", m.Patch.B)
-	w.cls = put("cls_token", m.ClsToken)
+	// [CLS] and the registers, in sequence order, in one buffer.
+	w.prefix = put("prefix_tokens", append(slices.Clone(m.ClsToken), m.RegTokens...))
 	w.pos = put("pos_embed", m.PosEmbed)
 	for i, blk := range m.Blocks {
 		p := fmt.Sprintf("blocks.%d.", i)

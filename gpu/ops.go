@@ -90,16 +90,12 @@ func (p *program) patchify(op string, cols, pixels view, batch int, c vit.Config
 		elementGroups("patchify", count), 0, pixels, cols)
 }
 
-// embed: x (batch×n×D) = [CLS]/patch rows + positions, gathered at keep.
-func (p *program) embed(op string, x, patches, cls, pos, keep view, batch, n int, c vit.Config) error {
-	hasCls := uint32(0)
-	if c.ClassToken {
-		hasCls = 1
-	}
+// embed: x (batch×n×D) = prefix-token/patch rows + positions, gathered at keep.
+func (p *program) embed(op string, x, patches, prefix, pos, keep view, batch, n int, c vit.Config) error {
 	count := batch * n * c.Dim
 	return p.dispatch(op, "embed",
-		[]uint32{uint32(batch), uint32(n), uint32(c.Dim), uint32(c.NumPatches()), hasCls},
-		elementGroups("embed", count), float64(count), patches, cls, pos, keep, x)
+		[]uint32{uint32(batch), uint32(n), uint32(c.Dim), uint32(c.NumPatches()), uint32(c.FirstImageToken())},
+		elementGroups("embed", count), float64(count), patches, prefix, pos, keep, x)
 }
 
 func (p *program) pool(op string, pooled, x view, batch, n, d int, mean bool) error {

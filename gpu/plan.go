@@ -222,11 +222,11 @@ func (f *forwardRecorder) record() error {
 	if err := p.matmul("patch_embed", f.v("qkv"), f.v("hidden"), whole(w.patchW), optional(w.patchB), B*NP, D, CPP, 0); err != nil {
 		return err
 	}
-	cls := view{b: f.b.ks.dummy}
-	if w.cls != nil {
-		cls = whole(w.cls)
+	prefix := view{b: f.b.ks.dummy}
+	if w.prefix != nil {
+		prefix = whole(w.prefix)
 	}
-	if err := p.embed("embed", f.v("x"), f.v("qkv"), cls, whole(w.pos), f.v("keep"), B, N, c); err != nil {
+	if err := p.embed("embed", f.v("x"), f.v("qkv"), prefix, whole(w.pos), f.v("keep"), B, N, c); err != nil {
 		return err
 	}
 	if f.key.taps.Embed {

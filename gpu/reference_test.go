@@ -82,7 +82,7 @@ func expectClose(t *testing.T, what string, got, want []float32) float64 {
 }
 
 func TestBackendMatchesTorch(t *testing.T) {
-	for _, fixture := range []string{"tiny", "odd", "nobias", "gap"} {
+	for _, fixture := range []string{"tiny", "odd", "nobias", "gap", "ls_reg"} {
 		t.Run(fixture, func(t *testing.T) {
 			g := loadGolden(t, fixture)
 			m, _, err := checkpoint.Load(filepath.Join(refDir, fixture, "timm.safetensors"), checkpoint.Options{Override: &vit.Config{Heads: g.config.Heads}})
@@ -295,5 +295,17 @@ func TestBackendSplitsBatches(t *testing.T) {
 				t.Errorf("%+v image %d: attention taps differ by %g", opt, i, w)
 			}
 		}
+	}
+}
+
+// A distilled DeiT's output reads two tokens through two heads, which the
+// GPU plan does not do: New refuses it by name (before opening a device).
+func TestDistilledDeiTRefused(t *testing.T) {
+	m, _, err := checkpoint.Load(filepath.Join(refDir, "deit_dist", "timm.safetensors"), checkpoint.Options{Override: &vit.Config{Heads: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(m, Options{}); err == nil || !strings.Contains(err.Error(), "distilled DeiT") {
+		t.Fatalf("error %v, want one about distilled DeiT", err)
 	}
 }

@@ -78,6 +78,7 @@ var fixtures = []struct {
 	{"nobias", []string{"timm.safetensors"}},
 	{"gap", []string{"timm.safetensors"}},
 	{"deit_dist", []string{"timm.safetensors"}}, // tools/reference/make_backbones.py
+	{"ls_reg", []string{"timm.safetensors"}},
 }
 
 func TestForwardMatchesTorch(t *testing.T) {

@@ -39,6 +39,8 @@ TINY = dict(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=1
 # fixture -> (seed, TimmViT options)
 FIXTURES = {
     "deit_dist": (11, dict(distilled=True)),
+    # DINOv2-with-registers layout: LayerScale, 2 registers, no_embed_class.
+    "ls_reg": (12, dict(layer_scale=True, registers=2, no_embed_class=True)),
 }
 
 

@@ -83,7 +83,7 @@ func TestBadInputs(t *testing.T) {
 		{"unknown tensor", validFile(t, func(ts tensorSet) { ts.put("blocks.0.attn.extra", []float32{1}, 1) }), "1 unexpected tensors (NonStrict would skip them): blocks.0.attn.extra"},
 		{"missing tensor", validFile(t, func(ts tensorSet) { delete(ts, "blocks.1.norm2.bias"); delete(ts, "head.weight") }), "missing 2 tensors: blocks.1.norm2.bias, head.weight"},
 		{"missing and unknown", validFile(t, func(ts tensorSet) { delete(ts, "norm.bias"); ts.put("norm.beta", []float32{1}, 1) }), "1 missing tensors: norm.bias; 1 unexpected tensors: norm.beta"},
-		{"non-square grid", validFile(t, func(ts tensorSet) { ts.put("pos_embed", make([]float32, 16*64), 1, 16, 64) }), "15 patch positions"},
+		{"non-square grid", validFile(t, func(ts tensorSet) { ts.put("pos_embed", make([]float32, 18*64), 1, 18, 64) }), "17 patch positions"}, // neither 17 nor 18 is a square,
 		{"gap without fc_norm", validFile(t, func(ts tensorSet) { delete(ts, "cls_token"); ts.put("pos_embed", make([]float32, 16*64), 1, 16, 64) }), "fc_norm=False GAP models"},
 		{"zip without data.pkl", zipFile(t, map[string]string{"a.txt": "hi"}), "zip archive without data.pkl"},
 		{"npz", zipFile(t, map[string]string{"w.npy": "\x93NUMPY"}), "NumPy .npz archive"},

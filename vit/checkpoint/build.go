@@ -15,12 +15,19 @@ import (
 
 // structure is what the tensor names alone tell about the architecture.
 type structure struct {
-	depth   int
-	cls     bool // class token
-	dist    bool // DeiT distillation token or head
-	qkvBias bool
-	fcNorm  bool // classifier norm after pooling (timm fc_norm)
-	norm    bool // classifier norm before pooling (timm norm)
+	depth int
+	cls   bool // class token
+	dist  bool // DeiT distillation token or head
+	regs  bool // register tokens
+	// layerScale: LayerScale gammas (timm ls1/ls2), folded into attn.proj
+	// and mlp.fc2 at load.
+	layerScale bool
+	// noEmbedClass is timm's no_embed_class: pos_embed covers the patches
+	// only; inferConfig sets it from the row count.
+	noEmbedClass bool
+	qkvBias      bool
+	fcNorm       bool // classifier norm after pooling (timm fc_norm)
+	norm         bool // classifier norm before pooling (timm norm)
 }
 
 // build runs the steps after decoding, one function each: check the
@@ -52,7 +59,7 @@ func build(tensors map[string]*vit.Tensor, meta map[string]string, opt Options, 
 	if info.Ignored, err = cn.checkNames(want, fam, opt); err != nil {
 		return nil, err
 	}
-	inferred, err := inferConfig(cn.tensors, st, fam, cn.origin)
+	inferred, err := inferConfig(cn.tensors, &st, fam, cn.origin)
 	if err != nil {
 		return nil, err
 	}
@@ -171,10 +178,12 @@ func (cn *canonical) structure() structure {
 	st := structure{depth: cn.depth}
 	st.cls = cn.has("cls_token")
 	st.dist = cn.has("dist_token") || cn.has("head_dist.weight") || cn.has("head_dist.bias")
+	st.regs = cn.has("reg_token")
 	st.fcNorm = cn.has("fc_norm.weight") || cn.has("fc_norm.bias")
 	st.norm = cn.has("norm.weight") || cn.has("norm.bias")
 	for i := 0; i < st.depth; i++ {
 		st.qkvBias = st.qkvBias || cn.has(fmt.Sprintf("blocks.%d.attn.qkv.bias", i))
+		st.layerScale = st.layerScale || cn.has(fmt.Sprintf("blocks.%d.ls1.gamma", i)) || cn.has(fmt.Sprintf("blocks.%d.ls2.gamma", i))
 	}
 	return st
 }
@@ -260,12 +269,18 @@ func expectedNames(st structure) []string {
 	if st.dist {
 		n = append(n, "dist_token", "head_dist.weight", "head_dist.bias")
 	}
+	if st.regs {
+		n = append(n, "reg_token")
+	}
 	for i := 0; i < st.depth; i++ {
 		for _, s := range []string{"norm1.weight", "norm1.bias", "attn.qkv.weight", "attn.qkv.bias", "attn.proj.weight", "attn.proj.bias",
 			"norm2.weight", "norm2.bias", "mlp.fc1.weight", "mlp.fc1.bias", "mlp.fc2.weight", "mlp.fc2.bias"} {
 			if s != "attn.qkv.bias" || st.qkvBias {
 				n = append(n, "blocks."+strconv.Itoa(i)+"."+s)
 			}
+		}
+		if st.layerScale {
+			n = append(n, "blocks."+strconv.Itoa(i)+".ls1.gamma", "blocks."+strconv.Itoa(i)+".ls2.gamma")
 		}
 	}
 	if st.fcNorm {
@@ -287,7 +302,12 @@ func wantShape(name string, c vit.Config, st structure) []int {
 		return []int{d, c.Channels, p, p}
 	case "cls_token", "dist_token":
 		return []int{1, 1, d}
+	case "reg_token":
+		return []int{1, c.Registers, d}
 	case "pos_embed":
+		if st.noEmbedClass {
+			return []int{1, c.NumPatches(), d}
+		}
 		return []int{1, c.NumTokens(), d}
 	case "attn.qkv.weight":
 		return []int{3 * d, d}
@@ -321,9 +341,10 @@ func sameShape(got, want []int) bool {
 	return slices.Equal(trim(got), trim(want))
 }
 
-// inferConfig reads every shape-given field off the tensors. Heads cannot be
-// read off shapes; mergeConfig fills them.
-func inferConfig(t map[string]*vit.Tensor, st structure, fam *family, origin map[string]string) (vit.Config, error) {
+// inferConfig reads every shape-given field off the tensors, and whether
+// the position embedding covers the prefix tokens (st.noEmbedClass). Heads
+// cannot be read off shapes; mergeConfig fills them.
+func inferConfig(t map[string]*vit.Tensor, st *structure, fam *family, origin map[string]string) (vit.Config, error) {
 	c := vit.Config{Depth: st.depth, QKVBias: st.qkvBias, ClassToken: st.cls, DistToken: st.dist, LNEps: fam.lnEps}
 	if st.depth == 0 {
 		return c, errors.New("no transformer blocks found")
@@ -338,18 +359,29 @@ func inferConfig(t map[string]*vit.Tensor, st structure, fam *family, origin map
 	if len(pos) < 2 || pos[len(pos)-1] != c.Dim {
 		return c, fmt.Errorf("tensor %s has shape %v, want [1, tokens, %d]", origin["pos_embed"], pos, c.Dim)
 	}
-	prefix := 0
-	if st.cls {
-		prefix++
+	if st.regs {
+		r := t["reg_token"].Shape
+		if len(r) < 2 || r[len(r)-1] != c.Dim || r[len(r)-2] == 0 || len(r) == 3 && r[0] != 1 {
+			return c, fmt.Errorf("tensor %s has shape %v, want [1, registers, %d]", origin["reg_token"], r, c.Dim)
+		}
+		c.Registers = r[len(r)-2]
 	}
-	if st.dist {
-		prefix++
+	if st.layerScale && st.fcNorm && !st.norm {
+		return c, errors.New("LayerScale (ls1/ls2) with post-norm blocks is not supported: the gammas fold into pre-norm sublayers only")
 	}
+	prefix := c.FirstImageToken()
+	isGrid := func(n int) bool { g := int(math.Sqrt(float64(n)) + 0.5); return n > 0 && g*g == n }
+	// timm's no_embed_class models (DINOv2, DeiT-III) have position rows for
+	// the patches only. A row count that fits both layouts is read as the
+	// usual one (rows for the prefix tokens too).
 	n := pos[len(pos)-2] - prefix
-	g := int(math.Sqrt(float64(n)) + 0.5)
-	if n <= 0 || g*g != n {
+	if !isGrid(n) && prefix > 0 && isGrid(pos[len(pos)-2]) {
+		n, st.noEmbedClass = pos[len(pos)-2], true
+	}
+	if !isGrid(n) {
 		return c, fmt.Errorf("tensor %s has %d patch positions (after %d special tokens): not a square grid", origin["pos_embed"], n, prefix)
 	}
+	g := int(math.Sqrt(float64(n)) + 0.5)
 	c.ImageSize = g * c.PatchSize
 
 	if fc1 := t["blocks.0.mlp.fc1.weight"].Shape; len(fc1) == 2 {
@@ -415,17 +447,30 @@ func assemble(c vit.Config, t map[string]*vit.Tensor, st structure) *vit.Model {
 	if c.DistToken {
 		m.DistToken = data("dist_token")
 	}
+	if c.Registers > 0 {
+		m.RegTokens = data("reg_token")
+	}
 	m.PosEmbed = data("pos_embed")
+	if st.noEmbedClass {
+		// Zero rows for the prefix tokens: adding nothing to them is what
+		// timm does when it prepends them after the position embedding.
+		m.PosEmbed = append(make([]float32, c.FirstImageToken()*d), m.PosEmbed...)
+	}
 	for i := 0; i < c.Depth; i++ {
 		p := "blocks." + strconv.Itoa(i) + "."
-		m.Blocks = append(m.Blocks, vit.Block{
+		blk := vit.Block{
 			Norm1: norm(p + "norm1"),
 			QKV:   lin(p+"attn.qkv", 3*d, d),
 			Proj:  lin(p+"attn.proj", d, d),
 			Norm2: norm(p + "norm2"),
 			FC1:   lin(p+"mlp.fc1", c.MLPDim, d),
 			FC2:   lin(p+"mlp.fc2", d, c.MLPDim),
-		})
+		}
+		if st.layerScale {
+			blk.Proj = foldScale(blk.Proj, data(p+"ls1.gamma"))
+			blk.FC2 = foldScale(blk.FC2, data(p+"ls2.gamma"))
+		}
+		m.Blocks = append(m.Blocks, blk)
 	}
 	if st.fcNorm {
 		m.Norm = norm("fc_norm")
@@ -438,6 +483,26 @@ func assemble(c vit.Config, t map[string]*vit.Tensor, st structure) *vit.Model {
 		m.Head = vit.MeanHead(m.HeadCLS, m.HeadDist)
 	}
 	return m
+}
+
+// foldScale is LayerScale folded into the layer before it: γ⊙(W·x + b) =
+// (diag(γ)·W)·x + γ⊙b, so the `attn` and `mlp` sites are exactly what the
+// block adds to the stream, and every backend runs the model unchanged. It
+// writes new slices: the tensors may be the caller's (FromTensors).
+func foldScale(l vit.Linear, gamma []float32) vit.Linear {
+	out := vit.Linear{In: l.In, Out: l.Out, W: make([]float32, len(l.W)), B: make([]float32, len(l.B))}
+	for o := 0; o < l.Out; o++ {
+		for i := 0; i < l.In; i++ {
+			out.W[o*l.In+i] = gamma[o] * l.W[o*l.In+i]
+		}
+		if l.B != nil {
+			out.B[o] = gamma[o] * l.B[o]
+		}
+	}
+	if l.B == nil {
+		out.B = nil
+	}
+	return out
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -1,6 +1,8 @@
 package checkpoint
 
 import (
+	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -290,4 +292,45 @@ func TestReadTensors(t *testing.T) {
 	if len(ts) != len(exportHF(m)) {
 		t.Errorf("%d tensors, want %d", len(ts), len(exportHF(m)))
 	}
+}
+
+// LayerScale is all-or-nothing per checkpoint and folds into pre-norm
+// sublayers only; a register tensor must be [1, R, D]; the file's tensors
+// are not changed by the fold.
+func TestLayerScaleAndRegisters(t *testing.T) {
+	m := randomModel(t, tinyConfig())
+	d := m.Config.Dim
+	ts := exportTimm(m)
+	for i := range m.Config.Depth {
+		g := make([]float32, d)
+		for j := range g {
+			g[j] = 0.5
+		}
+		ts.put(fmt.Sprintf("blocks.%d.ls1.gamma", i), g, d)
+		ts.put(fmt.Sprintf("blocks.%d.ls2.gamma", i), g, d)
+	}
+	proj := slices.Clone(ts["blocks.0.attn.proj.weight"].Data)
+	got, _, err := FromTensors("ls.pth", ts, nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Blocks[0].Proj.W[0] != proj[0]/2 || got.Blocks[1].FC2.B[3] != m.Blocks[1].FC2.B[3]/2 {
+		t.Error("gamma not folded into attn.proj / mlp.fc2")
+	}
+	if !slices.Equal(ts["blocks.0.attn.proj.weight"].Data, proj) {
+		t.Error("the fold changed the caller's tensor")
+	}
+
+	partial := maps.Clone(ts)
+	delete(partial, "blocks.1.ls2.gamma")
+	_, _, err = FromTensors("ls.pth", partial, nil, Options{})
+	mustContain(t, err, "ls.pth: ", "missing 1 tensors: blocks.1.ls2.gamma")
+
+	regs := maps.Clone(ts)
+	regs.put("reg_token", make([]float32, 3*d), 1, 3, d)
+	_, _, err = FromTensors("reg.pth", regs, nil, Options{})
+	mustContain(t, err, "reg.pth: ", "has 13 patch positions (after 4 special tokens)")
+	regs.put("reg_token", make([]float32, 3*d+1), 3*d+1)
+	_, _, err = FromTensors("reg.pth", regs, nil, Options{})
+	mustContain(t, err, "reg.pth: ", "reg_token has shape", "want [1, registers, ")
 }

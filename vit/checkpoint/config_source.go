@@ -17,6 +17,7 @@ var jsonKeys = map[string]string{
 	"dim": "dim", "depth": "depth", "heads": "heads", "mlp_dim": "mlp_dim",
 	"classes": "classes", "qkv_bias": "qkv_bias", "ln_eps": "ln_eps",
 	"class_token": "class_token", "pool": "pool", "post_norm": "post_norm",
+	"dist_token": "dist_token", "registers": "registers",
 
 	"num_channels": "channels", "hidden_size": "dim", "num_hidden_layers": "depth",
 	"num_attention_heads": "heads", "intermediate_size": "mlp_dim",

@@ -2,7 +2,8 @@ package checkpoint
 
 // timm's VisionTransformer names are the canonical ones, so each row maps a
 // name to itself; the table is also the list of every tensor we read.
-// dist_token and head_dist belong to distilled DeiT (vit.Config.DistToken).
+// dist_token and head_dist belong to distilled DeiT (vit.Config.DistToken),
+// reg_token to ViTs with registers, ls1/ls2 to LayerScale (DeiT-III, DINOv2).
 var timm = family{
 	name:  Timm,
 	lnEps: 1e-6,
@@ -11,6 +12,7 @@ var timm = family{
 		{"patch_embed.proj.bias", "patch_embed.proj.bias", whole},
 		{"cls_token", "cls_token", whole}, // [1, 1, D]
 		{"dist_token", "dist_token", whole},
+		{"reg_token", "reg_token", whole}, // [1, R, D]
 		{"pos_embed", "pos_embed", whole}, // [1, T, D]
 		{"blocks.{i}.norm1.weight", "blocks.{i}.norm1.weight", whole},
 		{"blocks.{i}.norm1.bias", "blocks.{i}.norm1.bias", whole},
@@ -24,7 +26,9 @@ var timm = family{
 		{"blocks.{i}.mlp.fc1.bias", "blocks.{i}.mlp.fc1.bias", whole},
 		{"blocks.{i}.mlp.fc2.weight", "blocks.{i}.mlp.fc2.weight", whole},
 		{"blocks.{i}.mlp.fc2.bias", "blocks.{i}.mlp.fc2.bias", whole},
-		{"norm.weight", "norm.weight", whole}, // before CLS pooling
+		{"blocks.{i}.ls1.gamma", "blocks.{i}.ls1.gamma", whole}, // LayerScale [D], folded into attn.proj
+		{"blocks.{i}.ls2.gamma", "blocks.{i}.ls2.gamma", whole}, // and into mlp.fc2
+		{"norm.weight", "norm.weight", whole},                   // before CLS pooling
 		{"norm.bias", "norm.bias", whole},
 		{"fc_norm.weight", "fc_norm.weight", whole}, // after mean pooling
 		{"fc_norm.bias", "fc_norm.bias", whole},

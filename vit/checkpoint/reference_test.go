@@ -14,7 +14,7 @@ import (
 // load to identical weights and to the config recorded in golden.safetensors.
 func TestReferenceFixtures(t *testing.T) {
 	root := "../../testdata/reference"
-	for _, fixture := range []string{"tiny", "odd", "nobias", "gap", "deit_dist"} {
+	for _, fixture := range []string{"tiny", "odd", "nobias", "gap", "deit_dist", "ls_reg"} {
 		t.Run(fixture, func(t *testing.T) {
 			dir := filepath.Join(root, fixture)
 			_, meta, _, err := readFile(filepath.Join(dir, "golden.safetensors"))
