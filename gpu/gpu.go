@@ -80,6 +80,9 @@ func New(m *vit.Model, opt Options) (*Backend, error) {
 	if m.Config.DistToken {
 		return nil, errors.New("gpu: a distilled DeiT's two-head output is not implemented on the GPU yet; use --backend cpu")
 	}
+	if c := m.Config; c.NormPre || !c.ExactGELU() {
+		return nil, fmt.Errorf("gpu: norm_pre and the %q activation (CLIP-style towers) are not implemented on the GPU yet; use --backend cpu", c.Act)
+	}
 	if dh := m.Config.HeadDim(); dh > maxHeadDim {
 		return nil, fmt.Errorf("gpu: head dimension %d over the attention kernel's %d", dh, maxHeadDim)
 	}

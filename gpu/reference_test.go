@@ -298,14 +298,17 @@ func TestBackendSplitsBatches(t *testing.T) {
 	}
 }
 
-// A distilled DeiT's output reads two tokens through two heads, which the
-// GPU plan does not do: New refuses it by name (before opening a device).
-func TestDistilledDeiTRefused(t *testing.T) {
-	m, _, err := checkpoint.Load(filepath.Join(refDir, "deit_dist", "timm.safetensors"), checkpoint.Options{Override: &vit.Config{Heads: 2}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := New(m, Options{}); err == nil || !strings.Contains(err.Error(), "distilled DeiT") {
-		t.Fatalf("error %v, want one about distilled DeiT", err)
+// What the GPU plan does not do is refused by name, before a device is
+// opened: a distilled DeiT's two-head output, a CLIP tower's norm_pre and
+// QuickGELU.
+func TestUnsupportedModelsRefused(t *testing.T) {
+	for fixture, want := range map[string]string{"deit_dist": "distilled DeiT", "clip": `norm_pre and the "quick_gelu" activation`} {
+		m, _, err := checkpoint.Load(filepath.Join(refDir, fixture, "timm.safetensors"), checkpoint.Options{Override: &vit.Config{Heads: 2}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := New(m, Options{}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want one containing %q", fixture, err, want)
+		}
 	}
 }

@@ -42,7 +42,14 @@ func runInfo(args []string, stdout io.Writer) error {
 	if c.PostNorm {
 		block = "post-norm (ResPostBlock)"
 	}
-	fmt.Fprintf(stdout, "  blocks are %s, qkv bias %v, LN eps %g, pooling %s\n", block, c.QKVBias, c.LNEps, c.Pool)
+	act := c.Act
+	if act == "" {
+		act = vit.ActGELU
+	}
+	if c.NormPre {
+		block += " after norm_pre"
+	}
+	fmt.Fprintf(stdout, "  blocks are %s, qkv bias %v, LN eps %g, activation %s, pooling %s\n", block, c.QKVBias, c.LNEps, act, c.Pool)
 	fmt.Fprintf(stdout, "  classes    %d (names: %s)\n", c.Classes, b.ClassesSource)
 	fmt.Fprintf(stdout, "parameters   %d (%.1f M)\n", b.Model.NumParams(), float64(b.Model.NumParams())/1e6)
 	fmt.Fprintf(stdout, "preset       %s (%s)\n", b.Preset.Describe(), b.PresetSource)

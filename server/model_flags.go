@@ -16,6 +16,7 @@ import (
 // modelFlags are the flags every command that loads a model shares.
 type modelFlags struct {
 	path, preset, classes string
+	head                  string
 	configFile            string
 	heads                 headCount
 	nonStrict             bool
@@ -25,7 +26,8 @@ func (f *modelFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.path, "model", "", "checkpoint file (.safetensors, .pth, .pt); default: the bundled demo model")
 	fs.StringVar(&f.preset, "preset", "", "preprocessing preset: google, deit, miil, cifar, fmnist (default: the checkpoint's metadata, a preprocessor_config.json beside it, or inferred from the weights; else google, with a warning)")
 	fs.StringVar(&f.classes, "classes", "", "class names: text file (one per line), JSON list or id2label JSON")
-	fs.StringVar(&f.configFile, "config", "", "config JSON overriding what is inferred (Hugging Face config.json keys or vitlens's: image_size, patch_size, dim, depth, heads, mlp_dim, classes, qkv_bias, ln_eps, class_token, pool, post_norm); default: config.json beside the weights")
+	fs.StringVar(&f.head, "head", "", "class-embedding head (safetensors: weight [classes, embed], optional bias, metadata classes) read after the model's final norm and projection, e.g. CLIP zero-shot text embeddings (tools/make_head.py)")
+	fs.StringVar(&f.configFile, "config", "", "config JSON overriding what is inferred (Hugging Face config.json keys or vitlens's: image_size, patch_size, dim, depth, heads, mlp_dim, classes, qkv_bias, ln_eps, class_token, pool, post_norm, dist_token, registers, norm_pre, act: gelu, gelu_tanh or quick_gelu); default: config.json beside the weights")
 	fs.Var(&f.heads, "heads", "attention heads, when the checkpoint does not say (default: dim/64)")
 	fs.BoolVar(&f.nonStrict, "non-strict", false, "skip unknown tensors instead of failing (e.g. DeiT refinement heads)")
 }
@@ -33,7 +35,7 @@ func (f *modelFlags) register(fs *flag.FlagSet) {
 // open loads the model; log hears how the preset was chosen when the user
 // did not give it (a warning when it is only assumed).
 func (f *modelFlags) open(log io.Writer) (*bundle.Bundle, error) {
-	opt := bundle.Options{Preset: f.preset, ClassesFile: f.classes,
+	opt := bundle.Options{Preset: f.preset, ClassesFile: f.classes, HeadFile: f.head,
 		Checkpoint: checkpoint.Options{NonStrict: f.nonStrict}}
 	if f.heads > 0 {
 		opt.Checkpoint.Override = &vit.Config{Heads: int(f.heads)}

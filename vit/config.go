@@ -43,6 +43,11 @@ type Config struct {
 	// Registers is the number of register tokens (timm reg_token, DINOv2
 	// with registers) after [CLS]; they carry no image content.
 	Registers int `json:"registers,omitempty"`
+	// NormPre is a LayerNorm on the block-0 input (timm norm_pre; CLIP's
+	// ln_pre).
+	NormPre bool `json:"norm_pre,omitempty"`
+	// Act is the MLP activation; "" is exact GELU (timm's default).
+	Act Activation `json:"act,omitempty"`
 }
 
 // TokenKind says what a sequence position holds; only KindPatch tokens
@@ -129,6 +134,11 @@ func (c Config) Validate() error {
 	}
 	if !(c.LNEps > 0) {
 		errs = append(errs, fmt.Errorf("ln_eps must be positive, got %g", c.LNEps))
+	}
+	if c.Act != "" {
+		if _, err := ParseActivation(string(c.Act)); err != nil {
+			errs = append(errs, fmt.Errorf("act: %w", err))
+		}
 	}
 	if c.Registers < 0 {
 		errs = append(errs, fmt.Errorf("registers must not be negative, got %d", c.Registers))

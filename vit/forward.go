@@ -65,8 +65,8 @@ func (m *Model) Forward(pixels *Tensor, opt Options) (*Trace, error) {
 }
 
 // Embed turns pixels into the block-0 input: patch embedding, the prefix
-// tokens ([CLS], distillation token, registers), and position embeddings
-// (NumTokens×Dim).
+// tokens ([CLS], distillation token, registers), position embeddings and,
+// when the config says so, norm_pre (NumTokens×Dim).
 func (m *Model) Embed(pixels *Tensor) []float32 {
 	c := m.Config
 	g, p, d := c.GridSize(), c.PatchSize, c.Dim
@@ -95,6 +95,9 @@ func (m *Model) Embed(pixels *Tensor) []float32 {
 		off += copy(x[off:], tok)
 	}
 	Add(x, m.PosEmbed)
+	if c.NormPre {
+		LayerNorm(x, x, c.NumTokens(), d, m.NormPre, c.LNEps)
+	}
 	return x
 }
 
@@ -168,13 +171,14 @@ func (m *Model) block(b int, x []float32, tokens []int, opt Options, tr *Trace, 
 	// MLP sublayer.
 	hidden := make([]float32, n*c.MLPDim)
 	var fc1 []float32
-	if tr.FC1 != nil || rec != nil {
+	// The GEMM fuses exact GELU only; other activations run after it.
+	if tr.FC1 != nil || rec != nil || !c.ExactGELU() {
 		m.LinearForward(hidden, input(blk.Norm2), n, blk.FC1)
 		if tr.FC1 != nil {
 			tr.FC1[b] = &Tensor{Shape: []int{n, c.MLPDim}, Data: slices.Clone(hidden)}
 		}
 		fc1 = record(hidden)
-		GELU(hidden)
+		c.Activate(hidden)
 	} else {
 		m.linear(hidden, input(blk.Norm2), n, blk.FC1, true) // GELU in the GEMM's epilogue
 	}

@@ -72,6 +72,9 @@ func NewRandom(c Config, seed uint64) (*Model, error) {
 		}
 	}
 	m.PosEmbed = truncNormal(c.NumTokens()*d, 0.02)
+	if c.NormPre {
+		m.NormPre = norm(1)
+	}
 	blockNorm := float32(1)
 	if c.PostNorm {
 		blockNorm = 1e-5

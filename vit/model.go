@@ -41,6 +41,7 @@ type Model struct {
 	// RegTokens are the register tokens, Registers×Dim, nil without.
 	RegTokens []float32
 	PosEmbed  []float32 // NumTokens × Dim
+	NormPre   Norm      // timm norm_pre, when Config.NormPre
 	Blocks    []Block
 	// Norm is the classifier-side LayerNorm: timm's `norm` for CLS models,
 	// `fc_norm` (applied after pooling) for mean-pooled models. The lens uses
@@ -76,7 +77,7 @@ func MeanHead(a, b Linear) Linear {
 // NumParams counts the scalar parameters.
 func (m *Model) NumParams() int {
 	n := len(m.Patch.W) + len(m.Patch.B) + len(m.ClsToken) + len(m.DistToken) + len(m.RegTokens) + len(m.PosEmbed) +
-		len(m.Norm.W) + len(m.Norm.B) + len(m.Head.W) + len(m.Head.B)
+		len(m.Norm.W) + len(m.Norm.B) + len(m.Head.W) + len(m.Head.B) + len(m.NormPre.W) + len(m.NormPre.B)
 	if m.Config.DistToken { // Head is derived from the two heads
 		n += len(m.HeadCLS.W) + len(m.HeadCLS.B) + len(m.HeadDist.W) + len(m.HeadDist.B) - len(m.Head.W) - len(m.Head.B)
 	}
@@ -143,6 +144,11 @@ func (m *Model) CheckShapes() error {
 	}
 	if err := want("pos_embed", m.PosEmbed, c.NumTokens()*d); err != nil {
 		return err
+	}
+	if c.NormPre {
+		if err := norm("norm_pre", m.NormPre); err != nil {
+			return err
+		}
 	}
 	if len(m.Blocks) != c.Depth {
 		return fmt.Errorf("model has %d blocks, config says %d", len(m.Blocks), c.Depth)

@@ -7,7 +7,9 @@ package vit_test
 import (
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"vitlens/vit"
@@ -223,4 +225,47 @@ func TestB16MatchesTorch(t *testing.T) {
 	expectClose(t, "logits.0", tr.Logits, g.get(t, "logits.0").Data)
 	expectClose(t, "hs.5.0", tr.Site(vit.SiteHS, 5).Data, g.get(t, "hs.5.0").Data)
 	expectClose(t, "hs.11.0", tr.Site(vit.SiteHS, 11).Data, g.get(t, "hs.11.0").Data)
+}
+
+// A CLIP-style tower (norm_pre, QuickGELU from config.json, a bias-free
+// projection head) read through a class head file: logits, taps, edits and
+// the lens against tools/reference/make_backbones.py's "clip" fixture.
+func TestCLIPTowerThroughHeadFile(t *testing.T) {
+	g := loadGolden(t, "clip")
+	dir := filepath.Join(refDir, "clip")
+	m, _, err := checkpoint.Load(filepath.Join(dir, "timm.safetensors"), checkpoint.Options{Override: &vit.Config{Heads: g.config.Heads}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Config.Act != vit.ActQuickGELU || !m.Config.NormPre || m.Config.Classes != 12 {
+		t.Fatalf("config %+v: want quick_gelu from config.json, norm_pre, a 12-wide projection", m.Config)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "head.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := checkpoint.ReadHead("head.safetensors", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkpoint.ApplyHead(m, head); err != nil {
+		t.Fatal(err)
+	}
+	if m.Config != g.config || !slices.Equal(head.ClassNames, []string{"cat", "dog", "car", "tree", "cup"}) {
+		t.Fatalf("config %+v, names %v; torch used %+v", m.Config, head.ClassNames, g.config)
+	}
+	checkFixture(t, m, g)
+}
+
+// Each activation against torch's on a grid over [-6, 6] (the clip fixture
+// holds F.gelu, F.gelu(approximate="tanh") and x·sigmoid(1.702x)).
+func TestActivationsMatchTorch(t *testing.T) {
+	g := loadGolden(t, "clip")
+	x := g.get(t, "act.x").Data
+	for _, act := range []vit.Activation{vit.ActGELU, vit.ActGELUTanh, vit.ActQuickGELU} {
+		c := vit.Config{Act: act}
+		got := slices.Clone(x)
+		c.Activate(got)
+		expectClose(t, "act."+string(act), got, g.get(t, "act."+string(act)).Data)
+	}
 }

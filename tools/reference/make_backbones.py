@@ -41,6 +41,16 @@ FIXTURES = {
     "deit_dist": (11, dict(distilled=True)),
     # DINOv2-with-registers layout: LayerScale, 2 registers, no_embed_class.
     "ls_reg": (12, dict(layer_scale=True, registers=2, no_embed_class=True)),
+    # OpenAI-CLIP-style image tower: norm_pre, QuickGELU, a bias-free projection
+    # head to a 12-wide embedding, read through a class head file (5 classes).
+    "clip": (13, dict(norm_pre=True, act="quick_gelu", embed_dim=12, head_bias=False)),
+}
+HEAD_CLASSES = ["cat", "dog", "car", "tree", "cup"]  # the clip fixture's head file
+
+ACTS = {
+    "gelu": F.gelu,
+    "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "quick_gelu": lambda x: x * torch.sigmoid(1.702 * x),  # OpenAI CLIP's QuickGELU
 }
 
 
@@ -49,11 +59,12 @@ class TimmViT(nn.Module):
 
     def __init__(self, image_size, patch_size, num_layers, num_heads, hidden_dim, mlp_dim,
                  num_classes, distilled=False, registers=0, layer_scale=False,
-                 no_embed_class=False):
+                 no_embed_class=False, norm_pre=False, act="gelu", embed_dim=None, head_bias=True):
         super().__init__()
         d = hidden_dim
         self.heads = num_heads
         self.no_embed_class = no_embed_class
+        self.act = ACTS[act]
         n_patches = (image_size // patch_size) ** 2
         self.patch_embed = nn.Module()
         self.patch_embed.proj = nn.Conv2d(3, d, patch_size, patch_size)
@@ -63,6 +74,7 @@ class TimmViT(nn.Module):
         prefix = 1 + int(distilled) + registers
         self.prefix = prefix
         self.pos_embed = nn.Parameter(torch.zeros(1, n_patches + (0 if no_embed_class else prefix), d))
+        self.norm_pre = nn.LayerNorm(d, eps=1e-6) if norm_pre else None
         self.blocks = nn.ModuleList()
         for _ in range(num_layers):
             b = nn.Module()
@@ -80,7 +92,8 @@ class TimmViT(nn.Module):
                 b.ls2.gamma = nn.Parameter(torch.ones(d))
             self.blocks.append(b)
         self.norm = nn.LayerNorm(d, eps=1e-6)
-        self.head = nn.Linear(d, num_classes)
+        # A CLIP tower's head is its projection to the embedding (no bias).
+        self.head = nn.Linear(d, embed_dim or num_classes, bias=head_bias)
         self.head_dist = nn.Linear(d, num_classes) if distilled else None
 
     def prefix_tokens(self, b_sz):
@@ -92,8 +105,10 @@ class TimmViT(nn.Module):
         over the patches only, with [CLS], distillation token and registers prepended after."""
         h = self.patch_embed.proj(x).flatten(2).transpose(1, 2)
         if self.no_embed_class:
-            return torch.cat(self.prefix_tokens(h.shape[0]) + [h + self.pos_embed], dim=1)
-        return torch.cat(self.prefix_tokens(h.shape[0]) + [h], dim=1) + self.pos_embed
+            h = torch.cat(self.prefix_tokens(h.shape[0]) + [h + self.pos_embed], dim=1)
+        else:
+            h = torch.cat(self.prefix_tokens(h.shape[0]) + [h], dim=1) + self.pos_embed
+        return self.norm_pre(h) if self.norm_pre is not None else h
 
     def classify(self, h):
         """timm's forward_head in eval mode: the mean of the two heads when distilled."""
@@ -128,7 +143,7 @@ class TimmViT(nn.Module):
                 attn = attn * blk.ls1.gamma
             mid = h + attn
             f1 = blk.mlp.fc1(blk.norm2(mid))
-            mlp = blk.mlp.fc2(F.gelu(f1))
+            mlp = blk.mlp.fc2(self.act(f1))
             if hasattr(blk, "ls2"):
                 mlp = mlp * blk.ls2.gamma
             h = mid + mlp
@@ -158,7 +173,7 @@ def independent_logits(m, x):
         g1 = blk.ls1.gamma if hasattr(blk, "ls1") else 1
         g2 = blk.ls2.gamma if hasattr(blk, "ls2") else 1
         h = h + g1 * o
-        h = h + g2 * blk.mlp.fc2(F.gelu(blk.mlp.fc1(blk.norm2(h))))
+        h = h + g2 * blk.mlp.fc2(m.act(blk.mlp.fc1(blk.norm2(h))))
     return m.classify(h)
 
 
@@ -194,6 +209,8 @@ def config_json(c, opts):
         "mlp_dim": c["mlp_dim"], "classes": c["num_classes"], "qkv_bias": True, "ln_eps": 1e-6,
         "class_token": True, "pool": "cls", "post_norm": False,
         "dist_token": bool(opts.get("distilled")), "registers": opts.get("registers", 0),
+        "norm_pre": bool(opts.get("norm_pre")),
+        "act": "" if opts.get("act", "gelu") == "gelu" else opts["act"],
     })
 
 
@@ -206,10 +223,18 @@ def make(name):
     randomise(m, seed)
     m.eval()
     x = make_golden.inputs(c, seed)
+    # A CLIP tower's output is an embedding; the class head file maps it to classes,
+    # and the golden logits and lens are read through both (Go: --head).
+    head = None
+    if opts.get("embed_dim"):
+        hg = torch.Generator().manual_seed(3000 + seed)
+        head = (torch.randn(len(HEAD_CLASSES), opts["embed_dim"], generator=hg) / math.sqrt(opts["embed_dim"]),
+                0.1 * torch.randn(len(HEAD_CLASSES), generator=hg))
+    readout = (lambda z: z) if head is None else (lambda z: z @ head[0].T + head[1])
     taps = {}
-    logits = m(x, taps=taps)
+    logits = readout(m(x, taps=taps))
     errs = {"logits": make_golden.close(f"{name} logits vs MultiheadAttention", logits,
-                                        independent_logits(m, x))}
+                                        readout(independent_logits(m, x)))}
     depth, prefix = c["num_layers"], m.prefix
     n_tok = taps["embed"].shape[1]
     g = torch.Generator().manual_seed(2000 + seed)
@@ -222,11 +247,11 @@ def make(name):
             for site in ("hs", "hs_mid", "attn", "mlp", "fc1", "attn_probs", "values"):
                 out[f"{site}.{b}.{i}"] = taps[site][b][i]
             for site in ("hs", "hs_mid", "attn", "mlp"):
-                out[f"lens.{site}.{b}.{i}"] = m.class_embedding(taps[site][b][i])
+                out[f"lens.{site}.{b}.{i}"] = readout(m.class_embedding(taps[site][b][i]))
         xi = x[i:i + 1]
         for edit in ("self_only", "no_cls"):
             et = {}
-            el = m(xi, edit=edit, taps=et)
+            el = readout(m(xi, edit=edit, taps=et))
             out[f"{edit}.logits.{i}"] = el[0]
             out[f"{edit}.hs.{depth - 1}.{i}"] = et["hs"][-1][0]
             diff = (el[0] - logits[i]).abs().max().item()
@@ -236,21 +261,35 @@ def make(name):
         patches = torch.randperm(n_tok - prefix, generator=g)[: (n_tok - prefix) // 2] + prefix
         keep = torch.cat([torch.arange(prefix), patches.sort().values])
         kt = {}
-        kl = m(xi, keep=keep, taps=kt)
+        kl = readout(m(xi, keep=keep, taps=kt))
         out[f"keep.tokens.{i}"] = keep
         out[f"keep.logits.{i}"] = kl[0]
         out[f"keep.hs.{depth - 1}.{i}"] = kt["hs"][-1][0]
+    if opts.get("act"):
+        # Every activation vitlens knows, on a grid, from torch itself.
+        grid = torch.linspace(-6, 6, 97)
+        out["act.x"] = grid
+        for act_name, fn in ACTS.items():
+            out[f"act.{act_name}"] = fn(grid)
     d = os.path.join(make_golden.OUT, name)
     os.makedirs(d, exist_ok=True)
     path = os.path.join(d, "timm.safetensors")
     safetensors_io.save(path, m.timm_state_dict(), {"format": "pt"})
+    if head is not None:
+        safetensors_io.save(os.path.join(d, "head.safetensors"), {"weight": head[0], "bias": head[1]},
+                            {"classes": json.dumps(HEAD_CLASSES)})
+    if opts.get("act", "gelu") != "gelu":
+        # Never inferred from the weights: config.json beside them says it.
+        with open(os.path.join(d, "config.json"), "w") as f:
+            json.dump({"act": opts["act"]}, f)
+            f.write("\n")
     t, _ = safetensors_io.load(path)
     m2 = TimmViT(**c, **opts)
     m2.load_state_dict({k: torch.from_numpy(v) for k, v in t.items()})
     m2.eval()
-    make_golden.close(f"{name} reload timm.safetensors", m2(x), logits, 0)
+    make_golden.close(f"{name} reload timm.safetensors", readout(m2(x)), logits, 0)
     meta = {
-        "config": config_json(c, opts),
+        "config": config_json(dict(c, num_classes=len(HEAD_CLASSES)) if head is not None else c, opts),
         "max_abs_err_manual_vs_torch": json.dumps({k: float(f"{v:.3g}") for k, v in errs.items()}),
         "weights": "random, torch seed %d; see randomise() in the script" % seed,
     }

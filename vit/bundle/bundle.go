@@ -41,6 +41,12 @@ type Options struct {
 	// Preprocessor is the text of a Hugging Face preprocessor_config.json;
 	// Open reads the one beside the weights when this is nil.
 	Preprocessor []byte
+	// HeadFile is a class-embedding head file (--head; checkpoint.ReadHead)
+	// that becomes the model's classifier, composed with its own head (a
+	// CLIP tower's projection). HeadData holds its bytes; Open reads
+	// HeadFile when HeadData is nil.
+	HeadFile string
+	HeadData []byte
 }
 
 // PreprocessorFile is the Hugging Face file that describes the pixels a
@@ -57,6 +63,12 @@ func Open(path string, opt Options) (*Bundle, error) {
 		var err error
 		if classesData, err = os.ReadFile(opt.ClassesFile); err != nil {
 			return nil, err
+		}
+	}
+	if opt.HeadFile != "" && opt.HeadData == nil {
+		var err error
+		if opt.HeadData, err = os.ReadFile(opt.HeadFile); err != nil {
+			return nil, fmt.Errorf("--head: %w", err)
 		}
 	}
 	if path == "" || path == DemoName {
@@ -110,6 +122,15 @@ func finish(m *vit.Model, info checkpoint.Info, opt Options, classesData []byte)
 	if m.Config.Channels != 3 {
 		return nil, fmt.Errorf("%s: model has %d input channels; presets produce RGB (3)", info.Path, m.Config.Channels)
 	}
+	var head *checkpoint.ClassHead
+	if opt.HeadData != nil {
+		if head, err = checkpoint.ReadHead(opt.HeadFile, opt.HeadData); err != nil {
+			return nil, err
+		}
+		if err := checkpoint.ApplyHead(m, head); err != nil {
+			return nil, err
+		}
+	}
 	C := m.Config.Classes
 	where := "" // the file the names came from, for messages
 	switch {
@@ -120,6 +141,13 @@ func finish(m *vit.Model, info checkpoint.Info, opt Options, classesData []byte)
 			return nil, err
 		}
 		b.Classes, b.ClassesSource = names, opt.ClassesFile
+	case head != nil && head.ClassNames != nil:
+		b.Classes, b.ClassesSource = head.ClassNames, opt.HeadFile+` metadata "classes"`
+	case head != nil:
+		for i := 0; i < C; i++ {
+			b.Classes = append(b.Classes, strconv.Itoa(i))
+		}
+		b.ClassesSource = "class numbers (the head file names none)"
 	case info.Metadata["classes"] != "":
 		where = info.Path + ` metadata "classes"`
 		names, err := ParseClassNames(where, []byte(info.Metadata["classes"]))

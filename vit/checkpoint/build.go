@@ -26,6 +26,8 @@ type structure struct {
 	// only; inferConfig sets it from the row count.
 	noEmbedClass bool
 	qkvBias      bool
+	normPre      bool // timm norm_pre (CLIP-style towers)
+	headBias     bool // CLIP's projection head has none
 	fcNorm       bool // classifier norm after pooling (timm fc_norm)
 	norm         bool // classifier norm before pooling (timm norm)
 }
@@ -66,6 +68,12 @@ func build(tensors map[string]*vit.Tensor, meta map[string]string, opt Options, 
 	cfg, source, err := mergeConfig(inferred, meta, opt)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.NormPre && cfg.Act == "" {
+		return nil, errors.New(`norm_pre marks a CLIP-style tower, whose MLP activation the weights do not tell: say it with "act" in config.json or --config ("gelu", "gelu_tanh", or "quick_gelu" for OpenAI CLIP)`)
+	}
+	if cfg.Act == vit.ActGELU {
+		cfg.Act = "" // exact GELU is the zero value, so configs compare equal
 	}
 	info.Config, info.ConfigSource = cfg, source
 	if err := cn.checkValues(want, cfg, st); err != nil {
@@ -179,6 +187,8 @@ func (cn *canonical) structure() structure {
 	st.cls = cn.has("cls_token")
 	st.dist = cn.has("dist_token") || cn.has("head_dist.weight") || cn.has("head_dist.bias")
 	st.regs = cn.has("reg_token")
+	st.normPre = cn.has("norm_pre.weight") || cn.has("norm_pre.bias")
+	st.headBias = cn.has("head.bias")
 	st.fcNorm = cn.has("fc_norm.weight") || cn.has("fc_norm.bias")
 	st.norm = cn.has("norm.weight") || cn.has("norm.bias")
 	for i := 0; i < st.depth; i++ {
@@ -272,6 +282,9 @@ func expectedNames(st structure) []string {
 	if st.regs {
 		n = append(n, "reg_token")
 	}
+	if st.normPre {
+		n = append(n, "norm_pre.weight", "norm_pre.bias")
+	}
 	for i := 0; i < st.depth; i++ {
 		for _, s := range []string{"norm1.weight", "norm1.bias", "attn.qkv.weight", "attn.qkv.bias", "attn.proj.weight", "attn.proj.bias",
 			"norm2.weight", "norm2.bias", "mlp.fc1.weight", "mlp.fc1.bias", "mlp.fc2.weight", "mlp.fc2.bias"} {
@@ -288,7 +301,10 @@ func expectedNames(st structure) []string {
 	} else {
 		n = append(n, "norm.weight", "norm.bias")
 	}
-	return append(n, "head.weight", "head.bias")
+	if st.headBias {
+		n = append(n, "head.bias")
+	}
+	return append(n, "head.weight")
 }
 
 // wantShape is the torch shape of a canonical tensor under cfg.
@@ -345,7 +361,7 @@ func sameShape(got, want []int) bool {
 // the position embedding covers the prefix tokens (st.noEmbedClass). Heads
 // cannot be read off shapes; mergeConfig fills them.
 func inferConfig(t map[string]*vit.Tensor, st *structure, fam *family, origin map[string]string) (vit.Config, error) {
-	c := vit.Config{Depth: st.depth, QKVBias: st.qkvBias, ClassToken: st.cls, DistToken: st.dist, LNEps: fam.lnEps}
+	c := vit.Config{Depth: st.depth, QKVBias: st.qkvBias, ClassToken: st.cls, DistToken: st.dist, NormPre: st.normPre, LNEps: fam.lnEps}
 	if st.depth == 0 {
 		return c, errors.New("no transformer blocks found")
 	}
@@ -451,6 +467,9 @@ func assemble(c vit.Config, t map[string]*vit.Tensor, st structure) *vit.Model {
 		m.RegTokens = data("reg_token")
 	}
 	m.PosEmbed = data("pos_embed")
+	if c.NormPre {
+		m.NormPre = norm("norm_pre")
+	}
 	if st.noEmbedClass {
 		// Zero rows for the prefix tokens: adding nothing to them is what
 		// timm does when it prepends them after the position embedding.
@@ -478,6 +497,9 @@ func assemble(c vit.Config, t map[string]*vit.Tensor, st structure) *vit.Model {
 		m.Norm = norm("norm")
 	}
 	m.Head = lin("head", c.Classes, d)
+	if m.Head.B == nil { // a bias-free projection (CLIP) reads as a zero bias
+		m.Head.B = make([]float32, c.Classes)
+	}
 	if st.dist {
 		m.HeadCLS, m.HeadDist = m.Head, lin("head_dist", c.Classes, d)
 		m.Head = vit.MeanHead(m.HeadCLS, m.HeadDist)

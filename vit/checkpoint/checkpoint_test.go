@@ -89,7 +89,7 @@ func TestConfigSources(t *testing.T) {
 		{"override contradicts", timmFile(nil), Options{Override: &vit.Config{Classes: 7}}, 0, 0, "", "override says classes = 7 but the tensors give 5"},
 		{"heads do not divide", timmFile(nil), Options{Override: &vit.Config{Heads: 5}}, 0, 0, "", "heads 5 does not divide dim 64"},
 		{"bad json", timmFile(nil), Options{ConfigJSON: []byte(`{"heads": `)}, 0, 0, "", "config.json is not a JSON object"},
-		{"bad activation", timmFile(nil), Options{ConfigJSON: []byte(`{"hidden_act": "relu"}`)}, 0, 0, "", "hidden_act \"relu\" not supported"},
+		{"bad activation", timmFile(nil), Options{ConfigJSON: []byte(`{"hidden_act": "relu"}`)}, 0, 0, "", "config.json: hidden_act: unknown activation \"relu\" (want gelu, gelu_tanh or quick_gelu)"},
 		// heads 0 must not pass for "not given" (one head assumed).
 		{"heads 0 in config.json", timmFile(nil), Options{ConfigJSON: []byte(`{"heads": 0}`)}, 0, 0, "", "config.json: heads 0: must be at least 1"},
 		{"HF heads 0", timmFile(nil), Options{ConfigJSON: []byte(`{"num_attention_heads": 0}`)}, 0, 0, "", "num_attention_heads 0: must be at least 1"},

@@ -26,7 +26,7 @@ var jsonKeys = map[string]string{
 
 // freeFields are not given by the tensors, so a source may set them to
 // anything; every other field a source gives must agree with the tensors.
-var freeFields = map[string]bool{"heads": true, "ln_eps": true, "post_norm": true}
+var freeFields = map[string]bool{"heads": true, "ln_eps": true, "post_norm": true, "act": true}
 
 // partial is the fields one source gives, by json tag.
 type partial struct {
@@ -57,11 +57,16 @@ func parseConfigJSON(source string, b []byte) (partial, error) {
 				p.cfg.Classes, p.set["classes"] = len(labels), true
 			}
 			continue
-		case "hidden_act":
-			var act string
-			if err := json.Unmarshal(msg, &act); err != nil || act != "gelu" {
-				return p, fmt.Errorf("%s: hidden_act %s not supported (only exact GELU, \"gelu\")", source, msg)
+		case "hidden_act", "act":
+			var name string
+			if err := json.Unmarshal(msg, &name); err != nil {
+				return p, fmt.Errorf("%s: %s %s is not a string", source, key, msg)
 			}
+			act, err := vit.ParseActivation(name)
+			if err != nil {
+				return p, fmt.Errorf("%s: %s: %v", source, key, err)
+			}
+			p.cfg.Act, p.set["act"] = act, true
 			continue
 		case "image_size", "patch_size":
 			// Hugging Face allows [h, w]; only square is supported.

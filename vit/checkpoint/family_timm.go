@@ -12,8 +12,10 @@ var timm = family{
 		{"patch_embed.proj.bias", "patch_embed.proj.bias", whole},
 		{"cls_token", "cls_token", whole}, // [1, 1, D]
 		{"dist_token", "dist_token", whole},
-		{"reg_token", "reg_token", whole}, // [1, R, D]
-		{"pos_embed", "pos_embed", whole}, // [1, T, D]
+		{"reg_token", "reg_token", whole},             // [1, R, D]
+		{"pos_embed", "pos_embed", whole},             // [1, T, D]
+		{"norm_pre.weight", "norm_pre.weight", whole}, // CLIP's ln_pre
+		{"norm_pre.bias", "norm_pre.bias", whole},
 		{"blocks.{i}.norm1.weight", "blocks.{i}.norm1.weight", whole},
 		{"blocks.{i}.norm1.bias", "blocks.{i}.norm1.bias", whole},
 		{"blocks.{i}.attn.qkv.weight", "blocks.{i}.attn.qkv.weight", whole}, // [3D, D], rows q, k, v
@@ -32,7 +34,7 @@ var timm = family{
 		{"norm.bias", "norm.bias", whole},
 		{"fc_norm.weight", "fc_norm.weight", whole}, // after mean pooling
 		{"fc_norm.bias", "fc_norm.bias", whole},
-		{"head.weight", "head.weight", whole}, // [classes, D]
+		{"head.weight", "head.weight", whole}, // [classes, D]; CLIP towers: the projection [E, D], maybe without bias
 		{"head.bias", "head.bias", whole},
 		{"head_dist.weight", "head_dist.weight", whole},
 		{"head_dist.bias", "head_dist.bias", whole},

@@ -142,6 +142,9 @@ func Map(m *vit.Model, pixels *vit.Tensor, target int, opt Options) (*Maps, erro
 	if c.DistToken {
 		return nil, errors.New("explain: a distilled DeiT's output also reads its distillation token, which the gradient maps do not follow yet")
 	}
+	if !c.ExactGELU() {
+		return nil, fmt.Errorf("explain: the backward pass knows exact GELU only, not %q", c.Act)
+	}
 	if err := opt.Validate(); err != nil {
 		return nil, fmt.Errorf("explain: %w", err)
 	}
