@@ -38,6 +38,9 @@ func runInfo(args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "  image      %d×%d, %d channels, patch %d (%d×%d grid)\n", c.ImageSize, c.ImageSize, c.Channels, c.PatchSize, c.GridSize(), c.GridSize())
 	fmt.Fprintf(stdout, "  blocks     %d, dim %d, heads %d (head dim %d), MLP %d\n", c.Depth, c.Dim, c.Heads, c.HeadDim(), c.MLPDim)
 	fmt.Fprintf(stdout, "  tokens     %d (%s)\n", c.NumTokens(), tokenNote(c))
+	if g := b.Info.PosGrid; g > 0 {
+		fmt.Fprintf(stdout, "  position embedding resized from %d×%d to %d×%d patches (bicubic, as timm)\n", g, g, c.GridSize(), c.GridSize())
+	}
 	block := "pre-norm"
 	if c.PostNorm {
 		block = "post-norm (ResPostBlock)"

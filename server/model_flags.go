@@ -27,7 +27,7 @@ func (f *modelFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.preset, "preset", "", "preprocessing preset: google, deit, miil, cifar, fmnist (default: the checkpoint's metadata, a preprocessor_config.json beside it, or inferred from the weights; else google, with a warning)")
 	fs.StringVar(&f.classes, "classes", "", "class names: text file (one per line), JSON list or id2label JSON")
 	fs.StringVar(&f.head, "head", "", "class-embedding head (safetensors: weight [classes, embed], optional bias, metadata classes) read after the model's final norm and projection, e.g. CLIP zero-shot text embeddings (tools/make_head.py)")
-	fs.StringVar(&f.configFile, "config", "", "config JSON overriding what is inferred (Hugging Face config.json keys or vitlens's: image_size, patch_size, dim, depth, heads, mlp_dim, classes, qkv_bias, ln_eps, class_token, pool, post_norm, dist_token, registers, norm_pre, act: gelu, gelu_tanh or quick_gelu); default: config.json beside the weights")
+	fs.StringVar(&f.configFile, "config", "", "config JSON overriding what is inferred (Hugging Face config.json keys or vitlens's: image_size, patch_size, dim, depth, heads, mlp_dim, classes, qkv_bias, ln_eps, class_token, pool, post_norm, dist_token, registers, norm_pre, act: gelu, gelu_tanh or quick_gelu; an image_size unlike the checkpoint's resizes its position embedding as timm does); default: config.json beside the weights")
 	fs.Var(&f.heads, "heads", "attention heads, when the checkpoint does not say (default: dim/64)")
 	fs.BoolVar(&f.nonStrict, "non-strict", false, "skip unknown tensors instead of failing (e.g. DeiT refinement heads)")
 }

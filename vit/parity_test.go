@@ -269,3 +269,30 @@ func TestActivationsMatchTorch(t *testing.T) {
 		expectClose(t, "act."+string(act), got, g.get(t, "act."+string(act)).Data)
 	}
 }
+
+// Another image size than the checkpoint's: the position embedding's patch
+// rows are resized as timm's resample_abs_pos_embed does (torch bicubic,
+// antialiased; prefix rows untouched), shrinking (deit_dist, 32 → 24 px)
+// and growing (ls_reg, no_embed_class, 32 → 48 px).
+func TestPosEmbedInterpolationMatchesTorch(t *testing.T) {
+	for fixture, size := range map[string]int{"deit_dist": 24, "ls_reg": 48} {
+		g := loadGolden(t, fixture)
+		m, _, err := checkpoint.Load(filepath.Join(refDir, fixture, "timm.safetensors"),
+			checkpoint.Options{Override: &vit.Config{Heads: g.config.Heads, ImageSize: size}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := fmt.Sprintf("resized.%d.", size)
+		want := g.get(t, key+"pos_embed").Data
+		got := m.PosEmbed
+		if len(got) != len(want) { // no_embed_class: the loader added zero rows for the prefix tokens
+			got = got[len(got)-len(want):]
+		}
+		expectClose(t, fixture+" pos_embed", got, want)
+		tr, err := m.Forward(g.get(t, key+"input.0"), vit.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		expectClose(t, fixture+" logits", tr.Logits, g.get(t, key+"logits.0").Data)
+	}
+}

@@ -38,13 +38,14 @@ TINY = dict(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=1
 
 # fixture -> (seed, TimmViT options)
 FIXTURES = {
-    "deit_dist": (11, dict(distilled=True)),
+    "deit_dist": (11, dict(distilled=True)),  # also run at 24px (grid 4 -> 3, shrinking)
     # DINOv2-with-registers layout: LayerScale, 2 registers, no_embed_class.
-    "ls_reg": (12, dict(layer_scale=True, registers=2, no_embed_class=True)),
+    "ls_reg": (12, dict(layer_scale=True, registers=2, no_embed_class=True)),  # also at 48px (4 -> 6)
     # OpenAI-CLIP-style image tower: norm_pre, QuickGELU, a bias-free projection
     # head to a 12-wide embedding, read through a class head file (5 classes).
     "clip": (13, dict(norm_pre=True, act="quick_gelu", embed_dim=12, head_bias=False)),
 }
+RESIZE = {"deit_dist": 24, "ls_reg": 48}  # image size for the position-embedding interpolation check
 HEAD_CLASSES = ["cat", "dog", "car", "tree", "cup"]  # the clip fixture's head file
 
 ACTS = {
@@ -157,6 +158,34 @@ class TimmViT(nn.Module):
         return {k: v.detach().clone() for k, v in self.state_dict().items()}
 
 
+def resample_abs_pos_embed(posemb, new_size, num_prefix_tokens):
+    """timm.layers.resample_abs_pos_embed (timm 0.9, defaults interpolation='bicubic',
+    antialias=True): prefix rows untouched, the patch grid resized."""
+    prefix, grid = posemb[:, :num_prefix_tokens], posemb[:, num_prefix_tokens:]
+    old = int(math.sqrt(grid.shape[1]))
+    d = grid.shape[-1]
+    grid = grid.reshape(1, old, old, d).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid, size=(new_size, new_size), mode="bicubic", antialias=True,
+                         align_corners=False)
+    grid = grid.permute(0, 2, 3, 1).reshape(1, -1, d)
+    return torch.cat([prefix, grid], dim=1)
+
+
+def resized(m, c, opts, size, seed, readout):
+    """The model at another image size, as timm builds it from a checkpoint
+    (img_size=size: pos_embed resampled at load). Returns golden entries."""
+    c2 = dict(c, image_size=size)
+    m2 = TimmViT(**c2, **opts)
+    sd = m.timm_state_dict()
+    n_prefix = 0 if m.no_embed_class else m.prefix
+    sd["pos_embed"] = resample_abs_pos_embed(sd["pos_embed"], size // c["patch_size"], n_prefix)
+    m2.load_state_dict(sd)
+    m2.eval()
+    x = make_golden.inputs(c2, seed, 1)
+    return {f"resized.{size}.input.0": x[0], f"resized.{size}.logits.0": readout(m2(x))[0],
+            f"resized.{size}.pos_embed": sd["pos_embed"][0]}
+
+
 def independent_logits(m, x):
     """The same weights through nn.MultiheadAttention and plain torch ops."""
     h = m.embed(x)
@@ -265,6 +294,8 @@ def make(name):
         out[f"keep.tokens.{i}"] = keep
         out[f"keep.logits.{i}"] = kl[0]
         out[f"keep.hs.{depth - 1}.{i}"] = kt["hs"][-1][0]
+    if name in RESIZE:
+        out.update(resized(m, c, opts, RESIZE[name], seed, readout))
     if opts.get("act"):
         # Every activation vitlens knows, on a grid, from torch itself.
         grid = torch.linspace(-6, 6, 97)

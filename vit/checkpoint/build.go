@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"vitlens/vit"
+	"vitlens/vit/preprocess"
 )
 
 // structure is what the tensor names alone tell about the architecture.
@@ -25,6 +26,7 @@ type structure struct {
 	// noEmbedClass is timm's no_embed_class: pos_embed covers the patches
 	// only; inferConfig sets it from the row count.
 	noEmbedClass bool
+	posGrid      int // the position embedding's patch grid side (inferConfig)
 	qkvBias      bool
 	normPre      bool // timm norm_pre (CLIP-style towers)
 	headBias     bool // CLIP's projection head has none
@@ -78,6 +80,9 @@ func build(tensors map[string]*vit.Tensor, meta map[string]string, opt Options, 
 	info.Config, info.ConfigSource = cfg, source
 	if err := cn.checkValues(want, cfg, st); err != nil {
 		return nil, err
+	}
+	if cfg.GridSize() != st.posGrid {
+		info.PosGrid = st.posGrid
 	}
 	m := assemble(cfg, cn.tensors, st)
 	if err := m.CheckShapes(); err != nil {
@@ -321,10 +326,11 @@ func wantShape(name string, c vit.Config, st structure) []int {
 	case "reg_token":
 		return []int{1, c.Registers, d}
 	case "pos_embed":
-		if st.noEmbedClass {
-			return []int{1, c.NumPatches(), d}
+		rows := st.posGrid * st.posGrid
+		if !st.noEmbedClass {
+			rows += c.FirstImageToken()
 		}
-		return []int{1, c.NumTokens(), d}
+		return []int{1, rows, d}
 	case "attn.qkv.weight":
 		return []int{3 * d, d}
 	case "attn.qkv.bias":
@@ -398,6 +404,7 @@ func inferConfig(t map[string]*vit.Tensor, st *structure, fam *family, origin ma
 		return c, fmt.Errorf("tensor %s has %d patch positions (after %d special tokens): not a square grid", origin["pos_embed"], n, prefix)
 	}
 	g := int(math.Sqrt(float64(n)) + 0.5)
+	st.posGrid = g
 	c.ImageSize = g * c.PatchSize
 
 	if fc1 := t["blocks.0.mlp.fc1.weight"].Shape; len(fc1) == 2 {
@@ -469,6 +476,15 @@ func assemble(c vit.Config, t map[string]*vit.Tensor, st structure) *vit.Model {
 	m.PosEmbed = data("pos_embed")
 	if c.NormPre {
 		m.NormPre = norm("norm_pre")
+	}
+	if g := c.GridSize(); g != st.posGrid {
+		// Another image size than the checkpoint's: resize the patch rows
+		// as timm does (bicubic, antialiased); prefix rows stay as they are.
+		prefix := 0
+		if !st.noEmbedClass {
+			prefix = c.FirstImageToken() * d
+		}
+		m.PosEmbed = append(slices.Clone(m.PosEmbed[:prefix]), preprocess.ResizeGrid(m.PosEmbed[prefix:], st.posGrid, g, d)...)
 	}
 	if st.noEmbedClass {
 		// Zero rows for the prefix tokens: adding nothing to them is what

@@ -65,6 +65,9 @@ type Info struct {
 	Distilled bool
 	Scope     string
 	ModelType string
+	// PosGrid is the checkpoint's position-embedding grid side when it was
+	// resized to the config's image size (0 when not).
+	PosGrid int
 }
 
 // Options tune loading.

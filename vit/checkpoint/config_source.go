@@ -26,7 +26,9 @@ var jsonKeys = map[string]string{
 
 // freeFields are not given by the tensors, so a source may set them to
 // anything; every other field a source gives must agree with the tensors.
-var freeFields = map[string]bool{"heads": true, "ln_eps": true, "post_norm": true, "act": true}
+// image_size may differ from the position embedding's: it is then resized
+// (timm's resample_abs_pos_embed).
+var freeFields = map[string]bool{"heads": true, "ln_eps": true, "post_norm": true, "act": true, "image_size": true}
 
 // partial is the fields one source gives, by json tag.
 type partial struct {

@@ -78,6 +78,25 @@ const precisionBits = 32 - 8 - 2
 // for each output position it returns the first input index, the number of
 // taps, and the fixed-point weights (ksize slots per output position).
 func coefficients(inSize, outSize int, f Filter) (first, count []int, k []int32, ksize int) {
+	first, count, w, ksize := filterWeights(inSize, outSize, f)
+	k = make([]int32, len(w))
+	for i, v := range w {
+		// Round half away from zero, as normalize_coeffs_8bpc does.
+		scaled := float64(v * (1 << precisionBits))
+		if v < 0 {
+			k[i] = int32(-0.5 + scaled)
+		} else {
+			k[i] = int32(0.5 + scaled)
+		}
+	}
+	return first, count, k, ksize
+}
+
+// filterWeights mirrors precompute_coeffs: for each output position the
+// first input index, the number of taps, and the normalised weights (ksize
+// slots per output position). PyTorch's antialiased interpolate computes the
+// same weights (_compute_weights_aa).
+func filterWeights(inSize, outSize int, f Filter) (first, count []int, k []float64, ksize int) {
 	// Pillow passes the box as C floats; for any realistic size they convert
 	// exactly, so float64 arithmetic below equals Pillow's double arithmetic.
 	scale := float64(inSize) / float64(outSize)
@@ -89,8 +108,7 @@ func coefficients(inSize, outSize int, f Filter) (first, count []int, k []int32,
 	ksize = int(math.Ceil(support))*2 + 1
 	first = make([]int, outSize)
 	count = make([]int, outSize)
-	k = make([]int32, outSize*ksize)
-	w := make([]float64, ksize)
+	k = make([]float64, outSize*ksize)
 	ss := 1 / filterScale
 	for xx := 0; xx < outSize; xx++ {
 		center := float64(float64(xx)+0.5) * scale
@@ -104,27 +122,62 @@ func coefficients(inSize, outSize int, f Filter) (first, count []int, k []int32,
 			xmax = inSize
 		}
 		n := xmax - xmin
+		w := k[xx*ksize : xx*ksize+n]
 		sum := 0.0
-		for x := 0; x < n; x++ {
+		for x := range w {
 			w[x] = f.weight(float64(float64(x+xmin)-center+0.5) * ss)
 			sum += w[x]
 		}
-		for x := 0; x < n; x++ {
-			v := w[x]
-			if sum != 0 {
-				v /= sum
-			}
-			// Round half away from zero, as normalize_coeffs_8bpc does.
-			scaled := float64(v * (1 << precisionBits))
-			if v < 0 {
-				k[xx*ksize+x] = int32(-0.5 + scaled)
-			} else {
-				k[xx*ksize+x] = int32(0.5 + scaled)
+		if sum != 0 {
+			for x := range w {
+				w[x] /= sum
 			}
 		}
 		first[xx], count[xx] = xmin, n
 	}
 	return first, count, k, ksize
+}
+
+// ResizeGrid resamples a g0×g0 grid of d-vectors (row-major, each vector
+// contiguous) to g1×g1 as PyTorch's F.interpolate(mode="bicubic",
+// antialias=True, align_corners=False) does, which is how timm's
+// resample_abs_pos_embed resizes position embeddings: Pillow's BICUBIC
+// kernel (widened when shrinking), separable, rows first, in float.
+func ResizeGrid(src []float32, g0, g1, d int) []float32 {
+	first, count, w, ksize := filterWeights(g0, g1, Bicubic)
+	// Horizontal pass: g0 rows × g1 columns.
+	tmp := make([]float64, g0*g1*d)
+	for y := 0; y < g0; y++ {
+		for x := 0; x < g1; x++ {
+			out := tmp[(y*g1+x)*d : (y*g1+x+1)*d]
+			for t := 0; t < count[x]; t++ {
+				wt := w[x*ksize+t]
+				in := src[(y*g0+first[x]+t)*d : (y*g0+first[x]+t+1)*d]
+				for i, v := range in {
+					out[i] += wt * float64(v)
+				}
+			}
+		}
+	}
+	// Vertical pass: g1 × g1.
+	dst := make([]float32, g1*g1*d)
+	acc := make([]float64, d)
+	for y := 0; y < g1; y++ {
+		for x := 0; x < g1; x++ {
+			clear(acc)
+			for t := 0; t < count[y]; t++ {
+				wt := w[y*ksize+t]
+				in := tmp[((first[y]+t)*g1+x)*d : ((first[y]+t)*g1+x+1)*d]
+				for i, v := range in {
+					acc[i] += wt * v
+				}
+			}
+			for i, v := range acc {
+				dst[(y*g1+x)*d+i] = float32(v)
+			}
+		}
+	}
+	return dst
 }
 
 // clip8 turns a fixed-point accumulator into an 8-bit value the way Pillow's
