@@ -463,3 +463,87 @@ func TestMaskedPerturbationAndContext(t *testing.T) {
 		t.Errorf("comparing an extract with itself: %v", err)
 	}
 }
+
+// The paper's experiments run unchanged on models with a distillation token
+// or registers: every token has its rows, perturb-tokens keeps the prefix
+// tokens, and the summary's image-token share counts patches only.
+func TestPrefixTokensInExperiments(t *testing.T) {
+	for name, edit := range map[string]func(*vit.Config){
+		"distilled": func(c *vit.Config) { c.DistToken = true },
+		"registers": func(c *vit.Config) { c.Registers = 2 },
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := testConfig
+			edit(&c)
+			m, err := vit.NewRandom(c, 7)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, h := range []*vit.Linear{&m.Head, &m.HeadCLS, &m.HeadDist} { // sharp, as vittest.SharpModel
+				for i := range h.W {
+					h.W[i] *= 30
+				}
+			}
+			b := testBundle(t)
+			b.Model = m
+			folder, err := dataset.Open("folder", vittest.ImageFolder(t, 2, 20, 18, 1), dataset.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ds := masked{folder}
+			first, g := c.FirstImageToken(), c.GridSize()
+			dir := t.TempDir()
+			run(t, b, ds, dir, Spec{Kind: Extract, Sites: []vit.Site{vit.SiteHS}, TopK: 5, Masks: true}, 0, 1)
+			rows := readAll[RankRow](t, dir, "ranks")
+			if want := 6 * c.Depth * c.NumTokens(); len(rows) != want {
+				t.Fatalf("%d rank rows, want %d", len(rows), want)
+			}
+			hit, n := map[int32]int{}, map[int32]int{}
+			for _, r := range rows {
+				if int(r.Token) < first && r.PatchLabel != -1 {
+					t.Fatalf("prefix token %d has patch label %d", r.Token, r.PatchLabel)
+				}
+				if r.Block == int32(c.Depth-1) && int(r.Token) >= first {
+					n[r.Image]++
+					if r.Rank == 0 {
+						hit[r.Image]++
+					}
+				}
+			}
+			share := 0.0
+			for img, k := range n {
+				share += float64(hit[img]) / float64(k) / float64(len(n))
+			}
+			rep, err := Summarize(dir, SummaryOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if math.Abs(rep.IdentifiableTokenShare-share) > 1e-12 {
+				t.Errorf("identifiable token share %v, patches only give %v", rep.IdentifiableTokenShare, share)
+			}
+
+			pdir := t.TempDir()
+			run(t, b, ds, pdir, Spec{Kind: PerturbTokens, Sites: []vit.Site{vit.SiteHS}, TopK: 5, Drop: DropContext}, 0, 1)
+			kept := map[int32]map[int32]bool{}
+			for _, r := range readAll[RankRow](t, pdir, "ranks") {
+				if kept[r.Image] == nil {
+					kept[r.Image] = map[int32]bool{}
+				}
+				kept[r.Image][r.Token] = true
+				if int(r.Token) >= first {
+					labels, _, _ := ds.PatchLabels(int(r.Image), g)
+					if labels[int(r.Token)-first] != 1 {
+						t.Fatalf("perturb-tokens kept context token %d of image %d", r.Token, r.Image)
+					}
+				}
+			}
+			for img, toks := range kept {
+				for tok := range first {
+					if !toks[int32(tok)] {
+						t.Fatalf("image %d: prefix token %d dropped", img, tok)
+					}
+				}
+			}
+		})
+	}
+}
