@@ -39,6 +39,52 @@ func TestInfoDemo(t *testing.T) {
 	}
 }
 
+// info describes the newer backbones: a CLIP tower read through --head
+// (its activation from config.json, class names from the head file), a
+// model with registers at another image size; a CLIP tower whose
+// activation nothing says is refused.
+func TestInfoBackbones(t *testing.T) {
+	ref := filepath.Join("..", "testdata", "reference")
+	dir := t.TempDir()
+	resize := filepath.Join(dir, "resize.json")
+	if err := os.WriteFile(resize, []byte(`{"image_size": 48}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	head := filepath.Join(ref, "clip", "head.safetensors")
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--model", filepath.Join(ref, "clip", "timm.safetensors"), "--heads", "2", "--head", head},
+			[]string{"after norm_pre", "activation quick_gelu", `classes    5 (names: ` + head + ` metadata "classes")`}},
+		{[]string{"--model", filepath.Join(ref, "ls_reg", "timm.safetensors"), "--heads", "2", "--config", resize},
+			[]string{"[CLS] + 2 registers + patches", "position embedding resized from 4×4 to 6×6 patches"}},
+	} {
+		out, stderr, code := runCLI(t, append([]string{"info"}, tc.args...)...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", tc.args, code, stderr)
+		}
+		for _, want := range tc.want {
+			if !strings.Contains(out, want) {
+				t.Errorf("%v: info output lacks %q:\n%s", tc.args, want, out)
+			}
+		}
+	}
+	// The same tower without its config.json: the activation is not guessed.
+	data, err := os.ReadFile(filepath.Join(ref, "clip", "timm.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare := filepath.Join(dir, "clip.safetensors")
+	if err := os.WriteFile(bare, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := runCLI(t, "info", "--model", bare, "--heads", "2")
+	if code == 0 || !strings.Contains(stderr, `say it with "act" in config.json or --config`) {
+		t.Errorf("exit %d: %s", code, stderr)
+	}
+}
+
 // predict --json follows the documented contract and agrees with the labels
 // of the sample images the demo model gets right.
 func TestPredictJSON(t *testing.T) {
