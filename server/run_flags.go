@@ -212,9 +212,16 @@ func (o *openedRun) manifest(kind string, params map[string]string, args []strin
 		// were cropped must not be resumed with these.
 		params["mask_crop"] = "as the image (" + b.Preset.Name + ")"
 	}
+	headHash := ""
+	if rf.model.head != "" {
+		var err error
+		if headHash, err = results.FileSHA256(rf.model.head); err != nil {
+			return results.Manifest{}, fmt.Errorf("--head: %w", err)
+		}
+	}
 	classes := sha256.Sum256([]byte(strings.Join(b.Classes, "\n")))
 	return results.Manifest{Tool: "vitlens", Version: version, Command: append([]string{"vitlens"}, args...),
-		Experiment: kind, Params: params, ModelPath: b.Info.Path, ModelSHA256: o.modelHash,
+		Experiment: kind, Params: params, ModelPath: b.Info.Path, ModelSHA256: o.modelHash, HeadSHA256: headHash,
 		Family: string(b.Info.Family), Preset: b.Preset.Name, PresetSource: b.PresetSource, Config: b.Model.Config,
 		ClassesSHA256: hex.EncodeToString(classes[:]), Dataset: o.data.Name(), DatasetRoot: root, ImagesSHA256: dataset.Fingerprint(o.data), Selection: o.selection,
 		Total: experiment.ShardImages(o.data.Len(), rf.chunk, o.shard, o.numShards), ChunkSize: rf.chunk,

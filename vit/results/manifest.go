@@ -38,8 +38,11 @@ type Manifest struct {
 
 	ModelPath   string `json:"model_path"`
 	ModelSHA256 string `json:"model_sha256"`
-	Family      string `json:"family"`
-	Preset      string `json:"preset"`
+	// HeadSHA256 is the hash of the --head file that replaced the model's
+	// class embedding ("" for the model's own head).
+	HeadSHA256 string `json:"head_sha256,omitempty"`
+	Family     string `json:"family"`
+	Preset     string `json:"preset"`
 	// PresetSource says whether the preset was given, inferred (from what)
 	// or assumed; provenance, not identity.
 	PresetSource preprocess.PresetSource `json:"preset_source"`
@@ -104,6 +107,7 @@ func runDiff(a, b Manifest, whole bool) []string {
 	fields := []field{
 		{"the command", a.Experiment, b.Experiment},
 		{"--model of sha256", short(a.ModelSHA256), short(b.ModelSHA256)},
+		{"--head of sha256", short(a.HeadSHA256), short(b.HeadSHA256)},
 		{"--model family", a.Family, b.Family},
 		{"--preset", a.Preset, b.Preset},
 	}
