@@ -80,9 +80,6 @@ func New(m *vit.Model, opt Options) (*Backend, error) {
 	if m.Config.DistToken {
 		return nil, errors.New("gpu: a distilled DeiT's two-head output is not implemented on the GPU yet; use --backend cpu")
 	}
-	if c := m.Config; c.NormPre || !c.ExactGELU() {
-		return nil, fmt.Errorf("gpu: norm_pre and the %q activation (CLIP-style towers) are not implemented on the GPU yet; use --backend cpu", c.Act)
-	}
 	if dh := m.Config.HeadDim(); dh > maxHeadDim {
 		return nil, fmt.Errorf("gpu: head dimension %d over the attention kernel's %d", dh, maxHeadDim)
 	}
@@ -162,6 +159,7 @@ func (b *Backend) Close() error {
 // weights holds one storage buffer per weight tensor.
 type weights struct {
 	patchW, patchB, prefix, pos *buf
+	normPreW, normPreB          *buf // norm_pre, when Config.NormPre
 	blocks                      []blockWeights
 	normW, normB                *buf
 	headW, headB                *buf
@@ -200,6 +198,10 @@ func uploadWeights(d *device, m *vit.Model) (*weights, error) {
 	// [CLS] and the registers, in sequence order, in one buffer.
 	w.prefix = put("prefix_tokens", append(slices.Clone(m.ClsToken), m.RegTokens...))
 	w.pos = put("pos_embed", m.PosEmbed)
+	if m.Config.NormPre {
+		w.normPreW = put("norm_pre.weight", m.NormPre.W)
+		w.normPreB = put("norm_pre.bias", m.NormPre.B)
+	}
 	for i, blk := range m.Blocks {
 		p := fmt.Sprintf("blocks.%d.", i)
 		w.blocks = append(w.blocks, blockWeights{

@@ -88,6 +88,10 @@ func kernelCases() []kernelCase {
 	add("unary/erf", erfBound, unaryCase(unaryErf, math.Erf))
 	add("unary/erfc", erfcBound, unaryCase(unaryErfc, math.Erfc))
 	add("unary/gelu", geluBound, unaryCase(unaryGELU, geluExact64))
+	add("unary/gelu_tanh", geluBound, unaryCase(unaryGELUTanh, func(v float64) float64 {
+		return 0.5 * v * (1 + math.Tanh(0.7978845608028654*(v+0.044715*v*v*v)))
+	}))
+	add("unary/quick_gelu", geluBound, unaryCase(unaryQuickGELU, func(v float64) float64 { return v / (1 + math.Exp(-1.702*v)) }))
 	for _, s := range [][3]int{{1, 1, 1}, {2, 1, 3}, {17, 3, 11}, {50, 4, 24}, {197, 12, 64}, {33, 2, 128}, {65, 2, 80}} {
 		for _, edit := range []vit.AttnEdit{vit.EditNone, vit.EditSelfOnly, vit.EditNoCLS} {
 			add(fmt.Sprintf("attention/n%d_h%d_dh%d/%s", s[0], s[1], s[2], cmp.Or(string(edit), "none")), attentionBound, attentionCase(s[0], s[1], s[2], edit))

@@ -36,10 +36,23 @@ func (p *program) layerNorm(op string, out, x, w, b view, rows, d int, eps float
 
 // unary modes of gelu.wgsl.
 const (
-	unaryGELU = 0
-	unaryErf  = 1
-	unaryErfc = 2
+	unaryGELU      = 0
+	unaryErf       = 1
+	unaryErfc      = 2
+	unaryGELUTanh  = 3
+	unaryQuickGELU = 4
 )
+
+// activationMode is the gelu.wgsl mode of the config's MLP activation.
+func activationMode(c vit.Config) uint32 {
+	switch c.Act {
+	case vit.ActGELUTanh:
+		return unaryGELUTanh
+	case vit.ActQuickGELU:
+		return unaryQuickGELU
+	}
+	return unaryGELU
+}
 
 func (p *program) unary(op string, x view, count int, mode uint32) error {
 	return p.dispatch(op, "gelu", []uint32{uint32(count), mode}, elementGroups("gelu", count), 20*float64(count), x)

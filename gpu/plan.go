@@ -71,7 +71,7 @@ func planSizes(c vit.Config, key planKey, sites []vit.Site) sizes {
 	add("qkv", max(M*3*D, B*NP*D)) // also holds the patch embeddings
 	add("heads", M*D)
 	add("update", M*D)
-	add("hidden", max(M*MLP, B*NP*CPP)) // also holds the im2col patches
+	add("hidden", max(M*MLP, B*NP*CPP, M*D)) // also holds the im2col patches and the norm_pre output
 	if key.taps.AttnProbs {
 		add("probs", B*H*N*N)
 	}
@@ -229,6 +229,15 @@ func (f *forwardRecorder) record() error {
 	if err := p.embed("embed", f.v("x"), f.v("qkv"), prefix, whole(w.pos), f.v("keep"), B, N, c); err != nil {
 		return err
 	}
+	if c.NormPre {
+		// timm's norm_pre (CLIP's ln_pre), per token, so before or after the
+		// token gather alike; out of place, since a dispatch may not read and
+		// write one buffer (hidden is free between the patch product and fc1).
+		if err := p.layerNorm("layernorm", f.v("hidden"), f.v("x"), whole(w.normPreW), whole(w.normPreB), M, D, c.LNEps); err != nil {
+			return err
+		}
+		p.copy("norm_pre", f.v("hidden"), f.v("x"), uint64(M*D*4))
+	}
 	if f.key.taps.Embed {
 		p.copy("tap.embed", f.v("x"), view{b: f.rb, off: f.lay.embed}, uint64(M*D*4))
 	}
@@ -354,13 +363,16 @@ func (f *forwardRecorder) block(blk int) error {
 		mlpIn = h
 	}
 	hidden := f.v("hidden")
-	if f.key.taps.FC1 {
+	if f.key.taps.FC1 || !c.ExactGELU() {
+		// matmul fuses only the exact GELU, and only when fc1 is not tapped.
 		if err := p.matmul("matmul.fc1", hidden, mlpIn, whole(w.fc1W), optional(w.fc1B), M, c.MLPDim, D, 0); err != nil {
 			return err
 		}
-		n := uint64(M * c.MLPDim * 4)
-		p.copy("tap.fc1", hidden, view{b: f.rb, off: f.lay.fc1 + uint64(blk)*n}, n)
-		if err := p.unary("gelu", hidden, M*c.MLPDim, unaryGELU); err != nil {
+		if f.key.taps.FC1 {
+			n := uint64(M * c.MLPDim * 4)
+			p.copy("tap.fc1", hidden, view{b: f.rb, off: f.lay.fc1 + uint64(blk)*n}, n)
+		}
+		if err := p.unary("gelu", hidden, M*c.MLPDim, activationMode(c)); err != nil {
 			return err
 		}
 	} else if err := p.matmul("matmul.fc1", hidden, mlpIn, whole(w.fc1W), optional(w.fc1B), M, c.MLPDim, D, matmulGELU); err != nil {
