@@ -17,7 +17,6 @@ package gpu
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -76,9 +75,6 @@ func Available() (string, bool) {
 func New(m *vit.Model, opt Options) (*Backend, error) {
 	if err := m.CheckShapes(); err != nil {
 		return nil, fmt.Errorf("gpu: model: %w", err)
-	}
-	if m.Config.DistToken {
-		return nil, errors.New("gpu: a distilled DeiT's two-head output is not implemented on the GPU yet; use --backend cpu")
 	}
 	if dh := m.Config.HeadDim(); dh > maxHeadDim {
 		return nil, fmt.Errorf("gpu: head dimension %d over the attention kernel's %d", dh, maxHeadDim)
@@ -163,7 +159,9 @@ type weights struct {
 	blocks                      []blockWeights
 	normW, normB                *buf
 	headW, headB                *buf
-	all                         []*buf
+	// distilled DeiT's two heads, halved (the output is their mean).
+	halfHeadCLSW, halfHeadCLSB, halfHeadDistW, halfHeadDistB *buf
+	all                                                      []*buf
 }
 
 type blockWeights struct {
@@ -195,8 +193,9 @@ func uploadWeights(d *device, m *vit.Model) (*weights, error) {
 	}
 	w.patchW = put("patch_embed.weight", m.Patch.W)
 	w.patchB = put("patch_embed.bias", m.Patch.B)
-	// [CLS] and the registers, in sequence order, in one buffer.
-	w.prefix = put("prefix_tokens", append(slices.Clone(m.ClsToken), m.RegTokens...))
+	// [CLS], the distillation token and the registers, in sequence order
+	// (timm's), in one buffer.
+	w.prefix = put("prefix_tokens", slices.Concat(m.ClsToken, m.DistToken, m.RegTokens))
 	w.pos = put("pos_embed", m.PosEmbed)
 	if m.Config.NormPre {
 		w.normPreW = put("norm_pre.weight", m.NormPre.W)
@@ -217,6 +216,19 @@ func uploadWeights(d *device, m *vit.Model) (*weights, error) {
 	w.normB = put("norm.bias", m.Norm.B)
 	w.headW = put("head.weight", m.Head.W)
 	w.headB = put("head.bias", m.Head.B)
+	if m.Config.DistToken {
+		half := func(v []float32) []float32 {
+			out := make([]float32, len(v))
+			for i, x := range v {
+				out[i] = x / 2
+			}
+			return out
+		}
+		w.halfHeadCLSW = put("head_cls.weight/2", half(m.HeadCLS.W))
+		w.halfHeadCLSB = put("head_cls.bias/2", half(m.HeadCLS.B))
+		w.halfHeadDistW = put("head_dist.weight/2", half(m.HeadDist.W))
+		w.halfHeadDistB = put("head_dist.bias/2", half(m.HeadDist.B))
+	}
 	if err != nil {
 		w.release()
 		return nil, err

@@ -102,8 +102,9 @@ func kernelCases() []kernelCase {
 			add(fmt.Sprintf("patch_embed/cls=%v/drop=%v", cls, drop), patchEmbedBound, patchEmbedCase(cls, drop))
 		}
 	}
-	add("pool/cls", exactBound, poolCase(false))
-	add("pool/mean", exactBound, poolCase(true))
+	add("pool/cls", exactBound, poolCase(false, 0))
+	add("pool/dist", exactBound, poolCase(false, 1))
+	add("pool/mean", exactBound, poolCase(true, 0))
 	add("targets", exactBound, targetsCase)
 	for _, s := range [][3]int{{1, 8, 1}, {3, 24, 5}, {37, 24, 5}, {100, 65, 16}, {1000, 64, 5}, {130, 1, 3}} {
 		add(fmt.Sprintf("lens/C%d_D%d_k%d", s[0], s[1], s[2]), lensBound, lensCase(s[0], s[1], s[2]))
@@ -385,8 +386,9 @@ func patchEmbedCase(classToken, drop bool) func(testing.TB, *harness, *program) 
 	}
 }
 
-// poolCase: [CLS] or mean pooling against vit's classify, exactly.
-func poolCase(mean bool) func(testing.TB, *harness, *program) []output {
+// poolCase: one token's row ([CLS], or distilled DeiT's distillation token)
+// or mean pooling against vit's classify, exactly.
+func poolCase(mean bool, token int) func(testing.TB, *harness, *program) []output {
 	return func(tb testing.TB, h *harness, p *program) []output {
 		rng := rand.New(rand.NewPCG(7, 7))
 		B, n, d := 3, 13, 37
@@ -395,7 +397,7 @@ func poolCase(mean bool) func(testing.TB, *harness, *program) []output {
 		for b := 0; b < B; b++ {
 			pooled := want[b*d : (b+1)*d]
 			if !mean {
-				copy(pooled, x[b*n*d:])
+				copy(pooled, x[(b*n+token)*d:])
 				continue
 			}
 			for tk := 0; tk < n; tk++ { // as vit's classify
@@ -406,7 +408,7 @@ func poolCase(mean bool) func(testing.TB, *harness, *program) []output {
 			}
 		}
 		out := h.out(tb, p, "pooled", B*d)
-		if err := p.pool("pool", out, h.in(tb, p, "x", x), B, n, d, mean); err != nil {
+		if err := p.pool("pool", out, h.in(tb, p, "x", x), B, n, d, mean, token); err != nil {
 			tb.Fatal(err)
 		}
 		return []output{{"out", out, B * d, near(want)}}

@@ -111,12 +111,13 @@ func (p *program) embed(op string, x, patches, prefix, pos, keep view, batch, n 
 		elementGroups("embed", count), float64(count), patches, prefix, pos, keep, x)
 }
 
-func (p *program) pool(op string, pooled, x view, batch, n, d int, mean bool) error {
+// pool: the mean over positions, or the row at position token.
+func (p *program) pool(op string, pooled, x view, batch, n, d int, mean bool, token int) error {
 	m := uint32(0)
 	if mean {
 		m = 1
 	}
-	return p.dispatch(op, "pool", []uint32{uint32(batch), uint32(n), uint32(d), m},
+	return p.dispatch(op, "pool", []uint32{uint32(batch), uint32(n), uint32(d), m, uint32(token)},
 		elementGroups("pool", batch*d), float64(batch*n*d), x, pooled)
 }
 

@@ -77,6 +77,10 @@ func planSizes(c vit.Config, key planKey, sites []vit.Site) sizes {
 	}
 	add("pooled", B*D)
 	add("pooled_norm", B*D)
+	if c.DistToken {
+		add("pooled_dist", B*D) // the distillation token's row, then normed
+		add("pooled_dist_norm", B*D)
+	}
 	add("logits", B*C)
 	if S > 0 {
 		add("lens_out", depth*S*M*(K+2))
@@ -204,6 +208,25 @@ type forwardRecorder struct {
 
 func (f *forwardRecorder) v(name string) view { return whole(f.bufs[name]) }
 
+// distilledLogits is distilled DeiT's output, (head(LN x_cls) +
+// head_dist(LN x_dist))/2, as two products into logits, the second
+// accumulating; the weights were halved at upload (exact in binary floating
+// point), so no scaling pass is needed. The lens reads the mean head instead.
+func (f *forwardRecorder) distilledLogits() error {
+	c, w, p := f.b.model.Config, f.b.w, f.p
+	B, N, D := f.key.batch, f.key.n, c.Dim
+	if err := p.matmul("matmul.head", f.v("logits"), f.v("pooled_norm"), whole(w.halfHeadCLSW), optional(w.halfHeadCLSB), B, c.Classes, D, 0); err != nil {
+		return err
+	}
+	if err := p.pool("pool", f.v("pooled_dist"), f.v("x"), B, N, D, false, 1); err != nil {
+		return err
+	}
+	if err := p.layerNorm("layernorm", f.v("pooled_dist_norm"), f.v("pooled_dist"), whole(w.normW), whole(w.normB), B, D, c.LNEps); err != nil {
+		return err
+	}
+	return p.matmul("matmul.head_dist", f.v("logits"), f.v("pooled_dist_norm"), whole(w.halfHeadDistW), optional(w.halfHeadDistB), B, c.Classes, D, matmulAccumulate)
+}
+
 func (f *forwardRecorder) record() error {
 	m := f.b.model
 	c := m.Config
@@ -248,13 +271,17 @@ func (f *forwardRecorder) record() error {
 	}
 
 	// Classifier, then targets: negative ones become the prediction.
-	if err := p.pool("pool", f.v("pooled"), f.v("x"), B, N, D, c.Pool == vit.PoolMean); err != nil {
+	if err := p.pool("pool", f.v("pooled"), f.v("x"), B, N, D, c.Pool == vit.PoolMean, 0); err != nil {
 		return err
 	}
 	if err := p.layerNorm("layernorm", f.v("pooled_norm"), f.v("pooled"), whole(w.normW), whole(w.normB), B, D, c.LNEps); err != nil {
 		return err
 	}
-	if err := p.matmul("matmul.head", f.v("logits"), f.v("pooled_norm"), whole(w.headW), optional(w.headB), B, c.Classes, D, 0); err != nil {
+	if c.DistToken {
+		if err := f.distilledLogits(); err != nil {
+			return err
+		}
+	} else if err := p.matmul("matmul.head", f.v("logits"), f.v("pooled_norm"), whole(w.headW), optional(w.headB), B, c.Classes, D, 0); err != nil {
 		return err
 	}
 	if err := p.resolveTargets("targets", f.v("targets"), f.v("logits"), B, c.Classes); err != nil {

@@ -1,11 +1,13 @@
-// Classifier pooling: the [CLS] row (position 0) or the mean over positions,
-// summed in sequence order like vit's classify so results round alike.
+// Classifier pooling: one token's row (position `token`: 0 for [CLS], 1 for
+// distilled DeiT's distillation token) or the mean over positions, summed in
+// sequence order like vit's classify so results round alike.
 
 struct Params {
     batch: u32,
     n: u32,
     d: u32,
-    mean: u32, // 0: [CLS] token, 1: mean of all positions
+    mean: u32, // 0: the row at position token, 1: mean of all positions
+    token: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -25,7 +27,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let j = i % p.d;
     let base = b * p.n * p.d + j;
     if (p.mean == 0u) {
-        pooled[i] = x[base];
+        pooled[i] = x[base + p.token * p.d];
         return;
     }
     var s = 0.0;
