@@ -43,11 +43,11 @@ func slurmShard(getenv func(string) string, idText string, shards int) (string, 
 	if step := getenv("SLURM_ARRAY_TASK_STEP"); step != "" && strings.TrimSpace(step) != "1" {
 		return "", "", fmt.Errorf("--shard auto: the SLURM array has step %s (SLURM_ARRAY_TASK_STEP); use --array=0-N with step 1, or give --shard i/n", step)
 	}
-	min, n := 0, 0
+	first, n := 0, 0
 	minText, maxText, countText := getenv("SLURM_ARRAY_TASK_MIN"), getenv("SLURM_ARRAY_TASK_MAX"), getenv("SLURM_ARRAY_TASK_COUNT")
 	from := "SLURM_ARRAY_TASK_ID"
 	if minText != "" {
-		if min, err = envInt("SLURM_ARRAY_TASK_MIN", minText); err != nil {
+		if first, err = envInt("SLURM_ARRAY_TASK_MIN", minText); err != nil {
 			return "", "", err
 		}
 	}
@@ -61,14 +61,14 @@ func slurmShard(getenv func(string) string, idText string, shards int) (string, 
 		if minText == "" {
 			return "", "", fmt.Errorf("--shard auto: SLURM_ARRAY_TASK_MAX is set but SLURM_ARRAY_TASK_MIN is not; give --shard i/n")
 		}
-		max, err := envInt("SLURM_ARRAY_TASK_MAX", maxText)
+		last, err := envInt("SLURM_ARRAY_TASK_MAX", maxText)
 		if err != nil {
 			return "", "", err
 		}
-		if span := max - min + 1; n == 0 {
+		if span := last - first + 1; n == 0 {
 			n, from = span, from+", SLURM_ARRAY_TASK_MIN/MAX"
 		} else if span != n {
-			return "", "", fmt.Errorf("--shard auto: SLURM_ARRAY_TASK_COUNT=%d but MIN..MAX = %d..%d spans %d tasks (an array with gaps?); give --shard i/n", n, min, max, span)
+			return "", "", fmt.Errorf("--shard auto: SLURM_ARRAY_TASK_COUNT=%d but MIN..MAX = %d..%d spans %d tasks (an array with gaps?); give --shard i/n", n, first, last, span)
 		}
 	}
 	if n == 0 {
@@ -77,7 +77,7 @@ func slurmShard(getenv func(string) string, idText string, shards int) (string, 
 	if shards != 0 && shards != n {
 		return "", "", fmt.Errorf("--shard auto: --shards %d but the SLURM array has %d tasks", shards, n)
 	}
-	return checkedShard(id-min, n, from)
+	return checkedShard(id-first, n, from)
 }
 
 func indexedJobShard(getenv func(string) string, indexText string, shards int) (string, string, error) {
