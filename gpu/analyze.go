@@ -28,6 +28,9 @@ func (b *Backend) Analyze(images []*vit.Tensor, req lens.Request) ([]*lens.Resul
 	if err := c.CheckEdit(req.Edit); err != nil {
 		return nil, err
 	}
+	if req.Lens != nil {
+		return nil, fmt.Errorf("gpu: the tuned lens (--lens) runs on the CPU backend only for now; use --backend cpu")
+	}
 	tokens := make([][]int, len(images))
 	for i, img := range images {
 		if err := c.CheckInput(img); err != nil {

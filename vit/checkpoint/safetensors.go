@@ -197,3 +197,26 @@ func halfToFloat(h uint16) float32 {
 	}
 	return math.Float32frombits(sign | (exp+112)<<23 | mant<<13)
 }
+
+// EncodeSafetensors writes float32 tensors and string metadata as a
+// safetensors file (tensors in name order, so equal inputs give equal
+// bytes): the format our own outputs (translator files) are saved in.
+func EncodeSafetensors(tensors map[string]*vit.Tensor, meta map[string]string) ([]byte, error) {
+	views := make(map[string]safetensors.TensorView, len(tensors))
+	for name, t := range tensors {
+		shape := make([]uint64, len(t.Shape))
+		for i, d := range t.Shape {
+			shape[i] = uint64(d)
+		}
+		raw := make([]byte, 0, 4*len(t.Data))
+		for _, v := range t.Data {
+			raw = binary.LittleEndian.AppendUint32(raw, math.Float32bits(v))
+		}
+		v, err := safetensors.NewTensorView(safetensors.F32, shape, raw)
+		if err != nil {
+			return nil, fmt.Errorf("tensor %q: %w", name, err)
+		}
+		views[name] = v
+	}
+	return safetensors.Serialize(views, meta)
+}

@@ -69,6 +69,8 @@ func (c *CPU) analyzeOne(img *vit.Tensor, keep []int, target int, req Request) (
 	for _, s := range req.Sites {
 		taps.Sites[s] = true
 	}
+	// The last block's hs is every token's reference distribution (KL).
+	taps.Sites[vit.SiteHS] = true
 	if folded {
 		taps.Embed = true
 		taps.Sites[vit.SiteAttn] = true
@@ -83,25 +85,42 @@ func (c *CPU) analyzeOne(img *vit.Tensor, keep []int, target int, req Request) (
 	}
 	n := len(tr.Tokens)
 	depth := m.Config.Depth
+	C := c.proj.Classes
+	final := LogSoftmaxRows(c.proj.Direct(tr.Site(vit.SiteHS, depth-1).Data, n), C)
 	res := &Result{Target: target, Tokens: tr.Tokens, Logits: tr.Logits, Readouts: make([]Readout, len(req.Sites)*depth)}
 	readout := func(si int, s vit.Site, b int, logits []float32) {
 		r := &res.Readouts[si*depth+b]
 		*r = Readout{Site: s, Block: b, K: req.TopK, Rank: make([]int32, n), TargetLogit: make([]float32, n),
-			Top: make([]int32, n*req.TopK)}
-		C := c.proj.Classes
+			Top: make([]int32, n*req.TopK), Entropy: make([]float32, n), KL: make([]float32, n)}
+		logq := make([]float64, C)
 		for t := 0; t < n; t++ {
 			row := logits[t*C : (t+1)*C]
 			r.Rank[t] = int32(Rank(row, target))
 			r.TargetLogit[t] = row[target]
 			TopK(r.Top[t*req.TopK:(t+1)*req.TopK], row)
+			LogSoftmax(logq, row)
+			h, kl := EntropyKL(logq, final[t*C:(t+1)*C])
+			r.Entropy[t], r.KL[t] = float32(h), float32(kl)
 		}
 	}
+	// translated projects a residual site through its translator, or
+	// returns nil where the plain lens applies.
+	translated := func(s vit.Site, b int) []float32 {
+		if t := req.Lens.At(s, b); t != nil {
+			return c.proj.Direct(t.Apply(tr.Site(s, b).Data, n), n)
+		}
+		return nil
+	}
 	if folded {
-		c.foldedReadouts(tr, n, req.Sites, readout)
+		c.foldedReadouts(tr, n, req.Sites, translated, readout)
 	} else {
 		for si, s := range req.Sites {
 			for b := 0; b < depth; b++ {
-				readout(si, s, b, c.proj.Direct(tr.Site(s, b).Data, n))
+				logits := translated(s, b)
+				if logits == nil {
+					logits = c.proj.Direct(tr.Site(s, b).Data, n)
+				}
+				readout(si, s, b, logits)
 			}
 		}
 	}
@@ -112,8 +131,9 @@ func (c *CPU) analyzeOne(img *vit.Tensor, keep []int, target int, req Request) (
 	return res, nil
 }
 
-// foldedReadouts walks the residual stream accumulating E'·x (see Projector).
-func (c *CPU) foldedReadouts(tr *vit.Trace, n int, sites []vit.Site, readout func(int, vit.Site, int, []float32)) {
+// foldedReadouts walks the residual stream accumulating E'·x (see
+// Projector); a translated site (tuned lens) is projected on its own.
+func (c *CPU) foldedReadouts(tr *vit.Trace, n int, sites []vit.Site, translated func(vit.Site, int) []float32, readout func(int, vit.Site, int, []float32)) {
 	p := c.proj
 	zPrev := p.Raw(tr.Embed.Data, n)
 	for b := range c.Model.Blocks {
@@ -124,9 +144,12 @@ func (c *CPU) foldedReadouts(tr *vit.Trace, n int, sites []vit.Site, readout fun
 		z[vit.SiteHS] = addInto(z[vit.SiteHSMid], z[vit.SiteMLP])
 		zPrev = z[vit.SiteHS]
 		for si, s := range sites {
-			logits := append([]float32(nil), z[s]...)
-			mean, inv := p.Stats(tr.Site(s, b).Data, n)
-			p.Finish(logits, mean, inv)
+			logits := translated(s, b)
+			if logits == nil {
+				logits = append([]float32(nil), z[s]...)
+				mean, inv := p.Stats(tr.Site(s, b).Data, n)
+				p.Finish(logits, mean, inv)
+			}
 			readout(si, s, b, logits)
 		}
 	}

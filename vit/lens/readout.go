@@ -15,6 +15,12 @@ type Readout struct {
 	TargetLogit []float32 // per token
 	Top         []int32   // per token × K, best first
 	K           int
+	// Entropy (nats) of the lens distribution softmax(logits) per token, and
+	// KL (nats) from the last block's hs distribution of the same token to
+	// it, KL(final ‖ this): the statistics tuned-lens users compare lenses
+	// by. Nil from a backend that does not compute them.
+	Entropy []float32
+	KL      []float32
 }
 
 // TopOf returns the top-k classes of sequence position t.
@@ -41,6 +47,9 @@ type Request struct {
 	// values, fc1) for analyses that need them; backends return them in
 	// Result.Trace.
 	Taps vit.Taps
+	// Lens, when set, translates the residual sites (hs, hs_mid) before the
+	// final LayerNorm: the tuned lens. Nil is the plain lens.
+	Lens *Translators
 	// AfterBlock, when set, is called after each block of each image (see
 	// vit.Options.AfterBlock); backends that do not run block by block on
 	// the calling thread may ignore it.
@@ -83,6 +92,9 @@ func (q *Request) Validate(c vit.Config, batch int) error {
 		if t >= c.Classes {
 			return fmt.Errorf("target class %d out of range (model has %d classes)", t, c.Classes)
 		}
+	}
+	if q.Lens != nil && (q.Lens.Dim != c.Dim || q.Lens.Depth != c.Depth) {
+		return fmt.Errorf("translators for a %d-wide, %d-block model; this one is %d wide with %d blocks", q.Lens.Dim, q.Lens.Depth, c.Dim, c.Depth)
 	}
 	seen := map[vit.Site]bool{}
 	for _, s := range q.Sites {

@@ -1,0 +1,141 @@
+package lens
+
+import (
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"vitlens/vit"
+)
+
+// A file of zero translators reproduces the plain lens bit for bit, and
+// through the folded fast path within rounding: W·h = 0 exactly, so the
+// translated vector is h itself.
+func TestZeroTranslatorsArePlainLens(t *testing.T) {
+	m := testModel(t, tinyCLS)
+	data, err := NewTranslators(m.Config.Dim, m.Config.Depth).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero, err := ReadTranslators("zero.safetensors", data, m.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	imgs := vit.RandomImages(m.Config, 2, 3)
+	for _, fold := range []bool{false, true} {
+		cpu := NewCPU(m)
+		cpu.Folded = &fold
+		req := Request{Sites: vit.AllSites(), TopK: 5, Targets: []int{4, -1}}
+		plain, err := cpu.Analyze(imgs, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Lens = zero
+		tuned, err := cpu.Analyze(imgs, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tol := 0.0
+		if fold {
+			tol = 1e-4
+		}
+		for i := range plain {
+			for j, a := range plain[i].Readouts {
+				b := tuned[i].Readouts[j]
+				for tok := range a.Rank {
+					if !fold && (a.Rank[tok] != b.Rank[tok] || a.TargetLogit[tok] != b.TargetLogit[tok] || a.Entropy[tok] != b.Entropy[tok] || a.KL[tok] != b.KL[tok]) {
+						t.Fatalf("%v block %d token %d: zero translators differ from the plain lens", a.Site, a.Block, tok)
+					}
+					for _, d := range []float64{float64(a.TargetLogit[tok] - b.TargetLogit[tok]), float64(a.Entropy[tok] - b.Entropy[tok]), float64(a.KL[tok] - b.KL[tok])} {
+						if math.Abs(d) > tol*(1+math.Abs(float64(a.TargetLogit[tok]))) {
+							t.Fatalf("folded=%v %v block %d token %d: differs by %g", fold, a.Site, a.Block, tok, d)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// The last block's hs is the reference of the KL column: 0 there; the
+// entropy is that of softmax of the target logit's row.
+func TestEntropyKLColumns(t *testing.T) {
+	m := testModel(t, tinyCLS)
+	cpu := NewCPU(m)
+	res, err := cpu.Analyze(vit.RandomImages(m.Config, 1, 7), Request{Sites: []vit.Site{vit.SiteHS}, TopK: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := res[0].At(vit.SiteHS, m.Config.Depth-1)
+	for tok, kl := range last.KL {
+		if kl > 1e-6 {
+			t.Fatalf("token %d: KL of the last block to itself is %g", tok, kl)
+		}
+	}
+	first := res[0].At(vit.SiteHS, 0)
+	var sum float64
+	for _, kl := range first.KL {
+		sum += float64(kl)
+	}
+	if sum <= 0 {
+		t.Fatalf("block 0 has zero KL to the last block on every token")
+	}
+	for tok, h := range first.Entropy {
+		if h < 0 || float64(h) > math.Log(float64(m.Config.Classes))+1e-6 {
+			t.Fatalf("token %d: entropy %g outside [0, log C]", tok, h)
+		}
+	}
+}
+
+func TestEntropyKLByHand(t *testing.T) {
+	logits := []float32{1, 2, 0.5}
+	p := []float64{0.2, 0.3, 0.5}
+	logq, logp := make([]float64, 3), make([]float64, 3)
+	LogSoftmax(logq, logits)
+	for i := range p {
+		logp[i] = math.Log(p[i])
+	}
+	h, kl := EntropyKL(logq, logp)
+	z := math.Exp(1) + math.Exp(2) + math.Exp(0.5)
+	var wantH, wantKL float64
+	for i, l := range logits {
+		q := math.Exp(float64(l)) / z
+		wantH -= q * math.Log(q)
+		wantKL += p[i] * math.Log(p[i]/q)
+	}
+	if math.Abs(h-wantH) > 1e-12 || math.Abs(kl-wantKL) > 1e-12 {
+		t.Fatalf("entropy %g KL %g, want %g %g", h, kl, wantH, wantKL)
+	}
+}
+
+func TestReadTranslatorsRejects(t *testing.T) {
+	c := tinyCLS
+	good := NewTranslators(c.Dim, c.Depth)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range good.At(vit.SiteHS, 1).W {
+		good.At(vit.SiteHS, 1).W[i] = float32(rng.NormFloat64())
+	}
+	data, err := good.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadTranslators("t.safetensors", data, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.At(vit.SiteHS, 1).W[5] != good.At(vit.SiteHS, 1).W[5] {
+		t.Fatal("round trip lost a weight")
+	}
+	wide := c
+	wide.Dim = 32
+	if _, err := ReadTranslators("t.safetensors", data, wide); err == nil || !strings.Contains(err.Error(), "24-wide") {
+		t.Fatalf("width mismatch: %v", err)
+	}
+	half := NewTranslators(c.Dim, c.Depth)
+	half.Set(vit.SiteHSMid, 2, nil)
+	data, _ = half.Encode()
+	if _, err := ReadTranslators("t.safetensors", data, c); err == nil || !strings.Contains(err.Error(), "hs_mid.2.weight") {
+		t.Fatalf("missing block: %v", err)
+	}
+}
