@@ -161,7 +161,7 @@ func TestExtractSummaryCSV(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(string(head), "image,label,block,site,token,patch_label,rank,top1,top2,top3,top4,top5,target_logit\n") {
+	if !strings.HasPrefix(string(head), "image,label,block,site,token,patch_label,rank,top1,top2,top3,top4,top5,target_logit,entropy,kl_last\n") {
 		t.Fatalf("ranks.csv header: %q", strings.SplitN(string(head), "\n", 2)[0])
 	}
 	stdout, stderr, code := runCLI(t, args...)

@@ -16,6 +16,9 @@ type Summary struct {
 	Depth   int
 	Images  int
 	Correct int
+	// Lens holds the entropy and KL columns of the hs readouts; the caller
+	// streams rows into it (they are not part of Image).
+	Lens *LensStats
 
 	// Last-block rates over image tokens (spec §3.3 print_identifiability),
 	// computed with the right token set for models without [CLS] (A6 fixed).
@@ -114,7 +117,7 @@ func NewSummary(classes, depth int, pairs PairTokens) *Summary {
 		clsTop1: make([]rate, depth), imgTop1: make([]rate, depth),
 		change: make([]rate, depth), compAttn: make([]rate, depth), compMLP: make([]rate, depth),
 		compPrev: make([]rate, depth), compNone: make([]rate, depth),
-		ctxValues: make([][]float64, depth), ctxLabels: make([][]bool, depth)}
+		ctxValues: make([][]float64, depth), ctxLabels: make([][]bool, depth), Lens: NewLensStats(depth)}
 	for l := range s.sublayer {
 		for k := range s.sublayer[l] {
 			s.sublayer[l][k] = make([]rate, depth)
@@ -236,6 +239,13 @@ type BlockRow struct {
 	ImageIdent float64 `parquet:"image_ident" json:"image_ident"`
 	CLSTop1    float64 `parquet:"cls_top1" json:"cls_top1"`
 	ImageTop1  float64 `parquet:"image_top1" json:"image_top1"`
+	// Mean entropy of the lens distribution and mean KL from the last
+	// block's distribution of the same token to it (nats), at hs, for
+	// [CLS] and image tokens (NaN when the ranks table lacks the columns).
+	CLSEntropy   float64 `parquet:"cls_entropy" json:"cls_entropy"`
+	ImageEntropy float64 `parquet:"image_entropy" json:"image_entropy"`
+	CLSKL        float64 `parquet:"cls_kl_last" json:"cls_kl_last"`
+	ImageKL      float64 `parquet:"image_kl_last" json:"image_kl_last"`
 	ChangeRate float64 `parquet:"change_rate" json:"change_rate"`
 	AttnCLS    float64 `parquet:"attn_cls_increase" json:"attn_cls_increase"`
 	AttnImage  float64 `parquet:"attn_image_increase" json:"attn_image_increase"`
@@ -330,12 +340,13 @@ func (s *Summary) Finish(opt Options) (*Report, error) {
 	for b := 0; b < s.Depth; b++ {
 		row := BlockRow{Block: int32(b), CLSIdent: s.clsIdent[b].Mean(), ImageIdent: s.imgIdent[b].Mean(),
 			CLSTop1: s.clsTop1[b].Value(), ImageTop1: s.imgTop1[b].Value(),
-			ChangeRate: nan, AttnCLS: nan, AttnImage: nan, MLPCLS: nan, MLPImage: nan,
+			CLSEntropy: nan, ImageEntropy: nan, CLSKL: nan, ImageKL: nan, ChangeRate: nan, AttnCLS: nan, AttnImage: nan, MLPCLS: nan, MLPImage: nan,
 			MatchAttn: nan, MatchMLP: nan, MatchPrev: nan, MatchNone: nan,
 			ClassIdent: s.labelIdent[0][b].Mean(), ContextIdent: s.labelIdent[1][b].Mean(),
 			ClassTop1: s.labelTop1[0][b].Value(), ContextTop1: s.labelTop1[1][b].Value(),
 			ClassMinusCtx: nan, ClassCtxP: nan, AttnClassMinusCtx: nan, AttnClassCtxP: nan,
 			MLPClassMinusCtx: nan, MLPClassCtxP: nan, VsRandomP: nan}
+		s.Lens.fill(&row)
 		if b > 0 {
 			row.ChangeRate = s.change[b].Value()
 			row.AttnCLS, row.AttnImage = s.sublayer[0][0][b].Value(), s.sublayer[0][1][b].Value()
@@ -415,6 +426,11 @@ func (r *Report) WriteText(w io.Writer) {
 		fmt.Fprintf(w, "%d\t%s\n", b.Block+1, strings.Join([]string{f3(b.CLSIdent), f3(b.ImageIdent), f3(b.CLSTop1), f3(b.ImageTop1), f3(b.ChangeRate),
 			f3(b.AttnCLS), f3(b.AttnImage), f3(b.MLPCLS), f3(b.MLPImage), f3(b.MatchAttn), f3(b.MatchMLP), f3(b.MatchPrev),
 			f3(b.MatchNone), fp(b.VsRandomP)}, "\t"))
+	}
+	fmt.Fprintln(w, "\nlens statistics at hs, nats (entropy of the lens distribution; KL from the last block's distribution of the same token)")
+	fmt.Fprintln(w, strings.Join([]string{"block", "cls_entropy", "img_entropy", "cls_kl_last", "img_kl_last"}, "\t"))
+	for _, b := range r.Blocks {
+		fmt.Fprintf(w, "%d\t%s\n", b.Block+1, strings.Join([]string{f3(b.CLSEntropy), f3(b.ImageEntropy), f3(b.CLSKL), f3(b.ImageKL)}, "\t"))
 	}
 	if !r.HasPatchLabels() {
 		return

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"strings"
 
@@ -291,10 +292,14 @@ func appendRanks(rows []RankRow, l loaded, out *lens.Result, sites []vit.Site, c
 			ro := out.At(s, b)
 			for p, tok := range out.Tokens {
 				top := ro.TopOf(p)
+				entropy, kl := float32(math.NaN()), float32(math.NaN())
+				if ro.Entropy != nil {
+					entropy, kl = ro.Entropy[p], ro.KL[p]
+				}
 				rows = append(rows, RankRow{Image: int32(l.item.Index), Label: int32(l.item.Label), Block: int32(b),
 					Site: s.String(), Token: int32(tok), PatchLabel: patchLabel(l.labels, tok, c),
 					Rank: ro.Rank[p], Top1: top[0], Top2: top[1], Top3: top[2], Top4: top[3], Top5: top[4],
-					TargetLogit: ro.TargetLogit[p]})
+					TargetLogit: ro.TargetLogit[p], Entropy: entropy, KLLast: kl})
 			}
 		}
 	}

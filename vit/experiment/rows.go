@@ -26,6 +26,10 @@ type RankRow struct {
 	Top4        int32   `parquet:"top4"`
 	Top5        int32   `parquet:"top5"`
 	TargetLogit float32 `parquet:"target_logit"`
+	// Entropy of the lens distribution and KL(last block's hs ‖ it) of the
+	// same token, in nats; NaN from a backend that does not compute them.
+	Entropy float32 `parquet:"entropy"`
+	KLLast  float32 `parquet:"kl_last"`
 }
 
 // ImageRow is one image's outcome: table "images".

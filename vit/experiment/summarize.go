@@ -150,6 +150,9 @@ func summarizeDir(dir string, m results.Manifest, pairs analysis.PairTokens) (*a
 			return fmt.Errorf("%s: block %d out of range", dir, r.Block)
 		}
 		b := r.Block
+		if cls, image := c.ClassToken && r.Token == 0, int(r.Token) >= c.FirstImageToken(); s == vit.SiteHS && (cls || image) {
+			sum.Lens.Add(int(b), cls, r.Entropy, r.KLLast)
+		}
 		for len(cur.Rank[s][b]) <= p {
 			cur.Rank[s][b] = append(cur.Rank[s][b], 0)
 			cur.Top1[s][b] = append(cur.Top1[s][b], 0)
