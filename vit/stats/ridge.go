@@ -142,15 +142,20 @@ func centre(x []float32, rows, d int, intercept bool) (*mat.Dense, []float64) {
 
 // solveRidge solves (X̃ᵀX̃ + αI)W = X̃ᵀY and sets b = ȳ − Wᵀx̄.
 func solveRidge(xc, xty *mat.Dense, xMean, yMean []float64, alpha float64) (*RidgeModel, error) {
-	_, d := xc.Dims()
-	_, k := xty.Dims()
 	var gram mat.SymDense
 	gram.SymOuterK(1, xc.T())
+	return solveGram(&gram, xty, xMean, yMean, alpha)
+}
+
+// solveGram solves (G + αI)W = X̃ᵀY for the centred Gram matrix G = X̃ᵀX̃
+// (overwritten) and sets b = ȳ − Wᵀx̄.
+func solveGram(gram *mat.SymDense, xty *mat.Dense, xMean, yMean []float64, alpha float64) (*RidgeModel, error) {
+	d, k := xty.Dims()
 	for j := range d {
 		gram.SetSym(j, j, gram.At(j, j)+alpha)
 	}
 	var chol mat.Cholesky
-	if !chol.Factorize(&gram) {
+	if !chol.Factorize(gram) {
 		return nil, fmt.Errorf("stats: ridge: XᵀX + %vI is not positive definite (collinear features; use alpha > 0)", alpha)
 	}
 	w := mat.NewDense(d, k, nil)
@@ -166,6 +171,90 @@ func solveRidge(xc, xty *mat.Dense, xMean, yMean []float64, alpha float64) (*Rid
 		m.Intercept[c] = b
 	}
 	return m, nil
+}
+
+// RidgeSums accumulates a ridge regression's sufficient statistics — row
+// count, column sums, XᵀX and XᵀY, in float64 — batch by batch, so a fit
+// over more rows than fit in memory (hidden states streamed image by
+// image) gives FitRidge's exact solution.
+type RidgeSums struct {
+	D, K       int
+	rows       int
+	sumX, sumY []float64
+	xtx        []float64 // D×D, upper triangle filled by Add
+	xty        []float64 // D×K
+}
+
+// NewRidgeSums is an empty accumulator for d features and k outputs.
+func NewRidgeSums(d, k int) *RidgeSums {
+	return &RidgeSums{D: d, K: k, sumX: make([]float64, d), sumY: make([]float64, k),
+		xtx: make([]float64, d*d), xty: make([]float64, d*k)}
+}
+
+// Add folds in rows×D features x and rows×K targets y (row-major).
+func (s *RidgeSums) Add(x, y []float32, rows int) {
+	d, k := s.D, s.K
+	xr := make([]float64, d)
+	for r := range rows {
+		for j, v := range x[r*d : (r+1)*d] {
+			xr[j] = float64(v)
+			s.sumX[j] += xr[j]
+		}
+		yr := y[r*k : (r+1)*k]
+		for c, v := range yr {
+			s.sumY[c] += float64(v)
+		}
+		for i, a := range xr {
+			if a == 0 {
+				continue
+			}
+			row := s.xtx[i*d:]
+			for j := i; j < d; j++ {
+				row[j] += a * xr[j]
+			}
+			out := s.xty[i*k : (i+1)*k]
+			for c, v := range yr {
+				out[c] += a * float64(v)
+			}
+		}
+	}
+	s.rows += rows
+}
+
+// Rows is the number of rows added.
+func (s *RidgeSums) Rows() int { return s.rows }
+
+// Solve fits ‖Y − XW − 1bᵀ‖² + α‖W‖² with an unpenalised intercept, as
+// FitRidge with intercept: it centres the sums (X̃ᵀX̃ = XᵀX − n·x̄x̄ᵀ,
+// X̃ᵀY = XᵀY − n·x̄ȳᵀ) and solves by Cholesky.
+func (s *RidgeSums) Solve(alpha float64) (*RidgeModel, error) {
+	if s.rows == 0 {
+		return nil, errors.New("stats: ridge: no rows")
+	}
+	if !(alpha >= 0) || math.IsInf(alpha, 1) {
+		return nil, fmt.Errorf("stats: ridge: alpha must be finite and >= 0, got %v", alpha)
+	}
+	d, k, n := s.D, s.K, float64(s.rows)
+	xMean, yMean := make([]float64, d), make([]float64, k)
+	for j := range d {
+		xMean[j] = s.sumX[j] / n
+	}
+	for c := range k {
+		yMean[c] = s.sumY[c] / n
+	}
+	gram := mat.NewSymDense(d, nil)
+	for i := range d {
+		for j := i; j < d; j++ {
+			gram.SetSym(i, j, s.xtx[i*d+j]-n*xMean[i]*xMean[j])
+		}
+	}
+	xty := mat.NewDense(d, k, nil)
+	for i := range d {
+		for c := range k {
+			xty.Set(i, c, s.xty[i*k+c]-n*xMean[i]*yMean[c])
+		}
+	}
+	return solveGram(gram, xty, xMean, yMean, alpha)
 }
 
 // Predict returns the rows×K predictions for rows×D features x.
