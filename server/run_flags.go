@@ -38,6 +38,7 @@ type runFlags struct {
 	shards          int
 	randomSeed      int64
 	masks, quiet    bool
+	lens            string // --lens, registered by the lens experiments
 }
 
 func (f *runFlags) register(fs *flag.FlagSet) {
@@ -67,6 +68,14 @@ func (f *runFlags) open(spec experiment.Spec, args []string, stderr io.Writer) (
 	o, err := f.openInputs(nil, "", stderr)
 	if err != nil {
 		return nil, nil, err
+	}
+	if f.lens != "" {
+		if spec.Lens, err = readLens(f.lens, o.bundle.Model.Config, o.modelHash); err != nil {
+			return nil, nil, err
+		}
+		if f.backend != "cpu" {
+			return nil, nil, fmt.Errorf("--lens runs on the CPU backend only for now (the GPU lens kernel has no translators yet): use --backend cpu")
+		}
 	}
 	backend, err := openBackend(f.backend, o.bundle.Model, stderr)
 	if err != nil {
@@ -219,9 +228,16 @@ func (o *openedRun) manifest(kind string, params map[string]string, args []strin
 			return results.Manifest{}, fmt.Errorf("--head: %w", err)
 		}
 	}
+	lensHash := ""
+	if rf.lens != "" {
+		var err error
+		if lensHash, err = results.FileSHA256(rf.lens); err != nil {
+			return results.Manifest{}, fmt.Errorf("--lens: %w", err)
+		}
+	}
 	classes := sha256.Sum256([]byte(strings.Join(b.Classes, "\n")))
 	return results.Manifest{Tool: "vitlens", Version: version, Command: append([]string{"vitlens"}, args...),
-		Experiment: kind, Params: params, ModelPath: b.Info.Path, ModelSHA256: o.modelHash, HeadSHA256: headHash,
+		Experiment: kind, Params: params, ModelPath: b.Info.Path, ModelSHA256: o.modelHash, HeadSHA256: headHash, LensSHA256: lensHash,
 		Family: string(b.Info.Family), Preset: b.Preset.Name, PresetSource: b.PresetSource, Config: b.Model.Config,
 		ClassesSHA256: hex.EncodeToString(classes[:]), Dataset: o.data.Name(), DatasetRoot: root, ImagesSHA256: dataset.Fingerprint(o.data), Selection: o.selection,
 		Total: experiment.ShardImages(o.data.Len(), rf.chunk, o.shard, o.numShards), ChunkSize: rf.chunk,
@@ -327,6 +343,7 @@ func runExperiment(name string, args []string, stdout io.Writer, setup func(fs *
 	fs := newFlags(name, "")
 	var rf runFlags
 	rf.register(fs)
+	fs.StringVar(&rf.lens, "lens", "", "read hs and hs_mid through a tuned lens: the translators.safetensors of vitlens tune-lens (attn and mlp keep the plain lens)")
 	specOf := setup(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -420,4 +437,22 @@ func newProgress(w io.Writer, label string) func(done, total int) {
 			p.Close()
 		}
 	}
+}
+
+// readLens reads a translator file (--lens, --init) for a model of config
+// c whose file hashes to modelHash, refusing translators fitted on another
+// model.
+func readLens(path string, c vit.Config, modelHash string) (*lens.Translators, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	t, err := lens.ReadTranslators(path, data, c)
+	if err != nil {
+		return nil, err
+	}
+	if h := t.Meta["model_sha256"]; h != "" && h != modelHash {
+		return nil, fmt.Errorf("%s: translators fitted on the model of sha256 %s, but --model is %s: fit them for this model with vitlens tune-lens", path, h, modelHash)
+	}
+	return t, nil
 }

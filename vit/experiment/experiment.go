@@ -44,6 +44,9 @@ type Spec struct {
 	Drop  string       // perturb-tokens
 	Layer memory.Layer // memories
 	Seed  uint64       // random classes of the memory baseline
+	// Lens, when set, reads the residual sites through these translators
+	// (the tuned lens); the manifest records the file's hash.
+	Lens *lens.Translators
 	// Masks reads segmentation masks into the patch_label column when the
 	// dataset has them (needed for the class-vs-context analysis).
 	Masks bool
@@ -117,7 +120,11 @@ func (r *Runner) Validate() error {
 		return fmt.Errorf("dataset %s has %d classes, the model only %d", r.Data.Name(), len(r.Data.Classes()), c.Classes)
 	}
 	switch s.Kind {
-	case Extract, Memories:
+	case Memories:
+		if s.Lens != nil {
+			return errors.New("--lens does not apply to memories: its readouts are of the attn and mlp sublayer outputs, which keep the plain lens (docs/method.md)")
+		}
+	case Extract:
 	case PerturbAttn:
 		if s.Edit == vit.EditNone {
 			return errors.New("perturb-attn needs a mode (self_only or no_cls)")
@@ -266,7 +273,7 @@ func (r *Runner) runChunk(k, lo, hi int, blocks []*memory.Block) (images, skippe
 }
 
 func (r *Runner) request(batch []loaded) lens.Request {
-	req := lens.Request{Sites: r.Spec.Sites, TopK: r.Spec.TopK, Edit: r.Spec.Edit, Targets: make([]int, len(batch))}
+	req := lens.Request{Sites: r.Spec.Sites, TopK: r.Spec.TopK, Edit: r.Spec.Edit, Targets: make([]int, len(batch)), Lens: r.Spec.Lens}
 	for i, l := range batch {
 		req.Targets[i] = l.item.Label
 	}

@@ -106,3 +106,12 @@ func removeTemps(dir string) error {
 	}
 	return nil
 }
+
+// WriteFile writes data to path atomically (temporary file, fsync, rename),
+// for outputs that live beside a run rather than in one (translator files).
+func WriteFile(path string, data []byte) error {
+	return writeAtomic(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}

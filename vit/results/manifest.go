@@ -41,6 +41,9 @@ type Manifest struct {
 	// HeadSHA256 is the hash of the --head file that replaced the model's
 	// class embedding ("" for the model's own head).
 	HeadSHA256 string `json:"head_sha256,omitempty"`
+	// LensSHA256 is the hash of the --lens translator file read through
+	// (the tuned lens; "" for the plain lens).
+	LensSHA256 string `json:"lens_sha256,omitempty"`
 	Family     string `json:"family"`
 	Preset     string `json:"preset"`
 	// PresetSource says whether the preset was given, inferred (from what)
@@ -108,6 +111,7 @@ func runDiff(a, b Manifest, whole bool) []string {
 		{"the command", a.Experiment, b.Experiment},
 		{"--model of sha256", short(a.ModelSHA256), short(b.ModelSHA256)},
 		{"--head of sha256", short(a.HeadSHA256), short(b.HeadSHA256)},
+		{"--lens of sha256", short(a.LensSHA256), short(b.LensSHA256)},
 		{"--model family", a.Family, b.Family},
 		{"--preset", a.Preset, b.Preset},
 	}

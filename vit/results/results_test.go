@@ -350,6 +350,7 @@ func TestSameRun(t *testing.T) {
 		{func(m *Manifest) { m.ImagesSHA256 = "" }, "the images under --root /data (the dataset changed since): list sha256 1234, not without it"},
 		{func(m *Manifest) { m.ClassesSHA256 = "ffff" }, "no --classes of sha256, not --classes of sha256 ffff"},
 		{func(m *Manifest) { m.HeadSHA256 = "cccc" }, "no --head of sha256, not --head of sha256 cccc"},
+		{func(m *Manifest) { m.LensSHA256 = "dddd" }, "no --lens of sha256, not --lens of sha256 dddd"},
 		{func(m *Manifest) { m.Selection = "partition=validation limit=9 classes-only=" }, "--limit 0, not 9"},
 		{func(m *Manifest) { m.Selection = "all" }, "the selection partition=validation limit=0 classes-only=, not all"},
 		{func(m *Manifest) { m.ModelSHA256 = "bbbb"; m.Preset = "x" }, "--model of sha256 aaaa, not bbbb; with --preset vit_b16, not x"},

@@ -2,6 +2,7 @@ package tunedlens
 
 import (
 	"fmt"
+	"io"
 
 	"vitlens/vit"
 	"vitlens/vit/lens"
@@ -94,4 +95,12 @@ func Evaluate(m *vit.Model, t *lens.Translators, imgs Labelled, progress func(do
 		}
 	}
 	return out[0], out[1], nil
+}
+
+// WriteText prints the held-out comparison at hs, one row per block.
+func (r *Report) WriteText(w io.Writer) {
+	fmt.Fprintf(w, "held-out, hs, mean over every token (%d images)\nblock\tkl_plain\tkl_tuned\tident_plain\tident_tuned\ttop1_plain\ttop1_tuned\n", r.HeldOut)
+	for _, b := range r.Blocks {
+		fmt.Fprintf(w, "%d\t%.4f\t%.4f\t%.3f\t%.3f\t%.3f\t%.3f\n", b.Block+1, b.KLPlain, b.KLTuned, b.IdentPlain, b.IdentTuned, b.Top1Plain, b.Top1Tuned)
+	}
 }
