@@ -17,6 +17,7 @@ import (
 	"vitlens/vit/explain/batch"
 	"vitlens/vit/probe"
 	"vitlens/vit/results"
+	"vitlens/vit/tunedlens"
 )
 
 // Run is one results folder and what the figures need of it.
@@ -39,6 +40,8 @@ type Run struct {
 	Probe *probe.Report
 	// explain
 	Explained []batch.ImageRow
+	// tune-lens (a folder with tuned_lens.json, no manifest)
+	TunedLens *tunedlens.Report
 
 	Notes []string // what could not be read, for the report
 }
@@ -55,6 +58,9 @@ type LoadOptions struct {
 
 // Load reads a results folder.
 func Load(dir string, opt LoadOptions) (*Run, error) {
+	if tl, err := loadTunedLens(dir); tl != nil || err != nil {
+		return tl, err
+	}
 	m, err := results.ReadManifest(dir)
 	if err != nil {
 		return nil, fmt.Errorf("%s is not a vitlens results folder: %w", dir, err)

@@ -64,6 +64,9 @@ func Build(runs []*Run, opt Options) (*Report, error) {
 		explainabilitySection(byKind, opt),
 		probingSection(byKind),
 	}
+	if tl := byKind[tuneLensKind]; len(tl) > 0 {
+		rep.Sections = append(rep.Sections, tunedLensSection(tl))
+	}
 	return rep, nil
 }
 
