@@ -28,9 +28,6 @@ func (b *Backend) Analyze(images []*vit.Tensor, req lens.Request) ([]*lens.Resul
 	if err := c.CheckEdit(req.Edit); err != nil {
 		return nil, err
 	}
-	if req.Lens != nil {
-		return nil, fmt.Errorf("gpu: the tuned lens (--lens) runs on the CPU backend only for now; use --backend cpu")
-	}
 	tokens := make([][]int, len(images))
 	for i, img := range images {
 		if err := c.CheckInput(img); err != nil {
@@ -62,6 +59,9 @@ func (b *Backend) Analyze(images []*vit.Tensor, req lens.Request) ([]*lens.Resul
 	out := make([]*lens.Result, len(images))
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if err := b.useTranslators(req.Lens); err != nil {
+		return nil, err
+	}
 	for _, n := range lengths {
 		idx := groups[n]
 		for len(idx) > 0 {
@@ -86,7 +86,7 @@ func requestKey(req lens.Request, n int) planKey {
 	for _, t := range req.Targets {
 		deferred = deferred || t < 0
 	}
-	return planKey{n: n, sites: sitesKey(req.Sites), k: req.TopK, edit: req.Edit, taps: req.Taps,
+	return planKey{n: n, sites: sitesKey(req.Sites), k: req.TopK, edit: req.Edit, taps: req.Taps, lens: req.Lens,
 		deferred: deferred && len(req.Sites) > 0}
 }
 

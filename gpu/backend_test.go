@@ -147,7 +147,11 @@ func compareResults(t *testing.T, m *vit.Model, images []*vit.Tensor, req lens.R
 					t.Fatalf("readout %d is %v/%d/k%d, want %v/%d/k%d", si*c.Depth+blk, r.Site, r.Block, r.K, s, blk, req.TopK)
 				}
 				n := len(ref.Tokens)
-				logits := proj.Direct(ref.Site(s, blk).Data, n)
+				h := ref.Site(s, blk).Data
+				if tr := req.Lens.At(s, blk); tr != nil {
+					h = tr.Apply(h, n) // the tuned lens, as the CPU backend applies it
+				}
+				logits := proj.Direct(h, n)
 				for tok := 0; tok < n; tok++ {
 					ok, problem := lensCheck(logits[tok*c.Classes:(tok+1)*c.Classes], target, int(r.Rank[tok]), r.TargetLogit[tok], r.TopOf(tok), modelTol)
 					if problem != "" {
@@ -235,6 +239,24 @@ func TestBackendMatchesCPU(t *testing.T) {
 			} else if tc.c.Pool == vit.PoolMean {
 				requests["drop"].Keep[2][0] = 8 // [CLS] dropped: edits would find none
 			}
+			// The tuned lens: random translators on hs and hs_mid (zero on
+			// hs_mid's last block), read right away and deferred.
+			tl := lens.NewTranslators(tc.c.Dim, tc.c.Depth)
+			rng := rand.New(rand.NewPCG(3, 4))
+			for _, s := range lens.TranslatorSites {
+				for blk := range tc.c.Depth - 1 {
+					tr := tl.At(s, blk)
+					for i := range tr.W {
+						tr.W[i] = float32(0.3 * rng.NormFloat64() / math.Sqrt(float64(tc.c.Dim)))
+					}
+					for i := range tr.B {
+						tr.B[i] = float32(0.3 * rng.NormFloat64())
+					}
+					tl.Set(s, blk, lens.NewTranslator(tc.c.Dim, tr.W, tr.B))
+				}
+			}
+			requests["tuned_known"] = lens.Request{Sites: vit.AllSites(), TopK: 5, Targets: []int{1, 2, 0}, Lens: tl}
+			requests["tuned_predicted"] = lens.Request{Sites: []vit.Site{vit.SiteHSMid, vit.SiteHS}, TopK: 5, Targets: []int{-1, 1, -1}, Lens: tl}
 			if tc.c.ClassToken {
 				requests["self_only"] = lens.Request{Sites: vit.AllSites(), TopK: 5, Edit: vit.EditSelfOnly, Taps: vit.Taps{AttnProbs: true}}
 				requests["no_cls"] = lens.Request{Sites: vit.AllSites(), TopK: 5, Edit: vit.EditNoCLS, Targets: []int{0, 1, 2}, Taps: vit.Taps{AttnProbs: true}}

@@ -58,6 +58,9 @@ type Backend struct {
 
 	mu    sync.Mutex
 	plans []*plan // most recently used first
+	// translators are the tuned lens's weights on the device, for the
+	// Translators the plans of the last request were built with.
+	translators *deviceTranslators
 }
 
 var _ lens.Backend = (*Backend)(nil)
@@ -132,6 +135,8 @@ func (b *Backend) Close() error {
 		p.release()
 	}
 	b.plans = nil
+	b.translators.release()
+	b.translators = nil
 	if b.w != nil {
 		b.w.release()
 		b.w = nil

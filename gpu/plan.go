@@ -7,6 +7,7 @@ import (
 	"github.com/cogentcore/webgpu/wgpu"
 
 	"vitlens/vit"
+	"vitlens/vit/lens"
 )
 
 // planKey is everything that shapes a batch's buffers and command sequence.
@@ -20,6 +21,9 @@ type planKey struct {
 	// the forward, so lens inputs are stored per block and projected at the
 	// end; otherwise the lens runs right after each site is computed.
 	deferred bool
+	// lens: the tuned lens's translators, uploaded (Backend.translators),
+	// or nil for the plain lens.
+	lens *lens.Translators
 }
 
 func sitesKey(s []vit.Site) string { return fmt.Sprint(s) }
@@ -82,6 +86,9 @@ func planSizes(c vit.Config, key planKey, sites []vit.Site) sizes {
 		add("pooled_dist_norm", B*D)
 	}
 	add("logits", B*C)
+	if key.lens != nil && S > 0 {
+		add("lens_translated", M*D)
+	}
 	if S > 0 {
 		add("lens_out", depth*S*M*(K+2))
 		if key.deferred {
@@ -327,6 +334,16 @@ func (f *forwardRecorder) emit(s vit.Site, blk int, v view) error {
 	si := slices.Index(f.sites, s)
 	if si < 0 {
 		return nil
+	}
+	if tw := f.b.translators.at(s, blk); f.key.lens != nil && tw != nil {
+		// The tuned lens: h' = h + h·Wᵀ + c, one D×D product accumulated
+		// into a copy of h, read by the lens instead of h.
+		t := f.v("lens_translated")
+		f.p.copy("lens.translate", v, t, rowBytes)
+		if err := f.p.matmul("lens.translate", t, v, whole(tw.w), optional(tw.b), M, D, D, matmulAccumulate); err != nil {
+			return err
+		}
+		v = t
 	}
 	if f.key.deferred {
 		f.p.copy("lens.store", v, view{b: f.bufs[fmt.Sprintf("lens_in.%d", blk)], off: uint64(si) * rowBytes}, rowBytes)

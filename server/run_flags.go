@@ -73,9 +73,6 @@ func (f *runFlags) open(spec experiment.Spec, args []string, stderr io.Writer) (
 		if spec.Lens, err = readLens(f.lens, o.bundle.Model.Config, o.modelHash); err != nil {
 			return nil, nil, err
 		}
-		if f.backend != "cpu" {
-			return nil, nil, fmt.Errorf("--lens runs on the CPU backend only for now (the GPU lens kernel has no translators yet): use --backend cpu")
-		}
 	}
 	backend, err := openBackend(f.backend, o.bundle.Model, stderr)
 	if err != nil {

@@ -14,7 +14,7 @@ import (
 
 // tune-lens writes its two files; extract --lens records the translator
 // file's hash, and a folder is never resumed with another lens (or none);
-// memories and the GPU backend refuse --lens.
+// memories refuses --lens.
 func TestTuneLensThenExtractWithLens(t *testing.T) {
 	dir := t.TempDir()
 	tl := filepath.Join(dir, "tl")
@@ -59,8 +59,5 @@ func TestTuneLensThenExtractWithLens(t *testing.T) {
 	}
 	if _, stderr, code := runCLI(t, "memories", "--quiet", "--limit", "8", "--lens", file, "--out", filepath.Join(dir, "mem")); code == 0 || !strings.Contains(stderr, "sublayer") {
 		t.Fatalf("memories --lens: exit %d, %q", code, stderr)
-	}
-	if _, stderr, code := runCLI(t, "extract", "--quiet", "--limit", "8", "--backend", "gpu", "--lens", file, "--out", filepath.Join(dir, "gpu")); code == 0 || !strings.Contains(stderr, "--backend cpu") {
-		t.Fatalf("extract --lens --backend gpu: exit %d, %q", code, stderr)
 	}
 }

@@ -246,15 +246,15 @@ type BlockRow struct {
 	ImageEntropy float64 `parquet:"image_entropy" json:"image_entropy"`
 	CLSKL        float64 `parquet:"cls_kl_last" json:"cls_kl_last"`
 	ImageKL      float64 `parquet:"image_kl_last" json:"image_kl_last"`
-	ChangeRate float64 `parquet:"change_rate" json:"change_rate"`
-	AttnCLS    float64 `parquet:"attn_cls_increase" json:"attn_cls_increase"`
-	AttnImage  float64 `parquet:"attn_image_increase" json:"attn_image_increase"`
-	MLPCLS     float64 `parquet:"mlp_cls_increase" json:"mlp_cls_increase"`
-	MLPImage   float64 `parquet:"mlp_image_increase" json:"mlp_image_increase"`
-	MatchAttn  float64 `parquet:"top1_matches_attn" json:"top1_matches_attn"`
-	MatchMLP   float64 `parquet:"top1_matches_mlp" json:"top1_matches_mlp"`
-	MatchPrev  float64 `parquet:"top1_matches_previous" json:"top1_matches_previous"`
-	MatchNone  float64 `parquet:"top1_matches_none" json:"top1_matches_none"`
+	ChangeRate   float64 `parquet:"change_rate" json:"change_rate"`
+	AttnCLS      float64 `parquet:"attn_cls_increase" json:"attn_cls_increase"`
+	AttnImage    float64 `parquet:"attn_image_increase" json:"attn_image_increase"`
+	MLPCLS       float64 `parquet:"mlp_cls_increase" json:"mlp_cls_increase"`
+	MLPImage     float64 `parquet:"mlp_image_increase" json:"mlp_image_increase"`
+	MatchAttn    float64 `parquet:"top1_matches_attn" json:"top1_matches_attn"`
+	MatchMLP     float64 `parquet:"top1_matches_mlp" json:"top1_matches_mlp"`
+	MatchPrev    float64 `parquet:"top1_matches_previous" json:"top1_matches_previous"`
+	MatchNone    float64 `parquet:"top1_matches_none" json:"top1_matches_none"`
 	// Image tokens by patch label (datasets with masks): mean identifiability
 	// and top-1 rate pooled over class-labelled and over context-labelled
 	// tokens (the baselines of print_context_perturb).
