@@ -19,7 +19,7 @@ WEB       := public/web
 WASM      := $(WEB)/app.wasm
 WASMFLAGS := -trimpath -ldflags="-s -w"
 
-.PHONY: all build wasm run site workers workers-check test test-deps vet wasm-check fuzz-short demo bench clean
+.PHONY: all build wasm run site workers workers-check test test-deps vet wasm-check fuzz-short demo tuned-lens-demo bench clean
 
 all: build
 
@@ -109,6 +109,12 @@ demo: build
 	$(BIN) extract --data fmnist --out results/demo-extract
 	$(BIN) extract --data fmnist --random 0 --out results/demo-extract-random
 	$(BIN) summary --random results/demo-extract-random results/demo-extract
+
+# The tuned lens on the demo model: fit on half the test set, compared on the other half.
+tuned-lens-demo: build
+	$(BIN) tune-lens --fit ridge --out results/tuned-ridge
+	$(BIN) tune-lens --fit kl --init results/tuned-ridge/translators.safetensors --epochs 2 --lr 1e-3 --seed 1 --out results/tuned-kl
+	$(BIN) report --out results/tuned-lens.html --figures results/tuned-lens-figures results/tuned-ridge results/tuned-kl
 
 bench: build
 	$(BIN) bench
