@@ -195,27 +195,21 @@ func TestKLGradientMatchesFiniteDifferences(t *testing.T) {
 	loss := func() float64 {
 		return klGrad(m, head, lens.NewTranslator(d, w, b), h, final, n, float64(n), make([]float64, d*d), make([]float64, d))
 	}
-	const eps = 1e-2
-	for _, i := range []int{0, 7, d + 3, d*d - 1} {
-		old := w[i]
-		w[i] = old + eps
-		up := loss()
-		w[i] = old - eps
-		down := loss()
-		w[i] = old
-		if fd := (up - down) / (2 * eps); math.Abs(fd-gw[i]) > 2e-3*(1+math.Abs(fd)) {
-			t.Fatalf("dW[%d]: analytic %g, finite differences %g", i, gw[i], fd)
+	// check compares the gradient g of parameters p at indices idx.
+	check := func(name string, p []float32, g []float64, idx ...int) {
+		const eps = 1e-2
+		for _, i := range idx {
+			old := p[i]
+			p[i] = old + eps
+			up := loss()
+			p[i] = old - eps
+			down := loss()
+			p[i] = old
+			if fd := (up - down) / (2 * eps); math.Abs(fd-g[i]) > 2e-3*(1+math.Abs(fd)) {
+				t.Fatalf("%s[%d]: analytic %g, finite differences %g", name, i, g[i], fd)
+			}
 		}
 	}
-	for _, i := range []int{0, d - 1} {
-		old := b[i]
-		b[i] = old + eps
-		up := loss()
-		b[i] = old - eps
-		down := loss()
-		b[i] = old
-		if fd := (up - down) / (2 * eps); math.Abs(fd-gb[i]) > 2e-3*(1+math.Abs(fd)) {
-			t.Fatalf("dc[%d]: analytic %g, finite differences %g", i, gb[i], fd)
-		}
-	}
+	check("dW", w, gw, 0, 7, d+3, d*d-1)
+	check("dc", b, gb, 0, d-1)
 }
