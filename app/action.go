@@ -38,6 +38,9 @@ const (
 	actCompareRnd  = "vl.compare-rnd" // nil: compare with a random init of the model
 	actCompareFile = "vl.compare"     // []jsFile: compare with another checkpoint
 	actCompareStop = "vl.compare-off" // nil
+	actLensFile    = "vl.lens"        // []jsFile: a tuned lens's translators.safetensors
+	actLensTuned   = "vl.lens-tuned"  // bool: read through the tuned lens (else the plain one)
+	actLensRemove  = "vl.lens-off"    // nil
 )
 
 func (p *Page) handleActions(ctx app.Context) {
@@ -161,6 +164,12 @@ func (p *Page) handleActions(ctx app.Context) {
 	on(actCompareFile, func(ctx app.Context, v any) { p.loadCompareFile(ctx, v.([]jsFile)) })
 	on(actCompareStop, func(ctx app.Context, v any) {
 		p.compare, p.analysis2, p.notice = nil, nil, ""
+	})
+	on(actLensFile, func(ctx app.Context, v any) { p.loadLens(ctx, v.([]jsFile)) })
+	on(actLensTuned, func(ctx app.Context, v any) { p.tuned = v.(bool) })
+	on(actLensRemove, func(ctx app.Context, v any) {
+		p.settings.Lens, p.lensName, p.tuned = nil, "", false
+		p.analyze(ctx)
 	})
 }
 

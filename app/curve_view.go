@@ -18,13 +18,23 @@ type CurveView struct {
 	app.Compo
 	A    *session.Analysis
 	Site vit.Site
+	// Tuned: the other views read through the tuned lens (the curve shows
+	// both lenses whenever one is loaded, the chosen one solid).
+	Tuned bool
 }
 
 func (cv *CurveView) Render() app.UI {
 	a := cv.A
 	c := a.Model.Model.Config
 	var series []figure.Series
-	if a.After != nil {
+	if a.Tuned != nil {
+		plain, tuned := a.Current(), a.Tuned
+		if a.TunedAfter != nil {
+			tuned = a.TunedAfter
+		}
+		series = append(identSeries(c, plain, cv.Site, " plain lens", cv.Tuned),
+			identSeries(c, tuned, cv.Site, " tuned lens", !cv.Tuned)...)
+	} else if a.After != nil {
 		series = append(identSeries(c, a.Base, cv.Site, " before", true),
 			identSeries(c, a.After, cv.Site, " after", false)...)
 	} else {

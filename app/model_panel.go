@@ -26,6 +26,8 @@ type ModelPanel struct {
 	ProgressText       string
 	Notice             string
 	Compare            string // the second model's name, "" when none
+	LensName           string // the tuned lens's file, "" when none
+	Tuned              bool   // the views read through it
 
 	url string
 }
@@ -80,6 +82,28 @@ func (m *ModelPanel) Render() app.UI {
 					app.Text("Comparing with "+m.Compare+". "),
 					app.Button().Class("vl-link").Text("stop comparing").
 						OnClick(func(ctx app.Context, e app.Event) { ctx.NewAction(actCompareStop) }),
+				)
+			}),
+		),
+		app.Div().Class("vl-field").Body(
+			app.Span().Class("vl-label").Text("Lens"),
+			app.Div().Class("vl-buttons").Body(
+				app.Label().Class("vl-btn").Title("translators.safetensors from vitlens tune-lens, fitted for this model").Body(
+					app.Input().ID("vl-lens-file").Type("file").Class("vl-file").DataSet("action", actLensFile).
+						Accept(".safetensors").OnChange(pickFiles),
+					app.Text("Tuned lens…"),
+				),
+			),
+			app.If(m.LensName != "", func() app.UI {
+				return app.Div().ID("vl-lens").Class("vl-hint").Body(
+					app.Label().Class("vl-check").Body(
+						app.Input().ID("vl-lens-tuned").Type("checkbox").Checked(m.Tuned).OnChange(func(ctx app.Context, e app.Event) {
+							ctx.NewActionWithValue(actLensTuned, ctx.JSSrc().Get("checked").Bool())
+						}),
+						app.Text("Read hs and hs_mid through the tuned lens "+m.LensName+" (attn and mlp keep the plain lens)"),
+					),
+					app.Button().Class("vl-link").Text("remove").
+						OnClick(func(ctx app.Context, e app.Event) { ctx.NewAction(actLensRemove) }),
 				)
 			}),
 		),

@@ -36,6 +36,11 @@ type Page struct {
 	compare   *session.Model
 	analysis2 *session.Analysis
 
+	// lensName names the tuned lens's file (settings.Lens holds it); tuned
+	// says whether the views read through it.
+	lensName string
+	tuned    bool
+
 	site  vit.Site
 	block int // selected block, 0-based
 	token int // selected token (original index)
@@ -142,6 +147,36 @@ func (p *Page) setModel(m *session.Model) {
 	p.token = 0 // [CLS], or the first patch of a model without one
 	p.analysis = nil
 	p.compare, p.analysis2 = nil, nil // it was compared with the model before
+	p.lensName, p.tuned = "", false   // translators belong to one model
+}
+
+// loadLens reads a tuned lens (vitlens tune-lens's translators.safetensors)
+// for the current model and reads through it.
+func (p *Page) loadLens(ctx app.Context, files []jsFile) {
+	m := p.model
+	if m == nil || len(files) == 0 {
+		p.fail(fmt.Errorf("load a model before its tuned lens"))
+		return
+	}
+	f := files[0]
+	ctx.Async(func() {
+		data, err := f.read()
+		var t *lens.Translators
+		if err == nil {
+			t, err = lens.ReadTranslators(f.Name, data, m.Model.Config)
+		}
+		ctx.Dispatch(func(ctx app.Context) {
+			if err != nil {
+				p.fail(fmt.Errorf("tuned lens: %w", err))
+				return
+			}
+			if p.model != m {
+				return
+			}
+			p.settings.Lens, p.lensName, p.tuned = t, f.Name, true
+			p.analyze(ctx)
+		})
+	})
 }
 
 // analyze queues an analysis of the current image with the current
@@ -536,7 +571,7 @@ func (p *Page) imageName() string {
 func (p *Page) renderModelPanel() app.UI {
 	mp := &ModelPanel{Progress: p.progress, ProgressText: p.progressText, Heads: p.loadOpt.Heads,
 		NonStrict: p.loadOpt.NonStrict, CanReload: p.lastFile != nil, Notice: p.notice,
-		HeadChoices: p.headChoices, HeadsDim: p.headsDim}
+		HeadChoices: p.headChoices, HeadsDim: p.headsDim, LensName: p.lensName, Tuned: p.tuned}
 	for _, pr := range preprocess.Presets() {
 		mp.Presets = append(mp.Presets, pr.Name)
 	}
@@ -568,6 +603,8 @@ func (p *Page) renderMain(a *session.Analysis) []app.UI {
 	}
 	c := a.Model.Model.Config
 	block := min(p.block, c.Depth-1)
+	both := a // the curve shows both lenses; every other view the chosen one
+	a = a.ThroughLens(p.tuned)
 	// Rows wrap: side by side where the width allows, stacked on a phone.
 	// A second model's comparison comes first: it is what was asked for.
 	var compare app.UI
@@ -580,7 +617,7 @@ func (p *Page) renderMain(a *session.Analysis) []app.UI {
 			&OverlayView{A: a, Site: p.site, Block: block, Token: p.token, Mode: p.mode},
 			app.Div().Class("vl-col").Body(
 				&PredictionView{A: a},
-				&CurveView{A: a, Site: p.site},
+				&CurveView{A: both, Site: p.site, Tuned: p.tuned},
 			),
 		),
 		&HeatmapView{A: a, Site: p.site, Block: block, Token: p.token},

@@ -22,6 +22,9 @@ type Settings struct {
 	// Drop lists the token indices removed from the sequence (context
 	// perturbation), sorted.
 	Drop []int
+	// Lens, when set, is a tuned lens: every run is also read through its
+	// translators (Analysis.Tuned, TunedAfter).
+	Lens *lens.Translators
 }
 
 // Intervened reports whether the settings perturb the forward pass.
@@ -52,7 +55,10 @@ type Analysis struct {
 	// Base is the unperturbed run; After the run with the intervention, nil
 	// when there is none. Both read out the same target class.
 	Base, After *lens.Result
-	Backend     string // which backend computed the readouts
+	// Tuned and TunedAfter are the same runs read through Settings.Lens
+	// (the tuned lens on hs and hs_mid), nil without one.
+	Tuned, TunedAfter *lens.Result
+	Backend           string // which backend computed the readouts
 	// TapsBackend says where the attention maps and memory coefficients came
 	// from when the main backend could not return them.
 	TapsBackend string
@@ -138,8 +144,38 @@ func Analyze(be, fallback lens.Backend, m *Model, img *Image, in *Input, s Setti
 			return nil, err
 		}
 	}
+	if s.Lens != nil {
+		// The same runs through the translators: the views toggle between
+		// the two lenses without a new analysis.
+		req := yield(Request(a.Base.Target, vit.EditNone, nil))
+		req.Lens, req.Taps = s.Lens, vit.Taps{}
+		if a.Tuned, _, err = run(be, nil, in.Pixels, req); err != nil {
+			return nil, fmt.Errorf("tuned lens: %w", err)
+		}
+		a.Tuned.Trace = a.Base.Trace // the forward is the same; only the readouts differ
+		if a.After != nil {
+			req := yield(Request(a.Base.Target, s.Edit, keep))
+			req.Lens, req.Taps = s.Lens, vit.Taps{}
+			if a.TunedAfter, _, err = run(be, nil, in.Pixels, req); err != nil {
+				return nil, fmt.Errorf("tuned lens: %w", err)
+			}
+			a.TunedAfter.Trace = a.After.Trace
+		}
+	}
 	a.Elapsed = time.Since(start)
 	return a, nil
+}
+
+// ThroughLens returns the analysis as the views show it: with tuned set
+// (and a tuned lens loaded), a copy whose Base and After are the tuned
+// runs; a itself otherwise (the curve view reads a, to show both lenses).
+func (a *Analysis) ThroughLens(tuned bool) *Analysis {
+	if !tuned || a.Tuned == nil {
+		return a
+	}
+	c := *a
+	c.Base, c.After = a.Tuned, a.TunedAfter
+	return &c
 }
 
 // run asks be for everything; when its trace lacks the raw taps it asks the

@@ -30,6 +30,7 @@ func (m *Model) RandomInit(seed uint64) (*Model, error) {
 func CompareSettings(first *Analysis, second *Model) (Settings, error) {
 	s := first.Settings
 	s.Target = first.Base.Target
+	s.Lens = nil // translators are fitted for the first model only
 	if c := second.Model.Config.Classes; s.Target >= c {
 		return s, fmt.Errorf("%s has %d classes: it cannot rank class %d (%s) of the first model", second.Name, c,
 			s.Target, first.Model.ClassName(s.Target))

@@ -7,6 +7,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -307,4 +308,46 @@ func mustPrepare(t *testing.T, m *Model, img *Image) *Input {
 		t.Fatal(err)
 	}
 	return in
+}
+
+// With a tuned lens the analysis holds both lenses' runs: zero translators
+// read exactly as the plain lens, non-zero ones change hs and hs_mid only,
+// and ThroughLens swaps the runs the views read.
+func TestTunedLens(t *testing.T) {
+	m := tiny(t)
+	c := m.Model.Config
+	zero := lens.NewTranslators(c.Dim, c.Depth)
+	a := analyze(t, m, Settings{Target: 2, Edit: vit.EditNoCLS, Lens: zero})
+	if a.Tuned == nil || a.TunedAfter == nil {
+		t.Fatal("no tuned runs")
+	}
+	for i, r := range a.Base.Readouts {
+		// The plain run takes the folded projection, the tuned one the
+		// direct: equal up to rounding (vit/lens tests the exact equality).
+		for tok, l := range r.TargetLogit {
+			if d := math.Abs(float64(l - a.Tuned.Readouts[i].TargetLogit[tok])); d > 1e-4*(1+math.Abs(float64(l))) {
+				t.Fatalf("%v block %d token %d: zero translators read %g, plain %g", r.Site, r.Block, tok, a.Tuned.Readouts[i].TargetLogit[tok], l)
+			}
+		}
+	}
+	moved := lens.NewTranslators(c.Dim, c.Depth)
+	for _, s := range lens.TranslatorSites {
+		for b := range c.Depth {
+			tr := moved.At(s, b)
+			for i := range tr.B {
+				tr.B[i] = float32(i%5) - 2
+			}
+		}
+	}
+	a = analyze(t, m, Settings{Target: 2, Lens: moved})
+	changed := map[vit.Site]bool{}
+	for i, r := range a.Base.Readouts {
+		changed[r.Site] = changed[r.Site] || !slices.Equal(r.TargetLogit, a.Tuned.Readouts[i].TargetLogit)
+	}
+	if !changed[vit.SiteHS] || !changed[vit.SiteHSMid] || changed[vit.SiteAttn] || changed[vit.SiteMLP] {
+		t.Fatalf("sites read differently through the translators: %v (want hs and hs_mid only)", changed)
+	}
+	if v := a.ThroughLens(true); v.Base != a.Tuned || v.Base.Trace == nil || a.ThroughLens(false) != a {
+		t.Fatal("ThroughLens does not swap the runs")
+	}
 }
