@@ -543,7 +543,7 @@ func (p *Page) Render() app.UI {
 			app.Main().Class("vl-main").Body(p.renderMain(a)...),
 		),
 		&StateView{Status: status, Busy: p.busy, Error: p.errText, FirstMS: p.firstMS,
-			Backend: p.backendName, Analysis: a, Compare: p.analysis2},
+			Backend: p.backendName, Analysis: a.ThroughLens(p.tuned), Compare: p.analysis2},
 	)
 }
 

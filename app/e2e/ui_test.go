@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"vitlens/app/session"
 	"vitlens/vit"
+	"vitlens/vit/lens"
 )
 
 // Every export saves what the page shows, before and after an
@@ -351,4 +353,54 @@ func waitCompare(t *testing.T, ctx context.Context, cond string) session.Summary
 		t.Fatal(err)
 	}
 	return s
+}
+
+// A tuned lens loaded beside the demo model: the page reads through it (its
+// ranks are the native tuned ones), the curve shows both lenses, and the
+// toggle returns to the plain lens.
+func TestTunedLens(t *testing.T) {
+	ctx, s := openApp(t, false)
+	m, samples := demo(t)
+	c := m.Model.Config
+	tl := lens.NewTranslators(c.Dim, c.Depth)
+	for _, site := range lens.TranslatorSites {
+		for b := range c.Depth - 1 {
+			tr := tl.At(site, b)
+			for i := range tr.W {
+				tr.W[i] = float32((i*7)%11-5) * 0.02
+			}
+			for i := range tr.B {
+				tr.B[i] = float32(i%3-1) * 0.5
+			}
+		}
+	}
+	data, err := tl.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "translators.safetensors")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	back, err := lens.ReadTranslators(path, data, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.SetUploadFiles(chromedp.ID("vl-lens-file"), []string{path})); err != nil {
+		t.Fatal(err)
+	}
+	s = waitState(t, ctx, fmt.Sprintf(`d.status === 'ready' && +d.seq > %d && document.getElementById('vl-lens')`, s.Seq), 60*time.Second)
+	if s.Error != "" {
+		t.Fatalf("error: %s", s.Error)
+	}
+	sameRanks(t, "demo through the tuned lens", s.summary(t), nativeAnalysis(t, m, samples[0], session.Settings{Target: -1, Lens: back}).ThroughLens(true).Summary())
+	legend, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('fig-curve').textContent`))
+	if err != nil || !strings.Contains(legend, "plain lens") || !strings.Contains(legend, "tuned lens") {
+		t.Errorf("curve legend: %q, %v", legend, err)
+	}
+	screenshot(t, ctx, "tuned-lens")
+	eval(t, ctx, `document.getElementById('vl-lens-tuned').click()`)
+	prev, _ := json.Marshal(s.JSON) // a JS string literal: wait until the page re-renders
+	s = waitState(t, ctx, fmt.Sprintf(`!document.getElementById('vl-lens-tuned').checked && e.textContent !== %s`, prev), 10*time.Second)
+	sameRanks(t, "demo, toggled back to the plain lens", s.summary(t), native(t, m, samples[0], session.Settings{Target: -1}))
 }

@@ -170,7 +170,7 @@ func Analyze(be, fallback lens.Backend, m *Model, img *Image, in *Input, s Setti
 // (and a tuned lens loaded), a copy whose Base and After are the tuned
 // runs; a itself otherwise (the curve view reads a, to show both lenses).
 func (a *Analysis) ThroughLens(tuned bool) *Analysis {
-	if !tuned || a.Tuned == nil {
+	if a == nil || !tuned || a.Tuned == nil {
 		return a
 	}
 	c := *a
