@@ -22,14 +22,11 @@ func (m *Model) Forward(pixels *Tensor, opt Options) (*Trace, error) {
 	if err := c.CheckEdit(opt.Edit); err != nil {
 		return nil, err
 	}
-	x := m.Embed(pixels)
+	x := m.embed(pixels, opt.Hooks)
 	if opt.Keep != nil {
 		x = keepRows(x, tokens, c.Dim)
 	}
 	tr := &Trace{Tokens: tokens}
-	if opt.Taps.Embed {
-		tr.Embed = &Tensor{Shape: []int{len(tokens), c.Dim}, Data: slices.Clone(x)}
-	}
 	for s := range NumSites {
 		if opt.Taps.Sites[s] {
 			tr.Sites[s] = make([]*Tensor, c.Depth)
@@ -55,6 +52,10 @@ func (m *Model) Forward(pixels *Tensor, opt Options) (*Trace, error) {
 		if opt.Record != nil {
 			rec = &opt.Record.Blocks[b]
 		}
+		opt.Hooks.call(Hook{Point: HookResidPre, Block: b}, x, []int{len(tokens), c.Dim})
+		if b == 0 && opt.Taps.Embed {
+			tr.Embed = &Tensor{Shape: []int{len(tokens), c.Dim}, Data: slices.Clone(x)}
+		}
 		m.block(b, x, tokens, opt, tr, rec)
 		if opt.AfterBlock != nil {
 			opt.AfterBlock(b)
@@ -67,7 +68,11 @@ func (m *Model) Forward(pixels *Tensor, opt Options) (*Trace, error) {
 // Embed turns pixels into the block-0 input: patch embedding, the prefix
 // tokens ([CLS], distillation token, registers), position embeddings and,
 // when the config says so, norm_pre (NumTokens×Dim).
-func (m *Model) Embed(pixels *Tensor) []float32 {
+func (m *Model) Embed(pixels *Tensor) []float32 { return m.embed(pixels, nil) }
+
+// embed is Embed with the hooks hook_embed (before the position embedding)
+// and hook_pos_embed.
+func (m *Model) embed(pixels *Tensor, hooks HookFuncs) []float32 {
 	c := m.Config
 	g, p, d := c.GridSize(), c.PatchSize, c.Dim
 	patchLen := c.Channels * p * p
@@ -94,7 +99,14 @@ func (m *Model) Embed(pixels *Tensor) []float32 {
 	for _, tok := range [][]float32{m.ClsToken, m.DistToken, m.RegTokens} {
 		off += copy(x[off:], tok)
 	}
-	Add(x, m.PosEmbed)
+	shape := []int{c.NumTokens(), d}
+	hooks.call(Hook{Point: HookEmbed}, x, shape)
+	pos := m.PosEmbed
+	if hooks.has(HookPosEmbed, 0) {
+		pos = slices.Clone(pos)
+		hooks.call(Hook{Point: HookPosEmbed}, pos, shape)
+	}
+	Add(x, pos)
 	if c.NormPre {
 		LayerNorm(x, x, c.NumTokens(), d, m.NormPre, c.LNEps)
 	}
@@ -140,20 +152,36 @@ func (m *Model) block(b int, x []float32, tokens []int, opt Options, tr *Trace, 
 		LayerNorm(h, x, n, d, norm, c.LNEps)
 		return h
 	}
-	residual := func(update []float32, norm Norm, site, stream Site) {
+	hook := func(p HookPoint, v []float32, shape ...int) {
+		opt.Hooks.call(Hook{Point: p, Block: b}, v, shape)
+	}
+	residual := func(update []float32, norm Norm, site, stream Site, out, after HookPoint) {
 		if c.PostNorm {
 			LayerNorm(update, update, n, d, norm, c.LNEps)
 		}
+		hook(out, update, n, d)
 		tap(site, update)
 		Add(x, update)
+		hook(after, x, n, d)
 		tap(stream, x)
 	}
 	in := record(x)
 	// Attention sublayer.
 	qkv := make([]float32, n*3*d)
 	m.LinearForward(qkv, input(blk.Norm1), n, blk.QKV)
+	for i, p := range []HookPoint{HookQ, HookK, HookV} {
+		if opt.Hooks.has(p, b) {
+			hookQKV(qkv, i, n, c.Heads, c.HeadDim(), func(v []float32) { hook(p, v, n, c.Heads, c.HeadDim()) })
+		}
+	}
 	heads := make([]float32, n*d)
-	probs, values := Attention(heads, qkv, n, c.Heads, c.HeadDim(), opt.Edit, tokens, opt.Taps.AttnProbs || rec != nil, opt.Taps.Values)
+	patternHooked := opt.Hooks.has(HookPattern, b)
+	probs, values := Attention(heads, qkv, n, c.Heads, c.HeadDim(), opt.Edit, tokens, opt.Taps.AttnProbs || rec != nil || patternHooked, opt.Taps.Values)
+	if patternHooked {
+		hook(HookPattern, probs.Data, c.Heads, n, n)
+		HeadsFromPattern(heads, qkv, probs, n, c.Heads, c.HeadDim())
+	}
+	hook(HookZ, heads, n, c.Heads, c.HeadDim())
 	if tr.AttnProbs != nil {
 		tr.AttnProbs[b] = probs
 	}
@@ -166,25 +194,27 @@ func (m *Model) block(b int, x []float32, tokens []int, opt Options, tr *Trace, 
 	update := make([]float32, n*d)
 	m.LinearForward(update, heads, n, blk.Proj)
 	attnOut := record(update)
-	residual(update, blk.Norm1, SiteAttn, SiteHSMid)
+	residual(update, blk.Norm1, SiteAttn, SiteHSMid, HookAttnOut, HookResidMid)
 	mid := record(x)
 	// MLP sublayer.
 	hidden := make([]float32, n*c.MLPDim)
 	var fc1 []float32
 	// The GEMM fuses exact GELU only; other activations run after it.
-	if tr.FC1 != nil || rec != nil || !c.ExactGELU() {
+	if tr.FC1 != nil || rec != nil || !c.ExactGELU() || opt.Hooks.has(HookMLPPre, b) || opt.Hooks.has(HookMLPPost, b) {
 		m.LinearForward(hidden, input(blk.Norm2), n, blk.FC1)
+		hook(HookMLPPre, hidden, n, c.MLPDim)
 		if tr.FC1 != nil {
 			tr.FC1[b] = &Tensor{Shape: []int{n, c.MLPDim}, Data: slices.Clone(hidden)}
 		}
 		fc1 = record(hidden)
 		c.Activate(hidden)
+		hook(HookMLPPost, hidden, n, c.MLPDim)
 	} else {
 		m.linear(hidden, input(blk.Norm2), n, blk.FC1, true) // GELU in the GEMM's epilogue
 	}
 	m.LinearForward(update, hidden, n, blk.FC2)
 	mlpOut := record(update)
-	residual(update, blk.Norm2, SiteMLP, SiteHS)
+	residual(update, blk.Norm2, SiteMLP, SiteHS, HookMLPOut, HookResidPost)
 	if rec != nil {
 		*rec = BlockActivations{In: in, QKV: qkv, Probs: probs, Heads: heads, AttnOut: attnOut, Mid: mid, FC1: fc1, MLPOut: mlpOut}
 	}
@@ -288,6 +318,45 @@ func (a *attentionScratch) head(out, qkv []float32, n, d, dh, h int, scale float
 			v := qkv[s*3*d+vo : s*3*d+vo+dh]
 			for i := range o {
 				o[i] += p * v[i]
+			}
+		}
+	}
+}
+
+// hookQKV gathers block i (0 q, 1 k, 2 v) of the fused n×3D qkv into an
+// n×H×dh tensor, hands it to f and scatters it back, so a hook can read and
+// replace the queries, keys or values.
+func hookQKV(qkv []float32, i, n, heads, dh int, f func([]float32)) {
+	d := heads * dh
+	v := make([]float32, n*d)
+	for t := 0; t < n; t++ {
+		copy(v[t*d:(t+1)*d], qkv[t*3*d+i*d:])
+	}
+	f(v)
+	for t := 0; t < n; t++ {
+		copy(qkv[t*3*d+i*d:t*3*d+(i+1)*d], v[t*d:])
+	}
+}
+
+// HeadsFromPattern recomputes the concatenated head outputs from given
+// attention probabilities (H×n×n) and the values in qkv: out[t, h] =
+// Σ_s A_h[t, s]·v_s. It is how a replaced pattern reaches the rest of the
+// forward; a plain loop in float64, the slow twin of Attention's product.
+func HeadsFromPattern(out, qkv []float32, probs *Tensor, n, heads, dh int) {
+	d := heads * dh
+	acc := make([]float64, dh)
+	for h := 0; h < heads; h++ {
+		vo := 2*d + h*dh
+		for t := 0; t < n; t++ {
+			clear(acc)
+			for s, p := range probs.Data[(h*n+t)*n : (h*n+t+1)*n] {
+				v := qkv[s*3*d+vo : s*3*d+vo+dh]
+				for i := range acc {
+					acc[i] += float64(p) * float64(v[i])
+				}
+			}
+			for i, a := range acc {
+				out[t*d+h*dh+i] = float32(a)
 			}
 		}
 	}

@@ -108,6 +108,11 @@ type Options struct {
 	// browser passes a short sleep so the page can repaint during a long
 	// forward pass.
 	AfterBlock func(block int)
+	// Hooks, when set, are called at their hook points (hooks.go) with the
+	// activation there, before any tap or record reads it: a hook that
+	// writes its tensor changes the rest of the forward (activation
+	// patching). Nil runs the plain forward.
+	Hooks HookFuncs
 	// Record, when set, is filled with what a backward pass needs (see
 	// Activations), so gradient methods run this forward pass instead of a
 	// copy of it.

@@ -332,7 +332,7 @@ func LogitAttentionGrads(m *vit.Model, pixels *vit.Tensor, target int) (gProbs [
 	}
 	g := make([]float32, m.Config.Classes)
 	g[target] = 1
-	gProbs, gEmbed = t.backward(g)
+	gProbs, gEmbed = t.backward(g, nil)
 	return gProbs, gEmbed, nil
 }
 
@@ -344,7 +344,7 @@ func chefer(t *tape, target int) []float32 {
 	n := t.n
 	g := make([]float32, c.Classes)
 	g[target] = 1
-	gProbs, _ := t.backward(g)
+	gProbs, _ := t.backward(g, nil)
 	r := make([]float64, n*n)
 	for i := 0; i < n; i++ {
 		r[i*n+i] = 1

@@ -1,6 +1,8 @@
 package explain
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 
 	"vitlens/vit"
@@ -25,10 +27,17 @@ func record(m *vit.Model, pixels *vit.Tensor) (*tape, error) {
 }
 
 // backward propagates gLogits = ∂L/∂logits through the whole model and
-// returns ∂L/∂A_b for every block b (H×n×n) and ∂L/∂(block-0 input).
-func (t *tape) backward(gLogits []float32) (gProbs []*vit.Tensor, gEmbed []float32) {
+// returns ∂L/∂A_b for every block b (H×n×n) and ∂L/∂(block-0 input). When at
+// is set it also hears the gradient at every hook point it passes, in the
+// layout vit.Config.HookShape gives (read-only, valid during the call).
+func (t *tape) backward(gLogits []float32, at func(h vit.Hook, g []float32)) (gProbs []*vit.Tensor, gEmbed []float32) {
 	m, c := t.m, t.m.Config
 	n, d := t.n, c.Dim
+	hook := func(p vit.HookPoint, b int, g []float32) {
+		if at != nil {
+			at(vit.Hook{Point: p, Block: b}, g)
+		}
+	}
 	gNormed := make([]float32, d)
 	LinearBackward(gNormed, gLogits, 1, m.Head)
 	gPooled := make([]float32, d)
@@ -48,14 +57,19 @@ func (t *tape) backward(gLogits []float32) (gProbs []*vit.Tensor, gEmbed []float
 	for b := c.Depth - 1; b >= 0; b-- {
 		blk := &m.Blocks[b]
 		bt := &t.Blocks[b]
-		// x_out = x_mid + mlp update.
+		// x_out = x_mid + mlp update (post-norm: hook_mlp_out is the update
+		// after LN2, so its gradient is the stream's too).
+		hook(vit.HookResidPost, b, gx)
+		hook(vit.HookMLPOut, b, gx)
 		gMo := slices.Clone(gx)
 		if c.PostNorm {
 			LayerNormBackward(gMo, gMo, bt.MLPOut, n, d, blk.Norm2, c.LNEps)
 		}
 		gHidden := make([]float32, n*c.MLPDim)
 		LinearBackward(gHidden, gMo, n, blk.FC2)
+		hook(vit.HookMLPPost, b, gHidden)
 		GELUBackward(gHidden, bt.FC1)
+		hook(vit.HookMLPPre, b, gHidden)
 		gMlpIn := make([]float32, n*d)
 		LinearBackward(gMlpIn, gHidden, n, blk.FC1)
 		if !c.PostNorm {
@@ -63,6 +77,8 @@ func (t *tape) backward(gLogits []float32) (gProbs []*vit.Tensor, gEmbed []float
 		}
 		gMid := gx
 		vit.Add(gMid, gMlpIn)
+		hook(vit.HookResidMid, b, gMid)
+		hook(vit.HookAttnOut, b, gMid)
 		// x_mid = x_in + attention update.
 		gU := slices.Clone(gMid)
 		if c.PostNorm {
@@ -70,8 +86,15 @@ func (t *tape) backward(gLogits []float32) (gProbs []*vit.Tensor, gEmbed []float
 		}
 		gHeads := make([]float32, n*d)
 		LinearBackward(gHeads, gU, n, blk.Proj)
+		hook(vit.HookZ, b, gHeads)
 		var gQKV []float32
 		gProbs[b], gQKV = AttentionBackward(bt.QKV, bt.Probs, gHeads, n, c.Heads, c.HeadDim())
+		hook(vit.HookPattern, b, gProbs[b].Data)
+		if at != nil {
+			for i, p := range []vit.HookPoint{vit.HookQ, vit.HookK, vit.HookV} {
+				hook(p, b, splitQKV(gQKV, i, n, d))
+			}
+		}
 		gAttnIn := make([]float32, n*d)
 		LinearBackward(gAttnIn, gQKV, n, blk.QKV)
 		if !c.PostNorm {
@@ -79,6 +102,60 @@ func (t *tape) backward(gLogits []float32) (gProbs []*vit.Tensor, gEmbed []float
 		}
 		vit.Add(gMid, gAttnIn)
 		gx = gMid
+		hook(vit.HookResidPre, b, gx)
+	}
+	// Without norm_pre the block-0 input is the sum of the token and
+	// position embeddings; with it, their gradient needs norm_pre's input,
+	// which the tape does not hold, so those hooks are not heard.
+	if !c.NormPre {
+		hook(vit.HookEmbed, 0, gx)
+		hook(vit.HookPosEmbed, 0, gx)
 	}
 	return gProbs, gx
+}
+
+// splitQKV copies block i (0 q, 1 k, 2 v) of a fused n×3D gradient into an
+// n×D slice (n×H×dh: heads are contiguous column ranges).
+func splitQKV(g []float32, i, n, d int) []float32 {
+	out := make([]float32, n*d)
+	for t := 0; t < n; t++ {
+		copy(out[t*d:(t+1)*d], g[t*3*d+i*d:])
+	}
+	return out
+}
+
+// HookGradients runs the model on one image and one backward pass of
+// L = ⟨gLogits, logits⟩, and returns the logits and ∂L/∂activation at each
+// of hooks (layout vit.Config.HookShape). It is what attribution patching
+// needs: every gradient from a single backward. The backward covers the
+// models explain does, with exact GELU and one classifier head; hook_embed
+// and hook_pos_embed are refused after norm_pre.
+func HookGradients(m *vit.Model, pixels *vit.Tensor, gLogits []float32, hooks []vit.Hook) (logits []float32, grads map[vit.Hook]*vit.Tensor, err error) {
+	c := m.Config
+	switch {
+	case !c.ExactGELU():
+		return nil, nil, fmt.Errorf("gradients need the exact GELU; this model uses %s", c.Act)
+	case c.DistToken:
+		return nil, nil, errors.New("gradients through a distilled model's two heads are not implemented")
+	case len(gLogits) != c.Classes:
+		return nil, nil, fmt.Errorf("%d logit gradients for %d classes", len(gLogits), c.Classes)
+	}
+	want := map[vit.Hook]bool{}
+	for _, h := range hooks {
+		if c.NormPre && !h.Point.PerBlock() {
+			return nil, nil, fmt.Errorf("no gradient at %s: the model applies norm_pre after it", h.Name())
+		}
+		want[h] = true
+	}
+	t, err := record(m, pixels)
+	if err != nil {
+		return nil, nil, err
+	}
+	grads = map[vit.Hook]*vit.Tensor{}
+	t.backward(gLogits, func(h vit.Hook, g []float32) {
+		if want[h] {
+			grads[h] = &vit.Tensor{Shape: c.HookShape(h, t.n), Data: slices.Clone(g)}
+		}
+	})
+	return t.Logits, grads, nil
 }
