@@ -1,0 +1,113 @@
+package dla_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"path/filepath"
+	"testing"
+
+	"vitlens/public"
+	"vitlens/vit"
+	"vitlens/vit/bundle"
+	"vitlens/vit/checkpoint"
+	"vitlens/vit/dla"
+	"vitlens/vit/preprocess"
+	"vitlens/vit/vittest"
+)
+
+// checkSum is the promise of the decomposition: the parts plus the head's
+// bias term equal the model's own logit (the forward's, in float32), for
+// every class, within 1e-4·max(1, |logit|); the parts by token of origin sum
+// to their head.
+func checkSum(t *testing.T, what string, m *vit.Model, x *vit.Tensor, bySource bool) {
+	t.Helper()
+	for target := 0; target < m.Config.Classes; target++ {
+		r, err := dla.Compute(m, x, dla.Options{Target: target, BySource: bySource})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := float64(r.Logits[target])
+		if got := r.Total(); math.Abs(got-want) > 1e-4*math.Max(1, math.Abs(want)) {
+			t.Fatalf("%s class %d: parts sum to %g, the model's logit is %g", what, target, got, want)
+		}
+		if !bySource {
+			continue
+		}
+		// Float32 activations (pattern times values against z): 1e-5.
+		total, split := map[[2]int]float64{}, map[[2]int]float64{}
+		for _, p := range r.Parts {
+			if p.Kind == dla.KindHead && p.Source < 0 {
+				total[[2]int{p.Block, p.Head}] = p.Logit
+			} else if p.Kind == dla.KindHead {
+				split[[2]int{p.Block, p.Head}] += p.Logit
+			}
+		}
+		for k, v := range total {
+			if math.Abs(split[k]-v) > 1e-5*math.Max(1, math.Abs(v)) {
+				t.Fatalf("%s block %d head %d: the split by source sums to %g, the head %g", what, k[0], k[1], split[k], v)
+			}
+		}
+	}
+}
+
+func TestPartsSumToLogitOnEveryDemoSample(t *testing.T) {
+	b, err := bundle.Demo(bundle.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	if err := json.Unmarshal([]byte(vittest.Load(t, "fmnist").Meta["files"]), &files); err != nil {
+		t.Fatal(err)
+	}
+	for k, f := range files {
+		data, err := public.Files.ReadFile(filepath.Join(public.SamplesDir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := preprocess.Decode(bytes.NewReader(data), f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, err := b.Preset.Apply(img, b.Model.Config.ImageSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkSum(t, f, b.Model, x, k < 3)
+	}
+}
+
+// The random-weight fixtures cover pre-norm CLS models
+// with registers and LayerScale (ls_reg), norm_pre and QuickGELU (clip), and
+// odd sizes; the post-norm gap model and distilled DeiT are refused by name.
+func TestPartsSumToLogitOnFixtures(t *testing.T) {
+	dir, err := vittest.ReferenceDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"tiny", "odd", "nobias", "ls_reg", "clip", "gap", "deit_dist"} {
+		t.Run(name, func(t *testing.T) {
+			g := vittest.Load(t, name)
+			c, err := g.Config()
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Classes = 0 // clip's golden counts its head file's classes; the tensors say
+			m, _, err := checkpoint.Load(filepath.Join(dir, name, "timm.safetensors"), checkpoint.Options{Override: &c})
+			if err != nil {
+				t.Fatal(err)
+			}
+			x := g.MustTensor(t, "input.0")
+			if err := dla.Check(m.Config); err != nil {
+				if name != "gap" && name != "deit_dist" {
+					t.Fatal(err)
+				}
+				if _, err := dla.Compute(m, x, dla.Options{}); err == nil {
+					t.Fatal("Compute ran on a model Check refuses")
+				}
+				return
+			}
+			checkSum(t, name, m, x, true)
+		})
+	}
+}
