@@ -1,0 +1,115 @@
+package main
+
+import (
+	"encoding/csv"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+const (
+	bootPNG     = "../public/samples/fmnist-test-0-ankle-boot.png"
+	pulloverPNG = "../public/samples/fmnist-test-1-pullover.png"
+)
+
+func TestHooksListsEveryHookWithShape(t *testing.T) {
+	out, stderr, code := runCLI(t, "hooks")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 1+2+12*6 {
+		t.Fatalf("%d lines for the 6-block demo model:\n%s", len(lines), out)
+	}
+	for _, want := range []string{"blocks.5.attn.hook_pattern       [4, 17, 17]    blocks.5.attn_probs", "blocks.0.mlp.hook_post           [17, 256]", "hook_embed                       [17, 64]"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("hooks lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// dla's table sums to the model's logit (the package test checks every
+// sample; this checks the command's CSV says the same).
+func TestDLAWritesTableAndGrid(t *testing.T) {
+	dir := t.TempDir()
+	out, stderr, code := runCLI(t, "dla", "--out", dir, bootPNG)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(out, "class 9 (Ankle boot)") {
+		t.Errorf("dla output:\n%s", out)
+	}
+	rows := readCSV(t, filepath.Join(dir, "dla.csv"))
+	var sum float64
+	for _, r := range rows[1:] {
+		v, err := strconv.ParseFloat(r[7], 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum += v
+	}
+	if len(rows) != 1+2+6*(4+2)+1 {
+		t.Errorf("%d rows in dla.csv", len(rows))
+	}
+	if !strings.Contains(out, "logit "+strconv.FormatFloat(sum, 'f', 4, 64)) {
+		t.Errorf("dla.csv sums to %.4f, the printed logit differs:\n%s", sum, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "dla-heads.png")); err != nil {
+		t.Error(err)
+	}
+}
+
+func readCSV(t *testing.T, path string) [][]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+func TestPatchHeadsWithAttribution(t *testing.T) {
+	dir := t.TempDir()
+	out, stderr, code := runCLI(t, "patch", "--clean", bootPNG, "--corrupt", pulloverPNG, "--hooks", "blocks.*.attn.hook_z",
+		"--per", "head", "--attribution", "--out", dir)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(out, "metric logit_diff:9,2") || !strings.Contains(out, "attribution patching vs exact: Pearson r") {
+		t.Errorf("patch output:\n%s", out)
+	}
+	rows := readCSV(t, filepath.Join(dir, "patch.csv"))
+	if len(rows) != 1+6*4 || rows[0][7] != "attribution" {
+		t.Errorf("patch.csv: %d rows, header %v", len(rows), rows[0])
+	}
+	if _, err := os.Stat(filepath.Join(dir, "patch-attn_hook_z.png")); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestPatchRefusals(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"--hooks", "blocks.*.hook_resid_pre", "--per", "head"}, "--per head needs hooks with heads"},
+		{[]string{"--hooks", "blocks.9.hook_z"}, "-hooks: hook \"blocks.9.hook_z\": block 9 out of range 0..5"},
+		{[]string{"--mode", "mean"}, "--mode mean needs --reference"},
+		{[]string{"--metric", "rank:3", "--attribution"}, "differentiable metric"},
+		{[]string{"--metric", "logit_diff:3"}, "want logit_diff:A,B"},
+		{[]string{"--per", "pixel"}, "-per must be layer, token, head or position"},
+	} {
+		args := append([]string{"patch", "--clean", bootPNG, "--corrupt", pulloverPNG, "--out", t.TempDir()}, tc.args...)
+		_, stderr, code := runCLI(t, args...)
+		if code != 1 || !strings.Contains(stderr, tc.says) {
+			t.Errorf("%v: exit %d, %q; want one saying %q", tc.args, code, stderr, tc.says)
+		}
+	}
+}

@@ -1,0 +1,267 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"image/png"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"vitlens/vit"
+	"vitlens/vit/bundle"
+	"vitlens/vit/patching"
+	"vitlens/vit/results"
+)
+
+func init() {
+	register("patch", "activation patching: the corrupted image with clean (or zero, mean, resampled) activations patched in at each hook, token or head", runPatch)
+}
+
+func runPatch(args []string, stdout io.Writer) error {
+	fs := newFlags("patch", "")
+	var mf modelFlags
+	mf.register(fs)
+	cleanPath := fs.String("clean", "", "the clean image (its activations are patched in)")
+	corruptPath := fs.String("corrupt", "", "the corrupted image (run once per patch)")
+	hookPat := fs.String("hooks", "blocks.*.hook_resid_pre", "hooks to patch: names or patterns with *, comma-separated (vitlens hooks lists them)")
+	per := fs.String("per", string(patching.PerToken), "what one patch covers: layer (the whole activation), token (one position, every head), head (one head, every position) or position (one head at one position)")
+	mode := fs.String("mode", string(patching.ModePatch), "what is patched in: patch (the clean image's activation), zero, mean (the mean over --reference images) or resample (a random --reference image's)")
+	refs := fs.String("reference", "", "comma-separated image files for --mode mean and resample")
+	seed := fs.Uint64("seed", 1, "random seed of --mode resample")
+	metricFlag := fs.String("metric", "", "what is measured: logit_diff:A,B, logit:A or rank:A (class indices; default logit_diff of the clean and the corrupted image's predictions)")
+	attribution := fs.Bool("attribution", false, "also estimate every patch from one backward pass (attribution patching) and report its agreement with exact patching")
+	out := fs.String("out", "patch-out", "folder for patch.csv and the heat-maps")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *cleanPath == "" || *corruptPath == "" || fs.NArg() > 0 {
+		fs.Usage()
+		return errUsage
+	}
+	if !slices.Contains(patching.Pers, patching.Per(*per)) {
+		return fmt.Errorf("-per must be layer, token, head or position, got %q", *per)
+	}
+	if !slices.Contains(patching.Modes, patching.Mode(*mode)) {
+		return fmt.Errorf("-mode must be patch, zero, mean or resample, got %q", *mode)
+	}
+	b, err := mf.open(os.Stderr)
+	if err != nil {
+		return err
+	}
+	c := b.Model.Config
+	hooks, err := c.MatchHooks(*hookPat)
+	if err != nil {
+		return fmt.Errorf("-hooks: %w", err)
+	}
+	sites, err := patching.Sites(c, hooks, patching.Per(*per), c.NumTokens())
+	if err != nil {
+		return err
+	}
+	clean, err := loadImage(b, *cleanPath)
+	if err != nil {
+		return fmt.Errorf("-clean: %w", err)
+	}
+	corrupt, err := loadImage(b, *corruptPath)
+	if err != nil {
+		return fmt.Errorf("-corrupt: %w", err)
+	}
+	r := patching.Run{Model: b.Model, Mode: patching.Mode(*mode)}
+	cleanActs, cleanLogits, err := r.Cache(clean, hooks)
+	if err != nil {
+		return err
+	}
+	corruptActs, corruptLogits, err := r.Cache(corrupt, hooks)
+	if err != nil {
+		return err
+	}
+	if *metricFlag == "" {
+		a, z := argmax(cleanLogits), argmax(corruptLogits)
+		if a == z {
+			return fmt.Errorf("both images are predicted %d (%s): give --metric, e.g. logit:%d or logit_diff:%d,B", a, b.Classes[a], a, a)
+		}
+		*metricFlag = fmt.Sprintf("logit_diff:%d,%d", a, z)
+	}
+	if r.Metric, err = patching.ParseMetric(*metricFlag, c.Classes); err != nil {
+		return err
+	}
+	src, err := patchSource(b, r, hooks, cleanActs, *refs, *seed)
+	if err != nil {
+		return err
+	}
+	cm, base := r.Metric.Value(cleanLogits), r.Metric.Value(corruptLogits)
+	res, err := r.Patch(corrupt, sites, src, cm, base)
+	if err != nil {
+		return err
+	}
+	var est []float64
+	if *attribution {
+		if r.Mode != patching.ModePatch {
+			return errors.New("--attribution estimates --mode patch (clean minus corrupted activations)")
+		}
+		if est, err = r.Attribution(corrupt, sites, cleanActs, corruptActs); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stdout, "metric %s: clean %.4f, corrupted %.4f; %d patches (%s, --per %s)\n", r.Metric, cm, base, len(res), r.Mode, *per)
+	printTopPatches(stdout, res, base, 10)
+	if est != nil {
+		p, d := patching.Agreement(est, res, base)
+		fmt.Fprintf(stdout, "attribution patching vs exact: Pearson r %.4f, largest |estimate − effect| %.4g over %d patches\n", p, d, len(res))
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return err
+	}
+	if err := writePatchCSV(filepath.Join(*out, "patch.csv"), res, est, base); err != nil {
+		return err
+	}
+	files, err := writePatchMaps(*out, c, res, patching.Per(*per))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "patch: -> %s (patch.csv; heat-maps %s: red restores the clean metric, blue moves away from it)\n", *out, strings.Join(files, ", "))
+	return nil
+}
+
+// patchSource gives the activations a patch writes: the clean image's, or
+// the mean or a random one of the reference images' (zero needs none).
+func patchSource(b *bundle.Bundle, r patching.Run, hooks []vit.Hook, clean patching.Source, refs string, seed uint64) (patching.Source, error) {
+	switch r.Mode {
+	case patching.ModePatch:
+		return clean, nil
+	case patching.ModeZero:
+		return nil, nil
+	}
+	var paths []string
+	for _, p := range strings.Split(refs, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			paths = append(paths, p)
+		}
+	}
+	if len(paths) == 0 {
+		return nil, fmt.Errorf("--mode %s needs --reference IMAGE[,IMAGE...]", r.Mode)
+	}
+	if r.Mode == patching.ModeResample {
+		paths = []string{paths[rand.New(rand.NewPCG(seed, 0)).IntN(len(paths))]}
+	}
+	var sum patching.Source
+	for _, p := range paths {
+		x, err := loadImage(b, p)
+		if err != nil {
+			return nil, fmt.Errorf("-reference: %w", err)
+		}
+		acts, _, err := r.Cache(x, hooks)
+		if err != nil {
+			return nil, err
+		}
+		if sum == nil {
+			sum = acts
+			continue
+		}
+		for h, t := range acts {
+			vit.Add(sum[h].Data, t.Data)
+		}
+	}
+	for _, t := range sum {
+		for i := range t.Data {
+			t.Data[i] /= float32(len(paths))
+		}
+	}
+	return sum, nil
+}
+
+func printTopPatches(w io.Writer, res []patching.Result, base float64, n int) {
+	order := make([]int, len(res))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(i, j int) bool {
+		return math.Abs(res[order[i]].Metric-base) > math.Abs(res[order[j]].Metric-base)
+	})
+	for _, i := range order[:min(n, len(order))] {
+		r := res[i]
+		fmt.Fprintf(w, "  %-28s head %-3s token %-4s metric %+9.4f (recovered %+.3f)\n", r.Hook.Name(), idx(r.Head), idx(r.Token), r.Metric, r.Recovered)
+	}
+}
+
+// idx prints a head or token index, "all" for -1.
+func idx(i int) string {
+	if i < 0 {
+		return "all"
+	}
+	return strconv.Itoa(i)
+}
+
+func writePatchCSV(path string, res []patching.Result, est []float64, base float64) error {
+	head := []string{"hook", "block", "head", "token", "metric", "effect", "recovered"}
+	if est != nil {
+		head = append(head, "attribution")
+	}
+	rows := [][]string{head}
+	f := func(v float64) string { return strconv.FormatFloat(v, 'g', 8, 64) }
+	for i, r := range res {
+		block := r.Hook.Block
+		if !r.Hook.Point.PerBlock() {
+			block = -1
+		}
+		row := []string{r.Hook.Name(), strconv.Itoa(block), strconv.Itoa(r.Head), strconv.Itoa(r.Token), f(r.Metric), f(r.Metric - base), f(r.Recovered)}
+		if est != nil {
+			row = append(row, f(est[i]))
+		}
+		rows = append(rows, row)
+	}
+	return writeCSV(path, rows)
+}
+
+// writePatchMaps draws the recovered fraction as heat-maps: per hook point,
+// blocks × tokens (--per token), blocks × heads (head) or blocks × hook
+// points (layer); per hook, heads × tokens (position).
+func writePatchMaps(dir string, c vit.Config, res []patching.Result, per patching.Per) ([]string, error) {
+	grids := map[string][][]float64{}
+	var names []string
+	put := func(name string, row, col, rows, cols int, v float64) {
+		g, ok := grids[name]
+		if !ok {
+			g = make([][]float64, rows)
+			for i := range g {
+				g[i] = make([]float64, cols)
+				for j := range g[i] {
+					g[i][j] = math.NaN()
+				}
+			}
+			grids[name] = g
+			names = append(names, name)
+		}
+		g[row][col] = v
+	}
+	for _, r := range res {
+		block := r.Hook.Block
+		switch per {
+		case patching.PerLayer:
+			put("layer", block, int(r.Hook.Point), c.Depth, int(vit.NumHookPoints), r.Recovered)
+		case patching.PerToken:
+			put(r.Hook.Point.String(), block, r.Token, c.Depth, c.NumTokens(), r.Recovered)
+		case patching.PerHead:
+			put(r.Hook.Point.String(), block, r.Head, c.Depth, c.Heads, r.Recovered)
+		case patching.PerPosition:
+			put(r.Hook.Name(), r.Head, r.Token, c.Heads, c.NumTokens(), r.Recovered)
+		}
+	}
+	var files []string
+	for _, n := range names {
+		file := "patch-" + strings.ReplaceAll(n, ".", "_") + ".png"
+		if err := results.WriteFile(filepath.Join(dir, file), func(w io.Writer) error {
+			return png.Encode(w, patching.GridImage(grids[n], 16))
+		}); err != nil {
+			return nil, err
+		}
+		files = append(files, file)
+	}
+	return files, nil
+}
