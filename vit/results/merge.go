@@ -120,5 +120,5 @@ func (r *Run) copyChunk(src string, chunk int, rec chunkRecord) error {
 		}
 		r.addPending(chunk, t, part)
 	}
-	return nil
+	return r.copyChunkFiles(src, chunk, rec)
 }

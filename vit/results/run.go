@@ -186,6 +186,9 @@ func (r *Run) clean() error {
 	if err := removeTemps(filepath.Join(r.dir, chunksDir)); err != nil {
 		return err
 	}
+	if err := r.cleanChunkFiles(); err != nil {
+		return err
+	}
 	tables, err := tableNames(r.dir)
 	if err != nil {
 		return err

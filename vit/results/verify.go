@@ -24,6 +24,8 @@ type partRecord struct {
 // chunk committed.
 type chunkRecord struct {
 	Tables map[string]partRecord `json:"tables"`
+	// Files are the chunk's whole files (files.go), by path under files/.
+	Files map[string]partRecord `json:"files,omitempty"`
 }
 
 // finishRecord (chunks/finished.json) says which chunks the finished tables
@@ -120,7 +122,7 @@ func verifyChunk(dir string, f Format, chunk int) (chunkRecord, error) {
 			return rec, fmt.Errorf("chunk %d: %w", chunk, err)
 		}
 	}
-	return rec, nil
+	return rec, verifyChunkFiles(dir, chunk, rec)
 }
 
 func rel(dir, path string) string {
