@@ -7,7 +7,14 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"vitlens/vit"
+	"vitlens/vit/bundle"
+	"vitlens/vit/results"
+	"vitlens/vit/vittest"
 )
+
+func bundleDemo() (*bundle.Bundle, error) { return bundle.Demo(bundle.Options{}) }
 
 const (
 	bootPNG     = "../public/samples/fmnist-test-0-ankle-boot.png"
@@ -111,5 +118,58 @@ func TestPatchRefusals(t *testing.T) {
 		if code != 1 || !strings.Contains(stderr, tc.says) {
 			t.Errorf("%v: exit %d, %q; want one saying %q", tc.args, code, stderr, tc.says)
 		}
+	}
+}
+
+// cache writes, per chunk, the hooks' values as the forward computes them,
+// [images, tokens, ...] under their hook names, and resumes.
+func TestCacheWritesHookTensorsAndResumes(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	args := []string{"cache", "--hooks", "blocks.1.attn.hook_z,blocks.5.hs", "--tokens", "cls", "--chunk", "1", "--format", "csv", "--out", dir, "--quiet", bootPNG, pulloverPNG}
+	out, stderr, code := runCLI(t, args...)
+	if code != 0 || !strings.Contains(out, "cache: 2 images (0 skipped, 0 chunks resumed)") {
+		t.Fatalf("exit %d: %s %s", code, out, stderr)
+	}
+	b, err := bundleDemo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, img := range []string{bootPNG, pulloverPNG} {
+		g, err := vittest.OpenGolden(results.ChunkFilePath(dir, "activations", k, ".safetensors"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, err := loadImage(b, img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hooks, _ := b.Model.Config.MatchHooks("blocks.1.attn.hook_z,blocks.5.hook_resid_post")
+		fns, cache := vit.CacheHooks(hooks)
+		if _, err := b.Model.Forward(x, vit.Options{Hooks: fns}); err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range hooks {
+			got := g.MustTensor(t, h.Name())
+			want := cache[h]
+			row := want.Numel() / want.Shape[0]
+			if got.Shape[0] != 1 || got.Shape[1] != 1 || len(got.Data) != row {
+				t.Fatalf("%s: shape %v", h.Name(), got.Shape)
+			}
+			for i, v := range got.Data {
+				if v != want.Data[i] { // [CLS] is row 0
+					t.Fatalf("%s chunk %d [%d]: %g, forward %g", h.Name(), k, i, v, want.Data[i])
+				}
+			}
+		}
+		if ids := g.Meta["ids"]; !strings.Contains(ids, filepath.Base(img)) {
+			t.Errorf("chunk %d ids %s", k, ids)
+		}
+	}
+	if rows := readCSV(t, filepath.Join(dir, "images.csv")); len(rows) != 3 {
+		t.Errorf("images table: %v", rows)
+	}
+	out, stderr, code = runCLI(t, args...)
+	if code != 0 || !strings.Contains(out, "0 images (0 skipped, 2 chunks resumed)") {
+		t.Fatalf("resume: exit %d: %s %s", code, out, stderr)
 	}
 }
