@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 
@@ -25,18 +26,18 @@ func init() {
 }
 
 func runDLA(args []string, stdout io.Writer) error {
-	fs := newFlags("dla", "IMAGE")
+	fs := newFlags("dla", "IMAGE...")
 	var mf modelFlags
 	mf.register(fs)
-	target := fs.Int("target", -2, "class to attribute: -2 the prediction, or a class index")
+	target := fs.Int("target", -2, "class to attribute: -2 each image's prediction, or a class index")
 	token := fs.Int("token", 0, "sequence position read through the final norm and head (0 is [CLS], whose logit is the model's; others are read through the lens); ignored for mean-pooled models")
 	bySource := fs.Bool("by-source", false, "also split each head's share over its tokens of origin")
-	out := fs.String("out", "", "folder for dla.csv and dla-heads.png (heads × blocks); default: print only")
-	top := fs.Int("top", 10, "parts printed, largest |share| first")
+	out := fs.String("out", "", "folder for dla.csv and dla-heads.png (heads × blocks, the mean over the images); default: print only")
+	top := fs.Int("top", 10, "parts printed per image, largest |share| first")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
+	if fs.NArg() == 0 {
 		fs.Usage()
 		return errUsage
 	}
@@ -44,46 +45,44 @@ func runDLA(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := dla.Check(b.Model.Config); err != nil {
-		return err
-	}
-	x, err := loadImage(b, fs.Arg(0))
-	if err != nil {
-		return err
-	}
 	c := b.Model.Config
-	if *target == -2 {
-		tr, err := b.Model.Forward(x, vit.Options{})
+	if err := dla.Check(c); err != nil {
+		return err
+	}
+	if *target != -2 && (*target < 0 || *target >= c.Classes) {
+		return fmt.Errorf("-target must be -2 or a class index in 0..%d, got %d", c.Classes-1, *target)
+	}
+	rows := [][]string{{"image", "target", "token", "kind", "block", "head", "source", "logit"}}
+	mean := make([][]float64, c.Depth)
+	for i := range mean {
+		mean[i] = make([]float64, c.Heads)
+	}
+	for _, path := range fs.Args() {
+		r, err := attributeImage(b, path, *target, *token, *bySource)
 		if err != nil {
 			return err
 		}
-		*target = argmax(tr.Logits)
-	}
-	if *target < 0 || *target >= c.Classes {
-		return fmt.Errorf("-target must be -2 or a class index in 0..%d, got %d", c.Classes-1, *target)
-	}
-	r, err := dla.Compute(b.Model, x, dla.Options{Target: *target, Token: *token, BySource: *bySource})
-	if err != nil {
-		return fmt.Errorf("-token: %w", err)
-	}
-	fmt.Fprintf(stdout, "%s: class %d (%s), logit %.4f = parts %.4f + head bias term %.4f (final norm's scale frozen at σ = %.4f)\n",
-		fs.Arg(0), *target, b.Classes[*target], r.Logits[*target], r.Total()-r.Bias, r.Bias, r.Sigma)
-	parts := append([]dla.Part(nil), r.Parts...)
-	sort.SliceStable(parts, func(i, j int) bool { return math.Abs(parts[i].Logit) > math.Abs(parts[j].Logit) })
-	n := 0
-	for _, p := range parts {
-		if p.Source >= 0 {
-			continue
+		printDLA(stdout, b.Classes, path, r, *top)
+		for blk, row := range r.HeadGrid(c) {
+			for h, v := range row {
+				mean[blk][h] += v / float64(fs.NArg())
+			}
 		}
-		if n == *top {
-			break
+		row := func(kind string, block, head, source int, v float64) {
+			rows = append(rows, []string{path, strconv.Itoa(r.Target), strconv.Itoa(r.Token), kind,
+				strconv.Itoa(block), strconv.Itoa(head), strconv.Itoa(source), strconv.FormatFloat(v, 'g', 8, 64)})
 		}
-		n++
-		fmt.Fprintf(stdout, "  %-22s %+9.4f\n", partName(p), p.Logit)
+		for _, p := range r.Parts {
+			row(string(p.Kind), p.Block, p.Head, p.Source, p.Logit)
+		}
+		row("bias", -1, -1, -1, r.Bias)
 	}
-	fmt.Fprintf(stdout, "heads × blocks (rows: blocks 0..%d, columns: heads 0..%d):\n", c.Depth-1, c.Heads-1)
-	grid := r.HeadGrid(c)
-	for blk, row := range grid {
+	what := "heads × blocks"
+	if fs.NArg() > 1 {
+		what = fmt.Sprintf("mean over %d images, heads × blocks", fs.NArg())
+	}
+	fmt.Fprintf(stdout, "%s (rows: blocks 0..%d, columns: heads 0..%d):\n", what, c.Depth-1, c.Heads-1)
+	for blk, row := range mean {
 		fmt.Fprintf(stdout, "  %2d", blk)
 		for _, v := range row {
 			fmt.Fprintf(stdout, " %+8.3f", v)
@@ -96,25 +95,48 @@ func runDLA(args []string, stdout io.Writer) error {
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
-	rows := [][]string{{"image", "target", "token", "kind", "block", "head", "source", "logit"}}
-	row := func(kind string, block, head, source int, v float64) {
-		rows = append(rows, []string{fs.Arg(0), strconv.Itoa(*target), strconv.Itoa(r.Token), kind,
-			strconv.Itoa(block), strconv.Itoa(head), strconv.Itoa(source), strconv.FormatFloat(v, 'g', 8, 64)})
-	}
-	for _, p := range r.Parts {
-		row(string(p.Kind), p.Block, p.Head, p.Source, p.Logit)
-	}
-	row("bias", -1, -1, -1, r.Bias)
 	if err := writeCSV(filepath.Join(*out, "dla.csv"), rows); err != nil {
 		return err
 	}
 	if err := results.WriteFile(filepath.Join(*out, "dla-heads.png"), func(w io.Writer) error {
-		return png.Encode(w, patching.GridImage(grid, 24))
+		return png.Encode(w, patching.GridImage(mean, 24))
 	}); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "dla: -> %s (dla.csv, dla-heads.png: rows blocks, columns heads, red adds to the logit)\n", *out)
 	return nil
+}
+
+// attributeImage runs direct logit attribution of one image file; target
+// -2 is the image's prediction.
+func attributeImage(b *bundle.Bundle, path string, target, token int, bySource bool) (*dla.Result, error) {
+	x, err := loadImage(b, path)
+	if err != nil {
+		return nil, err
+	}
+	if target == -2 {
+		tr, err := b.Model.Forward(x, vit.Options{})
+		if err != nil {
+			return nil, err
+		}
+		target = argmax(tr.Logits)
+	}
+	r, err := dla.Compute(b.Model, x, dla.Options{Target: target, Token: token, BySource: bySource})
+	if err != nil {
+		return nil, fmt.Errorf("-token: %w", err)
+	}
+	return r, nil
+}
+
+// printDLA prints the logit's decomposition and its largest parts.
+func printDLA(w io.Writer, classes []string, path string, r *dla.Result, top int) {
+	fmt.Fprintf(w, "%s: class %d (%s), logit %.4f = parts %.4f + head bias term %.4f (final norm's scale frozen at σ = %.4f)\n",
+		path, r.Target, classes[r.Target], r.Logit, r.Total()-r.Bias, r.Bias, r.Sigma)
+	parts := slices.DeleteFunc(slices.Clone(r.Parts), func(p dla.Part) bool { return p.Source >= 0 })
+	sort.SliceStable(parts, func(i, j int) bool { return math.Abs(parts[i].Logit) > math.Abs(parts[j].Logit) })
+	for _, p := range parts[:min(top, len(parts))] {
+		fmt.Fprintf(w, "  %-22s %+9.4f\n", partName(p), p.Logit)
+	}
 }
 
 func partName(p dla.Part) string {
