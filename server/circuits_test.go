@@ -173,3 +173,37 @@ func TestCacheWritesHookTensorsAndResumes(t *testing.T) {
 		t.Fatalf("resume: exit %d: %s %s", code, out, stderr)
 	}
 }
+
+// --mode mean from a cache run equals the mean of the same images given
+// with --reference (float32 cache: the same numbers, summed in another
+// order).
+func TestPatchMeanFromCacheRun(t *testing.T) {
+	tmp := t.TempDir()
+	run := filepath.Join(tmp, "cache")
+	if _, stderr, code := runCLI(t, "cache", "--hooks", "blocks.*.attn.hook_z", "--tokens", "all", "--chunk", "1", "--out", run, "--quiet", bootPNG, pulloverPNG); code != 0 {
+		t.Fatal(stderr)
+	}
+	common := []string{"patch", "--clean", bootPNG, "--corrupt", pulloverPNG, "--hooks", "blocks.*.attn.hook_z", "--per", "head", "--mode", "mean"}
+	fromCache, fromFiles := filepath.Join(tmp, "a"), filepath.Join(tmp, "b")
+	if _, stderr, code := runCLI(t, append(common, "--mean-from", run, "--out", fromCache)...); code != 0 {
+		t.Fatal(stderr)
+	}
+	if _, stderr, code := runCLI(t, append(common, "--reference", bootPNG+","+pulloverPNG, "--out", fromFiles)...); code != 0 {
+		t.Fatal(stderr)
+	}
+	a, b := readCSV(t, filepath.Join(fromCache, "patch.csv")), readCSV(t, filepath.Join(fromFiles, "patch.csv"))
+	if len(a) != 1+6*4 || len(a) != len(b) {
+		t.Fatalf("%d and %d rows", len(a), len(b))
+	}
+	for i := 1; i < len(a); i++ {
+		x, _ := strconv.ParseFloat(a[i][4], 64)
+		y, _ := strconv.ParseFloat(b[i][4], 64)
+		if d := x - y; d > 1e-5 || d < -1e-5 {
+			t.Errorf("row %d: %g from the cache run, %g from the files", i, x, y)
+		}
+	}
+	_, stderr, code := runCLI(t, append(common, "--hooks", "blocks.0.hook_resid_pre", "--per", "token", "--mean-from", run, "--out", filepath.Join(tmp, "c"))...)
+	if code != 1 || !strings.Contains(stderr, "has no blocks.0.hook_resid_pre") {
+		t.Errorf("a hook the cache lacks: exit %d, %s", code, stderr)
+	}
+}

@@ -17,10 +17,6 @@ func init() {
 	register("cache", "stream activations at named hooks to sharded, resumable safetensors files", runCache)
 }
 
-// CacheFileKind is the folder of a cache run's safetensors chunks
-// (files/activations/chunk-000007.safetensors).
-const cacheFileKind = "activations"
-
 // cacheImageRow is a row of a cache run's images table: which image is row
 // Row of chunk Chunk's tensors.
 type cacheImageRow struct {
@@ -86,7 +82,7 @@ func runCache(args []string, stdout io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "cache: %d images (%d skipped, %d chunks resumed) -> %s (tensors in %s/%s/, images table)\n",
-		st.Images, st.Skipped, st.ResumedChunks, o.out.Dir(), "files", cacheFileKind)
+		st.Images, st.Skipped, st.ResumedChunks, o.out.Dir(), "files", activations.FileKind)
 	return nil
 }
 
@@ -135,7 +131,7 @@ func cacheChunk(o *openedRun, hooks []vit.Hook, positions []int, dtype activatio
 	if err != nil {
 		return 0, 0, err
 	}
-	if err := o.out.WriteChunkFile(cacheFileKind, ".safetensors", k, int64(len(rows)), func(w io.Writer) error {
+	if err := o.out.WriteChunkFile(activations.FileKind, ".safetensors", k, int64(len(rows)), func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
 	}); err != nil {

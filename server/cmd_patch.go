@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"vitlens/vit"
+	"vitlens/vit/activations"
 	"vitlens/vit/bundle"
 	"vitlens/vit/patching"
 	"vitlens/vit/results"
@@ -34,6 +35,7 @@ func runPatch(args []string, stdout io.Writer) error {
 	per := fs.String("per", string(patching.PerToken), "what one patch covers: layer (the whole activation), token (one position, every head), head (one head, every position) or position (one head at one position)")
 	mode := fs.String("mode", string(patching.ModePatch), "what is patched in: patch (the clean image's activation), zero, mean (the mean over --reference images) or resample (a random --reference image's)")
 	refs := fs.String("reference", "", "comma-separated image files for --mode mean and resample")
+	meanFrom := fs.String("mean-from", "", "for --mode mean: a finished cache run (vitlens cache --tokens all with these hooks) whose dataset means are patched in")
 	seed := fs.Uint64("seed", 1, "random seed of --mode resample")
 	metricFlag := fs.String("metric", "", "what is measured: logit_diff:A,B, logit:A or rank:A (class indices; default logit_diff of the clean and the corrupted image's predictions)")
 	attribution := fs.Bool("attribution", false, "also estimate every patch from one backward pass (attribution patching) and report its agreement with exact patching")
@@ -91,7 +93,7 @@ func runPatch(args []string, stdout io.Writer) error {
 	if r.Metric, err = patching.ParseMetric(*metricFlag, c.Classes); err != nil {
 		return err
 	}
-	src, err := patchSource(b, r, hooks, cleanActs, *refs, *seed)
+	src, err := patchSource(b, r, hooks, cleanActs, *refs, *meanFrom, *seed)
 	if err != nil {
 		return err
 	}
@@ -131,12 +133,20 @@ func runPatch(args []string, stdout io.Writer) error {
 
 // patchSource gives the activations a patch writes: the clean image's, or
 // the mean or a random one of the reference images' (zero needs none).
-func patchSource(b *bundle.Bundle, r patching.Run, hooks []vit.Hook, clean patching.Source, refs string, seed uint64) (patching.Source, error) {
-	switch r.Mode {
-	case patching.ModePatch:
+func patchSource(b *bundle.Bundle, r patching.Run, hooks []vit.Hook, clean patching.Source, refs, meanFrom string, seed uint64) (patching.Source, error) {
+	switch {
+	case meanFrom != "" && r.Mode != patching.ModeMean:
+		return nil, fmt.Errorf("--mean-from goes with --mode mean")
+	case r.Mode == patching.ModePatch:
 		return clean, nil
-	case patching.ModeZero:
+	case r.Mode == patching.ModeZero:
 		return nil, nil
+	case meanFrom != "":
+		means, _, err := activations.Mean(meanFrom, b.Model.Config, hooks)
+		if err != nil {
+			return nil, fmt.Errorf("--mean-from: %w", err)
+		}
+		return means, nil
 	}
 	var paths []string
 	for _, p := range strings.Split(refs, ",") {
@@ -145,7 +155,7 @@ func patchSource(b *bundle.Bundle, r patching.Run, hooks []vit.Hook, clean patch
 		}
 	}
 	if len(paths) == 0 {
-		return nil, fmt.Errorf("--mode %s needs --reference IMAGE[,IMAGE...]", r.Mode)
+		return nil, fmt.Errorf("--mode %s needs --reference IMAGE[,IMAGE...]%s", r.Mode, map[bool]string{true: " or --mean-from CACHE_RUN"}[r.Mode == patching.ModeMean])
 	}
 	if r.Mode == patching.ModeResample {
 		paths = []string{paths[rand.New(rand.NewPCG(seed, 0)).IntN(len(paths))]}
