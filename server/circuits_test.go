@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/csv"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -205,5 +206,52 @@ func TestPatchMeanFromCacheRun(t *testing.T) {
 	_, stderr, code := runCLI(t, append(common, "--hooks", "blocks.0.hook_resid_pre", "--per", "token", "--mean-from", run, "--out", filepath.Join(tmp, "c"))...)
 	if code != 1 || !strings.Contains(stderr, "has no blocks.0.hook_resid_pre") {
 		t.Errorf("a hook the cache lacks: exit %d, %s", code, stderr)
+	}
+}
+
+// A pairs file runs as a batch: every pair's patches equal the single-pair
+// command's, a pair both of whose images get the same prediction is skipped
+// with its reason, and a rerun resumes.
+func TestPatchPairsBatch(t *testing.T) {
+	tmp := t.TempDir()
+	samples, err := filepath.Abs("../public/samples")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pairs := filepath.Join(tmp, "pairs.csv")
+	body := "clean,corrupt\n" + samples + "/fmnist-test-0-ankle-boot.png,fmnist-test-1-pullover.png\n" +
+		samples + "/fmnist-test-0-ankle-boot.png," + samples + "/fmnist-test-0-ankle-boot.png\n"
+	if err := os.WriteFile(pairs, []byte(strings.ReplaceAll(body, ",fmnist", ","+samples+"/fmnist")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := filepath.Join(tmp, "run")
+	args := []string{"patch", "--pairs", pairs, "--hooks", "blocks.*.attn.hook_z", "--per", "head", "--attribution", "--format", "csv", "--chunk", "1", "--out", run, "--quiet"}
+	out, stderr, code := runCLI(t, args...)
+	if code != 0 || !strings.Contains(out, "1 pairs (1 skipped, 0 chunks resumed)") {
+		t.Fatalf("exit %d: %s %s", code, out, stderr)
+	}
+	skipped := readCSV(t, filepath.Join(run, "skipped.csv"))
+	if len(skipped) != 2 || !strings.Contains(skipped[1][2], "both images are predicted 9") {
+		t.Errorf("skipped: %v", skipped)
+	}
+	single := filepath.Join(tmp, "single")
+	if _, stderr, code := runCLI(t, "patch", "--clean", bootPNG, "--corrupt", pulloverPNG, "--hooks", "blocks.*.attn.hook_z", "--per", "head", "--attribution", "--out", single); code != 0 {
+		t.Fatal(stderr)
+	}
+	batch, one := readCSV(t, filepath.Join(run, "patches.csv")), readCSV(t, filepath.Join(single, "patch.csv"))
+	if len(batch) != len(one) {
+		t.Fatalf("%d batch rows, %d single", len(batch), len(one))
+	}
+	num := func(s string) float64 { v, _ := strconv.ParseFloat(s, 64); return v }
+	for i := 1; i < len(one); i++ {
+		// patch.csv prints 8 significant digits.
+		if batch[i][1] != one[i][0] || math.Abs(num(batch[i][5])-num(one[i][4])) > 1e-6*math.Max(1, math.Abs(num(one[i][4]))) ||
+			math.Abs(num(batch[i][8])-num(one[i][7])) > 1e-6*math.Max(1, math.Abs(num(one[i][7]))) {
+			t.Errorf("row %d: batch %v, single %v", i, batch[i], one[i])
+		}
+	}
+	out, _, code = runCLI(t, args...)
+	if code != 0 || !strings.Contains(out, "0 pairs (0 skipped, 2 chunks resumed)") {
+		t.Errorf("resume: %s", out)
 	}
 }

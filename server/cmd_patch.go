@@ -27,23 +27,24 @@ func init() {
 
 func runPatch(args []string, stdout io.Writer) error {
 	fs := newFlags("patch", "")
-	var mf modelFlags
-	mf.register(fs)
+	var rf runFlags
+	rf.register(fs)
 	cleanPath := fs.String("clean", "", "the clean image (its activations are patched in)")
 	corruptPath := fs.String("corrupt", "", "the corrupted image (run once per patch)")
+	pairs := fs.String("pairs", "", "instead of --clean/--corrupt: a CSV of pairs (header clean,corrupt and optionally metric; paths relative to the CSV's folder), run as a resumable batch into a results folder (tables patches, pairs, skipped)")
 	hookPat := fs.String("hooks", "blocks.*.hook_resid_pre", "hooks to patch: names or patterns with *, comma-separated (vitlens hooks lists them)")
 	per := fs.String("per", string(patching.PerToken), "what one patch covers: layer (the whole activation), token (one position, every head), head (one head, every position) or position (one head at one position)")
-	mode := fs.String("mode", string(patching.ModePatch), "what is patched in: patch (the clean image's activation), zero, mean (the mean over --reference images) or resample (a random --reference image's)")
+	mode := fs.String("mode", string(patching.ModePatch), "what is patched in: patch (the clean image's activation), zero, mean (the mean over --reference images or a --mean-from cache run) or resample (a random --reference image's)")
 	refs := fs.String("reference", "", "comma-separated image files for --mode mean and resample")
 	meanFrom := fs.String("mean-from", "", "for --mode mean: a finished cache run (vitlens cache --tokens all with these hooks) whose dataset means are patched in")
 	seed := fs.Uint64("seed", 1, "random seed of --mode resample")
 	metricFlag := fs.String("metric", "", "what is measured: logit_diff:A,B, logit:A or rank:A (class indices; default logit_diff of the clean and the corrupted image's predictions)")
 	attribution := fs.Bool("attribution", false, "also estimate every patch from one backward pass (attribution patching) and report its agreement with exact patching")
-	out := fs.String("out", "patch-out", "folder for patch.csv and the heat-maps")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *cleanPath == "" || *corruptPath == "" || fs.NArg() > 0 {
+	single := *cleanPath != "" && *corruptPath != ""
+	if single == (*pairs != "") || fs.NArg() > 0 {
 		fs.Usage()
 		return errUsage
 	}
@@ -53,16 +54,21 @@ func runPatch(args []string, stdout io.Writer) error {
 	if !slices.Contains(patching.Modes, patching.Mode(*mode)) {
 		return fmt.Errorf("-mode must be patch, zero, mean or resample, got %q", *mode)
 	}
-	b, err := mf.open(os.Stderr)
+	if *attribution && patching.Mode(*mode) != patching.ModePatch {
+		return errors.New("--attribution estimates --mode patch (clean minus corrupted activations)")
+	}
+	if !single {
+		params := map[string]string{"hooks": *hookPat, "per": *per, "mode": *mode, "metric": *metricFlag,
+			"attribution": strconv.FormatBool(*attribution), "reference": *refs, "mean_from": *meanFrom, "seed": strconv.FormatUint(*seed, 10)}
+		return runPatchPairs(&rf, *pairs, params, args, stdout, func(b *bundle.Bundle) (*patchJob, error) {
+			return newPatchJob(b, *hookPat, patching.Per(*per), patching.Mode(*mode), *metricFlag, *attribution, *refs, *meanFrom, *seed)
+		})
+	}
+	b, err := rf.model.open(os.Stderr)
 	if err != nil {
 		return err
 	}
-	c := b.Model.Config
-	hooks, err := c.MatchHooks(*hookPat)
-	if err != nil {
-		return fmt.Errorf("-hooks: %w", err)
-	}
-	sites, err := patching.Sites(c, hooks, patching.Per(*per), c.NumTokens())
+	job, err := newPatchJob(b, *hookPat, patching.Per(*per), patching.Mode(*mode), *metricFlag, *attribution, *refs, *meanFrom, *seed)
 	if err != nil {
 		return err
 	}
@@ -74,72 +80,125 @@ func runPatch(args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("-corrupt: %w", err)
 	}
-	r := patching.Run{Model: b.Model, Mode: patching.Mode(*mode)}
-	cleanActs, cleanLogits, err := r.Cache(clean, hooks)
+	pr, err := job.run(clean, corrupt, "")
 	if err != nil {
 		return err
 	}
-	corruptActs, corruptLogits, err := r.Cache(corrupt, hooks)
+	fmt.Fprintf(stdout, "metric %s: clean %.4f, corrupted %.4f; %d patches (%s, --per %s)\n", pr.metric, pr.clean, pr.base, len(pr.res), job.mode, *per)
+	printTopPatches(stdout, pr.res, pr.base, 10)
+	if pr.est != nil {
+		fmt.Fprintf(stdout, "attribution patching vs exact: Pearson r %.4f, largest |estimate − effect| %.4g over %d patches\n", pr.pearson, pr.maxDiff, len(pr.res))
+	}
+	out := rf.out
+	if out == "" {
+		out = "patch-out"
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	if err := writePatchCSV(filepath.Join(out, "patch.csv"), pr.res, pr.est, pr.base); err != nil {
+		return err
+	}
+	files, err := writePatchMaps(out, b.Model.Config, pr.res, patching.Per(*per))
 	if err != nil {
 		return err
 	}
-	if *metricFlag == "" {
-		a, z := argmax(cleanLogits), argmax(corruptLogits)
-		if a == z {
-			return fmt.Errorf("both images are predicted %d (%s): give --metric, e.g. logit:%d or logit_diff:%d,B", a, b.Classes[a], a, a)
-		}
-		*metricFlag = fmt.Sprintf("logit_diff:%d,%d", a, z)
-	}
-	if r.Metric, err = patching.ParseMetric(*metricFlag, c.Classes); err != nil {
-		return err
-	}
-	src, err := patchSource(b, r, hooks, cleanActs, *refs, *meanFrom, *seed)
-	if err != nil {
-		return err
-	}
-	cm, base := r.Metric.Value(cleanLogits), r.Metric.Value(corruptLogits)
-	res, err := r.Patch(corrupt, sites, src, cm, base)
-	if err != nil {
-		return err
-	}
-	var est []float64
-	if *attribution {
-		if r.Mode != patching.ModePatch {
-			return errors.New("--attribution estimates --mode patch (clean minus corrupted activations)")
-		}
-		if est, err = r.Attribution(corrupt, sites, cleanActs, corruptActs); err != nil {
-			return err
-		}
-	}
-	fmt.Fprintf(stdout, "metric %s: clean %.4f, corrupted %.4f; %d patches (%s, --per %s)\n", r.Metric, cm, base, len(res), r.Mode, *per)
-	printTopPatches(stdout, res, base, 10)
-	if est != nil {
-		p, d := patching.Agreement(est, res, base)
-		fmt.Fprintf(stdout, "attribution patching vs exact: Pearson r %.4f, largest |estimate − effect| %.4g over %d patches\n", p, d, len(res))
-	}
-	if err := os.MkdirAll(*out, 0o755); err != nil {
-		return err
-	}
-	if err := writePatchCSV(filepath.Join(*out, "patch.csv"), res, est, base); err != nil {
-		return err
-	}
-	files, err := writePatchMaps(*out, c, res, patching.Per(*per))
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "patch: -> %s (patch.csv; heat-maps %s: red restores the clean metric, blue moves away from it)\n", *out, strings.Join(files, ", "))
+	fmt.Fprintf(stdout, "patch: -> %s (patch.csv; heat-maps %s: red restores the clean metric, blue moves away from it)\n", out, strings.Join(files, ", "))
 	return nil
 }
 
-// patchSource gives the activations a patch writes: the clean image's, or
-// the mean or a random one of the reference images' (zero needs none).
-func patchSource(b *bundle.Bundle, r patching.Run, hooks []vit.Hook, clean patching.Source, refs, meanFrom string, seed uint64) (patching.Source, error) {
+// patchJob is what every pair of a patch run shares.
+type patchJob struct {
+	b           *bundle.Bundle
+	hooks       []vit.Hook
+	sites       []patching.Site
+	mode        patching.Mode
+	metric      string // --metric, "" for each pair's predictions
+	attribution bool
+	shared      patching.Source // mean or resample activations, the same for every pair
+}
+
+func newPatchJob(b *bundle.Bundle, hookPat string, per patching.Per, mode patching.Mode, metric string, attribution bool, refs, meanFrom string, seed uint64) (*patchJob, error) {
+	c := b.Model.Config
+	hooks, err := c.MatchHooks(hookPat)
+	if err != nil {
+		return nil, fmt.Errorf("-hooks: %w", err)
+	}
+	sites, err := patching.Sites(c, hooks, per, c.NumTokens())
+	if err != nil {
+		return nil, err
+	}
+	if metric != "" {
+		if _, err := patching.ParseMetric(metric, c.Classes); err != nil {
+			return nil, err
+		}
+	}
+	j := &patchJob{b: b, hooks: hooks, sites: sites, mode: mode, metric: metric, attribution: attribution}
+	if j.shared, err = patchSource(b, patching.Run{Model: b.Model, Mode: mode}, hooks, refs, meanFrom, seed); err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
+// pairResult is one pair's patching.
+type pairResult struct {
+	metric           patching.Metric
+	clean, base      float64
+	res              []patching.Result
+	est              []float64 // nil without --attribution
+	pearson, maxDiff float64
+}
+
+// run patches one pair; metric overrides the job's (a pairs file's column).
+func (j *patchJob) run(clean, corrupt *vit.Tensor, metric string) (*pairResult, error) {
+	c := j.b.Model.Config
+	r := patching.Run{Model: j.b.Model, Mode: j.mode}
+	cleanActs, cleanLogits, err := r.Cache(clean, j.hooks)
+	if err != nil {
+		return nil, err
+	}
+	corruptActs, corruptLogits, err := r.Cache(corrupt, j.hooks)
+	if err != nil {
+		return nil, err
+	}
+	if metric == "" {
+		metric = j.metric
+	}
+	if metric == "" {
+		a, z := argmax(cleanLogits), argmax(corruptLogits)
+		if a == z {
+			return nil, fmt.Errorf("both images are predicted %d (%s): give --metric, e.g. logit:%d or logit_diff:%d,B", a, j.b.Classes[a], a, a)
+		}
+		metric = fmt.Sprintf("logit_diff:%d,%d", a, z)
+	}
+	if r.Metric, err = patching.ParseMetric(metric, c.Classes); err != nil {
+		return nil, err
+	}
+	src := j.shared
+	if j.mode == patching.ModePatch {
+		src = cleanActs
+	}
+	pr := &pairResult{metric: r.Metric, clean: r.Metric.Value(cleanLogits), base: r.Metric.Value(corruptLogits)}
+	if pr.res, err = r.Patch(corrupt, j.sites, src, pr.clean, pr.base); err != nil {
+		return nil, err
+	}
+	if j.attribution {
+		if pr.est, err = r.Attribution(corrupt, j.sites, cleanActs, corruptActs); err != nil {
+			return nil, err
+		}
+		pr.pearson, pr.maxDiff = patching.Agreement(pr.est, pr.res, pr.base)
+	}
+	return pr, nil
+}
+
+// patchSource gives the activations every pair's patches write in modes
+// mean and resample: the mean or a random one of the reference images', or
+// a cache run's means (patch takes each pair's clean image's; zero none).
+func patchSource(b *bundle.Bundle, r patching.Run, hooks []vit.Hook, refs, meanFrom string, seed uint64) (patching.Source, error) {
 	switch {
 	case meanFrom != "" && r.Mode != patching.ModeMean:
 		return nil, fmt.Errorf("--mean-from goes with --mode mean")
-	case r.Mode == patching.ModePatch:
-		return clean, nil
-	case r.Mode == patching.ModeZero:
+	case r.Mode == patching.ModePatch, r.Mode == patching.ModeZero:
 		return nil, nil
 	case meanFrom != "":
 		means, _, err := activations.Mean(meanFrom, b.Model.Config, hooks)
