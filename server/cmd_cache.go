@@ -41,12 +41,7 @@ func runCache(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var files dataset.Dataset
-	sel := ""
-	fset := &fileSet{paths: fs.Args()}
-	if fs.NArg() > 0 {
-		files, sel = fset, "files="+strings.Join(fs.Args(), ",")
-	}
+	files, sel, fset := fileArgs(fs)
 	o, err := rf.openCPUInputs("cache", files, sel, os.Stderr)
 	if err != nil {
 		return err

@@ -57,12 +57,7 @@ func runExplain(args []string, stdout io.Writer) error {
 	if opt.Input != explain.AttnProbs {
 		params["grad_input"] = *gradInput
 	}
-	var files dataset.Dataset // nil: the dataset the flags select
-	sel := ""
-	fset := &fileSet{paths: fs.Args()}
-	if fs.NArg() > 0 {
-		files, sel = fset, "files="+strings.Join(fs.Args(), ",")
-	}
+	files, sel, fset := fileArgs(fs)
 	o, err := rf.openCPUInputs("explain", files, sel, os.Stderr)
 	if err != nil {
 		return err
@@ -93,6 +88,18 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 	set := false
 	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
 	return set
+}
+
+// fileArgs is the dataset of the image files named on the command line
+// (nil when none: the dataset the flags select), the selection words the
+// manifest records, and the fileSet, whose classes are set once the model
+// is open.
+func fileArgs(fs *flag.FlagSet) (dataset.Dataset, string, *fileSet) {
+	fset := &fileSet{paths: fs.Args()}
+	if fs.NArg() == 0 {
+		return nil, "", fset
+	}
+	return fset, "files=" + strings.Join(fs.Args(), ","), fset
 }
 
 // fileSet is a dataset of image files named on the command line: no labels.

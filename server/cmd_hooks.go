@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 
@@ -18,17 +17,7 @@ func runHooks(args []string, stdout io.Writer) error {
 	fs := newFlags("hooks", "[MODEL]")
 	var mf modelFlags
 	mf.register(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 1 {
-		fs.Usage()
-		return errUsage
-	}
-	if fs.NArg() == 1 {
-		mf.path = fs.Arg(0)
-	}
-	b, err := mf.open(os.Stderr)
+	b, err := openModelArg(fs, &mf, args)
 	if err != nil {
 		return err
 	}

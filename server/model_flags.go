@@ -80,3 +80,19 @@ func (h *headCount) Set(s string) error {
 	*h = headCount(n)
 	return nil
 }
+
+// openModelArg parses the flags of a command whose one optional argument is
+// the model file (info, hooks) and opens the model.
+func openModelArg(fs *flag.FlagSet, mf *modelFlags, args []string) (*bundle.Bundle, error) {
+	if err := parseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 1 {
+		fs.Usage()
+		return nil, errUsage
+	}
+	if fs.NArg() == 1 {
+		mf.path = fs.Arg(0)
+	}
+	return mf.open(os.Stderr)
+}
