@@ -81,7 +81,7 @@ func (h Hook) Name() string {
 
 func (h Hook) String() string { return h.Name() }
 
-// Shape is the activation's shape at the hook for a sequence of n tokens
+// HookShape is the activation's shape at hook h for a sequence of n tokens
 // (n = NumTokens for the embedding points, whatever tokens are kept).
 func (c Config) HookShape(h Hook, n int) []int {
 	switch h.Point {
@@ -237,7 +237,7 @@ type HookFunc func(h Hook, act *Tensor)
 // HookFuncs maps hooks to what is called there (Options.Hooks).
 type HookFuncs map[Hook]HookFunc
 
-// Cache returns hook functions that copy the activation at each of hooks,
+// CacheHooks returns hook functions that copy the activation at each of hooks,
 // and the map they fill (by hook), for reading after the forward.
 func CacheHooks(hooks []Hook) (HookFuncs, map[Hook]*Tensor) {
 	fns := HookFuncs{}
