@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/csv"
 	"fmt"
 	"image/png"
@@ -98,7 +99,7 @@ func runDLA(args []string, stdout io.Writer) error {
 	if err := writeCSV(filepath.Join(*out, "dla.csv"), rows); err != nil {
 		return err
 	}
-	if err := results.WriteFile(filepath.Join(*out, "dla-heads.png"), func(w io.Writer) error {
+	if err := writeEncoded(filepath.Join(*out, "dla-heads.png"), func(w io.Writer) error {
 		return png.Encode(w, patching.GridImage(mean, 24))
 	}); err != nil {
 		return err
@@ -168,9 +169,18 @@ func argmax(v []float32) int {
 	return int(top[0])
 }
 
+// writeEncoded writes what encode produces to path atomically.
+func writeEncoded(path string, encode func(w io.Writer) error) error {
+	var buf bytes.Buffer
+	if err := encode(&buf); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return results.WriteFile(path, buf.Bytes())
+}
+
 // writeCSV writes rows (the header first) atomically.
 func writeCSV(path string, rows [][]string) error {
-	return results.WriteFile(path, func(w io.Writer) error {
+	return writeEncoded(path, func(w io.Writer) error {
 		cw := csv.NewWriter(w)
 		cw.WriteAll(rows)
 		return cw.Error()

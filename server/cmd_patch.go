@@ -18,7 +18,6 @@ import (
 	"vitlens/vit/activations"
 	"vitlens/vit/bundle"
 	"vitlens/vit/patching"
-	"vitlens/vit/results"
 )
 
 func init() {
@@ -325,7 +324,7 @@ func writePatchMaps(dir string, c vit.Config, res []patching.Result, per patchin
 	var files []string
 	for _, n := range names {
 		file := "patch-" + strings.ReplaceAll(n, ".", "_") + ".png"
-		if err := results.WriteFile(filepath.Join(dir, file), func(w io.Writer) error {
+		if err := writeEncoded(filepath.Join(dir, file), func(w io.Writer) error {
 			return png.Encode(w, patching.GridImage(grids[n], 16))
 		}); err != nil {
 			return nil, err
