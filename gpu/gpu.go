@@ -196,7 +196,19 @@ func uploadWeights(d *device, m *vit.Model) (*weights, error) {
 		}
 		return b
 	}
-	w.patchW = put("patch_embed.weight", m.Patch.W)
+	// The Linear weights the products read, k-major where a tiled matmul
+	// will take them (the head stays n×k: the lens kernel reads it so).
+	linear := func(name string, l vit.Linear) *buf {
+		if !kMajorLayout(l.In, d.limits) {
+			return put(name, l.W)
+		}
+		b := put(name+" (k-major)", kMajor(l.W, l.Out, l.In))
+		if b != nil {
+			b.kMajor = true
+		}
+		return b
+	}
+	w.patchW = linear("patch_embed.weight", m.Patch)
 	w.patchB = put("patch_embed.bias", m.Patch.B)
 	// [CLS], the distillation token and the registers, in sequence order
 	// (timm's), in one buffer.
@@ -210,11 +222,11 @@ func uploadWeights(d *device, m *vit.Model) (*weights, error) {
 		p := fmt.Sprintf("blocks.%d.", i)
 		w.blocks = append(w.blocks, blockWeights{
 			norm1W: put(p+"norm1.weight", blk.Norm1.W), norm1B: put(p+"norm1.bias", blk.Norm1.B),
-			qkvW: put(p+"attn.qkv.weight", blk.QKV.W), qkvB: put(p+"attn.qkv.bias", blk.QKV.B),
-			projW: put(p+"attn.proj.weight", blk.Proj.W), projB: put(p+"attn.proj.bias", blk.Proj.B),
+			qkvW: linear(p+"attn.qkv.weight", blk.QKV), qkvB: put(p+"attn.qkv.bias", blk.QKV.B),
+			projW: linear(p+"attn.proj.weight", blk.Proj), projB: put(p+"attn.proj.bias", blk.Proj.B),
 			norm2W: put(p+"norm2.weight", blk.Norm2.W), norm2B: put(p+"norm2.bias", blk.Norm2.B),
-			fc1W: put(p+"mlp.fc1.weight", blk.FC1.W), fc1B: put(p+"mlp.fc1.bias", blk.FC1.B),
-			fc2W: put(p+"mlp.fc2.weight", blk.FC2.W), fc2B: put(p+"mlp.fc2.bias", blk.FC2.B),
+			fc1W: linear(p+"mlp.fc1.weight", blk.FC1), fc1B: put(p+"mlp.fc1.bias", blk.FC1.B),
+			fc2W: linear(p+"mlp.fc2.weight", blk.FC2), fc2B: put(p+"mlp.fc2.bias", blk.FC2.B),
 		})
 	}
 	w.normW = put("norm.weight", m.Norm.W)

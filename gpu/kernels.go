@@ -79,7 +79,11 @@ var (
 	matmulTileCols = shaderConst("matmul", "BN")    // output columns per workgroup
 	attnTileQuery  = shaderConst("attention", "TQ") // queries per workgroup
 	maxHeadDim     = 4 * shaderConst("attention", "SLOTS")
-	lensTileRows   = shaderConst("lens", "TR") // readout rows per workgroup
+	flashTileQuery = shaderConst("flash_attention", "TQ")
+	// flashMaxHeadDim is the widest head flash_attention.wgsl holds in
+	// registers; wider ones run on attention.wgsl.
+	flashMaxHeadDim = 4 * shaderConst("flash_attention", "SLOTS")
+	lensTileRows    = shaderConst("lens", "TR") // readout rows per workgroup
 	// maxLensTopK is the longest top-k list the lens kernel keeps per row.
 	maxLensTopK = shaderConst("lens", "KMAX")
 )

@@ -11,24 +11,6 @@ import (
 // workgroup counts. The forward plan and the kernel tests both use these, so
 // what is tested is exactly what runs.
 
-const (
-	matmulBias       = 1
-	matmulGELU       = 2
-	matmulAccumulate = 4
-)
-
-// matmul: out (m×n) = a (m×k)·wᵀ (+ bias) with optional epilogues (flags).
-func (p *program) matmul(op string, out, a, w view, bias *view, m, n, k int, flags uint32) error {
-	b := view{b: p.ks.dummy}
-	if bias != nil {
-		b = *bias
-		flags |= matmulBias
-	}
-	return p.dispatch(op, "matmul", []uint32{uint32(m), uint32(n), uint32(k), flags},
-		[3]uint32{uint32(ceilDiv(n, matmulTileCols)), uint32(ceilDiv(m, matmulTileRows)), 1}, 2*float64(m)*float64(n)*float64(k),
-		a, w, b, out)
-}
-
 func (p *program) layerNorm(op string, out, x, w, b view, rows, d int, eps float32) error {
 	return p.dispatch(op, "layernorm", []uint32{uint32(rows), uint32(d), f32bits(eps)},
 		groups1D(rows), 8*float64(rows)*float64(d), x, w, b, out)
@@ -75,25 +57,62 @@ func editCode(e vit.AttnEdit) (uint32, error) {
 }
 
 // attention: out (batch×n×D) from qkv (batch×n×3D); probs (batch×H×n×n)
-// written when non-nil. clsPos holds per image [CLS]'s position or -1.
+// written when non-nil. clsPos holds per image [CLS]'s position or -1. The
+// fused flash_attention.wgsl runs unless the probabilities are tapped or
+// the heads are wider than it holds; attention.wgsl (its twin) runs then.
 func (p *program) attention(op string, out, qkv, clsPos view, probs *view, batch, n, heads, dh int, edit vit.AttnEdit) error {
-	if dh > maxHeadDim {
-		return fmt.Errorf("gpu: head dimension %d over the attention kernel's %d", dh, maxHeadDim)
+	if probs == nil && dh <= flashMaxHeadDim {
+		return p.flashAttention(op, out, qkv, clsPos, batch, n, heads, dh, edit)
 	}
+	return p.attentionWithProbs(op, out, qkv, clsPos, probs, batch, n, heads, dh, edit)
+}
+
+// attentionParams is both attention kernels' parameter block (Params in
+// attention_common.wgsl) and the product's FLOPs.
+func attentionParams(batch, n, heads, dh int, edit vit.AttnEdit, writeProbs bool) ([]uint32, float64, error) {
 	code, err := editCode(edit)
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
-	pv, write := view{b: p.ks.dummyRW}, uint32(0)
-	if probs != nil {
-		pv, write = *probs, 1
+	write := uint32(0)
+	if writeProbs {
+		write = 1
 	}
 	scale := float32(1 / math.Sqrt(float64(dh)))
 	flops := 4 * float64(batch) * float64(heads) * float64(n) * float64(n) * float64(dh)
-	return p.dispatch(op, "attention",
-		[]uint32{uint32(n), uint32(heads), uint32(dh), uint32(batch), f32bits(scale), code, write},
+	return []uint32{uint32(n), uint32(heads), uint32(dh), uint32(batch), f32bits(scale), code, write}, flops, nil
+}
+
+// attentionWithProbs runs attention.wgsl, which writes probs when non-nil.
+func (p *program) attentionWithProbs(op string, out, qkv, clsPos view, probs *view, batch, n, heads, dh int, edit vit.AttnEdit) error {
+	if dh > maxHeadDim {
+		return fmt.Errorf("gpu: head dimension %d over the attention kernel's %d", dh, maxHeadDim)
+	}
+	params, flops, err := attentionParams(batch, n, heads, dh, edit, probs != nil)
+	if err != nil {
+		return err
+	}
+	pv := view{b: p.ks.dummyRW}
+	if probs != nil {
+		pv = *probs
+	}
+	return p.dispatch(op, "attention", params,
 		[3]uint32{uint32(ceilDiv(n, attnTileQuery)), uint32(heads), uint32(batch)}, flops,
 		qkv, clsPos, out, pv)
+}
+
+// flashAttention runs flash_attention.wgsl (no probabilities, dh ≤ flashMaxHeadDim).
+func (p *program) flashAttention(op string, out, qkv, clsPos view, batch, n, heads, dh int, edit vit.AttnEdit) error {
+	if dh > flashMaxHeadDim {
+		return fmt.Errorf("gpu: head dimension %d over the fused attention kernel's %d", dh, flashMaxHeadDim)
+	}
+	params, flops, err := attentionParams(batch, n, heads, dh, edit, false)
+	if err != nil {
+		return err
+	}
+	return p.dispatch(op, "flash_attention", params,
+		[3]uint32{uint32(ceilDiv(n, flashTileQuery)), uint32(heads), uint32(batch)}, flops,
+		qkv, clsPos, out)
 }
 
 func (p *program) patchify(op string, cols, pixels view, batch int, c vit.Config) error {

@@ -12,6 +12,8 @@ type buf struct {
 	b    *wgpu.Buffer
 	size uint64
 	name string
+	// kMajor: a Linear weight laid out for the tiled matmuls (see kMajor).
+	kMajor bool
 }
 
 // view is the byte range of a buffer bound to one binding; size 0 means

@@ -4,25 +4,17 @@
 // stop attending to [CLS], rows not renormalised), and the weighted sum of
 // values. Probabilities are written only when tapped.
 //
+// This kernel runs when the probabilities are tapped and for heads wider
+// than flash_attention.wgsl takes; otherwise it is that kernel's twin.
+//
 // One workgroup handles 16 queries of one head of one image and streams keys
 // and values through workgroup memory 8 at a time with an online softmax, so
 // no N×N score matrix is ever stored. Each query is served by 8 invocations,
 // each owning up to four vec4 slices of the head dimension (dh ≤ 128).
 // Workgroup memory: 8 KiB queries + 4 KiB keys/values + 0.5 KiB scores.
 
-struct Params {
-    n: u32,       // sequence length
-    heads: u32,
-    dh: u32,      // head dimension, at most 128
-    batch: u32,
-    scale: f32,   // 1/√dh
-    edit: u32,    // 0 none, 1 self_only, 2 no_cls
-    write_probs: u32,
-}
+//#include attention_common.wgsl
 
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> qkv: array<f32>;         // batch×n×3D, rows q|k|v
-@group(0) @binding(2) var<storage, read> cls_pos: array<i32>;     // batch: position of [CLS] or -1
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;   // batch×n×D
 @group(0) @binding(4) var<storage, read_write> probs: array<f32>; // batch×H×n×n when tapped
 
@@ -32,9 +24,6 @@ struct Params {
 const TQ: u32 = 16u;
 const TK: u32 = 8u;
 const SLOTS: u32 = 32u; // vec4 slots per head vector (dh ≤ 128)
-const NEG: f32 = -1.0e30;
-const EDIT_SELF_ONLY: u32 = 1u;
-const EDIT_NO_CLS: u32 = 2u;
 
 const Q_TILE: u32 = TQ * SLOTS; // the bundled WGSL parser wants a name as an array size
 const KV_TILE: u32 = TK * SLOTS;
@@ -43,22 +32,6 @@ const S_TILE: u32 = TQ * TK;
 var<workgroup> q_tile: array<vec4<f32>, Q_TILE>;
 var<workgroup> kv_tile: array<vec4<f32>, KV_TILE>;
 var<workgroup> s_tile: array<f32, S_TILE>;
-
-// load4 reads slot c (dims 4c..4c+3) of the head vector at column offset off
-// of token tok, zero-padded past dh and past the sequence.
-fn load4(b: u32, tok: u32, off: u32, c: u32) -> vec4<f32> {
-    var v = vec4<f32>(0.0);
-    if (tok < p.n) {
-        let base = (b * p.n + tok) * 3u * p.heads * p.dh + off;
-        for (var e = 0u; e < 4u; e++) {
-            let i = c * 4u + e;
-            if (i < p.dh) {
-                v[e] = qkv[base + i];
-            }
-        }
-    }
-    return v;
-}
 
 // load_kv stages keys k0..k0+TK-1 (part 1: K, part 2: V) of this head.
 fn load_kv(b: u32, h: u32, k0: u32, part: u32, li: u32, slots: u32) {

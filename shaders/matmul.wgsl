@@ -2,30 +2,21 @@
 // as vit.LinearForward. Optional epilogues: accumulate into out (a residual
 // add with no extra pass) and the exact GELU (fc1).
 //
+// The simple variant: any m, n, k, weights as PyTorch stores them. It runs
+// the layers whose k is not a multiple of 4 and the head (whose weights the
+// lens kernel reads in this layout), and is the twin the tiled variants
+// (matmul_tiled.wgsl) are checked beside.
+//
 // Tiling: a 16×16 workgroup computes a 64×64 output tile; each invocation a
 // 4×4 block held in four vec4 registers. Tiles of 16 along k are staged in
 // workgroup memory transposed (k-major, vec4-packed) so the inner loop does
 // two vec4 loads per 16 multiply-adds. Global loads are coalesced along k.
 // Workgroup memory: 2 × 16 × 64 floats = 8 KiB.
 
-//#include erf.wgsl
-
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    flags: u32, // FLAG_* below
-}
-
-const FLAG_BIAS: u32 = 1u;
-const FLAG_GELU: u32 = 2u;
-const FLAG_ACCUMULATE: u32 = 4u;
-
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+
+//#include matmul_epilogue.wgsl
 
 // Output tile of one workgroup (BM rows × BN columns) and the k step. The
 // host reads BM and BN for its dispatch sizes; the invocation layout below
@@ -39,29 +30,6 @@ const W_TILE: u32 = BK * BN / 4u;
 
 var<workgroup> a_tile: array<vec4<f32>, A_TILE>; // [k][row/4]
 var<workgroup> w_tile: array<vec4<f32>, W_TILE>; // [k][col/4]
-
-fn store_row(row: u32, col0: u32, acc: vec4<f32>) {
-    if (row >= p.m) {
-        return;
-    }
-    for (var c = 0u; c < 4u; c++) {
-        let col = col0 + c;
-        if (col < p.n) {
-            let idx = row * p.n + col;
-            var v = acc[c];
-            if ((p.flags & FLAG_BIAS) != 0u) {
-                v += bias[col];
-            }
-            if ((p.flags & FLAG_ACCUMULATE) != 0u) {
-                v = out[idx] + v;
-            }
-            if ((p.flags & FLAG_GELU) != 0u) {
-                v = gelu_erf(v);
-            }
-            out[idx] = v;
-        }
-    }
-}
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
