@@ -20,10 +20,6 @@ type Report struct {
 	Model   string
 	Request string
 	Batches []BatchProfile
-	// PeakGFLOPS is the adapter's fp32 peak when known (see SetPeak); the
-	// report then gives each op's share of it.
-	PeakGFLOPS float64
-	PeakSource string // where the peak came from
 }
 
 // BatchProfile is one batch size's measurements.
@@ -58,26 +54,13 @@ func (o OpProfile) GFLOPS() float64 {
 func (r Report) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "device: %s\nmodel: %s\nrequest: %s\n", r.Device, r.Model, r.Request)
-	if r.PeakGFLOPS > 0 {
-		fmt.Fprintf(&b, "fp32 peak: %.1f TFLOP/s (%s)\n", r.PeakGFLOPS/1000, r.PeakSource)
-	} else {
-		b.WriteString("fp32 peak: unknown for this adapter (give it with --peak-tflops for a % of peak column)\n")
-	}
 	for _, bp := range r.Batches {
 		fmt.Fprintf(&b, "\nbatch %d: %.3f ms per image end to end (%.1f images/s); kernels %.3f ms per batch\n",
 			bp.Batch, ms(bp.PerImage), 1/bp.PerImage.Seconds(), ms(bp.Kernels))
 		w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-		head := "op\tkernel\tdispatches\tms/batch\tGFLOP\tGFLOP/s\t"
-		if r.PeakGFLOPS > 0 {
-			head += "% peak\t"
-		}
-		fmt.Fprintln(w, head)
+		fmt.Fprintln(w, "op\tkernel\tdispatches\tms/batch\tGFLOP\tGFLOP/s\t")
 		for _, o := range bp.Ops {
-			fmt.Fprintf(w, "%s\t%s\t%d\t%.3f\t%.4g\t%.1f\t", o.Op, strings.Join(o.Kernels, ","), o.Dispatches, ms(o.Time), o.GFLOP, o.GFLOPS())
-			if r.PeakGFLOPS > 0 {
-				fmt.Fprintf(w, "%.1f\t", 100*o.GFLOPS()/r.PeakGFLOPS)
-			}
-			fmt.Fprintln(w)
+			fmt.Fprintf(w, "%s\t%s\t%d\t%.3f\t%.4g\t%.1f\t\n", o.Op, strings.Join(o.Kernels, ","), o.Dispatches, ms(o.Time), o.GFLOP, o.GFLOPS())
 		}
 		w.Flush()
 	}
@@ -214,39 +197,4 @@ func opName(s *step) string {
 		return "copies"
 	}
 	return s.op
-}
-
-// fp32Peaks are vendors' published fp32 (non-tensor-core) peaks in TFLOP/s,
-// matched against the adapter's description, most specific name first.
-var fp32Peaks = []struct {
-	name   string
-	tflops float64
-}{
-	{"H100 PCIe", 51.2}, {"H100 NVL", 60}, {"H100", 67}, {"H200 NVL", 60}, {"H200", 67},
-	{"A100", 19.5}, {"L40S", 91.6}, {"L40", 90.5}, {"L4", 30.3}, {"A10", 31.2}, {"T4", 8.1},
-	{"RTX 4090", 82.6}, {"RTX 3090", 35.6},
-}
-
-// KnownFP32Peak looks an adapter description up in the table of published
-// fp32 peaks, returning TFLOP/s and the entry's name.
-func KnownFP32Peak(device string) (float64, string, bool) {
-	for _, p := range fp32Peaks {
-		if strings.Contains(device, p.name) {
-			return p.tflops, p.name, true
-		}
-	}
-	return 0, "", false
-}
-
-// SetPeak sets the fp32 peak the report compares ops with: tflops when
-// positive (given by the user), else the table's entry for the adapter, if
-// any.
-func (r *Report) SetPeak(tflops float64) {
-	if tflops > 0 {
-		r.PeakGFLOPS, r.PeakSource = tflops*1000, "given by --peak-tflops"
-		return
-	}
-	if t, name, ok := KnownFP32Peak(r.Device); ok {
-		r.PeakGFLOPS, r.PeakSource = t*1000, "published figure for "+name
-	}
 }

@@ -29,12 +29,8 @@ func runBench(args []string, stdout io.Writer) error {
 	batch := fs.Int("batch", 1, "images per backend call")
 	skipB16 := fs.Bool("no-b16", false, "skip the B/16-sized model")
 	batches := fs.String("batches", "1,8,64", "with --backend gpu: batch sizes of the per-op profile")
-	peak := fs.Float64("peak-tflops", 0, "with --backend gpu: the GPU's fp32 peak in TFLOP/s, for each op's % of peak (default: a table of known GPUs)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if *peak < 0 {
-		return fmt.Errorf("--peak-tflops %g: give the GPU's fp32 peak as a positive number of TFLOP/s", *peak)
 	}
 	demo, err := bundle.Demo(bundle.Options{})
 	if err != nil {
@@ -66,7 +62,6 @@ func runBench(args []string, stdout io.Writer) error {
 			if err != nil {
 				return err
 			}
-			rep.SetPeak(*peak)
 			fmt.Fprintf(stdout, "\n%s\n%s\n", mm.name, rep)
 		}
 	}
