@@ -196,15 +196,16 @@ func uploadWeights(d *device, m *vit.Model) (*weights, error) {
 		}
 		return b
 	}
-	// The Linear weights the products read, k-major where a tiled matmul
-	// will take them (the head stays n×k: the lens kernel reads it so).
+	// The Linear weights the products read, in their products' layout (the
+	// head stays n×k: the lens kernel reads it so).
 	linear := func(name string, l vit.Linear) *buf {
-		if !kMajorLayout(l.In, d.limits) {
-			return put(name, l.W)
+		if err != nil {
+			return nil
 		}
-		b := put(name+" (k-major)", kMajor(l.W, l.Out, l.In))
+		var b *buf
+		b, err = uploadLinear(d, name, l.W, l.Out, l.In)
 		if b != nil {
-			b.kMajor = true
+			w.all = append(w.all, b)
 		}
 		return b
 	}

@@ -97,6 +97,19 @@ func kMajor(w []float32, n, k int) []float32 {
 	return out
 }
 
+// uploadLinear uploads a Linear weight w (n×k, PyTorch's layout) as its
+// products read it: k-major where a tiled matmul takes them (kMajorLayout).
+func uploadLinear(d *device, name string, w []float32, n, k int) (*buf, error) {
+	if !kMajorLayout(k, d.limits) {
+		return upload(d, name, f32bytes(w), wgpu.BufferUsageStorage)
+	}
+	b, err := upload(d, name+" (k-major)", f32bytes(kMajor(w, n, k)), wgpu.BufferUsageStorage)
+	if b != nil {
+		b.kMajor = true
+	}
+	return b, err
+}
+
 // matmul: out (m×n) = a (m×k)·wᵀ (+ bias) with optional epilogues (flags),
 // on the variant w's layout and the shape call for.
 func (p *program) matmul(op string, out, a, w view, bias *view, m, n, k int, flags uint32) error {

@@ -72,7 +72,7 @@ func (b *Backend) useTranslators(tl *lens.Translators) error {
 				continue
 			}
 			name := fmt.Sprintf("translator.%s.%d", s, blk)
-			w, err := upload(b.d, name+".weight", f32bytes(tr.W), wgpu.BufferUsageStorage)
+			w, err := uploadLinear(b.d, name+".weight", tr.W, c.Dim, c.Dim)
 			if err != nil {
 				dt.release()
 				return err
