@@ -1,7 +1,9 @@
 package gpu
 
 import (
+	"cmp"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -12,12 +14,27 @@ import (
 	"vitlens/vit/lens"
 )
 
-// Analyze runs the forward pass and the lens on every image. Images whose
-// token selections have the same length share batches; each batch is one
-// submission, split further only when it would not fit the device's limits
-// or the memory budget. req.AfterBlock is not called: a batch runs on the
-// device as a whole, and in the browser waiting on it does not block the page.
+// Analyze runs the forward pass and the lens on every image: Start, then
+// Wait. Images whose token selections have the same length share batches,
+// split further only when they would not fit the device's limits or the
+// memory budget; consecutive batches are pipelined (see Start).
+// req.AfterBlock is not called: a batch runs on the device as a whole, and in
+// the browser waiting on it does not block the page.
 func (b *Backend) Analyze(images []*vit.Tensor, req lens.Request) ([]*lens.Result, error) {
+	p, err := b.Start(images, req)
+	if err != nil {
+		return nil, err
+	}
+	return p.Wait()
+}
+
+// Start checks the request, cuts it into batches and submits each, returning
+// before the last one finishes. Batches are pipelined: while one computes,
+// the next one's inputs are converted, staged and encoded, and the previous
+// one's readback is mapped and turned into results. One batch is on the
+// device at a time; each plan alternates between two readback buffers, so a
+// caller that starts call i+1 before it waits on call i keeps the device busy.
+func (b *Backend) Start(images []*vit.Tensor, req lens.Request) (lens.Pending, error) {
 	c := b.model.Config
 	if err := req.Validate(c, len(images)); err != nil {
 		return nil, err
@@ -56,28 +73,86 @@ func (b *Backend) Analyze(images []*vit.Tensor, req lens.Request) ([]*lens.Resul
 		}
 		groups[len(t)] = append(groups[len(t)], i)
 	}
-	out := make([]*lens.Result, len(images))
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.ks == nil {
+		return nil, errors.New("gpu: the backend is closed")
+	}
 	if err := b.useTranslators(req.Lens); err != nil {
 		return nil, err
 	}
+	call := &pendingCall{b: b, n: len(images)}
 	for _, n := range lengths {
 		idx := groups[n]
 		for len(idx) > 0 {
 			key := requestKey(req, n)
 			size, err := b.batchSize(key, req.Sites, len(idx))
-			if err != nil {
-				return nil, err
+			if err == nil {
+				key.batch = size
+				var run *batchRun
+				if run, err = b.startBatch(key, req, images, tokens, idx[:size]); err == nil {
+					call.runs = append(call.runs, run)
+				}
 			}
-			key.batch = size
-			if err := b.runBatch(key, req, images, tokens, idx[:size], out); err != nil {
+			if err != nil {
+				for _, r := range call.runs { // frees their staging; results dropped
+					b.collect(r)
+				}
 				return nil, err
 			}
 			idx = idx[size:]
 		}
 	}
+	return call, nil
+}
+
+// pendingCall is a started Start: its batches, in submission order.
+type pendingCall struct {
+	b      *Backend
+	n      int
+	runs   []*batchRun
+	waited bool
+}
+
+// Wait collects every batch of the call and returns its results in image order.
+func (c *pendingCall) Wait() ([]*lens.Result, error) {
+	b := c.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if c.waited {
+		return nil, errors.New("gpu: results of a call collected twice")
+	}
+	c.waited = true
+	out := make([]*lens.Result, c.n)
+	var err error
+	for _, r := range c.runs {
+		b.collect(r)
+		if r.err != nil {
+			err = cmp.Or(err, r.err)
+			continue
+		}
+		for bi, i := range r.idx {
+			out[i] = r.results[bi]
+		}
+		r.results = nil
+	}
+	if err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// batchRun is one submitted batch until its results are collected.
+type batchRun struct {
+	pl        *plan
+	slot      int // which of pl.readbacks receives its results
+	req       lens.Request
+	idx       []int   // image indices of the call
+	tokens    [][]int // their kept tokens
+	staging   *buf    // its inputs, freed once it finished
+	collected bool
+	results   []*lens.Result
+	err       error
 }
 
 // requestKey is the plan key of req for sequences of n tokens (batch unset).
@@ -134,6 +209,7 @@ func (b *Backend) planFor(key planKey, sites []vit.Site) (*plan, error) {
 		held += q.prog.bytes
 		if i > 0 && (i >= plansKept || held > uint64(b.opt.MemoryBudget)) {
 			for _, old := range b.plans[i:] {
+				b.collectPlan(old)
 				old.release()
 			}
 			b.plans = b.plans[:i]
@@ -143,23 +219,28 @@ func (b *Backend) planFor(key planKey, sites []vit.Site) (*plan, error) {
 	return p, nil
 }
 
-// runBatch uploads one batch's inputs, replays its plan in one submission,
-// reads back what was asked for and fills out[idx[i]].
-func (b *Backend) runBatch(key planKey, req lens.Request, images []*vit.Tensor, tokens [][]int, idx []int, out []*lens.Result) error {
+// startBatch converts and stages one batch's inputs, encodes its plan's
+// commands with the readback retargeted to a free slot, waits for the batch
+// before it to finish, and submits. The previous batch has finished when
+// this one is submitted, so its readback can be mapped at once while this
+// one computes (see mapRead for why nothing is mapped earlier).
+func (b *Backend) startBatch(key planKey, req lens.Request, images []*vit.Tensor, tokens [][]int, idx []int) (*batchRun, error) {
 	c := b.model.Config
 	pl, err := b.planFor(key, req.Sites)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	B, N := key.batch, key.n
 	// One upload buffer holds pixels, token indices, [CLS] positions and
 	// targets; copies move them into the plan's buffers.
 	px := c.Channels * c.ImageSize * c.ImageSize
 	data := make([]byte, 0, 4*(B*px+B*N+2*B))
+	run := &batchRun{pl: pl, req: req, idx: idx}
 	for _, i := range idx {
 		for _, v := range images[i].Data {
 			data = binary.LittleEndian.AppendUint32(data, math.Float32bits(v))
 		}
+		run.tokens = append(run.tokens, tokens[i])
 	}
 	offKeep := len(data)
 	for _, i := range idx {
@@ -185,9 +266,8 @@ func (b *Backend) runBatch(key planKey, req lens.Request, images []*vit.Tensor, 
 	}
 	up, err := upload(b.d, "inputs", data, wgpu.BufferUsageCopySrc)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer func() { up.b.Destroy(); up.b.Release() }()
 	pre := func(enc *wgpu.CommandEncoder) error {
 		for _, cp := range []struct {
 			dst      *buf
@@ -199,17 +279,76 @@ func (b *Backend) runBatch(key planKey, req lens.Request, images []*vit.Tensor, 
 		}
 		return nil
 	}
-	if err := pl.prog.submit(pre, nil, nil); err != nil {
-		return err
+	run.slot = pl.nextSlot
+	pl.nextSlot = 1 - pl.nextSlot
+	if prev := pl.slots[run.slot]; prev != nil {
+		b.collect(prev) // its results move to its call; the buffer is free
 	}
-	raw, err := b.d.readBuffer(pl.readback.b, pl.rb.size)
+	cmd, err := pl.prog.commands(pre, nil, nil, retarget{from: pl.readbacks[0], to: pl.readbacks[run.slot]})
 	if err != nil {
-		return err
+		freeBuf(up)
+		return nil, err
 	}
-	for bi, i := range idx {
-		out[i] = b.result(pl, raw, bi, tokens[i], req)
+	defer cmd.Release()
+	b.settle()
+	b.d.queue.Submit(cmd)
+	run.staging = up
+	pl.slots[run.slot] = run
+	b.onDevice = run
+	return run, nil
+}
+
+// settle waits until the batch on the device (if any) has finished.
+func (b *Backend) settle() {
+	if b.onDevice != nil {
+		b.d.wait()
+		b.onDevice = nil
 	}
-	return nil
+}
+
+// collect reads a batch's results once it finished (waiting for it if it is
+// the one on the device), frees its inputs and its readback slot, and keeps
+// the results (or the error) in the run for its call's Wait.
+func (b *Backend) collect(r *batchRun) {
+	if r.collected {
+		return
+	}
+	r.collected = true
+	if b.onDevice == r {
+		b.settle()
+	}
+	pl := r.pl
+	if pl.slots[r.slot] == r {
+		pl.slots[r.slot] = nil
+	}
+	freeBuf(r.staging)
+	r.staging = nil
+	raw, err := b.d.mapRead(pl.readbacks[r.slot].b, pl.rb.size)
+	if err != nil {
+		r.err = err
+		return
+	}
+	r.results = make([]*lens.Result, len(r.idx))
+	for bi := range r.idx {
+		r.results[bi] = b.result(pl, raw, bi, r.tokens[bi], r.req)
+	}
+}
+
+// collectPlan collects the batches still holding a plan's readbacks, before
+// the plan is released.
+func (b *Backend) collectPlan(pl *plan) {
+	for _, r := range pl.slots {
+		if r != nil {
+			b.collect(r)
+		}
+	}
+}
+
+func freeBuf(x *buf) {
+	if x != nil {
+		x.b.Destroy()
+		x.b.Release()
+	}
 }
 
 func words(raw []byte, off uint64, n int) []uint32 {

@@ -17,6 +17,7 @@ package gpu
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -61,9 +62,12 @@ type Backend struct {
 	// translators are the tuned lens's weights on the device, for the
 	// Translators the plans of the last request were built with.
 	translators *deviceTranslators
+	// onDevice is the submitted batch not yet known to have finished; at
+	// most one is (see startBatch).
+	onDevice *batchRun
 }
 
-var _ lens.Backend = (*Backend)(nil)
+var _ lens.Pipeliner = (*Backend)(nil)
 
 // Available reports whether a WebGPU adapter exists, and its description.
 // The CLI's --backend auto uses it to choose between GPU and CPU.
@@ -127,11 +131,19 @@ func (b *Backend) init() error {
 // Name says which adapter runs, e.g. "webgpu: llvmpipe (LLVM 15, 256 bits) (vulkan, cpu)".
 func (b *Backend) Name() string { return "webgpu: " + b.d.desc }
 
-// Close frees every GPU resource. The backend is unusable afterwards.
+// Close frees every GPU resource; calling it again does nothing. The
+// backend is unusable afterwards.
 func (b *Backend) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.settle()
 	for _, p := range b.plans {
+		for _, r := range p.slots { // uncollected: only their inputs to free
+			if r != nil {
+				freeBuf(r.staging)
+				r.staging, r.collected, r.err = nil, true, errors.New("gpu: backend closed before the results were collected")
+			}
+		}
 		p.release()
 	}
 	b.plans = nil
@@ -143,12 +155,9 @@ func (b *Backend) Close() error {
 	}
 	if b.ks != nil {
 		b.ks.release()
-		for _, x := range []*buf{b.ks.dummy, b.ks.dummyRW} {
-			if x != nil {
-				x.b.Destroy()
-				x.b.Release()
-			}
-		}
+		freeBuf(b.ks.dummy)
+		freeBuf(b.ks.dummyRW)
+		b.ks = nil // a second Close must not free them again
 	}
 	if b.d != nil && b.d.release != nil {
 		b.d.release()

@@ -124,8 +124,12 @@ func planSizes(c vit.Config, key planKey, sites []vit.Site) sizes {
 	if key.taps.FC1 {
 		r.fc1 = at(depth * M * MLP)
 	}
-	s.buffers = append(s.buffers, sizedBuf{"readback", r.size, 0})
-	s.total += r.size
+	// Two readback buffers: pipelined batches alternate between them, so one
+	// is read while the next batch's results are copied into the other.
+	for _, name := range readbackNames {
+		s.buffers = append(s.buffers, sizedBuf{name, r.size, 0})
+		s.total += r.size
+	}
 	return s
 }
 
@@ -145,15 +149,23 @@ func (s sizes) fits(lim wgpu.Limits, budget uint64) error {
 	return nil
 }
 
+// readbackNames are the plan's two readback buffers (see planSizes).
+var readbackNames = [2]string{"readback", "readback.2"}
+
 // plan is a compiled batch shape: its buffers, bind groups and command
 // sequence, reused for every batch of the same key.
 type plan struct {
 	key                           planKey
 	prog                          *program
 	pixels, keep, clsPos, targets *buf // inputs, filled by copies each batch
-	readback                      *buf
-	rb                            readLayout
-	sites                         []vit.Site
+	// readbacks alternate between consecutive batches; the program's copies
+	// are recorded into the first and retargeted to the second.
+	readbacks [2]*buf
+	// slots are the uncollected batches whose results are in readbacks[i].
+	slots    [2]*batchRun
+	nextSlot int
+	rb       readLayout
+	sites    []vit.Site
 }
 
 func (p *plan) release() { p.prog.release() }
@@ -176,20 +188,23 @@ func (b *Backend) buildPlan(key planKey, sites []vit.Site) (pl *plan, err error)
 	}()
 	bufs := map[string]*buf{}
 	for _, s := range sz.buffers {
-		if s.name == "readback" {
+		if slices.Contains(readbackNames[:], s.name) {
 			continue
 		}
 		if bufs[s.name], err = prog.alloc(s.name, s.bytes); err != nil {
 			return nil, err
 		}
 	}
-	rb, err := newStorage(b.d, "readback", sz.rb.size, wgpu.BufferUsageMapRead|wgpu.BufferUsageCopyDst)
-	if err != nil {
-		return nil, err
+	for i, name := range readbackNames {
+		rb, err := newStorage(b.d, name, sz.rb.size, wgpu.BufferUsageMapRead|wgpu.BufferUsageCopyDst)
+		if err != nil {
+			return nil, err
+		}
+		prog.owned = append(prog.owned, rb)
+		prog.bytes += rb.size
+		pl.readbacks[i] = rb
 	}
-	prog.owned = append(prog.owned, rb)
-	prog.bytes += rb.size
-	pl.readback = rb
+	rb := pl.readbacks[0]
 	pl.pixels, pl.keep, pl.clsPos, pl.targets = bufs["pixels"], bufs["keep"], bufs["cls_pos"], bufs["targets"]
 
 	fw := &forwardRecorder{b: b, key: key, sites: sites, p: prog, bufs: bufs, rb: rb, lay: sz.rb}

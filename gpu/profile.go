@@ -152,7 +152,7 @@ func (b *Backend) profileOps(key planKey, sites []vit.Site, reps int, bp *BatchP
 			return 0, err
 		}
 		for range reps {
-			if err := pl.prog.encode(enc, sel); err != nil {
+			if err := pl.prog.encode(enc, sel, retarget{}); err != nil {
 				enc.Release()
 				return 0, err
 			}

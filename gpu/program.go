@@ -181,9 +181,21 @@ func (p *program) finalize() error {
 	return nil
 }
 
+// retarget redirects copies into one buffer to another when encoding: a
+// plan records its readback copies into its first readback buffer and
+// pipelined batches alternate between two. The zero value changes nothing.
+type retarget struct{ from, to *buf }
+
+func (r retarget) of(b *buf) *buf {
+	if r.from != nil && b == r.from {
+		return r.to
+	}
+	return b
+}
+
 // encode appends the steps that sel accepts (all when nil) to enc. Dispatches
 // share compute passes; a copy ends the pass it interrupts.
-func (p *program) encode(enc *wgpu.CommandEncoder, sel func(*step) bool) error {
+func (p *program) encode(enc *wgpu.CommandEncoder, sel func(*step) bool, rt retarget) error {
 	var pass *wgpu.ComputePassEncoder
 	end := func() {
 		if pass != nil {
@@ -199,7 +211,7 @@ func (p *program) encode(enc *wgpu.CommandEncoder, sel func(*step) bool) error {
 		}
 		if s.k == nil {
 			end()
-			if err := enc.CopyBufferToBuffer(s.src.b.b, s.src.off, s.dst.b.b, s.dst.off, s.src.size); err != nil {
+			if err := enc.CopyBufferToBuffer(s.src.b.b, s.src.off, rt.of(s.dst.b).b, s.dst.off, s.src.size); err != nil {
 				return fmt.Errorf("gpu: copy %s: %w", s.op, err)
 			}
 			continue
@@ -216,33 +228,43 @@ func (p *program) encode(enc *wgpu.CommandEncoder, sel func(*step) bool) error {
 }
 
 // submit encodes pre (uploads), the selected steps and post (readback
-// copies) into one command buffer and submits it: one submission per batch.
+// copies) into one command buffer and submits it.
 func (p *program) submit(pre, post func(*wgpu.CommandEncoder) error, sel func(*step) bool) error {
-	enc, err := p.d.dev.CreateCommandEncoder(nil)
+	cmd, err := p.commands(pre, post, sel, retarget{})
 	if err != nil {
-		return fmt.Errorf("gpu: command encoder: %w", err)
-	}
-	defer enc.Release()
-	if pre != nil {
-		if err := pre(enc); err != nil {
-			return err
-		}
-	}
-	if err := p.encode(enc, sel); err != nil {
 		return err
-	}
-	if post != nil {
-		if err := post(enc); err != nil {
-			return err
-		}
-	}
-	cmd, err := enc.Finish(nil)
-	if err != nil {
-		return fmt.Errorf("gpu: finishing commands: %w", err)
 	}
 	defer cmd.Release()
 	p.d.queue.Submit(cmd)
 	return nil
+}
+
+// commands encodes pre, the selected steps (copies retargeted by rt) and
+// post into one command buffer, ready to submit.
+func (p *program) commands(pre, post func(*wgpu.CommandEncoder) error, sel func(*step) bool, rt retarget) (*wgpu.CommandBuffer, error) {
+	enc, err := p.d.dev.CreateCommandEncoder(nil)
+	if err != nil {
+		return nil, fmt.Errorf("gpu: command encoder: %w", err)
+	}
+	defer enc.Release()
+	if pre != nil {
+		if err := pre(enc); err != nil {
+			return nil, err
+		}
+	}
+	if err := p.encode(enc, sel, rt); err != nil {
+		return nil, err
+	}
+	if post != nil {
+		if err := post(enc); err != nil {
+			return nil, err
+		}
+	}
+	cmd, err := enc.Finish(nil)
+	if err != nil {
+		return nil, fmt.Errorf("gpu: finishing commands: %w", err)
+	}
+	return cmd, nil
 }
 
 func (p *program) release() {
@@ -265,6 +287,15 @@ func (p *program) release() {
 // copy of its first size bytes (natively the mapped range is C memory).
 func (d *device) readBuffer(b *wgpu.Buffer, size uint64) ([]byte, error) {
 	d.wait()
+	return d.mapRead(b, size)
+}
+
+// mapRead is readBuffer for a buffer whose last use on the device has
+// already finished (later submissions may still be running): the mapping is
+// asked for only then, since cogentcore/webgpu keeps the callback's handle
+// where only C points to it, and a long wait would leave it to the garbage
+// collector.
+func (d *device) mapRead(b *wgpu.Buffer, size uint64) ([]byte, error) {
 	unset := wgpu.BufferMapAsyncStatus(math.MaxUint32)
 	status := unset
 	if err := b.MapAsync(wgpu.MapModeRead, 0, size, func(s wgpu.BufferMapAsyncStatus) { status = s }); err != nil {

@@ -52,6 +52,7 @@ func (b *Backend) useTranslators(tl *lens.Translators) error {
 	kept := b.plans[:0]
 	for _, p := range b.plans {
 		if p.key.lens != nil {
+			b.collectPlan(p) // its batches may still read the translators
 			p.release()
 		} else {
 			kept = append(kept, p)
