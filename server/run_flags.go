@@ -39,6 +39,7 @@ type runFlags struct {
 	randomSeed      int64
 	masks, quiet    bool
 	lens            string // --lens, registered by the lens experiments
+	pipeline        bool
 }
 
 func (f *runFlags) register(fs *flag.FlagSet) {
@@ -59,6 +60,7 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.Int64Var(&f.randomSeed, "random", -1, "use a random-init model of the same architecture with this seed (the paper's baseline)")
 	fs.BoolVar(&f.masks, "masks", true, "read segmentation masks into patch_label when the dataset has them")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress output")
+	fs.BoolVar(&f.pipeline, "pipeline", true, "decode the next chunks on other threads and keep two backend calls in flight (the GPU computes one while the next is staged); rows are the same either way")
 }
 
 // open loads model, dataset and backend for a lens experiment, validates
@@ -85,6 +87,9 @@ func (f *runFlags) open(spec experiment.Spec, args []string, stderr io.Writer) (
 	}()
 	r := &experiment.Runner{Bundle: o.bundle, Backend: backend, Data: o.data, Spec: spec, Batch: f.batch,
 		Shard: o.shard, NumShards: o.numShards, Log: stderr}
+	if f.pipeline {
+		r.DecodeAhead, r.InFlight = 2, 2
+	}
 	if err := r.Validate(); err != nil {
 		return nil, nil, err
 	}

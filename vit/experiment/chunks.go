@@ -28,7 +28,7 @@ func RunChunks(out *results.Run, images, shard, numShards int, progress func(don
 	var st Stats
 	start := time.Now()
 	size := out.Manifest().ChunkSize
-	mine := shardChunks((images+size-1)/size, shard, numShards)
+	mine := shardChunks(chunkCount(images, size), shard, numShards)
 	total := ShardImages(images, size, shard, numShards)
 	done := 0
 	for _, k := range mine {
@@ -47,7 +47,7 @@ func RunChunks(out *results.Run, images, shard, numShards int, progress func(don
 		if out.ChunkDone(k) {
 			continue
 		}
-		lo, hi := k*size, min((k+1)*size, images)
+		lo, hi := chunkBounds(k, size, images)
 		n, skipped, err := work(k, lo, hi)
 		if err != nil {
 			return st, err
@@ -64,6 +64,24 @@ func RunChunks(out *results.Run, images, shard, numShards int, progress func(don
 	return st, nil
 }
 
+// PendingChunks lists, in the order RunChunks calls its work, the chunks of
+// this shard not yet committed: what a caller that prepares chunks ahead of
+// RunChunks (decoding images on other threads) must prepare.
+func PendingChunks(out *results.Run, images, shard, numShards int) []int {
+	var todo []int
+	for _, k := range shardChunks(chunkCount(images, out.Manifest().ChunkSize), shard, numShards) {
+		if !out.ChunkDone(k) {
+			todo = append(todo, k)
+		}
+	}
+	return todo
+}
+
+func chunkCount(images, size int) int { return (images + size - 1) / size }
+
+// chunkBounds is chunk k's image range [lo, hi).
+func chunkBounds(k, size, images int) (lo, hi int) { return k * size, min((k+1)*size, images) }
+
 // shardChunks lists the chunks shard i of n owns: k with k % n == i.
 func shardChunks(chunks, shard, n int) []int {
 	var mine []int
@@ -79,7 +97,7 @@ func shardChunks(chunks, shard, n int) []int {
 // are cut into chunks of the given size (the manifest's Total of a shard).
 func ShardImages(images, chunkSize, shard, n int) int {
 	total := 0
-	for _, k := range shardChunks((images+chunkSize-1)/chunkSize, shard, n) {
+	for _, k := range shardChunks(chunkCount(images, chunkSize), shard, n) {
 		total += min(chunkSize, images-k*chunkSize)
 	}
 	return total

@@ -87,6 +87,14 @@ type Runner struct {
 	Shard, NumShards int
 	Progress         func(done, total int) // optional
 	Log              io.Writer             // notes about skipped images
+	// DecodeAhead is how many chunks are decoded on other CPU threads
+	// before they are needed (0: each when it is needed).
+	DecodeAhead int
+	// InFlight is how many backend calls are started before the oldest is
+	// collected (0 or 1: one at a time). On the GPU backend, 2 keeps the
+	// device busy while the next batch is staged and the last one's rows are
+	// built. Neither changes a row.
+	InFlight int
 }
 
 // Run processes every chunk not yet committed, then finishes the tables.
@@ -100,8 +108,12 @@ func (r *Runner) Run() (Stats, error) {
 			blocks = append(blocks, memory.NewBlock(r.Bundle.Model, b, r.Spec.Layer))
 		}
 	}
-	return RunChunks(r.Out, r.Data.Len(), r.Shard, r.NumShards, r.Progress, func(k, lo, hi int) (int, int, error) {
-		return r.runChunk(k, lo, hi, blocks)
+	src := r.chunkSource(PendingChunks(r.Out, r.Data.Len(), r.Shard, r.NumShards), r.DecodeAhead)
+	defer src.stop()
+	pipe := &batchPipe{r: r, src: src, blocks: blocks, depth: max(1, r.InFlight)}
+	defer pipe.drain()
+	return RunChunks(r.Out, r.Data.Len(), r.Shard, r.NumShards, r.Progress, func(k, _, _ int) (int, int, error) {
+		return pipe.runChunk(k)
 	})
 }
 
@@ -202,74 +214,6 @@ func keptTokens(labels []uint8, drop string, first int) []int {
 		}
 	}
 	return keep
-}
-
-func (r *Runner) runChunk(k, lo, hi int, blocks []*memory.Block) (images, skipped int, err error) {
-	items := r.load(lo, hi)
-	var ranks []RankRow
-	var imgRows []ImageRow
-	var skips []SkipRow
-	var mems []MemoryRow
-	var ok []loaded
-	for _, l := range items {
-		if l.err != nil {
-			skips = append(skips, SkipRow{Image: int32(l.item.Index), ID: l.item.ID, Reason: l.err.Error()})
-			if r.Log != nil {
-				fmt.Fprintf(r.Log, "skipped image %d: %v\n", l.item.Index, l.err)
-			}
-			continue
-		}
-		ok = append(ok, l)
-	}
-	for b0 := 0; b0 < len(ok); b0 += r.Batch {
-		batch := ok[b0:min(b0+r.Batch, len(ok))]
-		req := r.request(batch)
-		pixels := make([]*vit.Tensor, len(batch))
-		for i, l := range batch {
-			pixels[i] = l.pixels
-		}
-		res, err := r.Backend.Analyze(pixels, req)
-		if err != nil {
-			return 0, 0, fmt.Errorf("chunk %d (images %d..%d): %w", k, lo, hi-1, err)
-		}
-		for i, l := range batch {
-			out := res[i]
-			pred := lens.Argmax(out.Logits)
-			imgRows = append(imgRows, ImageRow{Image: int32(l.item.Index), ID: l.item.ID, Label: int32(l.item.Label),
-				Pred: int32(pred), Correct: pred == l.item.Label, Tokens: int32(len(out.Tokens))})
-			ranks = appendRanks(ranks, l, out, req.Sites, r.Bundle.Model.Config)
-			if r.Spec.Kind == Memories {
-				rows, err := r.memoryRows(l, out, blocks, pred == l.item.Label)
-				if err != nil {
-					return 0, 0, err
-				}
-				mems = append(mems, rows...)
-			}
-		}
-	}
-	if err := results.WriteChunk(r.Out, "ranks", k, ranks); err != nil {
-		return 0, 0, err
-	}
-	if err := results.WriteChunk(r.Out, "images", k, imgRows); err != nil {
-		return 0, 0, err
-	}
-	if err := results.WriteChunk(r.Out, "skipped", k, WithIndexSkips(r.Data, k, skips)); err != nil {
-		return 0, 0, err
-	}
-	if r.Spec.Kind == Memories {
-		if err := results.WriteChunk(r.Out, "memories", k, mems); err != nil {
-			return 0, 0, err
-		}
-		if k == 0 { // weights only: it travels with chunk 0, which shard 0 owns
-			if err := r.writeClassValue(); err != nil {
-				return 0, 0, err
-			}
-			if err := r.writeValueClasses(); err != nil {
-				return 0, 0, err
-			}
-		}
-	}
-	return len(ok), len(skips), r.Out.CommitChunk(k)
 }
 
 func (r *Runner) request(batch []loaded) lens.Request {

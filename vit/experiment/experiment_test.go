@@ -34,6 +34,12 @@ func testBundle(t *testing.T) *bundle.Bundle {
 
 func run(t *testing.T, b *bundle.Bundle, ds dataset.Dataset, dir string, spec Spec, shard, n int) Stats {
 	t.Helper()
+	return runWith(t, b, ds, dir, spec, shard, n, nil)
+}
+
+// runWith is run with the runner adjusted by set (when not nil).
+func runWith(t *testing.T, b *bundle.Bundle, ds dataset.Dataset, dir string, spec Spec, shard, n int, set func(*Runner)) Stats {
+	t.Helper()
 	man := results.Manifest{Experiment: string(spec.Kind), Params: spec.Params(), ModelSHA256: "test",
 		Config: b.Model.Config, Dataset: ds.Name(), Total: ShardImages(ds.Len(), 4, shard, n), ChunkSize: 4}
 	if n > 1 {
@@ -45,6 +51,9 @@ func run(t *testing.T, b *bundle.Bundle, ds dataset.Dataset, dir string, spec Sp
 	}
 	defer out.Close()
 	r := &Runner{Bundle: b, Backend: lens.NewCPU(b.Model), Data: ds, Out: out, Spec: spec, Batch: 3, Shard: shard, NumShards: n}
+	if set != nil {
+		set(r)
+	}
 	st, err := r.Run()
 	if err != nil {
 		t.Fatal(err)
