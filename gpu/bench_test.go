@@ -92,5 +92,30 @@ func TestProfileReport(t *testing.T) {
 			t.Errorf("the report names no %s:\n%s", kernel, s)
 		}
 	}
+	// Where the device has timestamp-query the per-op times come from it;
+	// every op then has a time (no op is left unmeasured).
+	if want := "timestamp-query"; b.d.timestamps != strings.HasPrefix(r.Batches[0].Timing, want) {
+		t.Errorf("device timestamps %v, per-op timing %q", b.d.timestamps, r.Batches[0].Timing)
+	}
+	for _, bp := range r.Batches {
+		for _, o := range bp.Ops {
+			if o.Time <= 0 {
+				t.Errorf("batch %d: op %s has no time", bp.Batch, o.Op)
+			}
+		}
+	}
 	t.Logf("\n%s", s)
+}
+
+func TestPeakFP32(t *testing.T) {
+	for desc, want := range map[string]float64{
+		"NVIDIA H200 (vulkan, discrete-gpu)":         67,
+		"NVIDIA H100 PCIe (vulkan, discrete-gpu)":    51,
+		"NVIDIA H100 80GB HBM3 (vulkan)":             67,
+		"llvmpipe (LLVM 15, 256 bits) (vulkan, cpu)": 0,
+	} {
+		if got := PeakFP32(desc); got != want {
+			t.Errorf("PeakFP32(%q) = %g, want %g", desc, got, want)
+		}
+	}
 }

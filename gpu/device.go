@@ -17,6 +17,9 @@ type device struct {
 	queue  *wgpu.Queue
 	desc   string // adapter description for Name()
 	limits wgpu.Limits
+	// timestamps: the device was opened with timestamp-query (profiles time
+	// each op on the device); shaderF16: the adapter advertises shader-f16.
+	timestamps, shaderF16 bool
 	// release frees the device and whatever the platform opened with it.
 	release func()
 

@@ -57,6 +57,10 @@ func openDeviceLimits(webDefaults bool) (*device, error) {
 	// a Go pointer, which cgo's pointer check rejects with a panic. A lost
 	// device shows instead as a failed buffer mapping (readBuffer).
 	desc := &wgpu.DeviceDescriptor{Label: "vitlens"}
+	if ad.HasFeature(wgpu.FeatureNameTimestampQuery) {
+		desc.RequiredFeatures = append(desc.RequiredFeatures, wgpu.FeatureNameTimestampQuery)
+	}
+	d.shaderF16 = ad.HasFeature(wgpu.FeatureNameShaderF16)
 	if !webDefaults {
 		// GetLimits returns garbage in MaxPushConstantSize, which makes
 		// RequestDevice fail without saying why: we use none.
@@ -71,6 +75,7 @@ func openDeviceLimits(webDefaults bool) (*device, error) {
 		return nil, fmt.Errorf("gpu: adapter %s refused a device: %w", d.desc, err)
 	}
 	d.dev = dev
+	d.timestamps = dev.HasFeature(wgpu.FeatureNameTimestampQuery)
 	d.queue = dev.GetQueue()
 	d.limits = dev.GetLimits().Limits
 	d.release = func() {

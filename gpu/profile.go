@@ -1,12 +1,16 @@
 package gpu
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/cogentcore/webgpu/wgpu"
 
 	"vitlens/vit"
 	"vitlens/vit/lens"
@@ -20,6 +24,26 @@ type Report struct {
 	Model   string
 	Request string
 	Batches []BatchProfile
+	// PeakTFLOPS is the device's fp32 peak when known (see PeakFP32), for
+	// the per-op share of peak; 0 leaves that column out.
+	PeakTFLOPS float64
+}
+
+// fp32Peaks are dense fp32 (non-tensor-core) peaks from NVIDIA's data
+// sheets, matched against the adapter description in order.
+var fp32Peaks = []struct {
+	name   string
+	tflops float64
+}{{"H200", 67}, {"H100 PCIe", 51}, {"H100", 67}, {"A100", 19.5}, {"L40S", 91.6}, {"RTX 4090", 82.6}}
+
+// PeakFP32 is the fp32 peak of a known GPU named in desc (TFLOP/s), or 0.
+func PeakFP32(desc string) float64 {
+	for _, p := range fp32Peaks {
+		if strings.Contains(desc, p.name) {
+			return p.tflops
+		}
+	}
+	return 0
 }
 
 // BatchProfile is one batch size's measurements.
@@ -32,6 +56,10 @@ type BatchProfile struct {
 	// PerImage is Analyze's wall time per image: upload, forward, lens,
 	// readback and result assembly.
 	PerImage time.Duration
+	// Timing says where the per-op times come from: timestamp queries
+	// around every step of one replay, or (without timestamp-query) each op
+	// replayed alone in a submission of its own, timed on the CPU.
+	Timing string
 }
 
 // OpProfile is one kind of op within a batch (e.g. every qkv matmul).
@@ -54,13 +82,24 @@ func (o OpProfile) GFLOPS() float64 {
 func (r Report) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "device: %s\nmodel: %s\nrequest: %s\n", r.Device, r.Model, r.Request)
+	if r.PeakTFLOPS > 0 {
+		fmt.Fprintf(&b, "fp32 peak: %.1f TFLOP/s\n", r.PeakTFLOPS)
+	}
 	for _, bp := range r.Batches {
-		fmt.Fprintf(&b, "\nbatch %d: %.3f ms per image end to end (%.1f images/s); kernels %.3f ms per batch\n",
-			bp.Batch, ms(bp.PerImage), 1/bp.PerImage.Seconds(), ms(bp.Kernels))
+		fmt.Fprintf(&b, "\nbatch %d: %.3f ms per image end to end (%.1f images/s); kernels %.3f ms per batch\nper-op times: %s\n",
+			bp.Batch, ms(bp.PerImage), 1/bp.PerImage.Seconds(), ms(bp.Kernels), bp.Timing)
 		w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(w, "op\tkernel\tdispatches\tms/batch\tGFLOP\tGFLOP/s\t")
+		peak := ""
+		if r.PeakTFLOPS > 0 {
+			peak = "% of peak	"
+		}
+		fmt.Fprintln(w, "op	kernel	dispatches	ms/batch	GFLOP	GFLOP/s	"+peak)
 		for _, o := range bp.Ops {
-			fmt.Fprintf(w, "%s\t%s\t%d\t%.3f\t%.4g\t%.1f\t\n", o.Op, strings.Join(o.Kernels, ","), o.Dispatches, ms(o.Time), o.GFLOP, o.GFLOPS())
+			fmt.Fprintf(w, "%s	%s	%d	%.3f	%.4g	%.1f	", o.Op, strings.Join(o.Kernels, ","), o.Dispatches, ms(o.Time), o.GFLOP, o.GFLOPS())
+			if r.PeakTFLOPS > 0 {
+				fmt.Fprintf(w, "%.1f	", 100*o.GFLOPS()/(1000*r.PeakTFLOPS))
+			}
+			fmt.Fprintln(w)
 		}
 		w.Flush()
 	}
@@ -94,7 +133,8 @@ func (b *Backend) Profile(batches []int, reps int, req lens.Request) (Report, er
 		Device: b.Name(),
 		Model: fmt.Sprintf("%dx%d/%d, dim %d, depth %d, heads %d, mlp %d, %d classes, %d tokens",
 			c.ImageSize, c.ImageSize, c.PatchSize, c.Dim, c.Depth, c.Heads, c.MLPDim, c.Classes, c.NumTokens()),
-		Request: fmt.Sprintf("sites %v, top-%d, edit %q", req.Sites, req.TopK, req.Edit),
+		Request:    fmt.Sprintf("sites %v, top-%d, edit %q", req.Sites, req.TopK, req.Edit),
+		PeakTFLOPS: PeakFP32(b.d.desc),
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, batch := range batches {
@@ -183,12 +223,123 @@ func (b *Backend) profileOps(key planKey, sites []vit.Site, reps int, bp *BatchP
 				}
 			}
 		}
-		if o.Time, err = timeSteps(func(s *step) bool { return opName(s) == op }); err != nil {
-			return err
-		}
 		bp.Ops = append(bp.Ops, o)
 	}
+	if b.d.timestamps {
+		times, period, err := b.timestampSteps(pl, reps)
+		if err == nil {
+			bp.Timing = fmt.Sprintf("timestamp-query, one replay with a timestamp between every step (%.3f ns per tick, calibrated against the replay's wall time)", period)
+			for i := range bp.Ops {
+				bp.Ops[i].Time = times[bp.Ops[i].Op]
+			}
+			return nil
+		}
+		bp.Timing = fmt.Sprintf("timestamp queries failed (%v); ", err)
+	}
+	bp.Timing += "each op replayed alone in its own submission, timed on the CPU"
+	for i := range bp.Ops {
+		op := bp.Ops[i].Op
+		if bp.Ops[i].Time, err = timeSteps(func(s *step) bool { return opName(s) == op }); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// maxTimestamps caps one profile's query set (wgpu allows 8192 queries).
+const maxTimestamps = 4096
+
+// timestampSteps replays the plan reps times in one submission with a
+// timestamp before every step and after the last, and returns each op's
+// device time per replay. This binding exposes no timestamp period, so the
+// tick length is calibrated as the submission's wall time over its tick
+// span (1 ns per tick on NVIDIA and on lavapipe; the wall time includes the
+// submission's start, so the figure errs a little high).
+func (b *Backend) timestampSteps(pl *plan, reps int) (map[string]time.Duration, float64, error) {
+	steps := pl.prog.steps
+	per := len(steps) + 1
+	reps = max(1, min(reps, maxTimestamps/per))
+	count := uint32(reps * per)
+	qs, err := b.d.dev.CreateQuerySet(&wgpu.QuerySetDescriptor{Label: "profile", Type: wgpu.QueryTypeTimestamp, Count: count})
+	if err != nil {
+		return nil, 0, err
+	}
+	defer qs.Release()
+	resolved, err := newStorage(b.d, "timestamps", uint64(count)*8, wgpu.BufferUsageQueryResolve|wgpu.BufferUsageCopySrc)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer freeBuf(resolved)
+	rb, err := newStorage(b.d, "timestamps (readback)", uint64(count)*8, wgpu.BufferUsageMapRead|wgpu.BufferUsageCopyDst)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer freeBuf(rb)
+	enc, err := b.d.dev.CreateCommandEncoder(nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer enc.Release()
+	q := uint32(0)
+	for range reps {
+		for i := range steps {
+			if err := enc.WriteTimestamp(qs, q); err != nil {
+				return nil, 0, err
+			}
+			q++
+			only := &steps[i]
+			if err := pl.prog.encode(enc, func(s *step) bool { return s == only }, retarget{}); err != nil {
+				return nil, 0, err
+			}
+		}
+		if err := enc.WriteTimestamp(qs, q); err != nil {
+			return nil, 0, err
+		}
+		q++
+	}
+	if err := enc.ResolveQuerySet(qs, 0, count, resolved.b, 0); err != nil {
+		return nil, 0, err
+	}
+	if err := enc.CopyBufferToBuffer(resolved.b, 0, rb.b, 0, uint64(count)*8); err != nil {
+		return nil, 0, err
+	}
+	cmd, err := enc.Finish(nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer cmd.Release()
+	b.d.wait()
+	start := time.Now()
+	b.d.queue.Submit(cmd)
+	b.d.wait()
+	wall := time.Since(start)
+	raw, err := b.d.mapRead(rb.b, uint64(count)*8)
+	if err != nil {
+		return nil, 0, err
+	}
+	tick := func(i int) uint64 { return binary.LittleEndian.Uint64(raw[8*i:]) }
+	ticks := map[string]uint64{}
+	span := uint64(0)
+	for r := range reps {
+		first := r * per
+		for i := range steps {
+			t0, t1 := tick(first+i), tick(first+i+1)
+			if t1 < t0 {
+				return nil, 0, fmt.Errorf("timestamps out of order (%d after %d)", t1, t0)
+			}
+			ticks[opName(&steps[i])] += t1 - t0
+		}
+		span += tick(first+len(steps)) - tick(first)
+	}
+	if span == 0 {
+		return nil, 0, errors.New("the device wrote no timestamps")
+	}
+	period := float64(wall.Nanoseconds()) / float64(span)
+	out := map[string]time.Duration{}
+	for op, t := range ticks {
+		out[op] = time.Duration(float64(t) * period / float64(reps))
+	}
+	return out, period, nil
 }
 
 // opName groups steps for profiles: dispatches by op, copies together.
