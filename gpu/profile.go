@@ -102,8 +102,27 @@ func (r Report) String() string {
 			fmt.Fprintln(w)
 		}
 		w.Flush()
+		if share, ok := bp.share("lens"); ok {
+			fmt.Fprintf(&b, "lens: %.1f%% of the batch's op time\n", 100*share)
+		}
 	}
 	return b.String()
+}
+
+// share is the fraction of the batch's summed op time spent in op.
+func (bp BatchProfile) share(op string) (float64, bool) {
+	var total, part time.Duration
+	found := false
+	for _, o := range bp.Ops {
+		total += o.Time
+		if o.Op == op {
+			part, found = part+o.Time, true
+		}
+	}
+	if !found || total <= 0 {
+		return 0, false
+	}
+	return float64(part) / float64(total), true
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -29,6 +29,9 @@ func runBench(args []string, stdout io.Writer) error {
 	batch := fs.Int("batch", 1, "images per backend call")
 	skipB16 := fs.Bool("no-b16", false, "skip the B/16-sized model")
 	batches := fs.String("batches", "1,8,64", "with --backend gpu: batch sizes of the per-op profile")
+	peak := fs.Float64("peak-tflops", 0, "with --backend gpu: the GPU's fp32 peak in TFLOP/s, for the per-op share of peak (known GPUs such as the H100 and H200 need none)")
+	f16 := fs.Bool("gpu-f16", false, "with --backend gpu: also measure how far f16 weights (f32 arithmetic) move the lens's ranks from f32 weights")
+	f16Images := fs.Int("f16-images", 8, "with --gpu-f16: random images compared")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -52,6 +55,9 @@ func runBench(args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%d CPU threads (GOMAXPROCS), %d reps after a warm-up, batch %d\n", runtime.GOMAXPROCS(0), *reps, *batch)
 	fmt.Fprintf(stdout, "%-26s %-28s %12s %14s %10s\n", "model", "backend", "forward/img", "+lens 4 sites", "lens cost")
+	if *f16 && *backend != "gpu" {
+		return fmt.Errorf("--gpu-f16 goes with --backend gpu")
+	}
 	if *backend == "gpu" {
 		sizes, err := parseInts(*batches)
 		if err != nil {
@@ -62,7 +68,21 @@ func runBench(args []string, stdout io.Writer) error {
 			if err != nil {
 				return err
 			}
+			if *peak > 0 {
+				rep.PeakTFLOPS = *peak
+			}
 			fmt.Fprintf(stdout, "\n%s\n%s\n", mm.name, rep)
+		}
+		if *f16 {
+			fmt.Fprintf(stdout, "\n%s\n", gpu.ShaderF16Notice())
+			for _, mm := range models {
+				imgs := vit.RandomImages(mm.m.Config, max(1, *f16Images), 7)
+				a, err := gpu.CompareF16(mm.m, openGPU, imgs, gpu.ProfileRequest)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(stdout, "%s: %s\n", mm.name, a)
+			}
 		}
 	}
 	for _, mm := range models {

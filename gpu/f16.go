@@ -1,0 +1,224 @@
+package gpu
+
+import (
+	"fmt"
+	"math"
+	"strings"
+
+	"vitlens/vit"
+	"vitlens/vit/lens"
+)
+
+// Half-precision weights, measured before they are stored.
+//
+// The bundled WGSL compiler (naga in wgpu-native, cogentcore/webgpu v0.23.0)
+// rejects `enable f16;` even on adapters that advertise shader-f16 (lavapipe
+// does), so f16 storage natively means packing two halves per u32 and
+// unpacking them with core WGSL's unpack2x16float, which needs no feature:
+// f16 storage, f32 arithmetic. Its numerics are exactly those of f32 kernels
+// reading weights rounded to f16, which is what F16Agreement measures; the
+// packed loads themselves belong in the matmul kernel.
+
+// f16Bits rounds x to the nearest IEEE 754 binary16 value, ties to even;
+// beyond the largest half (65504) it overflows to infinity, and NaN stays NaN.
+func f16Bits(x float32) uint16 {
+	b := math.Float32bits(x)
+	sign := uint16(b>>16) & 0x8000
+	exp := int(b>>23) & 0xff
+	mant := b & 0x7fffff
+	switch {
+	case exp == 0xff: // inf, NaN (quieted, keeping payload bits that fit)
+		if mant != 0 {
+			return sign | 0x7e00 | uint16(mant>>13)
+		}
+		return sign | 0x7c00
+	case exp == 0 && mant == 0:
+		return sign
+	}
+	// value = 1.mant × 2^(exp−127) (float32 subnormals are far below the
+	// smallest half and round to zero below).
+	e := exp - 127 + 15
+	full := mant | 0x800000 // 24 significant bits
+	var shift int
+	if e >= 1 {
+		shift = 13 // keep 11 bits: 1.mmmmmmmmmm
+	} else {
+		shift = 14 - e // a half subnormal: fewer bits survive
+		if shift > 25 {
+			return sign // below half the smallest subnormal
+		}
+		e = 0
+	}
+	kept := full >> shift
+	rest := full & (1<<shift - 1)
+	half := uint32(1) << (shift - 1)
+	if rest > half || (rest == half && kept&1 == 1) {
+		kept++ // may carry into the exponent, which the sum below absorbs
+	}
+	if e == 0 {
+		return sign | uint16(kept) // kept may reach 0x400: the smallest normal
+	}
+	out := uint32(e)<<10 + (kept - 0x400)
+	if kept == 0x800 { // the carry doubled the significand
+		out = uint32(e+1) << 10
+	}
+	if out >= 0x7c00 {
+		return sign | 0x7c00
+	}
+	return sign | uint16(out)
+}
+
+// f16Value is the float32 equal to a binary16 value (exact: every half is a float32).
+func f16Value(h uint16) float32 {
+	sign := float32(1)
+	if h&0x8000 != 0 {
+		sign = -1
+	}
+	exp := int(h>>10) & 0x1f
+	mant := float32(h & 0x3ff)
+	switch exp {
+	case 0:
+		return sign * mant * (1.0 / (1 << 24))
+	case 0x1f:
+		if mant != 0 {
+			return float32(math.NaN())
+		}
+		return sign * float32(math.Inf(1))
+	}
+	return sign * (1 + mant/1024) * float32(math.Ldexp(1, exp-15))
+}
+
+// packF16 packs v two halves per 32-bit word, element 2i in the low half:
+// the layout unpack2x16float reads (its .x is the low 16 bits). An odd
+// length is padded with +0.
+func packF16(v []float32) []uint32 {
+	out := make([]uint32, (len(v)+1)/2)
+	for i, x := range v {
+		out[i/2] |= uint32(f16Bits(x)) << (16 * (i % 2))
+	}
+	return out
+}
+
+// unpackF16 is unpack2x16float over a packed slice: n float32 values.
+func unpackF16(p []uint32, n int) []float32 {
+	out := make([]float32, n)
+	for i := range out {
+		out[i] = f16Value(uint16(p[i/2] >> (16 * (i % 2))))
+	}
+	return out
+}
+
+func roundF16(v []float32) []float32 {
+	if v == nil {
+		return nil
+	}
+	return unpackF16(packF16(v), len(v))
+}
+
+func roundLinear(l vit.Linear) vit.Linear {
+	l.W = roundF16(l.W)
+	return l
+}
+
+// F16Weights returns m with every matrix a matmul or the lens reads (patch
+// embedding, qkv, proj, fc1, fc2, the heads) rounded to f16: the weights f16
+// storage would hold. Vectors (biases, norms, tokens, positions) stay f32.
+func F16Weights(m *vit.Model) *vit.Model {
+	r := &vit.Model{Config: m.Config, Patch: roundLinear(m.Patch), ClsToken: m.ClsToken, DistToken: m.DistToken,
+		RegTokens: m.RegTokens, PosEmbed: m.PosEmbed, NormPre: m.NormPre, Norm: m.Norm,
+		Head: roundLinear(m.Head), HeadCLS: roundLinear(m.HeadCLS), HeadDist: roundLinear(m.HeadDist)}
+	for _, b := range m.Blocks {
+		b.QKV, b.Proj, b.FC1, b.FC2 = roundLinear(b.QKV), roundLinear(b.Proj), roundLinear(b.FC1), roundLinear(b.FC2)
+		r.Blocks = append(r.Blocks, b)
+	}
+	return r
+}
+
+// F16Agreement compares the lens with f16 weights against f32 weights, both
+// on one backend kind, over the same images and request.
+type F16Agreement struct {
+	Images, Readouts int // readouts: token × block × site entries
+	SameRank         int // entries whose target rank is identical
+	SameTop1         int // entries whose top class is identical
+	SumAbsRank       int64
+	MaxAbsRank       int
+	SamePrediction   int     // images whose predicted class is identical
+	MaxLogitDiff     float64 // largest |Δ| of the model's logits
+}
+
+func (a F16Agreement) String() string {
+	pct := func(n, of int) float64 { return 100 * float64(n) / float64(max(of, 1)) }
+	return fmt.Sprintf("f16 weights vs f32 on %d images: target rank identical in %.2f%% of %d readouts (mean |Δrank| %.3f, max %d), top-1 class identical in %.2f%%; predictions identical %d/%d; logits within %.3g",
+		a.Images, pct(a.SameRank, a.Readouts), a.Readouts, float64(a.SumAbsRank)/float64(max(a.Readouts, 1)), a.MaxAbsRank,
+		pct(a.SameTop1, a.Readouts), a.SamePrediction, a.Images, a.MaxLogitDiff)
+}
+
+// CompareF16 runs req on images through a backend of m (open) and of
+// F16Weights(m), and measures how far the f16 results are from the f32 ones.
+func CompareF16(m *vit.Model, open func(*vit.Model) (lens.Backend, error), images []*vit.Tensor, req lens.Request) (F16Agreement, error) {
+	run := func(m *vit.Model) ([]*lens.Result, error) {
+		b, err := open(m)
+		if err != nil {
+			return nil, err
+		}
+		defer b.Close()
+		return b.Analyze(images, req)
+	}
+	want, err := run(m)
+	if err != nil {
+		return F16Agreement{}, err
+	}
+	got, err := run(F16Weights(m))
+	if err != nil {
+		return F16Agreement{}, err
+	}
+	return agreement(want, got), nil
+}
+
+func agreement(want, got []*lens.Result) F16Agreement {
+	a := F16Agreement{Images: len(want)}
+	for i := range want {
+		w, g := want[i], got[i]
+		if lens.Argmax(w.Logits) == lens.Argmax(g.Logits) {
+			a.SamePrediction++
+		}
+		for j := range w.Logits {
+			a.MaxLogitDiff = math.Max(a.MaxLogitDiff, math.Abs(float64(w.Logits[j]-g.Logits[j])))
+		}
+		for r := range w.Readouts {
+			wr, gr := w.Readouts[r], g.Readouts[r]
+			for t := range wr.Rank {
+				a.Readouts++
+				d := int(wr.Rank[t] - gr.Rank[t])
+				if d < 0 {
+					d = -d
+				}
+				if d == 0 {
+					a.SameRank++
+				}
+				a.SumAbsRank += int64(d)
+				a.MaxAbsRank = max(a.MaxAbsRank, d)
+				if wr.TopOf(t)[0] == gr.TopOf(t)[0] {
+					a.SameTop1++
+				}
+			}
+		}
+	}
+	return a
+}
+
+// ShaderF16Notice says whether the adapter advertises shader-f16 and why f16
+// storage does not need it here (see the comment at the top of this file).
+func ShaderF16Notice() string {
+	d, err := openDevice()
+	if err != nil {
+		return "shader-f16: no adapter (" + err.Error() + ")"
+	}
+	defer d.release()
+	has := "does not advertise"
+	if d.shaderF16 {
+		has = "advertises"
+	}
+	return strings.Join([]string{"adapter " + has + " shader-f16;",
+		"the bundled WGSL compiler rejects `enable f16;`, so f16 storage packs halves in u32 words (unpack2x16float, core WGSL, no feature needed)"}, " ")
+}
