@@ -1,73 +1,16 @@
 package e2e
 
 import (
-	"encoding/binary"
-	"encoding/json"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
-	"sort"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
-	"vitlens/vit"
 	"vitlens/vit/vittest"
 )
-
-// b16 is ViT-B/16's shape with ImageNet's 1000 classes.
-var b16 = vit.Config{ImageSize: 224, PatchSize: 16, Channels: 3, Dim: 768, Depth: 12, Heads: 12, MLPDim: 3072,
-	Classes: 1000, QKVBias: true, LNEps: 1e-6, ClassToken: true, Pool: vit.PoolCLS}
-
-// writeSafetensors writes timm-named tensors as float32 safetensors.
-func writeSafetensors(path string, tensors map[string]*vit.Tensor) error {
-	names := make([]string, 0, len(tensors))
-	for n := range tensors {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	header := map[string]any{}
-	off := 0
-	for _, n := range names {
-		t := tensors[n]
-		header[n] = map[string]any{"dtype": "F32", "shape": t.Shape, "data_offsets": []int{off, off + 4*len(t.Data)}}
-		off += 4 * len(t.Data)
-	}
-	h, err := json.Marshal(header)
-	if err != nil {
-		return err
-	}
-	for len(h)%8 != 0 {
-		h = append(h, ' ')
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := binary.Write(f, binary.LittleEndian, uint64(len(h))); err != nil {
-		return err
-	}
-	if _, err := f.Write(h); err != nil {
-		return err
-	}
-	buf := make([]byte, 0, 1<<20)
-	for _, n := range names {
-		for _, v := range tensors[n].Data {
-			buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
-			if len(buf) == cap(buf) {
-				if _, err := f.Write(buf); err != nil {
-					return err
-				}
-				buf = buf[:0]
-			}
-		}
-	}
-	_, err = f.Write(buf)
-	return err
-}
 
 // TestPerfB16 measures a ViT-B/16-sized model (random splitmix weights,
 // 346 MB) in the page: loading it, and analysing two images, on the CPU
@@ -79,7 +22,7 @@ func TestPerfB16(t *testing.T) {
 	}
 	ts := serve(t)
 	path := filepath.Join(t.TempDir(), "vit-b16-splitmix.safetensors")
-	if err := writeSafetensors(path, vittest.SplitmixTensors(b16)); err != nil {
+	if err := vittest.WriteSafetensors(path, vittest.SplitmixTensors(vittest.B16)); err != nil {
 		t.Fatal(err)
 	}
 	backends := os.Getenv("VITLENS_E2E_PERF_BACKENDS")

@@ -7,13 +7,10 @@ import (
 	"math"
 	"slices"
 	"testing"
-
-	"vitlens/vit"
 )
 
 // b16 is ViT-B/16 as in testdata/reference/b16/golden.safetensors.
-var b16 = vit.Config{ImageSize: 224, PatchSize: 16, Channels: 3, Dim: 768, Depth: 12, Heads: 12,
-	MLPDim: 3072, Classes: 1000, QKVBias: true, LNEps: 1e-6, ClassToken: true, Pool: vit.PoolCLS}
+var b16 = B16
 
 // Values printed by tools/reference/splitmix.py (float32 bits, decimal in the comment).
 func TestSplitmixMatchesNumpy(t *testing.T) {
