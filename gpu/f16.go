@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"vitlens/vit"
+	"vitlens/vit/activations"
+	"vitlens/vit/checkpoint"
 	"vitlens/vit/lens"
 )
 
@@ -19,82 +21,14 @@ import (
 // reading weights rounded to f16, which is what F16Agreement measures; the
 // packed loads themselves belong in the matmul kernel.
 
-// f16Bits rounds x to the nearest IEEE 754 binary16 value, ties to even;
-// beyond the largest half (65504) it overflows to infinity, and NaN stays NaN.
-func f16Bits(x float32) uint16 {
-	b := math.Float32bits(x)
-	sign := uint16(b>>16) & 0x8000
-	exp := int(b>>23) & 0xff
-	mant := b & 0x7fffff
-	switch {
-	case exp == 0xff: // inf, NaN (quieted, keeping payload bits that fit)
-		if mant != 0 {
-			return sign | 0x7e00 | uint16(mant>>13)
-		}
-		return sign | 0x7c00
-	case exp == 0 && mant == 0:
-		return sign
-	}
-	// value = 1.mant × 2^(exp−127) (float32 subnormals are far below the
-	// smallest half and round to zero below).
-	e := exp - 127 + 15
-	full := mant | 0x800000 // 24 significant bits
-	var shift int
-	if e >= 1 {
-		shift = 13 // keep 11 bits: 1.mmmmmmmmmm
-	} else {
-		shift = 14 - e // a half subnormal: fewer bits survive
-		if shift > 25 {
-			return sign // below half the smallest subnormal
-		}
-		e = 0
-	}
-	kept := full >> shift
-	rest := full & (1<<shift - 1)
-	half := uint32(1) << (shift - 1)
-	if rest > half || (rest == half && kept&1 == 1) {
-		kept++ // may carry into the exponent, which the sum below absorbs
-	}
-	if e == 0 {
-		return sign | uint16(kept) // kept may reach 0x400: the smallest normal
-	}
-	out := uint32(e)<<10 + (kept - 0x400)
-	if kept == 0x800 { // the carry doubled the significand
-		out = uint32(e+1) << 10
-	}
-	if out >= 0x7c00 {
-		return sign | 0x7c00
-	}
-	return sign | uint16(out)
-}
-
-// f16Value is the float32 equal to a binary16 value (exact: every half is a float32).
-func f16Value(h uint16) float32 {
-	sign := float32(1)
-	if h&0x8000 != 0 {
-		sign = -1
-	}
-	exp := int(h>>10) & 0x1f
-	mant := float32(h & 0x3ff)
-	switch exp {
-	case 0:
-		return sign * mant * (1.0 / (1 << 24))
-	case 0x1f:
-		if mant != 0 {
-			return float32(math.NaN())
-		}
-		return sign * float32(math.Inf(1))
-	}
-	return sign * (1 + mant/1024) * float32(math.Ldexp(1, exp-15))
-}
-
-// packF16 packs v two halves per 32-bit word, element 2i in the low half:
+// packF16 packs v two halves per 32-bit word (rounded as activations.Float16
+// rounds: to nearest, ties to even), element 2i in the low half:
 // the layout unpack2x16float reads (its .x is the low 16 bits). An odd
 // length is padded with +0.
 func packF16(v []float32) []uint32 {
 	out := make([]uint32, (len(v)+1)/2)
 	for i, x := range v {
-		out[i/2] |= uint32(f16Bits(x)) << (16 * (i % 2))
+		out[i/2] |= uint32(activations.Float16(x)) << (16 * (i % 2))
 	}
 	return out
 }
@@ -103,7 +37,7 @@ func packF16(v []float32) []uint32 {
 func unpackF16(p []uint32, n int) []float32 {
 	out := make([]float32, n)
 	for i := range out {
-		out[i] = f16Value(uint16(p[i/2] >> (16 * (i % 2))))
+		out[i] = checkpoint.HalfToFloat(uint16(p[i/2] >> (16 * (i % 2))))
 	}
 	return out
 }

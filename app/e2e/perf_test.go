@@ -9,6 +9,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"vitlens/vit/checkpoint"
 	"vitlens/vit/vittest"
 )
 
@@ -22,7 +23,11 @@ func TestPerfB16(t *testing.T) {
 	}
 	ts := serve(t)
 	path := filepath.Join(t.TempDir(), "vit-b16-splitmix.safetensors")
-	if err := vittest.WriteSafetensors(path, vittest.SplitmixTensors(vittest.B16)); err != nil {
+	data, err := checkpoint.EncodeSafetensors(vittest.SplitmixTensors(vittest.B16), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	backends := os.Getenv("VITLENS_E2E_PERF_BACKENDS")

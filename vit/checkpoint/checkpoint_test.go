@@ -250,7 +250,7 @@ func TestDtypes(t *testing.T) {
 	}
 }
 
-// halfToFloat against the IEEE 754 definition, for all 65536 values.
+// HalfToFloat against the IEEE 754 definition, for all 65536 values.
 func TestHalfToFloatExhaustive(t *testing.T) {
 	for h := 0; h < 1<<16; h++ {
 		sign := 1.0
@@ -270,9 +270,9 @@ func TestHalfToFloatExhaustive(t *testing.T) {
 		default:
 			want = sign * math.Ldexp(1+f/1024, e-15)
 		}
-		got := float64(halfToFloat(uint16(h)))
+		got := float64(HalfToFloat(uint16(h)))
 		if got != want && !(math.IsNaN(got) && math.IsNaN(want)) || math.Signbit(got) != math.Signbit(want) && !math.IsNaN(want) {
-			t.Fatalf("halfToFloat(%#04x) = %g, want %g", h, got, want)
+			t.Fatalf("HalfToFloat(%#04x) = %g, want %g", h, got, want)
 		}
 	}
 }

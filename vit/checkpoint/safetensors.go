@@ -169,7 +169,7 @@ var le = binary.LittleEndian
 // readers decode one little-endian value of each dtype in dtypeSize.
 var readers = map[string]func(p []byte) float32{
 	"F32":  func(p []byte) float32 { return math.Float32frombits(le.Uint32(p)) },
-	"F16":  func(p []byte) float32 { return halfToFloat(le.Uint16(p)) },
+	"F16":  func(p []byte) float32 { return HalfToFloat(le.Uint16(p)) },
 	"BF16": func(p []byte) float32 { return math.Float32frombits(uint32(le.Uint16(p)) << 16) },
 	"F64":  func(p []byte) float32 { return float32(math.Float64frombits(le.Uint64(p))) },
 	"I64":  func(p []byte) float32 { return float32(int64(le.Uint64(p))) },
@@ -183,8 +183,9 @@ var readers = map[string]func(p []byte) float32{
 	"BOOL": func(p []byte) float32 { return float32(p[0]) },
 }
 
-// halfToFloat widens an IEEE 754 binary16 value exactly.
-func halfToFloat(h uint16) float32 {
+// HalfToFloat widens an IEEE 754 binary16 value exactly (activations.Float16
+// rounds the other way).
+func HalfToFloat(h uint16) float32 {
 	sign := uint32(h>>15) << 31
 	exp := uint32(h>>10) & 0x1f
 	mant := uint32(h & 0x3ff)

@@ -12,6 +12,10 @@ import (
 	"vitlens/vit"
 )
 
+// B16 is ViT-B/16's shape (timm vit_base_patch16_224) with ImageNet's 1000 classes.
+var B16 = vit.Config{ImageSize: 224, PatchSize: 16, Channels: 3, Dim: 768, Depth: 12, Heads: 12, MLPDim: 3072,
+	Classes: 1000, QKVBias: true, LNEps: 1e-6, ClassToken: true, Pool: vit.PoolCLS}
+
 // NamedShape is one timm tensor name with its PyTorch shape.
 type NamedShape struct {
 	Name  string

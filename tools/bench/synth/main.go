@@ -24,6 +24,7 @@ import (
 	"sync"
 
 	"vitlens/vit"
+	"vitlens/vit/checkpoint"
 	"vitlens/vit/vittest"
 )
 
@@ -56,8 +57,12 @@ func run(out string, cfg vit.Config, n, classes int) error {
 		if err := os.MkdirAll(out, 0o755); err != nil {
 			return err
 		}
+		data, err := checkpoint.EncodeSafetensors(vittest.SplitmixTensors(cfg), nil)
+		if err != nil {
+			return err
+		}
 		tmp := model + ".tmp"
-		if err := vittest.WriteSafetensors(tmp, vittest.SplitmixTensors(cfg)); err != nil {
+		if err := os.WriteFile(tmp, data, 0o644); err != nil {
 			return err
 		}
 		if err := os.Rename(tmp, model); err != nil {
