@@ -29,7 +29,7 @@ elapsed() { echo $(($(date +%s) - t0)); }
 say() { echo "== [$(elapsed) s] $*"; }
 
 # The Vulkan loader, and NVIDIA's driver manifest where the loader misses it.
-if ! ldconfig -p | grep -q 'libvulkan\.so\.1'; then
+if ! ldconfig -p | grep 'libvulkan\.so\.1' >/dev/null; then # no -q: with pipefail its early exit would fail ldconfig
 	if compgen -G '.gl/*.deb' >/dev/null; then
 		say "no Vulkan loader installed: unpacking .gl/*.deb"
 		for f in .gl/*.deb; do dpkg -x "$f" /; done
