@@ -39,7 +39,7 @@ type runFlags struct {
 	randomSeed      int64
 	masks, quiet    bool
 	lens            string // --lens, registered by the lens experiments
-	pipeline        bool
+	pipeline        bool   // --pipeline, registered by the lens experiments
 }
 
 func (f *runFlags) register(fs *flag.FlagSet) {
@@ -60,7 +60,6 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.Int64Var(&f.randomSeed, "random", -1, "use a random-init model of the same architecture with this seed (the paper's baseline)")
 	fs.BoolVar(&f.masks, "masks", true, "read segmentation masks into patch_label when the dataset has them")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress output")
-	fs.BoolVar(&f.pipeline, "pipeline", true, "decode the next chunks on other threads and keep two backend calls in flight (the GPU computes one while the next is staged); rows are the same either way")
 }
 
 // open loads model, dataset and backend for a lens experiment, validates
@@ -346,6 +345,7 @@ func runExperiment(name string, args []string, stdout io.Writer, setup func(fs *
 	var rf runFlags
 	rf.register(fs)
 	fs.StringVar(&rf.lens, "lens", "", "read hs and hs_mid through a tuned lens: the translators.safetensors of vitlens tune-lens (attn and mlp keep the plain lens)")
+	fs.BoolVar(&rf.pipeline, "pipeline", true, "decode the next chunks on other threads and keep two backend calls in flight (the GPU computes one while the next is staged); rows are the same either way")
 	specOf := setup(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
