@@ -410,6 +410,9 @@ func (m *Model) classify(x []float32, n int, rec *Activations) (pooled, logits [
 	}
 	if rec != nil {
 		rec.Pooled = slices.Clone(pooled)
+		if c.DistToken {
+			rec.PooledDist = slices.Clone(x[d : 2*d])
+		}
 	}
 	LayerNorm(pooled, pooled, 1, d, m.Norm, c.LNEps)
 	logits = make([]float32, c.Classes)

@@ -128,7 +128,11 @@ type Activations struct {
 	Tokens []int // original token index of each sequence position
 	Blocks []BlockActivations
 	Pooled []float32 // the classifier input before the final norm
-	Logits []float32
+	// PooledDist is distilled DeiT's second classifier input, the
+	// distillation token's last hidden state before the final norm (nil
+	// without a distillation token).
+	PooledDist []float32
+	Logits     []float32
 }
 
 // BlockActivations are one block's recorded values.

@@ -59,14 +59,36 @@ func transpose(a []float32, r, c int) []float32 {
 	return t
 }
 
-// GELUBackward multiplies g in place by GELU'(x) = Φ(x) + x·φ(x), the
-// derivative of the exact (erf) GELU at the forward input x.
-func GELUBackward(g, x []float32) {
+// ActivationBackward multiplies g in place by the derivative of the MLP
+// activation act (vit.Config.Act) at the forward input x:
+//
+//	exact GELU  Φ(x) + x·φ(x)
+//	gelu_tanh   ½(1 + tanh u) + ½x·(1 − tanh²u)·√(2/π)·(1 + 3·0.044715·x²),
+//	            u = √(2/π)·(x + 0.044715·x³)
+//	quick_gelu  σ(1.702x) + 1.702x·σ(1.702x)·(1 − σ(1.702x))
+func ActivationBackward(act vit.Activation, g, x []float32) {
+	var deriv func(x float64) float64
+	switch act {
+	case vit.ActGELUTanh:
+		const k = 0.7978845608028654 // √(2/π), as vit.GELUTanh
+		deriv = func(x float64) float64 {
+			th := math.Tanh(k * (x + 0.044715*x*x*x))
+			return 0.5*(1+th) + 0.5*x*(1-th*th)*k*(1+3*0.044715*x*x)
+		}
+	case vit.ActQuickGELU:
+		deriv = func(x float64) float64 {
+			s := 1 / (1 + math.Exp(-1.702*x))
+			return s + 1.702*x*s*(1-s)
+		}
+	default:
+		deriv = func(x float64) float64 {
+			cdf := 0.5 * (1 + math.Erf(x/math.Sqrt2))
+			pdf := math.Exp(-0.5*x*x) / math.Sqrt(2*math.Pi)
+			return cdf + x*pdf
+		}
+	}
 	for i, v := range x {
-		xv := float64(v)
-		cdf := 0.5 * (1 + math.Erf(xv/math.Sqrt2))
-		pdf := math.Exp(-0.5*xv*xv) / math.Sqrt(2*math.Pi)
-		g[i] = float32(float64(g[i]) * (cdf + xv*pdf))
+		g[i] = float32(float64(g[i]) * deriv(float64(v)))
 	}
 }
 

@@ -66,13 +66,16 @@ func TestBackwardOpsMatchFiniteDifferences(t *testing.T) {
 		LinearBackward(g, w, rows, l)
 		checkVJP(t, "linear", x, f, g, w)
 	})
-	t.Run("gelu", func(t *testing.T) {
-		x, w := randVec(rng, 20, 2), randVec(rng, 20, 1)
-		f := func(x []float32) []float32 { y := slices.Clone(x); vit.GELU(y); return y }
-		g := slices.Clone(w)
-		GELUBackward(g, x)
-		checkVJP(t, "gelu", x, f, g, w)
-	})
+	for _, act := range []vit.Activation{vit.ActGELU, vit.ActGELUTanh, vit.ActQuickGELU} {
+		t.Run(string(act), func(t *testing.T) {
+			x, w := randVec(rng, 20, 2), randVec(rng, 20, 1)
+			c := vit.Config{Act: act}
+			f := func(x []float32) []float32 { y := slices.Clone(x); c.Activate(y); return y }
+			g := slices.Clone(w)
+			ActivationBackward(act, g, x)
+			checkVJP(t, string(act), x, f, g, w)
+		})
+	}
 	t.Run("softmax", func(t *testing.T) {
 		x, w := randVec(rng, 9, 2), randVec(rng, 9, 1)
 		f := func(x []float32) []float32 { y := slices.Clone(x); vit.Softmax(y); return y }

@@ -28,6 +28,15 @@
 //   - A14: any CLS model works (any depth, heads, classes, patch grid), not
 //     only B/32 and B/16; models without [CLS] (GAP) are refused, because
 //     both maps are read from the [CLS] query row.
+//   - Beyond the paper's models (docs/method.md): on distilled DeiT the
+//     paper's map projects [CLS]'s attention output through the lens's class
+//     embedding (the mean of head and head_dist), and Chefer's gradient
+//     follows the model's output, which reads both [CLS] and the
+//     distillation token; its relevance is still [CLS]'s row. Registers and
+//     the distillation token are not image tokens: the maps cover the
+//     patches only. The backward pass differentiates every MLP activation
+//     vitlens runs (exact GELU, gelu_tanh, quick_gelu), and a --head file is
+//     part of the class embedding like the model's own head.
 package explain
 
 import (
@@ -138,12 +147,6 @@ func Map(m *vit.Model, pixels *vit.Tensor, target int, opt Options) (*Maps, erro
 	c := m.Config
 	if !c.ClassToken {
 		return nil, errors.New("explain: the maps read the [CLS] query row; this model has no [CLS] token")
-	}
-	if c.DistToken {
-		return nil, errors.New("explain: a distilled DeiT's output also reads its distillation token, which the gradient maps do not follow yet")
-	}
-	if !c.ExactGELU() {
-		return nil, fmt.Errorf("explain: the backward pass knows exact GELU only, not %q", c.Act)
 	}
 	if err := opt.Validate(); err != nil {
 		return nil, fmt.Errorf("explain: %w", err)

@@ -9,6 +9,7 @@ package explain
 import (
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,7 +21,18 @@ import (
 
 const gradTol = 5e-5 // measured worst: 1.9e-5 (gap), ≤1e-5 elsewhere
 
-var goldenFixtures = []string{"tiny", "odd", "nobias", "gap"}
+// goldenFixtures are the paper's kinds (make_golden.py), then the backbones
+// of make_backbones.py: distilled DeiT, LayerScale with registers, a CLIP
+// tower (QuickGELU) read through its head file, and ls_reg's weights with
+// the tanh GELU.
+var goldenFixtures = []string{"tiny", "odd", "nobias", "gap", "deit_dist", "ls_reg", "clip", "ls_reg_tanh"}
+
+// fixtureWeights names the reference folder whose weights a golden file
+// explains, and the activation it overrides, where not the fixture's own.
+var fixtureWeights = map[string]struct {
+	dir string
+	act vit.Activation
+}{"ls_reg_tanh": {"ls_reg", vit.ActGELUTanh}}
 
 func loadFixture(t *testing.T, name string) (*vit.Model, *vittest.Golden) {
 	t.Helper()
@@ -32,10 +44,27 @@ func loadFixture(t *testing.T, name string) (*vit.Model, *vittest.Golden) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, _, err := checkpoint.Load(filepath.Join("..", "..", "testdata", "reference", name, "timm.safetensors"),
-		checkpoint.Options{Override: &vit.Config{Heads: cfg.Heads}})
+	src := fixtureWeights[name]
+	if src.dir == "" {
+		src.dir = name
+	}
+	dir := filepath.Join("..", "..", "testdata", "reference", src.dir)
+	opt := checkpoint.Options{Override: &vit.Config{Heads: cfg.Heads, Act: src.act}}
+	if js, err := os.ReadFile(filepath.Join(dir, "config.json")); err == nil {
+		opt.ConfigJSON, opt.ConfigName = js, "config.json"
+	}
+	m, _, err := checkpoint.Load(filepath.Join(dir, "timm.safetensors"), opt)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if data, err := os.ReadFile(filepath.Join(dir, "head.safetensors")); err == nil {
+		head, err := checkpoint.ReadHead("head.safetensors", data)
+		if err == nil {
+			err = checkpoint.ApplyHead(m, head)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	if m.Config != cfg {
 		t.Fatalf("config %+v, torch used %+v", m.Config, cfg)
@@ -210,6 +239,56 @@ func TestVariantsMatchAutograd(t *testing.T) {
 			}
 			t.Logf("%s: worst relative errors %v", name, worst)
 		})
+	}
+}
+
+// The removal test's curves along the paper's map, on the backbones: every
+// prefix token kept, the distillation token read by the classifier.
+func TestRemovalCurvesMatchTorch(t *testing.T) {
+	for _, name := range goldenFixtures[4:] {
+		t.Run(name, func(t *testing.T) {
+			m, g := loadFixture(t, name)
+			inputs, targets := goldenInputs(t, g)
+			first := m.Config.FirstImageToken()
+			for i, in := range inputs {
+				mp, err := Map(m, in, targets[i], Options{NoChefer: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, dir := range []string{Negative, Positive} {
+					got, err := Curve(m, in, Order(widen(mp.Ours), first), dir)
+					if err != nil {
+						t.Fatal(err)
+					}
+					want, err := g.Int64s(fmt.Sprintf("removal.ours.%s.%d", dir, i))
+					if err != nil {
+						t.Fatal(err)
+					}
+					for n := range want {
+						if n >= len(got) || int64(got[n]) != want[n] {
+							t.Fatalf("%s %d: predictions %v, torch %v", dir, i, got, want)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+// Each activation's derivative against torch autograd on a grid.
+func TestActivationBackwardMatchesAutograd(t *testing.T) {
+	g, err := vittest.OpenGolden(filepath.Join("..", "..", "testdata", "explain", "activations.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := g.MustTensor(t, "act.x").Data
+	for _, act := range []vit.Activation{vit.ActGELU, vit.ActGELUTanh, vit.ActQuickGELU} {
+		got := make([]float32, len(x))
+		for i := range got {
+			got[i] = 1
+		}
+		ActivationBackward(act, got, x)
+		expect(t, string(act), got, g.MustTensor(t, "grad."+string(act)).Data, 1e-6)
 	}
 }
 

@@ -91,9 +91,6 @@ func (s RemovalSpec) Validate(c vit.Config) error {
 	if !c.ClassToken {
 		return errors.New("removal test: the maps and the classifier read [CLS]; this model has none")
 	}
-	if c.DistToken {
-		return errors.New("removal test: a distilled DeiT's output also reads its distillation token, which the maps do not follow yet")
-	}
 	if len(s.Orderings) == 0 || len(s.Directions) == 0 {
 		return errors.New("removal test: no orderings or no directions")
 	}
@@ -142,8 +139,11 @@ func RandomOrder(seed, image, P, first int) []int {
 }
 
 // kept returns the positions left after removing n tokens of order (by
-// descending importance) in a direction, [CLS] first, then ascending.
-func kept(order []int, n int, dir string) []int {
+// descending importance) in a direction: every prefix token ([CLS], the
+// distillation token or registers: positions below first, which carry no
+// image content and which the classifier may read) in order, then the kept
+// image tokens ascending.
+func kept(order []int, n, first int, dir string) []int {
 	P := len(order)
 	var rest []int
 	if dir == Negative {
@@ -151,8 +151,12 @@ func kept(order []int, n int, dir string) []int {
 	} else {
 		rest = order[n:]
 	}
-	keep := append([]int{0}, rest...)
-	slices.Sort(keep[1:])
+	keep := make([]int, first, first+len(rest))
+	for i := range keep {
+		keep[i] = i
+	}
+	keep = append(keep, rest...)
+	slices.Sort(keep[first:])
 	return keep
 }
 
@@ -189,7 +193,7 @@ func Curve(m *vit.Model, pixels *vit.Tensor, order []int, dir string) ([]int, er
 func (e *evaluator) curve(order []int, dir string) ([]int, error) {
 	preds := make([]int, len(order)+1)
 	for n := range preds {
-		p, err := e.predict(kept(order, n, dir))
+		p, err := e.predict(kept(order, n, e.m.Config.FirstImageToken(), dir))
 		if err != nil {
 			return nil, err
 		}

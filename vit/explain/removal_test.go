@@ -33,9 +33,17 @@ func TestKeptAndOrder(t *testing.T) {
 		{4, Positive, []int{0}},
 	}
 	for _, c := range cases {
-		if got := kept(order, c.n, c.dir); !reflect.DeepEqual(got, c.want) {
+		if got := kept(order, c.n, 1, c.dir); !reflect.DeepEqual(got, c.want) {
 			t.Errorf("%s removing %d keeps %v, want %v", c.dir, c.n, got, c.want)
 		}
+	}
+	// With three prefix tokens ([CLS] and two registers) every one is kept.
+	order = Order([]float64{0.1, 0.9, 0.5}, 3) // tokens 3..5
+	if got, want := kept(order, 1, 3, Positive), []int{0, 1, 2, 3, 5}; !reflect.DeepEqual(got, want) {
+		t.Errorf("registers: positive removing 1 keeps %v, want %v", got, want)
+	}
+	if got, want := kept(order, 3, 3, Negative), []int{0, 1, 2}; !reflect.DeepEqual(got, want) {
+		t.Errorf("registers: negative removing all keeps %v, want %v", got, want)
 	}
 }
 

@@ -38,15 +38,32 @@ func (t *tape) backward(gLogits []float32, at func(h vit.Hook, g []float32)) (gP
 			at(vit.Hook{Point: p, Block: b}, g)
 		}
 	}
-	gNormed := make([]float32, d)
-	LinearBackward(gNormed, gLogits, 1, m.Head)
-	gPooled := make([]float32, d)
-	LayerNormBackward(gPooled, gNormed, t.Pooled, 1, d, m.Norm, c.LNEps)
 	gx := make([]float32, n*d)
-	switch c.Pool {
-	case vit.PoolCLS:
-		copy(gx, gPooled)
-	case vit.PoolMean:
+	switch {
+	case c.DistToken:
+		// logits = (head(LN(x_cls)) + head_dist(LN(x_dist)))/2: each token
+		// gets half the logit gradient through its own head and norm.
+		half := make([]float32, len(gLogits))
+		for i, g := range gLogits {
+			half[i] = g / 2
+		}
+		for row, in := range []struct {
+			head   vit.Linear
+			pooled []float32
+		}{{m.HeadCLS, t.Pooled}, {m.HeadDist, t.PooledDist}} {
+			gNormed := make([]float32, d)
+			LinearBackward(gNormed, half, 1, in.head)
+			LayerNormBackward(gx[row*d:(row+1)*d], gNormed, in.pooled, 1, d, m.Norm, c.LNEps)
+		}
+	case c.Pool == vit.PoolCLS:
+		gNormed := make([]float32, d)
+		LinearBackward(gNormed, gLogits, 1, m.Head)
+		LayerNormBackward(gx[:d], gNormed, t.Pooled, 1, d, m.Norm, c.LNEps)
+	case c.Pool == vit.PoolMean:
+		gNormed := make([]float32, d)
+		LinearBackward(gNormed, gLogits, 1, m.Head)
+		gPooled := make([]float32, d)
+		LayerNormBackward(gPooled, gNormed, t.Pooled, 1, d, m.Norm, c.LNEps)
 		for i := 0; i < n; i++ {
 			for j, g := range gPooled {
 				gx[i*d+j] = g / float32(n)
@@ -68,7 +85,7 @@ func (t *tape) backward(gLogits []float32, at func(h vit.Hook, g []float32)) (gP
 		gHidden := make([]float32, n*c.MLPDim)
 		LinearBackward(gHidden, gMo, n, blk.FC2)
 		hook(vit.HookMLPPost, b, gHidden)
-		GELUBackward(gHidden, bt.FC1)
+		ActivationBackward(c.Act, gHidden, bt.FC1)
 		hook(vit.HookMLPPre, b, gHidden)
 		gMlpIn := make([]float32, n*d)
 		LinearBackward(gMlpIn, gHidden, n, blk.FC1)
