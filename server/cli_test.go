@@ -56,7 +56,8 @@ func TestInfoBackbones(t *testing.T) {
 		want []string
 	}{
 		{[]string{"--model", filepath.Join(ref, "clip", "timm.safetensors"), "--heads", "2", "--head", head},
-			[]string{"after norm_pre", "activation quick_gelu", `classes    5 (names: ` + head + ` metadata "classes")`}},
+			[]string{"after norm_pre", "activation quick_gelu", `activation from ` + filepath.Join(ref, "clip", "config.json") + `: act "quick_gelu"`,
+				`classes    5 (names: ` + head + ` metadata "classes")`}},
 		{[]string{"--model", filepath.Join(ref, "ls_reg", "timm.safetensors"), "--heads", "2", "--config", resize},
 			[]string{"[CLS] + 2 registers + patches", "position embedding resized from 4×4 to 6×6 patches"}},
 	} {
@@ -82,6 +83,17 @@ func TestInfoBackbones(t *testing.T) {
 	_, stderr, code := runCLI(t, "info", "--model", bare, "--heads", "2")
 	if code == 0 || !strings.Contains(stderr, `say it with "act" in config.json or --config`) {
 		t.Errorf("exit %d: %s", code, stderr)
+	}
+	// timm's config.json names the architecture and the weights' tag: the
+	// activation follows from them, and info says by which rule.
+	timmCfg := filepath.Join(dir, "timm.json")
+	if err := os.WriteFile(timmCfg, []byte(`{"architecture": "vit_base_patch16_clip_224", "pretrained_cfg": {"tag": "openai"}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := runCLI(t, "info", "--model", bare, "--heads", "2", "--config", timmCfg)
+	if want := "timm architecture vit_base_patch16_clip_224.openai (OpenAI's and MetaCLIP's CLIP weights were trained with QuickGELU)"; code != 0 ||
+		!strings.Contains(out, "activation quick_gelu") || !strings.Contains(out, want) {
+		t.Errorf("exit %d, want %q in:\n%s%s", code, want, out, stderr)
 	}
 }
 

@@ -42,6 +42,7 @@ func runInfo(args []string, stdout io.Writer) error {
 		block += " after norm_pre"
 	}
 	fmt.Fprintf(stdout, "  blocks are %s, qkv bias %v, LN eps %g, activation %s, pooling %s\n", block, c.QKVBias, c.LNEps, act, c.Pool)
+	fmt.Fprintf(stdout, "  activation from %s\n", b.Info.ActSource)
 	fmt.Fprintf(stdout, "  classes    %d (names: %s)\n", c.Classes, b.ClassesSource)
 	fmt.Fprintf(stdout, "parameters   %d (%.1f M)\n", b.Model.NumParams(), float64(b.Model.NumParams())/1e6)
 	fmt.Fprintf(stdout, "preset       %s (%s)\n", b.Preset.Describe(), b.PresetSource)

@@ -67,17 +67,17 @@ func build(tensors map[string]*vit.Tensor, meta map[string]string, opt Options, 
 	if err != nil {
 		return nil, err
 	}
-	cfg, source, err := mergeConfig(inferred, meta, opt)
+	cfg, source, actSource, err := mergeConfig(inferred, meta, opt)
 	if err != nil {
 		return nil, err
 	}
 	if cfg.NormPre && cfg.Act == "" {
-		return nil, errors.New(`norm_pre marks a CLIP-style tower, whose MLP activation the weights do not tell: say it with "act" in config.json or --config ("gelu", "gelu_tanh", or "quick_gelu" for OpenAI CLIP)`)
+		return nil, errors.New(`norm_pre marks a CLIP-style tower, whose MLP activation the weights do not tell: say it with "act" in config.json or --config ("gelu", "gelu_tanh", or "quick_gelu" for OpenAI CLIP), or give timm's config.json with its "architecture"`)
 	}
 	if cfg.Act == vit.ActGELU {
 		cfg.Act = "" // exact GELU is the zero value, so configs compare equal
 	}
-	info.Config, info.ConfigSource = cfg, source
+	info.Config, info.ConfigSource, info.ActSource = cfg, source, actSource
 	if err := cn.checkValues(want, cfg, st); err != nil {
 		return nil, err
 	}

@@ -53,7 +53,11 @@ type Info struct {
 	Family       Family
 	Config       vit.Config
 	ConfigSource string
-	Metadata     map[string]string // safetensors __metadata__
+	// ActSource says which source or rule chose the MLP activation: an
+	// "act" key, a timm architecture name (and the rule that read it), the
+	// override, or timm's default.
+	ActSource string
+	Metadata  map[string]string // safetensors __metadata__
 	// Ignored lists the tensors knowingly skipped (NonStrict only), by their
 	// names in the file.
 	Ignored []string

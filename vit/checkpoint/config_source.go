@@ -36,6 +36,32 @@ type partial struct {
 	name   string // the file or entry, for messages
 	cfg    vit.Config
 	set    map[string]bool
+	// actFrom says how this source gave "act": its own key, or the rule
+	// that read it off a timm architecture name (Info.ActSource).
+	actFrom string
+}
+
+// timmActivation reads the MLP activation off a timm model name
+// (config.json's "architecture", with pretrained_cfg's "tag" after a dot,
+// e.g. vit_base_patch16_clip_224.openai). It returns the activation and the
+// rule in words, or "" when no rule knows the name: the activation is then
+// left to the other sources, never guessed.
+func timmActivation(name string) (vit.Activation, string) {
+	arch, tag, _ := strings.Cut(name, ".")
+	if !strings.HasPrefix(arch, "vit_") && !strings.HasPrefix(arch, "deit") {
+		return "", "" // not one of timm's ViTs
+	}
+	switch {
+	case strings.Contains(arch, "_quickgelu"):
+		return vit.ActQuickGELU, "timm builds *_quickgelu_* models with QuickGELU"
+	case strings.Contains(arch, "_clip_") && (tag == "openai" || strings.HasPrefix(tag, "metaclip")):
+		// timm runs these weights under exact GELU unless the name says
+		// _quickgelu; the weights themselves were trained with QuickGELU.
+		return vit.ActQuickGELU, "OpenAI's and MetaCLIP's CLIP weights were trained with QuickGELU"
+	case strings.Contains(arch, "_siglip"):
+		return vit.ActGELUTanh, "timm builds SigLIP towers with the tanh GELU"
+	}
+	return vit.ActGELU, "timm's ViTs use exact GELU unless the name says otherwise"
 }
 
 // parseConfigJSON reads a config.json (Hugging Face's or ours) or the
@@ -47,9 +73,24 @@ func parseConfigJSON(source string, b []byte) (partial, error) {
 		return p, fmt.Errorf("%s is not a JSON object: %v", source, err)
 	}
 	fields := fieldsByTag(&p.cfg)
+	var arch, weightsTag string
 	for _, key := range sortedKeys(raw) {
 		msg := raw[key]
 		switch key {
+		case "architecture": // timm's hub config.json (Hugging Face's is "architectures", a list)
+			if err := json.Unmarshal(msg, &arch); err != nil {
+				return p, fmt.Errorf("%s: architecture %s is not a string", source, msg)
+			}
+			continue
+		case "pretrained_cfg":
+			var pc struct {
+				Tag string `json:"tag"`
+			}
+			if err := json.Unmarshal(msg, &pc); err != nil {
+				return p, fmt.Errorf("%s: pretrained_cfg: %v", source, err)
+			}
+			weightsTag = pc.Tag
+			continue
 		case "id2label":
 			var labels map[string]json.RawMessage
 			if err := json.Unmarshal(msg, &labels); err != nil {
@@ -69,6 +110,7 @@ func parseConfigJSON(source string, b []byte) (partial, error) {
 				return p, fmt.Errorf("%s: %s: %v", source, key, err)
 			}
 			p.cfg.Act, p.set["act"] = act, true
+			p.actFrom = fmt.Sprintf("%s: %s %q", source, key, name)
 			continue
 		case "image_size", "patch_size":
 			// Hugging Face allows [h, w]; only square is supported.
@@ -94,6 +136,17 @@ func parseConfigJSON(source string, b []byte) (partial, error) {
 		}
 		p.set[tag] = true
 	}
+	// An explicit act wins over the architecture name.
+	if arch != "" && !p.set["act"] {
+		name := arch
+		if weightsTag != "" && !strings.Contains(arch, ".") {
+			name += "." + weightsTag
+		}
+		if act, rule := timmActivation(name); act != "" {
+			p.cfg.Act, p.set["act"] = act, true
+			p.actFrom = fmt.Sprintf("%s: timm architecture %s (%s)", source, name, rule)
+		}
+	}
 	return p, nil
 }
 
@@ -111,12 +164,12 @@ func fieldsByTag(c *vit.Config) map[string]reflect.Value {
 // config.json and Options.Override over the inferred config, then defaults
 // the head count to dim/64 (right for every standard ViT: tiny 192/3, small
 // 384/6, base 768/12, large 1024/16, huge 1280/16).
-func mergeConfig(inferred vit.Config, meta map[string]string, opt Options) (vit.Config, string, error) {
+func mergeConfig(inferred vit.Config, meta map[string]string, opt Options) (cfg vit.Config, from, actFrom string, err error) {
 	var sources []partial
 	if s, ok := meta["config"]; ok {
 		p, err := parseConfigJSON("safetensors metadata \"config\"", []byte(s))
 		if err != nil {
-			return inferred, "", err
+			return inferred, "", "", err
 		}
 		p.source = SourceMetadata
 		p.name = "its metadata \"config\""
@@ -129,13 +182,13 @@ func mergeConfig(inferred vit.Config, meta map[string]string, opt Options) (vit.
 		}
 		p, err := parseConfigJSON(name, opt.ConfigJSON)
 		if err != nil {
-			return inferred, "", err
+			return inferred, "", "", err
 		}
 		p.source = SourceConfigJSON
 		sources = append(sources, p)
 	}
 	if o := opt.Override; o != nil {
-		p := partial{source: SourceOverride, name: "the override", cfg: *o, set: map[string]bool{}}
+		p := partial{source: SourceOverride, name: "the override", cfg: *o, set: map[string]bool{}, actFrom: "the override"}
 		for tag, f := range fieldsByTag(&p.cfg) {
 			if !f.IsZero() {
 				p.set[tag] = true
@@ -144,7 +197,8 @@ func mergeConfig(inferred vit.Config, meta map[string]string, opt Options) (vit.
 		sources = append(sources, p)
 	}
 
-	cfg, from := inferred, SourceInferred
+	cfg, from = inferred, SourceInferred
+	actFrom = "no config says it: exact GELU, timm's default"
 	shapes := fieldsByTag(&inferred)
 	fields := fieldsByTag(&cfg)
 	for _, p := range sources {
@@ -153,9 +207,12 @@ func mergeConfig(inferred vit.Config, meta map[string]string, opt Options) (vit.
 		for _, tag := range tags {
 			val := given[tag]
 			if !freeFields[tag] && !reflect.DeepEqual(val.Interface(), shapes[tag].Interface()) {
-				return cfg, "", fmt.Errorf("%s says %s = %v but the tensors give %v", p.name, tag, val.Interface(), shapes[tag].Interface())
+				return cfg, "", "", fmt.Errorf("%s says %s = %v but the tensors give %v", p.name, tag, val.Interface(), shapes[tag].Interface())
 			}
 			fields[tag].Set(val)
+			if tag == "act" {
+				actFrom = p.actFrom
+			}
 		}
 		if len(tags) > 0 {
 			from = p.source
@@ -163,16 +220,16 @@ func mergeConfig(inferred vit.Config, meta map[string]string, opt Options) (vit.
 	}
 	if cfg.Heads == 0 {
 		if cfg.Dim%64 != 0 {
-			return cfg, "", &HeadsUnknownError{Dim: cfg.Dim}
+			return cfg, "", "", &HeadsUnknownError{Dim: cfg.Dim}
 		}
 		cfg.Heads = cfg.Dim / 64
 		from += HeadsAssumed
 	}
 	if cfg.Dim%cfg.Heads != 0 {
-		return cfg, "", fmt.Errorf("heads %d does not divide dim %d", cfg.Heads, cfg.Dim)
+		return cfg, "", "", fmt.Errorf("heads %d does not divide dim %d", cfg.Heads, cfg.Dim)
 	}
 	if err := cfg.Validate(); err != nil {
-		return cfg, "", fmt.Errorf("config invalid: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+		return cfg, "", "", fmt.Errorf("config invalid: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
-	return cfg, from, nil
+	return cfg, from, actFrom, nil
 }

@@ -128,10 +128,11 @@ func FuzzConfigJSON(f *testing.F) {
 	f.Add([]byte(`{"image_size": [16, 16], "patch_size": 4, "hidden_act": "gelu", "id2label": {"0": "a"}}`))
 	f.Add([]byte(`{"heads": -3, "pool": "mean", "post_norm": true, "qkv_bias": false}`))
 	f.Add([]byte(`[1, 2]`))
+	f.Add([]byte(`{"architecture": "vit_base_patch16_clip_224", "pretrained_cfg": {"tag": "openai"}}`))
 	inferred := tinyConfig()
 	inferred.Heads = 0
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg, _, err := mergeConfig(inferred, nil, Options{ConfigJSON: data, ConfigName: "my.json"})
+		cfg, _, _, err := mergeConfig(inferred, nil, Options{ConfigJSON: data, ConfigName: "my.json"})
 		if err != nil {
 			if !strings.Contains(err.Error(), "my.json") && !strings.Contains(err.Error(), "head") && !strings.Contains(err.Error(), "config invalid") {
 				t.Fatalf("error %q does not name the file", err)
