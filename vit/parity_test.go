@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"vitlens/vit"
@@ -81,6 +82,7 @@ var fixtures = []struct {
 	{"gap", []string{"timm.safetensors"}},
 	{"deit_dist", []string{"timm.safetensors"}}, // tools/reference/make_backbones.py
 	{"ls_reg", []string{"timm.safetensors"}},
+	{"dinov2", []string{"timm.safetensors"}},
 }
 
 func TestForwardMatchesTorch(t *testing.T) {
@@ -255,6 +257,78 @@ func TestCLIPTowerThroughHeadFile(t *testing.T) {
 		t.Fatalf("config %+v, names %v; torch used %+v", m.Config, head.ClassNames, g.config)
 	}
 	checkFixture(t, m, g)
+}
+
+// Hugging Face's names for the same weights (make_backbones.py, hf/):
+// Dinov2Model has no head, so its output is the normed [CLS] (an identity
+// head, classes = dim) and every block's stream is the timm fixture's;
+// CLIPVisionModelWithProjection has no patch bias (torch ran the tower with
+// a zero one) and reads through the head file. Dinov2ForImageClassification's
+// classifier over [CLS] and the patch mean is refused, saying why.
+func TestHuggingFaceBackbones(t *testing.T) {
+	t.Run("dinov2", func(t *testing.T) {
+		g := loadGolden(t, "dinov2")
+		m, info, err := checkpoint.Load(filepath.Join(refDir, "dinov2", "hf", "model.safetensors"), checkpoint.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := g.config
+		want.Classes = want.Dim
+		if info.Family != checkpoint.HFDINOv2 || m.Config != want {
+			t.Fatalf("family %s, config %+v; want %s, %+v", info.Family, m.Config, checkpoint.HFDINOv2, want)
+		}
+		hs := vit.Taps{}
+		hs.Sites[vit.SiteHS] = true
+		for i := range 2 {
+			tr, err := m.Forward(g.get(t, fmt.Sprintf("input.%d", i)), vit.Options{Taps: hs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			expectClose(t, fmt.Sprintf("hf.pooled.%d", i), tr.Logits, g.get(t, fmt.Sprintf("hf.pooled.%d", i)).Data)
+			for b := range m.Config.Depth {
+				key := fmt.Sprintf("hs.%d.%d", b, i)
+				expectClose(t, key, tr.Site(vit.SiteHS, b).Data, g.get(t, key).Data)
+			}
+		}
+		cj, err := os.ReadFile(filepath.Join(refDir, "dinov2", "hf", "config.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = checkpoint.Load(filepath.Join(refDir, "dinov2", "hf_classifier.safetensors"), checkpoint.Options{ConfigJSON: cj})
+		if err == nil || !strings.Contains(err.Error(), "reads [CLS] and the mean of the patch tokens together, not one token") ||
+			!strings.Contains(err.Error(), "classifier.weight") || !strings.Contains(err.Error(), "--head") {
+			t.Errorf("Dinov2ForImageClassification: %v", err)
+		}
+	})
+	t.Run("clip", func(t *testing.T) {
+		g := loadGolden(t, "clip")
+		dir := filepath.Join(refDir, "clip")
+		m, info, err := checkpoint.Load(filepath.Join(dir, "hf", "model.safetensors"), checkpoint.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(filepath.Join(dir, "head.safetensors"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		head, err := checkpoint.ReadHead("head.safetensors", data)
+		if err == nil {
+			err = checkpoint.ApplyHead(m, head)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Family != checkpoint.HFCLIP || m.Config != g.config {
+			t.Fatalf("family %s, config %+v; want %s, %+v", info.Family, m.Config, checkpoint.HFCLIP, g.config)
+		}
+		for i := range 2 {
+			tr, err := m.Forward(g.get(t, fmt.Sprintf("input.%d", i)), vit.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			expectClose(t, fmt.Sprintf("hf.logits.%d", i), tr.Logits, g.get(t, fmt.Sprintf("hf.logits.%d", i)).Data)
+		}
+	})
 }
 
 // Each activation against torch's on a grid over [-6, 6] (the clip fixture

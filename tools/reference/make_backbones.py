@@ -16,7 +16,9 @@ selection, and the lens (final norm, then the class embedding) of every tap.
 Run from the repository root:
   /usr/bin/python3 tools/reference/make_backbones.py            # all fixtures
   /usr/bin/python3 tools/reference/make_backbones.py deit_dist  # one
-Writes testdata/reference/<fixture>/{timm.safetensors,golden.safetensors}.
+Writes testdata/reference/<fixture>/{timm.safetensors,golden.safetensors}, and
+for dinov2 and clip the same weights under Hugging Face's names (hf/, see
+hf_dinov2 and hf_clip; vitnames.py holds the name tables).
 """
 
 import json
@@ -32,6 +34,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import make_golden  # noqa: E402  (shared: close, randomise, inputs, edit_attention, write_golden)
 import safetensors_io  # noqa: E402
+import vitnames  # noqa: E402
 
 TINY = dict(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=16, mlp_dim=40,
             num_classes=7)
@@ -44,6 +47,9 @@ FIXTURES = {
     # OpenAI-CLIP-style image tower: norm_pre, QuickGELU, a bias-free projection
     # head to a 12-wide embedding, read through a class head file (5 classes).
     "clip": (13, dict(norm_pre=True, act="quick_gelu", embed_dim=12, head_bias=False)),
+    # DINOv2's layout (LayerScale, position rows for [CLS] too), also written under
+    # Hugging Face Dinov2Model's names (hf/), which has no classifier.
+    "dinov2": (14, dict(layer_scale=True)),
 }
 RESIZE = {"deit_dist": 24, "ls_reg": 48}  # image size for the position-embedding interpolation check
 HEAD_CLASSES = ["cat", "dog", "car", "tree", "cup"]  # the clip fixture's head file
@@ -231,6 +237,64 @@ class _Params:
         return iter(self.pairs)
 
 
+def hf_dinov2(m, c, opts, x, readout, taps):
+    """hf/model.safetensors: the weights under HF Dinov2Model's names, whose
+    output (no classifier) is the normed [CLS]: golden hf.pooled.<i>. And
+    hf_classifier.safetensors, Dinov2ForImageClassification's names with a
+    classifier over concat([CLS], mean of the patch tokens) (hf.classifier.logits.<i>),
+    which vitlens refuses: its head reads two vectors, not one token."""
+    d = os.path.join(make_golden.OUT, "dinov2", "hf")
+    os.makedirs(d, exist_ok=True)
+    sd = vitnames.timm_to_hf_dinov2(m.timm_state_dict(), c["num_layers"], c["hidden_dim"])
+    safetensors_io.save(os.path.join(d, "model.safetensors"), sd, {"format": "pt"})
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump({"architectures": ["Dinov2Model"], "model_type": "dinov2", "hidden_size": c["hidden_dim"],
+                   "num_hidden_layers": c["num_layers"], "num_attention_heads": c["num_heads"],
+                   "mlp_ratio": c["mlp_dim"] / c["hidden_dim"], "image_size": c["image_size"],
+                   "patch_size": c["patch_size"], "num_channels": 3, "hidden_act": "gelu",
+                   "layer_norm_eps": 1e-6, "layerscale_value": 1.0, "use_swiglu_ffn": False}, f)
+        f.write("\n")
+    normed = m.norm(taps["hs"][-1])
+    g = torch.Generator().manual_seed(4000)
+    cls_w = torch.randn(c["num_classes"], 2 * c["hidden_dim"], generator=g) / math.sqrt(2 * c["hidden_dim"])
+    cls_b = 0.1 * torch.randn(c["num_classes"], generator=g)
+    clf = dict(sd, **{"classifier.weight": cls_w, "classifier.bias": cls_b})
+    safetensors_io.save(os.path.join(make_golden.OUT, "dinov2", "hf_classifier.safetensors"), clf, {"format": "pt"})
+    clf_logits = torch.cat([normed[:, 0], normed[:, 1:].mean(1)], dim=1) @ cls_w.T + cls_b
+    out = {}
+    for i in range(x.shape[0]):
+        out[f"hf.pooled.{i}"] = normed[i, 0]
+        out[f"hf.classifier.logits.{i}"] = clf_logits[i]
+    return out
+
+
+def hf_clip(m, c, opts, x, readout, taps):
+    """hf/model.safetensors: the tower under HF CLIPVisionModelWithProjection's
+    names. HF's patch embedding has no bias, so these weights drop it: golden
+    hf.logits.<i> are the tower's with a zero patch bias, through the head file."""
+    sd = m.timm_state_dict()
+    sd.pop("patch_embed.proj.bias")
+    m2 = TimmViT(**c, **opts)
+    m2.load_state_dict(dict(sd, **{"patch_embed.proj.bias": torch.zeros(c["hidden_dim"])}))
+    m2.eval()
+    d = os.path.join(make_golden.OUT, "clip", "hf")
+    os.makedirs(d, exist_ok=True)
+    safetensors_io.save(os.path.join(d, "model.safetensors"),
+                        vitnames.timm_to_hf_clip(sd, c["num_layers"], c["hidden_dim"]), {"format": "pt"})
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump({"architectures": ["CLIPVisionModelWithProjection"], "model_type": "clip_vision_model",
+                   "hidden_size": c["hidden_dim"], "intermediate_size": c["mlp_dim"],
+                   "num_hidden_layers": c["num_layers"], "num_attention_heads": c["num_heads"],
+                   "image_size": c["image_size"], "patch_size": c["patch_size"], "num_channels": 3,
+                   "hidden_act": "quick_gelu", "layer_norm_eps": 1e-6, "projection_dim": opts["embed_dim"]}, f)
+        f.write("\n")
+    logits = readout(m2(x))
+    return {f"hf.logits.{i}": logits[i] for i in range(x.shape[0])}
+
+
+HF_EXPORTS = {"dinov2": hf_dinov2, "clip": hf_clip}
+
+
 def config_json(c, opts):
     return json.dumps({
         "image_size": c["image_size"], "patch_size": c["patch_size"], "channels": 3,
@@ -296,6 +360,8 @@ def make(name):
         out[f"keep.hs.{depth - 1}.{i}"] = kt["hs"][-1][0]
     if name in RESIZE:
         out.update(resized(m, c, opts, RESIZE[name], seed, readout))
+    if name in HF_EXPORTS:
+        out.update(HF_EXPORTS[name](m, c, opts, x, readout, taps))
     if opts.get("act"):
         # Every activation vitlens knows, on a grid, from torch itself.
         grid = torch.linspace(-6, 6, 97)

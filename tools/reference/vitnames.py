@@ -128,3 +128,75 @@ def config_json(image_size, patch_size, depth, heads, dim, mlp_dim, classes, qkv
         "qkv_bias": qkv_bias, "ln_eps": ln_eps, "class_token": class_token, "pool": pool,
         "post_norm": post_norm,
     })
+
+
+def _split_qkv(out, dst, sd, src, dim, names):
+    """timm's fused qkv rows (q, k, v) as Hugging Face's three Linear layers."""
+    for kind in ("weight", "bias"):
+        if src + kind in sd:
+            v = sd[src + kind]
+            for j, part in enumerate(names):
+                out[dst + part + "." + kind] = v[j * dim:(j + 1) * dim].clone()
+
+
+def timm_to_hf_dinov2(sd, depth, dim):
+    """timm's DINOv2 layout (LayerScale, [CLS], position rows for [CLS] and the
+    patches) under Hugging Face Dinov2Model's names (scope "dinov2.", as
+    Dinov2ForImageClassification saves it; no classifier: Dinov2Model). The
+    mask token exists in every HF file (masked training only)."""
+    top = {
+        "patch_embed.proj.weight": "embeddings.patch_embeddings.projection.weight",
+        "patch_embed.proj.bias": "embeddings.patch_embeddings.projection.bias",
+        "cls_token": "embeddings.cls_token",
+        "pos_embed": "embeddings.position_embeddings",
+        "norm.weight": "layernorm.weight",
+        "norm.bias": "layernorm.bias",
+    }
+    block = {
+        "norm1.": "norm1.", "attn.proj.": "attention.output.dense.", "ls1.gamma": "layer_scale1.lambda1",
+        "norm2.": "norm2.", "mlp.fc1.": "mlp.fc1.", "mlp.fc2.": "mlp.fc2.", "ls2.gamma": "layer_scale2.lambda1",
+    }
+    out = {"dinov2.embeddings.mask_token": sd["cls_token"].new_zeros(1, dim)}
+    for k, v in sd.items():
+        if k in top:
+            out["dinov2." + top[k]] = v.clone()
+    for i in range(depth):
+        src, dst = f"blocks.{i}.", f"dinov2.encoder.layer.{i}."
+        _split_qkv(out, dst + "attention.attention.", sd, src + "attn.qkv.", dim, ("query", "key", "value"))
+        for k, v in sd.items():
+            if k.startswith(src) and not k.startswith(src + "attn.qkv."):
+                rest = k[len(src):]
+                a = next(a for a in block if rest.startswith(a))
+                out[dst + block[a] + rest[len(a):]] = v.clone()
+    return out
+
+
+def timm_to_hf_clip(sd, depth, dim):
+    """timm's CLIP tower under Hugging Face CLIPVisionModelWithProjection's
+    names. HF's patch embedding has no bias (drop it from sd first), its
+    position embedding is an nn.Embedding [tokens, D], the class embedding a
+    [D] vector, and the projection visual_projection (no bias)."""
+    if "patch_embed.proj.bias" in sd:
+        raise ValueError("HF CLIP's patch embedding has no bias")
+    d = sd["cls_token"].shape[-1]
+    out = {
+        "vision_model.embeddings.patch_embedding.weight": sd["patch_embed.proj.weight"].clone(),
+        "vision_model.embeddings.class_embedding": sd["cls_token"].reshape(d).clone(),
+        "vision_model.embeddings.position_embedding.weight": sd["pos_embed"].reshape(-1, d).clone(),
+        "vision_model.pre_layrnorm.weight": sd["norm_pre.weight"].clone(),  # sic: HF's name
+        "vision_model.pre_layrnorm.bias": sd["norm_pre.bias"].clone(),
+        "vision_model.post_layernorm.weight": sd["norm.weight"].clone(),
+        "vision_model.post_layernorm.bias": sd["norm.bias"].clone(),
+        "visual_projection.weight": sd["head.weight"].clone(),
+    }
+    block = {"norm1.": "layer_norm1.", "attn.proj.": "self_attn.out_proj.", "norm2.": "layer_norm2.",
+             "mlp.fc1.": "mlp.fc1.", "mlp.fc2.": "mlp.fc2."}
+    for i in range(depth):
+        src, dst = f"blocks.{i}.", f"vision_model.encoder.layers.{i}."
+        _split_qkv(out, dst + "self_attn.", sd, src + "attn.qkv.", dim, ("q_proj", "k_proj", "v_proj"))
+        for k, v in sd.items():
+            if k.startswith(src) and not k.startswith(src + "attn.qkv."):
+                rest = k[len(src):]
+                a = next(a for a in block if rest.startswith(a))
+                out[dst + block[a] + rest[len(a):]] = v.clone()
+    return out

@@ -28,6 +28,8 @@ type structure struct {
 	noEmbedClass bool
 	posGrid      int // the position embedding's patch grid side (inferConfig)
 	qkvBias      bool
+	patchBias    bool // HF CLIP's patch embedding (and timm's CLIP towers') has none
+	headless     bool // no head: the family's bare model (Dinov2Model), an identity head
 	normPre      bool // timm norm_pre (CLIP-style towers)
 	headBias     bool // CLIP's projection head has none
 	fcNorm       bool // classifier norm after pooling (timm fc_norm)
@@ -57,7 +59,7 @@ func build(tensors map[string]*vit.Tensor, meta map[string]string, opt Options, 
 	if err != nil {
 		return nil, err
 	}
-	st := cn.structure()
+	st := cn.structure(fam)
 	info.Distilled = st.dist
 	want := expectedNames(st)
 	if info.Ignored, err = cn.checkNames(want, fam, opt); err != nil {
@@ -151,6 +153,9 @@ func canonicalize(tensors map[string]*vit.Tensor, stripped map[string]string, na
 			cn.unknown = append(cn.unknown, file)
 			continue
 		}
+		if p == skip {
+			continue
+		}
 		cn.depth = max(cn.depth, block+1)
 		if p == whole {
 			if prev, dup := cn.origin[to]; dup {
@@ -187,8 +192,10 @@ func canonicalize(tensors map[string]*vit.Tensor, stripped map[string]string, na
 func (cn *canonical) has(name string) bool { _, ok := cn.origin[name]; return ok }
 
 // structure reads the architecture off the canonical names.
-func (cn *canonical) structure() structure {
+func (cn *canonical) structure(fam *family) structure {
 	st := structure{depth: cn.depth}
+	st.patchBias = cn.has("patch_embed.proj.bias")
+	st.headless = fam.headless && !cn.has("head.weight") && !cn.has("head.bias")
 	st.cls = cn.has("cls_token")
 	st.dist = cn.has("dist_token") || cn.has("head_dist.weight") || cn.has("head_dist.bias")
 	st.regs = cn.has("reg_token")
@@ -277,7 +284,10 @@ func scopeOf(fam *family, names []string) string {
 }
 
 func expectedNames(st structure) []string {
-	n := []string{"patch_embed.proj.weight", "patch_embed.proj.bias", "pos_embed"}
+	n := []string{"patch_embed.proj.weight", "pos_embed"}
+	if st.patchBias {
+		n = append(n, "patch_embed.proj.bias")
+	}
 	if st.cls {
 		n = append(n, "cls_token")
 	}
@@ -308,6 +318,9 @@ func expectedNames(st structure) []string {
 	}
 	if st.headBias {
 		n = append(n, "head.bias")
+	}
+	if st.headless {
+		return n
 	}
 	return append(n, "head.weight")
 }
@@ -412,10 +425,15 @@ func inferConfig(t map[string]*vit.Tensor, st *structure, fam *family, origin ma
 	} else {
 		return c, fmt.Errorf("tensor %s has shape %v, want [mlp_dim, %d]", origin["blocks.0.mlp.fc1.weight"], fc1, c.Dim)
 	}
-	if h := t["head.weight"].Shape; len(h) == 2 {
+	if st.headless {
+		c.Classes = c.Dim // the normed [CLS] is the output
+	} else if h := t["head.weight"].Shape; fam.name == HFDINOv2 && len(h) == 2 && h[1] == 2*c.Dim {
+		return c, fmt.Errorf("tensor %s is [%d, %d]: Dinov2ForImageClassification's classifier reads [CLS] and the mean of the patch tokens together, not one token, so the class-embedding lens cannot read a token through it; "+
+			"load the backbone without classifier.weight and classifier.bias (Dinov2Model) and give class embeddings for its [CLS] with --head (tools/make_head.py)", origin["head.weight"], h[0], h[1])
+	} else if len(h) == 2 {
 		c.Classes = h[0]
 	} else {
-		return c, fmt.Errorf("tensor %s has shape %v, want [classes, %d]", origin["head.weight"], h, c.Dim)
+		return c, fmt.Errorf("tensor %s has shape %v, want [classes, %d]", origin["head.weight"], t["head.weight"].Shape, c.Dim)
 	}
 
 	switch {
@@ -464,6 +482,9 @@ func assemble(c vit.Config, t map[string]*vit.Tensor, st structure) *vit.Model {
 
 	m := &vit.Model{Config: c}
 	m.Patch = lin("patch_embed.proj", d, c.Channels*c.PatchSize*c.PatchSize)
+	if m.Patch.B == nil { // HF CLIP's patch embedding has no bias
+		m.Patch.B = make([]float32, d)
+	}
 	if c.ClassToken {
 		m.ClsToken = data("cls_token")
 	}
@@ -513,6 +534,12 @@ func assemble(c vit.Config, t map[string]*vit.Tensor, st structure) *vit.Model {
 		m.Norm = norm("norm")
 	}
 	m.Head = lin("head", c.Classes, d)
+	if st.headless {
+		m.Head.W = make([]float32, d*d)
+		for i := range d {
+			m.Head.W[i*d+i] = 1
+		}
+	}
 	if m.Head.B == nil { // a bias-free projection (CLIP) reads as a zero bias
 		m.Head.B = make([]float32, c.Classes)
 	}

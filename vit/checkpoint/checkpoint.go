@@ -25,7 +25,9 @@ type Family string
 
 const (
 	Timm        Family = "timm"
-	HF          Family = "hf" // Hugging Face transformers ViT / DeiT
+	HF          Family = "hf"        // Hugging Face transformers ViT / DeiT
+	HFDINOv2    Family = "hf-dinov2" // Hugging Face Dinov2Model
+	HFCLIP      Family = "hf-clip"   // Hugging Face CLIPVisionModelWithProjection
 	Torchvision Family = "torchvision"
 )
 

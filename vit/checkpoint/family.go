@@ -22,6 +22,9 @@ const (
 	q
 	k
 	v
+	// skip marks a name the family's files carry that the forward pass
+	// does not use (HF's mask token, position_ids buffer): known, not read.
+	skip
 )
 
 type family struct {
@@ -30,10 +33,14 @@ type family struct {
 	// (Hugging Face's "vit." / "deit." model attribute).
 	prefixes []string
 	lnEps    float32
+	// headless: the family's bare model has no head (Dinov2Model); its
+	// final embedding, the normed [CLS], is then the output (an identity
+	// head, Classes = dim), for a --head file to read.
+	headless bool
 	table    []rename
 }
 
-var families = []*family{&timm, &hf, &torchvision}
+var families = []*family{&timm, &hf, &hfDINOv2, &hfCLIP, &torchvision}
 
 // match renames one tensor name, reporting its block index (-1 outside
 // blocks).
