@@ -41,6 +41,8 @@ const (
 	actLensFile    = "vl.lens"        // []jsFile: a tuned lens's translators.safetensors
 	actLensTuned   = "vl.lens-tuned"  // bool: read through the tuned lens (else the plain one)
 	actLensRemove  = "vl.lens-off"    // nil
+	actHeadFile    = "vl.head"        // []jsFile: class embeddings for the loaded model
+	actHeadClear   = "vl.head-off"    // nil: back to the model's own head
 )
 
 func (p *Page) handleActions(ctx app.Context) {
@@ -102,6 +104,8 @@ func (p *Page) handleActions(ctx app.Context) {
 		}
 	})
 	on(actNonStrict, func(ctx app.Context, v any) { p.loadOpt.NonStrict = v.(bool) })
+	on(actHeadFile, func(ctx app.Context, v any) { p.loadHead(ctx, v.([]jsFile)) })
+	on(actHeadClear, func(ctx app.Context, v any) { p.reloadWithHead(ctx, "", nil) })
 	on(actReload, func(ctx app.Context, v any) {
 		if p.lastFile != nil {
 			p.loadModel(ctx, p.lastFile)
@@ -116,6 +120,7 @@ func (p *Page) handleActions(ctx app.Context) {
 					return
 				}
 				p.errText, p.lastFile = "", nil
+				p.loadOpt.HeadName, p.loadOpt.HeadData = "", nil
 				p.setModel(m)
 				if len(p.samples) > 0 {
 					p.image = p.samples[0]

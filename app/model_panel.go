@@ -28,6 +28,7 @@ type ModelPanel struct {
 	Compare            string // the second model's name, "" when none
 	LensName           string // the tuned lens's file, "" when none
 	Tuned              bool   // the views read through it
+	HeadFile           string // the class-embedding head file in use, "" for the model's own head
 
 	url string
 }
@@ -50,9 +51,21 @@ func (m *ModelPanel) Render() app.UI {
 					Accept(checkpointExts+",.json").OnChange(pickFiles),
 				app.Text("Open model…"),
 			),
+			app.Label().Class("vl-btn").Title("A safetensors head: weight [classes, embedding] (e.g. CLIP zero-shot text embeddings or a linear probe, tools/make_head.py), read after the model's final norm and projection; class names from its metadata").Body(
+				app.Input().ID("vl-head-file").Type("file").Class("vl-file").DataSet("action", actHeadFile).
+					Accept(".safetensors").OnChange(pickFiles),
+				app.Text("Load class embeddings…"),
+			),
 			app.Button().Class("vl-btn").Text("Demo model").Title("The bundled Fashion-MNIST ViT").
 				OnClick(func(ctx app.Context, e app.Event) { ctx.NewAction(actDemo) }),
 		),
+		app.If(m.HeadFile != "", func() app.UI {
+			return app.P().ID("vl-head-in-use").Class("vl-hint").Body(
+				app.Text("Classes read through the class embeddings of "+m.HeadFile+". "),
+				app.Button().Class("vl-link").Text("use the model's own head").
+					OnClick(func(ctx app.Context, e app.Event) { ctx.NewAction(actHeadClear) }),
+			)
+		}),
 		// Not a <form>: go-app runs handlers after the event, too late to
 		// prevent a submission (which the CSP's form-action 'none' refuses).
 		app.Div().Class("vl-url").Body(

@@ -268,11 +268,65 @@ func (p *Page) loadModel(ctx app.Context, f *modelFile) {
 				return
 			}
 			if err != nil {
+				if opt.HeadData != nil { // the model loads again without the head that failed
+					p.loadOpt.HeadName, p.loadOpt.HeadData = "", nil
+				}
 				p.fail(err)
 				return
 			}
 			p.errText = ""
 			p.notice = fmt.Sprintf("Loaded %s (%s) in %s.", f.name, sizeText(int64(len(f.data))), took.Round(time.Millisecond))
+			if opt.HeadData != nil {
+				p.notice += fmt.Sprintf(" Class embeddings from %s.", opt.HeadName)
+			}
+			p.setModel(m)
+			p.analyze(ctx)
+		})
+	}
+}
+
+// loadHead reads a class-embedding head file and reloads the current model
+// (the last checkpoint, or the demo) with it.
+func (p *Page) loadHead(ctx app.Context, files []jsFile) {
+	if len(files) == 0 {
+		return
+	}
+	f := files[0]
+	ctx.Async(func() {
+		data, err := f.read()
+		ctx.Dispatch(func(ctx app.Context) {
+			if err != nil {
+				p.fail(err)
+				return
+			}
+			p.reloadWithHead(ctx, f.Name, data)
+		})
+	})
+}
+
+// reloadWithHead loads the current model again with a head file (nil data:
+// without one). A head composes with the model's own head at load, so it
+// always starts from the checkpoint.
+func (p *Page) reloadWithHead(ctx app.Context, name string, data []byte) {
+	p.loadOpt.HeadName, p.loadOpt.HeadData = name, data
+	if p.lastFile != nil {
+		p.loadModel(ctx, p.lastFile)
+		return
+	}
+	opt := session.LoadOptions{HeadName: name, HeadData: data}
+	p.busy = "Reading " + name + "…"
+	p.jobs <- func() {
+		m, err := session.LoadDemoWith(opt)
+		ctx.Dispatch(func(ctx app.Context) {
+			if err != nil {
+				p.loadOpt.HeadName, p.loadOpt.HeadData = "", nil
+				p.fail(err)
+				return
+			}
+			p.errText, p.notice = "", ""
+			if name != "" {
+				p.notice = fmt.Sprintf("Class embeddings from %s.", name)
+			}
 			p.setModel(m)
 			p.analyze(ctx)
 		})
@@ -344,6 +398,9 @@ func (p *Page) loadFiles(ctx app.Context, files []jsFile) {
 		default:
 			images = append(images, f)
 		}
+	}
+	if len(model) > 0 { // a head file belongs to the model it was loaded on
+		p.loadOpt.HeadName, p.loadOpt.HeadData = "", nil
 	}
 	ctx.Async(func() {
 		read := func(f jsFile) []byte {
@@ -570,7 +627,7 @@ func (p *Page) imageName() string {
 
 func (p *Page) renderModelPanel() app.UI {
 	mp := &ModelPanel{Progress: p.progress, ProgressText: p.progressText, Heads: p.loadOpt.Heads,
-		NonStrict: p.loadOpt.NonStrict, CanReload: p.lastFile != nil, Notice: p.notice,
+		NonStrict: p.loadOpt.NonStrict, CanReload: p.lastFile != nil, Notice: p.notice, HeadFile: p.loadOpt.HeadName,
 		HeadChoices: p.headChoices, HeadsDim: p.headsDim, LensName: p.lensName, Tuned: p.tuned}
 	for _, pr := range preprocess.Presets() {
 		mp.Presets = append(mp.Presets, pr.Name)

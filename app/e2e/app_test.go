@@ -234,6 +234,79 @@ func TestLoadModelFiles(t *testing.T) {
 	sameRanks(t, "tiny model, sample 2", s.summary(t), native(t, m, samples[2], session.Settings{Target: -1}))
 }
 
+// A CLIP-style tower picked with its config.json reads classes through a
+// head file loaded with "Load class embeddings": its class names, the same
+// ranks as the native path with the same head; "use the model's own head"
+// goes back. A model with registers shows them as tokens of their own.
+func TestLoadHeadFile(t *testing.T) {
+	ctx, s := openApp(t, false)
+	_, samples := demo(t)
+	ref := filepath.Join(repoRoot(), "testdata", "reference")
+	clip := filepath.Join(ref, "clip", "timm.safetensors")
+	config := filepath.Join(ref, "clip", "config.json")
+	head := filepath.Join(ref, "clip", "head.safetensors")
+	if err := chromedp.Do(ctx, chromedp.SetUploadFiles(chromedp.ID("vl-model-file"), []string{clip, config})); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, ctx, `(d.error || '').includes('Attention heads')`, 30*time.Second)
+	eval(t, ctx, `document.querySelector('#vl-heads-ask .vl-heads-choice[data-heads="2"]').click()`)
+	s = waitState(t, ctx, `d.status === 'ready' && d.model === 'timm.safetensors' && !d.error`, 60*time.Second)
+	if err := chromedp.Do(ctx, chromedp.SetUploadFiles(chromedp.ID("vl-head-file"), []string{head})); err != nil {
+		t.Fatal(err)
+	}
+	s = waitState(t, ctx, fmt.Sprintf(`d.status === 'ready' && +d.seq > %d && !!document.getElementById('vl-head-in-use')`, s.Seq), 60*time.Second)
+	if s.Error != "" {
+		t.Fatalf("error: %s", s.Error)
+	}
+	read := func(name string) []byte {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	m, err := session.LoadModel("timm.safetensors", read(clip),
+		session.LoadOptions{Heads: 2, ConfigJSON: read(config), HeadName: "head.safetensors", HeadData: read(head)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := native(t, m, samples[0], session.Settings{Target: -1})
+	sameRanks(t, "CLIP tower through its head file", s.summary(t), want)
+	facts, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('.vl-facts').innerText`))
+	if err != nil || !strings.Contains(facts, `head.safetensors metadata "classes"`) || !strings.Contains(facts, "quick_gelu") {
+		t.Errorf("model facts: %q, %v", facts, err)
+	}
+	top, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('vl-prediction').innerText`))
+	if err != nil || !strings.Contains(top, m.ClassName(want.Predicted)) {
+		t.Errorf("top-5 %q lacks the head file's name %q (%v)", top, m.ClassName(want.Predicted), err)
+	}
+	screenshot(t, ctx, "head-file")
+	checkAxe(t, ctx, "class embeddings loaded")
+	// Back to the tower's own head: its 12-wide projection.
+	eval(t, ctx, `document.querySelector('#vl-head-in-use button').click()`)
+	s = waitState(t, ctx, fmt.Sprintf(`d.status === 'ready' && +d.seq > %d && !document.getElementById('vl-head-in-use')`, s.Seq), 60*time.Second)
+	if s.Error != "" {
+		t.Fatalf("error: %s", s.Error)
+	}
+
+	// Registers are tokens of their own kind: named in the facts and
+	// inspectable beside [CLS].
+	if err := chromedp.Do(ctx, chromedp.SetUploadFiles(chromedp.ID("vl-model-file"), []string{filepath.Join(ref, "ls_reg", "timm.safetensors")})); err != nil {
+		t.Fatal(err)
+	}
+	s = waitState(t, ctx, fmt.Sprintf(`d.status === 'ready' && +d.seq > %d && !document.getElementById('vl-head-in-use')`, s.Seq), 60*time.Second)
+	if s.Error != "" {
+		t.Fatalf("error: %s", s.Error)
+	}
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('.vl-facts').innerText + ' | ' +
+		[...document.querySelectorAll('#vl-patch-info .vl-link')].map(b => b.innerText).join(', ') + ' | ' +
+		document.querySelector('#vl-heatmap svg').textContent`))
+	if err != nil || !strings.Contains(got, "[CLS] + 2 registers") || !strings.Contains(got, "inspect register 2") ||
+		!strings.Contains(got, "token ([CLS], registers, then patches row by row)") {
+		t.Errorf("registers: %q, %v", got, err)
+	}
+}
+
 // After one visit the service worker has everything: with the server gone
 // the page still loads and analyses.
 func TestOffline(t *testing.T) {

@@ -51,6 +51,14 @@ func TestFiguresAreWellFormedAndInteractive(t *testing.T) {
 	if _, n := parse(t, hm.SVG()); n != 6 {
 		t.Fatalf("heat-map: %d cells with data-token", n)
 	}
+	// Prefix tokens other than [CLS] are labelled as their kind.
+	reg := Heatmap{Title: "ranks", Ranks: [][]int32{{0, 1, 2, 3}}, Labels: []string{"[CLS]", "register 1", "register 2", "patch (0, 0)"}, Classes: 10}
+	if svg := reg.SVG(); !strings.Contains(svg, ">R2<") || !strings.Contains(svg, "token ([CLS], registers, then patches row by row)") {
+		t.Errorf("registers are not labelled as such: %s", svg)
+	}
+	if got := prefixCaption([]string{"[CLS]", "distillation token", "patch (0, 0)"}); got != "[CLS], distillation token, " {
+		t.Errorf("distilled caption %q", got)
+	}
 	ov := Overlay{Title: "overlay", Image: img, Grid: 2, Colours: []string{RankColour(0, 10), "", "#000000", "#ffffff"},
 		Titles: []string{"a", "b", "c", "<d>"}, FirstToken: 1, Selected: 3, Cursor: -1}
 	if c, n := parse(t, ov.SVG()); n != 4 || c["image"] != 1 || c["linearGradient"] != 0 {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"image"
 	"math"
+	"slices"
+	"strings"
 )
 
 // Heatmap is the blocks × tokens map of the target class's rank.
@@ -72,7 +74,7 @@ func (hm Heatmap) SVG() string {
 	for t := 0; t < n; t += k {
 		d.text(left+cw*(float64(t)+0.5), axisY+13, 9.5, Muted, "middle", shortLabel(hm.Labels[t], t))
 	}
-	d.text(left, axisY+27, 10.5, Muted, "start", "token ([CLS], then patches row by row)")
+	d.text(left, axisY+27, 10.5, Muted, "start", "token ("+prefixCaption(hm.Labels)+"then patches row by row)")
 	d.rankLegend(left, axisY+36, min(220, max(cw*float64(n), 160)), hm.Classes, "rankscale-heat")
 	return d.String()
 }
@@ -87,10 +89,34 @@ func (hm Heatmap) Tip(b, t int) string {
 }
 
 func shortLabel(label string, t int) string {
-	if label == "[CLS]" {
+	switch {
+	case label == "[CLS]":
 		return "CLS"
+	case label == "distillation token":
+		return "DIST"
+	case strings.HasPrefix(label, "register "):
+		return "R" + strings.TrimPrefix(label, "register ")
 	}
 	return fmt.Sprint(t)
+}
+
+// prefixCaption names the tokens before the patches, in order, each kind
+// once: "[CLS], registers, " (empty without prefix tokens).
+func prefixCaption(labels []string) string {
+	var kinds []string
+	for _, l := range labels {
+		kind := l
+		switch {
+		case strings.HasPrefix(l, "patch"):
+			return strings.Join(kinds, "")
+		case strings.HasPrefix(l, "register "):
+			kind = "registers"
+		}
+		if !slices.Contains(kinds, kind+", ") {
+			kinds = append(kinds, kind+", ")
+		}
+	}
+	return strings.Join(kinds, "")
 }
 
 // Overlay is the input image with its patch grid coloured by rank.

@@ -33,6 +33,11 @@ type LoadOptions struct {
 	Heads      int    // 0 = from the checkpoint (or dim/64)
 	NonStrict  bool   // skip unknown tensors (e.g. DeiT distillation heads)
 	ConfigJSON []byte // a config.json picked beside the weights, or nil
+	// HeadName and HeadData are a class-embedding head file ("Load class
+	// embeddings", the CLI's --head): safetensors weight [classes, embed],
+	// read after the model's final norm and projection; nil for none.
+	HeadName string
+	HeadData []byte
 }
 
 // Model is a loaded bundle plus what the app remembers about it.
@@ -47,17 +52,20 @@ type Model struct {
 }
 
 // LoadDemo loads the embedded Fashion-MNIST demo model.
-func LoadDemo() (*Model, error) {
+func LoadDemo() (*Model, error) { return LoadDemoWith(LoadOptions{}) }
+
+// LoadDemoWith loads the demo model with loading options (a head file).
+func LoadDemoWith(opt LoadOptions) (*Model, error) {
 	data, err := public.Files.ReadFile(public.DemoModel)
 	if err != nil {
 		return nil, fmt.Errorf("embedded demo model: %w", err)
 	}
-	return LoadModel(bundle.DemoName, data, LoadOptions{})
+	return LoadModel(bundle.DemoName, data, opt)
 }
 
 // LoadModel loads a safetensors or PyTorch checkpoint held in memory.
 func LoadModel(name string, data []byte, opt LoadOptions) (*Model, error) {
-	bopt := bundle.Options{Preset: opt.Preset,
+	bopt := bundle.Options{Preset: opt.Preset, HeadFile: opt.HeadName, HeadData: opt.HeadData,
 		Checkpoint: checkpoint.Options{NonStrict: opt.NonStrict, ConfigJSON: opt.ConfigJSON}}
 	if opt.Heads > 0 {
 		bopt.Checkpoint.Override = &vit.Config{Heads: opt.Heads}
@@ -134,10 +142,15 @@ func (m *Model) Facts() [][2]string {
 		family += " (" + info.Format + ")"
 	}
 	tokens := fmt.Sprintf("%d (%d×%d patches", c.NumTokens(), c.GridSize(), c.GridSize())
-	if c.ClassToken {
-		tokens += " + [CLS])"
-	} else {
+	switch {
+	case !c.ClassToken:
 		tokens += ", no [CLS])"
+	case c.DistToken:
+		tokens += " + [CLS] + distillation token)"
+	case c.Registers > 0:
+		tokens += fmt.Sprintf(" + [CLS] + %d registers)", c.Registers)
+	default:
+		tokens += " + [CLS])"
 	}
 	arch := fmt.Sprintf("%d blocks, dim %d, %d heads, MLP %d", c.Depth, c.Dim, c.Heads, c.MLPDim)
 	if c.PostNorm {
@@ -152,6 +165,7 @@ func (m *Model) Facts() [][2]string {
 		{"classes", fmt.Sprintf("%d: %s", c.Classes, m.ClassesSource)},
 		{"parameters", formatCount(m.Model.NumParams())},
 		{"config", info.ConfigSource},
+		{"activation", activationFact(c.Act, info.ActSource)},
 		{"preset", presetFact(m.Preset.Name, m.PresetSource)},
 	}
 	if acc := info.Metadata["test_accuracy"]; acc != "" {
@@ -161,6 +175,17 @@ func (m *Model) Facts() [][2]string {
 		facts = append(facts, [2]string{"ignored", strings.Join(info.Ignored, ", ")})
 	}
 	return facts
+}
+
+// activationFact names the MLP activation and which source or rule chose it.
+func activationFact(act vit.Activation, from string) string {
+	if act == "" {
+		act = vit.ActGELU
+	}
+	if from == "" {
+		return string(act)
+	}
+	return string(act) + " (" + from + ")"
 }
 
 // presetFact says which preprocessing runs and how it was chosen; an

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
@@ -349,5 +350,45 @@ func TestTunedLens(t *testing.T) {
 	}
 	if v := a.ThroughLens(true); v.Base != a.Tuned || v.Base.Trace == nil || a.ThroughLens(false) != a {
 		t.Fatal("ThroughLens does not swap the runs")
+	}
+}
+
+// A CLIP tower with a head file ("Load class embeddings"): the classes and
+// their names are the head's, the facts say where the activation and the
+// names came from; a head of the wrong width is refused naming the file.
+func TestHeadFileAndTokenKinds(t *testing.T) {
+	opt := LoadOptions{Heads: 2, ConfigJSON: refFile(t, "clip/config.json"), HeadName: "head.safetensors", HeadData: refFile(t, "clip/head.safetensors")}
+	m, err := LoadModel("timm.safetensors", refFile(t, "clip/timm.safetensors"), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := m.Model.Config.Classes; c != 5 || m.ClassName(1) != "dog" {
+		t.Fatalf("%d classes, class 1 %q: want the head file's 5, dog", c, m.ClassName(1))
+	}
+	facts := fmt.Sprint(m.Facts())
+	for _, want := range []string{`head.safetensors metadata "classes"`, `quick_gelu (config.json: act "quick_gelu")`} {
+		if !strings.Contains(facts, want) {
+			t.Errorf("facts lack %q: %s", want, facts)
+		}
+	}
+	a := analyze(t, m, Settings{Target: -1})
+	if a.Current().Target < 0 || a.Current().Target >= 5 {
+		t.Errorf("target %d of 5 classes", a.Current().Target)
+	}
+	opt.HeadData = refFile(t, "clip/timm.safetensors") // not a head file
+	if _, err := LoadModel("timm.safetensors", refFile(t, "clip/timm.safetensors"), opt); err == nil || !strings.Contains(err.Error(), "head.safetensors") {
+		t.Errorf("a wrong head file: %v", err)
+	}
+	for fixture, want := range map[string]string{"ls_reg/timm.safetensors": "+ [CLS] + 2 registers", "deit_dist/timm.safetensors": "+ [CLS] + distillation token"} {
+		m, err := LoadModel(fixture, refFile(t, fixture), LoadOptions{Heads: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if facts := fmt.Sprint(m.Facts()); !strings.Contains(facts, want) {
+			t.Errorf("%s: facts lack %q: %s", fixture, want, facts)
+		}
+		if got := TokenLabel(m.Model.Config, 1); got == "patch (0, 0)" {
+			t.Errorf("%s: token 1 labelled %q", fixture, got)
+		}
 	}
 }
