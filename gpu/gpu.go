@@ -83,6 +83,9 @@ func New(m *vit.Model, opt Options) (*Backend, error) {
 	if err := m.CheckShapes(); err != nil {
 		return nil, fmt.Errorf("gpu: model: %w", err)
 	}
+	if m.Normalize != nil {
+		return nil, errors.New(`gpu: a head file with "normalize": "true" runs on the CPU backend only (--backend cpu): the GPU lens kernel reads one linear head`)
+	}
 	if dh := m.Config.HeadDim(); dh > maxHeadDim {
 		return nil, fmt.Errorf("gpu: head dimension %d over the attention kernel's %d", dh, maxHeadDim)
 	}

@@ -324,3 +324,25 @@ func TestHeadsFlagRefusesZero(t *testing.T) {
 		t.Errorf("--heads 4 on the demo model: exit %d, stderr %q", code, stderr)
 	}
 }
+
+// A head file with "normalize": "true" runs on the CPU: --backend gpu is
+// refused saying so, auto falls back to the CPU.
+func TestNormalizedHeadBackends(t *testing.T) {
+	ref := filepath.Join("..", "testdata", "reference", "clip")
+	img := filepath.Join("..", "public", "samples", "fmnist-test-0-ankle-boot.png")
+	args := []string{"predict", "--model", filepath.Join(ref, "timm.safetensors"), "--heads", "2",
+		"--head", filepath.Join(ref, "head_normalize.safetensors"), "--preset", "google"}
+	_, stderr, code := runCLI(t, append(args, "--backend", "gpu", img)...)
+	if code == 0 || !strings.Contains(stderr, `"normalize": "true" runs on the CPU backend only`) {
+		t.Errorf("--backend gpu: exit %d: %s", code, stderr)
+	}
+	out, stderr, code := runCLI(t, append(args, "--backend", "auto", img)...)
+	if code != 0 {
+		t.Fatalf("--backend auto: exit %d: %s", code, stderr)
+	}
+	for _, name := range []string{"cat", "dog", "car", "tree", "cup"} {
+		if !strings.Contains(out, name) {
+			t.Errorf("predict's top-5 lacks the head file's class %q: %s", name, out)
+		}
+	}
+}

@@ -34,6 +34,9 @@ func (m *Model) cpuWeights() cpuWeights {
 	add(m.Head)
 	add(m.HeadCLS) // distilled DeiT's two heads (empty otherwise)
 	add(m.HeadDist)
+	if m.Normalize != nil {
+		add(m.Normalize.Proj)
+	}
 	for _, b := range m.Blocks {
 		add(b.QKV)
 		add(b.Proj)

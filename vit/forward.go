@@ -420,6 +420,7 @@ func (m *Model) classify(x []float32, n int, rec *Activations) (pooled, logits [
 		distilledLogits(logits, pooled, x[d:2*d], m)
 	} else {
 		m.LinearForward(logits, pooled, 1, m.Head)
+		m.NormalizeLogits(logits, pooled, 1)
 	}
 	if rec != nil {
 		rec.Logits = logits

@@ -2,6 +2,7 @@ package vit
 
 import (
 	"fmt"
+	"math"
 	"sync/atomic"
 )
 
@@ -53,9 +54,55 @@ type Model struct {
 	// [CLS] and the distillation token (both zero otherwise).
 	Head              Linear
 	HeadCLS, HeadDist Linear
+	// Normalize, when set, L2-normalises the final embedding before the
+	// class head (a head file's "normalize": "true"): see EmbedNorm.
+	Normalize *EmbedNorm
 	// cpu holds the weights packed for the CPU GEMM, built on the first
 	// forward (cpuweights.go).
 	cpu atomic.Pointer[cpuWeights]
+}
+
+// EmbedNorm is zero-shot CLIP's normalisation of the embedding before the
+// class head. Head is then the composition W·P of the head file W (bias b)
+// with the model's projection P (bias b_P), and with e = P·z + b_P for a
+// normed vector z,
+//
+//	logits = W·e/‖e‖ + b = (Head(z) − b)/‖e‖ + b,
+//
+// so every path keeps its one linear head and rescales afterwards
+// (NormalizeLogits). Ranks change only through b: with a bias-free head
+// they are those of Head(z).
+type EmbedNorm struct {
+	Proj      Linear    // P (E×D) with its bias b_P (zeros when it has none)
+	ClassBias []float32 // b, the head file's bias (Classes)
+}
+
+// NormalizeLogits applies m.Normalize, if any, in place to n rows of
+// logits = Head(normed) computed from n normed vectors (D each).
+func (m *Model) NormalizeLogits(logits, normed []float32, n int) {
+	en := m.Normalize
+	if en == nil {
+		return
+	}
+	c := m.Config.Classes
+	e := make([]float32, n*en.Proj.Out)
+	m.LinearForward(e, normed, n, en.Proj)
+	for r := range n {
+		s := 1 / EmbedLength(e[r*en.Proj.Out:(r+1)*en.Proj.Out])
+		row := logits[r*c : (r+1)*c]
+		for k, v := range row {
+			row[k] = float32(float64(v-en.ClassBias[k])*s) + en.ClassBias[k]
+		}
+	}
+}
+
+// EmbedLength is ‖e‖, summed in float64.
+func EmbedLength(e []float32) float64 {
+	var ss float64
+	for _, v := range e {
+		ss += float64(v) * float64(v)
+	}
+	return math.Sqrt(ss)
 }
 
 // MeanHead is distilled DeiT's classifier as one linear map: its eval

@@ -259,6 +259,51 @@ func TestCLIPTowerThroughHeadFile(t *testing.T) {
 	checkFixture(t, m, g)
 }
 
+// The clip fixture's head file with "normalize": "true": the embedding is
+// L2-normalised before the head (zero-shot CLIP). The model's logits and
+// every lens readout, folded and direct, against torch's; the head's bias
+// makes some ranks differ from the plain head's (make_backbones.py checks).
+func TestCLIPTowerNormalizedHead(t *testing.T) {
+	g := loadGolden(t, "clip")
+	dir := filepath.Join(refDir, "clip")
+	m, _, err := checkpoint.Load(filepath.Join(dir, "timm.safetensors"), checkpoint.Options{Override: &vit.Config{Heads: g.config.Heads}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "head_normalize.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := checkpoint.ReadHead("head_normalize.safetensors", data)
+	if err == nil {
+		err = checkpoint.ApplyHead(m, head)
+	}
+	if err != nil || !head.Normalize || m.Normalize == nil {
+		t.Fatalf("normalize %v, %v", head != nil && head.Normalize, err)
+	}
+	p := lens.NewProjector(m)
+	for i := range 2 {
+		tr, err := m.Forward(g.get(t, fmt.Sprintf("input.%d", i)), vit.Options{Taps: vit.TapSites(vit.AllSites()...)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		expectClose(t, fmt.Sprintf("normalize.logits.%d", i), tr.Logits, g.get(t, fmt.Sprintf("normalize.logits.%d", i)).Data)
+		for b := range m.Config.Depth {
+			for _, s := range vit.AllSites() {
+				key := fmt.Sprintf("normalize.lens.%s.%d.%d", s, b, i)
+				h := tr.Site(s, b).Data
+				n := len(h) / m.Config.Dim
+				expectClose(t, key+" (direct)", p.Direct(h, n), g.get(t, key).Data)
+				folded := p.Raw(h, n)
+				mean, inv := p.Stats(h, n)
+				p.Finish(folded, mean, inv)
+				p.Normalize(folded, h, n)
+				expectClose(t, key+" (folded)", folded, g.get(t, key).Data)
+			}
+		}
+	}
+}
+
 // Hugging Face's names for the same weights (make_backbones.py, hf/):
 // Dinov2Model has no head, so its output is the normed [CLS] (an identity
 // head, classes = dim) and every block's stream is the timm fixture's;

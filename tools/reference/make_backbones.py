@@ -360,6 +360,20 @@ def make(name):
         out[f"keep.hs.{depth - 1}.{i}"] = kt["hs"][-1][0]
     if name in RESIZE:
         out.update(resized(m, c, opts, RESIZE[name], seed, readout))
+    if head is not None:
+        # The head file with "normalize": "true": the embedding L2-normalised
+        # before the head, as zero-shot CLIP (head_normalize.safetensors).
+        unit = lambda z: F.normalize(z, dim=-1) @ head[0].T + head[1]  # noqa: E731
+        nl = unit(m(x))
+        for i in range(x.shape[0]):
+            out[f"normalize.logits.{i}"] = nl[i]
+            for b in range(depth):
+                for site in ("hs", "hs_mid", "attn", "mlp"):
+                    out[f"normalize.lens.{site}.{b}.{i}"] = unit(m.class_embedding(taps[site][b][i]))
+        ranks_differ = any((unit(m.class_embedding(taps["hs"][b][i])).argsort(-1) !=
+                            readout(m.class_embedding(taps["hs"][b][i])).argsort(-1)).any()
+                           for b in range(depth) for i in range(x.shape[0]))
+        assert ranks_differ, "normalising changes no rank: the head's bias is too small to test it"
     if name in HF_EXPORTS:
         out.update(HF_EXPORTS[name](m, c, opts, x, readout, taps))
     if opts.get("act"):
@@ -375,6 +389,8 @@ def make(name):
     if head is not None:
         safetensors_io.save(os.path.join(d, "head.safetensors"), {"weight": head[0], "bias": head[1]},
                             {"classes": json.dumps(HEAD_CLASSES)})
+        safetensors_io.save(os.path.join(d, "head_normalize.safetensors"), {"weight": head[0], "bias": head[1]},
+                            {"classes": json.dumps(HEAD_CLASSES), "normalize": "true"})
     if opts.get("act", "gelu") != "gelu":
         # Never inferred from the weights: config.json beside them says it.
         with open(os.path.join(d, "config.json"), "w") as f:

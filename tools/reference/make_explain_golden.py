@@ -70,7 +70,10 @@ FIXTURES = ["tiny", "odd", "nobias", "gap"]
 # bias-free projection read through its class head file), and the ls_reg
 # weights again with the tanh GELU (the Go side loads them with act gelu_tanh).
 BACKBONES = {"deit_dist": ("deit_dist", None), "ls_reg": ("ls_reg", None), "clip": ("clip", None),
-             "ls_reg_tanh": ("ls_reg", "gelu_tanh")}
+             "ls_reg_tanh": ("ls_reg", "gelu_tanh"), "clip_normalize": ("clip", None)}
+# Fixtures read through a head file with "normalize": "true" (the embedding
+# L2-normalised before the class head).
+NORMALIZED = {"clip_normalize": "head_normalize.safetensors"}
 ACTS = {
     "gelu": F.gelu,
     "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
@@ -86,12 +89,14 @@ def load_fixture(name):
     if act is not None:
         cfg["act"] = act
     w = {k: torch.from_numpy(v).double() for k, v in w.items()}
-    head_file = os.path.join(REF, src, "head.safetensors")
+    head_file = os.path.join(REF, src, NORMALIZED.get(name, "head.safetensors"))
     if os.path.exists(head_file):  # a class head file read after the model's projection
-        hw, _ = safetensors_io.load(head_file)
+        hw, hmeta = safetensors_io.load(head_file)
         w.update({"classhead." + k: torch.from_numpy(v).double() for k, v in hw.items()})
+        cfg["head_normalize"] = hmeta.get("normalize") == "true"
     inputs = [torch.from_numpy(g[f"input.{i}"]).double() for i in range(int(meta["inputs"]))]
-    return w, cfg, inputs, json.dumps(cfg)
+    cfg_json = json.dumps({k: v for k, v in cfg.items() if k != "head_normalize"})
+    return w, cfg, inputs, cfg_json
 
 
 def first_image_token(cfg):
@@ -176,6 +181,8 @@ def head(w, cfg, v):
     if "head_dist.weight" in w:
         y = (y + F.linear(z, w["head_dist.weight"], w["head_dist.bias"])) / 2
     if "classhead.weight" in w:
+        if cfg.get("head_normalize"):
+            y = F.normalize(y, dim=-1)
         y = F.linear(y, w["classhead.weight"], w.get("classhead.bias"))
     return y
 
@@ -279,7 +286,8 @@ def make_explain(name):
         if name in BACKBONES and act is None:
             # This forward re-states make_backbones.py's TimmViT: the same logits.
             g, _ = safetensors_io.load(os.path.join(REF, src, "golden.safetensors"))
-            err = (logits - torch.from_numpy(g[f"logits.{i}"]).double()).abs().max().item()
+            key = f"normalize.logits.{i}" if name in NORMALIZED else f"logits.{i}"
+            err = (logits - torch.from_numpy(g[key]).double()).abs().max().item()
             assert err < 1e-5, f"{name}: logits differ from make_backbones.py's by {err}"
         # Input 0 explains the predicted class, the others a different one.
         target = pred if i == 0 else (pred + 1) % cfg["classes"]

@@ -21,13 +21,16 @@ type ClassHead struct {
 	B       []float32 // Classes; zeros when the file has no bias
 	// ClassNames come from the file's metadata "classes" (nil without).
 	ClassNames []string
+	// Normalize is the metadata "normalize": "true": the embedding is
+	// L2-normalised before this head (vit.EmbedNorm).
+	Normalize bool
 }
 
 // ReadHead reads a head file: safetensors with `weight` [C, E] and an
 // optional `bias` [C]; metadata `classes` (JSON list) names the classes.
-// Metadata "normalize": "true" (L2-normalise the embedding first, as
-// zero-shot CLIP does) is refused for now: the lens's linear fold cannot
-// express it. With a bias-free head the ranks are the same without it.
+// Metadata "normalize": "true" L2-normalises the embedding first, as
+// zero-shot CLIP does (ranks unchanged with a bias-free head, logits
+// scaled).
 func ReadHead(name string, data []byte) (*ClassHead, error) {
 	ts, meta, format, err := ReadTensors(name, data)
 	if err != nil {
@@ -60,7 +63,7 @@ func ReadHead(name string, data []byte) (*ClassHead, error) {
 	switch meta["normalize"] {
 	case "", "false":
 	case "true":
-		return nil, fmt.Errorf(`%s: metadata "normalize": "true" is not supported yet (the lens projects linearly); remove it: with a bias-free head the class ranks are the same, only the logits' scale differs`, name)
+		h.Normalize = true
 	default:
 		return nil, fmt.Errorf(`%s: metadata "normalize" is %q, want "true" or "false"`, name, meta["normalize"])
 	}
@@ -107,6 +110,9 @@ func ApplyHead(m *vit.Model, h *ClassHead) error {
 			out.W[k*d+i] = float32(v)
 		}
 		out.B[k] = float32(b)
+	}
+	if h.Normalize {
+		m.Normalize = &vit.EmbedNorm{Proj: m.Head, ClassBias: h.B}
 	}
 	m.Head = out
 	m.Config.Classes = h.Classes

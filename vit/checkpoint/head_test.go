@@ -55,7 +55,7 @@ func TestHeadFile(t *testing.T) {
 		meta map[string]string
 		want string
 	}{
-		{"normalize", map[string]string{"normalize": "true"}, `"normalize": "true" is not supported yet`},
+		{"normalize", map[string]string{"normalize": "yes"}, `metadata "normalize" is "yes", want "true" or "false"`},
 		{"names", map[string]string{"classes": `["one"]`}, `"classes" has 1 names for 2 classes`},
 		{"bad names", map[string]string{"classes": `one, two`}, `not a JSON list of names`},
 	} {

@@ -48,6 +48,43 @@ func LinearBackward(gx, gy []float32, rows int, l vit.Linear) {
 	vit.MatMulT(gx, gy, transpose(l.W, l.Out, l.In), rows, l.In, l.Out)
 }
 
+// HeadBackward writes gz = ∂L/∂z for rows normed vectors z (the final
+// norm's output), given gLogits = ∂L/∂logits, through the model's head and,
+// when the model has one, its embedding normalisation (vit.EmbedNorm): with
+// y = Head(z), e = P·z + b_P, s = 1/‖e‖ and logits = (y − b)·s + b,
+//
+//	∂L/∂y = s·g,  ∂L/∂e = −s³·⟨g, y − b⟩·e,  gz = Headᵀ·∂L/∂y + Pᵀ·∂L/∂e.
+func HeadBackward(m *vit.Model, gz, gLogits, z []float32, rows int) {
+	en := m.Normalize
+	if en == nil {
+		LinearBackward(gz, gLogits, rows, m.Head)
+		return
+	}
+	C, E, d := m.Config.Classes, en.Proj.Out, m.Config.Dim
+	y := make([]float32, rows*C)
+	m.LinearForward(y, z, rows, m.Head)
+	e := make([]float32, rows*E)
+	m.LinearForward(e, z, rows, en.Proj)
+	gy := make([]float32, rows*C)
+	ge := make([]float32, rows*E)
+	for r := range rows {
+		s := 1 / vit.EmbedLength(e[r*E:(r+1)*E])
+		var dot float64
+		for k := range C {
+			g := float64(gLogits[r*C+k])
+			gy[r*C+k] = float32(s * g)
+			dot += g * float64(y[r*C+k]-en.ClassBias[k])
+		}
+		for i, v := range e[r*E : (r+1)*E] {
+			ge[r*E+i] = float32(-s * s * s * dot * float64(v))
+		}
+	}
+	LinearBackward(gz, gy, rows, m.Head)
+	gp := make([]float32, rows*d)
+	LinearBackward(gp, ge, rows, en.Proj)
+	vit.Add(gz, gp)
+}
+
 // transpose returns the c×r transpose of the r×c row-major matrix a.
 func transpose(a []float32, r, c int) []float32 {
 	t := make([]float32, len(a))

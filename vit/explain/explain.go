@@ -249,6 +249,7 @@ func headOutputGrads(t *tape, b, rows, target int, opt Options) (gO []float32, l
 	vit.LayerNorm(z, a, rows, d, m.Norm, c.LNEps)
 	logits := make([]float32, rows*C)
 	m.LinearForward(logits, z, rows, m.Head)
+	m.NormalizeLogits(logits, z, rows)
 	gLogits := make([]float32, rows*C)
 	loss = make([]float32, rows)
 	for r := range rows {
@@ -257,7 +258,7 @@ func headOutputGrads(t *tape, b, rows, target int, opt Options) (gO []float32, l
 		copy(gLogits[r*C:], g)
 	}
 	g := make([]float32, rows*d)
-	LinearBackward(g, gLogits, rows, m.Head)
+	HeadBackward(m, g, gLogits, z, rows)
 	LayerNormBackward(g, g, a, rows, d, m.Norm, c.LNEps)
 	if c.PostNorm {
 		LayerNormBackward(g, g, u, rows, d, blk.Norm1, c.LNEps)

@@ -25,14 +25,16 @@ const gradTol = 5e-5 // measured worst: 1.9e-5 (gap), ≤1e-5 elsewhere
 // of make_backbones.py: distilled DeiT, LayerScale with registers, a CLIP
 // tower (QuickGELU) read through its head file, and ls_reg's weights with
 // the tanh GELU.
-var goldenFixtures = []string{"tiny", "odd", "nobias", "gap", "deit_dist", "ls_reg", "clip", "ls_reg_tanh"}
+var goldenFixtures = []string{"tiny", "odd", "nobias", "gap", "deit_dist", "ls_reg", "clip", "ls_reg_tanh", "clip_normalize"}
 
 // fixtureWeights names the reference folder whose weights a golden file
-// explains, and the activation it overrides, where not the fixture's own.
+// explains, the activation it overrides and the head file it reads, where
+// not the fixture's own.
 var fixtureWeights = map[string]struct {
-	dir string
-	act vit.Activation
-}{"ls_reg_tanh": {"ls_reg", vit.ActGELUTanh}}
+	dir  string
+	act  vit.Activation
+	head string
+}{"ls_reg_tanh": {dir: "ls_reg", act: vit.ActGELUTanh}, "clip_normalize": {dir: "clip", head: "head_normalize.safetensors"}}
 
 func loadFixture(t *testing.T, name string) (*vit.Model, *vittest.Golden) {
 	t.Helper()
@@ -57,8 +59,11 @@ func loadFixture(t *testing.T, name string) (*vit.Model, *vittest.Golden) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if data, err := os.ReadFile(filepath.Join(dir, "head.safetensors")); err == nil {
-		head, err := checkpoint.ReadHead("head.safetensors", data)
+	if src.head == "" {
+		src.head = "head.safetensors"
+	}
+	if data, err := os.ReadFile(filepath.Join(dir, src.head)); err == nil {
+		head, err := checkpoint.ReadHead(src.head, data)
 		if err == nil {
 			err = checkpoint.ApplyHead(m, head)
 		}

@@ -26,6 +26,14 @@ func record(m *vit.Model, pixels *vit.Tensor) (*tape, error) {
 	return t, nil
 }
 
+// normedPooled is the classifier's input after the final norm.
+func (t *tape) normedPooled() []float32 {
+	c := t.m.Config
+	z := make([]float32, c.Dim)
+	vit.LayerNorm(z, t.Pooled, 1, c.Dim, t.m.Norm, c.LNEps)
+	return z
+}
+
 // backward propagates gLogits = ∂L/∂logits through the whole model and
 // returns ∂L/∂A_b for every block b (H×n×n) and ∂L/∂(block-0 input). When at
 // is set it also hears the gradient at every hook point it passes, in the
@@ -57,11 +65,11 @@ func (t *tape) backward(gLogits []float32, at func(h vit.Hook, g []float32)) (gP
 		}
 	case c.Pool == vit.PoolCLS:
 		gNormed := make([]float32, d)
-		LinearBackward(gNormed, gLogits, 1, m.Head)
+		HeadBackward(m, gNormed, gLogits, t.normedPooled(), 1)
 		LayerNormBackward(gx[:d], gNormed, t.Pooled, 1, d, m.Norm, c.LNEps)
 	case c.Pool == vit.PoolMean:
 		gNormed := make([]float32, d)
-		LinearBackward(gNormed, gLogits, 1, m.Head)
+		HeadBackward(m, gNormed, gLogits, t.normedPooled(), 1)
 		gPooled := make([]float32, d)
 		LayerNormBackward(gPooled, gNormed, t.Pooled, 1, d, m.Norm, c.LNEps)
 		for i := 0; i < n; i++ {

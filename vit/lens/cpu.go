@@ -149,6 +149,7 @@ func (c *CPU) foldedReadouts(tr *vit.Trace, n int, sites []vit.Site, translated 
 				logits = append([]float32(nil), z[s]...)
 				mean, inv := p.Stats(tr.Site(s, b).Data, n)
 				p.Finish(logits, mean, inv)
+				p.Normalize(logits, tr.Site(s, b).Data, n)
 			}
 			readout(si, s, b, logits)
 		}

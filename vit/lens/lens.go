@@ -56,7 +56,20 @@ func (p *Projector) Direct(h []float32, n int) []float32 {
 	vit.LayerNorm(normed, h, n, p.Dim, m.Norm, m.Config.LNEps)
 	out := make([]float32, n*p.Classes)
 	m.LinearForward(out, normed, n, m.Head)
+	m.NormalizeLogits(out, normed, n)
 	return out
+}
+
+// Normalize applies the model's embedding normalisation (vit.EmbedNorm), if
+// any, to n rows of logits that Finish made from the vectors h.
+func (p *Projector) Normalize(logits, h []float32, n int) {
+	m := p.model
+	if m.Normalize == nil {
+		return
+	}
+	normed := make([]float32, len(h))
+	vit.LayerNorm(normed, h, n, p.Dim, m.Norm, m.Config.LNEps)
+	m.NormalizeLogits(logits, normed, n)
 }
 
 // Raw computes Z = E'·h for n vectors (n×Classes), the linear part.
