@@ -242,17 +242,7 @@ func TestCLIPTowerThroughHeadFile(t *testing.T) {
 	if m.Config.Act != vit.ActQuickGELU || !m.Config.NormPre || m.Config.Classes != 12 {
 		t.Fatalf("config %+v: want quick_gelu from config.json, norm_pre, a 12-wide projection", m.Config)
 	}
-	data, err := os.ReadFile(filepath.Join(dir, "head.safetensors"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	head, err := checkpoint.ReadHead("head.safetensors", data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := checkpoint.ApplyHead(m, head); err != nil {
-		t.Fatal(err)
-	}
+	head := applyHeadFile(t, m, filepath.Join(dir, "head.safetensors"))
 	if m.Config != g.config || !slices.Equal(head.ClassNames, []string{"cat", "dog", "car", "tree", "cup"}) {
 		t.Fatalf("config %+v, names %v; torch used %+v", m.Config, head.ClassNames, g.config)
 	}
@@ -270,16 +260,8 @@ func TestCLIPTowerNormalizedHead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(filepath.Join(dir, "head_normalize.safetensors"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	head, err := checkpoint.ReadHead("head_normalize.safetensors", data)
-	if err == nil {
-		err = checkpoint.ApplyHead(m, head)
-	}
-	if err != nil || !head.Normalize || m.Normalize == nil {
-		t.Fatalf("normalize %v, %v", head != nil && head.Normalize, err)
+	if head := applyHeadFile(t, m, filepath.Join(dir, "head_normalize.safetensors")); !head.Normalize || m.Normalize == nil {
+		t.Fatal(`"normalize": "true" not read`)
 	}
 	p := lens.NewProjector(m)
 	for i := range 2 {
@@ -352,17 +334,7 @@ func TestHuggingFaceBackbones(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		data, err := os.ReadFile(filepath.Join(dir, "head.safetensors"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		head, err := checkpoint.ReadHead("head.safetensors", data)
-		if err == nil {
-			err = checkpoint.ApplyHead(m, head)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+		applyHeadFile(t, m, filepath.Join(dir, "head.safetensors"))
 		if info.Family != checkpoint.HFCLIP || m.Config != g.config {
 			t.Fatalf("family %s, config %+v; want %s, %+v", info.Family, m.Config, checkpoint.HFCLIP, g.config)
 		}
@@ -374,6 +346,23 @@ func TestHuggingFaceBackbones(t *testing.T) {
 			expectClose(t, fmt.Sprintf("hf.logits.%d", i), tr.Logits, g.get(t, fmt.Sprintf("hf.logits.%d", i)).Data)
 		}
 	})
+}
+
+// applyHeadFile reads a head file and makes it m's class embedding.
+func applyHeadFile(t *testing.T, m *vit.Model, path string) *checkpoint.ClassHead {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := checkpoint.ReadHead(filepath.Base(path), data)
+	if err == nil {
+		err = checkpoint.ApplyHead(m, head)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return head
 }
 
 // Each activation against torch's on a grid over [-6, 6] (the clip fixture

@@ -130,13 +130,22 @@ def config_json(image_size, patch_size, depth, heads, dim, mlp_dim, classes, qkv
     })
 
 
-def _split_qkv(out, dst, sd, src, dim, names):
-    """timm's fused qkv rows (q, k, v) as Hugging Face's three Linear layers."""
-    for kind in ("weight", "bias"):
-        if src + kind in sd:
-            v = sd[src + kind]
-            for j, part in enumerate(names):
-                out[dst + part + "." + kind] = v[j * dim:(j + 1) * dim].clone()
+def _hf_blocks(out, sd, depth, dim, layer, qkv, qkv_names, block):
+    """Every timm block under Hugging Face names: layer is the block's prefix
+    (with {i}), the fused qkv rows (q, k, v) become three Linear layers named
+    qkv + qkv_names, and block renames the other tensors by prefix."""
+    for i in range(depth):
+        src, dst = f"blocks.{i}.", layer.format(i=i)
+        for kind in ("weight", "bias"):
+            if src + "attn.qkv." + kind in sd:
+                v = sd[src + "attn.qkv." + kind]
+                for j, part in enumerate(qkv_names):
+                    out[dst + qkv + part + "." + kind] = v[j * dim:(j + 1) * dim].clone()
+        for k, v in sd.items():
+            if k.startswith(src) and not k.startswith(src + "attn.qkv."):
+                rest = k[len(src):]
+                a = next(a for a in block if rest.startswith(a))
+                out[dst + block[a] + rest[len(a):]] = v.clone()
 
 
 def timm_to_hf_dinov2(sd, depth, dim):
@@ -160,14 +169,7 @@ def timm_to_hf_dinov2(sd, depth, dim):
     for k, v in sd.items():
         if k in top:
             out["dinov2." + top[k]] = v.clone()
-    for i in range(depth):
-        src, dst = f"blocks.{i}.", f"dinov2.encoder.layer.{i}."
-        _split_qkv(out, dst + "attention.attention.", sd, src + "attn.qkv.", dim, ("query", "key", "value"))
-        for k, v in sd.items():
-            if k.startswith(src) and not k.startswith(src + "attn.qkv."):
-                rest = k[len(src):]
-                a = next(a for a in block if rest.startswith(a))
-                out[dst + block[a] + rest[len(a):]] = v.clone()
+    _hf_blocks(out, sd, depth, dim, "dinov2.encoder.layer.{i}.", "attention.attention.", ("query", "key", "value"), block)
     return out
 
 
@@ -191,12 +193,5 @@ def timm_to_hf_clip(sd, depth, dim):
     }
     block = {"norm1.": "layer_norm1.", "attn.proj.": "self_attn.out_proj.", "norm2.": "layer_norm2.",
              "mlp.fc1.": "mlp.fc1.", "mlp.fc2.": "mlp.fc2."}
-    for i in range(depth):
-        src, dst = f"blocks.{i}.", f"vision_model.encoder.layers.{i}."
-        _split_qkv(out, dst + "self_attn.", sd, src + "attn.qkv.", dim, ("q_proj", "k_proj", "v_proj"))
-        for k, v in sd.items():
-            if k.startswith(src) and not k.startswith(src + "attn.qkv."):
-                rest = k[len(src):]
-                a = next(a for a in block if rest.startswith(a))
-                out[dst + block[a] + rest[len(a):]] = v.clone()
+    _hf_blocks(out, sd, depth, dim, "vision_model.encoder.layers.{i}.", "self_attn.", ("q_proj", "k_proj", "v_proj"), block)
     return out

@@ -1,5 +1,7 @@
 package checkpoint
 
+import "slices"
+
 // Hugging Face Dinov2Model (and the backbone inside
 // Dinov2ForImageClassification, scope "dinov2."): LayerScale's lambda1 is
 // timm's gamma; the mask token is for masked training only and is skipped.
@@ -16,7 +18,7 @@ var hfDINOv2 = family{
 	prefixes: []string{"dinov2."},
 	lnEps:    1e-6,
 	headless: true,
-	table: []rename{
+	table: slices.Concat(hfAttention, []rename{
 		{"embeddings.patch_embeddings.projection.weight", "patch_embed.proj.weight", whole},
 		{"embeddings.patch_embeddings.projection.bias", "patch_embed.proj.bias", whole},
 		{"embeddings.cls_token", "cls_token", whole},
@@ -24,14 +26,6 @@ var hfDINOv2 = family{
 		{"embeddings.position_embeddings", "pos_embed", whole},
 		{"encoder.layer.{i}.norm1.weight", "blocks.{i}.norm1.weight", whole},
 		{"encoder.layer.{i}.norm1.bias", "blocks.{i}.norm1.bias", whole},
-		{"encoder.layer.{i}.attention.attention.query.weight", "blocks.{i}.attn.qkv.weight", q},
-		{"encoder.layer.{i}.attention.attention.key.weight", "blocks.{i}.attn.qkv.weight", k},
-		{"encoder.layer.{i}.attention.attention.value.weight", "blocks.{i}.attn.qkv.weight", v},
-		{"encoder.layer.{i}.attention.attention.query.bias", "blocks.{i}.attn.qkv.bias", q},
-		{"encoder.layer.{i}.attention.attention.key.bias", "blocks.{i}.attn.qkv.bias", k},
-		{"encoder.layer.{i}.attention.attention.value.bias", "blocks.{i}.attn.qkv.bias", v},
-		{"encoder.layer.{i}.attention.output.dense.weight", "blocks.{i}.attn.proj.weight", whole},
-		{"encoder.layer.{i}.attention.output.dense.bias", "blocks.{i}.attn.proj.bias", whole},
 		{"encoder.layer.{i}.layer_scale1.lambda1", "blocks.{i}.ls1.gamma", whole},
 		{"encoder.layer.{i}.norm2.weight", "blocks.{i}.norm2.weight", whole},
 		{"encoder.layer.{i}.norm2.bias", "blocks.{i}.norm2.bias", whole},
@@ -44,7 +38,7 @@ var hfDINOv2 = family{
 		{"layernorm.bias", "norm.bias", whole},
 		{"classifier.weight", "head.weight", whole}, // [classes, 2·dim]: refused in inferConfig
 		{"classifier.bias", "head.bias", whole},
-	},
+	}),
 }
 
 // Hugging Face CLIPVisionModelWithProjection (scope "vision_model."; the
