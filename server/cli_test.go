@@ -332,7 +332,12 @@ func TestNormalizedHeadBackends(t *testing.T) {
 	img := filepath.Join("..", "public", "samples", "fmnist-test-0-ankle-boot.png")
 	args := []string{"predict", "--model", filepath.Join(ref, "timm.safetensors"), "--heads", "2",
 		"--head", filepath.Join(ref, "head_normalize.safetensors"), "--preset", "google"}
-	_, stderr, code := runCLI(t, append(args, "--backend", "gpu", img)...)
+	info, stderr, code := runCLI(t, "info", "--model", filepath.Join(ref, "timm.safetensors"), "--heads", "2",
+		"--head", filepath.Join(ref, "head_normalize.safetensors"))
+	if code != 0 || !strings.Contains(info, "the 12-wide embedding is L2-normalised before it") {
+		t.Errorf("info: exit %d: %s%s", code, info, stderr)
+	}
+	_, stderr, code = runCLI(t, append(args, "--backend", "gpu", img)...)
 	if code == 0 || !strings.Contains(stderr, `"normalize": "true" runs on the CPU backend only`) {
 		t.Errorf("--backend gpu: exit %d: %s", code, stderr)
 	}

@@ -44,6 +44,9 @@ func runInfo(args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "  blocks are %s, qkv bias %v, LN eps %g, activation %s, pooling %s\n", block, c.QKVBias, c.LNEps, act, c.Pool)
 	fmt.Fprintf(stdout, "  activation from %s\n", b.Info.ActSource)
 	fmt.Fprintf(stdout, "  classes    %d (names: %s)\n", c.Classes, b.ClassesSource)
+	if b.Model.Normalize != nil {
+		fmt.Fprintf(stdout, "  head file  the %d-wide embedding is L2-normalised before it (metadata \"normalize\": \"true\")\n", b.Model.Normalize.Proj.Out)
+	}
 	fmt.Fprintf(stdout, "parameters   %d (%.1f M)\n", b.Model.NumParams(), float64(b.Model.NumParams())/1e6)
 	fmt.Fprintf(stdout, "preset       %s (%s)\n", b.Preset.Describe(), b.PresetSource)
 	if acc := b.Info.Metadata["test_accuracy"]; acc != "" {

@@ -10,11 +10,13 @@ From CLIP zero-shot text embeddings (one row per class, e.g. the mean of
 or .npy array [classes, embed]):
 
   /usr/bin/python3 tools/make_head.py --text-embeddings text.pt \\
-      --classes names.txt --out clip_head.safetensors [--logit-scale 100]
+      --classes names.txt --out clip_head.safetensors [--logit-scale 100] [--normalize]
 
-Rows are L2-normalised (as zero-shot CLIP does); the image embedding is not
-(vitlens projects linearly; with no bias the class ranks are identical, the
-logits are the normalised ones times the image embedding's norm).
+Rows are L2-normalised (as zero-shot CLIP does). --normalize writes metadata
+"normalize": "true": vitlens then L2-normalises the image embedding too, so
+the logits are CLIP's (logit_scale times the cosine). Without it the class
+ranks are the same (the head has no bias), the logits are those times the
+image embedding's norm.
 
 From a linear probe trained with PyTorch (a saved nn.Linear or its state_dict,
 `weight` [classes, embed] and optional `bias`):
@@ -53,6 +55,8 @@ def main(argv=None):
     ap.add_argument("--classes", help="class names, one per line")
     ap.add_argument("--logit-scale", type=float, default=1.0,
                     help="multiply the normalised text embeddings (CLIP's logit_scale.exp(), 100 for OpenAI CLIP)")
+    ap.add_argument("--normalize", action="store_true",
+                    help='metadata "normalize": "true": L2-normalise the image embedding before this head')
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
 
@@ -78,6 +82,8 @@ def main(argv=None):
         if len(names) != w.shape[0]:
             raise SystemExit(f"{a.classes}: {len(names)} names for {w.shape[0]} classes")
         meta["classes"] = json.dumps(names)
+    if a.normalize:
+        meta["normalize"] = "true"
     tensors = {"weight": w.contiguous()}
     if bias is not None:
         tensors["bias"] = bias.float().contiguous()
@@ -85,7 +91,8 @@ def main(argv=None):
     back, _ = safetensors_io.load(a.out)
     assert np.array_equal(back["weight"], w.numpy()), "written weight differs"
     print(f"{a.out}: {w.shape[0]} classes x {w.shape[1]} embedding dims"
-          f"{', bias' if bias is not None else ''}{', names' if a.classes else ''}")
+          f"{', bias' if bias is not None else ''}{', names' if a.classes else ''}"
+          f"{', normalising the embedding' if a.normalize else ''}")
 
 
 if __name__ == "__main__":

@@ -162,7 +162,7 @@ func (m *Model) Facts() [][2]string {
 		{"tokens", tokens},
 		{"blocks", arch},
 		{"pooling", string(c.Pool)},
-		{"classes", fmt.Sprintf("%d: %s", c.Classes, m.ClassesSource)},
+		{"classes", classesFact(m)},
 		{"parameters", formatCount(m.Model.NumParams())},
 		{"config", info.ConfigSource},
 		{"activation", activationFact(c.Act, info.ActSource)},
@@ -175,6 +175,16 @@ func (m *Model) Facts() [][2]string {
 		facts = append(facts, [2]string{"ignored", strings.Join(info.Ignored, ", ")})
 	}
 	return facts
+}
+
+// classesFact counts the classes, says where their names came from and
+// whether a head file normalises the embedding first.
+func classesFact(m *Model) string {
+	s := fmt.Sprintf("%d: %s", m.Model.Config.Classes, m.ClassesSource)
+	if en := m.Model.Normalize; en != nil {
+		s += fmt.Sprintf("; the %d-wide embedding L2-normalised before the head file", en.Proj.Out)
+	}
+	return s
 }
 
 // activationFact names the MLP activation and which source or rule chose it.
