@@ -171,14 +171,14 @@ func (b *Backend) batchSize(key planKey, sites []vit.Site, want int) (int, error
 	budget := uint64(b.opt.MemoryBudget)
 	hi := min(want, b.opt.MaxBatch)
 	key.batch = 1
-	if err := planSizes(c, key, sites).fits(b.d.limits, budget); err != nil {
+	if err := planSizes(c, key, sites, unitWidth(b.model)).fits(b.d.limits, budget); err != nil {
 		return 0, fmt.Errorf("gpu: even one image does not fit: %w (ask for fewer taps or sites, or raise Options.MemoryBudget)", err)
 	}
 	lo := 1
 	for lo < hi { // largest fitting size in [lo, hi]
 		mid := (lo + hi + 1) / 2
 		key.batch = mid
-		if planSizes(c, key, sites).fits(b.d.limits, budget) == nil {
+		if planSizes(c, key, sites, unitWidth(b.model)).fits(b.d.limits, budget) == nil {
 			lo = mid
 		} else {
 			hi = mid - 1

@@ -17,7 +17,6 @@ package gpu
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -82,9 +81,6 @@ func Available() (string, bool) {
 func New(m *vit.Model, opt Options) (*Backend, error) {
 	if err := m.CheckShapes(); err != nil {
 		return nil, fmt.Errorf("gpu: model: %w", err)
-	}
-	if m.Normalize != nil {
-		return nil, errors.New(`gpu: a head file with "normalize": "true" runs on the CPU backend only (--backend cpu): the GPU lens kernel reads one linear head`)
 	}
 	if dh := m.Config.HeadDim(); dh > maxHeadDim {
 		return nil, fmt.Errorf("gpu: head dimension %d over the attention kernel's %d", dh, maxHeadDim)
@@ -178,7 +174,10 @@ type weights struct {
 	headW, headB                *buf
 	// distilled DeiT's two heads, halved (the output is their mean).
 	halfHeadCLSW, halfHeadCLSB, halfHeadDistW, halfHeadDistB *buf
-	all                                                      []*buf
+	// A head file that normalises the embedding (vit.EmbedNorm): the
+	// projection P, b_P and the head file's bias.
+	unitProjW, unitProjB, unitBias *buf
+	all                            []*buf
 }
 
 type blockWeights struct {
@@ -258,6 +257,16 @@ func uploadWeights(d *device, m *vit.Model) (*weights, error) {
 		w.halfHeadCLSB = put("head_cls.bias/2", half(m.HeadCLS.B))
 		w.halfHeadDistW = put("head_dist.weight/2", half(m.HeadDist.W))
 		w.halfHeadDistB = put("head_dist.bias/2", half(m.HeadDist.B))
+	}
+	if en := m.Normalize; en != nil {
+		w.unitProjW = put("embed_norm.proj.weight", en.Proj.W)
+		w.unitProjB = put("embed_norm.proj.bias", en.Proj.B)
+		if err == nil { // copied into each plan's "unit" buffer: CopySrc too
+			w.unitBias, err = upload(d, "embed_norm.class_bias", f32bytes(en.ClassBias), wgpu.BufferUsageStorage|wgpu.BufferUsageCopySrc)
+			if w.unitBias != nil {
+				w.all = append(w.all, w.unitBias)
+			}
+		}
 	}
 	if err != nil {
 		w.release()

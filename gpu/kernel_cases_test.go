@@ -66,6 +66,7 @@ var (
 	erfcBound = map[string]tol{"out": {rel: 2e-5, floor: 1e-30}}
 	geluBound = map[string]tol{"out": {rel: 5e-6, floor: 1e-6}}
 	lensBound = map[string]tol{"out": {logit: 1e-5}}
+	unitBound = map[string]tol{"out": {nmse: 1e-12, maxAbs: 1e-5}}
 )
 
 // attentionBoundFor is the attention bound for a sequence of n tokens.
@@ -154,8 +155,18 @@ func kernelCases() []kernelCase {
 	add("pool/mean", exactBound, poolCase(true, 0))
 	add("targets", exactBound, targetsCase)
 	for _, s := range [][3]int{{1, 8, 1}, {3, 24, 5}, {37, 24, 5}, {100, 65, 16}, {1000, 64, 5}, {130, 1, 3}} {
-		add(fmt.Sprintf("lens/C%d_D%d_k%d", s[0], s[1], s[2]), lensBound, lensCase(s[0], s[1], s[2]))
+		add(fmt.Sprintf("lens/C%d_D%d_k%d", s[0], s[1], s[2]), lensBound, lensCase(s[0], s[1], s[2], 0))
 	}
+	// A head file that normalises the embedding (E = 12, 7): the lens with
+	// the per-row scales, and the two kernels that make and apply them.
+	for _, s := range [][4]int{{5, 16, 5, 12}, {100, 65, 16, 7}} {
+		add(fmt.Sprintf("lens/C%d_D%d_k%d/normalize_E%d", s[0], s[1], s[2], s[3]), lensBound, lensCase(s[0], s[1], s[2], s[3]))
+	}
+	for _, s := range [][2]int{{1, 1}, {300, 12}, {7, 512}} {
+		add(fmt.Sprintf("rownorm/%dx%d", s[0], s[1]), unitBound, rowNormCase(s[0], s[1]))
+	}
+	add("rescale/5x7", unitBound, rescaleCase(5, 7))
+	add("rescale/3x1000", unitBound, rescaleCase(3, 1000))
 	return cs
 }
 
@@ -516,12 +527,20 @@ func targetsCase(tb testing.TB, h *harness, p *program) []output {
 // lensCase: the fused lens kernel (LN_final + head + rank + top-k) against
 // lens.Projector.Direct, lens.Rank and lens.TopK. Duplicate head rows make
 // exact ties, which must break towards the lower class like lens.TopK.
-func lensCase(C, D, K int) func(testing.TB, *harness, *program) []output {
+//
+// With unitE > 0 the model normalises a unitE-wide embedding before its head
+// (vit.EmbedNorm): the kernel gets the head file's bias and the per-row
+// scales, computed here on the CPU, and Direct applies the same rescaling.
+func lensCase(C, D, K, unitE int) func(testing.TB, *harness, *program) []output {
 	return func(tb testing.TB, h *harness, p *program) []output {
 		rng := rand.New(rand.NewPCG(8, uint64(C)))
 		m := &vit.Model{Config: vit.Config{Dim: D, Classes: C, LNEps: 1e-6},
 			Norm: vit.Norm{W: randn(rng, D, 0.3, 1), B: randn(rng, D, 0.3, 0)},
 			Head: vit.Linear{In: D, Out: C, W: randn(rng, C*D, 1, 0), B: randn(rng, C, 0.5, 0)}}
+		if unitE > 0 {
+			m.Normalize = &vit.EmbedNorm{Proj: vit.Linear{In: D, Out: unitE, W: randn(rng, unitE*D, 1, 0), B: randn(rng, unitE, 0.3, 0)},
+				ClassBias: randn(rng, C, 0.5, 0)}
+		}
 		if C > 10 { // exact ties between classes 3, 7 and 8
 			for _, c := range []int{7, 8} {
 				copy(m.Head.W[c*D:(c+1)*D], m.Head.W[3*D:4*D])
@@ -533,7 +552,18 @@ func lensCase(C, D, K int) func(testing.TB, *harness, *program) []output {
 		hidden := randn(rng, rows*D, 2, 0.5)
 		targets := []int32{int32(C - 1), 0, int32(min(3, C-1))}
 		out := h.out(tb, p, "out", rows*(K+2))
-		w := lensWeights{h.in(tb, p, "nw", m.Norm.W), h.in(tb, p, "nb", m.Norm.B), h.in(tb, p, "hw", m.Head.W), h.in(tb, p, "hb", m.Head.B)}
+		w := lensWeights{normW: h.in(tb, p, "nw", m.Norm.W), normB: h.in(tb, p, "nb", m.Norm.B), headW: h.in(tb, p, "hw", m.Head.W), headB: h.in(tb, p, "hb", m.Head.B)}
+		if en := m.Normalize; en != nil {
+			normed := make([]float32, rows*D)
+			vit.LayerNorm(normed, hidden, rows, D, m.Norm, m.Config.LNEps)
+			e := make([]float32, rows*unitE)
+			vit.LinearForward(e, normed, rows, en.Proj)
+			unit := slices.Clone(en.ClassBias)
+			for r := range rows {
+				unit = append(unit, float32(1/vit.EmbedLength(e[r*unitE:(r+1)*unitE])))
+			}
+			w.unit = h.in(tb, p, "unit", unit)
+		}
 		tv := h.inWords(tb, p, "targets", []uint32{uint32(targets[0]), uint32(targets[1]), uint32(targets[2])})
 		if err := p.lens("lens", out, h.in(tb, p, "h", hidden), tv, w, rows, D, C, K, N, B, 1e-6, 0); err != nil {
 			tb.Fatal(err)
@@ -561,6 +591,46 @@ func lensCase(C, D, K int) func(testing.TB, *harness, *program) []output {
 			return fmt.Sprintf("%d/%d rows identical to the CPU (rank and top-%d); target logit max-abs error %.2e%s",
 				exact, rows, K, worstTL, problems), problems == ""
 		}}}
+	}
+}
+
+// rowNormCase: 1/‖e_r‖ (rownorm.wgsl) against vit.EmbedLength, written
+// after an offset as the lens's unit buffer holds them.
+func rowNormCase(rows, e int) func(testing.TB, *harness, *program) []output {
+	return func(tb testing.TB, h *harness, p *program) []output {
+		rng := rand.New(rand.NewPCG(9, uint64(rows)))
+		emb := randn(rng, rows*e, 0.5, 1)
+		const off = 3
+		want := make([]float32, off+rows)
+		for r := range rows {
+			want[off+r] = float32(1 / vit.EmbedLength(emb[r*e:(r+1)*e]))
+		}
+		out := h.out(tb, p, "unit", off+rows)
+		if err := p.rowNorm("rownorm", out, h.in(tb, p, "emb", emb), rows, e, off); err != nil {
+			tb.Fatal(err)
+		}
+		return []output{{"out", out, off + rows, near(want)}}
+	}
+}
+
+// rescaleCase: logits (v − b)·s_r + b (rescale.wgsl) against
+// vit.Model.NormalizeLogits's formula.
+func rescaleCase(rows, C int) func(testing.TB, *harness, *program) []output {
+	return func(tb testing.TB, h *harness, p *program) []output {
+		rng := rand.New(rand.NewPCG(10, uint64(C)))
+		logits := randn(rng, rows*C, 3, 0)
+		unit := append(randn(rng, C, 0.5, 0), randn(rng, rows, 0.1, 0.3)...)
+		want := make([]float32, rows*C)
+		for r := range rows {
+			for k := range C {
+				want[r*C+k] = float32(float64(logits[r*C+k]-unit[k])*float64(unit[C+r])) + unit[k]
+			}
+		}
+		lv := h.in(tb, p, "logits", logits)
+		if err := p.rescale("rescale", lv, h.in(tb, p, "unit", unit), rows, C); err != nil {
+			tb.Fatal(err)
+		}
+		return []output{{"out", lv, rows * C, near(want)}}
 	}
 }
 

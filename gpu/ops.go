@@ -145,8 +145,10 @@ func (p *program) resolveTargets(op string, targets, logits view, batch, classes
 		elementGroups("targets", batch), float64(batch*classes), logits, targets)
 }
 
-// lensWeights are the four tensors of the projection.
-type lensWeights struct{ normW, normB, headW, headB view }
+// lensWeights are the four tensors of the projection, and, with a head
+// file that normalises the embedding, unit: its bias then the dispatch's
+// per-row scales (rownorm); unit.b is nil otherwise.
+type lensWeights struct{ normW, normB, headW, headB, unit view }
 
 // lens: readouts of rows hidden vectors (rows×D) into out, starting at output
 // row outRow0 (stride k+2 words). Row r belongs to image (r/n)%batch.
@@ -155,8 +157,25 @@ func (p *program) lens(op string, out, h, targets view, w lensWeights, rows, d, 
 		return fmt.Errorf("gpu: top-k %d over the lens kernel's %d", k, maxLensTopK)
 	}
 	flops := 2*float64(rows)*float64(classes)*float64(d) + 10*float64(rows)*float64(d)
+	unit, on := view{b: p.ks.dummy}, uint32(0)
+	if w.unit.b != nil {
+		unit, on = w.unit, 1
+	}
 	return p.dispatch(op, "lens",
-		[]uint32{uint32(rows), uint32(d), uint32(classes), uint32(k), uint32(n), uint32(batch), f32bits(eps), uint32(outRow0)},
+		[]uint32{uint32(rows), uint32(d), uint32(classes), uint32(k), uint32(n), uint32(batch), f32bits(eps), uint32(outRow0), on},
 		groups1D(ceilDiv(rows, lensTileRows)), flops,
-		h, w.normW, w.normB, w.headW, w.headB, targets, out)
+		h, w.normW, w.normB, w.headW, w.headB, targets, out, unit)
+}
+
+// rowNorm: out[off+r] = 1/‖emb_r‖ for rows rows of width e (rownorm.wgsl).
+func (p *program) rowNorm(op string, out, emb view, rows, e, off int) error {
+	return p.dispatch(op, "rownorm", []uint32{uint32(rows), uint32(e), uint32(off)},
+		elementGroups("rownorm", rows), 2*float64(rows)*float64(e), emb, out)
+}
+
+// rescale: logits (rows×classes) = (logits − b)·s_r + b with unit = [b; s]
+// (rescale.wgsl).
+func (p *program) rescale(op string, logits, unit view, rows, classes int) error {
+	return p.dispatch(op, "rescale", []uint32{uint32(rows), uint32(classes)},
+		elementGroups("rescale", rows*classes), 3*float64(rows)*float64(classes), unit, logits)
 }

@@ -52,7 +52,17 @@ type readLayout struct {
 	probs, qkv, fc1                   uint64
 }
 
-func planSizes(c vit.Config, key planKey, sites []vit.Site) sizes {
+// unitWidth is the embedding width E of m's embedding normalisation, 0
+// without one (vit.EmbedNorm).
+func unitWidth(m *vit.Model) int {
+	if m.Normalize == nil {
+		return 0
+	}
+	return m.Normalize.Proj.Out
+}
+
+// planSizes lists a plan's buffers; unitE is unitWidth of the model.
+func planSizes(c vit.Config, key planKey, sites []vit.Site, unitE int) sizes {
 	B, N := uint64(key.batch), uint64(key.n)
 	M := B * N
 	D, H := uint64(c.Dim), uint64(c.Heads)
@@ -88,6 +98,18 @@ func planSizes(c vit.Config, key planKey, sites []vit.Site) sizes {
 	add("logits", B*C)
 	if key.lens != nil && S > 0 {
 		add("lens_translated", M*D)
+	}
+	if unitE > 0 {
+		// The embedding normalisation's scratch: normed rows, their
+		// embeddings, then the head file's bias and one scale per row, for
+		// the lens's largest dispatch (and the B pooled rows).
+		rows := M
+		if key.deferred {
+			rows = max(S*M, M)
+		}
+		add("unit_normed", rows*D)
+		add("unit_embed", rows*uint64(unitE))
+		add("unit", C+rows)
 	}
 	if S > 0 {
 		add("lens_out", depth*S*M*(K+2))
@@ -174,7 +196,7 @@ func (p *plan) release() { p.prog.release() }
 func (b *Backend) buildPlan(key planKey, sites []vit.Site) (pl *plan, err error) {
 	m := b.model
 	c := m.Config
-	sz := planSizes(c, key, sites)
+	sz := planSizes(c, key, sites, unitWidth(m))
 	if err := sz.fits(b.d.limits, uint64(b.opt.MemoryBudget)); err != nil {
 		return nil, fmt.Errorf("gpu: batch of %d: %w", key.batch, err)
 	}
@@ -306,6 +328,14 @@ func (f *forwardRecorder) record() error {
 	} else if err := p.matmul("matmul.head", f.v("logits"), f.v("pooled_norm"), whole(w.headW), optional(w.headB), B, c.Classes, D, 0); err != nil {
 		return err
 	}
+	if w.unitBias != nil {
+		if err := f.unitScales(f.v("pooled_norm"), B, false); err != nil {
+			return err
+		}
+		if err := p.rescale("rescale", f.v("logits"), f.v("unit"), B, c.Classes); err != nil {
+			return err
+		}
+	}
 	if err := p.resolveTargets("targets", f.v("targets"), f.v("logits"), B, c.Classes); err != nil {
 		return err
 	}
@@ -313,7 +343,7 @@ func (f *forwardRecorder) record() error {
 	if f.key.deferred && S > 0 {
 		for blk := range m.Blocks {
 			in := f.v(fmt.Sprintf("lens_in.%d", blk))
-			if err := p.lens("lens", f.v("lens_out"), in, f.v("targets"), f.lensWeights(), S*M, D, c.Classes, f.key.k, N, B, c.LNEps, blk*S*M); err != nil {
+			if err := f.lens(in, S*M, blk*S*M); err != nil {
 				return err
 			}
 		}
@@ -327,9 +357,38 @@ func (f *forwardRecorder) record() error {
 	return nil
 }
 
-func (f *forwardRecorder) lensWeights() lensWeights {
-	w := f.b.w
-	return lensWeights{normW: whole(w.normW), normB: whole(w.normB), headW: whole(w.headW), headB: whole(w.headB)}
+// lens records the readouts of rows vectors (rows×D in in) at output row
+// outRow0, with the embedding normalisation's scales first when the model
+// has one.
+func (f *forwardRecorder) lens(in view, rows, outRow0 int) error {
+	c, w := f.b.model.Config, f.b.w
+	lw := lensWeights{normW: whole(w.normW), normB: whole(w.normB), headW: whole(w.headW), headB: whole(w.headB)}
+	if w.unitBias != nil {
+		if err := f.unitScales(in, rows, true); err != nil {
+			return err
+		}
+		lw.unit = f.v("unit")
+	}
+	return f.p.lens("lens", f.v("lens_out"), in, f.v("targets"), lw, rows, c.Dim, c.Classes, f.key.k, f.key.n, f.key.batch, c.LNEps, outRow0)
+}
+
+// unitScales fills the "unit" buffer for rows vectors (rows×D in in, normed
+// by the final norm first when raw): the head file's bias, then s_r =
+// 1/‖P·LN(h_r) + b_P‖ (vit.EmbedNorm).
+func (f *forwardRecorder) unitScales(in view, rows int, raw bool) error {
+	c, w, p := f.b.model.Config, f.b.w, f.p
+	E := unitWidth(f.b.model)
+	if raw {
+		if err := p.layerNorm("layernorm.unit", f.v("unit_normed"), in, whole(w.normW), whole(w.normB), rows, c.Dim, c.LNEps); err != nil {
+			return err
+		}
+		in = f.v("unit_normed")
+	}
+	if err := p.matmul("matmul.unit", f.v("unit_embed"), in, whole(w.unitProjW), optional(w.unitProjB), rows, E, c.Dim, 0); err != nil {
+		return err
+	}
+	p.copy("unit.bias", whole(w.unitBias), f.v("unit"), uint64(c.Classes*4))
+	return p.rowNorm("rownorm", f.v("unit"), f.v("unit_embed"), rows, E, c.Classes)
 }
 
 // wanted reports whether a site's vectors are needed on their own (lens or tap).
@@ -365,7 +424,7 @@ func (f *forwardRecorder) emit(s vit.Site, blk int, v view) error {
 		return nil
 	}
 	S := len(f.sites)
-	return f.p.lens("lens", f.v("lens_out"), v, f.v("targets"), f.lensWeights(), M, D, c.Classes, f.key.k, N, B, c.LNEps, (blk*S+si)*M)
+	return f.lens(v, M, (blk*S+si)*M)
 }
 
 // block records block blk, mirroring vit's Model.block: pre-norm

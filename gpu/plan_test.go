@@ -24,11 +24,11 @@ func TestBatchSizeFitsLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	key.batch = size
-	if size >= 64 || size < 1 || planSizes(cfgB16, key, req.Sites).fits(web, 1<<30) != nil {
+	if size >= 64 || size < 1 || planSizes(cfgB16, key, req.Sites, 0).fits(web, 1<<30) != nil {
 		t.Fatalf("batch of 64 B/16 attention taps split to %d", size)
 	}
 	key.batch = size + 1
-	if planSizes(cfgB16, key, req.Sites).fits(web, 1<<30) == nil && size < 64 {
+	if planSizes(cfgB16, key, req.Sites, 0).fits(web, 1<<30) == nil && size < 64 {
 		t.Fatalf("batch %d would also fit; split is not the largest", size+1)
 	}
 	t.Logf("64 B/16 images with attention taps run as batches of %d under the WebGPU default limits", size)

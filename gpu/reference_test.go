@@ -174,6 +174,53 @@ func TestBackendMatchesTorch(t *testing.T) {
 	}
 }
 
+// The clip fixture through its head file with "normalize": "true": logits
+// and every lens readout against torch's, with the targets given (the lens
+// runs after each site) and predicted (deferred to the end).
+func TestBackendNormalizedHeadMatchesTorch(t *testing.T) {
+	g := loadGolden(t, "clip")
+	m, _, err := checkpoint.Load(filepath.Join(refDir, "clip", "timm.safetensors"), checkpoint.Options{Override: &vit.Config{Heads: g.config.Heads}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(refDir, "clip", "head_normalize.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := checkpoint.ReadHead("head_normalize.safetensors", data)
+	if err == nil {
+		err = checkpoint.ApplyHead(m, head)
+	}
+	if err != nil || m.Normalize == nil {
+		t.Fatalf("normalising head: %v", err)
+	}
+	b := newBackend(t, m)
+	c := m.Config
+	in := g.inputs()
+	for _, targets := range [][]int{make([]int, len(in)), nil} {
+		res, err := b.Analyze(in, lens.Request{Sites: vit.AllSites(), TopK: 5, Targets: targets})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range res {
+			want := g.get(t, fmt.Sprintf("normalize.logits.%d", i)).Data
+			expectClose(t, fmt.Sprintf("normalize.logits.%d", i), r.Logits, want)
+			for blk := range c.Depth {
+				for si, s := range vit.AllSites() {
+					full := g.get(t, fmt.Sprintf("normalize.lens.%s.%d.%d", s, blk, i)).Data
+					ro := r.Readouts[si*c.Depth+blk]
+					for tok := range ro.Rank {
+						row := full[tok*c.Classes : (tok+1)*c.Classes]
+						if _, problem := lensCheck(row, r.Target, int(ro.Rank[tok]), ro.TargetLogit[tok], ro.TopOf(tok), modelTol); problem != "" {
+							t.Errorf("targets %v: lens %s block %d token %d of image %d: %s (torch)", targets, s, blk, tok, i, problem)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
 // One B/16-sized forward (random splitmix weights shared with the torch
 // script): the kernels at real shapes (197 tokens, dim 768, 1000 classes).
 func TestBackendB16MatchesTorch(t *testing.T) {
@@ -281,7 +328,7 @@ func TestBackendSplitsBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	one := planSizes(cfgCLS, planKey{batch: 1, n: cfgCLS.NumTokens(), k: 5, taps: req.Taps, deferred: true}, req.Sites).total
+	one := planSizes(cfgCLS, planKey{batch: 1, n: cfgCLS.NumTokens(), k: 5, taps: req.Taps, deferred: true}, req.Sites, 0).total
 	for _, opt := range []Options{{MaxBatch: 2}, {MemoryBudget: int64(2*one + one/2)}} {
 		b, err := New(m, opt)
 		if err != nil {

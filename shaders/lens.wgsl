@@ -13,6 +13,8 @@
 // Workgroup memory: 2 + 4 + 8 KiB tiles + row statistics, under 16 KiB.
 //
 // Output per row (stride k+2 u32): rank, bitcast(target logit), top-k classes.
+// With p.unit the logits are rescaled per row first (a head file with
+// "normalize": "true", vit.EmbedNorm).
 
 struct Params {
     rows: u32,
@@ -23,6 +25,7 @@ struct Params {
     batch: u32,
     eps: f32,
     out_row0: u32, // first output row written by this dispatch
+    unit: u32,     // 1: rescale as zero-shot CLIP's embedding normalisation (unit_buf)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -33,6 +36,9 @@ struct Params {
 @group(0) @binding(5) var<storage, read> head_b: array<f32>;   // C
 @group(0) @binding(6) var<storage, read> targets: array<i32>;  // batch, already resolved
 @group(0) @binding(7) var<storage, read_write> out: array<u32>;
+// With p.unit: the head file's bias b (classes), then s_r = 1/‖e_r‖ per row of
+// this dispatch (rownorm.wgsl); logit = (logit − b)·s_r + b (vit.EmbedNorm).
+@group(0) @binding(8) var<storage, read> unit_buf: array<f32>;
 
 // Rows per workgroup (the host reads it for its dispatch size), classes per
 // tile, the k step, and the longest top-k list a row keeps (the host refuses
@@ -108,8 +114,20 @@ fn tile_logits(r0: u32, c0: u32, diag: bool, lid: vec3<u32>, li: u32) {
         if (cls >= 0) {
             bias = head_b[u32(cls)];
         }
-        lg[(lid.y * 2u) * TC + col] = acc0[c] + bias;
-        lg[(lid.y * 2u + 1u) * TC + col] = acc1[c] + bias;
+        var v0 = acc0[c] + bias;
+        var v1 = acc1[c] + bias;
+        let ra = r0 + lid.y * 2u;
+        if (p.unit != 0u && cls >= 0) {
+            let cb = unit_buf[u32(cls)];
+            if (ra < p.rows) {
+                v0 = (v0 - cb) * unit_buf[p.classes + ra] + cb;
+            }
+            if (ra + 1u < p.rows) {
+                v1 = (v1 - cb) * unit_buf[p.classes + ra + 1u] + cb;
+            }
+        }
+        lg[(lid.y * 2u) * TC + col] = v0;
+        lg[(lid.y * 2u + 1u) * TC + col] = v1;
     }
     workgroupBarrier();
 }
