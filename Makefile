@@ -19,7 +19,7 @@ WEB       := public/web
 WASM      := $(WEB)/app.wasm
 WASMFLAGS := -trimpath -ldflags="-s -w"
 
-.PHONY: all build wasm run site workers workers-check test test-deps vet wasm-check fuzz-short demo tuned-lens-demo bench clean
+.PHONY: all build wasm run site workers workers-check test test-deps vet wasm-check test-arm64 fuzz-short demo tuned-lens-demo bench clean
 
 all: build
 
@@ -80,6 +80,16 @@ vet:
 wasm-check:
 	GOOS=js GOARCH=wasm $(GO) build ./vit/... ./gpu/... ./shaders/...
 
+# The vit package built for arm64 and run under qemu-user (Debian qemu-user):
+# the NEON micro-kernel against the Go twin and the float64 reference, and
+# the rest of the package on it. `make test` runs it when qemu-aarch64 is
+# installed. -short: the B/16-sized checks are minutes under emulation.
+QEMU_ARM64 ?= $(shell command -v qemu-aarch64 2>/dev/null)
+
+test-arm64:
+	@test -n "$(QEMU_ARM64)" || { echo "test-arm64 needs qemu-aarch64 (apt-get install qemu-user)"; exit 1; }
+	GOARCH=arm64 $(GO) test -count=1 -short -exec $(QEMU_ARM64) ./vit/
+
 # Each loader's fuzz target for FUZZTIME (plain `go test` runs only their
 # seeds, under testdata/fuzz/ and f.Add). `go test -fuzz` takes one target
 # per run, so they run one after another. A count of inputs rather than a
@@ -103,6 +113,7 @@ fuzz-short:
 test: test-deps vet wasm-check wasm fuzz-short
 	$(GO) test -count=1 -timeout 30m ./... # the browser tests take minutes on a busy machine
 	$(GO) test -count=1 -short -tags purego ./vit/
+	@if [ -n "$(QEMU_ARM64)" ]; then $(MAKE) --no-print-directory test-arm64; else echo "qemu-aarch64 not installed: arm64 kernel not tested"; fi
 
 # The paper's identifiability experiment on the demo model and Fashion-MNIST.
 demo: build

@@ -41,7 +41,7 @@ var kernels = append([]gemmKernel{{"go", gemmGo}}, asmKernels()...)
 // the scalar 2×4 loop (matMulTRange), the default where no assembly kernel
 // runs (other CPUs, WebAssembly, -tags purego): the Go micro-kernel is a
 // correctness twin, slower than that loop. VITLENS_GEMM=scalar|go|avx2
-// forces one, so the whole test suite can run on every path of a machine.
+// (|neon on arm64) forces one, so the whole test suite can run on every path of a machine.
 var activeKernel = pickKernel(os.Getenv("VITLENS_GEMM"))
 
 func pickKernel(name string) *gemmKernel {
@@ -60,7 +60,7 @@ func pickKernel(name string) *gemmKernel {
 }
 
 // GEMMKernel names the matmul path in use: "scalar", "go" or an assembly
-// kernel such as "avx2".
+// kernel such as "avx2" or "neon".
 func GEMMKernel() string {
 	if activeKernel == nil {
 		return "scalar"
