@@ -54,7 +54,9 @@ func runBench(args []string, stdout io.Writer) error {
 		}{"B/16 random", b16})
 	}
 	fmt.Fprintf(stdout, "%d CPU threads (GOMAXPROCS), %d reps after a warm-up, batch %d\n", runtime.GOMAXPROCS(0), *reps, *batch)
-	fmt.Fprintf(stdout, "%-26s %-28s %12s %14s %10s\n", "model", "backend", "forward/img", "+lens 4 sites", "lens cost")
+	fmt.Fprintf(stdout, "wall: best run's time per image; cpu: CPU time of the process (all threads) per image, best run\n")
+	fmt.Fprintf(stdout, "%-26s %-28s %12s %14s %10s %12s %14s %10s\n", "model", "backend", "forward/img", "+lens 4 sites", "lens cost",
+		"cpu forward", "cpu +lens", "cpu cost")
 	if *f16 && *backend != "gpu" {
 		return fmt.Errorf("--gpu-f16 goes with --backend gpu")
 	}
@@ -96,29 +98,31 @@ func runBench(args []string, stdout io.Writer) error {
 		// The plain forward is measured through the same backend with the
 		// cheapest readout (one site), so both numbers include the same
 		// preprocessing-free path; the CPU forward alone is timed too.
-		fwd, err := timeIt(*reps, func() error {
+		forward := func() error {
 			for _, img := range imgs {
 				if _, err := mm.m.Forward(img, vit.Options{}); err != nil {
 					return err
 				}
 			}
 			return nil
-		})
-		if err != nil {
-			return err
 		}
 		if *backend != "cpu" {
-			if fwd, err = timeIt(*reps, func() error { _, err := b.Analyze(imgs, plain); return err }); err != nil {
-				return err
-			}
+			forward = func() error { _, err := b.Analyze(imgs, plain); return err }
 		}
-		full, err := timeIt(*reps, func() error { _, err := b.Analyze(imgs, all); return err })
+		best, err := timeEach(*reps, forward, func() error { _, err := b.Analyze(imgs, all); return err })
 		if err != nil {
 			return err
 		}
-		per := func(d time.Duration) time.Duration { return d / time.Duration(len(imgs)) }
-		fmt.Fprintf(stdout, "%-26s %-28s %12s %14s %9.0f%%\n", mm.name, b.Name(), per(fwd).Round(time.Microsecond),
-			per(full).Round(time.Microsecond), 100*(float64(full)/float64(fwd)-1))
+		per := func(d time.Duration) time.Duration { return (d / time.Duration(len(imgs))).Round(time.Microsecond) }
+		cost := func(fwd, full time.Duration) string {
+			if fwd <= 0 {
+				return "-"
+			}
+			return fmt.Sprintf("%.0f%%", 100*(float64(full)/float64(fwd)-1))
+		}
+		fwd, full := best[0], best[1]
+		fmt.Fprintf(stdout, "%-26s %-28s %12s %14s %10s %12s %14s %10s\n", mm.name, b.Name(), per(fwd.wall), per(full.wall),
+			cost(fwd.wall, full.wall), per(fwd.cpu), per(full.cpu), cost(fwd.cpu, full.cpu))
 		b.Close()
 	}
 	return nil
@@ -136,19 +140,30 @@ func parseInts(s string) ([]int, error) {
 	return out, nil
 }
 
-// timeIt runs f once to warm up, then returns the best of reps runs (the
-// least disturbed by other processes on a shared machine).
-func timeIt(reps int, f func() error) (time.Duration, error) {
-	if err := f(); err != nil {
-		return 0, err
-	}
-	best := time.Duration(1<<63 - 1)
-	for i := 0; i < reps; i++ {
-		t := time.Now()
+// timing is a run's wall time and the process's CPU time over it.
+type timing struct{ wall, cpu time.Duration }
+
+// timeEach runs each f once to warm up, then all of them in turn reps
+// times, and returns each one's best wall and best CPU time (each the least
+// disturbed by other processes on a shared machine). Taking turns makes slow
+// spells of a shared machine fall on all of them alike, so their ratio holds.
+func timeEach(reps int, fs ...func() error) ([]timing, error) {
+	best := make([]timing, len(fs))
+	for i, f := range fs {
 		if err := f(); err != nil {
-			return 0, err
+			return nil, err
 		}
-		best = min(best, time.Since(t))
+		best[i] = timing{1<<63 - 1, 1<<63 - 1}
+	}
+	for range reps {
+		for i, f := range fs {
+			t, c := time.Now(), processCPUTime()
+			if err := f(); err != nil {
+				return nil, err
+			}
+			best[i].wall = min(best[i].wall, time.Since(t))
+			best[i].cpu = min(best[i].cpu, processCPUTime()-c)
+		}
 	}
 	return best, nil
 }

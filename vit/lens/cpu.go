@@ -88,19 +88,11 @@ func (c *CPU) analyzeOne(img *vit.Tensor, keep []int, target int, req Request) (
 	C := c.proj.Classes
 	final := LogSoftmaxRows(c.proj.Direct(tr.Site(vit.SiteHS, depth-1).Data, n), C)
 	res := &Result{Target: target, Tokens: tr.Tokens, Logits: tr.Logits, Readouts: make([]Readout, len(req.Sites)*depth)}
-	readout := func(si int, s vit.Site, b int, logits []float32) {
-		r := &res.Readouts[si*depth+b]
-		*r = Readout{Site: s, Block: b, K: req.TopK, Rank: make([]int32, n), TargetLogit: make([]float32, n),
-			Top: make([]int32, n*req.TopK), Entropy: make([]float32, n), KL: make([]float32, n)}
-		logq := make([]float64, C)
-		for t := 0; t < n; t++ {
-			row := logits[t*C : (t+1)*C]
-			r.Rank[t] = int32(Rank(row, target))
-			r.TargetLogit[t] = row[target]
-			TopK(r.Top[t*req.TopK:(t+1)*req.TopK], row)
-			LogSoftmax(logq, row)
-			h, kl := EntropyKL(logq, final[t*C:(t+1)*C])
-			r.Entropy[t], r.KL[t] = float32(h), float32(kl)
+	for si, s := range req.Sites {
+		for b := 0; b < depth; b++ {
+			res.Readouts[si*depth+b] = Readout{Site: s, Block: b, K: req.TopK, Rank: make([]int32, n),
+				TargetLogit: make([]float32, n), Top: make([]int32, n*req.TopK), Entropy: make([]float32, n),
+				KL: make([]float32, n)}
 		}
 	}
 	// translated projects a residual site through its translator, or
@@ -112,7 +104,7 @@ func (c *CPU) analyzeOne(img *vit.Tensor, keep []int, target int, req Request) (
 		return nil
 	}
 	if folded {
-		c.foldedReadouts(tr, n, req.Sites, translated, readout)
+		c.foldedReadouts(tr, n, req.Sites, translated, res, final)
 	} else {
 		for si, s := range req.Sites {
 			for b := 0; b < depth; b++ {
@@ -120,7 +112,12 @@ func (c *CPU) analyzeOne(img *vit.Tensor, keep []int, target int, req Request) (
 				if logits == nil {
 					logits = c.proj.Direct(tr.Site(s, b).Data, n)
 				}
-				readout(si, s, b, logits)
+				r := &res.Readouts[si*depth+b]
+				forTokens(n, C, func(t0, t1 int, sc *tokenScratch) {
+					for t := t0; t < t1; t++ {
+						r.read(t, logits[t*C:(t+1)*C], target, sc.logq, final[t*C:(t+1)*C])
+					}
+				})
 			}
 		}
 	}
@@ -132,36 +129,97 @@ func (c *CPU) analyzeOne(img *vit.Tensor, keep []int, target int, req Request) (
 }
 
 // foldedReadouts walks the residual stream accumulating E'·x (see
-// Projector); a translated site (tuned lens) is projected on its own.
-func (c *CPU) foldedReadouts(tr *vit.Trace, n int, sites []vit.Site, translated func(vit.Site, int) []float32, readout func(int, vit.Site, int, []float32)) {
+// Projector): two matmuls per block (attn and mlp outputs), then per token,
+// split across threads, the running sum updated in place and every asked
+// site's row finished and read out while it is in L1. A translated site
+// (tuned lens) is projected on its own before the token pass.
+func (c *CPU) foldedReadouts(tr *vit.Trace, n int, sites []vit.Site, translated func(vit.Site, int) []float32, res *Result, final []float64) {
 	p := c.proj
-	zPrev := p.Raw(tr.Embed.Data, n)
-	for b := range c.Model.Blocks {
-		var z [vit.NumSites][]float32
-		z[vit.SiteAttn] = p.Raw(tr.Site(vit.SiteAttn, b).Data, n)
-		z[vit.SiteMLP] = p.Raw(tr.Site(vit.SiteMLP, b).Data, n)
-		z[vit.SiteHSMid] = addInto(zPrev, z[vit.SiteAttn])
-		z[vit.SiteHS] = addInto(z[vit.SiteHSMid], z[vit.SiteMLP])
-		zPrev = z[vit.SiteHS]
+	C, D := p.Classes, p.Dim
+	depth := len(c.Model.Blocks)
+	zRes := p.Raw(nil, tr.Embed.Data, n) // E'·(residual stream), block by block
+	var zAttn, zMLP []float32
+	own := make([][]float32, len(sites)) // per site: its translated logits, or nil
+	for b := 0; b < depth; b++ {
+		zAttn = p.Raw(zAttn, tr.Site(vit.SiteAttn, b).Data, n)
+		zMLP = p.Raw(zMLP, tr.Site(vit.SiteMLP, b).Data, n)
 		for si, s := range sites {
-			logits := translated(s, b)
-			if logits == nil {
-				logits = append([]float32(nil), z[s]...)
-				mean, inv := p.Stats(tr.Site(s, b).Data, n)
-				p.Finish(logits, mean, inv)
-				p.Normalize(logits, tr.Site(s, b).Data, n)
-			}
-			readout(si, s, b, logits)
+			own[si] = translated(s, b)
 		}
+		forTokens(n, C, func(t0, t1 int, sc *tokenScratch) {
+			for t := t0; t < t1; t++ {
+				prev, attn, mlp := zRes[t*C:(t+1)*C], zAttn[t*C:(t+1)*C], zMLP[t*C:(t+1)*C]
+				read := func(si int, z []float32) {
+					s := sites[si]
+					r := &res.Readouts[si*depth+b]
+					if own[si] != nil {
+						r.read(t, own[si][t*C:(t+1)*C], res.Target, sc.logq, final[t*C:(t+1)*C])
+						return
+					}
+					h := tr.Site(s, b).Data[t*D : (t+1)*D]
+					p.FinishRow(sc.logits, z, h)
+					p.Normalize(sc.logits, h, 1)
+					r.read(t, sc.logits, res.Target, sc.logq, final[t*C:(t+1)*C])
+				}
+				// attn is read before its row becomes hs_mid = hs_prev + attn;
+				// then prev becomes hs = hs_mid + mlp (the next block's hs_prev).
+				for si, s := range sites {
+					if s == vit.SiteAttn {
+						read(si, attn)
+					}
+				}
+				for k := range attn {
+					attn[k] += prev[k]
+				}
+				for k := range prev {
+					prev[k] = attn[k] + mlp[k]
+				}
+				var z [vit.NumSites][]float32
+				z[vit.SiteMLP], z[vit.SiteHSMid], z[vit.SiteHS] = mlp, attn, prev
+				for si, s := range sites {
+					if s != vit.SiteAttn {
+						read(si, z[s])
+					}
+				}
+			}
+		})
 	}
 }
 
-func addInto(a, b []float32) []float32 {
-	out := make([]float32, len(a))
-	for i := range a {
-		out[i] = a[i] + b[i]
+// read records token t's rank of target, its logit, the top-k classes, and
+// the entropy of its lens distribution and the KL from the last block's
+// (final: that token's log-probabilities), with logq as scratch.
+func (r *Readout) read(t int, logits []float32, target int, logq, final []float64) {
+	r.Rank[t] = int32(Rank(logits, target))
+	r.TargetLogit[t] = logits[target]
+	TopK(r.Top[t*r.K:(t+1)*r.K], logits)
+	LogSoftmax(logq, logits)
+	h, kl := EntropyKL(logq, final)
+	r.Entropy[t], r.KL[t] = float32(h), float32(kl)
+}
+
+// tokenScratch is one token chunk's rows: finished logits and their log
+// softmax.
+type tokenScratch struct {
+	logits []float32
+	logq   []float64
+}
+
+// forTokens splits n tokens of `classes` logits each into at most two
+// chunks per thread and runs fn on each, with scratch rows of its own. The
+// per-token lens work is tens of microseconds a token: chunks, not a
+// goroutine per token, and none for a small model's few logits.
+func forTokens(n, classes int, fn func(t0, t1 int, scratch *tokenScratch)) {
+	const minChunk = 1 << 15 // logits per chunk, at least about 100 µs of work
+	chunks := max(1, min(n, 2*runtime.GOMAXPROCS(0), n*classes/minChunk))
+	run := func(i int) {
+		fn(i*n/chunks, (i+1)*n/chunks, &tokenScratch{logits: make([]float32, classes), logq: make([]float64, classes)})
 	}
-	return out
+	if chunks == 1 {
+		run(0)
+		return
+	}
+	vit.Parallel(0, chunks, run)
 }
 
 // trimTrace keeps only the raw tensors the caller asked for, so memory does

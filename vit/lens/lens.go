@@ -61,7 +61,7 @@ func (p *Projector) Direct(h []float32, n int) []float32 {
 }
 
 // Normalize applies the model's embedding normalisation (vit.EmbedNorm), if
-// any, to n rows of logits that Finish made from the vectors h.
+// any, to n rows of logits that FinishRow made from the vectors h.
 func (p *Projector) Normalize(logits, h []float32, n int) {
 	m := p.model
 	if m.Normalize == nil {
@@ -72,30 +72,23 @@ func (p *Projector) Normalize(logits, h []float32, n int) {
 	m.NormalizeLogits(logits, normed, n)
 }
 
-// Raw computes Z = E'·h for n vectors (n×Classes), the linear part.
-func (p *Projector) Raw(h []float32, n int) []float32 {
-	z := make([]float32, n*p.Classes)
-	p.ew.MatMulT(z, h, n, nil, false)
-	return z
-}
-
-// Stats returns the per-vector mean and 1/σ (σ includes eps) of n vectors.
-func (p *Projector) Stats(h []float32, n int) (mean, invStd []float64) {
-	mean, invStd = make([]float64, n), make([]float64, n)
-	for t := 0; t < n; t++ {
-		mean[t], invStd[t] = vit.NormStats(h[t*p.Dim:(t+1)*p.Dim], p.model.Config.LNEps)
+// Raw computes Z = E'·h for n vectors (n×Classes), the linear part, into
+// dst (reused when large enough).
+func (p *Projector) Raw(dst, h []float32, n int) []float32 {
+	if cap(dst) < n*p.Classes {
+		dst = make([]float32, n*p.Classes)
 	}
-	return mean, invStd
+	dst = dst[:n*p.Classes]
+	p.ew.MatMulT(dst, h, n, nil, false)
+	return dst
 }
 
-// Finish turns raw Z (n×Classes) into logits in place, given the statistics
-// of the vectors Z came from.
-func (p *Projector) Finish(z []float32, mean, invStd []float64) {
-	for t := range mean {
-		row := z[t*p.Classes : (t+1)*p.Classes]
-		for k := range row {
-			row[k] = float32((float64(row[k])-mean[t]*float64(p.S[k]))*invStd[t]) + p.Bias[k]
-		}
+// FinishRow turns one vector's raw row z (Classes long) into its logits in
+// dst, given the vector h itself for its LN statistics: (z − μ·s)/σ + β'.
+func (p *Projector) FinishRow(dst, z, h []float32) {
+	mean, inv := vit.NormStats(h, p.model.Config.LNEps)
+	for k, v := range z {
+		dst[k] = float32((float64(v)-mean*float64(p.S[k]))*inv) + p.Bias[k]
 	}
 }
 
