@@ -56,6 +56,17 @@ func (m *Model) LinearForward(out, x []float32, rows int, l Linear) {
 
 // linear is LinearForward, with GELU fused into the GEMM when gelu is set.
 func (m *Model) linear(out, x []float32, rows int, l Linear, gelu bool) {
+	m.packed(l).MatMulT(out, x, rows, l.B, gelu)
+}
+
+// linearAdd adds x·Wᵀ + B to out: a residual connection in the GEMM.
+func (m *Model) linearAdd(out, x []float32, rows int, l Linear) {
+	m.packed(l).MatMulTAdd(out, x, rows, l.B)
+}
+
+// packed is l's weights packed once per model (per call for a Linear not
+// of m).
+func (m *Model) packed(l Linear) *PackedT {
 	var p *PackedT
 	if len(l.W) > 0 {
 		p = m.cpuWeights()[&l.W[0]]
@@ -63,5 +74,5 @@ func (m *Model) linear(out, x []float32, rows int, l Linear, gelu bool) {
 	if p == nil {
 		p = PackT(l.W, l.Out, l.In)
 	}
-	p.MatMulT(out, x, rows, l.B, gelu)
+	return p
 }

@@ -165,6 +165,11 @@ func (m *Model) block(b int, x []float32, tokens []int, opt Options, tr *Trace, 
 		hook(after, x, n, d)
 		tap(stream, x)
 	}
+	// A pre-norm sublayer whose output nothing taps, hooks or records is
+	// added to the stream in the GEMM (no update buffer, no separate pass).
+	fusedResidual := func(site Site, out HookPoint) bool {
+		return !c.PostNorm && rec == nil && tr.Sites[site] == nil && !opt.Hooks.has(out, b)
+	}
 	in := record(x)
 	// Attention sublayer.
 	qkv := make([]float32, n*3*d)
@@ -191,10 +196,17 @@ func (m *Model) block(b int, x []float32, tokens []int, opt Options, tr *Trace, 
 	if tr.Heads != nil {
 		tr.Heads[b] = &Tensor{Shape: []int{n, d}, Data: slices.Clone(heads)}
 	}
-	update := make([]float32, n*d)
-	m.LinearForward(update, heads, n, blk.Proj)
-	attnOut := record(update)
-	residual(update, blk.Norm1, SiteAttn, SiteHSMid, HookAttnOut, HookResidMid)
+	var update, attnOut []float32
+	if fusedResidual(SiteAttn, HookAttnOut) {
+		m.linearAdd(x, heads, n, blk.Proj)
+		hook(HookResidMid, x, n, d)
+		tap(SiteHSMid, x)
+	} else {
+		update = make([]float32, n*d)
+		m.LinearForward(update, heads, n, blk.Proj)
+		attnOut = record(update)
+		residual(update, blk.Norm1, SiteAttn, SiteHSMid, HookAttnOut, HookResidMid)
+	}
 	mid := record(x)
 	// MLP sublayer.
 	hidden := make([]float32, n*c.MLPDim)
@@ -212,9 +224,19 @@ func (m *Model) block(b int, x []float32, tokens []int, opt Options, tr *Trace, 
 	} else {
 		m.linear(hidden, input(blk.Norm2), n, blk.FC1, true) // GELU in the GEMM's epilogue
 	}
-	m.LinearForward(update, hidden, n, blk.FC2)
-	mlpOut := record(update)
-	residual(update, blk.Norm2, SiteMLP, SiteHS, HookMLPOut, HookResidPost)
+	var mlpOut []float32
+	if fusedResidual(SiteMLP, HookMLPOut) {
+		m.linearAdd(x, hidden, n, blk.FC2)
+		hook(HookResidPost, x, n, d)
+		tap(SiteHS, x)
+	} else {
+		if update == nil {
+			update = make([]float32, n*d)
+		}
+		m.LinearForward(update, hidden, n, blk.FC2)
+		mlpOut = record(update)
+		residual(update, blk.Norm2, SiteMLP, SiteHS, HookMLPOut, HookResidPost)
+	}
 	if rec != nil {
 		*rec = BlockActivations{In: in, QKV: qkv, Probs: probs, Heads: heads, AttnOut: attnOut, Mid: mid, FC1: fc1, MLPOut: mlpOut}
 	}

@@ -186,11 +186,13 @@ func packA(dst, a []float32, lda, m, k int) {
 
 func packedASize(m, k int) int { return (m + gemmMR - 1) / gemmMR * k * gemmMR }
 
-// epilogue is what the GEMM applies to a finished tile while it is in L1:
-// a bias per column, then GELU.
+// epilogue is what the GEMM does with a tile besides the product: add it to
+// what out already holds (a residual stream), and once finished, while it
+// is in L1, add a bias per column, then GELU.
 type epilogue struct {
-	bias []float32
-	gelu bool
+	accumulate bool
+	bias       []float32
+	gelu       bool
 }
 
 func (e epilogue) apply(out []float32, ldc, i0, rows, j0, cols int) {
@@ -280,7 +282,7 @@ func gemmPanels(kern *gemmKernel, out []float32, ldc int, ap []float32, m int, b
 		i1 := min(m, i0+mc)
 		for p0 := 0; ; p0 += kc0 {
 			kc := min(kc0, k-p0)
-			acc, last := p0 > 0, p0+kc >= k
+			acc, last := p0 > 0 || ep.accumulate, p0+kc >= k
 			for q := q0; q < q1; q++ {
 				bp := at(b.data, (q*k+p0)*gemmNR)
 				j0 := q * gemmNR

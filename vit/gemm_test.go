@@ -71,6 +71,20 @@ func TestGEMMKernelsMatchReference(t *testing.T) {
 				gemm(&kern, out, ldc, a, lda, m, &pb, epilogue{}, workers)
 				want = matMulRef(a, lda, m, n, k, func(p, j int) float32 { return v[p*(n+1)+j] })
 				checkClose(t, name+" V", out, ldc, want, m, n, k)
+				// Added to what out holds (a residual stream), with a bias.
+				before := append([]float32(nil), out...)
+				gemm(&kern, out, ldc, a, lda, m, &pb, epilogue{accumulate: true, bias: bias}, workers)
+				for i := 0; i < m; i++ {
+					for j := 0; j < n; j++ {
+						want[i*n+j] += float64(before[i*ldc+j]) + float64(bias[j])
+					}
+				}
+				checkClose(t, name+" out+V+bias", out, ldc, want, m, n, k)
+				for i := range out { // past column n of each row: untouched
+					if i%ldc >= n && out[i] != before[i] {
+						t.Fatalf("%s out+V+bias: wrote past the last column at %d", name, i)
+					}
+				}
 			}
 		}
 	}
@@ -118,6 +132,24 @@ func TestGEMMGELUEpilogue(t *testing.T) {
 	for i := range fused {
 		if fused[i] != plain[i] {
 			t.Fatalf("element %d: fused GELU %g, separate %g", i, fused[i], plain[i])
+		}
+	}
+}
+
+// MatMulTAdd (the residual in the GEMM) equals MatMulT then Add, on
+// whatever path this build and VITLENS_GEMM run, the scalar loop included.
+func TestMatMulTAdd(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	m, n, k := 29, 37, 300
+	a, w, bias, x := randSlice(rng, m*k), randSlice(rng, n*k), randSlice(rng, n), randSlice(rng, m*n)
+	p := PackT(w, n, k)
+	fused, plain := append([]float32(nil), x...), make([]float32, m*n)
+	p.MatMulTAdd(fused, a, m, bias)
+	p.MatMulT(plain, a, m, bias, false)
+	Add(plain, x)
+	for i := range fused {
+		if d := math.Abs(float64(fused[i] - plain[i])); d > 1e-5*math.Max(1, math.Abs(float64(plain[i]))) {
+			t.Fatalf("element %d: in the GEMM %g, added after %g", i, fused[i], plain[i])
 		}
 	}
 }

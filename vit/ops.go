@@ -195,6 +195,18 @@ func (p *PackedT) MatMulT(out, a []float32, m int, bias []float32, gelu bool) {
 	epilogue{bias: bias, gelu: gelu}.apply(out, p.N, 0, m, 0, p.N)
 }
 
+// MatMulTAdd adds a (m×K)·Wᵀ + bias to out (m×N) in the GEMM's epilogue:
+// a residual connection without a separate pass over the update.
+func (p *PackedT) MatMulTAdd(out, a []float32, m int, bias []float32) {
+	if p.packed != nil && activeKernel != nil {
+		gemm(activeKernel, out, p.N, a, p.K, m, p.packed, epilogue{accumulate: true, bias: bias}, gemmWorkers())
+		return
+	}
+	update := make([]float32, m*p.N)
+	p.MatMulT(update, a, m, bias, false)
+	Add(out, update)
+}
+
 // matMulTScalar is the scalar path: 2×4 register blocks of dot products,
 // column panels split across cores.
 func matMulTScalar(out, a, b []float32, m, n, k int) {
