@@ -47,6 +47,13 @@ func (m *Model) Forward(pixels *Tensor, opt Options) (*Trace, error) {
 	if opt.Record != nil {
 		*opt.Record = Activations{Tokens: tokens, Blocks: make([]BlockActivations, c.Depth)}
 	}
+	// The blocks' work buffers go from block to block (and forward to
+	// forward) unless a backward pass or a hook might keep them.
+	var buf *blockBuffers
+	if opt.Record == nil && len(opt.Hooks) == 0 {
+		buf = blockBufferPool.Get().(*blockBuffers)
+		defer blockBufferPool.Put(buf)
+	}
 	for b := range m.Blocks {
 		var rec *BlockActivations
 		if opt.Record != nil {
@@ -56,7 +63,7 @@ func (m *Model) Forward(pixels *Tensor, opt Options) (*Trace, error) {
 		if b == 0 && opt.Taps.Embed {
 			tr.Embed = &Tensor{Shape: []int{len(tokens), c.Dim}, Data: slices.Clone(x)}
 		}
-		m.block(b, x, tokens, opt, tr, rec)
+		m.block(b, x, tokens, opt, tr, rec, buf)
 		if opt.AfterBlock != nil {
 			opt.AfterBlock(b)
 		}
@@ -124,9 +131,26 @@ func keepRows(x []float32, tokens []int, d int) []float32 {
 	return out
 }
 
+// blockBuffers are one forward's per-block work buffers: the normed input,
+// qkv, the attention heads, the MLP's hidden layer and a sublayer's update.
+// Every op writes its buffer whole, so none is cleared between blocks.
+type blockBuffers struct{ normed, qkv, heads, hidden, update []float32 }
+
+var blockBufferPool = sync.Pool{New: func() any { return new(blockBuffers) }}
+
+// take returns *p resized to size, reallocated when too small.
+func take(p *[]float32, size int) []float32 {
+	if cap(*p) < size {
+		*p = make([]float32, size)
+	}
+	return (*p)[:size]
+}
+
 // block runs block b in place on x (n×D), recording taps into tr and, when
-// rec is set, the activations a backward pass needs.
-func (m *Model) block(b int, x []float32, tokens []int, opt Options, tr *Trace, rec *BlockActivations) {
+// rec is set, the activations a backward pass needs. buf, when not nil,
+// lends the work buffers (nothing may keep them past the block); without it
+// the block allocates its own, which rec may keep.
+func (m *Model) block(b int, x []float32, tokens []int, opt Options, tr *Trace, rec *BlockActivations, buf *blockBuffers) {
 	c := m.Config
 	blk := &m.Blocks[b]
 	n, d := len(tokens), c.Dim
@@ -144,7 +168,10 @@ func (m *Model) block(b int, x []float32, tokens []int, opt Options, tr *Trace, 
 	}
 	// A sublayer reads LN(x) in a pre-norm block and x itself in a post-norm
 	// one, and adds its update (LN(update) in a post-norm block) to x.
-	h := make([]float32, n*d)
+	if buf == nil {
+		buf = new(blockBuffers)
+	}
+	h := take(&buf.normed, n*d)
 	input := func(norm Norm) []float32 {
 		if c.PostNorm {
 			return x
@@ -172,14 +199,14 @@ func (m *Model) block(b int, x []float32, tokens []int, opt Options, tr *Trace, 
 	}
 	in := record(x)
 	// Attention sublayer.
-	qkv := make([]float32, n*3*d)
+	qkv := take(&buf.qkv, n*3*d)
 	m.LinearForward(qkv, input(blk.Norm1), n, blk.QKV)
 	for i, p := range []HookPoint{HookQ, HookK, HookV} {
 		if opt.Hooks.has(p, b) {
 			hookQKV(qkv, i, n, c.Heads, c.HeadDim(), func(v []float32) { hook(p, v, n, c.Heads, c.HeadDim()) })
 		}
 	}
-	heads := make([]float32, n*d)
+	heads := take(&buf.heads, n*d)
 	patternHooked := opt.Hooks.has(HookPattern, b)
 	probs, values := Attention(heads, qkv, n, c.Heads, c.HeadDim(), opt.Edit, tokens, opt.Taps.AttnProbs || rec != nil || patternHooked, opt.Taps.Values)
 	if patternHooked {
@@ -202,14 +229,14 @@ func (m *Model) block(b int, x []float32, tokens []int, opt Options, tr *Trace, 
 		hook(HookResidMid, x, n, d)
 		tap(SiteHSMid, x)
 	} else {
-		update = make([]float32, n*d)
+		update = take(&buf.update, n*d)
 		m.LinearForward(update, heads, n, blk.Proj)
 		attnOut = record(update)
 		residual(update, blk.Norm1, SiteAttn, SiteHSMid, HookAttnOut, HookResidMid)
 	}
 	mid := record(x)
 	// MLP sublayer.
-	hidden := make([]float32, n*c.MLPDim)
+	hidden := take(&buf.hidden, n*c.MLPDim)
 	var fc1 []float32
 	// The GEMM fuses exact GELU only; other activations run after it.
 	if tr.FC1 != nil || rec != nil || !c.ExactGELU() || opt.Hooks.has(HookMLPPre, b) || opt.Hooks.has(HookMLPPost, b) {
@@ -231,7 +258,7 @@ func (m *Model) block(b int, x []float32, tokens []int, opt Options, tr *Trace, 
 		tap(SiteHS, x)
 	} else {
 		if update == nil {
-			update = make([]float32, n*d)
+			update = take(&buf.update, n*d)
 		}
 		m.LinearForward(update, hidden, n, blk.FC2)
 		mlpOut = record(update)
