@@ -161,13 +161,14 @@ func kBlock(k int) int {
 // packA packs the m×k matrix a (row i at a[i*lda:]) into row panels of
 // gemmMR for each k-slice [p0, p0+kc) of kBlock(k): slice by slice, so the
 // A block one slice uses is contiguous; within it panel r holds, for
-// p = p0..p0+kc-1, a[r·MR .. r·MR+MR, p] (zero past m).
-func packA(dst, a []float32, lda, m, k int) {
+// p = p0..p0+kc-1, a[r·MR .. r·MR+MR, p] (zero past m). It packs the row
+// panels [r0, r1) only, so that workers can share the packing.
+func packA(dst, a []float32, lda, m, k, r0, r1 int) {
 	kc0 := kBlock(k)
 	rowsPadded := (m + gemmMR - 1) / gemmMR * gemmMR
 	for p0 := 0; p0 < k; p0 += kc0 {
 		kc := min(kc0, k-p0)
-		for i0 := 0; i0 < m; i0 += gemmMR {
+		for i0 := r0 * gemmMR; i0 < min(m, r1*gemmMR); i0 += gemmMR {
 			panel := dst[p0*rowsPadded+(i0/gemmMR)*kc*gemmMR:][:kc*gemmMR]
 			rows := min(gemmMR, m-i0)
 			for r := 0; r < rows; r++ {
@@ -231,19 +232,25 @@ func gemm(kern *gemmKernel, out []float32, ldc int, a []float32, lda, m int, b *
 	}
 	ap := getScratch(packedASize(m, b.k))
 	defer scratch.Put(ap)
-	packA(*ap, a, lda, m, b.k)
 	panels := b.panels()
 	workers = min(workers, panels, max(1, m*b.n*b.k/parallelMinWork))
 	if workers <= 1 {
+		packA(*ap, a, lda, m, b.k, 0, (m+gemmMR-1)/gemmMR)
 		gemmPanels(kern, out, ldc, *ap, m, b, ep, 0, panels)
 		return
 	}
-	// Workers take chunks of panels from a shared counter, so a core slowed
-	// by other load takes fewer; about four chunks per worker.
+	// Each worker packs its share of A's row panels, waits for the others,
+	// then takes chunks of B's column panels from a shared counter, so a
+	// core slowed by other load takes fewer; about four chunks per worker.
+	rowPanels := (m + gemmMR - 1) / gemmMR
 	chunk := max(1, panels/(4*workers))
+	var packed, done sync.WaitGroup
 	var next atomic.Int64
-	var wg sync.WaitGroup
-	work := func() {
+	packed.Add(workers)
+	work := func(w int) {
+		packA(*ap, a, lda, m, b.k, w*rowPanels/workers, (w+1)*rowPanels/workers)
+		packed.Done()
+		packed.Wait()
 		for {
 			q1 := int(next.Add(int64(chunk)))
 			q0 := q1 - chunk
@@ -254,11 +261,11 @@ func gemm(kern *gemmKernel, out []float32, ldc int, a []float32, lda, m int, b *
 		}
 	}
 	for w := 1; w < workers; w++ {
-		wg.Add(1)
-		go func() { defer wg.Done(); work() }()
+		done.Add(1)
+		go func() { defer done.Done(); work(w) }()
 	}
-	work()
-	wg.Wait()
+	work(0)
+	done.Wait()
 }
 
 // gemmPanels computes the output columns of B panels [q0, q1): for each
