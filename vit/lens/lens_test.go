@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sort"
+	"sync/atomic"
 	"testing"
 
 	"vitlens/vit"
@@ -60,7 +61,9 @@ func TestFoldedProjectionMatchesDirect(t *testing.T) {
 func TestFoldedBackendMatchesDirect(t *testing.T) {
 	gap := tinyCLS
 	gap.ClassToken, gap.Pool, gap.PostNorm, gap.QKVBias = false, vit.PoolMean, true, false
-	for _, c := range []vit.Config{tinyCLS, gap} {
+	wide := tinyCLS // enough logits that the readout runs in several token chunks
+	wide.Classes = 5000
+	for _, c := range []vit.Config{tinyCLS, gap, wide} {
 		m := testModel(t, c)
 		if c.PostNorm {
 			for i := range m.Blocks { // 1e-5 init would make every update vanish
@@ -95,6 +98,28 @@ func TestFoldedBackendMatchesDirect(t *testing.T) {
 					if ra.Rank[tok] != rb.Rank[tok] {
 						t.Fatalf("%v block %d token %d: rank %d vs %d", ra.Site, ra.Block, tok, ra.Rank[tok], rb.Rank[tok])
 					}
+				}
+			}
+		}
+	}
+}
+
+// forTokens hands every token to exactly one chunk, whatever the sizes.
+func TestForTokensCoversEachTokenOnce(t *testing.T) {
+	for _, n := range []int{0, 1, 7, 197, 1000} {
+		for _, classes := range []int{1, 10, 1000, 100000} {
+			seen := make([]int32, n)
+			forTokens(n, classes, func(t0, t1 int, scratch []float32) {
+				if len(scratch) != classes {
+					t.Errorf("scratch of %d, want %d", len(scratch), classes)
+				}
+				for i := t0; i < t1; i++ {
+					atomic.AddInt32(&seen[i], 1)
+				}
+			})
+			for i, v := range seen {
+				if v != 1 {
+					t.Fatalf("n=%d classes=%d: token %d seen %d times", n, classes, i, v)
 				}
 			}
 		}
