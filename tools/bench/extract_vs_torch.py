@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Images per second of `vitlens extract` against a seed-style PyTorch pipeline, on a
-ViT-B/16-sized random checkpoint and a folder of 64 images, four sites, at each thread count,
+ViT-B/16-sized random checkpoint and a folder of 64 images (--images), four sites, at each thread count,
 in one run.
 
 The PyTorch pipeline does what the original code does per batch: a torchvision forward with
@@ -29,11 +29,11 @@ from PIL import Image
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
-CLASSES, PER_CLASS, BATCH = 4, 16, 16
+CLASSES, BATCH = 4, 16
 
 
-def make_inputs(tmp):
-    """A B/16-sized random torchvision checkpoint and 4 class folders of 16 random JPEGs."""
+def make_inputs(tmp, per_class):
+    """A B/16-sized random torchvision checkpoint and 4 class folders of per_class random JPEGs."""
     torch.manual_seed(0)
     model = torchvision.models.VisionTransformer(
         image_size=224, patch_size=16, num_layers=12, num_heads=12, hidden_dim=768, mlp_dim=3072,
@@ -45,7 +45,7 @@ def make_inputs(tmp):
     data = os.path.join(tmp, "images")
     for c in range(CLASSES):
         os.makedirs(os.path.join(data, f"{c:04d}"))
-        for i in range(PER_CLASS):
+        for i in range(per_class):
             h, w = 240 + 8 * (i % 5), 320 - 8 * (i % 3)
             pixels = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
             Image.fromarray(pixels).save(os.path.join(data, f"{c:04d}", f"{i:03d}.jpg"), quality=90)
@@ -113,12 +113,14 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", default=f"1,{os.cpu_count()}")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--images", type=int, default=64, help="images in the folder (a multiple of 4)")
     a = ap.parse_args()
-    n = CLASSES * PER_CLASS
+    per_class = max(1, a.images // CLASSES)
+    n = CLASSES * per_class
     with tempfile.TemporaryDirectory() as tmp:
         binary = os.path.join(tmp, "vitlens")
         subprocess.run(["go", "build", "-o", binary, "./server"], check=True, cwd=ROOT)
-        ckpt, data = make_inputs(tmp)
+        ckpt, data = make_inputs(tmp, per_class)
         print(f"{n} images, ViT-B/16 random, sites attn, mlp, hs_mid, hs; best of {a.rounds} rounds taking turns; "
               f"PyTorch {torch.__version__}; load + preprocess + forward + lens (+ vitlens writing its results)")
         print(f"{'threads':>7} {'vitlens img/s':>13} {'PyTorch img/s':>13} {'vitlens / PyTorch':>17}")
