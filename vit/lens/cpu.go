@@ -86,7 +86,11 @@ func (c *CPU) analyzeOne(img *vit.Tensor, keep []int, target int, req Request) (
 	n := len(tr.Tokens)
 	depth := m.Config.Depth
 	C := c.proj.Classes
-	final := LogSoftmaxRows(c.proj.Direct(tr.Site(vit.SiteHS, depth-1).Data, n), C)
+	finalLog := LogSoftmaxRows(c.proj.Direct(tr.Site(vit.SiteHS, depth-1).Data, n), C)
+	final := make([]klReference, n)
+	for t := range final {
+		final[t] = newKLReference(finalLog[t*C : (t+1)*C])
+	}
 	res := &Result{Target: target, Tokens: tr.Tokens, Logits: tr.Logits, Readouts: make([]Readout, len(req.Sites)*depth)}
 	for si, s := range req.Sites {
 		for b := 0; b < depth; b++ {
@@ -115,7 +119,7 @@ func (c *CPU) analyzeOne(img *vit.Tensor, keep []int, target int, req Request) (
 				r := &res.Readouts[si*depth+b]
 				forTokens(n, C, func(t0, t1 int, sc *tokenScratch) {
 					for t := t0; t < t1; t++ {
-						r.read(t, logits[t*C:(t+1)*C], target, sc.logq, final[t*C:(t+1)*C])
+						r.read(t, logits[t*C:(t+1)*C], target, final[t])
 					}
 				})
 			}
@@ -133,7 +137,7 @@ func (c *CPU) analyzeOne(img *vit.Tensor, keep []int, target int, req Request) (
 // split across threads, the running sum updated in place and every asked
 // site's row finished and read out while it is in L1. A translated site
 // (tuned lens) is projected on its own before the token pass.
-func (c *CPU) foldedReadouts(tr *vit.Trace, n int, sites []vit.Site, translated func(vit.Site, int) []float32, res *Result, final []float64) {
+func (c *CPU) foldedReadouts(tr *vit.Trace, n int, sites []vit.Site, translated func(vit.Site, int) []float32, res *Result, final []klReference) {
 	p := c.proj
 	C, D := p.Classes, p.Dim
 	depth := len(c.Model.Blocks)
@@ -153,13 +157,13 @@ func (c *CPU) foldedReadouts(tr *vit.Trace, n int, sites []vit.Site, translated 
 					s := sites[si]
 					r := &res.Readouts[si*depth+b]
 					if own[si] != nil {
-						r.read(t, own[si][t*C:(t+1)*C], res.Target, sc.logq, final[t*C:(t+1)*C])
+						r.read(t, own[si][t*C:(t+1)*C], res.Target, final[t])
 						return
 					}
 					h := tr.Site(s, b).Data[t*D : (t+1)*D]
 					p.FinishRow(sc.logits, z, h)
 					p.Normalize(sc.logits, h, 1)
-					r.read(t, sc.logits, res.Target, sc.logq, final[t*C:(t+1)*C])
+					r.read(t, sc.logits, res.Target, final[t])
 				}
 				// attn is read before its row becomes hs_mid = hs_prev + attn;
 				// then prev becomes hs = hs_mid + mlp (the next block's hs_prev).
@@ -188,22 +192,17 @@ func (c *CPU) foldedReadouts(tr *vit.Trace, n int, sites []vit.Site, translated 
 
 // read records token t's rank of target, its logit, the top-k classes, and
 // the entropy of its lens distribution and the KL from the last block's
-// (final: that token's log-probabilities), with logq as scratch.
-func (r *Readout) read(t int, logits []float32, target int, logq, final []float64) {
+// (final: that token's).
+func (r *Readout) read(t int, logits []float32, target int, final klReference) {
 	r.Rank[t] = int32(Rank(logits, target))
 	r.TargetLogit[t] = logits[target]
 	TopK(r.Top[t*r.K:(t+1)*r.K], logits)
-	LogSoftmax(logq, logits)
-	h, kl := EntropyKL(logq, final)
+	h, kl := entropyKLOfLogits(logits, final)
 	r.Entropy[t], r.KL[t] = float32(h), float32(kl)
 }
 
-// tokenScratch is one token chunk's rows: finished logits and their log
-// softmax.
-type tokenScratch struct {
-	logits []float32
-	logq   []float64
-}
+// tokenScratch is one token chunk's row of finished logits.
+type tokenScratch struct{ logits []float32 }
 
 // forTokens splits n tokens of `classes` logits each into at most two
 // chunks per thread and runs fn on each, with scratch rows of its own. The
@@ -213,7 +212,7 @@ func forTokens(n, classes int, fn func(t0, t1 int, scratch *tokenScratch)) {
 	const minChunk = 1 << 15 // logits per chunk, at least about 100 µs of work
 	chunks := max(1, min(n, 2*runtime.GOMAXPROCS(0), n*classes/minChunk))
 	run := func(i int) {
-		fn(i*n/chunks, (i+1)*n/chunks, &tokenScratch{logits: make([]float32, classes), logq: make([]float64, classes)})
+		fn(i*n/chunks, (i+1)*n/chunks, &tokenScratch{logits: make([]float32, classes)})
 	}
 	if chunks == 1 {
 		run(0)

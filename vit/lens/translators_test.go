@@ -109,6 +109,34 @@ func TestEntropyKLByHand(t *testing.T) {
 	}
 }
 
+// The one-exponential form the readout uses equals EntropyKL of the log
+// softmax, on flat and peaked rows and a reference with zero probabilities.
+func TestEntropyKLOfLogitsMatchesTwin(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	for _, scale := range []float64{0.1, 3, 40} {
+		for trial := 0; trial < 20; trial++ {
+			n := 1 + rng.IntN(300)
+			logits, ref := make([]float32, n), make([]float32, n)
+			for i := range logits {
+				logits[i] = float32(rng.NormFloat64() * scale)
+				ref[i] = float32(rng.NormFloat64() * scale)
+			}
+			logp := LogSoftmaxRows(ref, n)
+			if n > 2 {
+				logp[0] = math.Inf(-1) // a class the reference rules out
+			}
+			logq := make([]float64, n)
+			LogSoftmax(logq, logits)
+			wantH, wantKL := EntropyKL(logq, logp)
+			h, kl := entropyKLOfLogits(logits, newKLReference(logp))
+			tol := 1e-12 * (1 + 4*scale)
+			if math.Abs(h-wantH) > tol || math.Abs(kl-wantKL) > tol {
+				t.Fatalf("scale %g n %d: entropy %g KL %g, twin %g %g", scale, n, h, kl, wantH, wantKL)
+			}
+		}
+	}
+}
+
 func TestReadTranslatorsRejects(t *testing.T) {
 	c := tinyCLS
 	good := NewTranslators(c.Dim, c.Depth)
