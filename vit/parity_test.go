@@ -276,9 +276,12 @@ func TestCLIPTowerNormalizedHead(t *testing.T) {
 				h := tr.Site(s, b).Data
 				n := len(h) / m.Config.Dim
 				expectClose(t, key+" (direct)", p.Direct(h, n), g.get(t, key).Data)
-				folded := p.Raw(h, n)
-				mean, inv := p.Stats(h, n)
-				p.Finish(folded, mean, inv)
+				raw := p.Raw(nil, h, n)
+				folded := make([]float32, len(raw))
+				C, D := p.Classes, p.Dim
+				for t := 0; t < n; t++ {
+					p.FinishRow(folded[t*C:(t+1)*C], raw[t*C:(t+1)*C], h[t*D:(t+1)*D])
+				}
 				p.Normalize(folded, h, n)
 				expectClose(t, key+" (folded)", folded, g.get(t, key).Data)
 			}
