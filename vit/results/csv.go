@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -144,8 +143,8 @@ func (c *codec) decode(v reflect.Value, rec []string, at []int) error {
 	return nil
 }
 
-func writeCSV[T any](path string, c *codec, rows []T) error {
-	return writeAtomic(path, func(w io.Writer) error {
+func writeCSV[T any](st store, name string, c *codec, rows []T) (partRecord, error) {
+	return st.put(name, func(w io.Writer) error {
 		cw := csv.NewWriter(w)
 		if err := cw.Write(c.header()); err != nil {
 			return err
@@ -164,15 +163,15 @@ func writeCSV[T any](path string, c *codec, rows []T) error {
 
 // concatCSV keeps the first part's header line and appends every part's
 // body, byte for byte.
-func concatCSV(dst string, parts []string) error {
+func concatCSV(st store, dst string, parts []string) (partRecord, error) {
 	if len(parts) == 0 {
-		return fmt.Errorf("%s: no parts to concatenate", dst)
+		return partRecord{}, fmt.Errorf("%s: no parts to concatenate", st.where(dst))
 	}
 	var header string
-	return writeAtomic(dst, func(w io.Writer) error {
+	return st.put(dst, func(w io.Writer) error {
 		for i, p := range parts {
 			err := func() error {
-				f, err := os.Open(p)
+				f, err := st.open(p)
 				if err != nil {
 					return err
 				}
@@ -180,7 +179,7 @@ func concatCSV(dst string, parts []string) error {
 				br := bufio.NewReaderSize(f, 1<<16)
 				h, err := br.ReadString('\n')
 				if err != nil {
-					return fmt.Errorf("%s: no header line: %w", p, err)
+					return fmt.Errorf("%s: no header line: %w", st.where(p), err)
 				}
 				if i == 0 {
 					header = h
@@ -188,7 +187,7 @@ func concatCSV(dst string, parts []string) error {
 						return err
 					}
 				} else if h != header {
-					return fmt.Errorf("%s: header %q differs from %q of %s", p, strings.TrimSpace(h), strings.TrimSpace(header), parts[0])
+					return fmt.Errorf("%s: header %q differs from %q of %s", st.where(p), strings.TrimSpace(h), strings.TrimSpace(header), parts[0])
 				}
 				_, err = io.Copy(w, br)
 				return err
@@ -201,16 +200,17 @@ func concatCSV(dst string, parts []string) error {
 	})
 }
 
-func readCSV[T any](path string, fn func(T) error) error {
+func readCSV[T any](st store, name string, fn func(T) error) error {
 	c, err := codecOf[T]()
 	if err != nil {
 		return err
 	}
-	f, err := os.Open(path)
+	f, err := st.open(name)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	path := st.where(name)
 	cr := csv.NewReader(bufio.NewReaderSize(f, 1<<16))
 	cr.ReuseRecord = true
 	head, err := cr.Read()

@@ -1,11 +1,9 @@
 package results
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"maps"
-	"os"
 	"path"
 	"path/filepath"
 	"slices"
@@ -37,18 +35,13 @@ func (r *Run) WriteChunkFile(kind, ext string, chunk int, rows int64, fill func(
 	if r.ChunkDone(chunk) {
 		return fmt.Errorf("results dir %s: chunk %d is already committed", r.dir, chunk)
 	}
-	p := ChunkFilePath(r.dir, kind, chunk, ext)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return err
-	}
-	if err := writeAtomic(p, fill); err != nil {
-		return err
-	}
-	rec, err := recordFile(p, rows)
+	rel := path.Join(kind, chunkName(chunk)+ext)
+	rec, err := r.st.put(joinName(filesDir, rel), fill)
 	if err != nil {
 		return err
 	}
-	r.addPendingFile(chunk, path.Join(kind, chunkName(chunk)+ext), rec)
+	rec.Rows = rows
+	r.addPendingFile(chunk, rel, rec)
 	return nil
 }
 
@@ -64,17 +57,16 @@ func (r *Run) addPendingFile(chunk int, rel string, rec partRecord) {
 }
 
 // verifyChunkFiles checks the files a chunk's marker records.
-func verifyChunkFiles(dir string, chunk int, rec chunkRecord) error {
+func verifyChunkFiles(st store, chunk int, rec chunkRecord) error {
 	for _, name := range slices.Sorted(maps.Keys(rec.Files)) {
 		kind, base := path.Split(name)
 		if checkTable(path.Clean(kind)) != nil || path.Dir(name) != path.Clean(kind) {
-			return fmt.Errorf("chunk %d: marker %s names an odd file %q", chunk, rel(dir, markerPath(dir, chunk)), name)
+			return fmt.Errorf("chunk %d: marker %s names an odd file %q", chunk, markerName(chunk), name)
 		}
 		if c, ok := parseChunkName(base, path.Ext(base)); !ok || c != chunk {
-			return fmt.Errorf("chunk %d: marker %s names another chunk's file %q", chunk, rel(dir, markerPath(dir, chunk)), name)
+			return fmt.Errorf("chunk %d: marker %s names another chunk's file %q", chunk, markerName(chunk), name)
 		}
-		p := filepath.Join(dir, filesDir, filepath.FromSlash(name))
-		if err := checkFile(p, rel(dir, p), rec.Files[name]); err != nil {
+		if err := checkFile(st, joinName(filesDir, name), rec.Files[name]); err != nil {
 			return fmt.Errorf("chunk %d: %w", chunk, err)
 		}
 	}
@@ -84,28 +76,22 @@ func verifyChunkFiles(dir string, chunk int, rec chunkRecord) error {
 // cleanChunkFiles removes temporary files and the files of uncommitted
 // chunks under files/.
 func (r *Run) cleanChunkFiles() error {
-	kinds, err := os.ReadDir(filepath.Join(r.dir, filesDir))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
+	_, kinds, err := r.st.list(filesDir)
 	if err != nil {
 		return err
 	}
 	for _, k := range kinds {
-		if !k.IsDir() {
-			continue
-		}
-		kdir := filepath.Join(r.dir, filesDir, k.Name())
-		if err := removeTemps(kdir); err != nil {
+		kdir := joinName(filesDir, k)
+		if err := r.st.cleanTemps(kdir); err != nil {
 			return err
 		}
-		parts, err := partChunks(kdir)
+		parts, err := partChunks(r.st, kdir)
 		if err != nil {
 			return err
 		}
 		for c, name := range parts {
 			if !r.done[c] {
-				if err := os.Remove(filepath.Join(kdir, name)); err != nil {
+				if err := r.st.remove(joinName(kdir, name)); err != nil {
 					return err
 				}
 			}
@@ -114,16 +100,14 @@ func (r *Run) cleanChunkFiles() error {
 	return nil
 }
 
-// copyChunkFiles links chunk's files from the results folder src.
-func (r *Run) copyChunkFiles(src string, chunk int, rec chunkRecord) error {
+// copyChunkFiles links (or copies) chunk's files from the results folder src.
+func (r *Run) copyChunkFiles(src store, chunk int, rec chunkRecord) error {
 	for rel, part := range rec.Files {
-		to := filepath.Join(r.dir, filesDir, filepath.FromSlash(rel))
-		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		copied, err := r.st.copyFrom(src, joinName(filesDir, rel))
+		if err != nil {
 			return err
 		}
-		if err := linkOrCopyAtomic(filepath.Join(src, filesDir, filepath.FromSlash(rel)), to); err != nil {
-			return err
-		}
+		part.ETag = copied.ETag
 		r.addPendingFile(chunk, rel, part)
 	}
 	return nil

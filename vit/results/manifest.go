@@ -13,7 +13,6 @@ import (
 	"io"
 	"maps"
 	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -240,30 +239,34 @@ func seedString(s *uint64) string {
 	return fmt.Sprint(*s)
 }
 
-// ReadManifest reads dir's manifest.json.
+// ReadManifest reads the manifest.json of dir (a folder or an s3:// URL).
 func ReadManifest(dir string) (Manifest, error) {
-	path := filepath.Join(dir, ManifestFile)
-	b, err := os.ReadFile(path)
+	st, err := openStore(dir)
+	if err != nil {
+		return Manifest{}, err
+	}
+	return readManifest(st)
+}
+
+func readManifest(st store) (Manifest, error) {
+	b, err := st.get(ManifestFile)
 	if err != nil {
 		return Manifest{}, err
 	}
 	var m Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
-		return Manifest{}, fmt.Errorf("%s: %w", path, err)
+		return Manifest{}, fmt.Errorf("%s: %w", st.where(ManifestFile), err)
 	}
 	return m, nil
 }
 
-func writeManifest(dir string, m Manifest) error {
+// writeManifest creates the manifest; fs.ErrExist when one is there.
+func writeManifest(st store, m Manifest) error {
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
-		return fmt.Errorf("encoding manifest for %s: %w", dir, err)
+		return fmt.Errorf("encoding manifest for %s: %w", st.where(""), err)
 	}
-	b = append(b, '\n')
-	return writeAtomic(filepath.Join(dir, ManifestFile), func(w io.Writer) error {
-		_, err := w.Write(b)
-		return err
-	})
+	return st.putNew(ManifestFile, append(b, '\n'))
 }
 
 // FileSHA256 returns the hex SHA-256 of a file, read in a stream.

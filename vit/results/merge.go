@@ -3,34 +3,37 @@ package results
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 )
 
-// Merge joins the shards of one run into the results folder out. Shards must
+// Merge joins the shards of one run into the results folder out (each a
+// folder or an s3:// URL, in any mix). Shards must
 // have the same identity but for their shard index and Total; together they
 // must hold every chunk of the whole run exactly once, each intact (the rows
-// and checksums its marker records). Parts are linked (or copied)
-// into out, which is then finished. Rerunning an interrupted merge resumes it.
+// and checksums its marker records). Parts are linked (or copied;
+// on the server within one S3 endpoint) into out, which is then finished. Rerunning an interrupted merge resumes it.
 func Merge(out string, shards []string) error {
 	if len(shards) == 0 {
 		return errors.New("merge: no shards given")
 	}
-	absOut, err := filepath.Abs(out)
-	if err != nil {
-		return err
-	}
+	absOut := sameFolderKey(out)
 	var first Manifest
 	total := 0
 	owner := map[int]string{} // chunk -> shard dir
+	stores := map[string]store{}
 	records := map[int]chunkRecord{}
 	for i, dir := range shards {
-		if abs, err := filepath.Abs(dir); err == nil && abs == absOut {
+		if sameFolderKey(dir) == absOut {
 			return fmt.Errorf("merge: output %s is also a shard", out)
 		}
-		m, err := ReadManifest(dir)
+		st, err := openStore(dir)
+		if err != nil {
+			return fmt.Errorf("merge: shard %s: %w", dir, err)
+		}
+		stores[dir] = st
+		m, err := readManifest(st)
 		if err != nil {
 			return fmt.Errorf("merge: shard %s: %w", dir, err)
 		}
@@ -40,7 +43,7 @@ func Merge(out string, shards []string) error {
 			return fmt.Errorf("merge: %s and %s are not shards of one run: %s %v", shards[0], dir, shards[0], err)
 		}
 		total += m.Total
-		done, err := doneChunks(dir)
+		done, err := doneChunks(st)
 		if err != nil {
 			return err
 		}
@@ -49,7 +52,7 @@ func Merge(out string, shards []string) error {
 				return fmt.Errorf("merge: chunk %d is in both %s and %s", c, prev, dir)
 			}
 			owner[c] = dir
-			rec, err := verifyChunk(dir, m.Format, c)
+			rec, err := verifyChunk(st, m.Format, c)
 			if errors.Is(err, errUnverified) {
 				return fmt.Errorf("merge: shard %s: %w", dir, err)
 			} else if err != nil {
@@ -94,7 +97,7 @@ func Merge(out string, shards []string) error {
 		if run.ChunkDone(c) {
 			continue
 		}
-		if err := run.copyChunk(owner[c], c, records[c]); err != nil {
+		if err := run.copyChunk(stores[owner[c]], c, records[c]); err != nil {
 			return err
 		}
 		if err := run.CommitChunk(c); err != nil {
@@ -106,19 +109,28 @@ func Merge(out string, shards []string) error {
 
 // copyChunk brings every table's part of chunk from the results folder src,
 // whose marker recorded rec (verified), and marks them for the commit.
-func (r *Run) copyChunk(src string, chunk int, rec chunkRecord) error {
+func (r *Run) copyChunk(src store, chunk int, rec chunkRecord) error {
 	for t, part := range rec.Tables {
-		from := partPath(src, t, chunk, r.m.Format)
-		if err := os.MkdirAll(filepath.Join(r.dir, chunksDir, t), 0o755); err != nil {
+		if err := r.st.remove(finalName(t, r.m.Format)); err != nil {
 			return err
 		}
-		if err := os.Remove(finalPath(r.dir, t, r.m.Format)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		copied, err := r.st.copyFrom(src, partName(t, chunk, r.m.Format))
+		if err != nil {
 			return err
 		}
-		if err := linkOrCopyAtomic(from, partPath(r.dir, t, chunk, r.m.Format)); err != nil {
-			return err
-		}
+		part.ETag = copied.ETag
 		r.addPending(chunk, t, part)
 	}
 	return r.copyChunkFiles(src, chunk, rec)
+}
+
+// sameFolderKey names a folder so that two spellings of one compare equal.
+func sameFolderKey(dir string) string {
+	if IsBucket(dir) {
+		return strings.TrimRight(dir, "/")
+	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		return abs
+	}
+	return dir
 }

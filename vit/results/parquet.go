@@ -3,7 +3,6 @@ package results
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/parquet-go/parquet-go"
@@ -28,8 +27,8 @@ func catch(err *error) {
 	}
 }
 
-func writeParquet[T any](path string, rows []T) error {
-	return writeAtomic(path, func(w io.Writer) (err error) {
+func writeParquet[T any](st store, name string, rows []T) (partRecord, error) {
+	return st.put(name, func(w io.Writer) (err error) {
 		defer catch(&err)
 		pw := parquet.NewGenericWriter[T](w, writerOptions()...)
 		if _, err := pw.Write(rows); err != nil {
@@ -39,20 +38,15 @@ func writeParquet[T any](path string, rows []T) error {
 	})
 }
 
-func openParquet(path string) (*os.File, *parquet.File, error) {
-	f, err := os.Open(path)
+func openParquet(st store, name string) (readable, *parquet.File, error) {
+	f, err := st.open(name)
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := f.Stat()
+	pf, err := parquet.OpenFile(f, f.Size())
 	if err != nil {
 		f.Close()
-		return nil, nil, err
-	}
-	pf, err := parquet.OpenFile(f, st.Size())
-	if err != nil {
-		f.Close()
-		return nil, nil, fmt.Errorf("%s: not a readable Parquet file: %w", path, err)
+		return nil, nil, fmt.Errorf("%s: not a readable Parquet file: %w", st.where(name), err)
 	}
 	return f, pf, nil
 }
@@ -60,17 +54,17 @@ func openParquet(path string) (*os.File, *parquet.File, error) {
 // concatParquet streams the row groups of parts, in order, into dst. Only one
 // row group is in flight at a time; with matching writer options its pages
 // are copied without decoding.
-func concatParquet(dst string, parts []string) error {
+func concatParquet(st store, dst string, parts []string) (partRecord, error) {
 	if len(parts) == 0 {
-		return fmt.Errorf("%s: no parts to concatenate", dst)
+		return partRecord{}, fmt.Errorf("%s: no parts to concatenate", st.where(dst))
 	}
-	return writeAtomic(dst, func(w io.Writer) (err error) {
+	return st.put(dst, func(w io.Writer) (err error) {
 		defer catch(&err)
 		var pw *parquet.Writer
 		var first string
 		for _, p := range parts {
 			err := func() error {
-				f, pf, err := openParquet(p)
+				f, pf, err := openParquet(st, p)
 				if err != nil {
 					return err
 				}
@@ -79,11 +73,11 @@ func concatParquet(dst string, parts []string) error {
 					pw = parquet.NewWriter(w, append(writerOptions(), pf.Schema())...)
 					first = p
 				} else if !parquet.EqualNodes(pw.Schema(), pf.Schema()) {
-					return fmt.Errorf("%s: columns differ from those of %s", p, first)
+					return fmt.Errorf("%s: columns differ from those of %s", st.where(p), st.where(first))
 				}
 				for _, rg := range pf.RowGroups() {
 					if _, err := pw.WriteRowGroup(rg); err != nil {
-						return fmt.Errorf("%s: %w", p, err)
+						return fmt.Errorf("%s: %w", st.where(p), err)
 					}
 				}
 				return nil
@@ -96,12 +90,13 @@ func concatParquet(dst string, parts []string) error {
 	})
 }
 
-func readParquet[T any](path string, fn func(T) error) (err error) {
-	f, pf, err := openParquet(path)
+func readParquet[T any](st store, name string, fn func(T) error) (err error) {
+	f, pf, err := openParquet(st, name)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	path := st.where(name)
 	// parquet-go fills columns missing from the file with zeros; a table read
 	// with the wrong row type must fail instead.
 	var missing []string

@@ -2,8 +2,7 @@ package results
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
+	"slices"
 )
 
 // ReadRows streams the rows of one table of the results folder dir into fn,
@@ -14,7 +13,11 @@ func ReadRows[T any](dir, table string, fn func(T) error) error {
 	if err := checkTable(table); err != nil {
 		return fmt.Errorf("results dir %s: %w", dir, err)
 	}
-	m, err := ReadManifest(dir)
+	st, err := openStore(dir)
+	if err != nil {
+		return err
+	}
+	m, err := readManifest(st)
 	if err != nil {
 		return fmt.Errorf("results dir %s: %w", dir, err)
 	}
@@ -22,22 +25,29 @@ func ReadRows[T any](dir, table string, fn func(T) error) error {
 	if m.Format == CSV {
 		read = readCSV[T]
 	}
-	final := finalPath(dir, table, m.Format)
-	if _, err := os.Stat(final); err == nil {
-		return read(final, fn)
+	final := finalName(table, m.Format)
+	if _, err := st.stat(final); err == nil {
+		return read(st, final, fn)
 	}
-	tdir := filepath.Join(dir, chunksDir, table)
-	parts, err := partChunks(tdir)
+	tables, err := tableNames(st)
 	if err != nil {
-		return fmt.Errorf("results dir %s has no table %q (no %s, no %s)", dir, table, filepath.Base(final), filepath.Join(chunksDir, table))
+		return err
 	}
-	done, err := doneChunks(dir)
+	if !slices.Contains(tables, table) {
+		return fmt.Errorf("results dir %s has no table %q (no %s, no %s)", dir, table, final, joinName(chunksDir, table))
+	}
+	tdir := joinName(chunksDir, table)
+	parts, err := partChunks(st, tdir)
+	if err != nil {
+		return err
+	}
+	done, err := doneChunks(st)
 	if err != nil {
 		return err
 	}
 	for _, c := range sortedChunks(done) {
 		if name, ok := parts[c]; ok {
-			if err := read(filepath.Join(tdir, name), fn); err != nil {
+			if err := read(st, joinName(tdir, name), fn); err != nil {
 				return err
 			}
 		}

@@ -199,7 +199,7 @@ func TestParquetKeepsDictionary(t *testing.T) {
 	if err := r.Finish(); err != nil {
 		t.Fatal(err)
 	}
-	f, pf, err := openParquet(filepath.Join(dir, "ranks.parquet"))
+	f, pf, err := openParquet(dirStore(dir), "ranks.parquet")
 	if err != nil {
 		t.Fatal(err)
 	}

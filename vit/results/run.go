@@ -3,8 +3,9 @@ package results
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+	"io"
+	"io/fs"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,7 +34,7 @@ func (f Format) ext() string { return "." + string(f) }
 // Layout of a results folder:
 //
 //	manifest.json
-//	.lock                                held by the one process writing the folder
+//	.lock                                held by the one process writing the folder (not in a bucket)
 //	<table>.parquet                      finished tables (Finish)
 //	chunks/chunk-000007.done             chunk 7 is complete: rows, size and SHA-256 of each part
 //	chunks/<table>/chunk-000007.parquet  chunk 7's rows of <table>
@@ -41,11 +42,12 @@ func (f Format) ext() string { return "." + string(f) }
 const chunksDir = "chunks"
 
 // Run is an open results folder. It holds the folder's lock until Close (or
-// the end of the process).
+// the end of the process); a folder in a bucket has none (see bucketStore).
 type Run struct {
 	dir      string
+	st       store
 	m        Manifest
-	lock     *folderLock
+	unlock   func() error
 	repaired []string
 
 	mu      sync.Mutex
@@ -53,79 +55,80 @@ type Run struct {
 	pending map[int]chunkRecord // parts written but not yet committed
 }
 
-// Create opens dir for the run m, writing tables in format. A new or empty
-// dir gets m's manifest. A dir that already holds the same run (SameRun) is
-// resumed: its original manifest is kept, leftovers of an interrupted write
-// are removed, every committed chunk is checked against the rows and
-// checksums its marker records (a damaged or missing part makes the chunk be
-// redone; Repaired says which), and ChunkDone reports what is intact. A dir
-// holding a different run, or other files, is an error; nothing is deleted
-// then. The folder is locked first: a second Create of the same folder, in
-// this or another process, is refused until the first Run is closed.
+// Create opens dir for the run m, writing tables in format. dir is a local
+// folder or an s3://bucket/prefix URL. A new or empty dir gets m's manifest.
+// A dir that already holds the same run (SameRun) is resumed: its original
+// manifest is kept, leftovers of an interrupted write are removed, every
+// committed chunk is checked against the rows and checksums its marker
+// records (a damaged or missing part makes the chunk be redone; Repaired
+// says which), and ChunkDone reports what is intact. A dir holding a
+// different run, or other files, is an error; nothing is deleted then. A
+// local folder is locked first: a second Create of the same folder, in this
+// or another process, is refused until the first Run is closed.
 func Create(dir string, m Manifest, format Format) (*Run, error) {
 	if _, err := ParseFormat(string(format)); err != nil {
 		return nil, err
 	}
 	m.Format = format
+	st, err := openStore(dir)
+	if err != nil {
+		return nil, err
+	}
 	// A foreign folder is refused before anything (even the lock) is put in it.
-	if err := checkForeign(dir); err != nil {
+	if err := checkForeign(st, dir); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	lock, err := lockFolder(dir)
+	unlock, err := st.lock()
 	if err != nil {
 		return nil, err
 	}
-	r, err := open(dir, m, lock)
+	r, err := open(st, dir, m, unlock)
 	if err != nil {
-		lock.release()
+		unlock()
 		return nil, err
 	}
 	return r, nil
 }
 
 // checkForeign refuses a folder that has files but no manifest.
-func checkForeign(dir string) error {
-	if _, err := os.Stat(filepath.Join(dir, ManifestFile)); !errors.Is(err, os.ErrNotExist) {
+func checkForeign(st store, dir string) error {
+	if _, err := st.stat(ManifestFile); !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	entries, err := os.ReadDir(dir)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	files, dirs, err := st.list("")
+	if err != nil {
 		return err
 	}
-	for _, e := range entries {
-		if e.Name() != LockFile {
+	for _, name := range append(files, dirs...) {
+		if name != LockFile {
 			return fmt.Errorf("results dir %s is not empty and has no %s; use a new --out", dir, ManifestFile)
 		}
 	}
 	return nil
 }
 
-// open does Create's work under the lock.
-func open(dir string, m Manifest, lock *folderLock) (*Run, error) {
-	old, err := ReadManifest(dir)
-	switch {
-	case err == nil:
-		if err := old.SameRun(m); err != nil {
-			return nil, fmt.Errorf("results dir %s %v: use a new --out", dir, err)
-		}
-		m = old
-	case errors.Is(err, os.ErrNotExist):
-		if err := checkForeign(dir); err != nil { // files may have come since the first look
+// open does Create's work under the lock. The manifest is created only
+// where none exists (putNew): of two runs racing for one folder, the second
+// finds the first's manifest and is refused unless it is the same run.
+func open(st store, dir string, m Manifest, unlock func() error) (*Run, error) {
+	old, err := readManifest(st)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := checkForeign(st, dir); err != nil { // files may have come since the first look
 			return nil, err
 		}
-		if err := writeManifest(dir, m); err != nil {
-			return nil, err
+		if err = writeManifest(st, m); errors.Is(err, fs.ErrExist) {
+			old, err = readManifest(st)
+		} else if err == nil {
+			old = m
 		}
-	default:
+	}
+	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Join(dir, chunksDir), 0o755); err != nil {
-		return nil, err
+	if err := old.SameRun(m); err != nil {
+		return nil, fmt.Errorf("results dir %s %v: use a new --out", dir, err)
 	}
-	r := &Run{dir: dir, m: m, lock: lock, done: map[int]bool{}, pending: map[int]chunkRecord{}}
+	r := &Run{dir: dir, st: st, m: old, unlock: unlock, done: map[int]bool{}, pending: map[int]chunkRecord{}}
 	if err := r.verify(); err != nil {
 		return nil, err
 	}
@@ -140,14 +143,14 @@ func open(dir string, m Manifest, lock *folderLock) (*Run, error) {
 // clean removes its parts, and the finished tables go, since they may hold
 // what was lost.
 func (r *Run) verify() error {
-	markers, err := doneChunks(r.dir)
+	markers, err := doneChunks(r.st)
 	if err != nil {
 		return err
 	}
 	for _, c := range sortedChunks(markers) {
-		if _, err := verifyChunk(r.dir, r.m.Format, c); err != nil {
+		if _, err := verifyChunk(r.st, r.m.Format, c); err != nil {
 			r.repaired = append(r.repaired, err.Error())
-			if err := os.Remove(markerPath(r.dir, c)); err != nil {
+			if err := r.st.remove(markerName(c)); err != nil {
 				return err
 			}
 			continue
@@ -162,15 +165,15 @@ func (r *Run) verify() error {
 
 // unfinish removes the finished tables and their record.
 func (r *Run) unfinish() error {
-	if err := os.Remove(finishPath(r.dir)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := r.st.remove(finishName); err != nil {
 		return err
 	}
-	tables, err := tableNames(r.dir)
+	tables, err := tableNames(r.st)
 	if err != nil {
 		return err
 	}
 	for _, t := range tables {
-		if err := os.Remove(finalPath(r.dir, t, r.m.Format)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := r.st.remove(finalName(t, r.m.Format)); err != nil {
 			return err
 		}
 	}
@@ -180,31 +183,30 @@ func (r *Run) unfinish() error {
 // clean removes temporary files and the parts of uncommitted chunks, so a
 // crash never leaves anything that a later Finish or Merge could pick up.
 func (r *Run) clean() error {
-	if err := removeTemps(r.dir); err != nil {
-		return err
-	}
-	if err := removeTemps(filepath.Join(r.dir, chunksDir)); err != nil {
-		return err
+	for _, d := range []string{"", chunksDir} {
+		if err := r.st.cleanTemps(d); err != nil {
+			return err
+		}
 	}
 	if err := r.cleanChunkFiles(); err != nil {
 		return err
 	}
-	tables, err := tableNames(r.dir)
+	tables, err := tableNames(r.st)
 	if err != nil {
 		return err
 	}
 	for _, t := range tables {
-		tdir := filepath.Join(r.dir, chunksDir, t)
-		if err := removeTemps(tdir); err != nil {
+		tdir := joinName(chunksDir, t)
+		if err := r.st.cleanTemps(tdir); err != nil {
 			return err
 		}
-		parts, err := partChunks(tdir)
+		parts, err := partChunks(r.st, tdir)
 		if err != nil {
 			return err
 		}
 		for c, name := range parts {
 			if !r.done[c] {
-				if err := os.Remove(filepath.Join(tdir, name)); err != nil {
+				if err := r.st.remove(joinName(tdir, name)); err != nil {
 					return err
 				}
 			}
@@ -214,13 +216,13 @@ func (r *Run) clean() error {
 }
 
 // Close releases the folder's lock. The Run must not be written after.
-func (r *Run) Close() error { return r.lock.release() }
+func (r *Run) Close() error { return r.unlock() }
 
 // Repaired lists the committed chunks that Create found damaged or missing
 // and will be redone, each with the file and the problem.
 func (r *Run) Repaired() []string { return r.repaired }
 
-// Dir is the results folder.
+// Dir is the results folder (a path or an s3:// URL).
 func (r *Run) Dir() string { return r.dir }
 
 // Manifest is the run's manifest as stored (the original one when resumed).
@@ -248,7 +250,7 @@ func (r *Run) CommitChunk(chunk int) error {
 	if rec.Tables == nil {
 		rec.Tables = map[string]partRecord{}
 	}
-	if err := writeJSONAtomic(markerPath(r.dir, chunk), rec); err != nil {
+	if err := writeJSON(r.st, markerName(chunk), rec); err != nil {
 		return err
 	}
 	r.mu.Lock()
@@ -274,29 +276,42 @@ func WriteChunk[T any](r *Run, table string, chunk int, rows []T) error {
 	if err != nil {
 		return err
 	}
-	tdir := filepath.Join(r.dir, chunksDir, table)
-	if err := os.MkdirAll(tdir, 0o755); err != nil {
-		return err
-	}
 	// A finished table no longer covers every chunk.
-	if err := os.Remove(finalPath(r.dir, table, r.m.Format)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := r.st.remove(finalName(table, r.m.Format)); err != nil {
 		return err
 	}
-	path := partPath(r.dir, table, chunk, r.m.Format)
+	name := partName(table, chunk, r.m.Format)
+	var rec partRecord
 	if r.m.Format == CSV {
-		err = writeCSV(path, cod, rows)
+		rec, err = writeCSV(r.st, name, cod, rows)
 	} else {
-		err = writeParquet(path, rows)
+		rec, err = writeParquet(r.st, name, rows)
 	}
 	if err != nil {
 		return err
 	}
-	rec, err := recordFile(path, int64(len(rows)))
-	if err != nil {
-		return err
-	}
+	rec.Rows = int64(len(rows))
 	r.addPending(chunk, table, rec)
 	return nil
+}
+
+// WriteFile puts a file that is not a table (summary.json, PNGs) into the
+// results folder, atomically; name is slash-separated.
+func (r *Run) WriteFile(name string, data []byte) error {
+	_, err := r.st.put(name, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+	return err
+}
+
+// PutFile is Run.WriteFile for a folder that is not open.
+func PutFile(dir, name string, data []byte) error {
+	st, err := openStore(dir)
+	if err != nil {
+		return err
+	}
+	return (&Run{dir: dir, st: st}).WriteFile(name, data)
 }
 
 func (r *Run) addPending(chunk int, table string, rec partRecord) {
@@ -316,22 +331,22 @@ func (r *Run) addPending(chunk int, table string, rec partRecord) {
 // finished from the same chunks and intact is left alone, so Finish may be
 // called again after a crash or on a resumed, complete run.
 func (r *Run) Finish() error {
-	tables, err := tableNames(r.dir)
+	tables, err := tableNames(r.st)
 	if err != nil {
 		return err
 	}
 	r.mu.Lock()
 	chunks := sortedChunks(r.done)
 	r.mu.Unlock()
-	old, err := readFinish(r.dir)
+	old, err := readFinish(r.st)
 	if err != nil || old != nil && !slices.Equal(old.Chunks, chunks) {
 		old = nil // rebuild every table
 	}
 	fin := finishRecord{Chunks: chunks, Tables: map[string]partRecord{}}
 	for _, t := range tables {
-		final := finalPath(r.dir, t, r.m.Format)
+		final := finalName(t, r.m.Format)
 		if old != nil {
-			if rec, ok := old.Tables[t]; ok && checkFile(final, "", rec) == nil {
+			if rec, ok := old.Tables[t]; ok && checkFile(r.st, final, rec) == nil {
 				fin.Tables[t] = rec
 				continue
 			}
@@ -339,47 +354,43 @@ func (r *Run) Finish() error {
 		var parts []string
 		var rows int64
 		for _, c := range chunks {
-			p := partPath(r.dir, t, c, r.m.Format)
-			if _, err := os.Stat(p); err == nil {
+			p := partName(t, c, r.m.Format)
+			if _, err := r.st.stat(p); err == nil {
 				parts = append(parts, p)
 				rows += r.committedRows(c, t)
 			}
 		}
+		var rec partRecord
 		if r.m.Format == CSV {
-			err = concatCSV(final, parts)
+			rec, err = concatCSV(r.st, final, parts)
 		} else {
-			err = concatParquet(final, parts)
+			rec, err = concatParquet(r.st, final, parts)
 		}
 		if err != nil {
 			return err
 		}
-		if fin.Tables[t], err = recordFile(final, rows); err != nil {
-			return err
-		}
+		rec.Rows = rows
+		fin.Tables[t] = rec
 	}
-	return writeJSONAtomic(finishPath(r.dir), fin)
+	return writeJSON(r.st, finishName, fin)
 }
 
 // committedRows reads chunk's row count of table from its marker.
 func (r *Run) committedRows(chunk int, table string) int64 {
-	rec, err := readMarker(r.dir, chunk)
+	rec, err := readMarker(r.st, chunk)
 	if err != nil {
 		return 0
 	}
 	return rec.Tables[table].Rows
 }
 
-func markerPath(dir string, chunk int) string {
-	return filepath.Join(dir, chunksDir, chunkName(chunk)+".done")
+func markerName(chunk int) string { return joinName(chunksDir, chunkName(chunk)+".done") }
+
+func partName(table string, chunk int, f Format) string {
+	return joinName(chunksDir, table, chunkName(chunk)+f.ext())
 }
 
-func partPath(dir, table string, chunk int, f Format) string {
-	return filepath.Join(dir, chunksDir, table, chunkName(chunk)+f.ext())
-}
-
-func finalPath(dir, table string, f Format) string {
-	return filepath.Join(dir, table+f.ext())
-}
+func finalName(table string, f Format) string { return table + f.ext() }
 
 func chunkName(chunk int) string { return fmt.Sprintf("chunk-%06d", chunk) }
 
@@ -396,14 +407,14 @@ func parseChunkName(name, suffix string) (int, bool) {
 	return c, err == nil && c >= 0
 }
 
-func doneChunks(dir string) (map[int]bool, error) {
-	entries, err := os.ReadDir(filepath.Join(dir, chunksDir))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+func doneChunks(st store) (map[int]bool, error) {
+	files, _, err := st.list(chunksDir)
+	if err != nil {
 		return nil, err
 	}
 	done := map[int]bool{}
-	for _, e := range entries {
-		if c, ok := parseChunkName(e.Name(), ".done"); ok && !e.IsDir() {
+	for _, name := range files {
+		if c, ok := parseChunkName(name, ".done"); ok {
 			done[c] = true
 		}
 	}
@@ -411,18 +422,17 @@ func doneChunks(dir string) (map[int]bool, error) {
 }
 
 // partChunks maps chunk index to part file name in one table's folder.
-func partChunks(tdir string) (map[int]string, error) {
-	entries, err := os.ReadDir(tdir)
+func partChunks(st store, tdir string) (map[int]string, error) {
+	files, _, err := st.list(tdir)
 	if err != nil {
 		return nil, err
 	}
 	parts := map[int]string{}
-	for _, e := range entries {
-		name := e.Name()
-		if e.IsDir() || strings.Contains(name, tmpMarker) {
+	for _, name := range files {
+		if strings.Contains(name, tmpMarker) {
 			continue
 		}
-		if c, ok := parseChunkName(name, filepath.Ext(name)); ok {
+		if c, ok := parseChunkName(name, path.Ext(name)); ok {
 			parts[c] = name
 		}
 	}
@@ -441,15 +451,15 @@ func sortedChunks(done map[int]bool) []int {
 }
 
 // tableNames lists the tables that have a parts folder.
-func tableNames(dir string) ([]string, error) {
-	entries, err := os.ReadDir(filepath.Join(dir, chunksDir))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+func tableNames(st store) ([]string, error) {
+	_, dirs, err := st.list(chunksDir)
+	if err != nil {
 		return nil, err
 	}
 	var names []string
-	for _, e := range entries {
-		if e.IsDir() && checkTable(e.Name()) == nil {
-			names = append(names, e.Name())
+	for _, d := range dirs {
+		if checkTable(d) == nil {
+			names = append(names, d)
 		}
 	}
 	return names, nil

@@ -5,9 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -18,6 +17,9 @@ type partRecord struct {
 	Rows   int64  `json:"rows"`
 	Bytes  int64  `json:"bytes"`
 	SHA256 string `json:"sha256"`
+	// ETag is the S3 server's tag of the object, when the part is in a
+	// bucket: a part checked against it need not be downloaded and hashed.
+	ETag string `json:"etag,omitempty"`
 }
 
 // chunkRecord is the content of a chunk's .done marker: every table part the
@@ -35,69 +37,60 @@ type finishRecord struct {
 	Tables map[string]partRecord `json:"tables"`
 }
 
-const finishFile = "finished.json"
+const finishName = chunksDir + "/finished.json"
 
-func finishPath(dir string) string { return filepath.Join(dir, chunksDir, finishFile) }
-
-// recordFile measures a file just written with rows rows.
-func recordFile(path string, rows int64) (partRecord, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return partRecord{}, err
-	}
-	sum, err := FileSHA256(path)
-	if err != nil {
-		return partRecord{}, err
-	}
-	return partRecord{Rows: rows, Bytes: st.Size(), SHA256: sum}, nil
-}
-
-// checkFile says how the file at path differs from what was committed, or
-// nil when it is intact. rel names it in the message.
-func checkFile(path, rel string, want partRecord) error {
-	st, err := os.Stat(path)
+// checkFile says how the file name of st differs from what was committed,
+// or nil when it is intact. A bucket's object whose ETag is the committed
+// one is the committed object (S3 changes the ETag with the content);
+// anything else is hashed.
+func checkFile(st store, name string, want partRecord) error {
+	got, err := st.stat(name)
 	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return fmt.Errorf("%s is missing", rel)
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%s is missing", name)
 	case err != nil:
 		return err
-	case st.Size() != want.Bytes:
-		return fmt.Errorf("%s is %d bytes, but %d were committed (truncated or overwritten)", rel, st.Size(), want.Bytes)
+	case got.Bytes != want.Bytes:
+		return fmt.Errorf("%s is %d bytes, but %d were committed (truncated or overwritten)", name, got.Bytes, want.Bytes)
+	case want.ETag != "" && got.ETag == want.ETag:
+		return nil
 	}
-	sum, err := FileSHA256(path)
+	got, err = fileRecord(st, name)
 	if err != nil {
 		return err
 	}
-	if sum != want.SHA256 {
-		return fmt.Errorf("%s does not have the checksum it was committed with (damaged)", rel)
+	if got.SHA256 != want.SHA256 {
+		return fmt.Errorf("%s does not have the checksum it was committed with (damaged)", name)
 	}
 	return nil
 }
 
-func writeJSONAtomic(path string, v any) error {
+// writeJSON puts v, indented, at name.
+func writeJSON(st store, name string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	return writeAtomic(path, func(w io.Writer) error {
+	_, err = st.put(name, func(w io.Writer) error {
 		_, err := w.Write(append(b, '\n'))
 		return err
 	})
+	return err
 }
 
 // readMarker reads chunk's .done marker.
-func readMarker(dir string, chunk int) (chunkRecord, error) {
-	path := markerPath(dir, chunk)
-	b, err := os.ReadFile(path)
+func readMarker(st store, chunk int) (chunkRecord, error) {
+	name := markerName(chunk)
+	b, err := st.get(name)
 	if err != nil {
 		return chunkRecord{}, err
 	}
 	var rec chunkRecord
 	if len(b) == 0 {
-		return rec, fmt.Errorf("chunk %d: its marker %s records no row counts or checksums (an older vitlens wrote it): %w", chunk, rel(dir, path), errUnverified)
+		return rec, fmt.Errorf("chunk %d: its marker %s records no row counts or checksums (an older vitlens wrote it): %w", chunk, name, errUnverified)
 	}
 	if err := json.Unmarshal(b, &rec); err != nil {
-		return rec, fmt.Errorf("chunk %d: marker %s is damaged: %v", chunk, rel(dir, path), err)
+		return rec, fmt.Errorf("chunk %d: marker %s is damaged: %v", chunk, name, err)
 	}
 	return rec, nil
 }
@@ -108,28 +101,20 @@ var errUnverified = errors.New("rerun its command with a new --out")
 
 // verifyChunk checks that every part chunk committed is there, whole. The
 // error names the chunk and the file.
-func verifyChunk(dir string, f Format, chunk int) (chunkRecord, error) {
-	rec, err := readMarker(dir, chunk)
+func verifyChunk(st store, f Format, chunk int) (chunkRecord, error) {
+	rec, err := readMarker(st, chunk)
 	if err != nil {
 		return rec, err
 	}
 	for _, t := range slices.Sorted(maps.Keys(rec.Tables)) {
 		if err := checkTable(t); err != nil {
-			return rec, fmt.Errorf("chunk %d: marker %s: %w", chunk, rel(dir, markerPath(dir, chunk)), err)
+			return rec, fmt.Errorf("chunk %d: marker %s: %w", chunk, markerName(chunk), err)
 		}
-		p := partPath(dir, t, chunk, f)
-		if err := checkFile(p, rel(dir, p), rec.Tables[t]); err != nil {
+		if err := checkFile(st, partName(t, chunk, f), rec.Tables[t]); err != nil {
 			return rec, fmt.Errorf("chunk %d: %w", chunk, err)
 		}
 	}
-	return rec, verifyChunkFiles(dir, chunk, rec)
-}
-
-func rel(dir, path string) string {
-	if r, err := filepath.Rel(dir, path); err == nil {
-		return r
-	}
-	return path
+	return rec, verifyChunkFiles(st, chunk, rec)
 }
 
 // Verify checks that the results folder dir is complete and undamaged: every
@@ -138,7 +123,11 @@ func rel(dir, path string) string {
 // finished table is what Finish wrote. Readers that need all rows (summary)
 // call it first; the error names the chunk or table and says what to rerun.
 func Verify(dir string) error {
-	m, err := ReadManifest(dir)
+	st, err := openStore(dir)
+	if err != nil {
+		return err
+	}
+	m, err := readManifest(st)
 	if err != nil {
 		return fmt.Errorf("results dir %s: %w", dir, err)
 	}
@@ -146,12 +135,12 @@ func Verify(dir string) error {
 	if len(m.Command) > 0 {
 		rerun = fmt.Sprintf("rerun `%s` to recompute it", strings.Join(m.Command, " "))
 	}
-	done, err := doneChunks(dir)
+	done, err := doneChunks(st)
 	if err != nil {
 		return err
 	}
 	for _, c := range sortedChunks(done) {
-		if _, err := verifyChunk(dir, m.Format, c); errors.Is(err, errUnverified) {
+		if _, err := verifyChunk(st, m.Format, c); errors.Is(err, errUnverified) {
 			return fmt.Errorf("results dir %s: %w", dir, err)
 		} else if err != nil {
 			return fmt.Errorf("results dir %s: %v: %s", dir, err, rerun)
@@ -160,7 +149,7 @@ func Verify(dir string) error {
 	if m.Shard != "" {
 		return fmt.Errorf("results dir %s is shard %s of a run: merge the shards with `vitlens merge` first", dir, m.Shard)
 	}
-	fin, err := readFinish(dir)
+	fin, err := readFinish(st)
 	if err != nil {
 		return fmt.Errorf("results dir %s: %v: %s", dir, err, rerun)
 	}
@@ -169,8 +158,7 @@ func Verify(dir string) error {
 		return fmt.Errorf("results dir %s is incomplete: %s: %s", dir, missingChunk(chunks, fin), strings.Replace(rerun, "recompute", "finish", 1))
 	}
 	for _, t := range slices.Sorted(maps.Keys(fin.Tables)) {
-		p := finalPath(dir, t, m.Format)
-		if err := checkFile(p, rel(dir, p), fin.Tables[t]); err != nil {
+		if err := checkFile(st, finalName(t, m.Format), fin.Tables[t]); err != nil {
 			return fmt.Errorf("results dir %s: table %v: %s", dir, err, rerun)
 		}
 	}
@@ -199,9 +187,9 @@ func missingChunk(done []int, fin *finishRecord) string {
 }
 
 // readFinish reads chunks/finished.json; nil when there is none.
-func readFinish(dir string) (*finishRecord, error) {
-	b, err := os.ReadFile(finishPath(dir))
-	if errors.Is(err, os.ErrNotExist) {
+func readFinish(st store) (*finishRecord, error) {
+	b, err := st.get(finishName)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
@@ -209,7 +197,7 @@ func readFinish(dir string) (*finishRecord, error) {
 	}
 	var fin finishRecord
 	if err := json.Unmarshal(b, &fin); err != nil {
-		return nil, fmt.Errorf("%s is damaged: %v", rel(dir, finishPath(dir)), err)
+		return nil, fmt.Errorf("%s is damaged: %v", finishName, err)
 	}
 	return &fin, nil
 }
