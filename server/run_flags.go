@@ -45,14 +45,14 @@ type runFlags struct {
 func (f *runFlags) register(fs *flag.FlagSet) {
 	f.model.register(fs)
 	fs.StringVar(&f.data, "data", "fmnist", "dataset kind: "+strings.Join(dataset.Kinds, ", "))
-	fs.StringVar(&f.root, "root", "", "dataset root folder (fmnist defaults to "+dataset.DefaultFMNISTRoot+")")
+	fs.StringVar(&f.root, "root", "", "dataset root folder, or s3://bucket/prefix/ (copied to the local cache first; endpoint and keys from "+results.S3Env+") (fmnist defaults to "+dataset.DefaultFMNISTRoot+")")
 	fs.StringVar(&f.partition, "partition", "validation", "ImageNet-S partition")
 	fs.IntVar(&f.perClass, "per-class", 0, "images per class (0: the dataset's default, 5 for ImageNet-S and CIFAR-100, all otherwise; -1: all)")
 	fs.IntVar(&f.limit, "limit", 0, "process only the first N images (0: all)")
 	fs.StringVar(&f.classes, "classes-only", "", "comma-separated class indices to keep")
 	fs.StringVar(&f.shard, "shard", "", "process shard i of n (\"i/n\"), or \"auto\": from a SLURM job array or a Kubernetes Indexed Job; merge shards with `vitlens merge`")
 	fs.IntVar(&f.shards, "shards", 0, "with --shard auto on a Kubernetes Indexed Job: the number of shards (or set VITLENS_SHARDS)")
-	fs.StringVar(&f.out, "out", "", "results folder (default results/<experiment>-<model>-<dataset>)")
+	fs.StringVar(&f.out, "out", "", "results folder, or s3://bucket/prefix/ (default results/<experiment>-<model>-<dataset>)")
 	fs.StringVar(&f.format, "format", "parquet", "table format: parquet or csv")
 	fs.StringVar(&f.backend, "backend", "cpu", "cpu, gpu or auto (gpu when an adapter exists)")
 	fs.IntVar(&f.batch, "batch", 16, "images per backend call")
@@ -152,7 +152,7 @@ func (rf *runFlags) openInputs(files dataset.Dataset, filesSel string, stderr io
 	}
 	o.data, o.selection = files, filesSel
 	if files == nil {
-		if o.data, o.selection, err = rf.dataset(o.bundle); err != nil {
+		if o.data, o.selection, err = rf.dataset(o.bundle, stderr); err != nil {
 			return nil, err
 		}
 	}
@@ -250,8 +250,8 @@ func resolveRoot(kind, root string) (string, error) {
 	if root == "" && kind == "fmnist" {
 		root = dataset.DefaultFMNISTRoot
 	}
-	if root == "" {
-		return "", nil
+	if root == "" || results.IsBucket(root) {
+		return root, nil
 	}
 	abs, err := filepath.Abs(root)
 	if err != nil {
@@ -316,8 +316,12 @@ func (o *openedRun) close() {
 // in the manifest. Sharding is done by the runner, chunk by chunk. Masks
 // follow the model's preprocessing (cropped as the image with deit and
 // miil).
-func (f *runFlags) dataset(b *bundle.Bundle) (dataset.Dataset, string, error) {
-	ds, err := dataset.Open(f.data, f.root, dataset.Options{Partition: f.partition, PerClass: f.perClass,
+func (f *runFlags) dataset(b *bundle.Bundle, stderr io.Writer) (dataset.Dataset, string, error) {
+	root, err := localRoot(f.root, stderr)
+	if err != nil {
+		return nil, "", err
+	}
+	ds, err := dataset.Open(f.data, root, dataset.Options{Partition: f.partition, PerClass: f.perClass,
 		Preset: &b.Preset, ImageSize: b.Model.Config.ImageSize})
 	if err != nil {
 		return nil, "", err
@@ -337,6 +341,34 @@ func (f *runFlags) dataset(b *bundle.Bundle) (dataset.Dataset, string, error) {
 	}
 	desc := fmt.Sprintf("partition=%s per-class=%d limit=%d classes-only=%s", f.partition, f.perClass, f.limit, f.classes)
 	return dataset.Select(ds, sel), desc, nil
+}
+
+// localRoot is --root on this machine: an s3:// root is copied into
+// VITLENS_CACHE (default: the user's cache folder)/s3/<bucket>/<prefix>
+// first, objects already there at their size kept. The manifest records the
+// s3:// URL, so the copy's place does not change the run's identity.
+func localRoot(root string, stderr io.Writer) (string, error) {
+	if !results.IsBucket(root) {
+		return root, nil
+	}
+	bucket, prefix, err := results.ParseBucketURL(root)
+	if err != nil {
+		return "", fmt.Errorf("--root: %w", err)
+	}
+	cache := os.Getenv("VITLENS_CACHE")
+	if cache == "" {
+		if cache, err = os.UserCacheDir(); err != nil {
+			return "", fmt.Errorf("--root %s: no cache folder for its copy (set VITLENS_CACHE): %w", root, err)
+		}
+		cache = filepath.Join(cache, "vitlens")
+	}
+	local := filepath.Join(cache, "s3", bucket, filepath.FromSlash(prefix))
+	n, err := results.FetchPrefix(root, local)
+	if err != nil {
+		return "", fmt.Errorf("--root: %w", err)
+	}
+	fmt.Fprintf(stderr, "--root %s: %d files downloaded to %s\n", root, n, local)
+	return local, nil
 }
 
 // runExperiment is the body shared by extract, perturb-* and memories.

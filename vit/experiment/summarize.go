@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
 
 	"vitlens/vit"
@@ -376,16 +374,12 @@ func hasBoth(v []bool) bool {
 	return t && f
 }
 
-// WriteJSON writes v as indented JSON to dir/name atomically enough for a
-// summary (write temp, rename). NaN becomes null.
+// WriteJSON writes v as indented JSON to dir/name atomically (dir is a
+// results folder or an s3:// URL). NaN becomes null.
 func WriteJSON(dir, name string, v any) error {
 	data, err := json.MarshalIndent(NaNToNull(v), "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, "."+name+".tmp")
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(dir, name))
+	return results.WriteFile(dir, name, append(data, '\n'))
 }

@@ -6,8 +6,6 @@ import (
 	"image"
 	"image/png"
 	"io"
-	"os"
-	"path/filepath"
 	"strconv"
 
 	"vitlens/vit"
@@ -72,9 +70,6 @@ const (
 
 // Run explains every image, chunk by chunk (resumable).
 func (r *Explainer) Run() (images int, err error) {
-	if err := os.MkdirAll(filepath.Join(r.Out.Dir(), OverlayDir), 0o755); err != nil {
-		return 0, err
-	}
 	st, err := experiment.RunChunks(r.Out, r.Data.Len(), 0, 1, r.Progress, func(k, lo, hi int) (int, int, error) {
 		n, err := r.runChunk(k, lo, hi)
 		return n, hi - lo - n, err
@@ -175,7 +170,7 @@ func (r *Explainer) one(m *vit.Model, i int) ([]MapRow, ImageRow, error) {
 		}
 	}
 	for name, im := range files {
-		if err := writePNG(filepath.Join(r.Out.Dir(), OverlayDir, prefix+"_"+name+".png"), im); err != nil {
+		if err := writePNG(r.Out, OverlayDir+"/"+prefix+"_"+name+".png", im); err != nil {
 			return nil, ImageRow{}, err
 		}
 	}
@@ -189,14 +184,10 @@ func (r *Explainer) one(m *vit.Model, i int) ([]MapRow, ImageRow, error) {
 
 // writePNG writes an image through a temporary file, so a crash never
 // leaves half a PNG under the final name.
-func writePNG(path string, im image.Image) error {
+func writePNG(out *results.Run, name string, im image.Image) error {
 	var buf bytes.Buffer
 	if err := png.Encode(&buf, im); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return fmt.Errorf("%s: %w", name, err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, buf.Bytes(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return out.WriteFile(name, buf.Bytes())
 }
