@@ -19,7 +19,7 @@ WEB       := public/web
 WASM      := $(WEB)/app.wasm
 WASMFLAGS := -trimpath -ldflags="-s -w"
 
-.PHONY: all build wasm run site workers workers-check test test-deps vet wasm-check test-arm64 fuzz-short demo tuned-lens-demo bench clean
+.PHONY: all build wasm run site workers workers-check test test-deps vet wasm-check test-arm64 fuzz-short demo tuned-lens-demo bench clean weed
 
 all: build
 
@@ -110,8 +110,20 @@ fuzz-short:
 			|| { cat $(CURDIR)/.cache/fuzz.log; exit 1; }; \
 	done
 
-test: test-deps vet wasm-check wasm fuzz-short
-	$(GO) test -count=1 -timeout 30m ./... # the browser tests take minutes on a busy machine
+# The S3 server the object-storage tests run against: SeaweedFS's weed,
+# pinned in tools/seaweedfs/go.mod, a module of its own so that vitlens's
+# go.mod does not gain its dependencies. Built once (minutes: a large
+# program), into the git-ignored .cache/.
+WEED := .cache/weed/weed
+weed: $(WEED)
+$(WEED): tools/seaweedfs/go.mod tools/seaweedfs/go.sum
+	@mkdir -p $(dir $(WEED))
+	cd tools/seaweedfs && $(GO) build -o $(CURDIR)/$(WEED) github.com/seaweedfs/seaweedfs/weed
+
+# VITLENS_REQUIRE_S3: the S3 tests fail, rather than skip, without weed.
+test: test-deps vet wasm-check wasm weed fuzz-short
+	VITLENS_REQUIRE_S3=1 VITLENS_WEED=$(CURDIR)/$(WEED) \
+		$(GO) test -count=1 -timeout 30m ./... # the browser tests take minutes on a busy machine
 	$(GO) test -count=1 -short -tags purego ./vit/
 	@if [ -n "$(QEMU_ARM64)" ]; then $(MAKE) --no-print-directory test-arm64; else echo "qemu-aarch64 not installed: arm64 kernel not tested"; fi
 

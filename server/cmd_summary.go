@@ -17,7 +17,7 @@ import (
 
 func init() {
 	register("summary", "the paper's identifiability and memory statistics of a results folder", runSummary)
-	register("merge", "merge the shard folders of one run: vitlens merge OUT SHARD...", runMerge)
+	register("merge", "merge the shard folders (or s3:// prefixes) of one run: vitlens merge OUT SHARD...", runMerge)
 }
 
 func runSummary(args []string, stdout io.Writer) error {

@@ -513,3 +513,39 @@ func TestS3ResumeAfterKillMidUpload(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestPeakRSSBucket (opt-in: VITLENS_RSS=1, about two minutes) runs extract
+// of the demo model on 1,000 and 10,000 Fashion-MNIST images into the test
+// bucket, in a child process, and prints each run's peak resident memory
+// from the child's rusage: the object-storage path must stay as flat with
+// the dataset size as the local one (README, Performance: 63.6 and 68.5 MB).
+//
+//	VITLENS_RSS=1 go test -count=1 -run PeakRSSBucket -v ./server
+func TestPeakRSSBucket(t *testing.T) {
+	if os.Getenv("VITLENS_RSS") == "" {
+		t.Skip("opt-in: VITLENS_RSS=1 (extract of 1,000 and 10,000 Fashion-MNIST images into the S3 test server)")
+	}
+	s3Env(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := s3Prefix(t)
+	peak := map[int]float64{}
+	for _, n := range []int{1000, 10000} {
+		cmd := exec.Command(exe, "extract", "--quiet", "--data", "fmnist", "--limit", strconv.Itoa(n),
+			"--out", fmt.Sprintf("%sfmnist-%d/", base, n))
+		cmd.Env = append(os.Environ(), asVitlens+"=1")
+		start := time.Now()
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", cmd.Args, err, b)
+		}
+		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+		peak[n] = float64(ru.Maxrss) * 1024 / 1e6 // Linux reports KiB
+		t.Logf("%5d images into the bucket: peak RSS %.1f MB, %.1f s", n, peak[n], time.Since(start).Seconds())
+	}
+	t.Logf("ratio 10,000/1,000 images: %.2f", peak[10000]/peak[1000])
+	if peak[10000] > 1.25*peak[1000] {
+		t.Errorf("peak RSS grows with the dataset: %.0f MB for 10,000 images, %.0f MB for 1,000", peak[10000], peak[1000])
+	}
+}
