@@ -146,7 +146,8 @@ func (w *weedServer) start() {
 	w.cmd = exec.Command(bin, "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-dir="+data,
 		"-master.port="+strconv.Itoa(ports[0]), "-volume.port="+strconv.Itoa(ports[1]),
 		"-filer.port="+strconv.Itoa(ports[2]), "-s3", "-s3.port="+strconv.Itoa(ports[3]),
-		"-s3.config="+filepath.Join(dir, "s3.json"), "-volume.max=0", "-master.volumeSizeLimitMB=64")
+		"-s3.config="+filepath.Join(dir, "s3.json"), "-s3.port.iceberg=0", "-s3.port.lance=0",
+		"-volume.max=20", "-master.volumeSizeLimitMB=64")
 	logf, _ := os.Create(filepath.Join(dir, "weed.log"))
 	w.cmd.Stdout, w.cmd.Stderr = logf, logf
 	if err := w.cmd.Start(); err != nil {

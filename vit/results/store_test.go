@@ -46,4 +46,3 @@ func TestParseBucketURL(t *testing.T) {
 		}
 	}
 }
-
