@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -250,56 +249,9 @@ func listObjects(t *testing.T, c *minio.Client, dir string) []string {
 	return keys
 }
 
-// shardedRuns runs extract as 3 shards with each scheduler's variables
-// (--shard auto), merges them and checks that the merged ranks.csv is the
-// whole run's, byte for byte. outDir names a shard's folder; read reads a
-// file of a folder.
-func shardedRuns(t *testing.T, root string, want []byte, outDir func(sched string, i int) string, read func(dir, name string) []byte) {
-	t.Helper()
-	for _, sched := range []struct {
-		name string
-		env  func(i int) map[string]string
-		more []string
-	}{
-		{"slurm", func(i int) map[string]string {
-			return map[string]string{"SLURM_ARRAY_TASK_ID": string(rune('4' + i)), "SLURM_ARRAY_TASK_MIN": "4", "SLURM_ARRAY_TASK_MAX": "6"}
-		}, nil},
-		{"k8s", func(i int) map[string]string {
-			return map[string]string{"JOB_COMPLETION_INDEX": string(rune('0' + i))}
-		}, []string{"--shards", "3"}},
-	} {
-		var shards []string
-		for i := range 3 {
-			for _, k := range []string{"SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_MAX", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_STEP", "JOB_COMPLETION_INDEX", "VITLENS_SHARDS"} {
-				t.Setenv(k, "")
-			}
-			for k, v := range sched.env(i) {
-				t.Setenv(k, v)
-			}
-			out := outDir(sched.name, i)
-			mustRun(t, extractArgs(root, out, append([]string{"--format", "csv", "--shard", "auto"}, sched.more...)...)...)
-			var m results.Manifest
-			if err := json.Unmarshal(read(out, "manifest.json"), &m); err != nil {
-				t.Fatal(err)
-			}
-			if m.Shard != string(rune('0'+i))+"/3" || m.ShardFrom == "" {
-				t.Errorf("%s shard %d: manifest shard %q from %q", sched.name, i, m.Shard, m.ShardFrom)
-			}
-			shards = append(shards, out)
-		}
-		merged := outDir(sched.name, -1)
-		mustRun(t, append([]string{"merge", merged}, shards...)...)
-		if got := read(merged, "ranks.csv"); !bytes.Equal(got, want) {
-			t.Errorf("%s: the merged shards' ranks.csv (%d bytes) differs from the whole run's (%d bytes)", sched.name, len(got), len(want))
-		}
-		if err := results.Verify(merged); err != nil {
-			t.Errorf("%s: merged folder: %v", sched.name, err)
-		}
-	}
-}
-
 // Sharded runs with the index from the scheduler's environment merge to the
-// whole run's rows in a bucket too; merge reads the shard prefixes from it,
+// whole run's rows in a bucket too (TestShardAutoMergesToWholeRun is the
+// local twin); merge reads the shard prefixes from it,
 // and summary reads the merged prefix.
 func TestS3ShardsMergeToWholeRun(t *testing.T) {
 	c := s3Env(t)
@@ -344,30 +296,6 @@ func TestS3ShardsMergeToWholeRun(t *testing.T) {
 	if want := "--shard 0/3, not 1/3"; code != 1 || !strings.Contains(stderr, want) {
 		t.Errorf("shard 1 into shard 0's prefix: exit %d, %q; want %q", code, stderr, want)
 	}
-}
-
-// The same flow on the local file system (the bucket's twin).
-func TestLocalShardsMergeToWholeRun(t *testing.T) {
-	root := vittest.ImageFolder(t, 2, 20, 18, 7)
-	tmp := t.TempDir()
-	whole := filepath.Join(tmp, "whole")
-	mustRun(t, extractArgs(root, whole, "--format", "csv")...)
-	want, err := os.ReadFile(filepath.Join(whole, "ranks.csv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	shardedRuns(t, root, want, func(sched string, i int) string {
-		if i < 0 {
-			return filepath.Join(tmp, sched, "merged")
-		}
-		return filepath.Join(tmp, sched, strconv.Itoa(i))
-	}, func(dir, name string) []byte {
-		b, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	})
 }
 
 // The manifest is created with If-None-Match: of two runs that find an

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -58,6 +59,30 @@ func TestShardAutoMergesToWholeRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	shardedRuns(t, root, want, func(sched string, i int) string {
+		if i < 0 {
+			return filepath.Join(tmp, sched, "merged")
+		}
+		return filepath.Join(tmp, sched, strconv.Itoa(i))
+	}, func(dir, name string) []byte {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	})
+	_, stderr, code := runCLI(t, extractArgs(root, filepath.Join(tmp, "x"), "--shards", "3")...)
+	if code != 1 || !strings.Contains(stderr, "--shards goes with --shard auto") {
+		t.Errorf("--shards without --shard auto: exit %d, %q", code, stderr)
+	}
+}
+
+// shardedRuns runs extract as 3 shards with each scheduler's variables
+// (--shard auto), merges them and checks that the merged ranks.csv is the
+// whole run's, byte for byte. outDir names a shard's folder; read reads a
+// file of a folder.
+func shardedRuns(t *testing.T, root string, want []byte, outDir func(sched string, i int) string, read func(dir, name string) []byte) {
+	t.Helper()
 	for _, sched := range []struct {
 		name string
 		env  func(i int) map[string]string
@@ -78,14 +103,10 @@ func TestShardAutoMergesToWholeRun(t *testing.T) {
 			for k, v := range sched.env(i) {
 				t.Setenv(k, v)
 			}
-			out := filepath.Join(tmp, sched.name, string(rune('0'+i)))
+			out := outDir(sched.name, i)
 			mustRun(t, extractArgs(root, out, append([]string{"--format", "csv", "--shard", "auto"}, sched.more...)...)...)
-			data, err := os.ReadFile(filepath.Join(out, "manifest.json"))
-			if err != nil {
-				t.Fatal(err)
-			}
 			var m results.Manifest
-			if err := json.Unmarshal(data, &m); err != nil {
+			if err := json.Unmarshal(read(out, "manifest.json"), &m); err != nil {
 				t.Fatal(err)
 			}
 			if m.Shard != string(rune('0'+i))+"/3" || m.ShardFrom == "" {
@@ -93,18 +114,13 @@ func TestShardAutoMergesToWholeRun(t *testing.T) {
 			}
 			shards = append(shards, out)
 		}
-		merged := filepath.Join(tmp, sched.name, "merged")
+		merged := outDir(sched.name, -1)
 		mustRun(t, append([]string{"merge", merged}, shards...)...)
-		got, err := os.ReadFile(filepath.Join(merged, "ranks.csv"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, want) {
+		if got := read(merged, "ranks.csv"); !bytes.Equal(got, want) {
 			t.Errorf("%s: the merged shards' ranks.csv (%d bytes) differs from the whole run's (%d bytes)", sched.name, len(got), len(want))
 		}
-	}
-	_, stderr, code := runCLI(t, extractArgs(root, filepath.Join(tmp, "x"), "--shards", "3")...)
-	if code != 1 || !strings.Contains(stderr, "--shards goes with --shard auto") {
-		t.Errorf("--shards without --shard auto: exit %d, %q", code, stderr)
+		if err := results.Verify(merged); err != nil {
+			t.Errorf("%s: merged folder: %v", sched.name, err)
+		}
 	}
 }
