@@ -162,7 +162,7 @@ func (w *weedServer) start() {
 	}
 	// Ready when the bucket can be made and an object put (the filer and a
 	// volume are up); weed needs some seconds on a busy machine.
-	deadline := time.Now().Add(90 * time.Second)
+	deadline := time.Now().Add(180 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		err = w.client.MakeBucket(ctx, s3Bucket, minio.MakeBucketOptions{})
@@ -178,7 +178,7 @@ func (w *weedServer) start() {
 		}
 		if time.Now().After(deadline) {
 			log, _ := os.ReadFile(filepath.Join(dir, "weed.log"))
-			w.err = fmt.Errorf("weed server did not become ready in 90 s: %v\n%s", err, tail(log, 3000))
+			w.err = fmt.Errorf("weed server did not become ready in 180 s: %v\n%s", err, tail(log, 3000))
 			return
 		}
 		time.Sleep(500 * time.Millisecond)
