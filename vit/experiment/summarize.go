@@ -381,5 +381,5 @@ func WriteJSON(dir, name string, v any) error {
 	if err != nil {
 		return err
 	}
-	return results.WriteFile(dir, name, append(data, '\n'))
+	return results.PutFile(dir, name, append(data, '\n'))
 }
