@@ -113,7 +113,7 @@ func (p *Page) handleActions(ctx app.Context) {
 	})
 	on(actDemo, func(ctx app.Context, v any) {
 		p.jobs <- func() {
-			m, err := session.LoadDemo()
+			m, err := session.LoadDemo(demoFiles)
 			ctx.Dispatch(func(ctx app.Context) {
 				if err != nil {
 					p.fail(err)

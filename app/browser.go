@@ -3,11 +3,14 @@ package app
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"path"
 	"strings"
 	"time"
 
 	"github.com/maxence-charriere/go-app/v10/pkg/app"
+
+	"vitlens/public"
 )
 
 // Browser plumbing through go-app's portable app.Value, so this file also
@@ -122,6 +125,31 @@ func fetchBytes(url string, progress func(done, total int64)) ([]byte, error) {
 	return data, nil
 }
 
+// demoFiles are the demo model and samples the server publishes under
+// /web/demo/, laid out as package public's Files.
+var demoFiles = webFiles{dir: "/web/" + public.DemoWebDir + "/"}
+
+// webFiles reads files from the server, at this build's version: the URLs
+// the service worker precaches, so they are read offline too. It only
+// implements ReadFile (fs.ReadFile uses it): HTTP has no way to list a
+// folder or to stat a file without reading it.
+type webFiles struct{ dir string }
+
+func (w webFiles) Open(name string) (fs.File, error) {
+	return nil, &fs.PathError{Op: "open", Path: name, Err: errors.ErrUnsupported}
+}
+
+func (w webFiles) ReadFile(name string) ([]byte, error) {
+	if !fs.ValidPath(name) {
+		return nil, &fs.PathError{Op: "read", Path: name, Err: fs.ErrInvalid}
+	}
+	data, err := fetchBytes(w.dir+name+"?v="+app.Getenv("GOAPP_VERSION"), func(int64, int64) {})
+	if err != nil {
+		return nil, &fs.PathError{Op: "read", Path: name, Err: err}
+	}
+	return data, nil
+}
+
 // urlFileName is the last path element of a URL, without its query.
 func urlFileName(u string) string {
 	if i := strings.IndexAny(u, "?#"); i >= 0 {
@@ -221,6 +249,10 @@ func pause() { time.Sleep(20 * time.Millisecond) }
 // sinceNavigation is performance.now(): milliseconds since the page started
 // loading.
 func sinceNavigation() float64 { return app.Window().Get("performance").Call("now").Float() }
+
+// mark records a named moment on the page's performance timeline, which the
+// browser tests read to time the main thread's long tasks against.
+func mark(name string) { app.Window().Get("performance").Call("mark", name) }
 
 // queryParam reads a parameter of the page's URL.
 func queryParam(name string) string { return app.Window().URL().Query().Get(name) }

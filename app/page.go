@@ -99,9 +99,10 @@ func (p *Page) OnMount(ctx app.Context) {
 		}
 	})
 	p.jobs <- func() {
+		mark("vl-demo-load")
 		pause()
-		m, err := session.LoadDemo()
-		samples, serr := session.Samples()
+		m, err := session.LoadDemo(demoFiles)
+		samples, serr := session.Samples(demoFiles)
 		thumbs := make([]Thumb, len(samples))
 		for i, s := range samples {
 			thumbs[i] = Thumb{Name: s.Name, URI: figure.PNGDataURI(s.Src)}
@@ -197,6 +198,7 @@ func (p *Page) analyze(ctx app.Context) {
 		if p.latest.Load() != int64(seq) {
 			return
 		}
+		mark("vl-analysis")
 		pause() // let the progress indicator paint before the CPU is taken
 		a, err := p.w.analyze(m, img, in, s, allowGPU)
 		if a != nil {
@@ -316,7 +318,7 @@ func (p *Page) reloadWithHead(ctx app.Context, name string, data []byte) {
 	opt := session.LoadOptions{HeadName: name, HeadData: data}
 	p.busy = "Reading " + name + "…"
 	p.jobs <- func() {
-		m, err := session.LoadDemoWith(opt)
+		m, err := session.LoadDemoWith(demoFiles, opt)
 		ctx.Dispatch(func(ctx app.Context) {
 			if err != nil {
 				p.loadOpt.HeadName, p.loadOpt.HeadData = "", nil

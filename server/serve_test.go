@@ -115,6 +115,11 @@ func TestServeTypesAndHeaders(t *testing.T) {
 		{"/wasm_exec.js", "application/javascript"},
 		{"/app-worker.js", "application/javascript"},
 		{"/manifest.webmanifest", "application/manifest+json"},
+		// The demo model and samples, fetched by the page rather than
+		// carried in app.wasm.
+		{"/web/demo/models/fmnist-vit.safetensors?v=" + v, "application/octet-stream"},
+		{"/web/demo/samples/labels.csv?v=" + v, "text/csv; charset=utf-8"},
+		{"/web/demo/samples/fmnist-test-0-ankle-boot.png?v=" + v, "image/png"},
 	} {
 		resp, body := raw(t, addr, "GET", c.path)
 		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != c.mime || len(body) == 0 {
@@ -126,6 +131,10 @@ func TestServeTypesAndHeaders(t *testing.T) {
 		}
 		if resp.Header.Get("X-Content-Type-Options") != "nosniff" {
 			t.Errorf("%s: no nosniff", c.path)
+		}
+		// Cross-origin isolation, for SharedArrayBuffer and precise timers.
+		if coop, coep := resp.Header.Get("Cross-Origin-Opener-Policy"), resp.Header.Get("Cross-Origin-Embedder-Policy"); coop != "same-origin" || coep != "require-corp" {
+			t.Errorf("%s: COOP %q, COEP %q; want same-origin, require-corp", c.path, coop, coep)
 		}
 	}
 	// The page asks for versioned assets, which are cached for good; the
@@ -312,7 +321,7 @@ func TestServeAndSiteCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"index.html", "app.js", "app-worker.js", "wasm_exec.js", "manifest.webmanifest", "app.css", "_headers",
-		"web/vitlens.css", "web/app.wasm"} {
+		"web/vitlens.css", "web/app.wasm", "web/demo/models/fmnist-vit.safetensors", "web/demo/samples/labels.csv"} {
 		if _, err := os.Stat(filepath.Join(dst, name)); err != nil {
 			t.Errorf("static site lacks %s", name)
 		}
@@ -326,7 +335,7 @@ func TestServeAndSiteCommands(t *testing.T) {
 		t.Error("static app.wasm differs")
 	}
 	headers, _ := os.ReadFile(filepath.Join(dst, "_headers"))
-	if !strings.Contains(string(headers), "wasm-unsafe-eval") {
+	if !strings.Contains(string(headers), "wasm-unsafe-eval") || !strings.Contains(string(headers), "Cross-Origin-Embedder-Policy: require-corp") {
 		t.Errorf("_headers: %s", headers)
 	}
 }

@@ -21,6 +21,7 @@ import (
 
 	"vitlens/app/pwa"
 	"vitlens/app/session"
+	"vitlens/public"
 	"vitlens/vit"
 	"vitlens/vit/lens"
 )
@@ -120,12 +121,23 @@ func prepare(tmp string) {
 // own origin).
 func serve(t *testing.T, extra ...string) *httptest.Server {
 	t.Helper()
+	return serveSite(t, false, extra...)
+}
+
+// serveSite is serve, waiting first when compressed is set until the
+// brotli and gzip forms of the assets are ready, so that what the page
+// moves over the network is what a long-running server sends.
+func serveSite(t *testing.T, compressed bool, extra ...string) *httptest.Server {
+	t.Helper()
 	if env.skip != "" {
 		t.Skip(env.skip)
 	}
 	s, err := pwa.New(os.DirFS(env.web), nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if compressed {
+		s.WaitCompressed()
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", s)
@@ -159,7 +171,7 @@ func browser(t *testing.T, webgpu bool) context.Context {
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(alloc)
 	t.Cleanup(func() { cancel(); cancelAlloc() })
-	if err := chromedp.Do(ctx); err != nil {
+	if err := chromedp.Do(ctx, observeLongTasks); err != nil {
 		t.Fatalf("starting %s: %v", env.chromium, err)
 	}
 	// Every console message is watched: a CSP violation or a Go panic fails
@@ -337,11 +349,11 @@ func sameRanks(t *testing.T, what string, got, want session.Summary) {
 
 func demo(t *testing.T) (*session.Model, []*session.Image) {
 	t.Helper()
-	m, err := session.LoadDemo()
+	m, err := session.LoadDemo(public.Files)
 	if err != nil {
 		t.Fatalf("demo model: %v", err)
 	}
-	samples, err := session.Samples()
+	samples, err := session.Samples(public.Files)
 	if err != nil || len(samples) < 3 {
 		t.Fatalf("samples: %d, %v", len(samples), err)
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/maxence-charriere/go-app/v10/pkg/app"
 
 	"vitlens/app/site"
+	"vitlens/public"
 )
 
 // Handler configures go-app for vitlens at a given version; wasmSize is
@@ -41,8 +43,9 @@ func Handler(version string, wasmSize int64) *app.Handler {
 		ThemeColor:      "#4f46e5",
 		LoadingLabel:    "Loading vitlens… {progress}%",
 		Styles:          []string{"/web/vitlens.css"},
-		// The header's logo: go-app precaches the PNG icons, not the SVG.
-		CacheableResources: []string{"/web/icon.svg"},
+		// The header's logo (go-app precaches the PNG icons, not the SVG),
+		// and the demo model and samples the page fetches on start.
+		CacheableResources: append([]string{"/web/icon.svg"}, demoResources()...),
 		Version:            version,
 		Resources:          versioned{version},
 	}
@@ -55,6 +58,23 @@ func Handler(version string, wasmSize int64) *app.Handler {
 }
 
 var routeOnce sync.Once
+
+// demoResources are the URLs of the demo files the page reads (the model and
+// the samples with their index), for the service worker to precache, so the
+// demo works offline.
+func demoResources() []string {
+	var out []string
+	add := func(name string) { out = append(out, "/web/"+public.DemoWebDir+"/"+name) }
+	add(public.DemoModel)
+	add(public.SamplesIndex)
+	entries, _ := fs.ReadDir(public.Files, public.SamplesDir)
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".png") {
+			add(path.Join(public.SamplesDir, e.Name()))
+		}
+	}
+	return out
+}
 
 // versioned resolves /web/ files to URLs carrying the version, which
 // app/site caches for a year: every build gets new URLs.
@@ -74,7 +94,8 @@ func New(web fs.FS, logf func(string, ...any)) (*site.Site, error) {
 	if err != nil {
 		return nil, err
 	}
-	return site.New(site.Config{Web: web, Pages: Handler(version, size), Version: version, Logf: logf})
+	return site.New(site.Config{Web: web, Demo: public.Files, DemoDir: public.DemoWebDir,
+		Pages: Handler(version, size), Version: version, Logf: logf})
 }
 
 // WriteStatic writes the app as a static site into dir: go-app's page and
@@ -86,7 +107,7 @@ func WriteStatic(dir string, web fs.FS) (version string, err error) {
 	if err != nil {
 		return "", err
 	}
-	files, err := site.PublicFiles(web)
+	files, err := site.PublicFiles(web, public.Files, public.DemoWebDir)
 	if err != nil {
 		return "", err
 	}

@@ -7,6 +7,7 @@ package session
 
 import (
 	"bytes"
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"image"
@@ -14,6 +15,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync"
 
 	"vitlens/public"
 	"vitlens/vit"
@@ -51,14 +53,16 @@ type Model struct {
 	memories map[memKey][]int32
 }
 
-// LoadDemo loads the embedded Fashion-MNIST demo model.
-func LoadDemo() (*Model, error) { return LoadDemoWith(LoadOptions{}) }
+// LoadDemo loads the Fashion-MNIST demo model from files laid out as
+// package public's: natively public.Files, in the browser the copy the
+// server publishes under /web/demo/.
+func LoadDemo(files fs.FS) (*Model, error) { return LoadDemoWith(files, LoadOptions{}) }
 
 // LoadDemoWith loads the demo model with loading options (a head file).
-func LoadDemoWith(opt LoadOptions) (*Model, error) {
-	data, err := public.Files.ReadFile(public.DemoModel)
+func LoadDemoWith(files fs.FS, opt LoadOptions) (*Model, error) {
+	data, err := fs.ReadFile(files, public.DemoModel)
 	if err != nil {
-		return nil, fmt.Errorf("embedded demo model: %w", err)
+		return nil, fmt.Errorf("demo model: %w", err)
 	}
 	return LoadModel(bundle.DemoName, data, opt)
 }
@@ -233,30 +237,43 @@ func DecodeImage(name string, data []byte) (*Image, error) {
 	return &Image{Name: name, Src: img}, nil
 }
 
-// Samples decodes the bundled sample images, in file-name order.
-func Samples() ([]*Image, error) {
-	entries, err := fs.ReadDir(public.Files, public.SamplesDir)
+// Samples decodes the bundled sample images of files (laid out as package
+// public's) in file-name order. They are listed by samples/labels.csv, not
+// by reading the folder, which HTTP cannot do; they are read concurrently,
+// since in the browser each is a request.
+func Samples(files fs.FS) ([]*Image, error) {
+	index, err := fs.ReadFile(files, public.SamplesIndex)
 	if err != nil {
 		return nil, err
 	}
-	var out []*Image
-	for _, e := range entries {
-		switch strings.ToLower(path.Ext(e.Name())) {
-		case ".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp":
-		default:
-			continue
-		}
-		data, err := public.Files.ReadFile(path.Join(public.SamplesDir, e.Name()))
-		if err != nil {
-			return nil, err
-		}
-		img, err := DecodeImage(e.Name(), data)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, img)
+	rows, err := csv.NewReader(bytes.NewReader(index)).ReadAll()
+	if err != nil || len(rows) == 0 || len(rows[0]) == 0 || rows[0][0] != "file" {
+		return nil, fmt.Errorf("%s: want a CSV file whose first column is \"file\" (%v)", public.SamplesIndex, err)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	var names []string
+	for _, r := range rows[1:] {
+		switch strings.ToLower(path.Ext(r[0])) {
+		case ".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp":
+			names = append(names, r[0])
+		}
+	}
+	sort.Strings(names)
+	out := make([]*Image, len(names))
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Go(func() {
+			data, err := fs.ReadFile(files, path.Join(public.SamplesDir, name))
+			if err == nil {
+				out[i], err = DecodeImage(name, data)
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 

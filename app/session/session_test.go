@@ -8,6 +8,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"strings"
 	"testing"
 
+	"vitlens/public"
 	"vitlens/vit"
 	"vitlens/vit/lens"
 	"vitlens/vit/memory"
@@ -285,13 +287,31 @@ func TestPreviewIsWhatTheModelSees(t *testing.T) {
 }
 
 func TestDemoAndSamples(t *testing.T) {
-	m, err := LoadDemo()
+	m, err := LoadDemo(public.Files)
 	if err != nil {
-		t.Skipf("demo model not bundled yet: %v", err)
+		t.Fatal(err)
 	}
-	samples, err := Samples()
+	samples, err := Samples(public.Files)
 	if err != nil || len(samples) == 0 {
 		t.Fatalf("samples: %d, %v", len(samples), err)
+	}
+	// The index the browser reads lists every sample image of the folder.
+	entries, err := fs.ReadDir(public.Files, public.SamplesDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".png") {
+			files = append(files, e.Name())
+		}
+	}
+	var names []string
+	for _, s := range samples {
+		names = append(names, s.Name)
+	}
+	if !slices.Equal(names, files) {
+		t.Fatalf("%s lists %v; the folder holds %v", public.SamplesIndex, names, files)
 	}
 	a, err := Analyze(lens.NewCPU(m.Model), nil, m, samples[0], mustPrepare(t, m, samples[0]), Settings{Target: -1}, nil)
 	if err != nil {

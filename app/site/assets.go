@@ -38,12 +38,14 @@ var mimeTypes = map[string]string{
 	".wasm": "application/wasm", ".js": "text/javascript; charset=utf-8", ".mjs": "text/javascript; charset=utf-8",
 	".css": "text/css; charset=utf-8", ".html": "text/html; charset=utf-8", ".json": "application/json",
 	".webmanifest": "application/manifest+json", ".svg": "image/svg+xml", ".png": "image/png",
-	".ico": "image/x-icon", ".txt": "text/plain; charset=utf-8", ".safetensors": "application/octet-stream",
+	".ico": "image/x-icon", ".txt": "text/plain; charset=utf-8", ".csv": "text/csv; charset=utf-8",
+	".safetensors": "application/octet-stream",
 }
 
-// compressible lists the types worth compressing (PNGs already are).
+// compressible lists the types worth compressing (PNGs already are; the
+// demo model's float32 weights lose 8% to brotli).
 var compressible = map[string]bool{".wasm": true, ".js": true, ".mjs": true, ".css": true, ".html": true,
-	".json": true, ".webmanifest": true, ".svg": true, ".txt": true}
+	".json": true, ".webmanifest": true, ".svg": true, ".txt": true, ".csv": true, ".safetensors": true}
 
 // MimeType is the Content-Type served for a file name.
 func MimeType(name string) string {
@@ -60,8 +62,22 @@ func servable(name string) bool {
 	return !strings.HasSuffix(base, ".go") && !strings.HasPrefix(base, ".") && !strings.HasPrefix(base, "_")
 }
 
-func loadAssets(fsys fs.FS) (*assets, error) {
+// loadAssets reads web, and demo (when not nil) as if it were web's folder
+// demoDir.
+func loadAssets(web, demo fs.FS, demoDir string) (*assets, error) {
 	a := &assets{files: map[string]*asset{}}
+	if err := a.add(web, ""); err != nil {
+		return nil, err
+	}
+	if demo != nil {
+		if err := a.add(demo, demoDir+"/"); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+func (a *assets) add(fsys fs.FS, prefix string) error {
 	err := fs.WalkDir(fsys, ".", func(name string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -74,14 +90,15 @@ func loadAssets(fsys fs.FS) (*assets, error) {
 			return err
 		}
 		sum := sha256.Sum256(data)
+		name = prefix + name
 		a.files[name] = &asset{name: name, mime: MimeType(name), raw: data,
 			etag: `"` + hex.EncodeToString(sum[:12]) + `"`, enc: map[string][]byte{}}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("web assets: %w", err)
+		return fmt.Errorf("web assets: %w", err)
 	}
-	return a, nil
+	return nil
 }
 
 // compressAll makes gzip and brotli forms of the compressible files in the

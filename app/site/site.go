@@ -23,6 +23,10 @@ type Config struct {
 	// Web holds the files served under /web/ (app.wasm, CSS, icons). Nil
 	// when something in front serves them (Cloudflare's asset store).
 	Web fs.FS
+	// Demo holds the demo model and samples (package public's Files),
+	// served as Web's folder DemoDir; nil when not served.
+	Demo    fs.FS
+	DemoDir string
 	// Pages answers everything outside /web/: the page and go-app's files.
 	Pages http.Handler
 	// Version keys the long-lived caching of /web/ files requested with
@@ -66,7 +70,7 @@ func New(cfg Config) (*Site, error) {
 	s := &Site{version: cfg.Version, pages: cfg.Pages}
 	if cfg.Web != nil {
 		var err error
-		if s.assets, err = loadAssets(cfg.Web); err != nil {
+		if s.assets, err = loadAssets(cfg.Web, cfg.Demo, cfg.DemoDir); err != nil {
 			return nil, err
 		}
 		if s.assets.files["app.wasm"] == nil {
@@ -88,10 +92,11 @@ func New(cfg Config) (*Site, error) {
 // Version is what keys the caches.
 func (s *Site) Version() string { return s.version }
 
-// PublicFiles reads the files of web that are published under /web/
-// (regular files only; no Go source, no hidden file), for a static site.
-func PublicFiles(web fs.FS) (map[string][]byte, error) {
-	a, err := loadAssets(web)
+// PublicFiles reads the files of web, and of demo as its folder demoDir,
+// that are published under /web/ (regular files only; no Go source, no
+// hidden file), for a static site.
+func PublicFiles(web, demo fs.FS, demoDir string) (map[string][]byte, error) {
+	a, err := loadAssets(web, demo, demoDir)
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +160,12 @@ func securityHeaders(h http.Header) {
 	h.Set("Content-Security-Policy", CSP)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
+	// Cross-origin isolation (COOP and COEP together) lets the page share
+	// memory between workers (SharedArrayBuffer); every resource the page
+	// loads is its own, and models from other origins are CORS fetches, which
+	// require-corp admits. Browsers that do not isolate still run the page.
 	h.Set("Cross-Origin-Opener-Policy", "same-origin")
+	h.Set("Cross-Origin-Embedder-Policy", "require-corp")
 	h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
 }
 
@@ -164,7 +174,7 @@ func securityHeaders(h http.Header) {
 func HeadersFile() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "/*\n  Content-Security-Policy: %s\n  X-Content-Type-Options: nosniff\n  Referrer-Policy: no-referrer\n"+
-		"  Cross-Origin-Opener-Policy: same-origin\n  Permissions-Policy: camera=(), microphone=(), geolocation=()\n", CSP)
+		"  Cross-Origin-Opener-Policy: same-origin\n  Cross-Origin-Embedder-Policy: require-corp\n  Permissions-Policy: camera=(), microphone=(), geolocation=()\n", CSP)
 	b.WriteString("/web/*\n  Cache-Control: no-cache\n")
 	return b.String()
 }

@@ -1,0 +1,165 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+)
+
+// longTaskObserver runs before any script of every document: it records the
+// main thread's long tasks (over 50 ms, as the browser defines them) from the
+// start of the navigation, the go-app loader's included.
+const longTaskObserver = `window.vlLong = [];
+try {
+	new PerformanceObserver(list => {
+		for (const e of list.getEntries()) window.vlLong.push({start: e.startTime, ms: e.duration});
+	}).observe({type: 'longtask', buffered: true});
+} catch (_) {}`
+
+func observeLongTasks(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+	_, err := cdp.Call(ctx, t, page.AddScriptToEvaluateOnNewDocument,
+		page.AddScriptToEvaluateOnNewDocumentParams{Source: longTaskObserver})
+	return chromedp.Void{}, err
+}
+
+// longTask is the longest main-thread task that started after the page's
+// performance mark (0 when the mark is ""), in milliseconds; 0 when none
+// took over 50 ms.
+type longTask struct {
+	MS    float64 `json:"ms"`
+	Start float64 `json:"start"`
+	Count int     `json:"count"`
+}
+
+func longestTask(t *testing.T, ctx context.Context, since string) longTask {
+	t.Helper()
+	lt, err := chromedp.Run(ctx, chromedp.Evaluate[longTask](fmt.Sprintf(`(() => {
+		const m = performance.getEntriesByName(%q, 'mark');
+		const from = m.length ? m[0].startTime : 0;
+		let best = {ms: 0, start: 0, count: 0};
+		for (const e of window.vlLong || []) {
+			if (e.start + e.ms < from) continue;
+			best.count++;
+			if (e.ms > best.ms) { best.ms = e.ms; best.start = e.start; }
+		}
+		return best; })()`, since)))
+	if err != nil {
+		t.Fatalf("reading long tasks: %v", err)
+	}
+	return lt
+}
+
+// markTime is when the page made a performance mark, in ms since navigation.
+func markTime(t *testing.T, ctx context.Context, name string) float64 {
+	t.Helper()
+	at, err := chromedp.Run(ctx, chromedp.Evaluate[float64](fmt.Sprintf(`(() => {
+		const m = performance.getEntriesByName(%q, 'mark'); return m.length ? m[0].startTime : -1; })()`, name)))
+	if err != nil {
+		t.Fatalf("reading mark %s: %v", name, err)
+	}
+	return at
+}
+
+// clearLongTasks forgets the long tasks seen so far.
+func clearLongTasks(t *testing.T, ctx context.Context) {
+	t.Helper()
+	eval(t, ctx, `window.vlLong = []`)
+}
+
+// resource is one file the page loaded, with its bytes on the wire.
+type resource struct {
+	Name     string  `json:"name"`
+	Transfer float64 `json:"transfer"`
+	Decoded  float64 `json:"decoded"`
+	End      float64 `json:"end"`
+}
+
+// loaded lists what the page has fetched so far (the navigation included),
+// largest first.
+func loaded(t *testing.T, ctx context.Context) []resource {
+	t.Helper()
+	rs, err := chromedp.Run(ctx, chromedp.Evaluate[[]resource](`[...performance.getEntriesByType('navigation'),
+		...performance.getEntriesByType('resource')].map(e => ({name: e.name, transfer: e.transferSize,
+		decoded: e.decodedBodySize, end: e.responseEnd}))`))
+	if err != nil {
+		t.Fatalf("reading resource timings: %v", err)
+	}
+	sort.Slice(rs, func(i, j int) bool { return rs[i].Transfer > rs[j].Transfer })
+	return rs
+}
+
+// transferReport sums what the page moved and names the largest files.
+func transferReport(rs []resource) (total float64, text string) {
+	var parts []string
+	for i, r := range rs {
+		total += r.Transfer
+		if i < 4 {
+			name := r.Name
+			if k := strings.LastIndex(name, "/"); k >= 0 {
+				name = name[k+1:]
+			}
+			parts = append(parts, fmt.Sprintf("%s %.0f kB (%.0f kB decoded)", name, r.Transfer/1e3, r.Decoded/1e3))
+		}
+	}
+	return total, strings.Join(parts, ", ")
+}
+
+// The main thread during the first demo analysis, on each path: the longest
+// task (since the demo model started loading, and since navigation) and
+// what the first load moved over the network. On WebGPU, also the longest
+// task when "Compute on" goes to the CPU and back. Figures, not checks.
+func TestMainThread(t *testing.T) {
+	for _, webgpu := range []bool{false, true} {
+		name := map[bool]string{false: "cpu", true: "webgpu"}[webgpu]
+		t.Run(name, func(t *testing.T) {
+			ts := serveSite(t, true)
+			ctx := browser(t, webgpu)
+			url := ts.URL
+			if !webgpu {
+				url += "/?backend=cpu"
+			}
+			if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
+				t.Fatal(err)
+			}
+			s := waitState(t, ctx, `d.status === 'ready' && +d.seq >= 1`, firstLoad)
+			rs := loaded(t, ctx)
+			total, files := transferReport(rs)
+			t.Logf("%s: first analysis %.0f ms after navigation; first load moved %.2f MB: %s",
+				s.Backend, s.FirstMS, total/1e6, files)
+			// The page is drawn (its controls, "Loading the demo model…")
+			// before the model is asked for, so before it arrives.
+			drawn, arrived := markTime(t, ctx, "vl-demo-load"), 0.0
+			for _, r := range rs {
+				if strings.Contains(r.Name, "/web/demo/models/") {
+					arrived = r.End
+				}
+			}
+			t.Logf("%s: page drawn %.0f ms after navigation, demo model arrived at %.0f ms", s.Backend, drawn, arrived)
+			if arrived == 0 {
+				t.Errorf("the demo model was not fetched: it is inside app.wasm again?")
+			}
+			during, all := longestTask(t, ctx, "vl-demo-load"), longestTask(t, ctx, "")
+			t.Logf("%s: longest main-thread task from the demo model's load to its first analysis %.0f ms (%d over 50 ms); since navigation %.0f ms at %.0f ms",
+				s.Backend, during.MS, during.Count, all.MS, all.Start)
+			if !webgpu || !strings.Contains(s.Backend, "WebGPU") {
+				return
+			}
+			for _, choice := range []string{"cpu", "auto"} {
+				clearLongTasks(t, ctx)
+				prev := s.Seq
+				eval(t, ctx, fmt.Sprintf(`(() => { const s = document.getElementById('vl-backend-choice'); s.value = %q;
+					s.dispatchEvent(new Event('change', {bubbles: true})); })()`, choice))
+				s = waitState(t, ctx, fmt.Sprintf(`d.status === 'ready' && +d.seq > %d`, prev), firstLoad)
+				lt := longestTask(t, ctx, "")
+				t.Logf("switched to %s (%s): analysis %.1f ms, longest main-thread task %.0f ms",
+					choice, s.Backend, s.summary(t).ElapsedMS, lt.MS)
+			}
+		})
+	}
+}
