@@ -220,6 +220,7 @@ func (p *Page) analyze(ctx app.Context) {
 			}
 		}
 		name, note := p.w.name, p.w.note
+		mark("vl-analysed")
 		ctx.Dispatch(func(ctx app.Context) {
 			p.backendName, p.backendNote = name, note
 			if seq != p.seq {

@@ -66,6 +66,21 @@ func markTime(t *testing.T, ctx context.Context, name string) float64 {
 	return at
 }
 
+// longTaskList prints every long task and mark so far, in time order, for
+// telling which work made them.
+func longTaskList(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => {
+		const ev = (window.vlLong || []).map(e => [e.start, Math.round(e.ms) + ' ms']);
+		for (const m of performance.getEntriesByType('mark')) ev.push([m.startTime, m.name]);
+		ev.sort((a, b) => a[0] - b[0]);
+		return ev.map(e => Math.round(e[0]) + ': ' + e[1]).join(', '); })()`))
+	if err != nil {
+		t.Fatalf("reading long tasks: %v", err)
+	}
+	return text
+}
+
 // clearLongTasks forgets the long tasks seen so far.
 func clearLongTasks(t *testing.T, ctx context.Context) {
 	t.Helper()
@@ -147,6 +162,7 @@ func TestMainThread(t *testing.T) {
 			during, all := longestTask(t, ctx, "vl-demo-load"), longestTask(t, ctx, "")
 			t.Logf("%s: longest main-thread task from the demo model's load to its first analysis %.0f ms (%d over 50 ms); since navigation %.0f ms at %.0f ms",
 				s.Backend, during.MS, during.Count, all.MS, all.Start)
+			t.Logf("%s: long tasks %s", s.Backend, longTaskList(t, ctx))
 			if !webgpu || !strings.Contains(s.Backend, "WebGPU") {
 				return
 			}
