@@ -7,8 +7,8 @@ import (
 	"vitlens/vit/lens"
 )
 
-// openBackend natively: the app's components only run in the browser; this
+// openGPU natively: the app's components only run in the browser; this
 // keeps the package (and its tests) buildable without cgo.
-func openBackend(m *vit.Model, allowGPU bool) (be lens.Backend, note string) {
-	return lens.NewCPU(m), "native build: CPU only"
+func openGPU(m *vit.Model) (be lens.Backend, note string) {
+	return nil, "native build: CPU only"
 }

@@ -698,28 +698,37 @@ func firstNonEmpty(s ...string) string {
 	return ""
 }
 
-// worker holds the backend; only the worker goroutine touches it.
+// worker holds the backends of one model; only the worker goroutine touches
+// it. The WebGPU one is kept while the CPU is chosen, so switching back
+// neither compiles nor uploads anything.
 type worker struct {
 	model      *session.Model
-	allowGPU   bool
-	be         lens.Backend
 	cpu        *lens.CPU
+	gpu        lens.Backend // nil: not tried yet, or unavailable (gpuNote)
+	gpuTried   bool
+	gpuNote    string
 	name, note string
 }
 
 func (w *worker) analyze(m *session.Model, img *session.Image, in *session.Input, s session.Settings, allowGPU bool) (*session.Analysis, error) {
-	if w.model != m || w.allowGPU != allowGPU || w.be == nil {
-		if w.be != nil {
-			w.be.Close()
+	if w.model != m {
+		if w.gpu != nil {
+			w.gpu.Close() // the previous model's weights
 		}
-		w.model, w.allowGPU = m, allowGPU
-		w.cpu = lens.NewCPU(m.Model)
-		w.be, w.note = openBackend(m.Model, allowGPU)
-		if c, ok := w.be.(*lens.CPU); ok {
-			w.cpu = c
-		}
-		w.name = backendLabel(w.be)
+		w.model, w.cpu, w.gpu, w.gpuTried = m, lens.NewCPU(m.Model), nil, false
 	}
+	be, note := lens.Backend(w.cpu), "WebGPU off (chosen)"
+	if allowGPU {
+		if !w.gpuTried {
+			w.gpu, w.gpuNote = openGPU(m.Model)
+			w.gpuTried = true
+		}
+		if w.gpu != nil {
+			be = w.gpu
+		}
+		note = w.gpuNote
+	}
+	w.name, w.note = backendLabel(be), note
 	if in == nil {
 		var err error
 		if in, err = m.Prepare(img); err != nil {
@@ -727,17 +736,17 @@ func (w *worker) analyze(m *session.Model, img *session.Image, in *session.Input
 		}
 	}
 	var fallback lens.Backend
-	if w.be != lens.Backend(w.cpu) {
+	if be != lens.Backend(w.cpu) {
 		fallback = w.cpu
 	}
-	a, err := session.Analyze(w.be, fallback, m, img, in, s, pause)
+	a, err := session.Analyze(be, fallback, m, img, in, s, pause)
 	if err != nil && fallback != nil {
 		// The GPU failed at run time (lost device, a limit): stay on the CPU
 		// for this model, and say so.
-		w.be.Close()
-		w.be, w.note = w.cpu, fmt.Sprintf("WebGPU failed, using the CPU: %v", err)
-		w.name = backendLabel(w.be)
-		a, err = session.Analyze(w.be, nil, m, img, in, s, pause)
+		w.gpu.Close()
+		w.gpu, w.gpuNote = nil, fmt.Sprintf("WebGPU failed, using the CPU: %v", err)
+		w.name, w.note = backendLabel(w.cpu), w.gpuNote
+		a, err = session.Analyze(w.cpu, nil, m, img, in, s, pause)
 	}
 	return a, err
 }

@@ -278,3 +278,34 @@ func TestBackendMatchesCPU(t *testing.T) {
 		})
 	}
 }
+
+// One device serves several models in turn, as in the web app: its kernels
+// are compiled once, closing one model's backend frees only that model's
+// weights, and the next model runs on the same pipelines.
+func TestDeviceSharedAcrossModels(t *testing.T) {
+	testHarness(t)
+	dev, err := OpenDevice()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	compiled := len(dev.ks.by)
+	req := lens.Request{Sites: vit.AllSites(), TopK: 4}
+	for seed := uint64(1); seed <= 2; seed++ {
+		m := randomModel(t, cfgCLS, seed)
+		b, err := dev.NewBackend(m, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		images := vit.RandomImages(cfgCLS, 2, seed)
+		got, err := b.Analyze(images, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		compareResults(t, m, images, req, got)
+		b.Close()
+		if dev.Lost() != nil || len(dev.ks.by) != compiled || dev.ks.dummy == nil {
+			t.Fatalf("closing model %d's backend touched the device: lost %v, %d kernels of %d", seed, dev.Lost(), len(dev.ks.by), compiled)
+		}
+	}
+}

@@ -22,6 +22,7 @@ type device struct {
 	timestamps, shaderF16 bool
 	// release frees the device and whatever the platform opened with it.
 	release func()
+	platformDevice // what only one platform needs (the browser's GPUDevice)
 
 	mu   sync.Mutex
 	lost string // non-empty once the device is lost

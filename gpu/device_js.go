@@ -5,6 +5,7 @@ package gpu
 import (
 	"fmt"
 	"syscall/js"
+	"unsafe"
 
 	"github.com/cogentcore/webgpu/jsx"
 	"github.com/cogentcore/webgpu/wgpu"
@@ -16,6 +17,47 @@ import (
 // limits. The device is then wrapped with wgpu.NewDevice. Every await here
 // blocks the calling goroutine on a promise: never call into this package
 // from inside a js.FuncOf callback (it would deadlock).
+
+// platformDevice holds the page's GPUDevice, for the calls the binding lacks.
+type platformDevice struct{ js js.Value }
+
+// createPipeline compiles a kernel's pipeline with createComputePipelineAsync,
+// which the binding does not offer: the promise lets the page run while the
+// browser compiles (the synchronous call stalls the first dispatch instead).
+func (d *device) createPipeline(layout *wgpu.PipelineLayout, module *wgpu.ShaderModule) (*wgpu.ComputePipeline, error) {
+	desc := map[string]any{
+		"layout":  jsValueOf(layout),
+		"compute": map[string]any{"module": jsValueOf(module), "entryPoint": "main"},
+	}
+	p, ok := jsx.Await(d.js.Call("createComputePipelineAsync", desc))
+	if !ok {
+		msg := "rejected"
+		if p.Truthy() {
+			msg = p.Call("toString").String()
+		}
+		return nil, fmt.Errorf("createComputePipelineAsync: %s", msg)
+	}
+	return wrapJS[wgpu.ComputePipeline](p), nil
+}
+
+// cogentcore/webgpu v0.23.0's browser objects are each a struct of one
+// unexported js.Value, with no way to build one from a js.Value or to read
+// it: jsValueOf and wrapJS do both through that layout. The array sizes
+// below fail to compile if the layout grows or shrinks.
+var (
+	_ [unsafe.Sizeof(wgpu.ComputePipeline{}) - unsafe.Sizeof(js.Value{})]byte
+	_ [unsafe.Sizeof(js.Value{}) - unsafe.Sizeof(wgpu.ComputePipeline{})]byte
+	_ [unsafe.Sizeof(wgpu.PipelineLayout{}) - unsafe.Sizeof(js.Value{})]byte
+	_ [unsafe.Sizeof(js.Value{}) - unsafe.Sizeof(wgpu.PipelineLayout{})]byte
+	_ [unsafe.Sizeof(wgpu.ShaderModule{}) - unsafe.Sizeof(js.Value{})]byte
+	_ [unsafe.Sizeof(js.Value{}) - unsafe.Sizeof(wgpu.ShaderModule{})]byte
+)
+
+func jsValueOf[T wgpu.PipelineLayout | wgpu.ShaderModule](p *T) js.Value {
+	return *(*js.Value)(unsafe.Pointer(p))
+}
+
+func wrapJS[T wgpu.ComputePipeline](v js.Value) *T { return (*T)(unsafe.Pointer(&v)) }
 
 func jsString(v js.Value) string {
 	if v.Type() == js.TypeString {
@@ -86,7 +128,7 @@ func openDevice() (*device, error) {
 		return nil
 	}))
 	dev := wgpu.NewDevice(jsDev)
-	d.dev = &dev
+	d.dev, d.js = &dev, jsDev
 	d.queue = dev.GetQueue()
 	d.limits = dev.GetLimits().Limits
 	d.release = func() { jsDev.Call("destroy") }

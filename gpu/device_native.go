@@ -42,7 +42,19 @@ func probeAdapter() (string, error) {
 	return adapterDescription(ad), nil
 }
 
+// platformDevice: natively, wgpu's Device is all there is.
+type platformDevice struct{}
+
 func openDevice() (*device, error) { return openDeviceLimits(false) }
+
+// createPipeline compiles a kernel's pipeline; wgpu-native does it before
+// returning.
+func (d *device) createPipeline(layout *wgpu.PipelineLayout, module *wgpu.ShaderModule) (*wgpu.ComputePipeline, error) {
+	return d.dev.CreateComputePipeline(&wgpu.ComputePipelineDescriptor{
+		Layout:  layout, // no Label: the js descriptor has none
+		Compute: wgpu.ProgrammableStageDescriptor{Module: module, EntryPoint: "main"},
+	})
+}
 
 // openDeviceLimits opens a device with the adapter's own limits (bigger
 // buffers than the WebGPU defaults), or, for tests that check the kernels

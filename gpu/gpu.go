@@ -25,7 +25,6 @@ import (
 
 	"github.com/cogentcore/webgpu/wgpu"
 
-	"vitlens/shaders"
 	"vitlens/vit"
 	"vitlens/vit/lens"
 )
@@ -53,6 +52,8 @@ const (
 type Backend struct {
 	model *vit.Model
 	opt   Options
+	dev   *Device
+	owned bool // New opened dev for this backend alone: Close closes it
 	d     *device
 	ks    *kernels
 	w     *weights
@@ -76,15 +77,59 @@ func Available() (string, bool) {
 	return desc, err == nil
 }
 
-// New opens the device, compiles every kernel and uploads m's weights (one
-// buffer per tensor). It fails with an error for which ErrNoAdapter is true
-// when no adapter exists.
-func New(m *vit.Model, opt Options) (*Backend, error) {
-	if err := m.CheckShapes(); err != nil {
-		return nil, fmt.Errorf("gpu: model: %w", err)
+// Device is an open WebGPU device with every kernel compiled, which the
+// backends made on it share: the web app opens one and keeps it across
+// models, images and backend switches, so the shaders are compiled once.
+type Device struct {
+	d  *device
+	ks *kernels
+}
+
+// OpenDevice opens the device and compiles every kernel, so that a shader or
+// driver problem shows here. In the browser the pipelines are created with
+// createComputePipelineAsync: the page stays responsive while they compile.
+// It fails with an error for which ErrNoAdapter is true when no adapter
+// exists.
+func OpenDevice() (*Device, error) {
+	d, err := openDevice()
+	if err != nil {
+		return nil, err
 	}
-	if dh := m.Config.HeadDim(); dh > maxHeadDim {
-		return nil, fmt.Errorf("gpu: head dimension %d over the attention kernel's %d", dh, maxHeadDim)
+	return prepareDevice(d)
+}
+
+// prepareDevice compiles the kernels on an open device, which it then owns.
+func prepareDevice(d *device) (*Device, error) {
+	dev := &Device{d: d, ks: &kernels{dev: d}}
+	if err := dev.ks.init(); err != nil {
+		dev.Close()
+		return nil, err
+	}
+	return dev, nil
+}
+
+// Name says which adapter runs, as Backend.Name.
+func (dev *Device) Name() string { return "webgpu: " + dev.d.desc }
+
+// Lost says, once the browser or the driver has lost the device, why.
+func (dev *Device) Lost() error { return dev.d.check() }
+
+// Close frees the kernels and the device; backends made on it must be
+// closed first.
+func (dev *Device) Close() {
+	dev.ks.release()
+	if dev.d.release != nil {
+		dev.d.release()
+		dev.d.release = nil
+	}
+}
+
+// New opens a device, compiles every kernel and uploads m's weights (one
+// buffer per tensor), for one backend that owns the device. It fails with
+// an error for which ErrNoAdapter is true when no adapter exists.
+func New(m *vit.Model, opt Options) (*Backend, error) {
+	if err := checkModel(m); err != nil {
+		return nil, err
 	}
 	d, err := openDevice()
 	if err != nil {
@@ -93,46 +138,60 @@ func New(m *vit.Model, opt Options) (*Backend, error) {
 	return newOnDevice(m, opt, d)
 }
 
+func checkModel(m *vit.Model) error {
+	if err := m.CheckShapes(); err != nil {
+		return fmt.Errorf("gpu: model: %w", err)
+	}
+	if dh := m.Config.HeadDim(); dh > maxHeadDim {
+		return fmt.Errorf("gpu: head dimension %d over the attention kernel's %d", dh, maxHeadDim)
+	}
+	return nil
+}
+
 // newOnDevice finishes New on an open device, which it then owns.
 func newOnDevice(m *vit.Model, opt Options, d *device) (*Backend, error) {
+	dev, err := prepareDevice(d)
+	if err != nil {
+		return nil, err
+	}
+	b, err := dev.NewBackend(m, opt)
+	if err != nil {
+		dev.Close()
+		return nil, err
+	}
+	b.owned = true
+	return b, nil
+}
+
+// NewBackend uploads m's weights to the device (once: the backend keeps
+// them until Close, which leaves the device open for other models).
+func (dev *Device) NewBackend(m *vit.Model, opt Options) (*Backend, error) {
+	if err := checkModel(m); err != nil {
+		return nil, err
+	}
+	if err := dev.d.check(); err != nil {
+		return nil, err
+	}
 	if opt.MemoryBudget <= 0 {
 		opt.MemoryBudget = defaultBudget
 	}
 	if opt.MaxBatch <= 0 {
 		opt.MaxBatch = defaultMaxBatch
 	}
-	b := &Backend{model: m, opt: opt, d: d, ks: &kernels{dev: d}}
-	if err := b.init(); err != nil {
-		b.Close()
+	b := &Backend{model: m, opt: opt, dev: dev, d: dev.d, ks: dev.ks}
+	var err error
+	if b.w, err = uploadWeights(b.d, b.model); err != nil {
 		return nil, err
 	}
 	return b, nil
 }
 
-func (b *Backend) init() error {
-	var err error
-	usage := wgpu.BufferUsageStorage
-	if b.ks.dummy, err = upload(b.d, "unused", make([]byte, 16), usage); err != nil {
-		return err
-	}
-	if b.ks.dummyRW, err = upload(b.d, "unused (writable)", make([]byte, 16), usage); err != nil {
-		return err
-	}
-	// Compile everything now so a shader or driver problem shows at New.
-	for _, name := range shaders.Names() {
-		if _, err := b.ks.get(name); err != nil {
-			return err
-		}
-	}
-	b.w, err = uploadWeights(b.d, b.model)
-	return err
-}
-
 // Name says which adapter runs, e.g. "webgpu: llvmpipe (LLVM 15, 256 bits) (vulkan, cpu)".
 func (b *Backend) Name() string { return "webgpu: " + b.d.desc }
 
-// Close frees every GPU resource; calling it again does nothing. The
-// backend is unusable afterwards.
+// Close frees the weights and buffers of this backend, and the device when
+// New opened it; calling it again does nothing. The backend is unusable
+// afterwards.
 func (b *Backend) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -153,15 +212,9 @@ func (b *Backend) Close() error {
 		b.w.release()
 		b.w = nil
 	}
-	if b.ks != nil {
-		b.ks.release()
-		freeBuf(b.ks.dummy)
-		freeBuf(b.ks.dummyRW)
-		b.ks = nil // a second Close must not free them again
-	}
-	if b.d != nil && b.d.release != nil {
-		b.d.release()
-		b.d.release = nil
+	if b.owned {
+		b.dev.Close()
+		b.owned = false
 	}
 	return nil
 }

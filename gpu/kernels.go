@@ -104,6 +104,24 @@ type kernels struct {
 	dummy, dummyRW *buf
 }
 
+// init makes the dummy buffers and compiles every kernel.
+func (ks *kernels) init() error {
+	var err error
+	usage := wgpu.BufferUsageStorage
+	if ks.dummy, err = upload(ks.dev, "unused", make([]byte, 16), usage); err != nil {
+		return err
+	}
+	if ks.dummyRW, err = upload(ks.dev, "unused (writable)", make([]byte, 16), usage); err != nil {
+		return err
+	}
+	for _, name := range shaders.Names() {
+		if _, err := ks.get(name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (ks *kernels) get(name string) (*kernel, error) {
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
@@ -162,10 +180,7 @@ func (ks *kernels) compile(name string) (*kernel, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("gpu: pipeline layout of %s: %w", name, err)
 	}
-	if k.pipeline, err = dev.CreateComputePipeline(&wgpu.ComputePipelineDescriptor{
-		Layout:  k.pipeLay, // no Label: the js descriptor has none
-		Compute: wgpu.ProgrammableStageDescriptor{Module: k.module, EntryPoint: "main"},
-	}); err != nil {
+	if k.pipeline, err = ks.dev.createPipeline(k.pipeLay, k.module); err != nil {
 		return nil, fmt.Errorf("gpu: pipeline of %s: %w", name, err)
 	}
 	return k, nil
@@ -181,4 +196,7 @@ func (ks *kernels) release() {
 		k.module.Release()
 	}
 	ks.by = nil
+	freeBuf(ks.dummy)
+	freeBuf(ks.dummyRW)
+	ks.dummy, ks.dummyRW = nil, nil
 }

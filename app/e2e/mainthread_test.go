@@ -142,7 +142,7 @@ func TestMainThread(t *testing.T) {
 			if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
 				t.Fatal(err)
 			}
-			s := waitState(t, ctx, `d.status === 'ready' && +d.seq >= 1`, firstLoad)
+			s := waitState(t, ctx, `d.status === 'ready' && +d.seq >= 1`, 3*firstLoad)
 			rs := loaded(t, ctx)
 			total, files := transferReport(rs)
 			t.Logf("%s: first analysis %.0f ms after navigation; first load moved %.2f MB: %s",
@@ -171,7 +171,7 @@ func TestMainThread(t *testing.T) {
 				prev := s.Seq
 				eval(t, ctx, fmt.Sprintf(`(() => { const s = document.getElementById('vl-backend-choice'); s.value = %q;
 					s.dispatchEvent(new Event('change', {bubbles: true})); })()`, choice))
-				s = waitState(t, ctx, fmt.Sprintf(`d.status === 'ready' && +d.seq > %d`, prev), firstLoad)
+				s = waitState(t, ctx, fmt.Sprintf(`d.status === 'ready' && +d.seq > %d`, prev), 3*firstLoad)
 				lt := longestTask(t, ctx, "")
 				t.Logf("switched to %s (%s): analysis %.1f ms, longest main-thread task %.0f ms",
 					choice, s.Backend, s.summary(t).ElapsedMS, lt.MS)
