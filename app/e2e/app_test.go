@@ -321,11 +321,12 @@ func TestOffline(t *testing.T) {
 		if (!navigator.serviceWorker.controller) return false;
 		caches.keys().then(ks => Promise.all(ks.map(k => caches.open(k).then(c => c.keys()))))
 			.then(all => { window.vlCached = all.flat().some(r => r.url.includes('app.wasm')) &&
-				all.flat().some(r => r.url.includes('/web/icon.svg?v=')); });
+				all.flat().some(r => r.url.includes('/web/icon.svg?v=')) &&
+				all.flat().some(r => r.url.includes('/web/demo/models/fmnist-vit.safetensors?v=')); });
 		return window.vlCached === true;
 	})()`, chromedp.WithPollingTimeout(60*time.Second), chromedp.WithPollingInterval(250*time.Millisecond)))
 	if err != nil {
-		t.Fatalf("service worker never took over (or did not cache app.wasm and the logo): %v", err)
+		t.Fatalf("service worker never took over (or did not cache app.wasm, the logo and the demo model): %v", err)
 	}
 	ts.Close()
 	if err := chromedp.Do(ctx, chromedp.Reload()); err != nil {

@@ -23,13 +23,7 @@ func TestPerfB16(t *testing.T) {
 	}
 	ts := serve(t)
 	path := filepath.Join(t.TempDir(), "vit-b16-splitmix.safetensors")
-	data, err := checkpoint.EncodeSafetensors(vittest.SplitmixTensors(vittest.B16), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeB16(t, path)
 	backends := os.Getenv("VITLENS_E2E_PERF_BACKENDS")
 	if backends == "" {
 		backends = "cpu,webgpu"
@@ -56,6 +50,18 @@ func TestPerfB16(t *testing.T) {
 			s = waitState(t, ctx, fmt.Sprintf(`d.status === 'ready' && +d.seq > %d`, s.Seq), 15*time.Minute)
 			t.Logf("%s B/16: second image, analysis %.0f ms", s.Backend, s.summary(t).ElapsedMS)
 		})
+	}
+}
+
+// writeB16 writes a B/16-sized model with random splitmix weights (346 MB).
+func writeB16(t *testing.T, path string) {
+	t.Helper()
+	data, err := checkpoint.EncodeSafetensors(vittest.SplitmixTensors(vittest.B16), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -1,0 +1,203 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// onnxruntime-web, the browser peer of the app's CPU path, installed with
+// npm on first use into the git-ignored node_modules beside axe-core.
+const ortWebVersion = "1.30.0"
+
+// ortBenchPage times an ONNX model in onnxruntime-web's WASM backend: the
+// best of reps runs on random pixels after a warm-up, with threads threads
+// (more than one needs cross-origin isolation, which /bench/ sends).
+const ortBenchPage = `<!doctype html><meta charset="utf-8"><title>ort bench</title>
+<script type="module">
+import * as ort from "/bench/ort/ort.wasm.min.mjs";
+const q = new URLSearchParams(location.search);
+const threads = +q.get("threads"), reps = +q.get("reps");
+ort.env.wasm.wasmPaths = "/bench/ort/";
+ort.env.wasm.numThreads = threads;
+ort.env.wasm.proxy = false;
+try {
+	const s = await ort.InferenceSession.create("/bench/model.onnx", {executionProviders: ["wasm"], graphOptimizationLevel: "all"});
+	const px = new Float32Array(3 * 224 * 224).map(() => Math.random() * 2 - 1);
+	const feeds = {pixels: new ort.Tensor("float32", px, [1, 3, 224, 224])};
+	await s.run(feeds);
+	let best = Infinity;
+	for (let i = 0; i < reps; i++) {
+		const t = performance.now();
+		await s.run(feeds);
+		best = Math.min(best, performance.now() - t);
+	}
+	window.vlBench = {ms: best, isolated: crossOriginIsolated, threads: ort.env.wasm.numThreads};
+} catch (e) {
+	window.vlBench = {error: String(e)};
+}
+</script>`
+
+// goBenchPage runs a Go test binary built for js/wasm (package vit's
+// BenchmarkForward: the app's pure-Go forward) with the arguments in the
+// query, collecting what it prints.
+const goBenchPage = `<!doctype html><meta charset="utf-8"><title>go bench</title>
+<script src="/bench/wasm_exec.js"></script>
+<script type="module">
+window.vlOut = [];
+const log = console.log;
+console.log = (...a) => { window.vlOut.push(a.join(" ")); log(...a); };
+const go = new Go();
+go.argv = ["vit.test", ...new URLSearchParams(location.search).getAll("arg")];
+const r = await WebAssembly.instantiateStreaming(fetch("/bench/vit.test.wasm"), go.importObject);
+await go.run(r.instance);
+window.vlDone = true;
+</script>`
+
+// TestPerfORT compares the app's CPU path with onnxruntime-web's WASM
+// backend on ViT-B/16 in the same headless Chromium: the forward alone
+// (package vit's BenchmarkForward built for js/wasm against torchvision's
+// vit_b_16 exported by tools/bench/export_onnx.py, random weights both) and
+// the app's full analysis (forward, lens on every site, memories,
+// explanation maps: a B/16-sized model loaded through the file input) per
+// image, at one thread and at all (onnxruntime-web's threads; Go's wasm
+// port runs on one). Figures and ratios, not checks: VITLENS_E2E_PERF=1.
+func TestPerfORT(t *testing.T) {
+	if os.Getenv("VITLENS_E2E_PERF") == "" {
+		t.Skip("set VITLENS_E2E_PERF=1 to compare with onnxruntime-web in the browser")
+	}
+	if env.skip != "" {
+		t.Skip(env.skip)
+	}
+	onnx := filepath.Join(repoRoot(), "tools", "bench", "models", "vit_b_16.onnx")
+	if _, err := os.Stat(onnx); err != nil {
+		t.Skipf("%s is missing: run /usr/bin/python3 tools/bench/export_onnx.py", onnx)
+	}
+	ortDir := filepath.Join(repoRoot(), "app", "e2e", "node_modules", "onnxruntime-web", "dist")
+	if _, err := os.Stat(filepath.Join(ortDir, "ort.wasm.min.mjs")); err != nil {
+		npm, err := exec.LookPath("npm")
+		if err != nil {
+			t.Skip("onnxruntime-web is not installed and npm is missing")
+		}
+		cmd := exec.Command(npm, "install", "--no-save", "--ignore-scripts", "--no-audit", "--no-fund",
+			"--prefix", filepath.Join(repoRoot(), "app", "e2e"), "onnxruntime-web@"+ortWebVersion)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Skipf("installing onnxruntime-web@%s failed: %v\n%s", ortWebVersion, err, out)
+		}
+	}
+	tmp := t.TempDir()
+	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	cmd := exec.Command(goBin, "test", "-c", "-trimpath", "-o", filepath.Join(tmp, "vit.test.wasm"), "./vit")
+	cmd.Dir = repoRoot()
+	cmd.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building package vit's tests for js/wasm: %v\n%s", err, out)
+	}
+	bench := http.NewServeMux()
+	page := func(html string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			fmt.Fprint(w, html)
+		}
+	}
+	bench.HandleFunc("/bench/ort.html", page(ortBenchPage))
+	bench.HandleFunc("/bench/go.html", page(goBenchPage))
+	bench.Handle("/bench/ort/", http.StripPrefix("/bench/ort/", http.FileServer(http.Dir(ortDir))))
+	for name, path := range map[string]string{"model.onnx": onnx, "vit.test.wasm": filepath.Join(tmp, "vit.test.wasm"),
+		"wasm_exec.js": filepath.Join(runtime.GOROOT(), "lib", "wasm", "wasm_exec.js")} {
+		bench.HandleFunc("/bench/"+name, func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, path) })
+	}
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Cross-origin isolation, as the app's own server sends it:
+		// onnxruntime-web's threads share memory.
+		w.Header().Set("Cross-Origin-Opener-Policy", "same-origin")
+		w.Header().Set("Cross-Origin-Embedder-Policy", "require-corp")
+		bench.ServeHTTP(w, r)
+	}))
+	t.Cleanup(ts.Close)
+
+	ctx := browser(t, false)
+	type ortResult struct {
+		MS       float64 `json:"ms"`
+		Isolated bool    `json:"isolated"`
+		Threads  int     `json:"threads"`
+		Error    string  `json:"error"`
+	}
+	all, err := chromedp.Run(ctx, chromedp.Evaluate[int](`navigator.hardwareConcurrency`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ortMS := map[int]float64{}
+	for _, threads := range []int{1, all} {
+		if _, ok := ortMS[threads]; ok {
+			continue
+		}
+		if err := chromedp.Do(ctx, chromedp.Navigate(fmt.Sprintf("%s/bench/ort.html?threads=%d&reps=3", ts.URL, threads))); err != nil {
+			t.Fatal(err)
+		}
+		r, err := chromedp.Run(ctx, chromedp.Poll[ortResult](`window.vlBench`, chromedp.WithPollingTimeout(10*time.Minute)))
+		if err != nil || r.Error != "" {
+			t.Fatalf("onnxruntime-web, %d threads: %v %s", threads, err, r.Error)
+		}
+		t.Logf("onnxruntime-web %s wasm, %d threads (cross-origin isolated: %v): forward %.0f ms per image (best of 3)",
+			ortWebVersion, r.Threads, r.Isolated, r.MS)
+		ortMS[threads] = r.MS
+	}
+
+	// The app's forward: BenchmarkForward/B16/batch1 in the same browser.
+	args := "arg=-test.run=%5E%24&arg=-test.bench=%5EBenchmarkForward%24%2F%5EB16%24%2F%5Ebatch1%24&arg=-test.benchtime=2x"
+	if err := chromedp.Do(ctx, chromedp.Navigate(ts.URL+"/bench/go.html?"+args)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`window.vlDone === true`, chromedp.WithPollingTimeout(15*time.Minute))); err != nil {
+		t.Fatalf("Go benchmark in the browser: %v", err)
+	}
+	out, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.vlOut.join("\n")`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`([0-9.]+) ms/image`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no ms/image in the Go benchmark's output:\n%s", out)
+	}
+	goMS, _ := strconv.ParseFloat(m[1], 64)
+	t.Logf("app's CPU path (pure-Go forward, js/wasm, one thread): forward %.0f ms per image", goMS)
+
+	// The app's full analysis of a B/16-sized model, on the CPU path.
+	app := serve(t)
+	model := filepath.Join(tmp, "vit-b16-splitmix.safetensors")
+	writeB16(t, model)
+	if err := chromedp.Do(ctx, chromedp.Navigate(app.URL+"/?backend=cpu")); err != nil {
+		t.Fatal(err)
+	}
+	s := waitState(t, ctx, `d.status === 'ready' && +d.seq >= 1`, 3*firstLoad)
+	if err := chromedp.Do(ctx, chromedp.SetUploadFiles(chromedp.ID("vl-model-file"), []string{model})); err != nil {
+		t.Fatal(err)
+	}
+	s = waitState(t, ctx, `d.status === 'ready' && d.model.startsWith('vit-b16')`, 15*time.Minute)
+	eval(t, ctx, `document.querySelector('.vl-thumb[data-sample="3"]').click()`)
+	s = waitState(t, ctx, fmt.Sprintf(`d.status === 'ready' && +d.seq > %d`, s.Seq), 15*time.Minute)
+	fullMS := s.summary(t).ElapsedMS
+	t.Logf("app's CPU path: full analysis %.0f ms per image (second image)", fullMS)
+
+	var rows []string
+	for _, threads := range []int{1, all} {
+		rows = append(rows, fmt.Sprintf("%d thread(s): onnxruntime-web forward %.0f ms; app forward %.0f ms (%.2fx, goal <= 1.5x); app full analysis %.0f ms (%.2fx its forward, goal <= 3x)",
+			threads, ortMS[threads], goMS, goMS/ortMS[threads], fullMS, fullMS/ortMS[threads]))
+		if all == 1 {
+			break
+		}
+	}
+	t.Logf("ViT-B/16 per image in Chromium:\n\t%s", strings.Join(rows, "\n\t"))
+}
