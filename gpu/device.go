@@ -21,7 +21,7 @@ type device struct {
 	// each op on the device); shaderF16: the adapter advertises shader-f16.
 	timestamps, shaderF16 bool
 	// release frees the device and whatever the platform opened with it.
-	release func()
+	release        func()
 	platformDevice // what only one platform needs (the browser's GPUDevice)
 
 	mu   sync.Mutex
