@@ -113,6 +113,8 @@ func TestPatchRefusals(t *testing.T) {
 		{[]string{"--metric", "rank:3", "--attribution"}, "differentiable metric"},
 		{[]string{"--metric", "logit_diff:3"}, "want logit_diff:A,B"},
 		{[]string{"--per", "pixel"}, "-per must be layer, token, head or position"},
+		{[]string{"--limit", "5", "--random", "1"}, "--limit, --random: only a --pairs batch reads these"},
+		{[]string{"--backend", "gpu"}, "-backend gpu: patch runs on the CPU only"},
 	} {
 		args := append([]string{"patch", "--clean", bootPNG, "--corrupt", pulloverPNG, "--out", t.TempDir()}, tc.args...)
 		_, stderr, code := runCLI(t, args...)

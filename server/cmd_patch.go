@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"image/png"
 	"io"
@@ -63,6 +64,12 @@ func runPatch(args []string, stdout io.Writer) error {
 			return newPatchJob(b, *hookPat, patching.Per(*per), patching.Mode(*mode), *metricFlag, *attribution, *refs, *meanFrom, *seed)
 		})
 	}
+	if err := refuseBatchFlags(fs); err != nil {
+		return err
+	}
+	if err := cpuOnly(rf.backend, "patch", os.Stderr); err != nil {
+		return err
+	}
 	b, err := rf.model.open(os.Stderr)
 	if err != nil {
 		return err
@@ -104,6 +111,26 @@ func runPatch(args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "patch: -> %s (patch.csv; heat-maps %s: red restores the clean metric, blue moves away from it)\n", out, strings.Join(files, ", "))
 	return nil
+}
+
+// batchOnlyFlags are the run flags that only a --pairs batch reads (its
+// dataset selection, sharding, tables and the random-init baseline).
+var batchOnlyFlags = []string{"data", "root", "partition", "per-class", "limit", "classes-only", "shard", "shards",
+	"format", "batch", "chunk", "random", "masks", "quiet"}
+
+// refuseBatchFlags refuses, in the single-pair form of patch, a batch flag
+// that would otherwise be silently ignored.
+func refuseBatchFlags(fs *flag.FlagSet) error {
+	var set []string
+	fs.Visit(func(f *flag.Flag) {
+		if slices.Contains(batchOnlyFlags, f.Name) {
+			set = append(set, "--"+f.Name)
+		}
+	})
+	if len(set) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s: only a --pairs batch reads these; --clean/--corrupt patches one pair (drop them, or give the pair in a --pairs CSV)", strings.Join(set, ", "))
 }
 
 // patchJob is what every pair of a patch run shares.
