@@ -67,6 +67,18 @@ func TestDLAWritesTableAndGrid(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "dla-heads.png")); err != nil {
 		t.Error(err)
 	}
+	// report picks the folder up by its dla.json: the grid and its tables.
+	html := filepath.Join(t.TempDir(), "report.html")
+	if _, stderr, code := runCLI(t, "report", "--out", html, dir); code != 0 {
+		t.Fatalf("report: exit %d: %s", code, stderr)
+	}
+	page, err := os.ReadFile(html)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(page), "Direct logit attribution") || !strings.Contains(string(page), "mean over 1 images") {
+		t.Errorf("the report has no DLA section")
+	}
 }
 
 func readCSV(t *testing.T, path string) [][]string {

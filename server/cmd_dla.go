@@ -16,6 +16,7 @@ import (
 	"vitlens/vit"
 	"vitlens/vit/bundle"
 	"vitlens/vit/dla"
+	"vitlens/vit/experiment"
 	"vitlens/vit/lens"
 	"vitlens/vit/patching"
 	"vitlens/vit/preprocess"
@@ -33,7 +34,7 @@ func runDLA(args []string, stdout io.Writer) error {
 	target := fs.Int("target", -2, "class to attribute: -2 each image's prediction, or a class index")
 	token := fs.Int("token", 0, "sequence position read through the final norm and head (0 is [CLS], whose logit is the model's; others are read through the lens); ignored for mean-pooled models")
 	bySource := fs.Bool("by-source", false, "also split each head's share over its tokens of origin")
-	out := fs.String("out", "", "folder for dla.csv and dla-heads.png (heads × blocks, the mean over the images); default: print only")
+	out := fs.String("out", "", "folder for dla.csv and dla-heads.png (heads × blocks, the mean over the images); default: print only); dla.json there is what vitlens report draws")
 	top := fs.Int("top", 10, "parts printed per image, largest |share| first")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -54,21 +55,14 @@ func runDLA(args []string, stdout io.Writer) error {
 		return fmt.Errorf("-target must be -2 or a class index in 0..%d, got %d", c.Classes-1, *target)
 	}
 	rows := [][]string{{"image", "target", "token", "kind", "block", "head", "source", "logit"}}
-	mean := make([][]float64, c.Depth)
-	for i := range mean {
-		mean[i] = make([]float64, c.Heads)
-	}
+	var rs []*dla.Result
 	for _, path := range fs.Args() {
 		r, err := attributeImage(b, path, *target, *token, *bySource)
 		if err != nil {
 			return err
 		}
 		printDLA(stdout, b.Classes, path, r, *top)
-		for blk, row := range r.HeadGrid(c) {
-			for h, v := range row {
-				mean[blk][h] += v / float64(fs.NArg())
-			}
-		}
+		rs = append(rs, r)
 		row := func(kind string, block, head, source int, v float64) {
 			rows = append(rows, []string{path, strconv.Itoa(r.Target), strconv.Itoa(r.Token), kind,
 				strconv.Itoa(block), strconv.Itoa(head), strconv.Itoa(source), strconv.FormatFloat(v, 'g', 8, 64)})
@@ -78,6 +72,8 @@ func runDLA(args []string, stdout io.Writer) error {
 		}
 		row("bias", -1, -1, -1, r.Bias)
 	}
+	summary := dla.Summarize(c, fs.Args(), rs)
+	mean := summary.Heads
 	what := "heads × blocks"
 	if fs.NArg() > 1 {
 		what = fmt.Sprintf("mean over %d images, heads × blocks", fs.NArg())
@@ -104,7 +100,10 @@ func runDLA(args []string, stdout io.Writer) error {
 	}); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "dla: -> %s (dla.csv, dla-heads.png: rows blocks, columns heads, red adds to the logit)\n", *out)
+	if err := experiment.WriteJSON(*out, dla.SummaryFile, summary); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "dla: -> %s (dla.csv, dla-heads.png: rows blocks, columns heads, red adds to the logit; %s for vitlens report)\n", *out, dla.SummaryFile)
 	return nil
 }
 

@@ -263,3 +263,58 @@ func (r *Result) HeadGrid(c vit.Config) [][]float64 {
 	}
 	return g
 }
+
+// SummaryFile is the name of a Summary in a dla output folder.
+const SummaryFile = "dla.json"
+
+// Summary is the mean attribution over several images, what `vitlens dla
+// --out` writes as dla.json and `vitlens report` draws: the heads × blocks
+// grid and every other part's mean share of the target logit.
+type Summary struct {
+	Images  []string `json:"images"`
+	Targets []int    `json:"targets"` // each image's attributed class
+	Token   int      `json:"token"`
+	// Heads[b][h] is the mean share of block b's head h.
+	Heads [][]float64 `json:"heads"`
+	// AttnBias[b] and MLP[b] are block b's output-projection bias and MLP.
+	AttnBias []float64 `json:"attn_bias"`
+	MLP      []float64 `json:"mlp"`
+	Embed    float64   `json:"embed"`
+	PosEmbed float64   `json:"pos_embed"`
+	Bias     float64   `json:"bias"`  // W_c·β + b_c
+	Logit    float64   `json:"logit"` // the mean target logit: the sum of everything above
+}
+
+// Summarize averages the results of images (their names, in order).
+func Summarize(c vit.Config, images []string, rs []*Result) *Summary {
+	s := &Summary{Images: images, Heads: make([][]float64, c.Depth), AttnBias: make([]float64, c.Depth), MLP: make([]float64, c.Depth)}
+	for b := range s.Heads {
+		s.Heads[b] = make([]float64, c.Heads)
+	}
+	n := float64(len(rs))
+	for _, r := range rs {
+		s.Targets = append(s.Targets, r.Target)
+		s.Token = r.Token
+		s.Bias += r.Bias / n
+		s.Logit += r.Logit / n
+		for _, p := range r.Parts {
+			if p.Source >= 0 {
+				continue
+			}
+			v := p.Logit / n
+			switch p.Kind {
+			case KindHead:
+				s.Heads[p.Block][p.Head] += v
+			case KindAttnBias:
+				s.AttnBias[p.Block] += v
+			case KindMLP:
+				s.MLP[p.Block] += v
+			case KindEmbed:
+				s.Embed += v
+			case KindPosEmbed:
+				s.PosEmbed += v
+			}
+		}
+	}
+	return s
+}

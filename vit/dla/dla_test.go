@@ -60,6 +60,7 @@ func TestPartsSumToLogitOnEveryDemoSample(t *testing.T) {
 	if err := json.Unmarshal([]byte(vittest.Load(t, "fmnist").Meta["files"]), &files); err != nil {
 		t.Fatal(err)
 	}
+	var rs []*dla.Result
 	for k, f := range files {
 		data, err := public.Files.ReadFile(filepath.Join(public.SamplesDir, f))
 		if err != nil {
@@ -74,6 +75,36 @@ func TestPartsSumToLogitOnEveryDemoSample(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkSum(t, f, b.Model, x, k < 3)
+		r, err := dla.Compute(b.Model, x, dla.Options{Target: k % b.Model.Config.Classes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs = append(rs, r)
+	}
+	checkSummary(t, b.Model.Config, files, rs)
+}
+
+// checkSummary: the mean parts sum to the mean logit, and the heads grid is
+// the mean of the images' grids.
+func checkSummary(t *testing.T, c vit.Config, files []string, rs []*dla.Result) {
+	t.Helper()
+	s := dla.Summarize(c, files, rs)
+	sum := s.Embed + s.PosEmbed + s.Bias
+	for b := range c.Depth {
+		sum += s.AttnBias[b] + s.MLP[b]
+		for h := range c.Heads {
+			sum += s.Heads[b][h]
+			want := 0.0
+			for _, r := range rs {
+				want += r.HeadGrid(c)[b][h] / float64(len(rs))
+			}
+			if math.Abs(s.Heads[b][h]-want) > 1e-12*math.Max(1, math.Abs(want)) {
+				t.Fatalf("summary block %d head %d: %g, mean of the grids %g", b, h, s.Heads[b][h], want)
+			}
+		}
+	}
+	if math.Abs(sum-s.Logit) > 1e-4*math.Max(1, math.Abs(s.Logit)) || len(s.Targets) != len(rs) {
+		t.Fatalf("summary parts sum to %g, mean logit %g (%d targets)", sum, s.Logit, len(s.Targets))
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"vitlens/vit"
 	"vitlens/vit/analysis"
 	"vitlens/vit/dataset"
+	"vitlens/vit/dla"
 	"vitlens/vit/experiment"
 	"vitlens/vit/explain/batch"
 	"vitlens/vit/probe"
@@ -42,6 +43,8 @@ type Run struct {
 	Explained []batch.ImageRow
 	// tune-lens (a folder with tuned_lens.json, no manifest)
 	TunedLens *tunedlens.Report
+	// dla (a folder with dla.json, no manifest)
+	DLA *dla.Summary
 
 	Notes []string // what could not be read, for the report
 }
@@ -60,6 +63,9 @@ type LoadOptions struct {
 func Load(dir string, opt LoadOptions) (*Run, error) {
 	if tl, err := loadTunedLens(dir); tl != nil || err != nil {
 		return tl, err
+	}
+	if d, err := loadDLA(dir); d != nil || err != nil {
+		return d, err
 	}
 	m, err := results.ReadManifest(dir)
 	if err != nil {

@@ -67,6 +67,9 @@ func Build(runs []*Run, opt Options) (*Report, error) {
 	if tl := byKind[tuneLensKind]; len(tl) > 0 {
 		rep.Sections = append(rep.Sections, tunedLensSection(tl))
 	}
+	if d := byKind[dlaKind]; len(d) > 0 {
+		rep.Sections = append(rep.Sections, dlaSection(d))
+	}
 	return rep, nil
 }
 
