@@ -686,6 +686,7 @@ func (p *Page) renderMain(a *session.Analysis) []app.UI {
 			&ExplainView{A: a},
 		),
 		&MemoryView{A: a, Block: block, Token: p.token},
+		&DLAView{A: a},
 	}
 }
 

@@ -96,3 +96,20 @@ func TestRankColours(t *testing.T) {
 		t.Fatalf("viridis ends %s %s", Hex(Viridis(0)), Hex(Viridis(1)))
 	}
 }
+
+// A signed grid is well-formed, one cell per value, each value in its
+// data-value, the largest |value| full colour and zero white.
+func TestSignedGrid(t *testing.T) {
+	g := SignedGrid{Title: "t", Values: [][]float64{{1, -2, 0}, {0.5, 2, -1}}, RowName: "block", ColName: "head", Unit: "of the logit"}
+	s := g.SVG()
+	count, _ := parse(t, s)
+	if count["rect"] != 1+6 {
+		t.Fatalf("%d rects", count["rect"])
+	}
+	for _, want := range []string{`data-row="0" data-col="1" data-value="-2"`, `fill="#0000ff" data-row="0" data-col="1"`,
+		`fill="#ff0000" data-row="1" data-col="1"`, `fill="#ffffff" data-row="0" data-col="2"`, "block 1 · head 2: -1.0000 of the logit"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("no %s in\n%s", want, s)
+		}
+	}
+}

@@ -25,7 +25,7 @@ func GridImage(values [][]float64, cell int) *image.RGBA {
 	img := image.NewRGBA(image.Rect(0, 0, cols*cell, rows*cell))
 	for i, r := range values {
 		for j, v := range r {
-			c := diverging(v, scale)
+			c := Diverging(v, scale)
 			for y := i * cell; y < (i+1)*cell; y++ {
 				for x := j * cell; x < (j+1)*cell; x++ {
 					img.SetRGBA(x, y, c)
@@ -36,8 +36,9 @@ func GridImage(values [][]float64, cell int) *image.RGBA {
 	return img
 }
 
-// diverging maps v in [-scale, scale] to blue-white-red.
-func diverging(v, scale float64) color.RGBA {
+// Diverging maps v in [-scale, scale] to blue-white-red (grey for NaN):
+// the colour of GridImage's cells, also the web app's.
+func Diverging(v, scale float64) color.RGBA {
 	if math.IsNaN(v) {
 		return color.RGBA{160, 160, 160, 255}
 	}

@@ -1,0 +1,69 @@
+package app
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/maxence-charriere/go-app/v10/pkg/app"
+
+	"vitlens/app/figure"
+	"vitlens/app/session"
+	"vitlens/vit/dla"
+)
+
+// DLAView is direct logit attribution of the analysis's target class: each
+// head's share of the class's logit as a heads × blocks grid, with the MLPs,
+// embeddings and the head's bias term beside it. It runs on the CPU
+// (vit/dla), whatever the backend, like the explanation maps.
+type DLAView struct {
+	app.Compo
+	A *session.Analysis
+
+	seq     int // the analysis the result belongs to
+	target  int
+	res     *dla.Result
+	err     error
+	elapsed time.Duration
+}
+
+func (dv *DLAView) Render() app.UI {
+	a := dv.A
+	m := a.Model.Model
+	target := a.Base.Target
+	title := "Direct logit attribution of " + className(a, target)
+	if err := dla.Check(m.Config); err != nil {
+		return card("vl-dla", "", title, nil, app.P().Class("vl-hint").Text(err.Error()))
+	}
+	if dv.seq != a.Seq || dv.target != target {
+		start := time.Now()
+		dv.seq, dv.target = a.Seq, target
+		dv.res, dv.err = dla.Compute(m, a.Input.Pixels, dla.Options{Target: target})
+		dv.elapsed = time.Since(start)
+	}
+	if dv.err != nil {
+		return card("vl-dla", "", title, nil, app.P().Class("vl-banner vl-banner-error").Text(dv.err.Error()))
+	}
+	r := dv.res
+	rest := r.Bias
+	mlp := 0.0
+	for _, p := range r.Parts {
+		switch {
+		case p.Source >= 0 || p.Kind == dla.KindHead:
+		case p.Kind == dla.KindMLP:
+			mlp += p.Logit
+		default:
+			rest += p.Logit
+		}
+	}
+	grid := figure.SignedGrid{Title: "Each head's share of the logit", Values: r.HeadGrid(m.Config),
+		RowName: "block", ColName: "head", Unit: "of the logit"}
+	return card("vl-dla", "", title, nil,
+		app.P().Class("vl-hint").Text(fmt.Sprintf(
+			"How much each attention head (its output times its slice of the output projection) writes "+
+				"into the class's logit, read through the final LayerNorm with its scale frozen at the final residual's "+
+				"(σ = %.3f). Red adds to the logit, blue takes from it. Logit %.4f = the heads above + the MLPs %.4f + "+
+				"embeddings, attention biases and the head's bias term %.4f. Computed on the CPU in %v.",
+			r.Sigma, r.Logit, mlp, rest, dv.elapsed.Round(time.Millisecond))),
+		app.Div().Class("vl-scroll").Body(figureBox("fig-dla", grid.SVG())),
+	)
+}

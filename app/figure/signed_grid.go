@@ -1,0 +1,55 @@
+package figure
+
+import (
+	"fmt"
+	"math"
+
+	"vitlens/vit/patching"
+)
+
+// SignedGrid draws signed values (rows × columns, e.g. a logit's share per
+// block and head) blue-white-red on a scale symmetric around zero, the
+// colours of the CLI's heat-maps; each cell carries its row, column and
+// value as data attributes and a tooltip.
+type SignedGrid struct {
+	Title   string
+	Values  [][]float64
+	RowName string // "block"
+	ColName string // "head"
+	Unit    string // what a value is, for the tooltip
+}
+
+func (g SignedGrid) SVG() string {
+	rows := len(g.Values)
+	cols := 0
+	scale := 0.0
+	for _, r := range g.Values {
+		cols = max(cols, len(r))
+		for _, v := range r {
+			if !math.IsNaN(v) {
+				scale = math.Max(scale, math.Abs(v))
+			}
+		}
+	}
+	cw := min(max(math.Floor(600/float64(max(cols, 1))), 14), 56)
+	ch := min(max(math.Floor(260/float64(max(rows, 1))), 12), 28)
+	const left, top = 58.0, 30.0
+	d := newDoc(max(left+cw*float64(cols)+16, 300), top+ch*float64(rows)+34, g.Title)
+	d.text(8, 18, 12, Ink, "start", g.Title, `font-weight="600"`)
+	for i, r := range g.Values {
+		y := top + ch*float64(i)
+		d.text(left-8, y+ch/2+3.5, 10, Muted, "end", fmt.Sprintf("%s %d", g.RowName, i))
+		for j, v := range r {
+			c := patching.Diverging(v, scale)
+			d.raw(`<rect x="%s" y="%s" width="%s" height="%s" fill="#%02x%02x%02x" data-row="%d" data-col="%d" data-value="%s">%s</rect>`,
+				num(left+cw*float64(j)), num(y), num(cw), num(ch), c.R, c.G, c.B, i, j, fmt.Sprint(v),
+				title(fmt.Sprintf("%s %d · %s %d: %+.4f %s", g.RowName, i, g.ColName, j, v, g.Unit)))
+		}
+	}
+	axisY := top + ch*float64(rows)
+	for j := 0; j < cols; j++ {
+		d.text(left+cw*(float64(j)+0.5), axisY+13, 9.5, Muted, "middle", fmt.Sprint(j))
+	}
+	d.text(left, axisY+27, 10.5, Muted, "start", g.ColName+" (red adds, blue takes away)")
+	return d.String()
+}
