@@ -687,6 +687,7 @@ func (p *Page) renderMain(a *session.Analysis) []app.UI {
 		),
 		&MemoryView{A: a, Block: block, Token: p.token},
 		&DLAView{A: a},
+		&PatchView{A: a, Samples: p.samples},
 	}
 }
 

@@ -1,0 +1,59 @@
+package session
+
+import (
+	"math"
+	"testing"
+
+	"vitlens/vit/patching"
+)
+
+// The heads × blocks map and a clicked cell say what vit/patching says for
+// the same pair: the logit of the clean image's class, and its rank.
+func TestPatchHeads(t *testing.T) {
+	m, err := LoadDemo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	samples, err := Samples()
+	if err != nil {
+		t.Fatal(err)
+	}
+	clean, corrupt := mustPrepare(t, m, samples[0]), mustPrepare(t, m, samples[1])
+	hp, err := PatchHeads(m.Model, clean.Pixels, corrupt.Pixels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := m.Model.Config
+	if len(hp.Effect) != c.Depth || len(hp.Effect[0]) != c.Heads || hp.CorruptRank == 0 || hp.CleanRank != 0 {
+		t.Fatalf("%d × %d effects, ranks clean %d corrupted %d", len(hp.Effect), len(hp.Effect[0]), hp.CleanRank, hp.CorruptRank)
+	}
+	hooks, _ := c.MatchHooks("blocks.*.attn.hook_z")
+	sites, _ := patching.Sites(c, hooks, patching.PerHead, c.NumTokens())
+	for _, metric := range []string{"logit", "rank"} {
+		r := patching.Run{Model: m.Model, Mode: patching.ModePatch, Metric: patching.Metric{Kind: metric, A: hp.Target}}
+		src, _, err := r.Cache(clean.Pixels, hooks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := r.Patch(corrupt.Pixels, sites, src, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range res {
+			rank, logit, err := hp.Cell(p.Hook.Block, p.Head)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := logit
+			if metric == "rank" {
+				got = float64(rank)
+			}
+			if math.Abs(got-p.Metric) > 1e-9*math.Max(1, math.Abs(p.Metric)) {
+				t.Fatalf("block %d head %d %s: %g, vit/patching %g", p.Hook.Block, p.Head, metric, got, p.Metric)
+			}
+		}
+	}
+	if _, _, err := hp.Cell(c.Depth, 0); err == nil {
+		t.Error("a block out of range gave no error")
+	}
+}
