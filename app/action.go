@@ -237,6 +237,13 @@ func (p *Page) export(ctx app.Context, what string) {
 		}
 	case "summary":
 		download(base+"-summary.json", "application/json", a.SummaryJSON())
+	case "activations":
+		data, err := session.ActivationsFile(a.Model.Model, a.Input.Pixels, a.Image.Name)
+		if err != nil {
+			p.fail(err)
+			return
+		}
+		download(base+"-activations.safetensors", "application/octet-stream", data)
 	default:
 		// png:<element id>[/<file name>]
 		if fig, ok := strings.CutPrefix(what, "png:"); ok {

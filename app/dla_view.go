@@ -57,7 +57,8 @@ func (dv *DLAView) Render() app.UI {
 	}
 	grid := figure.SignedGrid{Title: "Each head's share of the logit", Values: r.HeadGrid(m.Config),
 		RowName: "block", ColName: "head", Unit: "of the logit"}
-	return card("vl-dla", "", title, nil,
+	return card("vl-dla", "", title, []app.UI{exportButton("Activations", "activations",
+		"Every hook point's activations of this image, as in a vitlens cache file (safetensors, float32)")},
 		app.P().Class("vl-hint").Text(fmt.Sprintf(
 			"How much each attention head (its output times its slice of the output projection) writes "+
 				"into the class's logit, read through the final LayerNorm with its scale frozen at the final residual's "+

@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,4 +87,16 @@ func TestDLAAndPatching(t *testing.T) {
 		}
 	}
 	screenshot(t, ctx, "demo-patch")
+
+	// "Activations" downloads the image's hooks as a cache file; its header
+	// names every hook with its [1, ...] shape (the values are checked
+	// natively by app/session's TestActivationsFile).
+	recordDownloads(t, ctx)
+	eval(t, ctx, `document.querySelector('#vl-dla .vl-chip[data-export="activations"]').click()`)
+	d := waitDownloads(t, ctx, 1)[0]
+	last := vit.Hook{Point: vit.HookResidPost, Block: c.Depth - 1}
+	if !strings.HasSuffix(d.Name, "-activations.safetensors") || !strings.Contains(d.Text, `"`+last.Name()+`"`) ||
+		!strings.Contains(d.Text, fmt.Sprintf(`"shape":[1,%d,%d]`, c.NumTokens(), c.Dim)) {
+		t.Errorf("activations download %q: header %.300q", d.Name, d.Text)
+	}
 }

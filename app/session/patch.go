@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"vitlens/vit"
+	"vitlens/vit/activations"
 	"vitlens/vit/lens"
 	"vitlens/vit/patching"
 )
@@ -83,4 +84,30 @@ func (hp *HeadPatching) Cell(block, head int) (rank int, logit float64, err erro
 		return int(res[0].Metric), hp.CorruptLogit + hp.Effect[block][head], nil
 	}
 	return 0, 0, fmt.Errorf("no head %d in block %d", head, block)
+}
+
+// ActivationsFile is the image's activations at every hook point, every
+// token, float32, in the layout of a `vitlens cache` chunk file (one image:
+// a tensor per hook named by it, [1, tokens, ...]; "images" and the id in
+// the metadata).
+func ActivationsFile(m *vit.Model, pixels *vit.Tensor, id string) ([]byte, error) {
+	c := m.Config
+	hooks := c.Hooks()
+	positions, err := activations.AllTokens.Positions(c)
+	if err != nil {
+		return nil, err
+	}
+	fns, cache := vit.CacheHooks(hooks)
+	if _, err := m.Forward(pixels, vit.Options{Hooks: fns}); err != nil {
+		return nil, err
+	}
+	sel := map[vit.Hook]*vit.Tensor{}
+	for h, a := range cache {
+		sel[h] = activations.Select(h, a, positions)
+	}
+	b := activations.NewBatch(hooks)
+	if err := b.Add(0, id, sel); err != nil {
+		return nil, err
+	}
+	return b.Safetensors(activations.F32, map[string]string{"hooks": "all", "tokens": string(activations.AllTokens)})
 }

@@ -2,9 +2,14 @@ package session
 
 import (
 	"math"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
+	"vitlens/vit"
 	"vitlens/vit/patching"
+	"vitlens/vit/vittest"
 )
 
 // The heads × blocks map and a clicked cell say what vit/patching says for
@@ -55,5 +60,50 @@ func TestPatchHeads(t *testing.T) {
 	}
 	if _, _, err := hp.Cell(c.Depth, 0); err == nil {
 		t.Error("a block out of range gave no error")
+	}
+}
+
+// The activations file holds every hook's value as the forward computes it,
+// [1, tokens, ...], and the image's id.
+func TestActivationsFile(t *testing.T) {
+	m, err := LoadDemo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	samples, err := Samples()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := mustPrepare(t, m, samples[0])
+	data, err := ActivationsFile(m.Model, in.Pixels, samples[0].Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "a.safetensors")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g, err := vittest.OpenGolden(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hooks := m.Model.Config.Hooks()
+	fns, cache := vit.CacheHooks(hooks)
+	if _, err := m.Model.Forward(in.Pixels, vit.Options{Hooks: fns}); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hooks {
+		got, want := g.MustTensor(t, h.Name()), cache[h]
+		if got.Shape[0] != 1 || len(got.Data) != len(want.Data) {
+			t.Fatalf("%s: shape %v, the forward's %v", h.Name(), got.Shape, want.Shape)
+		}
+		for i, v := range got.Data {
+			if v != want.Data[i] {
+				t.Fatalf("%s[%d]: %g, the forward's %g", h.Name(), i, v, want.Data[i])
+			}
+		}
+	}
+	if !strings.Contains(g.Meta["ids"], samples[0].Name) {
+		t.Errorf("ids %q", g.Meta["ids"])
 	}
 }
