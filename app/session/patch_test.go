@@ -15,14 +15,7 @@ import (
 // The heads × blocks map and a clicked cell say what vit/patching says for
 // the same pair: the logit of the clean image's class, and its rank.
 func TestPatchHeads(t *testing.T) {
-	m, err := LoadDemo()
-	if err != nil {
-		t.Fatal(err)
-	}
-	samples, err := Samples()
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, samples := demoSamples(t)
 	clean, corrupt := mustPrepare(t, m, samples[0]), mustPrepare(t, m, samples[1])
 	hp, err := PatchHeads(m.Model, clean.Pixels, corrupt.Pixels)
 	if err != nil {
@@ -66,14 +59,7 @@ func TestPatchHeads(t *testing.T) {
 // The activations file holds every hook's value as the forward computes it,
 // [1, tokens, ...], and the image's id.
 func TestActivationsFile(t *testing.T) {
-	m, err := LoadDemo()
-	if err != nil {
-		t.Fatal(err)
-	}
-	samples, err := Samples()
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, samples := demoSamples(t)
 	in := mustPrepare(t, m, samples[0])
 	data, err := ActivationsFile(m.Model, in.Pixels, samples[0].Name)
 	if err != nil {
@@ -106,4 +92,18 @@ func TestActivationsFile(t *testing.T) {
 	if !strings.Contains(g.Meta["ids"], samples[0].Name) {
 		t.Errorf("ids %q", g.Meta["ids"])
 	}
+}
+
+// demoSamples is the demo model and its sample images.
+func demoSamples(t *testing.T) (*Model, []*Image) {
+	t.Helper()
+	m, err := LoadDemo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	samples, err := Samples()
+	if err != nil || len(samples) < 2 {
+		t.Fatalf("samples: %d, %v", len(samples), err)
+	}
+	return m, samples
 }

@@ -2,8 +2,6 @@ package figures
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 
 	"gonum.org/v1/plot"
@@ -20,22 +18,15 @@ const dlaKind = "dla"
 
 // loadDLA reads a dla folder, or returns nil when dir has no dla.json.
 func loadDLA(dir string) (*Run, error) {
-	data, err := os.ReadFile(filepath.Join(dir, dla.SummaryFile))
-	if os.IsNotExist(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
 	var s dla.Summary
-	if err := decodeNaN(data, &s); err != nil {
-		return nil, fmt.Errorf("%s: %s: %w", dir, dla.SummaryFile, err)
+	if found, err := readFolderJSON(dir, dla.SummaryFile, &s); !found || err != nil {
+		return nil, err
 	}
 	if len(s.Heads) == 0 || len(s.Heads[0]) == 0 || len(s.MLP) != len(s.Heads) || len(s.AttnBias) != len(s.Heads) {
 		return nil, fmt.Errorf("%s: %s has no heads × blocks grid, or its mlp and attn_bias do not have one value per block", dir, dla.SummaryFile)
 	}
-	r := &Run{Dir: dir, Label: filepath.Base(filepath.Clean(dir)), DLA: &s}
-	r.Manifest.Experiment = dlaKind
+	r := folderRun(dir, dlaKind)
+	r.DLA = &s
 	return r, nil
 }
 

@@ -18,23 +18,39 @@ const tuneLensKind = "tune-lens"
 // loadTunedLens reads a tune-lens folder, or returns nil when dir has no
 // tuned_lens.json.
 func loadTunedLens(dir string) (*Run, error) {
-	data, err := os.ReadFile(filepath.Join(dir, "tuned_lens.json"))
-	if os.IsNotExist(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
 	var rep tunedlens.Report
-	if err := decodeNaN(data, &rep); err != nil {
-		return nil, fmt.Errorf("%s: tuned_lens.json: %w", dir, err)
+	if found, err := readFolderJSON(dir, "tuned_lens.json", &rep); !found || err != nil {
+		return nil, err
 	}
 	if len(rep.Blocks) == 0 {
 		return nil, fmt.Errorf("%s: tuned_lens.json has no blocks", dir)
 	}
-	r := &Run{Dir: dir, Label: filepath.Base(filepath.Clean(dir)), TunedLens: &rep}
-	r.Manifest.Experiment = tuneLensKind
+	r := folderRun(dir, tuneLensKind)
+	r.TunedLens = &rep
 	return r, nil
+}
+
+// readFolderJSON decodes dir/name into v, the file of a command's output
+// folder that has no results manifest; found is false when there is none.
+func readFolderJSON(dir, name string, v any) (found bool, err error) {
+	data, err := os.ReadFile(filepath.Join(dir, name))
+	if os.IsNotExist(err) {
+		return false, nil
+	}
+	if err != nil {
+		return true, err
+	}
+	if err := decodeNaN(data, v); err != nil {
+		return true, fmt.Errorf("%s: %s: %w", dir, name, err)
+	}
+	return true, nil
+}
+
+// folderRun is the Run of such a folder, labelled by its name.
+func folderRun(dir, kind string) *Run {
+	r := &Run{Dir: dir, Label: filepath.Base(filepath.Clean(dir))}
+	r.Manifest.Experiment = kind
+	return r
 }
 
 // tunedLensSection compares the plain and the tuned lens on held-out
