@@ -686,8 +686,10 @@ func (p *Page) renderMain(a *session.Analysis) []app.UI {
 			&ExplainView{A: a},
 		),
 		&MemoryView{A: a, Block: block, Token: p.token},
-		&DLAView{A: a},
-		&PatchView{A: a, Samples: p.samples},
+		app.Div().Class("vl-row vl-row-fill").Body(
+			&DLAView{A: a},
+			&PatchView{A: a, Samples: p.samples},
+		),
 	}
 }
 
