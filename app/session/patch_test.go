@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"vitlens/public"
 	"vitlens/vit"
 	"vitlens/vit/patching"
 	"vitlens/vit/vittest"
@@ -97,11 +98,11 @@ func TestActivationsFile(t *testing.T) {
 // demoSamples is the demo model and its sample images.
 func demoSamples(t *testing.T) (*Model, []*Image) {
 	t.Helper()
-	m, err := LoadDemo()
+	m, err := LoadDemo(public.Files)
 	if err != nil {
 		t.Fatal(err)
 	}
-	samples, err := Samples()
+	samples, err := Samples(public.Files)
 	if err != nil || len(samples) < 2 {
 		t.Fatalf("samples: %d, %v", len(samples), err)
 	}
