@@ -6,8 +6,9 @@ BIN     := bin/vitlens
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 # Debian packages the tests need: Mesa's CPU Vulkan driver for the native
-# WebGPU tests, Chromium for the browser tests, Fashion-MNIST for the demo.
-TEST_DEBS := mesa-vulkan-drivers libvulkan1 chromium dataset-fashion-mnist
+# WebGPU tests, Chromium for the browser tests, Fashion-MNIST for the demo,
+# qemu-user for the arm64 kernel's tests.
+TEST_DEBS := mesa-vulkan-drivers libvulkan1 chromium dataset-fashion-mnist qemu-user
 # axe-core, which the browser tests run over the page (accessibility), in a
 # git-ignored folder; the tests install it themselves when npm is there.
 AXE := axe-core@4.14.1
@@ -82,8 +83,8 @@ wasm-check:
 
 # The vit package built for arm64 and run under qemu-user (Debian qemu-user):
 # the NEON micro-kernel against the Go twin and the float64 reference, and
-# the rest of the package on it. `make test` runs it when qemu-aarch64 is
-# installed. -short: the B/16-sized checks are minutes under emulation.
+# the rest of the package on it. `make test` installs qemu-user and runs it.
+# -short: the B/16-sized checks are minutes under emulation.
 QEMU_ARM64 ?= $(shell command -v qemu-aarch64 2>/dev/null)
 
 test-arm64:
@@ -125,7 +126,7 @@ test: test-deps vet wasm-check wasm weed fuzz-short
 	VITLENS_REQUIRE_S3=1 VITLENS_WEED=$(CURDIR)/$(WEED) \
 		$(GO) test -count=1 -timeout 30m ./... # the browser tests take minutes on a busy machine
 	$(GO) test -count=1 -short -tags purego ./vit/
-	@if [ -n "$(QEMU_ARM64)" ]; then $(MAKE) --no-print-directory test-arm64; else echo "qemu-aarch64 not installed: arm64 kernel not tested"; fi
+	$(MAKE) --no-print-directory test-arm64 # a sub-make: qemu-aarch64 may have just been installed
 
 # The paper's identifiability experiment on the demo model and Fashion-MNIST.
 demo: build
