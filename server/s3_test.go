@@ -328,6 +328,10 @@ func TestS3ConditionalPut(t *testing.T) {
 type killingProxy struct {
 	target string
 	child  func() *os.Process
+	// exited closes once the test's own Wait has reaped the child: the
+	// proxy waits on it rather than on the process, since two Waits race
+	// for the exit status and the loser's ProcessState stays nil.
+	exited <-chan struct{}
 	mu     sync.Mutex
 	killed bool
 }
@@ -343,9 +347,8 @@ func (p *killingProxy) handler(upstream *url.URL) http.Handler {
 		p.mu.Unlock()
 		if hit {
 			r.Body = &killAfter{r: r.Body, n: 256, kill: func() {
-				proc := p.child()
-				proc.Kill()
-				proc.Wait()
+				p.child().Kill()
+				<-p.exited
 			}}
 		}
 		rp.ServeHTTP(w, r)
@@ -394,8 +397,9 @@ func TestS3ResumeAfterKillMidUpload(t *testing.T) {
 	}
 	up, _ := url.Parse(s3srv.endpoint)
 	var child *exec.Cmd
+	exited := make(chan struct{})
 	// Chunk 3's images part: its ranks part is already up, uncommitted.
-	proxy := &killingProxy{target: "/chunks/images/chunk-000003.csv", child: func() *os.Process { return child.Process }}
+	proxy := &killingProxy{target: "/chunks/images/chunk-000003.csv", child: func() *os.Process { return child.Process }, exited: exited}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -417,6 +421,7 @@ func TestS3ResumeAfterKillMidUpload(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = child.Wait()
+	close(exited)
 	if ws, ok := child.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 		t.Fatalf("the child was not killed mid-upload (%v): %s", err, stderr.String())
 	}
