@@ -157,12 +157,7 @@ type batchRun struct {
 
 // requestKey is the plan key of req for sequences of n tokens (batch unset).
 func requestKey(req lens.Request, n int) planKey {
-	deferred := req.Targets == nil
-	for _, t := range req.Targets {
-		deferred = deferred || t < 0
-	}
-	return planKey{n: n, sites: sitesKey(req.Sites), k: req.TopK, edit: req.Edit, taps: req.Taps, lens: req.Lens,
-		deferred: deferred && len(req.Sites) > 0}
+	return planKey{n: n, sites: sitesKey(req.Sites), k: req.TopK, edit: req.Edit, taps: req.Taps, lens: req.Lens}
 }
 
 // batchSize is the largest batch up to want (and MaxBatch) whose buffers fit.
@@ -385,14 +380,18 @@ func (b *Backend) result(pl *plan, raw []byte, bi int, tokens []int, req lens.Re
 	for si, s := range req.Sites {
 		for blk := 0; blk < c.Depth; blk++ {
 			row0 := ((blk*S+si)*B + bi) * N
-			w := words(raw, lay.readouts+uint64(row0*(K+2))*f32, N*(K+2))
-			r := lens.Readout{Site: s, Block: blk, K: K, Rank: make([]int32, N), TargetLogit: make([]float32, N), Top: make([]int32, N*K)}
+			stride := lensRowWords(K)
+			w := words(raw, lay.readouts+uint64(row0*stride)*f32, N*stride)
+			r := lens.Readout{Site: s, Block: blk, K: K, Rank: make([]int32, N), TargetLogit: make([]float32, N), Top: make([]int32, N*K),
+				Entropy: make([]float32, N), KL: make([]float32, N)}
 			for t := 0; t < N; t++ {
-				row := w[t*(K+2):]
+				row := w[t*stride:]
 				r.Rank[t] = int32(row[0])
 				r.TargetLogit[t] = math.Float32frombits(row[1])
+				r.Entropy[t] = math.Float32frombits(row[2])
+				r.KL[t] = math.Float32frombits(row[3])
 				for j := 0; j < K; j++ {
-					r.Top[t*K+j] = int32(row[2+j])
+					r.Top[t*K+j] = int32(row[lensOutHead+j])
 				}
 			}
 			readouts[si*c.Depth+blk] = r

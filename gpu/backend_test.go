@@ -15,8 +15,12 @@ import (
 // Bounds: logits and raw taps within 1e-4·max(1,|cpu|); lens target logits
 // likewise; ranks identical except true ties (another class within 1e-4 of
 // the target); each top-k entry's logit within 1e-4 of the CPU's at that
-// position (identical indices except ties).
-const modelTol = 1e-4
+// position (identical indices except ties). Entropy and KL (nats) within
+// statsTol·max(1, |cpu|): they move with the logits' own differences.
+const (
+	modelTol = 1e-4
+	statsTol = 1e-4
+)
 
 func newBackend(t testing.TB, m *vit.Model) *Backend {
 	t.Helper()
@@ -108,7 +112,7 @@ func compareResults(t *testing.T, m *vit.Model, images []*vit.Tensor, req lens.R
 	t.Helper()
 	c := m.Config
 	proj := lens.NewProjector(m)
-	worstLogit, worstTap := 0.0, 0.0
+	worstLogit, worstTap, worstStats := 0.0, 0.0, 0.0
 	rows, exact := 0, 0
 	for i, img := range images {
 		var keep []int
@@ -116,6 +120,9 @@ func compareResults(t *testing.T, m *vit.Model, images []*vit.Tensor, req lens.R
 			keep = req.Keep[i]
 		}
 		ref := cpuReference(t, m, img, req, keep)
+		n := len(ref.Tokens)
+		final := lens.LogSoftmaxRows(proj.Direct(ref.Site(vit.SiteHS, c.Depth-1).Data, n), c.Classes)
+		logq := make([]float64, c.Classes)
 		g := got[i]
 		if fmt.Sprint(g.Tokens) != fmt.Sprint(ref.Tokens) {
 			t.Fatalf("image %d: tokens %v, cpu %v", i, g.Tokens, ref.Tokens)
@@ -146,7 +153,6 @@ func compareResults(t *testing.T, m *vit.Model, images []*vit.Tensor, req lens.R
 				if r.Site != s || r.Block != blk || r.K != req.TopK {
 					t.Fatalf("readout %d is %v/%d/k%d, want %v/%d/k%d", si*c.Depth+blk, r.Site, r.Block, r.K, s, blk, req.TopK)
 				}
-				n := len(ref.Tokens)
 				h := ref.Site(s, blk).Data
 				if tr := req.Lens.At(s, blk); tr != nil {
 					h = tr.Apply(h, n) // the tuned lens, as the CPU backend applies it
@@ -156,6 +162,14 @@ func compareResults(t *testing.T, m *vit.Model, images []*vit.Tensor, req lens.R
 					ok, problem := lensCheck(logits[tok*c.Classes:(tok+1)*c.Classes], target, int(r.Rank[tok]), r.TargetLogit[tok], r.TopOf(tok), modelTol)
 					if problem != "" {
 						t.Errorf("image %d %v block %d token %d: %s", i, s, blk, tok, problem)
+					}
+					lens.LogSoftmax(logq, logits[tok*c.Classes:(tok+1)*c.Classes])
+					wantH, wantKL := lens.EntropyKL(logq, final[tok*c.Classes:(tok+1)*c.Classes])
+					eH := math.Abs(float64(r.Entropy[tok])-wantH) / math.Max(1, wantH)
+					eKL := math.Abs(float64(r.KL[tok])-wantKL) / math.Max(1, wantKL)
+					worstStats = math.Max(worstStats, math.Max(eH, eKL))
+					if !(eH <= statsTol && eKL <= statsTol) { // NaN fails too
+						t.Errorf("image %d %v block %d token %d: entropy %g, KL %g; cpu %g, %g", i, s, blk, tok, r.Entropy[tok], r.KL[tok], wantH, wantKL)
 					}
 					rows++
 					if ok {
@@ -197,7 +211,7 @@ func compareResults(t *testing.T, m *vit.Model, images []*vit.Tensor, req lens.R
 			}
 		}
 	}
-	t.Logf("logits worst rel err %.2e, taps %.2e; readout rows identical to the cpu: %d/%d", worstLogit, worstTap, exact, rows)
+	t.Logf("logits worst rel err %.2e, taps %.2e, entropy and KL %.2e; readout rows identical to the cpu: %d/%d", worstLogit, worstTap, worstStats, exact, rows)
 	if worstLogit > modelTol {
 		t.Errorf("logits differ from the cpu by %.2e relative (bound %.0e)", worstLogit, modelTol)
 	}
@@ -225,11 +239,10 @@ func TestBackendMatchesCPU(t *testing.T) {
 			images := vit.RandomImages(tc.c, 3, 2)
 			T := tc.c.NumTokens()
 			requests := map[string]lens.Request{
-				// A negative target defers the lens until the prediction is known.
+				// A negative target: the model's own prediction.
 				"predicted": {Sites: vit.AllSites(), TopK: 5, Targets: []int{3 % tc.c.Classes, -1, 0}},
-				// Known targets: the lens runs right after each site.
-				"known":   {Sites: []vit.Site{vit.SiteMLP, vit.SiteHS}, TopK: 3, Targets: []int{1, 2, 0}},
-				"no_lens": {TopK: 1, Taps: allTaps()},
+				"known":     {Sites: []vit.Site{vit.SiteMLP, vit.SiteHS}, TopK: 3, Targets: []int{1, 2, 0}},
+				"no_lens":   {TopK: 1, Taps: allTaps()},
 				// Different kept lengths split the batch; taps come back per image.
 				"drop": {Sites: []vit.Site{vit.SiteHSMid, vit.SiteAttn}, TopK: 5, Taps: allTaps(),
 					Keep: [][]int{{0, 3, 1, T - 1}, nil, {0, 2, 5, 4}}},
@@ -240,7 +253,7 @@ func TestBackendMatchesCPU(t *testing.T) {
 				requests["drop"].Keep[2][0] = 8 // [CLS] dropped: edits would find none
 			}
 			// The tuned lens: random translators on hs and hs_mid (zero on
-			// hs_mid's last block), read right away and deferred.
+			// hs_mid's last block), with known and predicted targets.
 			tl := lens.NewTranslators(tc.c.Dim, tc.c.Depth)
 			rng := rand.New(rand.NewPCG(3, 4))
 			for _, s := range lens.TranslatorSites {

@@ -315,7 +315,7 @@ func uploadWeights(d *device, m *vit.Model) (*weights, error) {
 	if en := m.Normalize; en != nil {
 		w.unitProjW = put("embed_norm.proj.weight", en.Proj.W)
 		w.unitProjB = put("embed_norm.proj.bias", en.Proj.B)
-		if err == nil { // copied into each plan's "unit" buffer: CopySrc too
+		if err == nil { // copied into each plan's "lens_aux" buffer: CopySrc too
 			w.unitBias, err = upload(d, "embed_norm.class_bias", f32bytes(en.ClassBias), wgpu.BufferUsageStorage|wgpu.BufferUsageCopySrc)
 			if w.unitBias != nil {
 				w.all = append(w.all, w.unitBias)

@@ -42,7 +42,8 @@ type output struct {
 type tol struct {
 	nmse, maxAbs float64 // near: Σ(g−w)²/Σw² and max |g−w|
 	rel, floor   float64 // relative: max |g−w| / max(|w|, floor)
-	logit        float64 // lensReadouts: logits within logit·max(1, |logit|)
+	logit        float64 // lens readouts: logits within logit·max(1, |logit|)
+	stats        float64 // lens readouts: entropy and KL within stats·max(1, |cpu|)
 }
 
 // The bounds, one per kernel (the worst measured on lavapipe is logged by
@@ -65,7 +66,7 @@ var (
 	erfBound  = map[string]tol{"out": {rel: 4e-7, floor: 1e-30}}
 	erfcBound = map[string]tol{"out": {rel: 2e-5, floor: 1e-30}}
 	geluBound = map[string]tol{"out": {rel: 5e-6, floor: 1e-6}}
-	lensBound = map[string]tol{"out": {logit: 1e-5}}
+	lensBound = map[string]tol{"out": {logit: 1e-5, stats: 1e-5}}
 	unitBound = map[string]tol{"out": {nmse: 1e-12, maxAbs: 1e-5}}
 )
 
@@ -524,13 +525,18 @@ func targetsCase(tb testing.TB, h *harness, p *program) []output {
 	}}}
 }
 
-// lensCase: the fused lens kernel (LN_final + head + rank + top-k) against
-// lens.Projector.Direct, lens.Rank and lens.TopK. Duplicate head rows make
-// exact ties, which must break towards the lower class like lens.TopK.
+// lensCase: the fused lens kernel (LN_final + head + rank + top-k, entropy
+// and KL) against lens.Projector.Direct, lens.Rank, lens.TopK and
+// lens.EntropyKL. The reference mode reads the last site slot's rows first,
+// so those rows' KL must come out exactly 0. Duplicate head rows make exact
+// ties, which must break towards the lower class like lens.TopK.
 //
 // With unitE > 0 the model normalises a unitE-wide embedding before its head
 // (vit.EmbedNorm): the kernel gets the head file's bias and the per-row
-// scales, computed here on the CPU, and Direct applies the same rescaling.
+// scales, computed here on the CPU, in its shared buffer ahead of the
+// reference (the reference pass's rows' scales first, then every row's, as
+// the plan refills them), and Direct applies the same rescaling to both
+// distributions.
 func lensCase(C, D, K, unitE int) func(testing.TB, *harness, *program) []output {
 	return func(tb testing.TB, h *harness, p *program) []output {
 		rng := rand.New(rand.NewPCG(8, uint64(C)))
@@ -548,39 +554,67 @@ func lensCase(C, D, K, unitE int) func(testing.TB, *harness, *program) []output 
 			}
 		}
 		S, B, N := 2, 3, 7
-		rows := S * B * N
+		rows, tokens := S*B*N, B*N
 		hidden := randn(rng, rows*D, 2, 0.5)
+		last := hidden[(S-1)*tokens*D:]
 		targets := []int32{int32(C - 1), 0, int32(min(3, C-1))}
-		out := h.out(tb, p, "out", rows*(K+2))
+		stride := lensRowWords(K)
+		out := h.out(tb, p, "out", rows*stride)
 		w := lensWeights{normW: h.in(tb, p, "nw", m.Norm.W), normB: h.in(tb, p, "nb", m.Norm.B), headW: h.in(tb, p, "hw", m.Head.W), headB: h.in(tb, p, "hb", m.Head.B)}
+		var unitAll, unitLast []float32 // the unit section for every row, for the reference's
 		if en := m.Normalize; en != nil {
 			normed := make([]float32, rows*D)
 			vit.LayerNorm(normed, hidden, rows, D, m.Norm, m.Config.LNEps)
 			e := make([]float32, rows*unitE)
 			vit.LinearForward(e, normed, rows, en.Proj)
-			unit := slices.Clone(en.ClassBias)
+			unitAll = slices.Clone(en.ClassBias)
 			for r := range rows {
-				unit = append(unit, float32(1/vit.EmbedLength(e[r*unitE:(r+1)*unitE])))
+				unitAll = append(unitAll, float32(1/vit.EmbedLength(e[r*unitE:(r+1)*unitE])))
 			}
-			w.unit = h.in(tb, p, "unit", unit)
+			unitLast = slices.Concat(en.ClassBias, unitAll[C+(S-1)*tokens:], make([]float32, (S-1)*tokens))
 		}
+		aux := lensAux{unit: unitAll != nil, ref: len(unitAll)}
+		aux.v = h.in(tb, p, "aux", slices.Concat(unitLast, make([]float32, tokens*C+tokens)))
 		tv := h.inWords(tb, p, "targets", []uint32{uint32(targets[0]), uint32(targets[1]), uint32(targets[2])})
-		if err := p.lens("lens", out, h.in(tb, p, "h", hidden), tv, w, rows, D, C, K, N, B, 1e-6, 0); err != nil {
+		if err := p.lensReference("lens.reference", h.in(tb, p, "h_last", last), tv, aux, w, D, C, K, N, B, 1e-6); err != nil {
 			tb.Fatal(err)
 		}
-		logits := lens.NewProjector(m).Direct(hidden, rows)
-		return []output{{"out", out, rows * (K + 2), func(raw []byte, b tol) (string, bool) {
+		if aux.unit {
+			p.copy("unit", h.in(tb, p, "unit_all", unitAll), aux.v, uint64(4*len(unitAll)))
+		}
+		if err := p.lens("lens", out, h.in(tb, p, "h", hidden), tv, aux, w, rows, D, C, K, N, B, 1e-6, 0); err != nil {
+			tb.Fatal(err)
+		}
+		proj := lens.NewProjector(m)
+		logits := proj.Direct(hidden, rows)
+		final := lens.LogSoftmaxRows(proj.Direct(last, tokens), C)
+		return []output{{"out", out, rows * stride, func(raw []byte, b tol) (string, bool) {
 			got := bytesU32(raw)
-			exact, worstTL, problems := 0, 0.0, ""
+			exact, worstTL, worstH, worstKL, problems := 0, 0.0, 0.0, 0.0, ""
+			logq := make([]float64, C)
 			for r := 0; r < rows; r++ {
-				row := got[r*(K+2) : (r+1)*(K+2)]
+				row := got[r*stride : (r+1)*stride]
 				top := make([]int32, K)
 				for j := range top {
-					top[j] = int32(row[2+j])
+					top[j] = int32(row[lensOutHead+j])
 				}
 				tg := int(targets[(r/N)%B])
 				worstTL = math.Max(worstTL, math.Abs(float64(math.Float32frombits(row[1])-logits[r*C+tg])))
 				ok, problem := lensCheck(logits[r*C:(r+1)*C], tg, int(row[0]), math.Float32frombits(row[1]), top, b.logit)
+				lens.LogSoftmax(logq, logits[r*C:(r+1)*C])
+				tok := r % tokens
+				hq, kl := lens.EntropyKL(logq, final[tok*C:(tok+1)*C])
+				gotH, gotKL := float64(math.Float32frombits(row[2])), float64(math.Float32frombits(row[3]))
+				eH, eKL := math.Abs(gotH-hq)/math.Max(1, hq), math.Abs(gotKL-kl)/math.Max(1, kl)
+				worstH, worstKL = math.Max(worstH, eH), math.Max(worstKL, eKL)
+				switch {
+				case !(eH <= b.stats): // NaN fails too
+					problem += fmt.Sprintf(" entropy %g, cpu %g", gotH, hq)
+				case !(eKL <= b.stats):
+					problem += fmt.Sprintf(" KL %g, cpu %g", gotKL, kl)
+				case r >= (S-1)*tokens && gotKL != 0:
+					problem += fmt.Sprintf(" KL %g of the reference rows themselves, not 0", gotKL)
+				}
 				if problem != "" {
 					problems += fmt.Sprintf("; row %d: %s", r, problem)
 				}
@@ -588,8 +622,8 @@ func lensCase(C, D, K, unitE int) func(testing.TB, *harness, *program) []output 
 					exact++
 				}
 			}
-			return fmt.Sprintf("%d/%d rows identical to the CPU (rank and top-%d); target logit max-abs error %.2e%s",
-				exact, rows, K, worstTL, problems), problems == ""
+			return fmt.Sprintf("%d/%d rows identical to the CPU (rank and top-%d); target logit max-abs error %.2e; entropy, KL max error %.2e, %.2e (relative above 1)%s",
+				exact, rows, K, worstTL, worstH, worstKL, problems), problems == ""
 		}}}
 	}
 }

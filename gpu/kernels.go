@@ -86,6 +86,7 @@ var (
 	lensTileRows    = shaderConst("lens", "TR") // readout rows per workgroup
 	// maxLensTopK is the longest top-k list the lens kernel keeps per row.
 	maxLensTopK = shaderConst("lens", "KMAX")
+	lensOutHead = shaderConst("lens", "OUT_HEAD") // words of a readout row before its top-k
 )
 
 // elementGroups is the workgroup grid of a kernel that gives each of count

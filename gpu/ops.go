@@ -145,26 +145,55 @@ func (p *program) resolveTargets(op string, targets, logits view, batch, classes
 		elementGroups("targets", batch), float64(batch*classes), logits, targets)
 }
 
-// lensWeights are the four tensors of the projection, and, with a head
-// file that normalises the embedding, unit: its bias then the dispatch's
-// per-row scales (rownorm); unit.b is nil otherwise.
-type lensWeights struct{ normW, normB, headW, headB, unit view }
+// lensWeights are the four tensors of the projection.
+type lensWeights struct{ normW, normB, headW, headB view }
+
+// lensAux is the lens kernel's one buffer for two sections (a browser
+// allows 8 storage buffers per shader stage): with unit (a head file that
+// normalises the embedding), from word 0 its bias then the dispatch's
+// per-row scales (rownorm); from word ref the reference, the last block's
+// logits and log-sum-exps that lensReference writes.
+type lensAux struct {
+	v    view
+	unit bool
+	ref  int
+}
 
 // lens: readouts of rows hidden vectors (rows×D) into out, starting at output
-// row outRow0 (stride k+2 words). Row r belongs to image (r/n)%batch.
-func (p *program) lens(op string, out, h, targets view, w lensWeights, rows, d, classes, k, n, batch int, eps float32, outRow0 int) error {
+// row outRow0 (stride lensRowWords(k) words). Row r belongs to image
+// (r/n)%batch and token r%(n·batch) of aux's reference, which lensReference
+// filled.
+func (p *program) lens(op string, out, h, targets view, aux lensAux, w lensWeights, rows, d, classes, k, n, batch int, eps float32, outRow0 int) error {
+	return p.lensDispatch(op, lensModeReadout, out, h, targets, aux, w, rows, d, classes, k, n, batch, eps, outRow0)
+}
+
+// lensReference: the logits and log-sum-exps of the n·batch rows of h (the
+// last block's hs) into aux's reference (n·batch×C, then n·batch), the
+// distributions the readouts' KL is measured from. k sizes the top-k the
+// kernel keeps anyway.
+func (p *program) lensReference(op string, h, targets view, aux lensAux, w lensWeights, d, classes, k, n, batch int, eps float32) error {
+	return p.lensDispatch(op, lensModeReference, view{b: p.ks.dummyRW}, h, targets, aux, w, n*batch, d, classes, k, n, batch, eps, 0)
+}
+
+// lens.wgsl's modes.
+const (
+	lensModeReadout   = 0
+	lensModeReference = 1
+)
+
+func (p *program) lensDispatch(op string, mode uint32, out, h, targets view, aux lensAux, w lensWeights, rows, d, classes, k, n, batch int, eps float32, outRow0 int) error {
 	if k > maxLensTopK {
 		return fmt.Errorf("gpu: top-k %d over the lens kernel's %d", k, maxLensTopK)
 	}
-	flops := 2*float64(rows)*float64(classes)*float64(d) + 10*float64(rows)*float64(d)
-	unit, on := view{b: p.ks.dummy}, uint32(0)
-	if w.unit.b != nil {
-		unit, on = w.unit, 1
+	flops := 2*float64(rows)*float64(classes)*float64(d) + 10*float64(rows)*float64(d) + 12*float64(rows)*float64(classes)
+	unit := uint32(0)
+	if aux.unit {
+		unit = 1
 	}
 	return p.dispatch(op, "lens",
-		[]uint32{uint32(rows), uint32(d), uint32(classes), uint32(k), uint32(n), uint32(batch), f32bits(eps), uint32(outRow0), on},
+		[]uint32{uint32(rows), uint32(d), uint32(classes), uint32(k), uint32(n), uint32(batch), f32bits(eps), uint32(outRow0), unit, mode, uint32(aux.ref)},
 		groups1D(ceilDiv(rows, lensTileRows)), flops,
-		h, w.normW, w.normB, w.headW, w.headB, targets, out, unit)
+		h, w.normW, w.normB, w.headW, w.headB, targets, out, aux.v)
 }
 
 // rowNorm: out[off+r] = 1/‖emb_r‖ for rows rows of width e (rownorm.wgsl).
@@ -179,3 +208,7 @@ func (p *program) rescale(op string, logits, unit view, rows, classes int) error
 	return p.dispatch(op, "rescale", []uint32{uint32(rows), uint32(classes)},
 		elementGroups("rescale", rows*classes), 3*float64(rows)*float64(classes), unit, logits)
 }
+
+// lensRowWords is the stride of the lens kernel's output rows: rank, target
+// logit, entropy, KL, then the top-k classes.
+func lensRowWords(k int) int { return lensOutHead + k }

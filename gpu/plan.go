@@ -17,10 +17,6 @@ type planKey struct {
 	k        int
 	edit     vit.AttnEdit
 	taps     vit.Taps
-	// deferred: some target is "the model's prediction", only known after
-	// the forward, so lens inputs are stored per block and projected at the
-	// end; otherwise the lens runs right after each site is computed.
-	deferred bool
 	// lens: the tuned lens's translators, uploaded (Backend.translators),
 	// or nil for the plain lens.
 	lens *lens.Translators
@@ -61,6 +57,28 @@ func unitWidth(m *vit.Model) int {
 	return m.Normalize.Proj.Out
 }
 
+// unitRows is how many rows the embedding normalisation scales at most:
+// every site of the m tokens in one lens dispatch, or the pooled rows.
+func unitRows(m, sites int) int { return max(sites*m, m) }
+
+// lensUnitWords is the unit section of "lens_aux" (the head file's bias,
+// then unitRows scales), 0 without an embedding normalisation.
+func lensUnitWords(c vit.Config, m, sites, unitE int) int {
+	if unitE == 0 {
+		return 0
+	}
+	return c.Classes + unitRows(m, sites)
+}
+
+// lensRefWords is the reference section of "lens_aux" (the m tokens'
+// last-block logits, then their log-sum-exps), 0 without sites.
+func lensRefWords(c vit.Config, m, sites int) int {
+	if sites == 0 {
+		return 0
+	}
+	return m*c.Classes + m
+}
+
 // planSizes lists a plan's buffers; unitE is unitWidth of the model.
 func planSizes(c vit.Config, key planKey, sites []vit.Site, unitE int) sizes {
 	B, N := uint64(key.batch), uint64(key.n)
@@ -69,7 +87,8 @@ func planSizes(c vit.Config, key planKey, sites []vit.Site, unitE int) sizes {
 	NP := uint64(c.NumPatches())
 	CPP := uint64(c.Channels * c.PatchSize * c.PatchSize)
 	MLP, C := uint64(c.MLPDim), uint64(c.Classes)
-	S, K, depth := uint64(len(sites)), uint64(key.k), uint64(c.Depth)
+	S, depth := uint64(len(sites)), uint64(c.Depth)
+	rowWords := uint64(lensRowWords(key.k))
 	const f = 4
 	var s sizes
 	add := func(name string, words uint64) {
@@ -100,23 +119,25 @@ func planSizes(c vit.Config, key planKey, sites []vit.Site, unitE int) sizes {
 		add("lens_translated", M*D)
 	}
 	if unitE > 0 {
-		// The embedding normalisation's scratch: normed rows, their
-		// embeddings, then the head file's bias and one scale per row, for
-		// the lens's largest dispatch (and the B pooled rows).
-		rows := M
-		if key.deferred {
-			rows = max(S*M, M)
-		}
+		// The embedding normalisation's scratch: normed rows and their
+		// embeddings, for the lens's largest dispatch (and the B pooled
+		// rows).
+		rows := uint64(unitRows(int(M), int(S)))
 		add("unit_normed", rows*D)
 		add("unit_embed", rows*uint64(unitE))
-		add("unit", C+rows)
+	}
+	// The lens kernel's one shared buffer (lensAux): the head file's bias
+	// and one scale per row, then every token's last-block logits and
+	// log-sum-exp (what KL is measured from). The lens runs after the
+	// forward, when the targets (a prediction is only known then) and that
+	// reference are: its inputs are kept per block until then.
+	if aux := lensUnitWords(c, int(M), int(S), unitE) + lensRefWords(c, int(M), int(S)); aux > 0 {
+		add("lens_aux", uint64(aux))
 	}
 	if S > 0 {
-		add("lens_out", depth*S*M*(K+2))
-		if key.deferred {
-			for b := uint64(0); b < depth; b++ {
-				add(fmt.Sprintf("lens_in.%d", b), S*M*D)
-			}
+		add("lens_out", depth*S*M*rowWords)
+		for b := uint64(0); b < depth; b++ {
+			add(fmt.Sprintf("lens_in.%d", b), S*M*D)
 		}
 	}
 	r := &s.rb
@@ -128,7 +149,7 @@ func planSizes(c vit.Config, key planKey, sites []vit.Site, unitE int) sizes {
 	r.logits = at(B * C)
 	r.targets = at(B)
 	r.pooled = at(B * D)
-	r.readouts = at(depth * S * M * (K + 2))
+	r.readouts = at(depth * S * M * rowWords)
 	if key.taps.Embed {
 		r.embed = at(M * D)
 	}
@@ -332,7 +353,7 @@ func (f *forwardRecorder) record() error {
 		if err := f.unitScales(f.v("pooled_norm"), B, false); err != nil {
 			return err
 		}
-		if err := p.rescale("rescale", f.v("logits"), f.v("unit"), B, c.Classes); err != nil {
+		if err := p.rescale("rescale", f.v("logits"), f.v("lens_aux"), B, c.Classes); err != nil {
 			return err
 		}
 	}
@@ -340,7 +361,12 @@ func (f *forwardRecorder) record() error {
 		return err
 	}
 	S := len(f.sites)
-	if f.key.deferred && S > 0 {
+	if S > 0 {
+		// x holds the last block's hs: every token's reference distribution
+		// first, then the readouts of every block against it.
+		if err := f.lensReference(); err != nil {
+			return err
+		}
 		for blk := range m.Blocks {
 			in := f.v(fmt.Sprintf("lens_in.%d", blk))
 			if err := f.lens(in, S*M, blk*S*M); err != nil {
@@ -352,7 +378,7 @@ func (f *forwardRecorder) record() error {
 	p.copy("readback", f.v("targets"), view{b: f.rb, off: f.lay.targets}, uint64(B*4))
 	p.copy("readback", f.v("pooled_norm"), view{b: f.rb, off: f.lay.pooled}, uint64(B*D*4))
 	if S > 0 {
-		p.copy("readback", f.v("lens_out"), view{b: f.rb, off: f.lay.readouts}, uint64(c.Depth*S*M*(f.key.k+2)*4))
+		p.copy("readback", f.v("lens_out"), view{b: f.rb, off: f.lay.readouts}, uint64(c.Depth*S*M*lensRowWords(f.key.k)*4))
 	}
 	return nil
 }
@@ -361,18 +387,48 @@ func (f *forwardRecorder) record() error {
 // outRow0, with the embedding normalisation's scales first when the model
 // has one.
 func (f *forwardRecorder) lens(in view, rows, outRow0 int) error {
-	c, w := f.b.model.Config, f.b.w
-	lw := lensWeights{normW: whole(w.normW), normB: whole(w.normB), headW: whole(w.headW), headB: whole(w.headB)}
-	if w.unitBias != nil {
-		if err := f.unitScales(in, rows, true); err != nil {
-			return err
-		}
-		lw.unit = f.v("unit")
+	c := f.b.model.Config
+	aux, err := f.lensAux(in, rows)
+	if err != nil {
+		return err
 	}
-	return f.p.lens("lens", f.v("lens_out"), in, f.v("targets"), lw, rows, c.Dim, c.Classes, f.key.k, f.key.n, f.key.batch, c.LNEps, outRow0)
+	return f.p.lens("lens", f.v("lens_out"), in, f.v("targets"), aux, f.lensWeights(), rows, c.Dim, c.Classes, f.key.k, f.key.n, f.key.batch, c.LNEps, outRow0)
 }
 
-// unitScales fills the "unit" buffer for rows vectors (rows×D in in, normed
+// lensReference records the reference pass over the last block's hs (in
+// x after the blocks), normalised like the readouts when the model
+// normalises its embedding.
+func (f *forwardRecorder) lensReference() error {
+	c := f.b.model.Config
+	M := f.key.batch * f.key.n
+	aux, err := f.lensAux(f.v("x"), M)
+	if err != nil {
+		return err
+	}
+	return f.p.lensReference("lens.reference", f.v("x"), f.v("targets"), aux, f.lensWeights(), c.Dim, c.Classes, f.key.k, f.key.n, f.key.batch, c.LNEps)
+}
+
+// lensAux is the lens's shared buffer for a dispatch over rows vectors
+// (rows×D in in), filling its unit section first when the model normalises
+// its embedding.
+func (f *forwardRecorder) lensAux(in view, rows int) (lensAux, error) {
+	aux := lensAux{v: f.v("lens_aux")}
+	if f.b.w.unitBias != nil {
+		if err := f.unitScales(in, rows, true); err != nil {
+			return aux, err
+		}
+		aux.unit = true
+		aux.ref = lensUnitWords(f.b.model.Config, f.key.batch*f.key.n, len(f.sites), unitWidth(f.b.model))
+	}
+	return aux, nil
+}
+
+func (f *forwardRecorder) lensWeights() lensWeights {
+	w := f.b.w
+	return lensWeights{normW: whole(w.normW), normB: whole(w.normB), headW: whole(w.headW), headB: whole(w.headB)}
+}
+
+// unitScales fills the unit section of "lens_aux" for rows vectors (rows×D in in, normed
 // by the final norm first when raw): the head file's bias, then s_r =
 // 1/‖P·LN(h_r) + b_P‖ (vit.EmbedNorm).
 func (f *forwardRecorder) unitScales(in view, rows int, raw bool) error {
@@ -387,8 +443,8 @@ func (f *forwardRecorder) unitScales(in view, rows int, raw bool) error {
 	if err := p.matmul("matmul.unit", f.v("unit_embed"), in, whole(w.unitProjW), optional(w.unitProjB), rows, E, c.Dim, 0); err != nil {
 		return err
 	}
-	p.copy("unit.bias", whole(w.unitBias), f.v("unit"), uint64(c.Classes*4))
-	return p.rowNorm("rownorm", f.v("unit"), f.v("unit_embed"), rows, E, c.Classes)
+	p.copy("unit.bias", whole(w.unitBias), f.v("lens_aux"), uint64(c.Classes*4))
+	return p.rowNorm("rownorm", f.v("lens_aux"), f.v("unit_embed"), rows, E, c.Classes)
 }
 
 // wanted reports whether a site's vectors are needed on their own (lens or tap).
@@ -419,12 +475,8 @@ func (f *forwardRecorder) emit(s vit.Site, blk int, v view) error {
 		}
 		v = t
 	}
-	if f.key.deferred {
-		f.p.copy("lens.store", v, view{b: f.bufs[fmt.Sprintf("lens_in.%d", blk)], off: uint64(si) * rowBytes}, rowBytes)
-		return nil
-	}
-	S := len(f.sites)
-	return f.lens(v, M, (blk*S+si)*M)
+	f.p.copy("lens.store", v, view{b: f.bufs[fmt.Sprintf("lens_in.%d", blk)], off: uint64(si) * rowBytes}, rowBytes)
+	return nil
 }
 
 // block records block blk, mirroring vit's Model.block: pre-norm

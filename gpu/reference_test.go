@@ -328,7 +328,7 @@ func TestBackendSplitsBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	one := planSizes(cfgCLS, planKey{batch: 1, n: cfgCLS.NumTokens(), k: 5, taps: req.Taps, deferred: true}, req.Sites, 0).total
+	one := planSizes(cfgCLS, planKey{batch: 1, n: cfgCLS.NumTokens(), k: 5, taps: req.Taps}, req.Sites, 0).total
 	for _, opt := range []Options{{MaxBatch: 2}, {MemoryBudget: int64(2*one + one/2)}} {
 		b, err := New(m, opt)
 		if err != nil {
@@ -344,7 +344,7 @@ func TestBackendSplitsBatches(t *testing.T) {
 				t.Errorf("%+v image %d: logits differ from the unsplit batch by %g", opt, i, w)
 			}
 			for j, r := range got[i].Readouts {
-				if fmt.Sprint(r.Rank, r.Top) != fmt.Sprint(want[i].Readouts[j].Rank, want[i].Readouts[j].Top) {
+				if fmt.Sprint(r.Rank, r.Top, r.Entropy, r.KL) != fmt.Sprint(want[i].Readouts[j].Rank, want[i].Readouts[j].Top, want[i].Readouts[j].Entropy, want[i].Readouts[j].KL) {
 					t.Errorf("%+v image %d readout %d differs from the unsplit batch", opt, i, j)
 				}
 			}

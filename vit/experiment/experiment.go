@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"math/rand/v2"
 	"strings"
 
@@ -72,6 +71,15 @@ func (s Spec) Params() map[string]string {
 		p["masks"] = "true"
 	}
 	return p
+}
+
+// Tables are the tables the experiment writes, for the manifest.
+func (s Spec) Tables() []results.Table {
+	t := []results.Table{results.TableOf[RankRow]("ranks"), results.TableOf[ImageRow]("images"), results.TableOf[SkipRow]("skipped")}
+	if s.Kind == Memories {
+		t = append(t, results.TableOf[MemoryRow]("memories"), results.TableOf[ClassValueRow]("class_value"), results.TableOf[ValueClassRow]("value_classes"))
+	}
+	return t
 }
 
 // Runner executes one experiment.
@@ -243,14 +251,10 @@ func appendRanks(rows []RankRow, l loaded, out *lens.Result, sites []vit.Site, c
 			ro := out.At(s, b)
 			for p, tok := range out.Tokens {
 				top := ro.TopOf(p)
-				entropy, kl := float32(math.NaN()), float32(math.NaN())
-				if ro.Entropy != nil {
-					entropy, kl = ro.Entropy[p], ro.KL[p]
-				}
 				rows = append(rows, RankRow{Image: int32(l.item.Index), Label: int32(l.item.Label), Block: int32(b),
 					Site: s.String(), Token: int32(tok), PatchLabel: patchLabel(l.labels, tok, c),
 					Rank: ro.Rank[p], Top1: top[0], Top2: top[1], Top3: top[2], Top4: top[3], Top5: top[4],
-					TargetLogit: ro.TargetLogit[p], Entropy: entropy, KLLast: kl})
+					TargetLogit: ro.TargetLogit[p], Entropy: ro.Entropy[p], KLLast: ro.KL[p]})
 			}
 		}
 	}

@@ -27,7 +27,7 @@ type RankRow struct {
 	Top5        int32   `parquet:"top5"`
 	TargetLogit float32 `parquet:"target_logit"`
 	// Entropy of the lens distribution and KL(last block's hs ‖ it) of the
-	// same token, in nats; NaN from a backend that does not compute them.
+	// same token, in nats.
 	Entropy float32 `parquet:"entropy"`
 	KLLast  float32 `parquet:"kl_last"`
 }

@@ -18,7 +18,7 @@ type Readout struct {
 	// Entropy (nats) of the lens distribution softmax(logits) per token, and
 	// KL (nats) from the last block's hs distribution of the same token to
 	// it, KL(final ‖ this): the statistics tuned-lens users compare lenses
-	// by. Nil from a backend that does not compute them.
+	// by. Every backend computes them.
 	Entropy []float32
 	KL      []float32
 }
