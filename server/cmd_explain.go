@@ -62,7 +62,7 @@ func runExplain(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := o.create("explain", params, append([]string{"explain"}, args...), "cpu", os.Stderr); err != nil {
+	if err := o.create("explain", params, batch.ExplainTables(), append([]string{"explain"}, args...), "cpu", os.Stderr); err != nil {
 		return err
 	}
 	defer o.close()

@@ -61,7 +61,7 @@ func runProbe(args []string, stdout io.Writer) error {
 	if err := r.Validate(); err != nil {
 		return err
 	}
-	if err := o.create("probe", spec.Params(), append([]string{"probe"}, args...), "cpu", os.Stderr); err != nil {
+	if err := o.create("probe", spec.Params(), spec.Tables(), append([]string{"probe"}, args...), "cpu", os.Stderr); err != nil {
 		return err
 	}
 	defer o.close()

@@ -65,7 +65,7 @@ func runRemoval(args []string, stdout io.Writer) error {
 	if err := spec.Validate(o.bundle.Model.Config); err != nil {
 		return err
 	}
-	if err := o.create("removal", params, append([]string{"removal"}, args...), "cpu", os.Stderr); err != nil {
+	if err := o.create("removal", params, batch.RemovalTables(), append([]string{"removal"}, args...), "cpu", os.Stderr); err != nil {
 		return err
 	}
 	defer o.close()

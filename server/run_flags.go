@@ -92,7 +92,7 @@ func (f *runFlags) open(spec experiment.Spec, args []string, stderr io.Writer) (
 	if err := r.Validate(); err != nil {
 		return nil, nil, err
 	}
-	if err := o.create(string(spec.Kind), spec.Params(), args, backend.Name(), stderr); err != nil {
+	if err := o.create(string(spec.Kind), spec.Params(), spec.Tables(), args, backend.Name(), stderr); err != nil {
 		return nil, nil, err
 	}
 	r.Out = o.out
@@ -286,11 +286,12 @@ func (o *openedRun) outDir(kind string) string {
 
 // create opens (locks, and resumes or starts) the results folder of a run
 // the command has validated, and says what runs where. Call close when done.
-func (o *openedRun) create(kind string, params map[string]string, args []string, backend string, stderr io.Writer) error {
+func (o *openedRun) create(kind string, params map[string]string, tables []results.Table, args []string, backend string, stderr io.Writer) error {
 	man, err := o.manifest(kind, params, args, backend)
 	if err != nil {
 		return err
 	}
+	man.Schema = tables
 	out := o.outDir(kind)
 	if o.out, err = results.Create(out, man, o.format); err != nil {
 		return err

@@ -76,6 +76,11 @@ type Spec struct {
 var DefaultSites = []vit.Site{vit.SiteHS, vit.SiteAttn, vit.SiteMLP}
 
 // Params are the fields that change results, for the manifest.
+// Tables are the tables a probe run writes, for the manifest.
+func (s Spec) Tables() []results.Table {
+	return []results.Table{results.TableOf[Row]("probe"), results.TableOf[SkipRow]("skipped")}
+}
+
 func (s Spec) Params() map[string]string {
 	var sites []string
 	for _, x := range s.Sites {

@@ -73,6 +73,10 @@ type Manifest struct {
 	// ShardFrom says where `--shard auto` found the shard (the scheduler's
 	// environment variables); a record only, not part of the run's identity.
 	ShardFrom string `json:"shard_from,omitempty"`
+	// Schema lists the tables the run writes with their columns (TableOf).
+	// Nil in folders made before it was recorded; their columns are read
+	// from their part files when they are resumed or merged.
+	Schema []Table `json:"schema,omitempty"`
 
 	// Backend is the backend that started the run; a resumed run may have used
 	// another one for later chunks.
@@ -262,11 +266,33 @@ func readManifest(st store) (Manifest, error) {
 
 // writeManifest creates the manifest; fs.ErrExist when one is there.
 func writeManifest(st store, m Manifest) error {
+	b, err := encodeManifest(st, m)
+	if err != nil {
+		return err
+	}
+	return st.putNew(ManifestFile, b)
+}
+
+// replaceManifest replaces the manifest, atomically, under the folder's
+// lock (a resumed folder's schema recorded once its parts' columns match).
+func replaceManifest(st store, m Manifest) error {
+	b, err := encodeManifest(st, m)
+	if err != nil {
+		return err
+	}
+	_, err = st.put(ManifestFile, func(w io.Writer) error {
+		_, err := w.Write(b)
+		return err
+	})
+	return err
+}
+
+func encodeManifest(st store, m Manifest) ([]byte, error) {
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
-		return fmt.Errorf("encoding manifest for %s: %w", st.where(""), err)
+		return nil, fmt.Errorf("encoding manifest for %s: %w", st.where(""), err)
 	}
-	return st.putNew(ManifestFile, append(b, '\n'))
+	return append(b, '\n'), nil
 }
 
 // FileSHA256 returns the hex SHA-256 of a file, read in a stream.

@@ -20,6 +20,8 @@ func Merge(out string, shards []string) error {
 	}
 	absOut := sameFolderKey(out)
 	var first Manifest
+	var schema []Table // the first shard's, or of the first that recorded one
+	firstTables, firstComplete := []Table(nil), false
 	total := 0
 	owner := map[int]string{} // chunk -> shard dir
 	stores := map[string]store{}
@@ -37,10 +39,20 @@ func Merge(out string, shards []string) error {
 		if err != nil {
 			return fmt.Errorf("merge: shard %s: %w", dir, err)
 		}
+		tables, complete, err := folderSchema(st, m)
+		if err != nil {
+			return fmt.Errorf("merge: shard %s: %w", dir, err)
+		}
 		if i == 0 {
-			first = m
+			first, firstTables, firstComplete = m, tables, complete
 		} else if err := madeWith(runDiff(first, m, false)); err != nil {
 			return fmt.Errorf("merge: %s and %s are not shards of one run: %s %v", shards[0], dir, shards[0], err)
+		} else if diffs := schemaDiff(firstTables, firstComplete, tables, complete); len(diffs) > 0 {
+			return fmt.Errorf("merge: %s (vitlens %s) and %s (vitlens %s) hold other columns (%s): their chunks cannot be mixed; rerun the shards with one vitlens",
+				shards[0], first.Version, dir, m.Version, strings.Join(diffs, "; "))
+		}
+		if schema == nil {
+			schema = m.Schema
 		}
 		total += m.Total
 		done, err := doneChunks(st)
@@ -84,6 +96,7 @@ func Merge(out string, shards []string) error {
 	}
 
 	m := first
+	m.Schema = schema
 	m.Shard = ""
 	m.Total = total
 	m.Created = time.Now().UTC()

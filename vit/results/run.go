@@ -128,6 +128,17 @@ func open(st store, dir string, m Manifest, unlock func() error) (*Run, error) {
 	if err := old.SameRun(m); err != nil {
 		return nil, fmt.Errorf("results dir %s %v: use a new --out", dir, err)
 	}
+	if m.Schema != nil { // a new folder's is m's own
+		if err := checkSchema(st, dir, old, m.Schema); err != nil {
+			return nil, err
+		}
+		if old.Schema == nil { // its parts' columns matched: record them
+			old.Schema = m.Schema
+			if err := replaceManifest(st, old); err != nil {
+				return nil, err
+			}
+		}
+	}
 	r := &Run{dir: dir, st: st, m: old, unlock: unlock, done: map[int]bool{}, pending: map[int]chunkRecord{}}
 	if err := r.verify(); err != nil {
 		return nil, err
@@ -274,6 +285,9 @@ func WriteChunk[T any](r *Run, table string, chunk int, rows []T) error {
 	}
 	cod, err := codecOf[T]()
 	if err != nil {
+		return err
+	}
+	if err := r.checkWrite(table, cod); err != nil {
 		return err
 	}
 	// A finished table no longer covers every chunk.

@@ -69,6 +69,11 @@ const (
 )
 
 // Run explains every image, chunk by chunk (resumable).
+// ExplainTables are the tables an explain run writes, for the manifest.
+func ExplainTables() []results.Table {
+	return []results.Table{results.TableOf[MapRow]("maps"), results.TableOf[ImageRow]("images"), results.TableOf[experiment.SkipRow]("skipped")}
+}
+
 func (r *Explainer) Run() (images int, err error) {
 	st, err := experiment.RunChunks(r.Out, r.Data.Len(), 0, 1, r.Progress, func(k, lo, hi int) (int, int, error) {
 		n, err := r.runChunk(k, lo, hi)

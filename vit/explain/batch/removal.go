@@ -29,6 +29,11 @@ type Removal struct {
 }
 
 // Run processes every chunk not yet committed, then finishes the tables.
+// RemovalTables are the tables a removal run writes, for the manifest.
+func RemovalTables() []results.Table {
+	return []results.Table{results.TableOf[explain.RemovalRow]("removal"), results.TableOf[experiment.SkipRow]("skipped")}
+}
+
 func (r *Removal) Run() (experiment.Stats, error) {
 	if err := r.Spec.Validate(r.Bundle.Model.Config); err != nil {
 		return experiment.Stats{}, err
