@@ -231,7 +231,7 @@ func readCSV[T any](st store, name string, fn func(T) error) error {
 		at[i] = p
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("%s: no column %s", path, strings.Join(missing, ", "))
+		return &missingColumnsError{path, missing}
 	}
 	for {
 		rec, err := cr.Read()

@@ -106,7 +106,7 @@ func readParquet[T any](st store, name string, fn func(T) error) (err error) {
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("%s: no column %s", path, strings.Join(missing, ", "))
+		return &missingColumnsError{path, missing}
 	}
 	var r *parquet.GenericReader[T]
 	read := func(buf []T) (n int, err error) {

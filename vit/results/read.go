@@ -1,6 +1,7 @@
 package results
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 )
@@ -10,6 +11,17 @@ import (
 // when there is one, otherwise the committed parts in chunk order, so a run
 // can be inspected while it is still going or after it was interrupted.
 func ReadRows[T any](dir, table string, fn func(T) error) error {
+	err := readRows(dir, table, fn)
+	var missing *missingColumnsError
+	if errors.As(err, &missing) {
+		if m, merr := ReadManifest(dir); merr == nil {
+			return fmt.Errorf("%w (written by vitlens %s, before this vitlens's columns: rerun its command into a new --out, or read it with vitlens %s)", err, m.Version, m.Version)
+		}
+	}
+	return err
+}
+
+func readRows[T any](dir, table string, fn func(T) error) error {
 	if err := checkTable(table); err != nil {
 		return fmt.Errorf("results dir %s: %w", dir, err)
 	}

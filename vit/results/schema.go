@@ -202,6 +202,17 @@ func checkSchema(st store, dir string, m Manifest, want []Table) error {
 		"Restart the run into a new --out folder, or finish it with vitlens %s", dir, m.Version, strings.Join(diffs, "; "), m.Version)
 }
 
+// missingColumnsError is a table file read with a row type that has columns
+// the file lacks (ReadRows says which vitlens wrote it).
+type missingColumnsError struct {
+	path    string
+	columns []string
+}
+
+func (e *missingColumnsError) Error() string {
+	return fmt.Sprintf("%s: no column %s", e.path, strings.Join(e.columns, ", "))
+}
+
 // checkWrite refuses rows of a table the run did not declare, or declared
 // with other columns: the manifest's schema must say what the folder holds.
 func (r *Run) checkWrite(table string, c *codec) error {

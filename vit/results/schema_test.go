@@ -108,8 +108,12 @@ func TestSchemaOfOlderFolders(t *testing.T) {
 			writeRun(t, old, testManifest(), f)
 			writeRun(t, other, testManifest(), f)
 			checkRows(t, "ranks", readAll[RankRow](t, old, "ranks"), wantRanks(0, 1))
+			err := ReadRows(old, "ranks", func(RankRowV2) error { return nil })
+			if err == nil || !strings.Contains(err.Error(), "no column entropy (written by vitlens test") || !strings.Contains(err.Error(), "new --out") {
+				t.Errorf("reading newer columns from an older folder: %v", err)
+			}
 
-			_, err := Create(other, withSchema([]Table{TableOf[RankRowV2]("ranks"), TableOf[SummaryRow]("summary")}), f)
+			_, err = Create(other, withSchema([]Table{TableOf[RankRowV2]("ranks"), TableOf[SummaryRow]("summary")}), f)
 			if err == nil || !strings.Contains(err.Error(), "ranks: new columns entropy") || !strings.Contains(err.Error(), "new --out") {
 				t.Errorf("older folder with other columns: %v", err)
 			}
