@@ -7,21 +7,13 @@ import (
 	"testing"
 )
 
-// RankRowV2 is RankRow with a column added, as a newer vitlens writes it.
-type RankRowV2 struct {
-	Image       int32   `parquet:"image"`
-	Label       int32   `parquet:"label"`
-	Block       int32   `parquet:"block"`
-	Site        string  `parquet:"site,dict"`
-	Token       int32   `parquet:"token"`
-	Rank        int32   `parquet:"rank"`
-	Top1        int32   `parquet:"top1"`
-	Top2        int32   `parquet:"top2"`
-	Top3        int32   `parquet:"top3"`
-	Top4        int32   `parquet:"top4"`
-	Top5        int32   `parquet:"top5"`
-	TargetLogit float32 `parquet:"target_logit"`
-	Entropy     float32 `parquet:"entropy"`
+// SummaryRowV2 is SummaryRow with a column added, as a newer vitlens writes it.
+type SummaryRowV2 struct {
+	Image   int32   `parquet:"image"`
+	Correct bool    `parquet:"correct"`
+	Loss    float64 `parquet:"loss"`
+	Name    string  `parquet:"name"`
+	Entropy float32 `parquet:"entropy"`
 }
 
 // SummaryRowF32 is SummaryRow with loss stored as float32.
@@ -72,7 +64,7 @@ func TestSchemaRefusesResume(t *testing.T) {
 				tables []Table
 				want   []string
 			}{
-				{[]Table{TableOf[RankRowV2]("ranks"), TableOf[SummaryRow]("summary")}, []string{"ranks: new columns entropy"}},
+				{[]Table{TableOf[RankRow]("ranks"), TableOf[SummaryRowV2]("summary")}, []string{"summary: new columns entropy"}},
 				{[]Table{TableOf[RankRow]("ranks"), TableOf[SummaryRowF32]("summary")}, []string{"summary: loss float64, now float32"}},
 				{[]Table{TableOf[RankRow]("ranks")}, []string{"table summary, which this vitlens does not write"}},
 				{append(schemaV1(), TableOf[SummaryRow]("extra")), []string{"this vitlens also writes table extra"}},
@@ -108,13 +100,13 @@ func TestSchemaOfOlderFolders(t *testing.T) {
 			writeRun(t, old, testManifest(), f)
 			writeRun(t, other, testManifest(), f)
 			checkRows(t, "ranks", readAll[RankRow](t, old, "ranks"), wantRanks(0, 1))
-			err := ReadRows(old, "ranks", func(RankRowV2) error { return nil })
+			err := ReadRows(old, "summary", func(SummaryRowV2) error { return nil })
 			if err == nil || !strings.Contains(err.Error(), "no column entropy (written by vitlens test") || !strings.Contains(err.Error(), "new --out") {
 				t.Errorf("reading newer columns from an older folder: %v", err)
 			}
 
-			_, err = Create(other, withSchema([]Table{TableOf[RankRowV2]("ranks"), TableOf[SummaryRow]("summary")}), f)
-			if err == nil || !strings.Contains(err.Error(), "ranks: new columns entropy") || !strings.Contains(err.Error(), "new --out") {
+			_, err = Create(other, withSchema([]Table{TableOf[RankRow]("ranks"), TableOf[SummaryRowV2]("summary")}), f)
+			if err == nil || !strings.Contains(err.Error(), "summary: new columns entropy") || !strings.Contains(err.Error(), "new --out") {
 				t.Errorf("older folder with other columns: %v", err)
 			}
 
@@ -143,7 +135,7 @@ func TestWriteChunkChecksSchema(t *testing.T) {
 	if err := WriteChunk(r, "other", 0, summaryRows(0)); err == nil || !strings.Contains(err.Error(), "not among the tables") {
 		t.Errorf("undeclared table: %v", err)
 	}
-	if err := WriteChunk(r, "ranks", 0, []RankRowV2{{}}); err == nil || !strings.Contains(err.Error(), "new columns entropy") {
+	if err := WriteChunk(r, "summary", 0, []SummaryRowV2{{}}); err == nil || !strings.Contains(err.Error(), "new columns entropy") {
 		t.Errorf("other row type: %v", err)
 	}
 }
@@ -166,22 +158,21 @@ func TestMergeChecksSchema(t *testing.T) {
 		}
 		writeChunks(t, r, chunks...)
 	}
-	m := withSchema([]Table{TableOf[RankRowV2]("ranks"), TableOf[SummaryRow]("summary")})
+	m := withSchema([]Table{TableOf[RankRow]("ranks"), TableOf[SummaryRowV2]("summary")})
 	m.Shard, m.Total = "2/2", 2*testChunkSize
 	r := mustCreate(t, dir("b-new"), m, Parquet)
 	for _, c := range []int{1, 3} {
-		rows := []RankRowV2{{Image: int32(c), Entropy: 1}}
-		if err := WriteChunk(r, "ranks", c, rows); err != nil {
+		if err := WriteChunk(r, "ranks", c, rankRows(c, 2)); err != nil {
 			t.Fatal(err)
 		}
-		if err := WriteChunk(r, "summary", c, summaryRows(c)); err != nil {
+		if err := WriteChunk(r, "summary", c, []SummaryRowV2{{Image: int32(c), Entropy: 1}}); err != nil {
 			t.Fatal(err)
 		}
 		if err := r.CommitChunk(c); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := Merge(dir("out-new"), []string{dir("a"), dir("b-new")}); err == nil || !strings.Contains(err.Error(), "ranks: new columns entropy") {
+	if err := Merge(dir("out-new"), []string{dir("a"), dir("b-new")}); err == nil || !strings.Contains(err.Error(), "summary: new columns entropy") {
 		t.Errorf("merging shards of other columns: %v", err)
 	}
 	if err := Merge(dir("out-old"), []string{dir("a"), dir("b-old")}); err != nil {
