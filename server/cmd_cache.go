@@ -60,7 +60,7 @@ func runCache(args []string, stdout io.Writer) error {
 		names[i] = h.Name()
 	}
 	params := map[string]string{"hooks": strings.Join(names, ","), "tokens": *tokens, "dtype": string(dtype)}
-	if err := o.create("cache", params, append([]string{"cache"}, args...), "cpu", os.Stderr); err != nil {
+	if err := o.create("cache", params, []results.Table{results.TableOf[cacheImageRow]("images"), results.TableOf[experiment.SkipRow]("skipped")}, append([]string{"cache"}, args...), "cpu", os.Stderr); err != nil {
 		return err
 	}
 	defer o.close()

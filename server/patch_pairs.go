@@ -115,7 +115,7 @@ func runPatchPairs(rf *runFlags, path string, params map[string]string, args []s
 	if err != nil {
 		return err
 	}
-	if err := o.create("patch", params, append([]string{"patch"}, args...), "cpu", os.Stderr); err != nil {
+	if err := o.create("patch", params, []results.Table{results.TableOf[patchRow]("patches"), results.TableOf[pairRow]("pairs"), results.TableOf[experiment.SkipRow]("skipped")}, append([]string{"patch"}, args...), "cpu", os.Stderr); err != nil {
 		return err
 	}
 	defer o.close()
