@@ -220,6 +220,26 @@ func compareResults(t *testing.T, m *vit.Model, images []*vit.Tensor, req lens.R
 	}
 }
 
+// randomTranslators is a tuned lens of random translators on hs and hs_mid
+// (zero on the last block).
+func randomTranslators(c vit.Config) *lens.Translators {
+	tl := lens.NewTranslators(c.Dim, c.Depth)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, s := range lens.TranslatorSites {
+		for blk := range c.Depth - 1 {
+			tr := tl.At(s, blk)
+			for i := range tr.W {
+				tr.W[i] = float32(0.3 * rng.NormFloat64() / math.Sqrt(float64(c.Dim)))
+			}
+			for i := range tr.B {
+				tr.B[i] = float32(0.3 * rng.NormFloat64())
+			}
+			tl.Set(s, blk, lens.NewTranslator(c.Dim, tr.W, tr.B))
+		}
+	}
+	return tl
+}
+
 func allTaps() vit.Taps {
 	t := vit.Taps{Embed: true, AttnProbs: true, Values: true, FC1: true}
 	for s := range vit.NumSites {
@@ -252,22 +272,8 @@ func TestBackendMatchesCPU(t *testing.T) {
 			} else if tc.c.Pool == vit.PoolMean {
 				requests["drop"].Keep[2][0] = 8 // [CLS] dropped: edits would find none
 			}
-			// The tuned lens: random translators on hs and hs_mid (zero on
-			// hs_mid's last block), with known and predicted targets.
-			tl := lens.NewTranslators(tc.c.Dim, tc.c.Depth)
-			rng := rand.New(rand.NewPCG(3, 4))
-			for _, s := range lens.TranslatorSites {
-				for blk := range tc.c.Depth - 1 {
-					tr := tl.At(s, blk)
-					for i := range tr.W {
-						tr.W[i] = float32(0.3 * rng.NormFloat64() / math.Sqrt(float64(tc.c.Dim)))
-					}
-					for i := range tr.B {
-						tr.B[i] = float32(0.3 * rng.NormFloat64())
-					}
-					tl.Set(s, blk, lens.NewTranslator(tc.c.Dim, tr.W, tr.B))
-				}
-			}
+			// The tuned lens, with known and predicted targets.
+			tl := randomTranslators(tc.c)
 			requests["tuned_known"] = lens.Request{Sites: vit.AllSites(), TopK: 5, Targets: []int{1, 2, 0}, Lens: tl}
 			requests["tuned_predicted"] = lens.Request{Sites: []vit.Site{vit.SiteHSMid, vit.SiteHS}, TopK: 5, Targets: []int{-1, 1, -1}, Lens: tl}
 			if tc.c.ClassToken {

@@ -19,8 +19,8 @@ import (
 
 // extract on the GPU, pipelined (chunks decoded ahead, two calls in flight)
 // and not, writes byte-equal tables; and its rows are the CPU's: the same
-// ranks and top-5 classes, target logits within modelTol (entropy and KL
-// are the CPU's alone).
+// ranks and top-5 classes, target logits within modelTol, entropy and KL
+// within statsTol, through the plain lens and a tuned one.
 func TestExtractPipelinedEqualsUnpipelinedAndCPU(t *testing.T) {
 	m := vittest.SharpModel(t)
 	b := newBackend(t, m)
@@ -37,7 +37,7 @@ func TestExtractPipelinedEqualsUnpipelinedAndCPU(t *testing.T) {
 	extract := func(backend lens.Backend, ahead, inflight int) string {
 		dir := t.TempDir()
 		man := results.Manifest{Experiment: "extract", Params: spec.Params(), ModelSHA256: "test", Config: m.Config,
-			Dataset: ds.Name(), Total: ds.Len(), ChunkSize: 4}
+			Dataset: ds.Name(), Total: ds.Len(), ChunkSize: 4, Schema: spec.Tables()}
 		out, err := results.Create(dir, man, results.Parquet)
 		if err != nil {
 			t.Fatal(err)
@@ -59,7 +59,6 @@ func TestExtractPipelinedEqualsUnpipelinedAndCPU(t *testing.T) {
 		}
 	}
 
-	cpu := extract(lens.NewCPU(m), 2, 2)
 	read := func(dir string) []experiment.RankRow {
 		var rows []experiment.RankRow
 		if err := results.ReadRows(dir, "ranks", func(r experiment.RankRow) error { rows = append(rows, r); return nil }); err != nil {
@@ -67,20 +66,45 @@ func TestExtractPipelinedEqualsUnpipelinedAndCPU(t *testing.T) {
 		}
 		return rows
 	}
-	want, got := read(cpu), read(piped)
-	if len(got) != len(want) || len(got) == 0 {
-		t.Fatalf("%d GPU rows, %d CPU rows", len(got), len(want))
-	}
-	worst := 0.0
-	for i := range got {
-		g, w := got[i], want[i]
-		d := math.Abs(float64(g.TargetLogit-w.TargetLogit)) / math.Max(1, math.Abs(float64(w.TargetLogit)))
-		worst = math.Max(worst, d)
-		g.TargetLogit = w.TargetLogit
-		g.Entropy, g.KLLast = w.Entropy, w.KLLast // the GPU lens computes neither (NaN)
-		if g != w || d > modelTol {
-			t.Fatalf("row %d: GPU %+v, CPU %+v", i, got[i], w)
+	// within is |g−w|/max(1, |w|) (NaN fails every bound).
+	within := func(g, w float32) float64 {
+		d := math.Abs(float64(g-w)) / math.Max(1, math.Abs(float64(w)))
+		if math.IsNaN(d) {
+			return math.Inf(1)
 		}
+		return d
 	}
-	t.Logf("%d rows: ranks and top-5 identical, target logits within %.2g", len(got), worst)
+	plainRows := read(piped)
+	for _, tuned := range []bool{false, true} {
+		gpuDir := piped
+		if tuned {
+			spec.Lens = randomTranslators(m.Config)
+			gpuDir = extract(b, 2, 2)
+		}
+		want, got := read(extract(lens.NewCPU(m), 2, 2)), read(gpuDir)
+		if len(got) != len(want) || len(got) == 0 {
+			t.Fatalf("%d GPU rows, %d CPU rows", len(got), len(want))
+		}
+		worstLogit, worstStats := 0.0, 0.0
+		for i := range got {
+			g, w := got[i], want[i]
+			dl, dh, dk := within(g.TargetLogit, w.TargetLogit), within(g.Entropy, w.Entropy), within(g.KLLast, w.KLLast)
+			worstLogit, worstStats = math.Max(worstLogit, dl), math.Max(worstStats, math.Max(dh, dk))
+			g.TargetLogit, g.Entropy, g.KLLast = w.TargetLogit, w.Entropy, w.KLLast
+			if g != w || dl > modelTol || dh > statsTol || dk > statsTol {
+				t.Fatalf("tuned %v, row %d: GPU %+v, CPU %+v", tuned, i, got[i], w)
+			}
+		}
+		changed := 0
+		for i := range got {
+			if got[i].KLLast != plainRows[i].KLLast {
+				changed++
+			}
+		}
+		if tuned && changed == 0 {
+			t.Fatal("the tuned lens changed no row")
+		}
+		t.Logf("tuned lens %v: %d rows (%d changed by it): ranks and top-5 identical, target logits within %.2g, entropy and KL within %.2g",
+			tuned, len(got), changed, worstLogit, worstStats)
+	}
 }
