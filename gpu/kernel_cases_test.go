@@ -629,7 +629,8 @@ func lensCase(C, D, K, unitE int) func(testing.TB, *harness, *program) []output 
 }
 
 // rowNormCase: 1/‖e_r‖ (rownorm.wgsl) against vit.EmbedLength, written
-// after an offset as the lens's unit buffer holds them.
+// after an offset as the unit section of the lens's shared buffer holds
+// them.
 func rowNormCase(rows, e int) func(testing.TB, *harness, *program) []output {
 	return func(tb testing.TB, h *harness, p *program) []output {
 		rng := rand.New(rand.NewPCG(9, uint64(rows)))

@@ -428,9 +428,9 @@ func (f *forwardRecorder) lensWeights() lensWeights {
 	return lensWeights{normW: whole(w.normW), normB: whole(w.normB), headW: whole(w.headW), headB: whole(w.headB)}
 }
 
-// unitScales fills the unit section of "lens_aux" for rows vectors (rows×D in in, normed
-// by the final norm first when raw): the head file's bias, then s_r =
-// 1/‖P·LN(h_r) + b_P‖ (vit.EmbedNorm).
+// unitScales fills the unit section of "lens_aux" for rows vectors (rows×D
+// in in, normed by the final norm first when raw): the head file's bias,
+// then s_r = 1/‖P·LN(h_r) + b_P‖ (vit.EmbedNorm).
 func (f *forwardRecorder) unitScales(in view, rows int, raw bool) error {
 	c, w, p := f.b.model.Config, f.b.w, f.p
 	E := unitWidth(f.b.model)
