@@ -175,8 +175,8 @@ func TestBackendMatchesTorch(t *testing.T) {
 }
 
 // The clip fixture through its head file with "normalize": "true": logits
-// and every lens readout against torch's, with the targets given (the lens
-// runs after each site) and predicted (deferred to the end).
+// and every lens readout against torch's (entropy and KL to the last block
+// from torch's normalised logits too), with the targets given and predicted.
 func TestBackendNormalizedHeadMatchesTorch(t *testing.T) {
 	g := loadGolden(t, "clip")
 	m, _, err := checkpoint.Load(filepath.Join(refDir, "clip", "timm.safetensors"), checkpoint.Options{Override: &vit.Config{Heads: g.config.Heads}})
@@ -202,9 +202,13 @@ func TestBackendNormalizedHeadMatchesTorch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		logq := make([]float64, c.Classes)
 		for i, r := range res {
 			want := g.get(t, fmt.Sprintf("normalize.logits.%d", i)).Data
 			expectClose(t, fmt.Sprintf("normalize.logits.%d", i), r.Logits, want)
+			// Entropy and KL to the last block between the normalised
+			// distributions, from torch's logits.
+			final := lens.LogSoftmaxRows(g.get(t, fmt.Sprintf("normalize.lens.%s.%d.%d", vit.SiteHS, c.Depth-1, i)).Data, c.Classes)
 			for blk := range c.Depth {
 				for si, s := range vit.AllSites() {
 					full := g.get(t, fmt.Sprintf("normalize.lens.%s.%d.%d", s, blk, i)).Data
@@ -213,6 +217,13 @@ func TestBackendNormalizedHeadMatchesTorch(t *testing.T) {
 						row := full[tok*c.Classes : (tok+1)*c.Classes]
 						if _, problem := lensCheck(row, r.Target, int(ro.Rank[tok]), ro.TargetLogit[tok], ro.TopOf(tok), modelTol); problem != "" {
 							t.Errorf("targets %v: lens %s block %d token %d of image %d: %s (torch)", targets, s, blk, tok, i, problem)
+						}
+						lens.LogSoftmax(logq, row)
+						wantH, wantKL := lens.EntropyKL(logq, final[tok*c.Classes:(tok+1)*c.Classes])
+						eH := math.Abs(float64(ro.Entropy[tok])-wantH) / math.Max(1, wantH)
+						eKL := math.Abs(float64(ro.KL[tok])-wantKL) / math.Max(1, wantKL)
+						if !(eH <= statsTol && eKL <= statsTol) { // NaN fails too
+							t.Errorf("targets %v: lens %s block %d token %d of image %d: entropy %g, KL %g; torch's logits give %g, %g", targets, s, blk, tok, i, ro.Entropy[tok], ro.KL[tok], wantH, wantKL)
 						}
 					}
 				}
