@@ -3,6 +3,7 @@ package results
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -104,7 +105,12 @@ func S3Client() (*minio.Client, error) {
 	if region == "" {
 		region = os.Getenv("AWS_DEFAULT_REGION")
 	}
-	key := endpoint + "\x00" + region + "\x00" + os.Getenv("AWS_ACCESS_KEY_ID")
+	if os.Getenv("AWS_ACCESS_KEY_ID") == "" || os.Getenv("AWS_SECRET_ACCESS_KEY") == "" {
+		return nil, errors.New("no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_ENDPOINT_URL for a server other than AWS)")
+	}
+	// Keyed by every variable the client is made from, so that changed
+	// credentials are not answered by a client made before the change.
+	key := strings.Join([]string{endpoint, region, os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY"), os.Getenv("AWS_SESSION_TOKEN")}, "\x00")
 	clientsMu.Lock()
 	defer clientsMu.Unlock()
 	if c, ok := clients[key]; ok {
@@ -117,9 +123,6 @@ func S3Client() (*minio.Client, error) {
 			return nil, fmt.Errorf("AWS_ENDPOINT_URL %q is not an http:// or https:// URL", endpoint)
 		}
 		host, secure, lookup = u.Host, u.Scheme == "https", minio.BucketLookupPath
-	}
-	if os.Getenv("AWS_ACCESS_KEY_ID") == "" || os.Getenv("AWS_SECRET_ACCESS_KEY") == "" {
-		return nil, errors.New("no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_ENDPOINT_URL for a server other than AWS)")
 	}
 	c, err := minio.New(host, &minio.Options{Creds: credentials.NewEnvAWS(), Secure: secure,
 		Region: region, BucketLookup: lookup})
@@ -364,15 +367,27 @@ func contentType(name string) string {
 // objects it downloaded. A dataset is read from a local copy: its readers
 // seek and stat files, and a second run (or a resumed one) on the same
 // machine finds the copy in place: an object whose local file has its size
-// is not downloaded again. Each file is written through a temporary name,
-// so a killed download never leaves a short file behind.
+// and whose ETag is the one recorded at its download (in dst + ".etags", a
+// JSON object of key to ETag; S3 changes the ETag with the content, while
+// Last-Modified has only a second's resolution) is not downloaded again, so
+// an object replaced in the bucket, even by one of the same size, is
+// fetched anew; local files whose objects are gone are
+// removed, so the copy never holds images the bucket no longer has. Each
+// file is written through a temporary name, so a killed download never
+// leaves a short file behind.
 func FetchPrefix(src, dst string) (int, error) {
 	b, err := openBucket(src)
 	if err != nil {
 		return 0, err
 	}
 	ctx := context.Background()
-	n, seen := 0, 0
+	n, seen := 0, map[string]bool{}
+	etagsFile := filepath.Clean(dst) + ".etags"
+	etags := map[string]string{}
+	if b, err := os.ReadFile(etagsFile); err == nil {
+		json.Unmarshal(b, &etags) // unreadable: every object is fetched again
+	}
+	fetched := map[string]string{}
 	for o := range b.client.ListObjects(ctx, b.bucket, minio.ListObjectsOptions{Prefix: b.prefix, Recursive: true}) {
 		if o.Err != nil {
 			return n, b.wrap("", o.Err)
@@ -381,12 +396,13 @@ func FetchPrefix(src, dst string) (int, error) {
 		if rel == "" || strings.HasSuffix(rel, "/") {
 			continue // a folder placeholder
 		}
-		seen++
 		local := filepath.Join(dst, filepath.FromSlash(rel))
 		if !strings.HasPrefix(local, filepath.Clean(dst)+string(filepath.Separator)) {
 			return n, fmt.Errorf("%s: key %s leaves the folder", src, o.Key)
 		}
-		if st, err := os.Stat(local); err == nil && st.Size() == o.Size {
+		seen[local] = true
+		fetched[rel] = o.ETag
+		if st, err := os.Stat(local); err == nil && st.Size() == o.Size && etags[rel] == o.ETag {
 			continue
 		}
 		if err := os.MkdirAll(filepath.Dir(local), 0o755); err != nil {
@@ -406,8 +422,23 @@ func FetchPrefix(src, dst string) (int, error) {
 		}
 		n++
 	}
-	if seen == 0 {
+	if len(seen) == 0 {
 		return 0, fmt.Errorf("%s holds no objects (check the bucket and prefix)", src)
 	}
-	return n, nil
+	if err := removeUnlisted(dst, seen); err != nil {
+		return n, err
+	}
+	return n, writeAtomic(etagsFile, func(w io.Writer) error { return json.NewEncoder(w).Encode(fetched) })
+}
+
+// removeUnlisted removes the files under dst that are not in keep, leaving
+// the temporary files of a download in progress (another shard on this
+// machine may be fetching the same prefix).
+func removeUnlisted(dst string, keep map[string]bool) error {
+	return filepath.WalkDir(dst, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || keep[path] || strings.Contains(d.Name(), tmpMarker) {
+			return err
+		}
+		return os.Remove(path)
+	})
 }
