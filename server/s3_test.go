@@ -483,3 +483,183 @@ func TestPeakRSSBucket(t *testing.T) {
 		t.Errorf("peak RSS grows with the dataset: %.0f MB for 10,000 images, %.0f MB for 1,000", peak[10000], peak[1000])
 	}
 }
+
+// putFolder uploads every file under dir to the s3:// URL dst, keeping the
+// paths below dir as the keys below its prefix.
+func putFolder(t *testing.T, c *minio.Client, dir, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, path)
+		return putFile(c, dst, filepath.ToSlash(rel), path)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// putFile uploads the local file path as dst (an s3:// URL) / name.
+func putFile(c *minio.Client, dst, name, path string) error {
+	bucket, prefix, err := results.ParseBucketURL(dst)
+	if err != nil {
+		return err
+	}
+	_, err = c.FPutObject(context.Background(), bucket, strings.TrimPrefix(prefix+"/"+name, "/"), path, minio.PutObjectOptions{})
+	return err
+}
+
+// rowsOf is the ranks.csv of an extract over the image folder root into a
+// fresh local folder.
+func rowsOf(t *testing.T, root string) []byte {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "run")
+	args := extractArgs(root, out, "--format", "csv")
+	_, stderr, code := runCLI(t, args...)
+	if code != 0 {
+		t.Fatalf("%v: exit %d: %s", args, code, stderr)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "ranks.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// A dataset read from --root s3://... gives the rows of the same folder read
+// from the disk. It is copied once into VITLENS_CACHE: a second run
+// downloads nothing, an object replaced in the bucket (even by one of the
+// same size) is fetched again and one put again with the same bytes is not,
+// and an object removed from the bucket leaves the copy too, so the rows
+// always follow the bucket.
+func TestS3RootMatchesLocalFolder(t *testing.T) {
+	c := s3Env(t)
+	cache := t.TempDir()
+	t.Setenv("VITLENS_CACHE", cache)
+	root := vittest.ImageFolder(t, 2, 20, 18, 7)
+	want := rowsOf(t, root)
+	src := s3Prefix(t) + "images/"
+	putFolder(t, c, root, src)
+	var files []string
+	filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			files = append(files, mustRel(t, root, path))
+		}
+		return err
+	})
+	bucket, prefix, _ := results.ParseBucketURL(src)
+	copyDir := filepath.Join(cache, "s3", bucket, filepath.FromSlash(prefix))
+	// copies is the cached copy's files; a file downloaded again is
+	// another file (written under a temporary name and renamed).
+	copies := func() map[string]os.FileInfo {
+		m := map[string]os.FileInfo{}
+		for _, f := range files {
+			if st, err := os.Stat(filepath.Join(copyDir, f)); err == nil {
+				m[f] = st
+			}
+		}
+		return m
+	}
+
+	if got := rowsOf(t, src); !bytes.Equal(got, want) {
+		t.Fatalf("rows over %s differ from the local folder's:\n%s\nwant\n%s", src, got, want)
+	}
+	first := copies()
+	if len(first) != len(files) {
+		t.Fatalf("the copy in %s holds %d of the %d files", copyDir, len(first), len(files))
+	}
+
+	// A second run reuses the copy.
+	if got := rowsOf(t, src); !bytes.Equal(got, want) {
+		t.Errorf("second run's rows differ")
+	}
+	for f, st := range copies() {
+		if !os.SameFile(st, first[f]) {
+			t.Errorf("second run downloaded %s again", f)
+		}
+	}
+
+	// Replace one image by another, put a second again with its own bytes,
+	// and remove a third; the local twin gets the same edits.
+	a, b, gone := files[0], files[1], files[len(files)-1]
+	content, err := os.ReadFile(filepath.Join(root, b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, a), content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(root, gone)); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{a, b} {
+		if err := putFile(c, src, filepath.ToSlash(f), filepath.Join(root, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key := func(f string) string { return strings.TrimPrefix(prefix+"/"+filepath.ToSlash(f), "/") }
+	if err := c.RemoveObject(context.Background(), bucket, key(gone), minio.RemoveObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	want = rowsOf(t, root)
+	if got := rowsOf(t, src); !bytes.Equal(got, want) {
+		t.Errorf("rows after the bucket changed differ from the changed local folder's:\n%s\nwant\n%s", got, want)
+	}
+	now := copies()
+	if os.SameFile(now[a], first[a]) {
+		t.Errorf("%s, replaced in the bucket, was not downloaded again", a)
+	}
+	if !os.SameFile(now[b], first[b]) {
+		t.Errorf("%s, put again with the same bytes, was downloaded again", b)
+	}
+	if _, ok := now[gone]; ok {
+		t.Errorf("the copy keeps %s, removed from the bucket", gone)
+	}
+
+	// An object replaced by one of the same size is noticed by its ETag (S3's
+	// Last-Modified has a second's resolution).
+	content[len(content)-1] ^= 0xff
+	if _, err := c.PutObject(context.Background(), bucket, key(b), bytes.NewReader(content), int64(len(content)), minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := results.FetchPrefix(src, copyDir); err != nil || n != 1 {
+		t.Errorf("fetch after a same-size replacement: %d files downloaded, %v; want 1", n, err)
+	}
+	if got, err := os.ReadFile(filepath.Join(copyDir, b)); err != nil || !bytes.Equal(got, content) {
+		t.Errorf("the copy of %s is not the replaced object: %v", b, err)
+	}
+}
+
+func mustRel(t *testing.T, base, path string) string {
+	t.Helper()
+	rel, err := filepath.Rel(base, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rel
+}
+
+// A --root in the bucket that cannot be read is refused with the flag and
+// the reason: an empty prefix, a missing bucket, no credentials.
+func TestS3RootErrors(t *testing.T) {
+	s3Env(t)
+	t.Setenv("VITLENS_CACHE", t.TempDir())
+	out := filepath.Join(t.TempDir(), "run")
+	base := s3Prefix(t)
+	for _, tc := range []struct{ name, root, unset, want string }{
+		{"empty prefix", base + "nothing/", "", "holds no objects (check the bucket and prefix)"},
+		{"missing bucket", "s3://vitlens-no-such-bucket/images/", "", "bucket vitlens-no-such-bucket does not exist"},
+		{"no credentials", base + "nothing/", "AWS_SECRET_ACCESS_KEY", "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.unset != "" {
+				t.Setenv(tc.unset, "")
+			}
+			_, stderr, code := runCLI(t, extractArgs(tc.root, out)...)
+			if code != 1 || !strings.Contains(stderr, "--root") || !strings.Contains(stderr, tc.want) {
+				t.Errorf("--root %s: exit %d, %q; want --root and %q", tc.root, code, stderr, tc.want)
+			}
+		})
+	}
+}
