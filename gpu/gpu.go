@@ -37,6 +37,14 @@ type Options struct {
 	MemoryBudget int64
 	// MaxBatch caps the images per submission. 0 means 64.
 	MaxBatch int
+	// F16Weights stores the weights of the tiled matmuls (patch embedding,
+	// qkv, proj, fc1, fc2 where k is a multiple of 4) as f16, half their
+	// memory, with f32 arithmetic; the model's other matrices (the heads, a
+	// simple matmul's weights) are rounded to f16 too but stay stored as
+	// f32, so the backend computes exactly what F16Weights(model) does in
+	// f32. Tuned-lens translators stay f32. Off by default: see
+	// CompareF16 for what it changes.
+	F16Weights bool
 }
 
 const (
@@ -178,12 +186,25 @@ func (dev *Device) NewBackend(m *vit.Model, opt Options) (*Backend, error) {
 	if opt.MaxBatch <= 0 {
 		opt.MaxBatch = defaultMaxBatch
 	}
+	if opt.F16Weights {
+		m = F16Weights(m)
+	}
 	b := &Backend{model: m, opt: opt, dev: dev, d: dev.d, ks: dev.ks}
 	var err error
-	if b.w, err = uploadWeights(b.d, b.model); err != nil {
+	if b.w, err = uploadWeights(b.d, b.model, opt.F16Weights); err != nil {
 		return nil, err
 	}
 	return b, nil
+}
+
+// WeightBytes is the GPU memory the model's weights take (tuned-lens
+// translators not counted): about half the matrices' with F16Weights.
+func (b *Backend) WeightBytes() int64 {
+	var n int64
+	for _, w := range b.w.all {
+		n += int64(w.size)
+	}
+	return n
 }
 
 // Name says which adapter runs, e.g. "webgpu: llvmpipe (LLVM 15, 256 bits) (vulkan, cpu)".
@@ -247,7 +268,18 @@ func f32bytes(v []float32) []byte {
 	return out
 }
 
-func uploadWeights(d *device, m *vit.Model) (*weights, error) {
+// u32bytes is v little-endian, as the shaders read a u32 array.
+func u32bytes(v []uint32) []byte {
+	out := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(out[4*i:], x)
+	}
+	return out
+}
+
+// uploadWeights uploads m's tensors; f16 stores the tiled matmuls' weights
+// as packed halves (uploadLinear).
+func uploadWeights(d *device, m *vit.Model, f16 bool) (*weights, error) {
 	w := &weights{}
 	var err error
 	put := func(name string, v []float32) *buf {
@@ -268,7 +300,7 @@ func uploadWeights(d *device, m *vit.Model) (*weights, error) {
 			return nil
 		}
 		var b *buf
-		b, err = uploadLinear(d, name, l.W, l.Out, l.In)
+		b, err = uploadLinear(d, name, l.W, l.Out, l.In, f16)
 		if b != nil {
 			w.all = append(w.all, b)
 		}

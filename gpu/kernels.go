@@ -26,15 +26,19 @@ var storageBinding = regexp.MustCompile(`@binding\((\d+)\)\s*var<storage,\s*(rea
 
 // storageBindings reads the storage bindings' access modes from the WGSL, so
 // the explicit bind group layouts (the browser needs them) cannot drift from
-// the shaders.
+// the shaders. They may be declared in any order (the tiled matmuls include
+// their weights' binding 2 from a separate file) but must number 1, 2, ...
+// without gaps.
 func storageBindings(name, src string) ([]bool, error) {
-	var writable []bool
-	for _, m := range storageBinding.FindAllStringSubmatch(src, -1) {
+	found := storageBinding.FindAllStringSubmatch(src, -1)
+	writable := make([]bool, len(found))
+	seen := make([]bool, len(found))
+	for _, m := range found {
 		i, _ := strconv.Atoi(m[1])
-		if i != len(writable)+1 {
-			return nil, fmt.Errorf("gpu: shader %s: storage binding %d out of order (bindings must be 1, 2, ...)", name, i)
+		if i < 1 || i > len(found) || seen[i-1] {
+			return nil, fmt.Errorf("gpu: shader %s: storage binding %d repeated or out of range (bindings must be 1, 2, ..., %d)", name, i, len(found))
 		}
-		writable = append(writable, m[2] == "read_write")
+		seen[i-1], writable[i-1] = true, m[2] == "read_write"
 	}
 	return writable, nil
 }

@@ -11,7 +11,9 @@ import (
 // (matmul_tiled.wgsl) for k a multiple of 4 with weights laid out k-major at
 // upload. A weight buffer says which layout it holds (buf.kMajor); the
 // dispatch picks a tiled variant per product from its shape and the
-// device's limits.
+// device's limits. With Options.F16Weights the k-major weights are stored as
+// packed halves (buf.f16) and read by each tiled variant's f16 twin (the
+// variant's name + f16Suffix: same tile, f32 arithmetic).
 
 const (
 	matmulBias       = 1
@@ -36,6 +38,9 @@ var tiledMatmuls = func() []matmulVariant {
 	}
 	return vs
 }()
+
+// f16Suffix names a tiled variant's f16-weight twin.
+const f16Suffix = "_f16"
 
 // tiledInvocations is every tiled variant's workgroup (16×16).
 const tiledInvocations = 256
@@ -98,14 +103,21 @@ func kMajor(w []float32, n, k int) []float32 {
 }
 
 // uploadLinear uploads a Linear weight w (n×k, PyTorch's layout) as its
-// products read it: k-major where a tiled matmul takes them (kMajorLayout).
-func uploadLinear(d *device, name string, w []float32, n, k int) (*buf, error) {
+// products read it: k-major where a tiled matmul takes them (kMajorLayout),
+// then as packed halves if f16 (half the bytes; the simple matmul's weights
+// stay f32).
+func uploadLinear(d *device, name string, w []float32, n, k int, f16 bool) (*buf, error) {
 	if !kMajorLayout(k, d.limits) {
 		return upload(d, name, f32bytes(w), wgpu.BufferUsageStorage)
 	}
-	b, err := upload(d, name+" (k-major)", f32bytes(kMajor(w, n, k)), wgpu.BufferUsageStorage)
+	km := kMajor(w, n, k)
+	name, data := name+" (k-major)", f32bytes(km)
+	if f16 {
+		name, data = name+" (f16)", u32bytes(packF16(km))
+	}
+	b, err := upload(d, name, data, wgpu.BufferUsageStorage)
 	if b != nil {
-		b.kMajor = true
+		b.kMajor, b.f16 = true, f16
 	}
 	return b, err
 }
@@ -124,13 +136,16 @@ func (p *program) matmul(op string, out, a, w view, bias *view, m, n, k int, fla
 	return p.matmulWith(op, kernel, out, a, w, bias, m, n, k, flags)
 }
 
-// matmulWith records the product on one named variant; the kernel tests
-// call it for every variant.
+// matmulWith records the product on one named variant (its f16 twin when
+// w holds packed halves); the kernel tests call it for every variant.
 func (p *program) matmulWith(op, kernel string, out, a, w view, bias *view, m, n, k int, flags uint32) error {
 	bm, bn := matmulTileRows, matmulTileCols
 	if kernel != "matmul" {
 		if !w.b.kMajor || k%4 != 0 {
 			return fmt.Errorf("gpu: %s: %s needs k-major weights and k a multiple of 4 (k = %d)", op, kernel, k)
+		}
+		if w.b.f16 {
+			kernel += f16Suffix
 		}
 		bm, bn = shaderConst(kernel, "BM"), shaderConst(kernel, "BN")
 	} else if w.b.kMajor {

@@ -14,6 +14,9 @@ type buf struct {
 	name string
 	// kMajor: a Linear weight laid out for the tiled matmuls (see kMajor).
 	kMajor bool
+	// f16: those weights stored as packed halves (packF16 of the k-major
+	// layout), read by the tiled variants' f16 twins.
+	f16 bool
 }
 
 // view is the byte range of a buffer bound to one binding; size 0 means

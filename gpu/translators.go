@@ -73,7 +73,7 @@ func (b *Backend) useTranslators(tl *lens.Translators) error {
 				continue
 			}
 			name := fmt.Sprintf("translator.%s.%d", s, blk)
-			w, err := uploadLinear(b.d, name+".weight", tr.W, c.Dim, c.Dim)
+			w, err := uploadLinear(b.d, name+".weight", tr.W, c.Dim, c.Dim, false)
 			if err != nil {
 				dt.release()
 				return err

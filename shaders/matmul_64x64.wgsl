@@ -6,6 +6,7 @@ const BM: u32 = 64u;
 const BN: u32 = 64u;
 const BK: u32 = 16u;
 
+//#include matmul_weights_f32.wgsl
 //#include matmul_tiled.wgsl
 
 @compute @workgroup_size(16, 16)

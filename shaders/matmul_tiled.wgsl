@@ -13,8 +13,10 @@
 // multiply-adds of tile t and stored after them into the other half, with one
 // barrier per tile.
 
+// A variant file includes, before this one, how it stores the weights
+// (binding 2, k×n4 k-major): matmul_weights_f32.wgsl or, for the f16-weight
+// twins, matmul_weights_f16.wgsl; either gives load_w(i), the i-th vec4.
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>; // m×k, row-major
-@group(0) @binding(2) var<storage, read> w: array<vec4<f32>>; // k×n4, k-major
 
 //#include matmul_epilogue.wgsl
 
@@ -60,7 +62,7 @@ fn fetch(row0: u32, col0: u32, k0: u32, li: u32) {
         let col = col0 + (i % (BN / 4u)) * 4u;
         var v = vec4<f32>(0.0);
         if (i < W_TILE && kg < p.k && col < n4) {
-            v = w[(kg * n4 + col) / 4u];
+            v = load_w((kg * n4 + col) / 4u);
         }
         w_reg[s] = v;
     }

@@ -7,7 +7,7 @@ import (
 
 func TestSourcesExpandIncludes(t *testing.T) {
 	names := Names()
-	for _, want := range []string{"add", "attention", "embed", "flash_attention", "gelu", "layernorm", "lens", "matmul", "matmul_128x128", "matmul_128x64", "matmul_64x64", "patchify", "pool", "targets"} {
+	for _, want := range []string{"add", "attention", "embed", "flash_attention", "gelu", "layernorm", "lens", "matmul", "matmul_128x128", "matmul_128x64", "matmul_64x64", "matmul_128x128_f16", "matmul_128x64_f16", "matmul_64x64_f16", "patchify", "pool", "targets"} {
 		found := false
 		for _, n := range names {
 			found = found || n == want
@@ -17,7 +17,7 @@ func TestSourcesExpandIncludes(t *testing.T) {
 		}
 	}
 	for _, n := range names {
-		if n == "erf" || n == "matmul_tiled" || n == "matmul_epilogue" || n == "attention_common" {
+		if n == "erf" || n == "matmul_tiled" || n == "matmul_epilogue" || strings.HasPrefix(n, "matmul_weights") || n == "attention_common" {
 			t.Errorf("%s.wgsl holds no kernel but is listed", n)
 		}
 		src := Source(n)
