@@ -78,35 +78,56 @@ type F16Agreement struct {
 	MaxAbsRank       int
 	SamePrediction   int     // images whose predicted class is identical
 	MaxLogitDiff     float64 // largest |Δ| of the model's logits
+	// WeightBytes and WeightBytesF16: the weights' GPU memory of the two
+	// backends, when they report it (0 otherwise, as on the CPU).
+	WeightBytes, WeightBytesF16 int64
 }
 
 func (a F16Agreement) String() string {
 	pct := func(n, of int) float64 { return 100 * float64(n) / float64(max(of, 1)) }
 	return fmt.Sprintf("f16 weights vs f32 on %d images: target rank identical in %.2f%% of %d readouts (mean |Δrank| %.3f, max %d), top-1 class identical in %.2f%%; predictions identical %d/%d; logits within %.3g",
 		a.Images, pct(a.SameRank, a.Readouts), a.Readouts, float64(a.SumAbsRank)/float64(max(a.Readouts, 1)), a.MaxAbsRank,
-		pct(a.SameTop1, a.Readouts), a.SamePrediction, a.Images, a.MaxLogitDiff)
+		pct(a.SameTop1, a.Readouts), a.SamePrediction, a.Images, a.MaxLogitDiff) + a.memory()
 }
 
-// CompareF16 runs req on images through a backend of m (open) and of
-// F16Weights(m), and measures how far the f16 results are from the f32 ones.
-func CompareF16(m *vit.Model, open func(*vit.Model) (lens.Backend, error), images []*vit.Tensor, req lens.Request) (F16Agreement, error) {
-	run := func(m *vit.Model) ([]*lens.Result, error) {
-		b, err := open(m)
+func (a F16Agreement) memory() string {
+	if a.WeightBytes == 0 || a.WeightBytesF16 == 0 {
+		return ""
+	}
+	mib := func(n int64) float64 { return float64(n) / (1 << 20) }
+	return fmt.Sprintf("; weights on the GPU %.1f MiB with f16 storage vs %.1f MiB f32 (%.0f%%)",
+		mib(a.WeightBytesF16), mib(a.WeightBytes), 100*float64(a.WeightBytesF16)/float64(a.WeightBytes))
+}
+
+// CompareF16 runs req on images through a backend of m with f32 weights
+// (open(m, false)) and one with f16 weights (open(m, true): the GPU with
+// Options.F16Weights, or any backend of F16Weights(m)), and measures how far
+// the f16 results are from the f32 ones.
+func CompareF16(m *vit.Model, open func(m *vit.Model, f16 bool) (lens.Backend, error), images []*vit.Tensor, req lens.Request) (F16Agreement, error) {
+	run := func(f16 bool) ([]*lens.Result, int64, error) {
+		b, err := open(m, f16)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		defer b.Close()
-		return b.Analyze(images, req)
+		var bytes int64
+		if w, ok := b.(interface{ WeightBytes() int64 }); ok {
+			bytes = w.WeightBytes()
+		}
+		res, err := b.Analyze(images, req)
+		return res, bytes, err
 	}
-	want, err := run(m)
+	want, bytes, err := run(false)
 	if err != nil {
 		return F16Agreement{}, err
 	}
-	got, err := run(F16Weights(m))
+	got, bytesF16, err := run(true)
 	if err != nil {
 		return F16Agreement{}, err
 	}
-	return agreement(want, got), nil
+	a := agreement(want, got)
+	a.WeightBytes, a.WeightBytesF16 = bytes, bytesF16
+	return a, nil
 }
 
 func agreement(want, got []*lens.Result) F16Agreement {

@@ -47,7 +47,12 @@ func TestF16WeightsAndAgreement(t *testing.T) {
 	}
 	images := vit.RandomImages(m.Config, 4, 3)
 	req := lens.Request{Sites: vit.AllSites(), TopK: 5}
-	cpu := func(m *vit.Model) (lens.Backend, error) { return lens.NewCPU(m), nil }
+	cpu := func(m *vit.Model, f16 bool) (lens.Backend, error) {
+		if f16 {
+			m = F16Weights(m)
+		}
+		return lens.NewCPU(m), nil
+	}
 	a, err := CompareF16(m, cpu, images, req)
 	if err != nil {
 		t.Fatal(err)

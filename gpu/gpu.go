@@ -208,7 +208,13 @@ func (b *Backend) WeightBytes() int64 {
 }
 
 // Name says which adapter runs, e.g. "webgpu: llvmpipe (LLVM 15, 256 bits) (vulkan, cpu)".
-func (b *Backend) Name() string { return "webgpu: " + b.d.desc }
+// With F16Weights it says so: results folders record the name.
+func (b *Backend) Name() string {
+	if b.opt.F16Weights {
+		return "webgpu (f16 weights): " + b.d.desc
+	}
+	return "webgpu: " + b.d.desc
+}
 
 // Close frees the weights and buffers of this backend, and the device when
 // New opened it; calling it again does nothing. The backend is unusable

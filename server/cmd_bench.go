@@ -22,6 +22,12 @@ func init() {
 var B16 = vit.Config{ImageSize: 224, PatchSize: 16, Channels: 3, Dim: 768, Depth: 12, Heads: 12, MLPDim: 3072,
 	Classes: 1000, QKVBias: true, LNEps: 1e-6, ClassToken: true, Pool: vit.PoolCLS}
 
+// benchModel is a model the benchmark times.
+type benchModel struct {
+	name string
+	m    *vit.Model
+}
+
 func runBench(args []string, stdout io.Writer) error {
 	fs := newFlags("bench", "")
 	backend := fs.String("backend", "cpu", "cpu, gpu or auto")
@@ -30,7 +36,7 @@ func runBench(args []string, stdout io.Writer) error {
 	skipB16 := fs.Bool("no-b16", false, "skip the B/16-sized model")
 	batches := fs.String("batches", "1,8,64", "with --backend gpu: batch sizes of the per-op profile")
 	peak := fs.Float64("peak-tflops", 0, "with --backend gpu: the GPU's fp32 peak in TFLOP/s, for the per-op share of peak (known GPUs such as the H100 and H200 need none)")
-	f16 := fs.Bool("gpu-f16", false, "with --backend gpu: also measure how far f16 weights (f32 arithmetic) move the lens's ranks from f32 weights")
+	f16 := fs.Bool("gpu-f16", false, "with --backend gpu: also time the GPU with f16 weights (f32 arithmetic) and measure how far they move the lens's ranks from f32 weights, and the weights' memory")
 	f16Images := fs.Int("f16-images", 8, "with --gpu-f16: random images compared")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -39,26 +45,20 @@ func runBench(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	models := []struct {
-		name string
-		m    *vit.Model
-	}{{"demo (Fashion-MNIST ViT)", demo.Model}}
+	models := []benchModel{{"demo (Fashion-MNIST ViT)", demo.Model}}
 	if !*skipB16 {
 		b16, err := vit.NewRandom(B16, 1)
 		if err != nil {
 			return err
 		}
-		models = append(models, struct {
-			name string
-			m    *vit.Model
-		}{"B/16 random", b16})
+		models = append(models, benchModel{"B/16 random", b16})
 	}
 	fmt.Fprintf(stdout, "%d CPU threads (GOMAXPROCS), %d reps after a warm-up, batch %d\n", runtime.GOMAXPROCS(0), *reps, *batch)
 	fmt.Fprintf(stdout, "wall: best run's time per image; cpu: CPU time of the process (all threads) per image, best run\n")
 	fmt.Fprintf(stdout, "%-26s %-28s %12s %14s %10s %12s %14s %10s\n", "model", "backend", "forward/img", "+lens 4 sites", "lens cost",
 		"cpu forward", "cpu +lens", "cpu cost")
 	if *f16 && *backend != "gpu" {
-		return fmt.Errorf("--gpu-f16 goes with --backend gpu")
+		return fmt.Errorf("--gpu-f16 goes with --backend gpu (the %s backend has no f16 weights)", *backend)
 	}
 	if *backend == "gpu" {
 		sizes, err := parseInts(*batches)
@@ -87,8 +87,13 @@ func runBench(args []string, stdout io.Writer) error {
 			}
 		}
 	}
-	for _, mm := range models {
-		b, err := openBackend(*backend, mm.m, io.Discard)
+	storage := []bool{false}
+	if *f16 {
+		storage = append(storage, true) // the same table for f16 weights
+	}
+	for _, run := range benchRuns(models, storage) {
+		mm := run.model
+		b, err := openBackend(*backend, mm.m, run.f16, io.Discard)
 		if err != nil {
 			return err
 		}
@@ -126,6 +131,23 @@ func runBench(args []string, stdout io.Writer) error {
 		b.Close()
 	}
 	return nil
+}
+
+// benchRun is one row of the timing table: a model on one weight storage.
+type benchRun struct {
+	model benchModel
+	f16   bool
+}
+
+// benchRuns is every model on every storage, a model's rows together.
+func benchRuns(models []benchModel, storage []bool) []benchRun {
+	var runs []benchRun
+	for _, m := range models {
+		for _, f16 := range storage {
+			runs = append(runs, benchRun{m, f16})
+		}
+	}
+	return runs
 }
 
 func parseInts(s string) ([]int, error) {

@@ -47,7 +47,7 @@ func runPredict(args []string, stdout io.Writer) error {
 	if *k < 1 || *k > b.Model.Config.Classes {
 		return fmt.Errorf("-k must be in 1..%d", b.Model.Config.Classes)
 	}
-	be, err := openBackend(*backend, b.Model, os.Stderr)
+	be, err := openBackend(*backend, b.Model, false, os.Stderr)
 	if err != nil {
 		return fmt.Errorf("-backend: %w", err)
 	}

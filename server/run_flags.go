@@ -40,6 +40,7 @@ type runFlags struct {
 	masks, quiet    bool
 	lens            string // --lens, registered by the lens experiments
 	pipeline        bool   // --pipeline, registered by the lens experiments
+	gpuF16          bool   // --gpu-f16, registered by the lens experiments
 }
 
 func (f *runFlags) register(fs *flag.FlagSet) {
@@ -75,7 +76,7 @@ func (f *runFlags) open(spec experiment.Spec, args []string, stderr io.Writer) (
 			return nil, nil, err
 		}
 	}
-	backend, err := openBackend(f.backend, o.bundle.Model, stderr)
+	backend, err := openBackend(f.backend, o.bundle.Model, f.gpuF16, stderr)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -378,6 +379,7 @@ func runExperiment(name string, args []string, stdout io.Writer, setup func(fs *
 	var rf runFlags
 	rf.register(fs)
 	fs.StringVar(&rf.lens, "lens", "", "read hs and hs_mid through a tuned lens: the translators.safetensors of vitlens tune-lens (attn and mlp keep the plain lens)")
+	fs.BoolVar(&rf.gpuF16, "gpu-f16", false, gpuF16Usage)
 	fs.BoolVar(&rf.pipeline, "pipeline", true, "decode the next chunks on other threads and keep two backend calls in flight (the GPU computes one while the next is staged); rows are the same either way")
 	specOf := setup(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -414,20 +416,31 @@ func baseName(p string) string {
 	return p
 }
 
-// openBackend picks the backend; auto prefers the GPU and says which it chose.
-func openBackend(name string, m *vit.Model, log io.Writer) (lens.Backend, error) {
+// gpuF16Usage documents --gpu-f16 on extract and friends.
+const gpuF16Usage = "with --backend gpu or auto: store the GPU's matmul weights as f16 (half their memory, f32 arithmetic; ranks move slightly: vitlens bench --backend gpu --gpu-f16 measures how much)"
+
+// openBackend picks the backend; auto prefers the GPU and says which it
+// chose. f16 (--gpu-f16) stores the GPU's weights as f16; the CPU refuses it.
+func openBackend(name string, m *vit.Model, f16 bool, log io.Writer) (lens.Backend, error) {
 	switch name {
 	case "cpu":
+		if f16 {
+			return nil, errors.New("--gpu-f16 stores the GPU's weights as f16; the CPU backend has no f16 weights: drop --gpu-f16 or use --backend gpu")
+		}
 		return lens.NewCPU(m), nil
 	case "gpu":
-		return openGPU(m)
+		return openGPU(m, f16)
 	case "auto":
-		b, err := openGPU(m)
+		b, err := openGPU(m, f16)
 		if err == nil {
 			fmt.Fprintf(log, "backend auto: using %s\n", b.Name())
 			return b, nil
 		}
-		fmt.Fprintf(log, "backend auto: no GPU (%v); using the CPU\n", err)
+		fmt.Fprintf(log, "backend auto: no GPU (%v); using the CPU", err)
+		if f16 {
+			fmt.Fprint(log, " with f32 weights (--gpu-f16 applies to the GPU only)")
+		}
+		fmt.Fprintln(log)
 		return lens.NewCPU(m), nil
 	}
 	return nil, fmt.Errorf("unknown backend %q (want cpu, gpu or auto)", name)
@@ -450,7 +463,7 @@ func cpuOnly(name, kind string, log io.Writer) error {
 }
 
 // openGPU is replaced by backend_gpu.go when the WebGPU backend is built in.
-var openGPU = func(m *vit.Model) (lens.Backend, error) {
+var openGPU = func(m *vit.Model, f16 bool) (lens.Backend, error) {
 	return nil, errors.New("this vitlens was built without the WebGPU backend")
 }
 

@@ -165,3 +165,35 @@ func TestSummaryRefusesDamaged(t *testing.T) {
 	}
 	mustRun(t, "summary", out)
 }
+
+// --gpu-f16 is refused on the CPU backend, naming the flags, before any
+// work; on the GPU (lavapipe here) extract runs with f16 weights and the
+// results folder records it in the backend's name.
+func TestGPUF16Flag(t *testing.T) {
+	tmp := t.TempDir()
+	root := vittest.ImageFolder(t, 2, 3, 18, 1)
+	for _, args := range [][]string{
+		extractArgs(root, filepath.Join(tmp, "cpu"), "--backend", "cpu", "--gpu-f16"),
+		{"bench", "--backend", "cpu", "--gpu-f16", "--no-b16", "--reps", "1"},
+	} {
+		_, stderr, code := runCLI(t, args...)
+		if code != 1 || !strings.Contains(stderr, "--gpu-f16") || !strings.Contains(stderr, "--backend gpu") {
+			t.Errorf("%v: exit %d, %q", args, code, stderr)
+		}
+	}
+	out := filepath.Join(tmp, "gpu")
+	_, stderr, code := runCLI(t, extractArgs(root, out, "--backend", "gpu", "--gpu-f16")...)
+	if code != 0 {
+		if strings.Contains(stderr, "adapter") {
+			t.Skipf("no WebGPU adapter: %s", stderr)
+		}
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	manifest, err := os.ReadFile(filepath.Join(out, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(manifest), "webgpu (f16 weights)") {
+		t.Errorf("manifest does not record f16 weights: %s", manifest)
+	}
+}
