@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"vitlens/shaders"
 	"vitlens/vit"
 	"vitlens/vit/activations"
 	"vitlens/vit/checkpoint"
@@ -80,8 +81,8 @@ func TestF16MatmulEqualsF32OnRoundedWeights(t *testing.T) {
 	h := testHarness(t)
 	for _, v := range tiledMatmuls {
 		for _, c := range []string{"BM", "BN", "BK"} {
-			if shaderConst(v.kernel+f16Suffix, c) != shaderConst(v.kernel, c) {
-				t.Errorf("%s%s's %s differs from %s's", v.kernel, f16Suffix, c, v.kernel)
+			if shaderConst(v.kernel+shaders.F16Suffix, c) != shaderConst(v.kernel, c) {
+				t.Errorf("%s%s's %s differs from %s's", v.kernel, shaders.F16Suffix, c, v.kernel)
 			}
 		}
 		for _, s := range [][3]int{{1, 1, 4}, {17, 33, 68}, {130, 201, 48}, {257, 131, 36}} {
@@ -108,7 +109,7 @@ func TestF16MatmulEqualsF32OnRoundedWeights(t *testing.T) {
 						}
 						outs = append(outs, out)
 					}
-					if got := p.steps[len(p.steps)-1].k.name; got != v.kernel+f16Suffix {
+					if got := p.steps[len(p.steps)-1].k.name; got != v.kernel+shaders.F16Suffix {
 						t.Fatalf("packed weights ran on %s", got)
 					}
 					raw := h.exec(t, p, outs, []int{m * n, m * n})

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/cogentcore/webgpu/wgpu"
+
+	"vitlens/shaders"
 )
 
 // The matmul kernels: matmul.wgsl, the simple variant for any shape with
@@ -13,7 +15,8 @@ import (
 // dispatch picks a tiled variant per product from its shape and the
 // device's limits. With Options.F16Weights the k-major weights are stored as
 // packed halves (buf.f16) and read by each tiled variant's f16 twin (the
-// variant's name + f16Suffix: same tile, f32 arithmetic).
+// variant's name + shaders.F16Suffix, made by package shaders: same tile,
+// f32 arithmetic).
 
 const (
 	matmulBias       = 1
@@ -38,9 +41,6 @@ var tiledMatmuls = func() []matmulVariant {
 	}
 	return vs
 }()
-
-// f16Suffix names a tiled variant's f16-weight twin.
-const f16Suffix = "_f16"
 
 // tiledInvocations is every tiled variant's workgroup (16×16).
 const tiledInvocations = 256
@@ -145,7 +145,7 @@ func (p *program) matmulWith(op, kernel string, out, a, w view, bias *view, m, n
 			return fmt.Errorf("gpu: %s: %s needs k-major weights and k a multiple of 4 (k = %d)", op, kernel, k)
 		}
 		if w.b.f16 {
-			kernel += f16Suffix
+			kernel += shaders.F16Suffix
 		}
 		bm, bn = shaderConst(kernel, "BM"), shaderConst(kernel, "BN")
 	} else if w.b.kMajor {

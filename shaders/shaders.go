@@ -4,6 +4,7 @@
 package shaders
 
 import (
+	"cmp"
 	"embed"
 	"fmt"
 	"slices"
@@ -17,8 +18,18 @@ var files embed.FS
 // It is a WGSL comment, so each file still reads (and lints) on its own.
 const includePrefix = "//#include "
 
-// Names lists the kernels (files with a compute entry point `main`), sorted.
-// Helper files that only hold functions for inclusion are left out.
+// A kernel that includes weightsF32 (the tiled matmuls) has an f16 twin, its
+// name + F16Suffix: the same source with weightsF16 included instead (same
+// tile, weights stored as packed halves).
+const (
+	F16Suffix  = "_f16"
+	weightsF32 = "matmul_weights_f32"
+	weightsF16 = "matmul_weights_f16"
+)
+
+// Names lists the kernels (files with a compute entry point `main`, and the
+// f16 twins), sorted. Helper files that only hold functions for inclusion
+// are left out.
 func Names() []string {
 	entries, _ := files.ReadDir(".")
 	var names []string
@@ -27,24 +38,39 @@ func Names() []string {
 		text, _ := files.ReadFile(e.Name())
 		if strings.Contains(string(text), "@compute") {
 			names = append(names, name)
+			if hasF16Twin(string(text)) {
+				names = append(names, name+F16Suffix)
+			}
 		}
 	}
 	slices.Sort(names)
 	return names
 }
 
+func hasF16Twin(text string) bool {
+	return strings.Contains(text, includePrefix+weightsF32+".wgsl")
+}
+
 // Source returns the WGSL of kernel name (without ".wgsl"), with include
 // lines expanded. It panics on an unknown name: the set is fixed at build
 // time, so a miss is a programming error, not an input error.
 func Source(name string) string {
-	src, err := expand(name, map[string]bool{})
+	var swap map[string]string
+	if base, ok := strings.CutSuffix(name, F16Suffix); ok {
+		if text, err := files.ReadFile(base + ".wgsl"); err == nil && hasF16Twin(string(text)) {
+			name, swap = base, map[string]string{weightsF32: weightsF16}
+		}
+	}
+	src, err := expand(name, map[string]bool{}, swap)
 	if err != nil {
 		panic(err)
 	}
 	return src
 }
 
-func expand(name string, seen map[string]bool) (string, error) {
+// expand inlines name's includes, each included file replaced by swap's
+// entry for it if any.
+func expand(name string, seen map[string]bool, swap map[string]string) (string, error) {
 	if seen[name] {
 		return "", fmt.Errorf("shaders: %s is included twice", name)
 	}
@@ -56,7 +82,8 @@ func expand(name string, seen map[string]bool) (string, error) {
 	var b strings.Builder
 	for line := range strings.Lines(string(text)) {
 		if inc, ok := strings.CutPrefix(strings.TrimSpace(line), includePrefix); ok {
-			sub, err := expand(strings.TrimSuffix(strings.TrimSpace(inc), ".wgsl"), seen)
+			inc = strings.TrimSuffix(strings.TrimSpace(inc), ".wgsl")
+			sub, err := expand(cmp.Or(swap[inc], inc), seen, swap)
 			if err != nil {
 				return "", err
 			}

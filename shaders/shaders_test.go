@@ -41,3 +41,18 @@ func TestUnknownKernelPanics(t *testing.T) {
 	}()
 	Source("no_such_kernel")
 }
+
+// A tiled matmul's f16 twin is its source with the packed-half weights
+// included in place of the f32 ones; other kernels have no twin.
+func TestF16Twins(t *testing.T) {
+	f32, f16 := Source("matmul_64x64"), Source("matmul_64x64"+F16Suffix)
+	if strings.Contains(f32, "unpack2x16float") || !strings.Contains(f16, "unpack2x16float") ||
+		strings.Replace(f16, Source(weightsF16), Source(weightsF32), 1) != f32 {
+		t.Error("matmul_64x64_f16 is not matmul_64x64 with f16 weights")
+	}
+	for _, n := range Names() {
+		if strings.HasSuffix(n, F16Suffix) != strings.Contains(Source(n), "unpack2x16float") {
+			t.Errorf("%s: f16 twin or not, its source disagrees", n)
+		}
+	}
+}
