@@ -80,19 +80,37 @@ type EmbedNorm struct {
 // NormalizeLogits applies m.Normalize, if any, in place to n rows of
 // logits = Head(normed) computed from n normed vectors (D each).
 func (m *Model) NormalizeLogits(logits, normed []float32, n int) {
+	scales := m.EmbedScales(normed, n)
+	c := m.Config.Classes
+	for r, s := range scales {
+		m.RescaleLogits(logits[r*c:(r+1)*c], s)
+	}
+}
+
+// EmbedScales returns 1/‖P·normed_r + b_P‖ for each of n normed vectors:
+// the factor m.Normalize puts on each row of logits (nil when the model
+// does not normalise). All rows in one product, apart from RescaleLogits,
+// so that a path finishing logits row by row computes them once per site.
+func (m *Model) EmbedScales(normed []float32, n int) []float64 {
 	en := m.Normalize
 	if en == nil {
-		return
+		return nil
 	}
-	c := m.Config.Classes
 	e := make([]float32, n*en.Proj.Out)
 	m.LinearForward(e, normed, n, en.Proj)
-	for r := range n {
-		s := 1 / EmbedLength(e[r*en.Proj.Out:(r+1)*en.Proj.Out])
-		row := logits[r*c : (r+1)*c]
-		for k, v := range row {
-			row[k] = float32(float64(v-en.ClassBias[k])*s) + en.ClassBias[k]
-		}
+	scales := make([]float64, n)
+	for r := range scales {
+		scales[r] = 1 / EmbedLength(e[r*en.Proj.Out:(r+1)*en.Proj.Out])
+	}
+	return scales
+}
+
+// RescaleLogits rescales one row of logits by s around the head file's
+// bias: (logit − b)·s + b (see EmbedNorm).
+func (m *Model) RescaleLogits(row []float32, s float64) {
+	b := m.Normalize.ClassBias
+	for k, v := range row {
+		row[k] = float32(float64(v-b[k])*s) + b[k]
 	}
 }
 

@@ -287,6 +287,29 @@ func TestCLIPTowerNormalizedHead(t *testing.T) {
 			}
 		}
 	}
+	// The CPU lens backend both ways: the folded one rescales each site's
+	// rows by factors computed before its token pass.
+	imgs := []*vit.Tensor{g.get(t, "input.0"), g.get(t, "input.1")}
+	const target = 1
+	for _, folded := range []bool{true, false} {
+		cpu := lens.NewCPU(m)
+		cpu.Folded = &folded
+		res, err := cpu.Analyze(imgs, lens.Request{Sites: vit.AllSites(), TopK: 1, Targets: []int{target, target}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range res {
+			for _, ro := range r.Readouts {
+				key := fmt.Sprintf("normalize.lens.%s.%d.%d", ro.Site, ro.Block, i)
+				full := g.get(t, key).Data
+				want := make([]float32, len(ro.TargetLogit))
+				for tok := range want {
+					want[tok] = full[tok*m.Config.Classes+target]
+				}
+				expectClose(t, fmt.Sprintf("%s target logit (lens.CPU, folded %v)", key, folded), ro.TargetLogit, want)
+			}
+		}
+	}
 }
 
 // Hugging Face's names for the same weights (make_backbones.py, hf/):

@@ -143,12 +143,16 @@ func (c *CPU) foldedReadouts(tr *vit.Trace, n int, sites []vit.Site, translated 
 	depth := len(c.Model.Blocks)
 	zRes := p.Raw(nil, tr.Embed.Data, n) // E'·(residual stream), block by block
 	var zAttn, zMLP []float32
-	own := make([][]float32, len(sites)) // per site: its translated logits, or nil
+	own := make([][]float32, len(sites))    // per site: its translated logits, or nil
+	scales := make([][]float64, len(sites)) // per site: the normalisation's factors, or nil
 	for b := 0; b < depth; b++ {
 		zAttn = p.Raw(zAttn, tr.Site(vit.SiteAttn, b).Data, n)
 		zMLP = p.Raw(zMLP, tr.Site(vit.SiteMLP, b).Data, n)
 		for si, s := range sites {
 			own[si] = translated(s, b)
+			if own[si] == nil {
+				scales[si] = p.NormScales(tr.Site(s, b).Data, n)
+			}
 		}
 		forTokens(n, C, func(t0, t1 int, sc *tokenScratch) {
 			for t := t0; t < t1; t++ {
@@ -160,9 +164,10 @@ func (c *CPU) foldedReadouts(tr *vit.Trace, n int, sites []vit.Site, translated 
 						r.read(t, own[si][t*C:(t+1)*C], res.Target, final[t])
 						return
 					}
-					h := tr.Site(s, b).Data[t*D : (t+1)*D]
-					p.FinishRow(sc.logits, z, h)
-					p.Normalize(sc.logits, h, 1)
+					p.FinishRow(sc.logits, z, tr.Site(s, b).Data[t*D:(t+1)*D])
+					if scales[si] != nil {
+						c.Model.RescaleLogits(sc.logits, scales[si][t])
+					}
 					r.read(t, sc.logits, res.Target, final[t])
 				}
 				// attn is read before its row becomes hs_mid = hs_prev + attn;

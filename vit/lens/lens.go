@@ -63,13 +63,22 @@ func (p *Projector) Direct(h []float32, n int) []float32 {
 // Normalize applies the model's embedding normalisation (vit.EmbedNorm), if
 // any, to n rows of logits that FinishRow made from the vectors h.
 func (p *Projector) Normalize(logits, h []float32, n int) {
+	for r, s := range p.NormScales(h, n) {
+		p.model.RescaleLogits(logits[r*p.Classes:(r+1)*p.Classes], s)
+	}
+}
+
+// NormScales returns the normalisation's per-vector factor for n vectors h
+// (vit.Model.EmbedScales of their final-norm outputs), nil when the model
+// does not normalise.
+func (p *Projector) NormScales(h []float32, n int) []float64 {
 	m := p.model
 	if m.Normalize == nil {
-		return
+		return nil
 	}
 	normed := make([]float32, len(h))
 	vit.LayerNorm(normed, h, n, p.Dim, m.Norm, m.Config.LNEps)
-	m.NormalizeLogits(logits, normed, n)
+	return m.EmbedScales(normed, n)
 }
 
 // Raw computes Z = E'·h for n vectors (n×Classes), the linear part, into
