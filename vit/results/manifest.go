@@ -252,6 +252,19 @@ func ReadManifest(dir string) (Manifest, error) {
 	return readManifest(st)
 }
 
+// openFolder opens the results folder dir and reads its manifest.
+func openFolder(dir string) (store, Manifest, error) {
+	st, err := openStore(dir)
+	if err != nil {
+		return nil, Manifest{}, err
+	}
+	m, err := readManifest(st)
+	if err != nil {
+		return nil, Manifest{}, fmt.Errorf("results dir %s: %w", dir, err)
+	}
+	return st, m, nil
+}
+
 func readManifest(st store) (Manifest, error) {
 	b, err := st.get(ManifestFile)
 	if err != nil {

@@ -25,13 +25,9 @@ func readRows[T any](dir, table string, fn func(T) error) error {
 	if err := checkTable(table); err != nil {
 		return fmt.Errorf("results dir %s: %w", dir, err)
 	}
-	st, err := openStore(dir)
+	st, m, err := openFolder(dir)
 	if err != nil {
 		return err
-	}
-	m, err := readManifest(st)
-	if err != nil {
-		return fmt.Errorf("results dir %s: %w", dir, err)
 	}
 	read := readParquet[T]
 	if m.Format == CSV {

@@ -123,13 +123,9 @@ func verifyChunk(st store, f Format, chunk int) (chunkRecord, error) {
 // finished table is what Finish wrote. Readers that need all rows (summary)
 // call it first; the error names the chunk or table and says what to rerun.
 func Verify(dir string) error {
-	st, err := openStore(dir)
+	st, m, err := openFolder(dir)
 	if err != nil {
 		return err
-	}
-	m, err := readManifest(st)
-	if err != nil {
-		return fmt.Errorf("results dir %s: %w", dir, err)
 	}
 	rerun := "rerun the command that made it"
 	if len(m.Command) > 0 {
