@@ -282,7 +282,9 @@ func TestCLIPTowerNormalizedHead(t *testing.T) {
 				for t := 0; t < n; t++ {
 					p.FinishRow(folded[t*C:(t+1)*C], raw[t*C:(t+1)*C], h[t*D:(t+1)*D])
 				}
-				p.Normalize(folded, h, n)
+				for r, sc := range p.NormScales(h, n) {
+					m.RescaleLogits(folded[r*C:(r+1)*C], sc)
+				}
 				expectClose(t, key+" (folded)", folded, g.get(t, key).Data)
 			}
 		}

@@ -60,14 +60,6 @@ func (p *Projector) Direct(h []float32, n int) []float32 {
 	return out
 }
 
-// Normalize applies the model's embedding normalisation (vit.EmbedNorm), if
-// any, to n rows of logits that FinishRow made from the vectors h.
-func (p *Projector) Normalize(logits, h []float32, n int) {
-	for r, s := range p.NormScales(h, n) {
-		p.model.RescaleLogits(logits[r*p.Classes:(r+1)*p.Classes], s)
-	}
-}
-
 // NormScales returns the normalisation's per-vector factor for n vectors h
 // (vit.Model.EmbedScales of their final-norm outputs), nil when the model
 // does not normalise.
