@@ -31,9 +31,6 @@ func (dv *DLAView) Render() app.UI {
 	m := a.Model.Model
 	target := a.Base.Target
 	title := "Direct logit attribution of " + className(a, target)
-	if err := dla.Check(m.Config); err != nil {
-		return card("vl-dla", "", title, nil, app.P().Class("vl-hint").Text(err.Error()))
-	}
 	if dv.seq != a.Seq || dv.target != target {
 		start := time.Now()
 		dv.seq, dv.target = a.Seq, target
@@ -62,9 +59,9 @@ func (dv *DLAView) Render() app.UI {
 		app.P().Class("vl-hint").Text(fmt.Sprintf(
 			"How much each attention head (its output times its slice of the output projection) writes "+
 				"into the class's logit, read through the final LayerNorm with its scale frozen at the final residual's "+
-				"(σ = %.3f). Red adds to the logit, blue takes from it. Logit %.4f = the heads above + the MLPs %.4f + "+
+				"(%s). Red adds to the logit, blue takes from it. Logit %.4f = the heads above + the MLPs %.4f + "+
 				"embeddings, attention biases and the head's bias term %.4f. Computed on the CPU in %v.",
-			r.Sigma, r.Logit, mlp, rest, dv.elapsed.Round(time.Millisecond))),
+			r.Frozen(), r.Logit, mlp, rest, dv.elapsed.Round(time.Millisecond))),
 		app.Div().Class("vl-scroll").Body(figureBox("fig-dla", grid.SVG())),
 	)
 }

@@ -32,7 +32,7 @@ func runDLA(args []string, stdout io.Writer) error {
 	var mf modelFlags
 	mf.register(fs)
 	target := fs.Int("target", -2, "class to attribute: -2 each image's prediction, or a class index")
-	token := fs.Int("token", 0, "sequence position read through the final norm and head (0 is [CLS], whose logit is the model's; others are read through the lens); ignored for mean-pooled models")
+	token := fs.Int("token", 0, "sequence position read through the final norm and head (0 is [CLS], whose logit is the model's, read with the distillation token for distilled DeiT; others are read through the lens); ignored for mean-pooled models, which read the mean")
 	bySource := fs.Bool("by-source", false, "also split each head's share over its tokens of origin")
 	out := fs.String("out", "", "folder for dla.csv and dla-heads.png (heads × blocks, the mean over the images); default: print only); dla.json there is what vitlens report draws")
 	top := fs.Int("top", 10, "parts printed per image, largest |share| first")
@@ -48,9 +48,6 @@ func runDLA(args []string, stdout io.Writer) error {
 		return err
 	}
 	c := b.Model.Config
-	if err := dla.Check(c); err != nil {
-		return err
-	}
 	if *target != -2 && (*target < 0 || *target >= c.Classes) {
 		return fmt.Errorf("-target must be -2 or a class index in 0..%d, got %d", c.Classes-1, *target)
 	}
@@ -130,8 +127,8 @@ func attributeImage(b *bundle.Bundle, path string, target, token int, bySource b
 
 // printDLA prints the logit's decomposition and its largest parts.
 func printDLA(w io.Writer, classes []string, path string, r *dla.Result, top int) {
-	fmt.Fprintf(w, "%s: class %d (%s), logit %.4f = parts %.4f + head bias term %.4f (final norm's scale frozen at σ = %.4f)\n",
-		path, r.Target, classes[r.Target], r.Logit, r.Total()-r.Bias, r.Bias, r.Sigma)
+	fmt.Fprintf(w, "%s: class %d (%s), logit %.4f = parts %.4f + head bias term %.4f (frozen: %s)\n",
+		path, r.Target, classes[r.Target], r.Logit, r.Total()-r.Bias, r.Bias, r.Frozen())
 	parts := slices.DeleteFunc(slices.Clone(r.Parts), func(p dla.Part) bool { return p.Source >= 0 })
 	sort.SliceStable(parts, func(i, j int) bool { return math.Abs(parts[i].Logit) > math.Abs(parts[j].Logit) })
 	for _, p := range parts[:min(top, len(parts))] {

@@ -12,10 +12,16 @@
 // so the parts plus the head's bias term equal the logit exactly (up to
 // float rounding). The parts come from one forward pass through hooks
 // (hook_embed, hook_pos_embed, attn.hook_z, hook_mlp_out).
+//
+// Every model vitlens loads decomposes this way, each by freezing the
+// scales that make its logit nonlinear: distilled DeiT's logit is the mean
+// of two heads on two tokens, each through the final norm with its own σ; a
+// head file that L2-normalises the embedding has ‖e‖ frozen as well; a
+// mean-pooled model reads every token's mean; a post-norm block's LayerNorm
+// on its update has its per-token scale frozen (see Compute).
 package dla
 
 import (
-	"errors"
 	"fmt"
 	"math"
 
@@ -55,8 +61,17 @@ type Result struct {
 	// way (final norm, head), in float64.
 	Logit float64
 	// Bias is W_c·β + b_c: the part no component of the stream carries.
-	Bias  float64
-	Sigma float64 // the frozen scale: the final residual's standard deviation
+	Bias float64
+	// Sigma is the frozen scale: the standard deviation (with eps) of the
+	// final residual's row that is read; SigmaDist the distillation token's,
+	// the second token a distilled DeiT's logit reads (0 otherwise).
+	Sigma, SigmaDist float64
+	// EmbedNorm is ‖e‖, frozen, for a head file that L2-normalises the
+	// embedding e (0 otherwise): the logit is (Head(z) − b)/‖e‖ + b.
+	EmbedNorm float64
+	// BlockNorms says that each post-norm block's norm1 has its scale frozen
+	// per token as well (see Compute).
+	BlockNorms bool
 	// Logits is the model's output for the image (the forward's own).
 	Logits []float32
 	// Parts lists the embeddings, then per block its heads, its attention
@@ -75,27 +90,140 @@ type Options struct {
 	BySource bool
 }
 
-// Check says whether the model's logits decompose into parts this way.
-func Check(c vit.Config) error {
-	switch {
-	case c.PostNorm:
-		return errors.New("direct logit attribution needs a pre-norm model: a post-norm block normalises each sublayer's output, so the stream is not a sum of heads")
-	case c.DistToken:
-		return errors.New("direct logit attribution of a distilled model (two tokens, two heads) is not implemented")
+// readout is one read of the final residual by the classifier: a weighted
+// sum of token rows (one token's row, or the mean of all), through the final
+// LayerNorm with its scale frozen, then one head row (times any factor frozen
+// after the norm). A part that contributes v to that weighted sum adds
+// Σ_i u_i (v_i − mean(v)) to the logit.
+type readout struct {
+	weights []float64 // per token
+	u       []float64 // W_ci γ_i · scale / σ
+	sigma   float64
+}
+
+// score is the readout's term of the logit for a part's weighted sum v.
+func (r *readout) score(v []float64) float64 {
+	var mu, s float64
+	for _, x := range v {
+		mu += x
 	}
-	return nil
+	mu /= float64(len(v))
+	for i, x := range v {
+		s += r.u[i] * (x - mu)
+	}
+	return s
+}
+
+// readouts are the classifier's reads of the final residual x (n×D) for the
+// target, with the head's bias term and the logit computed from them; token
+// -1 reads the mean (a mean-pooled model). Distilled DeiT's [CLS] logit is
+// the mean of head on [CLS] and head_dist on the distillation token, each
+// token through the final norm with its own σ; a head file that normalises
+// (EmbedNorm) has its ‖e‖ frozen too. Every other token is read through the
+// lens's class embedding (m.Head, the two heads' mean for DeiT).
+func readouts(m *vit.Model, x []float32, target, token int) (rs []readout, bias, logit, norm float64) {
+	c := m.Config
+	n, d := c.NumTokens(), c.Dim
+	read := func(weights []float64, head vit.Linear, scale float64) (*readout, []float64) {
+		v := combine(x, weights, d)
+		mean, sigma := meanStd(v, float64(c.LNEps))
+		r := readout{weights: weights, u: make([]float64, d), sigma: sigma}
+		w := head.W[target*d : (target+1)*d]
+		normed := make([]float64, d)
+		for i := range r.u {
+			r.u[i] = scale * float64(w[i]) * float64(m.Norm.W[i]) / sigma
+			normed[i] = (v[i]-mean)/sigma*float64(m.Norm.W[i]) + float64(m.Norm.B[i])
+			bias += scale * float64(w[i]) * float64(m.Norm.B[i])
+			logit += r.u[i] * (v[i] - mean)
+		}
+		if head.B != nil {
+			bias += scale * float64(head.B[target])
+		}
+		rs = append(rs, r)
+		return &rs[len(rs)-1], normed
+	}
+	onehot := func(t int) []float64 {
+		w := make([]float64, n)
+		w[t] = 1
+		return w
+	}
+	switch {
+	case token < 0:
+		w := make([]float64, n)
+		for t := range w {
+			w[t] = 1 / float64(n)
+		}
+		_, normed := read(w, m.Head, 1)
+		norm = freezeEmbedNorm(m, rs, normed, target, &bias, &logit)
+	case c.DistToken && token == 0:
+		read(onehot(0), m.HeadCLS, 0.5)
+		read(onehot(1), m.HeadDist, 0.5)
+	default:
+		_, normed := read(onehot(token), m.Head, 1)
+		norm = freezeEmbedNorm(m, rs, normed, target, &bias, &logit)
+	}
+	return rs, bias, logit + bias, norm
+}
+
+// freezeEmbedNorm applies a normalising head file's factor s = 1/‖e‖ (e the
+// projection of the normed vector), frozen like σ: the logit is
+// s·(Head_c(z) − b_c) + b_c, so every part scales by s and the bias term is
+// s·(its value − b_c) + b_c. It returns ‖e‖, 0 without a normalising head.
+func freezeEmbedNorm(m *vit.Model, rs []readout, normed []float64, target int, bias, logit *float64) float64 {
+	en := m.Normalize
+	if en == nil {
+		return 0
+	}
+	p := en.Proj
+	var ss float64
+	for e := 0; e < p.Out; e++ {
+		v := float64(p.B[e])
+		for i, w := range p.W[e*p.In : (e+1)*p.In] {
+			v += float64(w) * normed[i]
+		}
+		ss += v * v
+	}
+	norm := math.Sqrt(ss)
+	s := 1 / norm
+	b := float64(en.ClassBias[target])
+	for _, r := range rs {
+		for i := range r.u {
+			r.u[i] *= s
+		}
+	}
+	*logit *= s
+	*bias = s*(*bias-b) + b
+	return norm
+}
+
+// combine is Σ_t weights[t]·a[t] over the rows of a (n×d), in float64.
+func combine(a []float32, weights []float64, d int) []float64 {
+	v := make([]float64, d)
+	for t, w := range weights {
+		if w == 0 {
+			continue
+		}
+		for i, x := range a[t*d : (t+1)*d] {
+			v[i] += w * float64(x)
+		}
+	}
+	return v
 }
 
 // Compute runs one forward pass of pixels and attributes the target logit.
+//
+// In a post-norm block each update passes through its own LayerNorm before
+// it joins the stream; with that norm's scale frozen too (σ₁ per token, at
+// the update's own statistics) the attention update is still a sum of the
+// heads' writes: LN₁(Σ_h W_O^h z_h + b_O) = Σ_h γ₁⊙(W_O^h z_h − mean)/σ₁ +
+// (γ₁⊙(b_O − mean)/σ₁ + β₁), the last term counted as the block's attention
+// bias. The MLP's update is one part, normed as it is.
 func Compute(m *vit.Model, pixels *vit.Tensor, opt Options) (*Result, error) {
 	c := m.Config
-	if err := Check(c); err != nil {
-		return nil, err
-	}
 	if opt.Target < 0 || opt.Target >= c.Classes {
 		return nil, fmt.Errorf("target class %d out of range 0..%d", opt.Target, c.Classes-1)
 	}
-	n := c.NumTokens()
+	n, d, dh := c.NumTokens(), c.Dim, c.HeadDim()
 	token := opt.Token
 	if c.Pool == vit.PoolMean {
 		token = -1
@@ -120,92 +248,112 @@ func Compute(m *vit.Model, pixels *vit.Tensor, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := c.Dim
-	// read picks the vector the classifier reads from an n×D activation:
-	// the chosen token's row, or the mean over tokens.
-	read := func(a []float32) []float64 {
-		v := make([]float64, d)
-		if token >= 0 {
-			for i := range v {
-				v[i] = float64(a[token*d+i])
-			}
-			return v
-		}
-		for t := 0; t < n; t++ {
-			for i := range v {
-				v[i] += float64(a[t*d+i]) / float64(n)
-			}
-		}
-		return v
+	rs, bias, logit, norm := readouts(m, cache[last].Data, opt.Target, token)
+	res := &Result{Target: opt.Target, Token: token, Logit: logit, Bias: bias, Sigma: rs[0].sigma, EmbedNorm: norm, BlockNorms: c.PostNorm, Logits: tr.Logits}
+	if len(rs) > 1 {
+		res.SigmaDist = rs[1].sigma
 	}
-	final := read(cache[last].Data)
-	mean, sigma := meanStd(final, float64(c.LNEps))
-	// u_i = W_ci γ_i / σ: the frozen norm and the head row in one vector.
-	w := m.Head.W[opt.Target*d : (opt.Target+1)*d]
-	u := make([]float64, d)
-	res := &Result{Target: opt.Target, Token: token, Sigma: sigma, Logits: tr.Logits}
-	for i := range u {
-		u[i] = float64(w[i]) * float64(m.Norm.W[i]) / sigma
-		res.Bias += float64(w[i]) * float64(m.Norm.B[i])
-		res.Logit += u[i] * (final[i] - mean)
+	add := func(k Kind, block, head, source int, logit float64) {
+		res.Parts = append(res.Parts, Part{Kind: k, Block: block, Head: head, Source: source, Logit: logit})
 	}
-	if m.Head.B != nil {
-		res.Bias += float64(m.Head.B[opt.Target])
-	}
-	res.Logit += res.Bias
-	score := func(p []float64) float64 {
-		var mu, s float64
-		for _, v := range p {
-			mu += v
+	// part adds a part whose weighted sum for readout i is v(i).
+	part := func(k Kind, block, head int, v func(i int) []float64) {
+		var s float64
+		for i := range rs {
+			s += rs[i].score(v(i))
 		}
-		mu /= float64(d)
-		for i, v := range p {
-			s += u[i] * (v - mu)
-		}
-		return s
+		add(k, block, head, -1, s)
 	}
-	add := func(k Kind, block, head, source int, p []float64) {
-		res.Parts = append(res.Parts, Part{Kind: k, Block: block, Head: head, Source: source, Logit: score(p)})
+	rows := func(a []float32) func(i int) []float64 {
+		return func(i int) []float64 { return combine(a, rs[i].weights, d) }
 	}
 	if c.NormPre {
-		add(KindEmbed, -1, -1, -1, read(cache[vit.Hook{Point: vit.HookResidPre}].Data))
+		part(KindEmbed, -1, -1, rows(cache[vit.Hook{Point: vit.HookResidPre}].Data))
 	} else {
-		add(KindEmbed, -1, -1, -1, read(cache[vit.Hook{Point: vit.HookEmbed}].Data))
-		add(KindPosEmbed, -1, -1, -1, read(cache[vit.Hook{Point: vit.HookPosEmbed}].Data))
+		part(KindEmbed, -1, -1, rows(cache[vit.Hook{Point: vit.HookEmbed}].Data))
+		part(KindPosEmbed, -1, -1, rows(cache[vit.Hook{Point: vit.HookPosEmbed}].Data))
 	}
-	dh := c.HeadDim()
 	for b := 0; b < c.Depth; b++ {
 		blk := &m.Blocks[b]
-		z := read(cache[vit.Hook{Point: vit.HookZ, Block: b}].Data) // n×H×dh rows are n×D
-		for h := 0; h < c.Heads; h++ {
-			add(KindHead, b, h, -1, project(blk.Proj, z, h, dh))
-			if opt.BySource {
-				p := cache[vit.Hook{Point: vit.HookPattern, Block: b}]
-				v := cache[vit.Hook{Point: vit.HookV, Block: b}]
-				for s := 0; s < n; s++ {
-					zs := make([]float64, d)
-					for t := 0; t < n; t++ {
-						if token >= 0 && t != token {
-							continue
-						}
-						a := float64(p.Data[(h*n+t)*n+s])
-						if token < 0 {
-							a /= float64(n)
-						}
-						for i := h * dh; i < (h+1)*dh; i++ {
-							zs[i] += a * float64(v.Data[s*d+i])
-						}
-					}
-					add(KindHead, b, h, s, project(blk.Proj, zs, h, dh))
-				}
+		z := cache[vit.Hook{Point: vit.HookZ, Block: b}].Data // n×H×dh rows are n×D
+		// The attention update at token t enters the stream as
+		// post(update)·kappa[t]: post-norm, post centres and scales by γ₁ and
+		// kappa is 1/σ₁; pre-norm, both are the identity.
+		kappa := make([]float64, n)
+		post := func(v []float64) []float64 { return v }
+		for t := range kappa {
+			kappa[t] = 1
+			if c.PostNorm {
+				_, sigma := meanStd(affine(blk.Proj, z[t*d:(t+1)*d]), float64(c.LNEps))
+				kappa[t] = 1 / sigma
 			}
 		}
-		bias := make([]float64, d)
-		for i, v := range blk.Proj.B {
-			bias[i] = float64(v)
+		if c.PostNorm {
+			post = func(v []float64) []float64 {
+				mu := mean(v)
+				for i := range v {
+					v[i] = (v[i] - mu) * float64(blk.Norm1.W[i])
+				}
+				return v
+			}
 		}
-		add(KindAttnBias, b, -1, -1, bias)
-		add(KindMLP, b, -1, -1, read(cache[vit.Hook{Point: vit.HookMLPOut, Block: b}].Data))
+		// scaled[i] are readout i's token weights times kappa; zr[i] the
+		// heads' outputs summed with them.
+		scaled := make([][]float64, len(rs))
+		zr := make([][]float64, len(rs))
+		for i, r := range rs {
+			scaled[i] = make([]float64, n)
+			for t, w := range r.weights {
+				scaled[i][t] = w * kappa[t]
+			}
+			zr[i] = combine(z, scaled[i], d)
+		}
+		var pattern, values []float32
+		if opt.BySource {
+			pattern = cache[vit.Hook{Point: vit.HookPattern, Block: b}].Data
+			values = cache[vit.Hook{Point: vit.HookV, Block: b}].Data
+		}
+		for h := 0; h < c.Heads; h++ {
+			part(KindHead, b, h, func(i int) []float64 { return post(project(blk.Proj, zr[i], h, dh)) })
+			if !opt.BySource {
+				continue
+			}
+			// Source s's share: its value through W_O's head slice (and the
+			// frozen block norm), times the attention every read token pays it.
+			for s := 0; s < n; s++ {
+				y := post(project(blk.Proj, toFloat64(values[s*d:(s+1)*d]), h, dh))
+				var logit float64
+				for i := range rs {
+					var coef float64
+					for t, w := range scaled[i] {
+						coef += w * float64(pattern[(h*n+t)*n+s])
+					}
+					if coef != 0 {
+						logit += coef * rs[i].score(y)
+					}
+				}
+				add(KindHead, b, h, s, logit)
+			}
+		}
+		part(KindAttnBias, b, -1, func(i int) []float64 {
+			v := make([]float64, d)
+			if blk.Proj.B != nil {
+				v = post(toFloat64(blk.Proj.B))
+			}
+			var sw, sk float64
+			for t, w := range rs[i].weights {
+				sw += w
+				sk += scaled[i][t]
+			}
+			for j := range v {
+				v[j] *= sk
+				if c.PostNorm {
+					v[j] += sw * float64(blk.Norm1.B[j])
+				}
+			}
+			return v
+		})
+		part(KindMLP, b, -1, rows(cache[vit.Hook{Point: vit.HookMLPOut, Block: b}].Data))
 	}
 	return res, nil
 }
@@ -225,17 +373,61 @@ func project(proj vit.Linear, z []float64, h, dh int) []float64 {
 	return out
 }
 
-// meanStd are a LayerNorm's statistics: the mean and √(var + eps).
-func meanStd(x []float64, eps float64) (mean, sigma float64) {
-	for _, v := range x {
-		mean += v
+// affine is W·x + b in float64 (a bias-free layer adds nothing).
+func affine(l vit.Linear, x []float32) []float64 {
+	out := make([]float64, l.Out)
+	for i := range out {
+		var s float64
+		if l.B != nil {
+			s = float64(l.B[i])
+		}
+		for j, w := range l.W[i*l.In : (i+1)*l.In] {
+			s += float64(w) * float64(x[j])
+		}
+		out[i] = s
 	}
-	mean /= float64(len(x))
+	return out
+}
+
+func toFloat64(x []float32) []float64 {
+	v := make([]float64, len(x))
+	for i, f := range x {
+		v[i] = float64(f)
+	}
+	return v
+}
+
+func mean(x []float64) float64 {
+	var s float64
+	for _, v := range x {
+		s += v
+	}
+	return s / float64(len(x))
+}
+
+// meanStd are a LayerNorm's statistics: the mean and √(var + eps).
+func meanStd(x []float64, eps float64) (mu, sigma float64) {
+	mu = mean(x)
 	var vr float64
 	for _, v := range x {
-		vr += (v - mean) * (v - mean)
+		vr += (v - mu) * (v - mu)
 	}
-	return mean, math.Sqrt(vr/float64(len(x)) + eps)
+	return mu, math.Sqrt(vr/float64(len(x)) + eps)
+}
+
+// Frozen names the scales frozen for this read and their values, in words.
+func (r *Result) Frozen() string {
+	s := fmt.Sprintf("final norm's σ = %.4f", r.Sigma)
+	if r.SigmaDist != 0 {
+		s = fmt.Sprintf("final norm's σ = %.4f at [CLS] and %.4f at the distillation token", r.Sigma, r.SigmaDist)
+	}
+	if r.EmbedNorm != 0 {
+		s += fmt.Sprintf(", the head file's ‖e‖ = %.4f", r.EmbedNorm)
+	}
+	if r.BlockNorms {
+		s += ", each post-norm block's norm1 per token"
+	}
+	return s
 }
 
 // Total sums the parts (heads' totals only, not their split by source)
