@@ -103,11 +103,8 @@ type readout struct {
 
 // score is the readout's term of the logit for a part's weighted sum v.
 func (r *readout) score(v []float64) float64 {
-	var mu, s float64
-	for _, x := range v {
-		mu += x
-	}
-	mu /= float64(len(v))
+	mu := mean(v)
+	var s float64
 	for i, x := range v {
 		s += r.u[i] * (x - mu)
 	}
@@ -124,7 +121,9 @@ func (r *readout) score(v []float64) float64 {
 func readouts(m *vit.Model, x []float32, target, token int) (rs []readout, bias, logit, norm float64) {
 	c := m.Config
 	n, d := c.NumTokens(), c.Dim
-	read := func(weights []float64, head vit.Linear, scale float64) (*readout, []float64) {
+	// read adds a readout of the rows weighted by weights through head's
+	// target row times scale, and returns the normed vector it reads.
+	read := func(weights []float64, head vit.Linear, scale float64) []float64 {
 		v := combine(x, weights, d)
 		mean, sigma := meanStd(v, float64(c.LNEps))
 		r := readout{weights: weights, u: make([]float64, d), sigma: sigma}
@@ -140,7 +139,7 @@ func readouts(m *vit.Model, x []float32, target, token int) (rs []readout, bias,
 			bias += scale * float64(head.B[target])
 		}
 		rs = append(rs, r)
-		return &rs[len(rs)-1], normed
+		return normed
 	}
 	onehot := func(t int) []float64 {
 		w := make([]float64, n)
@@ -153,14 +152,12 @@ func readouts(m *vit.Model, x []float32, target, token int) (rs []readout, bias,
 		for t := range w {
 			w[t] = 1 / float64(n)
 		}
-		_, normed := read(w, m.Head, 1)
-		norm = freezeEmbedNorm(m, rs, normed, target, &bias, &logit)
+		norm = freezeEmbedNorm(m, rs, read(w, m.Head, 1), target, &bias, &logit)
 	case c.DistToken && token == 0:
 		read(onehot(0), m.HeadCLS, 0.5)
 		read(onehot(1), m.HeadDist, 0.5)
 	default:
-		_, normed := read(onehot(token), m.Head, 1)
-		norm = freezeEmbedNorm(m, rs, normed, target, &bias, &logit)
+		norm = freezeEmbedNorm(m, rs, read(onehot(token), m.Head, 1), target, &bias, &logit)
 	}
 	return rs, bias, logit + bias, norm
 }
