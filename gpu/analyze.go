@@ -90,7 +90,7 @@ func (b *Backend) Start(images []*vit.Tensor, req lens.Request) (lens.Pending, e
 			if err == nil {
 				key.batch = size
 				var run *batchRun
-				if run, err = b.startBatch(key, req, images, tokens, idx[:size]); err == nil {
+				if run, err = b.startBatch(key, req, images, tokens, idx[:size], nil); err == nil {
 					call.runs = append(call.runs, run)
 				}
 			}
@@ -218,8 +218,9 @@ func (b *Backend) planFor(key planKey, sites []vit.Site) (*plan, error) {
 // commands with the readback retargeted to a free slot, waits for the batch
 // before it to finish, and submits. The previous batch has finished when
 // this one is submitted, so its readback can be mapped at once while this
-// one computes (see mapRead for why nothing is mapped earlier).
-func (b *Backend) startBatch(key planKey, req lens.Request, images []*vit.Tensor, tokens [][]int, idx []int) (*batchRun, error) {
+// one computes (see mapRead for why nothing is mapped earlier). A patching
+// plan's replacements and sites come in patch (nil otherwise).
+func (b *Backend) startBatch(key planKey, req lens.Request, images []*vit.Tensor, tokens [][]int, idx []int, patch *patchInputs) (*batchRun, error) {
 	c := b.model.Config
 	pl, err := b.planFor(key, req.Sites)
 	if err != nil {
@@ -259,6 +260,10 @@ func (b *Backend) startBatch(key planKey, req lens.Request, images []*vit.Tensor
 		}
 		data = binary.LittleEndian.AppendUint32(data, uint32(int32(t)))
 	}
+	offSel := len(data)
+	if patch != nil {
+		data = append(data, patch.selBytes(idx)...)
+	}
 	up, err := upload(b.d, "inputs", data, wgpu.BufferUsageCopySrc)
 	if err != nil {
 		return nil, err
@@ -267,10 +272,19 @@ func (b *Backend) startBatch(key planKey, req lens.Request, images []*vit.Tensor
 		for _, cp := range []struct {
 			dst      *buf
 			off, end int
-		}{{pl.pixels, 0, offKeep}, {pl.keep, offKeep, offCls}, {pl.clsPos, offCls, offTargets}, {pl.targets, offTargets, len(data)}} {
+		}{{pl.pixels, 0, offKeep}, {pl.keep, offKeep, offCls}, {pl.clsPos, offCls, offTargets}, {pl.targets, offTargets, offSel}} {
 			if err := enc.CopyBufferToBuffer(up.b, uint64(cp.off), cp.dst.b, 0, uint64(cp.end-cp.off)); err != nil {
 				return fmt.Errorf("gpu: uploading inputs: %w", err)
 			}
+		}
+		if patch == nil {
+			return nil
+		}
+		if err := enc.CopyBufferToBuffer(up.b, uint64(offSel), pl.patchSel.b, 0, uint64(len(data)-offSel)); err != nil {
+			return fmt.Errorf("gpu: uploading the patches: %w", err)
+		}
+		if err := enc.CopyBufferToBuffer(patch.src.b, 0, pl.patchSrc.b, 0, patch.src.size); err != nil {
+			return fmt.Errorf("gpu: uploading the replacements: %w", err)
 		}
 		return nil
 	}

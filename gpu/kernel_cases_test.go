@@ -68,6 +68,8 @@ var (
 	geluBound = map[string]tol{"out": {rel: 5e-6, floor: 1e-6}}
 	lensBound = map[string]tol{"out": {logit: 1e-5, stats: 1e-5}}
 	unitBound = map[string]tol{"out": {nmse: 1e-12, maxAbs: 1e-5}}
+	// pattern_values sums n products in float32 (HeadsFromPattern in float64).
+	patternValuesBound = map[string]tol{"out": {nmse: 1e-12, maxAbs: 1e-5}}
 )
 
 // attentionBoundFor is the attention bound for a sequence of n tokens.
@@ -166,6 +168,12 @@ func kernelCases() []kernelCase {
 	for _, s := range [][2]int{{1, 1}, {300, 12}, {7, 512}} {
 		add(fmt.Sprintf("rownorm/%dx%d", s[0], s[1]), unitBound, rowNormCase(s[0], s[1]))
 	}
+	// Activation patching: one layout per kind of hooked buffer (the stream,
+	// q/k/v inside qkv's rows, the heads, the MLP, the head-major pattern).
+	for _, pt := range []vit.HookPoint{vit.HookResidPost, vit.HookQ, vit.HookV, vit.HookZ, vit.HookMLPPre, vit.HookPattern} {
+		add("patch/"+pt.String(), exactBound, patchCase(cfgOdd, pt))
+	}
+	add("pattern_values/n17_h3_dh11", patternValuesBound, patternValuesCase(17, 3, 11))
 	add("rescale/5x7", unitBound, rescaleCase(5, 7))
 	add("rescale/3x1000", unitBound, rescaleCase(3, 1000))
 	return cs

@@ -212,3 +212,34 @@ func (p *program) rescale(op string, logits, unit view, rows, classes int) error
 // lensRowWords is the stride of the lens kernel's output rows: rank, target
 // logit, entropy, KL, then the top-k classes.
 func lensRowWords(k int) int { return lensOutHead + k }
+
+// patchLayout places one hook's activation in a plan buffer for patch.wgsl:
+// rows per image of width values, at column colOff of rows rowStride words
+// apart; headMajor is the attention pattern's H·n rows of n (query r%n of
+// head r/n), otherwise row r is token r and column j is in head j/headDim.
+type patchLayout struct {
+	rows, width, rowStride, colOff, headDim, n int
+	headMajor                                  bool
+}
+
+// patch overwrites, in each image of the batch whose row of sel (hook,
+// head, token) names hook, the site's elements of dst with src's words from
+// srcOff (one image's activation in the hook's layout).
+func (p *program) patch(op string, dst, src, sel view, batch int, l patchLayout, hook, srcOff int) error {
+	mode := uint32(0)
+	if l.headMajor {
+		mode = 1
+	}
+	count := batch * l.rows * l.width
+	return p.dispatch(op, "patch",
+		[]uint32{uint32(batch), uint32(l.rows), uint32(l.width), uint32(l.rowStride), uint32(l.colOff), uint32(max(l.headDim, 1)), uint32(l.n), mode, uint32(int32(hook)), uint32(srcOff)},
+		elementGroups("patch", count), 0, src, sel, dst)
+}
+
+// patternValues: out (batch×n×D) = the heads from probs (batch×H×n×n) and
+// the values in qkv, as vit.HeadsFromPattern.
+func (p *program) patternValues(op string, out, qkv, probs view, batch, n, heads, dh int) error {
+	count := batch * n * heads * dh
+	return p.dispatch(op, "pattern_values", []uint32{uint32(batch), uint32(n), uint32(heads), uint32(dh)},
+		elementGroups("pattern_values", count), 2*float64(count)*float64(n), qkv, probs, out)
+}

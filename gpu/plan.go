@@ -20,6 +20,8 @@ type planKey struct {
 	// lens: the tuned lens's translators, uploaded (Backend.translators),
 	// or nil for the plain lens.
 	lens *lens.Translators
+	// patch: the hooks a patching plan patches (patchKey), "" for none.
+	patch string
 }
 
 func sitesKey(s []vit.Site) string { return fmt.Sprint(s) }
@@ -81,6 +83,9 @@ func lensRefWords(c vit.Config, m, sites int) int {
 
 // planSizes lists a plan's buffers; unitE is unitWidth of the model.
 func planSizes(c vit.Config, key planKey, sites []vit.Site, unitE int) sizes {
+	// PatchLogits made key.patch and checked it: an error cannot happen here
+	// (buildPlan reports it if it did).
+	patch, _ := parsePatchSpec(c, key.patch, key.n)
 	B, N := uint64(key.batch), uint64(key.n)
 	M := B * N
 	D, H := uint64(c.Dim), uint64(c.Heads)
@@ -105,8 +110,12 @@ func planSizes(c vit.Config, key planKey, sites []vit.Site, unitE int) sizes {
 	add("heads", M*D)
 	add("update", M*D)
 	add("hidden", max(M*MLP, B*NP*CPP, M*D)) // also holds the im2col patches and the norm_pre output
-	if key.taps.AttnProbs {
+	if key.taps.AttnProbs || patch.hasPoint(vit.HookPattern) {
 		add("probs", B*H*N*N)
+	}
+	if patch != nil {
+		add("patch_src", uint64(patch.words)) // the replacements (one image's per hook)
+		add("patch_sel", 3*B)                 // each image's site
 	}
 	add("pooled", B*D)
 	add("pooled_norm", B*D)
@@ -209,6 +218,9 @@ type plan struct {
 	nextSlot int
 	rb       readLayout
 	sites    []vit.Site
+	// patchSrc and patchSel are a patching plan's inputs (nil otherwise),
+	// filled by copies each batch like pixels.
+	patchSrc, patchSel *buf
 }
 
 func (p *plan) release() { p.prog.release() }
@@ -217,6 +229,10 @@ func (p *plan) release() { p.prog.release() }
 func (b *Backend) buildPlan(key planKey, sites []vit.Site) (pl *plan, err error) {
 	m := b.model
 	c := m.Config
+	patch, err := parsePatchSpec(c, key.patch, key.n)
+	if err != nil {
+		return nil, err
+	}
 	sz := planSizes(c, key, sites, unitWidth(m))
 	if err := sz.fits(b.d.limits, uint64(b.opt.MemoryBudget)); err != nil {
 		return nil, fmt.Errorf("gpu: batch of %d: %w", key.batch, err)
@@ -249,8 +265,9 @@ func (b *Backend) buildPlan(key planKey, sites []vit.Site) (pl *plan, err error)
 	}
 	rb := pl.readbacks[0]
 	pl.pixels, pl.keep, pl.clsPos, pl.targets = bufs["pixels"], bufs["keep"], bufs["cls_pos"], bufs["targets"]
+	pl.patchSrc, pl.patchSel = bufs["patch_src"], bufs["patch_sel"]
 
-	fw := &forwardRecorder{b: b, key: key, sites: sites, p: prog, bufs: bufs, rb: rb, lay: sz.rb}
+	fw := &forwardRecorder{b: b, key: key, sites: sites, p: prog, bufs: bufs, rb: rb, lay: sz.rb, patch: patch}
 	if err := fw.record(); err != nil {
 		return nil, err
 	}
@@ -269,6 +286,7 @@ type forwardRecorder struct {
 	bufs  map[string]*buf
 	rb    *buf
 	lay   readLayout
+	patch *patchSpec // the hooks a patching plan patches, nil otherwise
 }
 
 func (f *forwardRecorder) v(name string) view { return whole(f.bufs[name]) }
@@ -447,9 +465,11 @@ func (f *forwardRecorder) unitScales(in view, rows int, raw bool) error {
 	return p.rowNorm("rownorm", f.v("lens_aux"), f.v("unit_embed"), rows, E, c.Classes)
 }
 
-// wanted reports whether a site's vectors are needed on their own (lens or tap).
-func (f *forwardRecorder) wanted(s vit.Site) bool {
-	return f.key.taps.Sites[s] || slices.Contains(f.sites, s)
+// wanted reports whether a site's vectors are needed on their own (lens,
+// tap or patch) in block blk.
+func (f *forwardRecorder) wanted(s vit.Site, blk int) bool {
+	return f.key.taps.Sites[s] || slices.Contains(f.sites, s) ||
+		(s == vit.SiteAttn && f.patches(vit.HookAttnOut, blk)) || (s == vit.SiteMLP && f.patches(vit.HookMLPOut, blk))
 }
 
 // emit hands a site's vectors (M×D in v) to the lens and the taps.
@@ -491,6 +511,10 @@ func (f *forwardRecorder) block(blk int) error {
 	M, D := B*N, c.Dim
 	post := c.PostNorm
 	x, h := f.v("x"), f.v("h")
+	hook := func(pt vit.HookPoint) vit.Hook { return vit.Hook{Point: pt, Block: blk} }
+	if err := f.patchAt(hook(vit.HookResidPre), x); err != nil {
+		return err
+	}
 
 	attnIn := x
 	if !post {
@@ -502,23 +526,45 @@ func (f *forwardRecorder) block(blk int) error {
 	if err := p.matmul("matmul.qkv", f.v("qkv"), attnIn, whole(w.qkvW), optional(w.qkvB), M, 3*D, D, 0); err != nil {
 		return err
 	}
+	for _, pt := range []vit.HookPoint{vit.HookQ, vit.HookK, vit.HookV} {
+		if err := f.patchAt(hook(pt), f.v("qkv")); err != nil {
+			return err
+		}
+	}
 	if f.key.taps.Values {
 		n := uint64(M * 3 * D * 4)
 		p.copy("tap.values", f.v("qkv"), view{b: f.rb, off: f.lay.qkv + uint64(blk)*n}, n)
 	}
 	var probs *view
-	if f.key.taps.AttnProbs {
+	patternPatched := f.patches(vit.HookPattern, blk)
+	if f.key.taps.AttnProbs || patternPatched {
 		v := f.v("probs")
 		probs = &v
 	}
 	if err := p.attention("attention", f.v("heads"), f.v("qkv"), f.v("cls_pos"), probs, B, N, c.Heads, c.HeadDim(), f.key.edit); err != nil {
 		return err
 	}
-	if probs != nil {
+	if patternPatched {
+		// The heads again, from the patched pattern (as the CPU forward
+		// does when the pattern is hooked).
+		if err := f.patchAt(hook(vit.HookPattern), *probs); err != nil {
+			return err
+		}
+		if err := p.patternValues("attention.pattern_values", f.v("heads"), f.v("qkv"), *probs, B, N, c.Heads, c.HeadDim()); err != nil {
+			return err
+		}
+	}
+	if err := f.patchAt(hook(vit.HookZ), f.v("heads")); err != nil {
+		return err
+	}
+	if f.key.taps.AttnProbs {
 		n := uint64(B * c.Heads * N * N * 4)
 		p.copy("tap.attn_probs", *probs, view{b: f.rb, off: f.lay.probs + uint64(blk)*n}, n)
 	}
 	if err := f.sublayerOut(blk, vit.SiteAttn, "matmul.proj", f.v("heads"), whole(w.projW), optional(w.projB), D, whole(w.norm1W), whole(w.norm1B)); err != nil {
+		return err
+	}
+	if err := f.patchAt(hook(vit.HookResidMid), x); err != nil {
 		return err
 	}
 	if err := f.emit(vit.SiteHSMid, blk, x); err != nil {
@@ -533,9 +579,13 @@ func (f *forwardRecorder) block(blk int) error {
 		mlpIn = h
 	}
 	hidden := f.v("hidden")
-	if f.key.taps.FC1 || !c.ExactGELU() {
-		// matmul fuses only the exact GELU, and only when fc1 is not tapped.
+	if f.key.taps.FC1 || !c.ExactGELU() || f.patches(vit.HookMLPPre, blk) || f.patches(vit.HookMLPPost, blk) {
+		// matmul fuses only the exact GELU, and only when fc1 is not tapped
+		// or patched.
 		if err := p.matmul("matmul.fc1", hidden, mlpIn, whole(w.fc1W), optional(w.fc1B), M, c.MLPDim, D, 0); err != nil {
+			return err
+		}
+		if err := f.patchAt(hook(vit.HookMLPPre), hidden); err != nil {
 			return err
 		}
 		if f.key.taps.FC1 {
@@ -545,10 +595,16 @@ func (f *forwardRecorder) block(blk int) error {
 		if err := p.unary("gelu", hidden, M*c.MLPDim, activationMode(c)); err != nil {
 			return err
 		}
+		if err := f.patchAt(hook(vit.HookMLPPost), hidden); err != nil {
+			return err
+		}
 	} else if err := p.matmul("matmul.fc1", hidden, mlpIn, whole(w.fc1W), optional(w.fc1B), M, c.MLPDim, D, matmulGELU); err != nil {
 		return err
 	}
 	if err := f.sublayerOut(blk, vit.SiteMLP, "matmul.fc2", hidden, whole(w.fc2W), optional(w.fc2B), c.MLPDim, whole(w.norm2W), whole(w.norm2B)); err != nil {
+		return err
+	}
+	if err := f.patchAt(hook(vit.HookResidPost), x); err != nil {
 		return err
 	}
 	return f.emit(vit.SiteHS, blk, x)
@@ -561,6 +617,10 @@ func (f *forwardRecorder) sublayerOut(blk int, s vit.Site, op string, in, wt vie
 	p := f.p
 	M, D := f.key.batch*f.key.n, c.Dim
 	x, h, upd := f.v("x"), f.v("h"), f.v("update")
+	outHook := vit.HookAttnOut
+	if s == vit.SiteMLP {
+		outHook = vit.HookMLPOut
+	}
 	switch {
 	case c.PostNorm:
 		// h is free in post-norm blocks: their sublayers read x.
@@ -570,12 +630,18 @@ func (f *forwardRecorder) sublayerOut(blk int, s vit.Site, op string, in, wt vie
 		if err := p.layerNorm("layernorm", h, upd, normW, normB, M, D, c.LNEps); err != nil {
 			return err
 		}
+		if err := f.patchAt(vit.Hook{Point: outHook, Block: blk}, h); err != nil {
+			return err
+		}
 		if err := f.emit(s, blk, h); err != nil {
 			return err
 		}
 		return p.add("add", x, h, M*D)
-	case f.wanted(s):
+	case f.wanted(s, blk):
 		if err := p.matmul(op, upd, in, wt, bias, M, D, k, 0); err != nil {
+			return err
+		}
+		if err := f.patchAt(vit.Hook{Point: outHook, Block: blk}, upd); err != nil {
 			return err
 		}
 		if err := f.emit(s, blk, upd); err != nil {

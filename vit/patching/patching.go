@@ -4,9 +4,10 @@
 // metric of the logits; and attribution patching, its first-order estimate
 // (a_clean − a_corrupt)·∇metric for every site from one backward pass.
 //
-// Every patch is one forward pass of vit.Model.Forward with a hook that
-// writes the replacement (vit.Options.Hooks); nothing here re-implements
-// the forward.
+// Every patch is one forward pass: on the CPU (CPU, the reference) of
+// vit.Model.Forward with a hook that writes the replacement
+// (vit.Options.Hooks); on the GPU (package gpu, a Patcher) many patches per
+// batch. Nothing here re-implements the forward.
 package patching
 
 import (
@@ -229,12 +230,61 @@ type Result struct {
 // ModeZero needs none.
 type Source map[vit.Hook]*vit.Tensor
 
+// Patcher runs the patched forwards of an experiment: the corrupted image
+// once per site with the site's elements replaced by from's activation at
+// its hook (zeros where from is nil: ModeZero), returning each run's
+// logits. CPU (the pure-Go forward) is the reference; the GPU backend
+// (package gpu) batches the sites.
+type Patcher interface {
+	PatchLogits(corrupt *vit.Tensor, sites []Site, from Source, edit vit.AttnEdit) ([][]float32, error)
+}
+
+// CPU patches on the pure-Go forward of Model, one forward per site with a
+// hook that writes the replacement.
+type CPU struct{ Model *vit.Model }
+
+// PatchLogits implements Patcher.
+func (p CPU) PatchLogits(corrupt *vit.Tensor, sites []Site, from Source, edit vit.AttnEdit) ([][]float32, error) {
+	out := make([][]float32, 0, len(sites))
+	for _, s := range sites {
+		var src *vit.Tensor
+		if from != nil {
+			src = from[s.Hook]
+		}
+		var mismatch error
+		fns := vit.HookFuncs{s.Hook: func(h vit.Hook, act *vit.Tensor) {
+			if src != nil && len(src.Data) != len(act.Data) {
+				mismatch = fmt.Errorf("%s: the replacement has %d values, the activation %v", h.Name(), len(src.Data), act.Shape)
+				return
+			}
+			s.Elements(act.Shape, func(i int) {
+				if src == nil {
+					act.Data[i] = 0
+				} else {
+					act.Data[i] = src.Data[i]
+				}
+			})
+		}}
+		tr, err := p.Model.Forward(corrupt, vit.Options{Hooks: fns, Edit: edit})
+		if err == nil {
+			err = mismatch
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, tr.Logits)
+	}
+	return out, nil
+}
+
 // Run is one activation-patching experiment.
 type Run struct {
 	Model  *vit.Model
 	Metric Metric
 	Mode   Mode
 	Edit   vit.AttnEdit
+	// Patcher runs the patched forwards; nil is CPU{Model}.
+	Patcher Patcher
 }
 
 // Cache runs pixels and copies the activation at each hook.
@@ -251,38 +301,27 @@ func (r Run) Cache(pixels *vit.Tensor, hooks []vit.Hook) (Source, []float32, err
 // replaced from src (ignored by ModeZero), and scores each. clean and
 // corrupt are the unpatched metrics, for Recovered.
 func (r Run) Patch(corrupt *vit.Tensor, sites []Site, src Source, clean, base float64) ([]Result, error) {
-	out := make([]Result, 0, len(sites))
-	for _, s := range sites {
-		var from *vit.Tensor
-		if r.Mode != ModeZero {
-			from = src[s.Hook]
-			if from == nil {
+	var from Source
+	if r.Mode != ModeZero {
+		from = src
+		for _, s := range sites {
+			if from[s.Hook] == nil {
 				return nil, fmt.Errorf("no %s activation at %s to patch in", r.Mode, s.Hook.Name())
 			}
 		}
-		var mismatch error
-		fns := vit.HookFuncs{s.Hook: func(h vit.Hook, act *vit.Tensor) {
-			if from != nil && len(from.Data) != len(act.Data) {
-				mismatch = fmt.Errorf("%s: the replacement has %d values, the activation %v", h.Name(), len(from.Data), act.Shape)
-				return
-			}
-			s.Elements(act.Shape, func(i int) {
-				if from == nil {
-					act.Data[i] = 0
-				} else {
-					act.Data[i] = from.Data[i]
-				}
-			})
-		}}
-		tr, err := r.Model.Forward(corrupt, vit.Options{Hooks: fns, Edit: r.Edit})
-		if err == nil {
-			err = mismatch
-		}
-		if err != nil {
-			return nil, err
-		}
-		v := r.Metric.Value(tr.Logits)
-		out = append(out, Result{Site: s, Metric: v, Recovered: (v - base) / (clean - base)})
+	}
+	p := r.Patcher
+	if p == nil {
+		p = CPU{r.Model}
+	}
+	logits, err := p.PatchLogits(corrupt, sites, from, r.Edit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Result, len(sites))
+	for i, s := range sites {
+		v := r.Metric.Value(logits[i])
+		out[i] = Result{Site: s, Metric: v, Recovered: (v - base) / (clean - base)}
 	}
 	return out, nil
 }
