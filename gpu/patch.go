@@ -79,7 +79,7 @@ func parsePatchSpec(c vit.Config, key string, n int) (*patchSpec, error) {
 	for _, h := range hooks {
 		l, ok := patchLayoutOf(c, h, n)
 		if !ok {
-			return nil, fmt.Errorf("gpu: patching at %s is not supported on the GPU backend (it patches %s): use the CPU backend", h.Name(), patchHookNames)
+			return nil, fmt.Errorf("gpu: patching at %s is not supported on the GPU backend (it patches %s)", h.Name(), patchHookNames)
 		}
 		s.srcOff = append(s.srcOff, s.words)
 		s.words += l.rows * l.width
@@ -113,7 +113,7 @@ func (b *Backend) CheckPatchable(sites []patching.Site) error {
 	c := b.model.Config
 	for _, s := range sites {
 		if _, ok := patchLayoutOf(c, s.Hook, c.NumTokens()); !ok {
-			return fmt.Errorf("gpu: patching at %s is not supported on the GPU backend (it patches %s): use the CPU backend", s.Hook.Name(), patchHookNames)
+			return fmt.Errorf("gpu: patching at %s is not supported on the GPU backend (it patches %s)", s.Hook.Name(), patchHookNames)
 		}
 	}
 	return nil

@@ -126,13 +126,60 @@ func TestPatchRefusals(t *testing.T) {
 		{[]string{"--metric", "logit_diff:3"}, "want logit_diff:A,B"},
 		{[]string{"--per", "pixel"}, "-per must be layer, token, head or position"},
 		{[]string{"--limit", "5", "--random", "1"}, "--limit, --random: only a --pairs batch reads these"},
-		{[]string{"--backend", "gpu"}, "-backend gpu: patch runs on the CPU only"},
+		{[]string{"--backend", "tpu"}, "-backend: unknown backend \"tpu\""},
 	} {
 		args := append([]string{"patch", "--clean", bootPNG, "--corrupt", pulloverPNG, "--out", t.TempDir()}, tc.args...)
 		_, stderr, code := runCLI(t, args...)
 		if code != 1 || !strings.Contains(stderr, tc.says) {
 			t.Errorf("%v: exit %d, %q; want one saying %q", tc.args, code, stderr, tc.says)
 		}
+	}
+}
+
+// patch --backend gpu writes the table --backend cpu does, within the GPU
+// patching tolerance (gpu.TestPatchingMatchesCPUAndTorch: 2e-4·max(1, |cpu|)
+// per metric), here with two hooks' sites mixed in the GPU's batches and the
+// attention pattern among them; a hook the GPU does not patch is refused by
+// name, and auto falls back to the CPU saying so.
+func TestPatchGPUMatchesCPU(t *testing.T) {
+	common := []string{"patch", "--clean", bootPNG, "--corrupt", pulloverPNG, "--hooks", "blocks.*.attn.hook_pattern,blocks.2.hook_mlp_out", "--per", "token"}
+	tables := map[string][][]string{}
+	for _, be := range []string{"cpu", "gpu"} {
+		dir := t.TempDir()
+		out, stderr, code := runCLI(t, append(common, "--backend", be, "--out", dir)...)
+		if code != 0 {
+			if be == "gpu" && strings.Contains(stderr, "adapter") {
+				t.Skipf("no WebGPU adapter: %s", stderr)
+			}
+			t.Fatalf("--backend %s: exit %d: %s", be, code, stderr)
+		}
+		if on := map[string]string{"cpu": ") on cpu\n", "gpu": ") on webgpu: "}[be]; !strings.Contains(out, on) {
+			t.Errorf("--backend %s: the summary does not say %q:\n%s", be, on, out)
+		}
+		tables[be] = readCSV(t, filepath.Join(dir, "patch.csv"))
+	}
+	cpu, gpu := tables["cpu"], tables["gpu"]
+	if len(cpu) != 1+6*17+17 || len(gpu) != len(cpu) {
+		t.Fatalf("patch.csv: %d rows on the cpu, %d on the gpu", len(cpu), len(gpu))
+	}
+	for i := 1; i < len(cpu); i++ {
+		if strings.Join(cpu[i][:4], ",") != strings.Join(gpu[i][:4], ",") {
+			t.Fatalf("row %d: cpu %v, gpu %v", i, cpu[i], gpu[i])
+		}
+		for _, col := range []int{4, 5} { // metric, effect
+			c, err1 := strconv.ParseFloat(cpu[i][col], 64)
+			g, err2 := strconv.ParseFloat(gpu[i][col], 64)
+			if err1 != nil || err2 != nil || math.Abs(g-c) > 2e-4*math.Max(1, math.Abs(c)) {
+				t.Errorf("row %d %s: cpu %s, gpu %s", i, cpu[0][col], cpu[i][col], gpu[i][col])
+			}
+		}
+	}
+	embed := append(common[:5:5], "--hooks", "hook_pos_embed", "--per", "token", "--out", t.TempDir())
+	if _, stderr, code := runCLI(t, append(embed, "--backend", "gpu")...); code != 1 || !strings.Contains(stderr, "hook_pos_embed is not supported on the GPU backend") {
+		t.Errorf("--backend gpu --hooks hook_pos_embed: exit %d, %q", code, stderr)
+	}
+	if out, stderr, code := runCLI(t, append(embed, "--backend", "auto")...); code != 0 || !strings.Contains(out, ") on cpu\n") {
+		t.Errorf("--backend auto --hooks hook_pos_embed: exit %d, %q, %s (want the CPU's patches)", code, stderr, out)
 	}
 }
 

@@ -61,23 +61,24 @@ func runPatch(args []string, stdout io.Writer) error {
 		params := map[string]string{"hooks": *hookPat, "per": *per, "mode": *mode, "metric": *metricFlag,
 			"attribution": strconv.FormatBool(*attribution), "reference": *refs, "mean_from": *meanFrom, "seed": strconv.FormatUint(*seed, 10)}
 		return runPatchPairs(&rf, *pairs, params, args, stdout, func(b *bundle.Bundle) (*patchJob, error) {
-			return newPatchJob(b, *hookPat, patching.Per(*per), patching.Mode(*mode), *metricFlag, *attribution, *refs, *meanFrom, *seed)
+			return newPatchJob(b, &rf, *hookPat, patching.Per(*per), patching.Mode(*mode), *metricFlag, *attribution, *refs, *meanFrom, *seed)
 		})
 	}
 	if err := refuseBatchFlags(fs); err != nil {
 		return err
 	}
-	if err := cpuOnly(rf.backend, "patch", os.Stderr); err != nil {
+	if err := checkBackendName(rf.backend); err != nil {
 		return err
 	}
 	b, err := rf.model.open(os.Stderr)
 	if err != nil {
 		return err
 	}
-	job, err := newPatchJob(b, *hookPat, patching.Per(*per), patching.Mode(*mode), *metricFlag, *attribution, *refs, *meanFrom, *seed)
+	job, err := newPatchJob(b, &rf, *hookPat, patching.Per(*per), patching.Mode(*mode), *metricFlag, *attribution, *refs, *meanFrom, *seed)
 	if err != nil {
 		return err
 	}
+	defer job.close()
 	clean, err := loadImage(b, *cleanPath)
 	if err != nil {
 		return fmt.Errorf("-clean: %w", err)
@@ -90,7 +91,7 @@ func runPatch(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "metric %s: clean %.4f, corrupted %.4f; %d patches (%s, --per %s)\n", pr.metric, pr.clean, pr.base, len(pr.res), job.mode, *per)
+	fmt.Fprintf(stdout, "metric %s: clean %.4f, corrupted %.4f; %d patches (%s, --per %s) on %s\n", pr.metric, pr.clean, pr.base, len(pr.res), job.mode, *per, job.backend)
 	printTopPatches(stdout, pr.res, pr.base, 10)
 	if pr.est != nil {
 		fmt.Fprintf(stdout, "attribution patching vs exact: Pearson r %.4f, largest |estimate − effect| %.4g over %d patches\n", pr.pearson, pr.maxDiff, len(pr.res))
@@ -142,9 +143,14 @@ type patchJob struct {
 	metric      string // --metric, "" for each pair's predictions
 	attribution bool
 	shared      patching.Source // mean or resample activations, the same for every pair
+	// patcher runs the patched forwards (--backend), backend names it for
+	// the results' manifest; close releases it.
+	patcher patching.Patcher
+	backend string
+	close   func()
 }
 
-func newPatchJob(b *bundle.Bundle, hookPat string, per patching.Per, mode patching.Mode, metric string, attribution bool, refs, meanFrom string, seed uint64) (*patchJob, error) {
+func newPatchJob(b *bundle.Bundle, rf *runFlags, hookPat string, per patching.Per, mode patching.Mode, metric string, attribution bool, refs, meanFrom string, seed uint64) (*patchJob, error) {
 	c := b.Model.Config
 	hooks, err := c.MatchHooks(hookPat)
 	if err != nil {
@@ -163,7 +169,67 @@ func newPatchJob(b *bundle.Bundle, hookPat string, per patching.Per, mode patchi
 	if j.shared, err = patchSource(b, patching.Run{Model: b.Model, Mode: mode}, hooks, refs, meanFrom, seed); err != nil {
 		return nil, err
 	}
+	if j.patcher, j.backend, j.close, err = openPatcher(rf.backend, b.Model, sites, os.Stderr); err != nil {
+		return nil, err
+	}
 	return j, nil
+}
+
+// gpuPatcher is what the GPU backend adds to a lens backend for patching.
+type gpuPatcher interface {
+	patching.Patcher
+	CheckPatchable(sites []patching.Site) error
+}
+
+// checkBackendName refuses an unknown --backend before the model loads.
+func checkBackendName(name string) error {
+	if !slices.Contains([]string{"cpu", "gpu", "auto"}, name) {
+		return fmt.Errorf("-backend: unknown backend %q (want cpu, gpu or auto)", name)
+	}
+	return nil
+}
+
+// openPatcher picks what runs the patched forwards: the pure-Go forward
+// (cpu), the GPU backend's batches (gpu: every hook of sites must be one it
+// patches, else an error naming it), or auto: the GPU when there is one and
+// it patches every hook, else the CPU, saying why. The clean and corrupted
+// images' own forwards (the replacements, the metrics' baselines and
+// --attribution) run on the CPU in every case.
+func openPatcher(name string, m *vit.Model, sites []patching.Site, log io.Writer) (patching.Patcher, string, func(), error) {
+	cpu := func() (patching.Patcher, string, func(), error) {
+		return patching.CPU{Model: m}, "cpu", func() {}, nil
+	}
+	if err := checkBackendName(name); err != nil {
+		return nil, "", nil, err
+	}
+	if name == "cpu" {
+		return cpu()
+	}
+	lb, err := openGPU(m, false)
+	if err != nil {
+		if name == "gpu" {
+			return nil, "", nil, err
+		}
+		fmt.Fprintf(log, "backend auto: no GPU (%v); patching on the CPU\n", err)
+		return cpu()
+	}
+	gp, ok := lb.(gpuPatcher)
+	if !ok {
+		lb.Close()
+		return nil, "", nil, fmt.Errorf("-backend %s: %s does not patch", name, lb.Name())
+	}
+	if err := gp.CheckPatchable(sites); err != nil {
+		lb.Close()
+		if name == "gpu" {
+			return nil, "", nil, fmt.Errorf("-backend gpu: %w; use --backend cpu or auto", err)
+		}
+		fmt.Fprintf(log, "backend auto: %v; patching on the CPU instead\n", err)
+		return cpu()
+	}
+	if name == "auto" {
+		fmt.Fprintf(log, "backend auto: patching on %s\n", lb.Name())
+	}
+	return gp, lb.Name(), func() { lb.Close() }, nil
 }
 
 // pairResult is one pair's patching.
@@ -178,7 +244,7 @@ type pairResult struct {
 // run patches one pair; metric overrides the job's (a pairs file's column).
 func (j *patchJob) run(clean, corrupt *vit.Tensor, metric string) (*pairResult, error) {
 	c := j.b.Model.Config
-	r := patching.Run{Model: j.b.Model, Mode: j.mode}
+	r := patching.Run{Model: j.b.Model, Mode: j.mode, Patcher: j.patcher}
 	cleanActs, cleanLogits, err := r.Cache(clean, j.hooks)
 	if err != nil {
 		return nil, err

@@ -106,7 +106,10 @@ func runPatchPairs(rf *runFlags, path string, params map[string]string, args []s
 	if err != nil {
 		return err
 	}
-	o, err := rf.openCPUInputs("patch", ps, "pairs="+path, os.Stderr)
+	if err := checkBackendName(rf.backend); err != nil {
+		return err
+	}
+	o, err := rf.openInputs(ps, "pairs="+path, os.Stderr)
 	if err != nil {
 		return err
 	}
@@ -115,7 +118,8 @@ func runPatchPairs(rf *runFlags, path string, params map[string]string, args []s
 	if err != nil {
 		return err
 	}
-	if err := o.create("patch", params, []results.Table{results.TableOf[patchRow]("patches"), results.TableOf[pairRow]("pairs"), results.TableOf[experiment.SkipRow]("skipped")}, append([]string{"patch"}, args...), "cpu", os.Stderr); err != nil {
+	defer j.close()
+	if err := o.create("patch", params, []results.Table{results.TableOf[patchRow]("patches"), results.TableOf[pairRow]("pairs"), results.TableOf[experiment.SkipRow]("skipped")}, append([]string{"patch"}, args...), j.backend, os.Stderr); err != nil {
 		return err
 	}
 	defer o.close()
