@@ -9,6 +9,7 @@ import (
 
 	"vitlens/vit"
 	"vitlens/vit/lens"
+	"vitlens/vit/patching"
 )
 
 // Benchmarks: `go test -bench . ./gpu/`. On lavapipe they measure a CPU
@@ -116,6 +117,44 @@ func TestPeakFP32(t *testing.T) {
 	} {
 		if got := PeakFP32(desc); got != want {
 			t.Errorf("PeakFP32(%q) = %g, want %g", desc, got, want)
+		}
+	}
+}
+
+// BenchmarkPatchLogits: the patches of `vitlens patch --hooks
+// 'blocks.*.hook_resid_pre' --per token` (every block's stream, one token at
+// a time) on the GPU backend and, as the peer in the same run, on
+// patching.CPU. patches/s is what to compare; on lavapipe neither figure
+// says anything about a GPU.
+func BenchmarkPatchLogits(bm *testing.B) {
+	for name, c := range benchConfigs() {
+		m := randomModel(bm, c, 1)
+		b := newBackend(bm, m)
+		images := vit.RandomImages(c, 2, 6)
+		hooks, err := c.MatchHooks("blocks.*.hook_resid_pre")
+		if err != nil {
+			bm.Fatal(err)
+		}
+		sites, err := patching.Sites(c, hooks, patching.PerToken, c.NumTokens())
+		if err != nil {
+			bm.Fatal(err)
+		}
+		src, _, err := patching.Run{Model: m}.Cache(images[0], hooks)
+		if err != nil {
+			bm.Fatal(err)
+		}
+		for _, p := range []struct {
+			name string
+			p    patching.Patcher
+		}{{"gpu", b}, {"cpu", patching.CPU{Model: m}}} {
+			bm.Run(fmt.Sprintf("%s/%d_patches/%s", name, len(sites), p.name), func(bm *testing.B) {
+				for bm.Loop() {
+					if _, err := p.p.PatchLogits(images[1], sites, src, vit.EditNone); err != nil {
+						bm.Fatal(err)
+					}
+				}
+				bm.ReportMetric(float64(bm.N*len(sites))/bm.Elapsed().Seconds(), "patches/s")
+			})
 		}
 	}
 }

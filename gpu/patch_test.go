@@ -92,7 +92,7 @@ const patchTol = 2 * modelTol
 // through the GPU backend, the patched hooks' sites mixed in shared batches,
 // and compares every metric with patching.CPU's and torch's.
 func TestPatchingMatchesCPUAndTorch(t *testing.T) {
-	for _, name := range []string{"tiny", "odd"} {
+	for _, name := range []string{"tiny", "odd", "ls_reg"} {
 		t.Run(name, func(t *testing.T) {
 			g := vittest.Load(t, name, "hooks.safetensors")
 			dir, err := vittest.ReferenceDir()
