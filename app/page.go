@@ -36,6 +36,10 @@ type Page struct {
 	compare   *session.Model
 	analysis2 *session.Analysis
 
+	// uploads are the user's own images (opened, dropped or pasted), kept
+	// for the patching card's corrupted-image picker.
+	uploads []*session.Image
+
 	// lensName names the tuned lens's file (settings.Lens holds it); tuned
 	// says whether the views read through it.
 	lensName string
@@ -90,6 +94,7 @@ func (p *Page) OnMount(ctx app.Context) {
 	p.jobs = make(chan func(), 32)
 	p.busy = "Loading the demo model…"
 	p.handleActions(ctx)
+	p.handlePatchActions(ctx)
 	p.listenForPaste(ctx)
 	p.listenForDrops(ctx)
 	listenForGridKeys()
@@ -445,6 +450,7 @@ func (p *Page) loadFiles(ctx app.Context, files []jsFile) {
 
 func (p *Page) setImage(ctx app.Context, img *session.Image) {
 	p.image = img
+	p.keepUpload(img)
 	p.settings.Drop = nil
 	p.errText = ""
 	p.analyze(ctx)
@@ -688,7 +694,7 @@ func (p *Page) renderMain(a *session.Analysis) []app.UI {
 		&MemoryView{A: a, Block: block, Token: p.token},
 		app.Div().Class("vl-row vl-row-fill").Body(
 			&DLAView{A: a},
-			&PatchView{A: a, Samples: p.samples},
+			&PatchView{A: a, Samples: p.samples, Uploads: p.uploads, Current: p.image},
 		),
 	}
 }

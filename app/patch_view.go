@@ -3,6 +3,7 @@ package app
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/maxence-charriere/go-app/v10/pkg/app"
@@ -11,90 +12,270 @@ import (
 	"vitlens/app/session"
 )
 
+// actImage makes an image the current one (the clean image of patching):
+// the patching card's "Swap" raises it with the corrupted image.
+const actImage = "vl.image" // *session.Image
+
+// maxUploads is how many of the user's own images the page keeps for the
+// patching card's picker (the oldest is forgotten first).
+const maxUploads = 8
+
+// handlePatchActions registers the patching card's actions.
+func (p *Page) handlePatchActions(ctx app.Context) {
+	ctx.Handle(actImage, func(ctx app.Context, a app.Action) {
+		if img, ok := a.Value.(*session.Image); ok && img != nil {
+			p.setImage(ctx, img)
+		}
+	})
+}
+
+// keepUpload remembers an image the user opened, dropped or pasted, so it
+// can be chosen as the corrupted image after another one is shown.
+func (p *Page) keepUpload(img *session.Image) {
+	for _, s := range p.samples {
+		if s == img {
+			return
+		}
+	}
+	for _, u := range p.uploads {
+		if u == img {
+			return
+		}
+	}
+	p.uploads = append(p.uploads, img)
+	if len(p.uploads) > maxUploads {
+		p.uploads = p.uploads[len(p.uploads)-maxUploads:]
+	}
+}
+
 // PatchView is activation patching in the page: the current image is the
-// clean one, a sample picked here the corrupted one. Every head of every
-// block (attn.hook_z) of the corrupted image is patched with the clean
-// image's in turn; the map shows how far each moves the clean class's logit,
-// and clicking a cell runs that patch again to show the class's rank and
-// logit move. It runs on the CPU (vit/patching), whatever the backend.
+// clean one, a sample or one of the user's own images the corrupted one.
+// One map patches every site of a grid (each head of each block, or each
+// token of the residual stream entering or leaving each block) of the
+// corrupted image with the clean image's, scored by the chosen metric;
+// clicking a cell runs that patch again to show the class's rank move. It
+// runs on the CPU (vit/patching through app/session), whatever the backend.
 type PatchView struct {
 	app.Compo
 	A       *session.Analysis
 	Samples []*session.Image
+	Uploads []*session.Image // the user's own images, oldest first
+	Current *session.Image   // the page's image, for Swap
 
-	corrupt int // index into Samples, -1 until picked
-	seq     int // the analysis hp belongs to
-	hp      *session.HeadPatching
+	corrupt *session.Image // nil until picked
+	grid    session.PatchGrid
+	metric  string // vit/patching's kind: logit_diff, logit or rank
+	versus  int    // class B of logit_diff; -1: the corrupted image's prediction
+
+	key     patchKey // what pm was computed for
+	pm      *session.PatchMap
 	err     error
 	elapsed time.Duration
 	cell    string    // what the last clicked cell did
-	cellAt  [4]string // its block, head, rank (0 is the top) and logit, for tests
+	cellAt  [5]string // its block, column, rank (0 is the top), metric and grid, for tests
 }
 
-func (pv *PatchView) OnInit() { pv.corrupt = -1 }
+// patchKey is everything a map depends on.
+type patchKey struct {
+	seq     int
+	corrupt *session.Image
+	opt     session.PatchOptions
+}
+
+func (pv *PatchView) OnInit() {
+	pv.grid, pv.metric, pv.versus = session.GridHeads, "logit_diff", -1
+}
 
 func (pv *PatchView) Render() app.UI {
 	a := pv.A
-	opts := []app.UI{selectOption("-1", "pick a corrupted image…", pv.corrupt < 0)}
-	for i, s := range pv.Samples {
-		opts = append(opts, selectOption(strconv.Itoa(i), sampleLabel(s.Name), i == pv.corrupt))
-	}
-	picker := app.Label().Class("vl-field").Body(app.Text("Corrupted image "),
-		app.Select().ID("vl-corrupt").OnChange(pv.onPick).Body(opts...))
-	hint := app.P().Class("vl-hint").Text("The current image is the clean one. Each head of each block of the corrupted image " +
-		"gets the clean image's output of that head (attn.hook_z); the map shows how far that moves the clean class's logit " +
-		"(red: towards the clean image). Click a cell to see the class's rank and logit with that head patched. " +
-		"Runs on the CPU, whichever backend is chosen.")
 	title := "Activation patching"
-	if pv.corrupt < 0 || pv.corrupt >= len(pv.Samples) {
-		return card("vl-patch", "", title, nil, hint, picker)
+	hint := app.P().Class("vl-hint").Text("The current image is the clean one. Each site of the corrupted image (a head of a block, " +
+		"or one token of the residual stream) gets the clean image's activation in turn, and the map shows how far that moves the metric. " +
+		"Click a cell to see the class's rank with that site patched. Class A is the target class (under Prediction). " +
+		"Runs on the CPU, whichever backend is chosen; one forward per cell.")
+	controls := app.Div().Class("vl-field-row").Body(pv.renderPicker(), pv.renderGrid(), pv.renderMetric(a))
+	if pv.corrupt == nil {
+		return card("vl-patch", "", title, nil, hint, controls)
 	}
-	if pv.seq != a.Seq || (pv.hp == nil && pv.err == nil) {
-		pv.seq, pv.cell, pv.cellAt = a.Seq, "", [4]string{}
+	opt := session.PatchOptions{Grid: pv.grid, Metric: pv.metric, A: a.Base.Target, B: pv.versus}
+	if key := (patchKey{a.Seq, pv.corrupt, opt}); key != pv.key {
+		pv.key, pv.cell, pv.cellAt = key, "", [5]string{}
 		start := time.Now()
-		pv.hp, pv.err = nil, nil
-		in, err := a.Model.Prepare(pv.Samples[pv.corrupt])
+		pv.pm, pv.err = nil, nil
+		in, err := a.Model.Prepare(pv.corrupt)
 		if err == nil {
-			pv.hp, err = session.PatchHeads(a.Model.Model, a.Input.Pixels, in.Pixels)
+			pv.pm, err = session.Patch(a.Model.Model, a.Input.Pixels, in.Pixels, opt)
 		}
 		pv.err, pv.elapsed = err, time.Since(start)
 	}
 	if pv.err != nil {
-		return card("vl-patch", "", title, nil, hint, picker, app.P().Class("vl-banner vl-banner-error").Text(pv.err.Error()))
+		return card("vl-patch", "", title, nil, hint, controls, app.P().Class("vl-banner vl-banner-error").Text(pv.err.Error()))
 	}
-	hp := pv.hp
-	grid := figure.SignedGrid{Title: "Patched logit minus corrupted logit of " + className(a, hp.Target), Values: hp.Effect,
-		RowName: "block", ColName: "head", Unit: "logit"}
-	return card("vl-patch", "", title, nil, hint, picker,
-		app.P().ID("vl-patch-base").Text(fmt.Sprintf("%s: clean logit %.4f (rank %d), corrupted %.4f (rank %d); %d patches in %v.",
-			className(a, hp.Target), hp.CleanLogit, hp.CleanRank+1, hp.CorruptLogit, hp.CorruptRank+1,
-			len(hp.Effect)*len(hp.Effect[0]), pv.elapsed.Round(time.Millisecond))),
+	pm := pv.pm
+	c := a.Model.Model.Config
+	grid := figure.SignedGrid{Values: pm.Effect, RowName: "block", ColName: "head", Unit: pv.unit(),
+		Legend: "red raises the metric, blue lowers it"}
+	switch pm.Grid {
+	case session.GridResidPre, session.GridResidPost:
+		grid.ColName = "token ([CLS] first, then patches row by row)"
+		for t := range c.NumTokens() {
+			grid.ColLabels = append(grid.ColLabels, session.TokenLabel(c, t))
+		}
+	}
+	grid.Title = fmt.Sprintf("%s: patched minus corrupted, %s", pm.Grid.Hook(), pv.metricName(a))
+	if pm.Metric.Kind == "rank" {
+		// Fewer classes above is better: show places gained, so that red
+		// again means towards the top.
+		grid.Values = make([][]float64, len(pm.Effect))
+		for b, row := range pm.Effect {
+			grid.Values[b] = make([]float64, len(row))
+			for j, v := range row {
+				grid.Values[b][j] = -v
+			}
+		}
+		grid.Title = fmt.Sprintf("%s: places %s rises when patched", pm.Grid.Hook(), className(a, pm.Metric.A))
+		grid.Legend = "red: the class rises, blue: it falls"
+	}
+	cells := len(pm.Effect) * len(pm.Effect[0])
+	return card("vl-patch", "", title, nil, hint, controls,
+		app.P().ID("vl-patch-base").Text(fmt.Sprintf("%s: clean %.4f, corrupted %.4f. Rank of %s: clean %d, corrupted %d. %d patches in %v.",
+			pv.metricName(a), pm.Clean, pm.Corrupt, className(a, pm.Metric.A), pm.CleanRank+1, pm.CorruptRank+1,
+			cells, pv.elapsed.Round(time.Millisecond))),
 		app.Div().Class("vl-scroll").OnClick(pv.onCell).Body(figureBox("fig-patch", grid.SVG())),
-		app.P().ID("vl-patch-cell").Aria("live", "polite").DataSet("block", pv.cellAt[0]).DataSet("head", pv.cellAt[1]).
-			DataSet("rank", pv.cellAt[2]).DataSet("logit", pv.cellAt[3]).Text(pv.cell),
+		app.P().ID("vl-patch-cell").Aria("live", "polite").DataSet("block", pv.cellAt[0]).DataSet("col", pv.cellAt[1]).
+			DataSet("rank", pv.cellAt[2]).DataSet("metric", pv.cellAt[3]).DataSet("grid", pv.cellAt[4]).Text(pv.cell),
 	)
 }
 
-func (pv *PatchView) onPick(ctx app.Context, e app.Event) {
-	i, err := strconv.Atoi(ctx.JSSrc().Get("value").String())
-	if err != nil {
-		i = -1
+// renderPicker chooses the corrupted image among the user's own images
+// and the samples, with Swap to make it the clean one.
+func (pv *PatchView) renderPicker() app.UI {
+	opts := []app.UI{selectOption("", "pick a corrupted image…", pv.corrupt == nil)}
+	for i := len(pv.Uploads) - 1; i >= 0; i-- { // newest first
+		u := pv.Uploads[i]
+		opts = append(opts, selectOption("u"+strconv.Itoa(i), "yours: "+u.Name, u == pv.corrupt))
 	}
-	pv.corrupt, pv.hp, pv.err = i, nil, nil
+	for i, s := range pv.Samples {
+		opts = append(opts, selectOption("s"+strconv.Itoa(i), sampleLabel(s.Name), s == pv.corrupt))
+	}
+	return app.Div().Class("vl-field").Body(
+		app.Label().For("vl-corrupt").Text("Corrupted image "),
+		app.Select().ID("vl-corrupt").OnChange(pv.onPick).Body(opts...),
+		app.If(pv.corrupt != nil && pv.Current != nil && pv.corrupt != pv.Current, func() app.UI {
+			return app.Button().ID("vl-patch-swap").Class("vl-btn").Title("Make the corrupted image the current (clean) one, and this one the corrupted").
+				Text("Swap").OnClick(pv.onSwap)
+		}),
+	)
+}
+
+func (pv *PatchView) renderGrid() app.UI {
+	labels := map[session.PatchGrid]string{
+		session.GridHeads:     "heads × blocks (attn.hook_z, each head at every token)",
+		session.GridResidPre:  "tokens × blocks (hook_resid_pre, each token's stream entering the block)",
+		session.GridResidPost: "tokens × blocks (hook_resid_post, each token's stream leaving the block)",
+	}
+	var opts []app.UI
+	for _, g := range session.PatchGrids {
+		opts = append(opts, selectOption(string(g), labels[g], g == pv.grid))
+	}
+	return app.Div().Class("vl-field").Body(
+		app.Label().For("vl-patch-grid").Text("Patch "),
+		app.Select().ID("vl-patch-grid").OnChange(func(ctx app.Context, e app.Event) {
+			pv.grid = session.PatchGrid(ctx.JSSrc().Get("value").String())
+		}).Body(opts...),
+	)
+}
+
+// renderMetric chooses vit/patching's metric; logit_diff's class B is the
+// corrupted image's prediction unless one is chosen.
+func (pv *PatchView) renderMetric(a *session.Analysis) app.UI {
+	m := a.Model
+	field := app.Div().Class("vl-field")
+	body := []app.UI{
+		app.Label().For("vl-patch-metric").Text("Metric "),
+		app.Select().ID("vl-patch-metric").OnChange(func(ctx app.Context, e app.Event) {
+			pv.metric = ctx.JSSrc().Get("value").String()
+		}).Body(
+			selectOption("logit_diff", "logit difference, class A − class B", pv.metric == "logit_diff"),
+			selectOption("logit", "logit of class A", pv.metric == "logit"),
+			selectOption("rank", "rank of class A", pv.metric == "rank"),
+		),
+	}
+	if pv.metric == "logit_diff" {
+		body = append(body, app.Label().For("vl-patch-versus").Text(" class B "),
+			app.Select().ID("vl-patch-versus").OnChange(func(ctx app.Context, e app.Event) {
+				if n, err := strconv.Atoi(ctx.JSSrc().Get("value").String()); err == nil {
+					pv.versus = n
+				}
+			}).Body(
+				selectOption("-1", "the corrupted image's prediction", pv.versus < 0),
+				app.Range(m.Classes).Slice(func(i int) app.UI {
+					return selectOption(strconv.Itoa(i), fmt.Sprintf("%d · %s", i, m.ClassName(i)), pv.versus == i)
+				}),
+			))
+	}
+	return field.Body(body...)
+}
+
+// metricName says the metric in words, with its classes.
+func (pv *PatchView) metricName(a *session.Analysis) string {
+	mt := pv.pm.Metric
+	switch mt.Kind {
+	case "logit_diff":
+		return fmt.Sprintf("logit of %s − logit of %s", className(a, mt.A), className(a, mt.B))
+	case "rank":
+		return "rank of " + className(a, mt.A)
+	}
+	return "logit of " + className(a, mt.A)
+}
+
+func (pv *PatchView) unit() string {
+	if pv.pm.Metric.Kind == "rank" {
+		return "places"
+	}
+	return "logit"
+}
+
+func (pv *PatchView) onPick(ctx app.Context, e app.Event) {
+	v := ctx.JSSrc().Get("value").String()
+	list := pv.Samples
+	if strings.HasPrefix(v, "u") {
+		list = pv.Uploads
+	}
+	pv.corrupt = nil
+	if i, err := strconv.Atoi(strings.TrimLeft(v, "us")); err == nil && i >= 0 && i < len(list) {
+		pv.corrupt = list[i]
+	}
+}
+
+func (pv *PatchView) onSwap(ctx app.Context, e app.Event) {
+	if pv.corrupt == nil || pv.Current == nil {
+		return
+	}
+	clean := pv.corrupt
+	pv.corrupt = pv.Current
+	ctx.NewActionWithValue(actImage, clean)
 }
 
 func (pv *PatchView) onCell(ctx app.Context, e app.Event) {
 	b, ok1 := dataInt(e, "row")
-	h, ok2 := dataInt(e, "col")
-	if !ok1 || !ok2 || pv.hp == nil {
+	j, ok2 := dataInt(e, "col")
+	if !ok1 || !ok2 || pv.pm == nil {
 		return
 	}
-	rank, logit, err := pv.hp.Cell(b, h)
+	pm := pv.pm
+	cell, err := pm.Cell(b, j)
 	if err != nil {
 		pv.cell = err.Error()
 		return
 	}
-	pv.cell = fmt.Sprintf("block %d head %d patched: rank %d → %d, logit %.4f → %.4f", b, h,
-		pv.hp.CorruptRank+1, rank+1, pv.hp.CorruptLogit, logit)
-	pv.cellAt = [4]string{strconv.Itoa(b), strconv.Itoa(h), strconv.Itoa(rank), strconv.FormatFloat(logit, 'g', -1, 64)}
+	a := pv.A
+	site := fmt.Sprintf("head %d", j)
+	if pm.Grid != session.GridHeads {
+		site = session.TokenLabel(a.Model.Model.Config, j)
+	}
+	pv.cell = fmt.Sprintf("%s patched at block %d, %s: rank of %s %d → %d; %s %.4f → %.4f (clean %.4f)",
+		pm.Grid.Hook(), b, site, className(a, pm.Metric.A), pm.CorruptRank+1, cell.Rank+1, pv.metricName(a), pm.Corrupt, cell.Metric, pm.Clean)
+	pv.cellAt = [5]string{strconv.Itoa(b), strconv.Itoa(j), strconv.Itoa(cell.Rank),
+		strconv.FormatFloat(cell.Metric, 'g', -1, 64), string(pm.Grid)}
 }

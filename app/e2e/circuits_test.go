@@ -1,9 +1,15 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"image"
+	"image/png"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -51,24 +57,12 @@ func TestDLAAndPatching(t *testing.T) {
 	}
 	screenshot(t, ctx, "demo-dla")
 
-	// Patching: sample 1 is the corrupted image; a clicked head's rank and
-	// logit of the clean class are vit/patching's for the same pair.
-	eval(t, ctx, `(() => { const s = document.getElementById('vl-corrupt'); s.value = '1'; s.dispatchEvent(new Event('change', {bubbles: true})); })()`)
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`!!document.querySelector('#fig-patch rect[data-row="3"][data-col="1"]')`,
-		chromedp.WithPollingTimeout(30*time.Second))); err != nil {
-		t.Fatalf("patching map not shown: %v", err)
-	}
-	eval(t, ctx, `document.querySelector('#fig-patch rect[data-row="3"][data-col="1"]').dispatchEvent(new MouseEvent('click', {bubbles: true}))`)
-	cell, err := chromedp.Run(ctx, chromedp.Poll[string](`(() => { const c = document.getElementById('vl-patch-cell');
-		return c && c.dataset.rank !== '' && c.dataset.rank !== undefined && JSON.stringify([+c.dataset.block, +c.dataset.head, +c.dataset.rank, +c.dataset.logit]); })()`,
-		chromedp.WithPollingTimeout(20*time.Second)))
-	if err != nil {
-		t.Fatalf("clicked cell not reported: %v", err)
-	}
-	var at [4]float64
-	if err := json.Unmarshal([]byte(cell), &at); err != nil {
-		t.Fatal(err)
-	}
+	// Patching: sample 1 is the corrupted image, the metric the clean
+	// class's logit; a clicked head's rank and logit of the clean class are
+	// vit/patching's for the same pair.
+	selectValue(t, ctx, "vl-corrupt", "s1")
+	selectValue(t, ctx, "vl-patch-metric", "logit")
+	at := clickPatchCell(t, ctx, 3, 1, "heads")
 	corrupt := nativeAnalysis(t, m, samples[1], session.Settings{Target: -1})
 	c := m.Model.Config
 	hook := vit.Hook{Point: vit.HookZ, Block: 3}
@@ -99,4 +93,147 @@ func TestDLAAndPatching(t *testing.T) {
 		!strings.Contains(d.Text, fmt.Sprintf(`"shape":[1,%d,%d]`, c.NumTokens(), c.Dim)) {
 		t.Errorf("activations download %q: header %.300q", d.Name, d.Text)
 	}
+}
+
+// An image of the user's own (opened with the file picker, then replaced by
+// a sample as the current image) is chosen as the corrupted image; the
+// blocks × tokens map of hook_resid_pre with the logit difference (clean
+// class − corrupted class) holds session.Patch's numbers, and a clicked
+// cell moves the clean class's rank to what vit/patching gives natively.
+// Swap then makes the user's image the clean one.
+func TestPatchUserImage(t *testing.T) {
+	ctx, s := openApp(t, false)
+	m, samples := demo(t)
+	c := m.Model.Config
+
+	// The user's image: a sample mirrored, so that it is none of them.
+	src := samples[1].Src
+	b := src.Bounds()
+	mirrored := image.NewNRGBA(b)
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			mirrored.Set(b.Max.X-1-(x-b.Min.X), y, src.At(x, y))
+		}
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, mirrored); err != nil {
+		t.Fatal(err)
+	}
+	const name = "my-corrupted.png"
+	file := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(file, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mine, err := session.DecodeImage(name, buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Natively: the map, and the last block's [CLS] cell, which must move the rank.
+	clean, corrupt := nativeAnalysis(t, m, samples[0], session.Settings{Target: -1}), nativeAnalysis(t, m, mine, session.Settings{Target: -1})
+	opt := session.PatchOptions{Grid: session.GridResidPre, Metric: "logit_diff", A: -1, B: -1}
+	pm, err := session.Patch(m.Model, clean.Input.Pixels, corrupt.Input.Pixels, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, token := c.Depth-1, 0
+	hook := vit.Hook{Point: vit.HookResidPre, Block: block}
+	var native [2]float64 // rank, logit difference
+	for k, metric := range []patching.Metric{{Kind: "rank", A: pm.CleanClass}, {Kind: "logit_diff", A: pm.CleanClass, B: pm.CorruptClass}} {
+		r := patching.Run{Model: m.Model, Mode: patching.ModePatch, Metric: metric}
+		src, _, err := r.Cache(clean.Input.Pixels, []vit.Hook{hook})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := r.Patch(corrupt.Input.Pixels, []patching.Site{{Hook: hook, Head: -1, Token: token}}, src, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		native[k] = res[0].Metric
+	}
+	if int(native[0]) == pm.CorruptRank {
+		t.Fatalf("the chosen cell does not move the rank natively (%d): pick another", pm.CorruptRank)
+	}
+
+	// The user's image opened, then sample 0 shown again: the upload stays
+	// in the corrupted-image picker.
+	if err := chromedp.Do(ctx, chromedp.SetUploadFiles(chromedp.ID("vl-image-file"), []string{file})); err != nil {
+		t.Fatal(err)
+	}
+	s = waitState(t, ctx, fmt.Sprintf(`d.status === 'ready' && +d.seq > %d && j.image === %q`, s.Seq, name), firstLoad)
+	eval(t, ctx, `document.querySelector('.vl-thumb[data-sample="0"]').click()`)
+	s = waitState(t, ctx, fmt.Sprintf(`d.status === 'ready' && +d.seq > %d && j.image === %q`, s.Seq, samples[0].Name), firstLoad)
+	value, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(
+		`([...document.querySelectorAll('#vl-corrupt option')].find(o => o.textContent === %q) || {value: ''}).value`, "yours: "+name)))
+	if err != nil || value == "" {
+		t.Fatalf("the user's image is not offered as the corrupted image (%v)", err)
+	}
+	selectValue(t, ctx, "vl-corrupt", value)
+	selectValue(t, ctx, "vl-patch-grid", string(session.GridResidPre))
+
+	// The whole map, then one clicked cell.
+	got, err := chromedp.Run(ctx, chromedp.Poll[string](fmt.Sprintf(`(() => {
+		const cells = [...document.querySelectorAll('#fig-patch rect[data-value]')];
+		return cells.length === %d && JSON.stringify(cells.map(c => [+c.dataset.row, +c.dataset.col, +c.dataset.value])); })()`, c.Depth*c.NumTokens()),
+		chromedp.WithPollingTimeout(30*time.Second)))
+	if err != nil {
+		t.Fatalf("blocks × tokens map not shown: %v", err)
+	}
+	var cells [][3]float64
+	if err := json.Unmarshal([]byte(got), &cells); err != nil {
+		t.Fatal(err)
+	}
+	for _, cl := range cells {
+		w := pm.Effect[int(cl[0])][int(cl[1])]
+		if math.Abs(cl[2]-w) > 1e-4*math.Max(1, math.Abs(w)) {
+			t.Errorf("block %v token %v: page %g, native %g", cl[0], cl[1], cl[2], w)
+		}
+	}
+	base, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('vl-patch-base').textContent`))
+	t.Logf("page: %s", base)
+	at := clickPatchCell(t, ctx, block, token, string(session.GridResidPre))
+	if int(at[2]) != int(native[0]) || math.Abs(at[3]-native[1]) > 1e-4*math.Max(1, math.Abs(native[1])) {
+		t.Errorf("block %d token %d: page rank %v, logit difference %v; vit/patching %v, %v (corrupted rank %d)",
+			block, token, at[2], at[3], native[0], native[1], pm.CorruptRank)
+	}
+	screenshot(t, ctx, "demo-patch-tokens")
+
+	// Swap: the user's image becomes the clean one, sample 0 the corrupted.
+	eval(t, ctx, `document.getElementById('vl-patch-swap').click()`)
+	waitState(t, ctx, fmt.Sprintf(`d.status === 'ready' && +d.seq > %d && j.image === %q`, s.Seq, name), firstLoad)
+	if v, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('vl-corrupt').value`)); err != nil || v != "s0" {
+		t.Errorf("after Swap the corrupted image is %q (%v), want sample 0", v, err)
+	}
+}
+
+// selectValue chooses value in the select with this id, as a user would.
+func selectValue(t *testing.T, ctx context.Context, id, value string) {
+	t.Helper()
+	eval(t, ctx, fmt.Sprintf(`(() => { const s = document.getElementById(%q); s.value = %q;
+		s.dispatchEvent(new Event('change', {bubbles: true})); })()`, id, value))
+}
+
+// clickPatchCell clicks a cell of the patching map once it is drawn and
+// returns what the page reports: block, column, rank and metric.
+func clickPatchCell(t *testing.T, ctx context.Context, row, col int, grid string) [4]float64 {
+	t.Helper()
+	sel := fmt.Sprintf(`#fig-patch rect[data-row="%d"][data-col="%d"]`, row, col)
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](fmt.Sprintf(`!!document.querySelector(%q)`, sel),
+		chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+		t.Fatalf("patching map not shown: %v", err)
+	}
+	eval(t, ctx, fmt.Sprintf(`document.querySelector(%q).dispatchEvent(new MouseEvent('click', {bubbles: true}))`, sel))
+	cell, err := chromedp.Run(ctx, chromedp.Poll[string](fmt.Sprintf(`(() => { const c = document.getElementById('vl-patch-cell');
+		return c && c.dataset.grid === %q && c.dataset.rank !== '' && JSON.stringify([+c.dataset.block, +c.dataset.col, +c.dataset.rank, +c.dataset.metric]); })()`, grid),
+		chromedp.WithPollingTimeout(20*time.Second)))
+	if err != nil {
+		t.Fatalf("clicked cell not reported: %v", err)
+	}
+	var at [4]float64
+	if err := json.Unmarshal([]byte(cell), &at); err != nil {
+		t.Fatal(err)
+	}
+	text, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('vl-patch-cell').textContent`))
+	t.Logf("clicked: %s", text)
+	return at
 }

@@ -112,4 +112,12 @@ func TestSignedGrid(t *testing.T) {
 			t.Errorf("no %s in\n%s", want, s)
 		}
 	}
+	// Named columns name the cell in its tooltip; a legend replaces the default.
+	g.ColLabels, g.ColName, g.Legend = []string{"[CLS]", "patch (0, 0)", "patch (0, 1)"}, "token", "red: towards the clean image"
+	s = g.SVG()
+	for _, want := range []string{"block 0 · [CLS]: +1.0000 of the logit", "block 1 · patch (0, 1): -1.0000", "token (red: towards the clean image)"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("no %s in\n%s", want, s)
+		}
+	}
 }

@@ -17,6 +17,11 @@ type SignedGrid struct {
 	RowName string // "block"
 	ColName string // "head"
 	Unit    string // what a value is, for the tooltip
+	// ColLabels name the columns in tooltips ("[CLS]", "patch (0, 1)");
+	// nil: ColName and the index.
+	ColLabels []string
+	// Legend replaces "(red adds, blue takes away)" after ColName.
+	Legend string
 }
 
 func (g SignedGrid) SVG() string {
@@ -43,13 +48,24 @@ func (g SignedGrid) SVG() string {
 			c := patching.Diverging(v, scale)
 			d.raw(`<rect x="%s" y="%s" width="%s" height="%s" fill="#%02x%02x%02x" data-row="%d" data-col="%d" data-value="%s">%s</rect>`,
 				num(left+cw*float64(j)), num(y), num(cw), num(ch), c.R, c.G, c.B, i, j, fmt.Sprint(v),
-				title(fmt.Sprintf("%s %d · %s %d: %+.4f %s", g.RowName, i, g.ColName, j, v, g.Unit)))
+				title(fmt.Sprintf("%s %d · %s: %+.4f %s", g.RowName, i, g.colLabel(j), v, g.Unit)))
 		}
 	}
 	axisY := top + ch*float64(rows)
 	for j := 0; j < cols; j++ {
 		d.text(left+cw*(float64(j)+0.5), axisY+13, 9.5, Muted, "middle", fmt.Sprint(j))
 	}
-	d.text(left, axisY+27, 10.5, Muted, "start", g.ColName+" (red adds, blue takes away)")
+	legend := g.Legend
+	if legend == "" {
+		legend = "red adds, blue takes away"
+	}
+	d.text(left, axisY+27, 10.5, Muted, "start", g.ColName+" ("+legend+")")
 	return d.String()
+}
+
+func (g SignedGrid) colLabel(j int) string {
+	if j < len(g.ColLabels) {
+		return g.ColLabels[j]
+	}
+	return fmt.Sprintf("%s %d", g.ColName, j)
 }

@@ -9,16 +9,68 @@ import (
 	"vitlens/vit/patching"
 )
 
-// HeadPatching patches every head of every block (attn.hook_z, one head at
-// every token) of a corrupted image with the clean image's, measuring the
-// logit of the clean image's class: the page's heads × blocks map, each cell
-// of which can then be run once more to show the class's rank and logit.
-type HeadPatching struct {
-	Target int // the class followed: the clean image's prediction
-	// Clean and Corrupt are the target's logit and rank unpatched.
-	CleanLogit, CorruptLogit float64
-	CleanRank, CorruptRank   int
-	// Effect[b][h] is the patched logit minus the corrupted one.
+// PatchGrid names one of the page's patching maps: which hook every block
+// is patched at, and how it is cut (the map's columns).
+type PatchGrid string
+
+const (
+	// GridHeads patches blocks.B.attn.hook_z one head at a time, every
+	// token together: a blocks × heads map.
+	GridHeads PatchGrid = "heads"
+	// GridResidPre patches the residual stream entering block B
+	// (blocks.B.hook_resid_pre) one token at a time: blocks × tokens.
+	GridResidPre PatchGrid = "resid_pre"
+	// GridResidPost patches the stream leaving block B
+	// (blocks.B.hook_resid_post) one token at a time: blocks × tokens.
+	GridResidPost PatchGrid = "resid_post"
+)
+
+// PatchGrids lists the maps the page offers, in its order.
+var PatchGrids = []PatchGrid{GridHeads, GridResidPre, GridResidPost}
+
+// Hook is the hook pattern the grid patches.
+func (g PatchGrid) Hook() string {
+	pattern, _, _ := g.cut()
+	return pattern
+}
+
+// cut says which hooks the grid patches and how they are cut into vit/patching's sites.
+func (g PatchGrid) cut() (pattern string, per patching.Per, err error) {
+	switch g {
+	case GridHeads:
+		return "blocks.*.attn.hook_z", patching.PerHead, nil
+	case GridResidPre:
+		return "blocks.*.hook_resid_pre", patching.PerToken, nil
+	case GridResidPost:
+		return "blocks.*.hook_resid_post", patching.PerToken, nil
+	}
+	return "", "", fmt.Errorf("unknown patching map %q (want heads, resid_pre or resid_post)", g)
+}
+
+// PatchOptions choose the map and the metric. A and B are classes, -1 for
+// the clean image's prediction (A) and the corrupted image's (B); Metric is
+// vit/patching's kind: "logit_diff" (A − B), "logit" or "rank" (of A).
+type PatchOptions struct {
+	Grid   PatchGrid
+	Metric string
+	A, B   int
+}
+
+// PatchMap is every patch of one grid: the corrupted image run once per
+// site with the clean image's activation written in (vit/patching's
+// ModePatch), scored by the chosen metric. Each cell can then be run once
+// more to show the rank of class A with that patch.
+type PatchMap struct {
+	Grid   PatchGrid
+	Metric patching.Metric // the classes resolved
+	// CleanClass and CorruptClass are the two images' predictions.
+	CleanClass, CorruptClass int
+	// Clean and Corrupt are the metric unpatched; CleanRank and
+	// CorruptRank the rank of class A (0 is the top).
+	Clean, Corrupt         float64
+	CleanRank, CorruptRank int
+	// Effect[b][j] is the patched metric minus the corrupted one, j a head
+	// (GridHeads) or a token (the residual grids).
 	Effect [][]float64
 
 	run     patching.Run
@@ -27,15 +79,27 @@ type HeadPatching struct {
 	sites   []patching.Site
 }
 
-// PatchHeads runs the corrupted image once per head with the clean image's
-// attn.hook_z of that head written in.
-func PatchHeads(m *vit.Model, clean, corrupt *vit.Tensor) (*HeadPatching, error) {
+// PatchCell is one cell run again: the metric and the rank of class A
+// with that site patched.
+type PatchCell struct {
+	Metric float64
+	Rank   int
+}
+
+// Patch computes a patching map of the corrupted image from the clean one:
+// one forward per cell (blocks × heads, or blocks × tokens), two more for
+// the unpatched runs.
+func Patch(m *vit.Model, clean, corrupt *vit.Tensor, opt PatchOptions) (*PatchMap, error) {
 	c := m.Config
-	hooks, err := c.MatchHooks("blocks.*.attn.hook_z")
+	pattern, per, err := opt.Grid.cut()
 	if err != nil {
 		return nil, err
 	}
-	sites, err := patching.Sites(c, hooks, patching.PerHead, c.NumTokens())
+	hooks, err := c.MatchHooks(pattern)
+	if err != nil {
+		return nil, err
+	}
+	sites, err := patching.Sites(c, hooks, per, c.NumTokens())
 	if err != nil {
 		return nil, err
 	}
@@ -48,42 +112,73 @@ func PatchHeads(m *vit.Model, clean, corrupt *vit.Tensor) (*HeadPatching, error)
 	if err != nil {
 		return nil, err
 	}
-	hp := &HeadPatching{Target: lens.Argmax(cleanLogits), run: r, corrupt: corrupt, src: src, sites: sites}
-	r.Metric = patching.Metric{Kind: "logit", A: hp.Target}
-	rank := patching.Metric{Kind: "rank", A: hp.Target}
-	hp.CleanLogit, hp.CorruptLogit = r.Metric.Value(cleanLogits), r.Metric.Value(tr.Logits)
-	hp.CleanRank, hp.CorruptRank = int(rank.Value(cleanLogits)), int(rank.Value(tr.Logits))
-	res, err := r.Patch(corrupt, sites, src, hp.CleanLogit, hp.CorruptLogit)
+	pm := &PatchMap{Grid: opt.Grid, CleanClass: lens.Argmax(cleanLogits), CorruptClass: lens.Argmax(tr.Logits),
+		corrupt: corrupt, src: src, sites: sites}
+	metric := patching.Metric{Kind: opt.Metric, A: opt.A, B: opt.B}
+	if metric.A < 0 {
+		metric.A = pm.CleanClass
+	}
+	if metric.B < 0 {
+		metric.B = pm.CorruptClass
+	}
+	// ParseMetric is the one place that checks a metric and its classes.
+	if metric, err = patching.ParseMetric(metric.String(), c.Classes); err != nil {
+		return nil, err
+	}
+	if metric.Kind == "logit_diff" && metric.A == metric.B {
+		return nil, fmt.Errorf("the logit difference of class %d with itself is always 0: both images are predicted %d; choose two classes or another metric", metric.A, metric.A)
+	}
+	r.Metric, pm.Metric = metric, metric
+	rank := patching.Metric{Kind: "rank", A: metric.A}
+	pm.Clean, pm.Corrupt = metric.Value(cleanLogits), metric.Value(tr.Logits)
+	pm.CleanRank, pm.CorruptRank = int(rank.Value(cleanLogits)), int(rank.Value(tr.Logits))
+	res, err := r.Patch(corrupt, sites, src, pm.Clean, pm.Corrupt)
 	if err != nil {
 		return nil, err
 	}
-	hp.Effect = make([][]float64, c.Depth)
-	for b := range hp.Effect {
-		hp.Effect[b] = make([]float64, c.Heads)
+	cols := c.Heads
+	if per == patching.PerToken {
+		cols = c.NumTokens()
+	}
+	pm.Effect = make([][]float64, c.Depth)
+	for b := range pm.Effect {
+		pm.Effect[b] = make([]float64, cols)
 	}
 	for _, p := range res {
-		hp.Effect[p.Hook.Block][p.Head] = p.Metric - hp.CorruptLogit
+		pm.Effect[p.Hook.Block][pm.col(p.Site)] = p.Metric - pm.Corrupt
 	}
-	hp.run = r
-	return hp, nil
+	pm.run = r
+	return pm, nil
 }
 
-// Cell patches one head of one block and returns the target's rank (0 is
-// the top class) and logit.
-func (hp *HeadPatching) Cell(block, head int) (rank int, logit float64, err error) {
-	for _, s := range hp.sites {
-		if s.Hook.Block != block || s.Head != head {
+// col is a site's column: its head, or its token.
+func (pm *PatchMap) col(s patching.Site) int {
+	if pm.Grid == GridHeads {
+		return s.Head
+	}
+	return s.Token
+}
+
+// Cell patches one site again (block, and head or token) and returns the
+// metric and the rank of class A.
+func (pm *PatchMap) Cell(block, col int) (PatchCell, error) {
+	for _, s := range pm.sites {
+		if s.Hook.Block != block || pm.col(s) != col {
 			continue
 		}
-		r := hp.run
-		r.Metric = patching.Metric{Kind: "rank", A: hp.Target}
-		res, err := r.Patch(hp.corrupt, []patching.Site{s}, hp.src, 0, 0)
+		r := pm.run
+		r.Metric = patching.Metric{Kind: "rank", A: pm.Metric.A}
+		res, err := r.Patch(pm.corrupt, []patching.Site{s}, pm.src, 0, 0)
 		if err != nil {
-			return 0, 0, err
+			return PatchCell{}, err
 		}
-		return int(res[0].Metric), hp.CorruptLogit + hp.Effect[block][head], nil
+		return PatchCell{Metric: pm.Corrupt + pm.Effect[block][col], Rank: int(res[0].Metric)}, nil
 	}
-	return 0, 0, fmt.Errorf("no head %d in block %d", head, block)
+	what := "head"
+	if pm.Grid != GridHeads {
+		what = "token"
+	}
+	return PatchCell{}, fmt.Errorf("no %s %d in block %d", what, col, block)
 }
 
 // ActivationsFile is the image's activations at every hook point, every

@@ -13,47 +13,109 @@ import (
 	"vitlens/vit/vittest"
 )
 
-// The heads × blocks map and a clicked cell say what vit/patching says for
-// the same pair: the logit of the clean image's class, and its rank.
-func TestPatchHeads(t *testing.T) {
+// Every map and metric, and every clicked cell, say what vit/patching says
+// for the same pair run directly: the metric of each site's patch, and the
+// rank of class A with that patch.
+func TestPatch(t *testing.T) {
 	m, samples := demoSamples(t)
 	clean, corrupt := mustPrepare(t, m, samples[0]), mustPrepare(t, m, samples[1])
-	hp, err := PatchHeads(m.Model, clean.Pixels, corrupt.Pixels)
-	if err != nil {
-		t.Fatal(err)
-	}
 	c := m.Model.Config
-	if len(hp.Effect) != c.Depth || len(hp.Effect[0]) != c.Heads || hp.CorruptRank == 0 || hp.CleanRank != 0 {
-		t.Fatalf("%d × %d effects, ranks clean %d corrupted %d", len(hp.Effect), len(hp.Effect[0]), hp.CleanRank, hp.CorruptRank)
-	}
-	hooks, _ := c.MatchHooks("blocks.*.attn.hook_z")
-	sites, _ := patching.Sites(c, hooks, patching.PerHead, c.NumTokens())
-	for _, metric := range []string{"logit", "rank"} {
-		r := patching.Run{Model: m.Model, Mode: patching.ModePatch, Metric: patching.Metric{Kind: metric, A: hp.Target}}
-		src, _, err := r.Cache(clean.Pixels, hooks)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := r.Patch(corrupt.Pixels, sites, src, 0, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, p := range res {
-			rank, logit, err := hp.Cell(p.Hook.Block, p.Head)
+	for _, tc := range []struct {
+		opt     PatchOptions
+		pattern string
+		per     patching.Per
+		cols    int
+	}{
+		{PatchOptions{Grid: GridHeads, Metric: "logit", A: -1}, "blocks.*.attn.hook_z", patching.PerHead, c.Heads},
+		{PatchOptions{Grid: GridHeads, Metric: "logit_diff", A: -1, B: -1}, "blocks.*.attn.hook_z", patching.PerHead, c.Heads},
+		{PatchOptions{Grid: GridResidPre, Metric: "logit_diff", A: -1, B: -1}, "blocks.*.hook_resid_pre", patching.PerToken, c.NumTokens()},
+		{PatchOptions{Grid: GridResidPre, Metric: "rank", A: 3}, "blocks.*.hook_resid_pre", patching.PerToken, c.NumTokens()},
+		{PatchOptions{Grid: GridResidPost, Metric: "logit_diff", A: 2, B: 7}, "blocks.*.hook_resid_post", patching.PerToken, c.NumTokens()},
+	} {
+		name := string(tc.opt.Grid) + "/" + tc.opt.Metric
+		t.Run(name, func(t *testing.T) {
+			pm, err := Patch(m.Model, clean.Pixels, corrupt.Pixels, tc.opt)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := logit
-			if metric == "rank" {
-				got = float64(rank)
+			if len(pm.Effect) != c.Depth || len(pm.Effect[0]) != tc.cols || pm.CleanClass == pm.CorruptClass {
+				t.Fatalf("%d × %d effects, classes clean %d corrupted %d", len(pm.Effect), len(pm.Effect[0]), pm.CleanClass, pm.CorruptClass)
 			}
-			if math.Abs(got-p.Metric) > 1e-9*math.Max(1, math.Abs(p.Metric)) {
-				t.Fatalf("block %d head %d %s: %g, vit/patching %g", p.Hook.Block, p.Head, metric, got, p.Metric)
+			want := patching.Metric{Kind: tc.opt.Metric, A: tc.opt.A, B: tc.opt.B}
+			if want.A < 0 {
+				want.A = pm.CleanClass
 			}
-		}
+			if want.B < 0 {
+				want.B = pm.CorruptClass
+			}
+			if tc.opt.Metric != "logit_diff" {
+				want.B = 0
+			}
+			if pm.Metric != want {
+				t.Fatalf("metric %v, want %v", pm.Metric, want)
+			}
+			hooks, _ := c.MatchHooks(tc.pattern)
+			sites, _ := patching.Sites(c, hooks, tc.per, c.NumTokens())
+			for _, metric := range []patching.Metric{want, {Kind: "rank", A: want.A}} {
+				r := patching.Run{Model: m.Model, Mode: patching.ModePatch, Metric: metric}
+				src, cleanLogits, err := r.Cache(clean.Pixels, hooks)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if metric == want && pm.Clean != metric.Value(cleanLogits) {
+					t.Errorf("clean %s: %g, vit/patching %g", metric, pm.Clean, metric.Value(cleanLogits))
+				}
+				res, err := r.Patch(corrupt.Pixels, sites, src, 0, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(res) != c.Depth*tc.cols {
+					t.Fatalf("%d sites, the map %d × %d", len(res), c.Depth, tc.cols)
+				}
+				for i, p := range res {
+					if i%5 != 0 && metric.Kind == "rank" {
+						continue // a cell is one forward: check a fifth of them
+					}
+					col := p.Head
+					if tc.per == patching.PerToken {
+						col = p.Token
+					}
+					cell, err := pm.Cell(p.Hook.Block, col)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got, effect := cell.Metric, pm.Corrupt+pm.Effect[p.Hook.Block][col]
+					if metric.Kind == "rank" {
+						got, effect = float64(cell.Rank), float64(cell.Rank)
+					}
+					if math.Abs(got-p.Metric) > 1e-9*math.Max(1, math.Abs(p.Metric)) || math.Abs(effect-p.Metric) > 1e-9*math.Max(1, math.Abs(p.Metric)) {
+						t.Fatalf("block %d column %d %s: cell %g, map %g, vit/patching %g", p.Hook.Block, col, metric, got, effect, p.Metric)
+					}
+				}
+			}
+			if _, err := pm.Cell(c.Depth, 0); err == nil {
+				t.Error("a block out of range gave no error")
+			}
+		})
 	}
-	if _, _, err := hp.Cell(c.Depth, 0); err == nil {
-		t.Error("a block out of range gave no error")
+}
+
+// Bad choices are errors that say what to change, not a panic.
+func TestPatchBadOptions(t *testing.T) {
+	m, samples := demoSamples(t)
+	clean, corrupt := mustPrepare(t, m, samples[0]), mustPrepare(t, m, samples[1])
+	for _, tc := range []struct {
+		opt  PatchOptions
+		want string
+	}{
+		{PatchOptions{Grid: "mlp", Metric: "logit", A: -1}, "unknown patching map"},
+		{PatchOptions{Grid: GridHeads, Metric: "prob", A: -1}, "want logit_diff"},
+		{PatchOptions{Grid: GridHeads, Metric: "logit", A: 99}, "not a class index"},
+		{PatchOptions{Grid: GridHeads, Metric: "logit_diff", A: 4, B: 4}, "with itself"},
+	} {
+		if _, err := Patch(m.Model, clean.Pixels, corrupt.Pixels, tc.opt); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want an error with %q", tc.opt, err, tc.want)
+		}
 	}
 }
 
@@ -107,4 +169,34 @@ func demoSamples(t *testing.T) (*Model, []*Image) {
 		t.Fatalf("samples: %d, %v", len(samples), err)
 	}
 	return m, samples
+}
+
+// BenchmarkPatch is one map of the demo model per grid (blocks × heads:
+// 24 patches; blocks × tokens: 102), the page's cost of choosing one.
+func BenchmarkPatch(b *testing.B) {
+	m, err := LoadDemo(public.Files)
+	if err != nil {
+		b.Fatal(err)
+	}
+	samples, err := Samples(public.Files)
+	if err != nil {
+		b.Fatal(err)
+	}
+	clean, err := m.Prepare(samples[0])
+	if err != nil {
+		b.Fatal(err)
+	}
+	corrupt, err := m.Prepare(samples[1])
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, g := range PatchGrids {
+		b.Run(string(g), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := Patch(m.Model, clean.Pixels, corrupt.Pixels, PatchOptions{Grid: g, Metric: "logit_diff", A: -1, B: -1}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
