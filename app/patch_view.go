@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/maxence-charriere/go-app/v10/pkg/app"
@@ -67,23 +68,81 @@ type PatchView struct {
 	metric  string // vit/patching's kind: logit_diff, logit or rank
 	versus  int    // class B of logit_diff; -1: the corrupted image's prediction
 
-	key     patchKey // what pm was computed for
+	key     patchKey // what pm is (being) computed for
+	gen     atomic.Int64
 	pm      *session.PatchMap
 	err     error
 	elapsed time.Duration
+	done    int       // cells computed so far, while pm is nil
 	cell    string    // what the last clicked cell did
 	cellAt  [5]string // its block, column, rank (0 is the top), metric and grid, for tests
 }
 
-// patchKey is everything a map depends on.
+// patchKey is everything a map depends on: the clean image's pixels for
+// the model (the page keeps one Input per image), not the analysis, so that
+// dropping patches or choosing a block does not run the map again.
 type patchKey struct {
-	seq     int
+	model   *session.Model
+	clean   *session.Input
 	corrupt *session.Image
 	opt     session.PatchOptions
 }
 
 func (pv *PatchView) OnInit() {
 	pv.grid, pv.metric, pv.versus = session.GridHeads, "logit_diff", -1
+}
+
+// OnUpdate follows a new analysis (another image, class or model).
+func (pv *PatchView) OnUpdate(ctx app.Context) { pv.refresh(ctx) }
+
+// refresh starts the map for the current choices unless it is already
+// there or on its way. It runs beside the page, one cell at a time with a
+// pause after each, so that the page keeps responding; a newer choice
+// stops it.
+func (pv *PatchView) refresh(ctx app.Context) {
+	a := pv.A
+	if a == nil || pv.corrupt == nil {
+		pv.key, pv.pm, pv.err = patchKey{}, nil, nil
+		pv.gen.Add(1)
+		return
+	}
+	opt := session.PatchOptions{Grid: pv.grid, Metric: pv.metric, A: a.Base.Target, B: pv.versus}
+	key := patchKey{a.Model, a.Input, pv.corrupt, opt}
+	if key == pv.key {
+		return
+	}
+	pv.key, pv.pm, pv.err, pv.done, pv.cell, pv.cellAt = key, nil, nil, 0, "", [5]string{}
+	gen := pv.gen.Add(1)
+	m, clean, corrupt := a.Model, a.Input, pv.corrupt
+	ctx.Async(func() {
+		start := time.Now()
+		pause() // let "Patching…" paint
+		yielded := time.Now()
+		in, err := m.Prepare(corrupt)
+		var pm *session.PatchMap
+		if err == nil {
+			pm, err = session.Patch(m.Model, clean.Pixels, in.Pixels, opt, func(done, total int) bool {
+				if done%8 == 0 {
+					ctx.Dispatch(func(ctx app.Context) {
+						if pv.gen.Load() == gen {
+							pv.done = done
+						}
+					})
+				}
+				if time.Since(yielded) > 40*time.Millisecond {
+					time.Sleep(time.Millisecond) // in the browser: back to the event loop
+					yielded = time.Now()
+				}
+				return pv.gen.Load() == gen
+			})
+		}
+		elapsed := time.Since(start)
+		ctx.Dispatch(func(ctx app.Context) {
+			if pv.gen.Load() == gen {
+				pv.pm, pv.err, pv.elapsed = pm, err, elapsed
+			}
+		})
+	})
 }
 
 func (pv *PatchView) Render() app.UI {
@@ -94,22 +153,14 @@ func (pv *PatchView) Render() app.UI {
 		"Click a cell to see the class's rank with that site patched. Class A is the target class (under Prediction). " +
 		"Runs on the CPU, whichever backend is chosen; one forward per cell.")
 	controls := app.Div().Class("vl-field-row").Body(pv.renderPicker(), pv.renderGrid(), pv.renderMetric(a))
-	if pv.corrupt == nil {
+	switch {
+	case pv.corrupt == nil:
 		return card("vl-patch", "", title, nil, hint, controls)
-	}
-	opt := session.PatchOptions{Grid: pv.grid, Metric: pv.metric, A: a.Base.Target, B: pv.versus}
-	if key := (patchKey{a.Seq, pv.corrupt, opt}); key != pv.key {
-		pv.key, pv.cell, pv.cellAt = key, "", [5]string{}
-		start := time.Now()
-		pv.pm, pv.err = nil, nil
-		in, err := a.Model.Prepare(pv.corrupt)
-		if err == nil {
-			pv.pm, err = session.Patch(a.Model.Model, a.Input.Pixels, in.Pixels, opt)
-		}
-		pv.err, pv.elapsed = err, time.Since(start)
-	}
-	if pv.err != nil {
+	case pv.err != nil:
 		return card("vl-patch", "", title, nil, hint, controls, app.P().Class("vl-banner vl-banner-error").Text(pv.err.Error()))
+	case pv.pm == nil:
+		return card("vl-patch", "", title, nil, hint, controls,
+			app.P().ID("vl-patch-busy").Class("vl-hint").Aria("live", "polite").Text(fmt.Sprintf("Patching… %d cells done.", pv.done)))
 	}
 	pm := pv.pm
 	c := a.Model.Model.Config
@@ -141,7 +192,8 @@ func (pv *PatchView) Render() app.UI {
 		app.P().ID("vl-patch-base").Text(fmt.Sprintf("%s: clean %.4f, corrupted %.4f. Rank of %s: clean %d, corrupted %d. %d patches in %v.",
 			pv.metricName(a), pm.Clean, pm.Corrupt, className(a, pm.Metric.A), pm.CleanRank+1, pm.CorruptRank+1,
 			cells, pv.elapsed.Round(time.Millisecond))),
-		app.Div().Class("vl-scroll").OnClick(pv.onCell).Body(figureBox("fig-patch", grid.SVG())),
+		app.Div().ID("vl-patch-map").Class("vl-scroll").DataSet("grid", string(pm.Grid)).DataSet("metric", pm.Metric.String()).
+			OnClick(pv.onCell).Body(figureBox("fig-patch", grid.SVG())),
 		app.P().ID("vl-patch-cell").Aria("live", "polite").DataSet("block", pv.cellAt[0]).DataSet("col", pv.cellAt[1]).
 			DataSet("rank", pv.cellAt[2]).DataSet("metric", pv.cellAt[3]).DataSet("grid", pv.cellAt[4]).Text(pv.cell),
 	)
@@ -182,6 +234,7 @@ func (pv *PatchView) renderGrid() app.UI {
 		app.Label().For("vl-patch-grid").Text("Patch "),
 		app.Select().ID("vl-patch-grid").OnChange(func(ctx app.Context, e app.Event) {
 			pv.grid = session.PatchGrid(ctx.JSSrc().Get("value").String())
+			pv.refresh(ctx)
 		}).Body(opts...),
 	)
 }
@@ -195,6 +248,7 @@ func (pv *PatchView) renderMetric(a *session.Analysis) app.UI {
 		app.Label().For("vl-patch-metric").Text("Metric "),
 		app.Select().ID("vl-patch-metric").OnChange(func(ctx app.Context, e app.Event) {
 			pv.metric = ctx.JSSrc().Get("value").String()
+			pv.refresh(ctx)
 		}).Body(
 			selectOption("logit_diff", "logit difference, class A − class B", pv.metric == "logit_diff"),
 			selectOption("logit", "logit of class A", pv.metric == "logit"),
@@ -206,6 +260,7 @@ func (pv *PatchView) renderMetric(a *session.Analysis) app.UI {
 			app.Select().ID("vl-patch-versus").OnChange(func(ctx app.Context, e app.Event) {
 				if n, err := strconv.Atoi(ctx.JSSrc().Get("value").String()); err == nil {
 					pv.versus = n
+					pv.refresh(ctx)
 				}
 			}).Body(
 				selectOption("-1", "the corrupted image's prediction", pv.versus < 0),
@@ -246,6 +301,7 @@ func (pv *PatchView) onPick(ctx app.Context, e app.Event) {
 	if i, err := strconv.Atoi(strings.TrimLeft(v, "us")); err == nil && i >= 0 && i < len(list) {
 		pv.corrupt = list[i]
 	}
+	pv.refresh(ctx)
 }
 
 func (pv *PatchView) onSwap(ctx app.Context, e app.Event) {
@@ -254,6 +310,7 @@ func (pv *PatchView) onSwap(ctx app.Context, e app.Event) {
 	}
 	clean := pv.corrupt
 	pv.corrupt = pv.Current
+	pv.refresh(ctx) // stops the old map; the new analysis starts the next
 	ctx.NewActionWithValue(actImage, clean)
 }
 

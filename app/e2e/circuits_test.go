@@ -62,7 +62,7 @@ func TestDLAAndPatching(t *testing.T) {
 	// vit/patching's for the same pair.
 	selectValue(t, ctx, "vl-corrupt", "s1")
 	selectValue(t, ctx, "vl-patch-metric", "logit")
-	at := clickPatchCell(t, ctx, 3, 1, "heads")
+	at := clickPatchCell(t, ctx, 3, 1, "heads", "logit")
 	corrupt := nativeAnalysis(t, m, samples[1], session.Settings{Target: -1})
 	c := m.Model.Config
 	hook := vit.Hook{Point: vit.HookZ, Block: 3}
@@ -132,7 +132,7 @@ func TestPatchUserImage(t *testing.T) {
 	// Natively: the map, and the last block's [CLS] cell, which must move the rank.
 	clean, corrupt := nativeAnalysis(t, m, samples[0], session.Settings{Target: -1}), nativeAnalysis(t, m, mine, session.Settings{Target: -1})
 	opt := session.PatchOptions{Grid: session.GridResidPre, Metric: "logit_diff", A: -1, B: -1}
-	pm, err := session.Patch(m.Model, clean.Input.Pixels, corrupt.Input.Pixels, opt)
+	pm, err := session.Patch(m.Model, clean.Input.Pixels, corrupt.Input.Pixels, opt, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +173,7 @@ func TestPatchUserImage(t *testing.T) {
 
 	// The whole map, then one clicked cell.
 	got, err := chromedp.Run(ctx, chromedp.Poll[string](fmt.Sprintf(`(() => {
-		const cells = [...document.querySelectorAll('#fig-patch rect[data-value]')];
+		const cells = [...document.querySelectorAll('#vl-patch-map[data-grid="resid_pre"][data-metric^="logit_diff:"] rect[data-value]')];
 		return cells.length === %d && JSON.stringify(cells.map(c => [+c.dataset.row, +c.dataset.col, +c.dataset.value])); })()`, c.Depth*c.NumTokens()),
 		chromedp.WithPollingTimeout(30*time.Second)))
 	if err != nil {
@@ -191,7 +191,7 @@ func TestPatchUserImage(t *testing.T) {
 	}
 	base, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('vl-patch-base').textContent`))
 	t.Logf("page: %s", base)
-	at := clickPatchCell(t, ctx, block, token, string(session.GridResidPre))
+	at := clickPatchCell(t, ctx, block, token, string(session.GridResidPre), "logit_diff")
 	if int(at[2]) != int(native[0]) || math.Abs(at[3]-native[1]) > 1e-4*math.Max(1, math.Abs(native[1])) {
 		t.Errorf("block %d token %d: page rank %v, logit difference %v; vit/patching %v, %v (corrupted rank %d)",
 			block, token, at[2], at[3], native[0], native[1], pm.CorruptRank)
@@ -213,11 +213,12 @@ func selectValue(t *testing.T, ctx context.Context, id, value string) {
 		s.dispatchEvent(new Event('change', {bubbles: true})); })()`, id, value))
 }
 
-// clickPatchCell clicks a cell of the patching map once it is drawn and
-// returns what the page reports: block, column, rank and metric.
-func clickPatchCell(t *testing.T, ctx context.Context, row, col int, grid string) [4]float64 {
+// clickPatchCell clicks a cell of the patching map once the map of this
+// grid and metric kind is drawn, and returns what the page reports: block,
+// column, rank and metric.
+func clickPatchCell(t *testing.T, ctx context.Context, row, col int, grid, metric string) [4]float64 {
 	t.Helper()
-	sel := fmt.Sprintf(`#fig-patch rect[data-row="%d"][data-col="%d"]`, row, col)
+	sel := fmt.Sprintf(`#vl-patch-map[data-grid=%q][data-metric^="%s:"] #fig-patch rect[data-row="%d"][data-col="%d"]`, grid, metric, row, col)
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](fmt.Sprintf(`!!document.querySelector(%q)`, sel),
 		chromedp.WithPollingTimeout(30*time.Second))); err != nil {
 		t.Fatalf("patching map not shown: %v", err)

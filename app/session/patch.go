@@ -1,6 +1,7 @@
 package session
 
 import (
+	"errors"
 	"fmt"
 
 	"vitlens/vit"
@@ -86,10 +87,17 @@ type PatchCell struct {
 	Rank   int
 }
 
+// ErrPatchStopped is Patch's error when its progress function asked it to
+// stop.
+var ErrPatchStopped = errors.New("patching stopped")
+
 // Patch computes a patching map of the corrupted image from the clean one:
 // one forward per cell (blocks × heads, or blocks × tokens), two more for
-// the unpatched runs.
-func Patch(m *vit.Model, clean, corrupt *vit.Tensor, opt PatchOptions) (*PatchMap, error) {
+// the unpatched runs. progress, when not nil, is called after every cell
+// with the cells done and their number; it returns false to stop (Patch
+// then returns ErrPatchStopped). The single-threaded browser yields there,
+// so that the page keeps responding.
+func Patch(m *vit.Model, clean, corrupt *vit.Tensor, opt PatchOptions, progress func(done, total int) bool) (*PatchMap, error) {
 	c := m.Config
 	pattern, per, err := opt.Grid.cut()
 	if err != nil {
@@ -132,9 +140,16 @@ func Patch(m *vit.Model, clean, corrupt *vit.Tensor, opt PatchOptions) (*PatchMa
 	rank := patching.Metric{Kind: "rank", A: metric.A}
 	pm.Clean, pm.Corrupt = metric.Value(cleanLogits), metric.Value(tr.Logits)
 	pm.CleanRank, pm.CorruptRank = int(rank.Value(cleanLogits)), int(rank.Value(tr.Logits))
-	res, err := r.Patch(corrupt, sites, src, pm.Clean, pm.Corrupt)
-	if err != nil {
-		return nil, err
+	res := make([]patching.Result, 0, len(sites))
+	for i, s := range sites {
+		one, err := r.Patch(corrupt, []patching.Site{s}, src, pm.Clean, pm.Corrupt)
+		if err != nil {
+			return nil, err
+		}
+		res = append(res, one...)
+		if progress != nil && !progress(i+1, len(sites)) {
+			return nil, ErrPatchStopped
+		}
 	}
 	cols := c.Heads
 	if per == patching.PerToken {

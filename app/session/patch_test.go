@@ -1,6 +1,7 @@
 package session
 
 import (
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -34,7 +35,7 @@ func TestPatch(t *testing.T) {
 	} {
 		name := string(tc.opt.Grid) + "/" + tc.opt.Metric
 		t.Run(name, func(t *testing.T) {
-			pm, err := Patch(m.Model, clean.Pixels, corrupt.Pixels, tc.opt)
+			pm, err := Patch(m.Model, clean.Pixels, corrupt.Pixels, tc.opt, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -100,6 +101,34 @@ func TestPatch(t *testing.T) {
 	}
 }
 
+// Progress counts every cell in order, and asking to stop stops at once.
+func TestPatchProgress(t *testing.T) {
+	m, samples := demoSamples(t)
+	clean, corrupt := mustPrepare(t, m, samples[0]), mustPrepare(t, m, samples[1])
+	c := m.Model.Config
+	opt := PatchOptions{Grid: GridHeads, Metric: "logit", A: -1}
+	var calls []int
+	if _, err := Patch(m.Model, clean.Pixels, corrupt.Pixels, opt, func(done, total int) bool {
+		if total != c.Depth*c.Heads {
+			t.Fatalf("total %d, want %d", total, c.Depth*c.Heads)
+		}
+		calls = append(calls, done)
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for i, d := range calls {
+		if d != i+1 || len(calls) != c.Depth*c.Heads {
+			t.Fatalf("progress calls %v", calls)
+		}
+	}
+	n := 0
+	_, err := Patch(m.Model, clean.Pixels, corrupt.Pixels, opt, func(done, total int) bool { n++; return done < 3 })
+	if !errors.Is(err, ErrPatchStopped) || n != 3 {
+		t.Errorf("stopped after %d cells: %v", n, err)
+	}
+}
+
 // Bad choices are errors that say what to change, not a panic.
 func TestPatchBadOptions(t *testing.T) {
 	m, samples := demoSamples(t)
@@ -113,7 +142,7 @@ func TestPatchBadOptions(t *testing.T) {
 		{PatchOptions{Grid: GridHeads, Metric: "logit", A: 99}, "not a class index"},
 		{PatchOptions{Grid: GridHeads, Metric: "logit_diff", A: 4, B: 4}, "with itself"},
 	} {
-		if _, err := Patch(m.Model, clean.Pixels, corrupt.Pixels, tc.opt); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := Patch(m.Model, clean.Pixels, corrupt.Pixels, tc.opt, nil); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want an error with %q", tc.opt, err, tc.want)
 		}
 	}
@@ -172,13 +201,17 @@ func demoSamples(t *testing.T) (*Model, []*Image) {
 }
 
 // BenchmarkPatch is one map of the demo model per grid (blocks × heads:
-// 24 patches; blocks × tokens: 102), the page's cost of choosing one.
+// 24 patches; blocks × tokens: 102), the page's cost of choosing one. It
+// reads the demo from the folder, not public.Files, so that it also runs as
+// js/wasm under Node (the browser's build embeds no model):
+// GOOS=js GOARCH=wasm go test -exec go_js_wasm_exec -bench BenchmarkPatch.
 func BenchmarkPatch(b *testing.B) {
-	m, err := LoadDemo(public.Files)
+	files := os.DirFS(filepath.Join("..", "..", "public"))
+	m, err := LoadDemo(files)
 	if err != nil {
 		b.Fatal(err)
 	}
-	samples, err := Samples(public.Files)
+	samples, err := Samples(files)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -193,7 +226,7 @@ func BenchmarkPatch(b *testing.B) {
 	for _, g := range PatchGrids {
 		b.Run(string(g), func(b *testing.B) {
 			for b.Loop() {
-				if _, err := Patch(m.Model, clean.Pixels, corrupt.Pixels, PatchOptions{Grid: g, Metric: "logit_diff", A: -1, B: -1}); err != nil {
+				if _, err := Patch(m.Model, clean.Pixels, corrupt.Pixels, PatchOptions{Grid: g, Metric: "logit_diff", A: -1, B: -1}, nil); err != nil {
 					b.Fatal(err)
 				}
 			}
