@@ -1,6 +1,7 @@
 package app
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -101,9 +102,15 @@ func (pv *PatchView) OnUpdate(ctx app.Context) { pv.refresh(ctx) }
 // stops it.
 func (pv *PatchView) refresh(ctx app.Context) {
 	a := pv.A
-	if a == nil || pv.corrupt == nil {
-		pv.key, pv.pm, pv.err = patchKey{}, nil, nil
-		pv.gen.Add(1)
+	if a == nil || pv.corrupt == nil || a.Image != pv.Current {
+		// Nothing picked, or the page's new image is still being analysed:
+		// wait for its analysis rather than patch the previous one.
+		pv.wait()
+		return
+	}
+	if pv.corrupt == a.Image {
+		pv.wait()
+		pv.err = errors.New("the corrupted image is the current (clean) one: pick another, or show another image")
 		return
 	}
 	opt := session.PatchOptions{Grid: pv.grid, Metric: pv.metric, A: a.Base.Target, B: pv.versus}
@@ -145,6 +152,12 @@ func (pv *PatchView) refresh(ctx app.Context) {
 	})
 }
 
+// wait drops the map and stops any on its way.
+func (pv *PatchView) wait() {
+	pv.key, pv.pm, pv.err, pv.done, pv.cell, pv.cellAt = patchKey{}, nil, nil, 0, "", [5]string{}
+	pv.gen.Add(1)
+}
+
 func (pv *PatchView) Render() app.UI {
 	a := pv.A
 	title := "Activation patching"
@@ -158,6 +171,9 @@ func (pv *PatchView) Render() app.UI {
 		return card("vl-patch", "", title, nil, hint, controls)
 	case pv.err != nil:
 		return card("vl-patch", "", title, nil, hint, controls, app.P().Class("vl-banner vl-banner-error").Text(pv.err.Error()))
+	case pv.pm == nil && pv.key == patchKey{}:
+		return card("vl-patch", "", title, nil, hint, controls,
+			app.P().ID("vl-patch-busy").Class("vl-hint").Aria("live", "polite").Text("Waiting for the current image's analysis…"))
 	case pv.pm == nil:
 		return card("vl-patch", "", title, nil, hint, controls,
 			app.P().ID("vl-patch-busy").Class("vl-hint").Aria("live", "polite").Text(fmt.Sprintf("Patching… %d cells done.", pv.done)))
@@ -165,15 +181,15 @@ func (pv *PatchView) Render() app.UI {
 	pm := pv.pm
 	c := a.Model.Model.Config
 	grid := figure.SignedGrid{Values: pm.Effect, RowName: "block", ColName: "head", Unit: pv.unit(),
-		Legend: "red raises the metric, blue lowers it"}
+		Legend: "red raises the metric"}
 	switch pm.Grid {
 	case session.GridResidPre, session.GridResidPost:
-		grid.ColName = "token ([CLS] first, then patches row by row)"
+		grid.ColName = "token ([CLS] is 0)"
 		for t := range c.NumTokens() {
 			grid.ColLabels = append(grid.ColLabels, session.TokenLabel(c, t))
 		}
 	}
-	grid.Title = fmt.Sprintf("%s: patched minus corrupted, %s", pm.Grid.Hook(), pv.metricName(a))
+	grid.Title = fmt.Sprintf("%s: patched − corrupted %s", pm.Grid.Hook(), pm.Metric.Kind)
 	if pm.Metric.Kind == "rank" {
 		// Fewer classes above is better: show places gained, so that red
 		// again means towards the top.
@@ -184,8 +200,8 @@ func (pv *PatchView) Render() app.UI {
 				grid.Values[b][j] = -v
 			}
 		}
-		grid.Title = fmt.Sprintf("%s: places %s rises when patched", pm.Grid.Hook(), className(a, pm.Metric.A))
-		grid.Legend = "red: the class rises, blue: it falls"
+		grid.Title = fmt.Sprintf("%s: places class A rises", pm.Grid.Hook())
+		grid.Legend = "red: it rises"
 	}
 	cells := len(pm.Effect) * len(pm.Effect[0])
 	return card("vl-patch", "", title, nil, hint, controls,
@@ -310,7 +326,7 @@ func (pv *PatchView) onSwap(ctx app.Context, e app.Event) {
 	}
 	clean := pv.corrupt
 	pv.corrupt = pv.Current
-	pv.refresh(ctx) // stops the old map; the new analysis starts the next
+	pv.wait() // the new image's analysis starts the next map
 	ctx.NewActionWithValue(actImage, clean)
 }
 
