@@ -174,20 +174,20 @@ func (pm *PatchMap) col(s patching.Site) int {
 	return s.Token
 }
 
-// Cell patches one site again (block, and head or token) and returns the
-// metric and the rank of class A.
+// Cell patches one site again (block, and head or token), one forward, and
+// returns the metric and the rank of class A.
 func (pm *PatchMap) Cell(block, col int) (PatchCell, error) {
 	for _, s := range pm.sites {
 		if s.Hook.Block != block || pm.col(s) != col {
 			continue
 		}
-		r := pm.run
-		r.Metric = patching.Metric{Kind: "rank", A: pm.Metric.A}
-		res, err := r.Patch(pm.corrupt, []patching.Site{s}, pm.src, 0, 0)
+		// One forward gives both the metric and the rank.
+		logits, err := patching.CPU{Model: pm.run.Model}.PatchLogits(pm.corrupt, []patching.Site{s}, pm.src, pm.run.Edit)
 		if err != nil {
 			return PatchCell{}, err
 		}
-		return PatchCell{Metric: pm.Corrupt + pm.Effect[block][col], Rank: int(res[0].Metric)}, nil
+		rank := patching.Metric{Kind: "rank", A: pm.Metric.A}
+		return PatchCell{Metric: pm.Metric.Value(logits[0]), Rank: int(rank.Value(logits[0]))}, nil
 	}
 	what := "head"
 	if pm.Grid != GridHeads {
