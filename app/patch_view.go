@@ -77,6 +77,7 @@ type PatchView struct {
 	done    int       // cells computed so far, while pm is nil
 	cell    string    // what the last clicked cell did
 	cellAt  [5]string // its block, column, rank (0 is the top), metric and grid, for tests
+	keys    gridCursor
 }
 
 // patchKey is everything a map depends on: the clean image's pixels for
@@ -203,13 +204,21 @@ func (pv *PatchView) Render() app.UI {
 		grid.Title = fmt.Sprintf("%s: places class A rises", pm.Grid.Hook())
 		grid.Legend = "red: it rises"
 	}
+	said := ""
+	if pv.keys.on {
+		grid.Cursor = &[2]int{pv.keys.row, pv.keys.col}
+		said = grid.Tip(pv.keys.row, pv.keys.col)
+	}
 	cells := len(pm.Effect) * len(pm.Effect[0])
 	return card("vl-patch", "", title, nil, hint, controls,
 		app.P().ID("vl-patch-base").Text(fmt.Sprintf("%s: clean %.4f, corrupted %.4f. Rank of %s: clean %d, corrupted %d. %d patches in %v.",
 			pv.metricName(a), pm.Clean, pm.Corrupt, className(a, pm.Metric.A), pm.CleanRank+1, pm.CorruptRank+1,
 			cells, pv.elapsed.Round(time.Millisecond))),
-		app.Div().ID("vl-patch-map").Class("vl-scroll").DataSet("grid", string(pm.Grid)).DataSet("metric", pm.Metric.String()).
-			OnClick(pv.onCell).Body(figureBox("fig-patch", grid.SVG())),
+		keyGrid(app.Div().ID("vl-patch-map").Class("vl-scroll"), "Patching map: arrow keys move between cells, Enter or Space patches the cell").
+			DataSet("grid", string(pm.Grid)).DataSet("metric", pm.Metric.String()).
+			OnClick(pv.onCell).OnKeyDown(pv.onKey).OnFocus(pv.onFocus).OnBlur(func(ctx app.Context, e app.Event) { pv.keys.blur() }).
+			Body(figureBox("fig-patch", grid.SVG())),
+		srOnly("vl-patch-said", said),
 		app.P().ID("vl-patch-cell").Aria("live", "polite").DataSet("block", pv.cellAt[0]).DataSet("col", pv.cellAt[1]).
 			DataSet("rank", pv.cellAt[2]).DataSet("metric", pv.cellAt[3]).DataSet("grid", pv.cellAt[4]).Text(pv.cell),
 	)
@@ -330,10 +339,33 @@ func (pv *PatchView) onSwap(ctx app.Context, e app.Event) {
 	ctx.NewActionWithValue(actImage, clean)
 }
 
+func (pv *PatchView) onKey(ctx app.Context, e app.Event) {
+	if pv.pm == nil {
+		return
+	}
+	act, ok := pv.keys.key(e.Get("key").String(), len(pv.pm.Effect), len(pv.pm.Effect[0]))
+	if !ok {
+		ctx.PreventUpdate()
+		return
+	}
+	if act {
+		pv.runCell(pv.keys.row, pv.keys.col)
+	}
+}
+
+func (pv *PatchView) onFocus(ctx app.Context, e app.Event) { pv.keys.focus(ctx, 0, 0) }
+
 func (pv *PatchView) onCell(ctx app.Context, e app.Event) {
 	b, ok1 := dataInt(e, "row")
 	j, ok2 := dataInt(e, "col")
-	if !ok1 || !ok2 || pv.pm == nil {
+	if ok1 && ok2 {
+		pv.runCell(b, j)
+	}
+}
+
+// runCell patches one cell again and says how the class's rank moved.
+func (pv *PatchView) runCell(b, j int) {
+	if pv.pm == nil {
 		return
 	}
 	pm := pv.pm

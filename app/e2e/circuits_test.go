@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"vitlens/app/session"
 	"vitlens/vit"
@@ -81,6 +82,18 @@ func TestDLAAndPatching(t *testing.T) {
 		}
 	}
 	screenshot(t, ctx, "demo-patch")
+
+	// The keyboard: focus from the keyboard puts the cursor on (0, 0); two
+	// rows down, one column right and Enter patch block 2's head 1.
+	eval(t, ctx, `document.getElementById('vl-patch-map').focus({focusVisible: true})`)
+	if err := chromedp.Do(ctx, chromedp.KeyEvent(kb.ArrowDown+kb.ArrowDown+kb.ArrowRight+kb.Enter)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`(() => { const c = document.getElementById('vl-patch-cell');
+		return c.dataset.block === '2' && c.dataset.col === '1'; })()`, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		said, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('vl-patch-said').textContent`))
+		t.Errorf("Enter on the keyboard cursor did not patch block 2 head 1 (cursor reads %q): %v", said, err)
+	}
 
 	// "Activations" downloads the image's hooks as a cache file; its header
 	// names every hook with its [1, ...] shape (the values are checked

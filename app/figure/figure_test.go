@@ -115,6 +115,11 @@ func TestSignedGrid(t *testing.T) {
 	// Named columns name the cell in its tooltip; a legend replaces the default.
 	g.ColLabels, g.ColName, g.Legend = []string{"[CLS]", "patch (0, 0)", "patch (0, 1)"}, "token", "red: towards the clean image"
 	s = g.SVG()
+	g.Cursor = &[2]int{1, 2}
+	s = g.SVG()
+	if count, _ := parse(t, s); count["rect"] != 1+6+2 || g.Tip(1, 2) != "block 1 · patch (0, 1): -1.0000 of the logit" || g.Tip(2, 0) != "" {
+		t.Errorf("cursor: %d rects, tip %q", count["rect"], g.Tip(1, 2))
+	}
 	for _, want := range []string{"block 0 · [CLS]: +1.0000 of the logit", "block 1 · patch (0, 1): -1.0000", "token (red: towards the clean image)"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("no %s in\n%s", want, s)

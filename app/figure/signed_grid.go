@@ -22,6 +22,17 @@ type SignedGrid struct {
 	ColLabels []string
 	// Legend replaces "(red adds, blue takes away)" after ColName.
 	Legend string
+	// Cursor is the keyboard cursor's {row, column}; nil when the figure
+	// does not have the keyboard focus.
+	Cursor *[2]int
+}
+
+// Tip is the tooltip of cell (i, j), read out for the keyboard cursor.
+func (g SignedGrid) Tip(i, j int) string {
+	if i < 0 || i >= len(g.Values) || j < 0 || j >= len(g.Values[i]) {
+		return ""
+	}
+	return fmt.Sprintf("%s %d · %s: %+.4f %s", g.RowName, i, g.colLabel(j), g.Values[i][j], g.Unit)
 }
 
 func (g SignedGrid) SVG() string {
@@ -48,8 +59,11 @@ func (g SignedGrid) SVG() string {
 			c := patching.Diverging(v, scale)
 			d.raw(`<rect x="%s" y="%s" width="%s" height="%s" fill="#%02x%02x%02x" data-row="%d" data-col="%d" data-value="%s">%s</rect>`,
 				num(left+cw*float64(j)), num(y), num(cw), num(ch), c.R, c.G, c.B, i, j, fmt.Sprint(v),
-				title(fmt.Sprintf("%s %d · %s: %+.4f %s", g.RowName, i, g.colLabel(j), v, g.Unit)))
+				title(g.Tip(i, j)))
 		}
+	}
+	if c := g.Cursor; c != nil && c[0] >= 0 && c[0] < rows && c[1] >= 0 && c[1] < cols {
+		d.cursor(left+cw*float64(c[1]), top+ch*float64(c[0]), cw, ch)
 	}
 	axisY := top + ch*float64(rows)
 	for j := 0; j < cols; j++ {
