@@ -3,6 +3,7 @@ package app
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 
 	"vitlens/app/figure"
 	"vitlens/app/session"
+	"vitlens/vit/patching"
 )
 
 // actImage makes an image the current one (the clean image of patching):
@@ -78,6 +80,7 @@ type PatchView struct {
 	cell    string    // what the last clicked cell did
 	cellAt  [5]string // its block, column, rank (0 is the top), metric and grid, for tests
 	keys    gridCursor
+	row     int // the block drawn over the image (residual maps): the last patched cell's
 }
 
 // patchKey is everything a map depends on: the clean image's pixels for
@@ -219,9 +222,45 @@ func (pv *PatchView) Render() app.UI {
 			OnClick(pv.onCell).OnKeyDown(pv.onKey).OnFocus(pv.onFocus).OnBlur(func(ctx app.Context, e app.Event) { pv.keys.blur() }).
 			Body(figureBox("fig-patch", grid.SVG())),
 		srOnly("vl-patch-said", said),
+		pv.renderOverImage(grid),
 		app.P().ID("vl-patch-cell").Aria("live", "polite").DataSet("block", pv.cellAt[0]).DataSet("col", pv.cellAt[1]).
 			DataSet("rank", pv.cellAt[2]).DataSet("metric", pv.cellAt[3]).DataSet("grid", pv.cellAt[4]).Text(pv.cell),
 	)
+}
+
+// renderOverImage draws one block's row of a residual map over the clean
+// image, patch by patch, in the map's colours; a click patches that token.
+// Heads have no place in the image: nothing for them.
+func (pv *PatchView) renderOverImage(grid figure.SignedGrid) app.UI {
+	a, pm := pv.A, pv.pm
+	c := a.Model.Model.Config
+	if pm.Grid == session.GridHeads {
+		return nil
+	}
+	b := min(max(pv.row, 0), c.Depth-1)
+	scale := 0.0
+	for _, row := range grid.Values {
+		for _, v := range row {
+			scale = math.Max(scale, math.Abs(v))
+		}
+	}
+	g, first := c.GridSize(), c.FirstImageToken()
+	ov := figure.Overlay{
+		Title:    fmt.Sprintf("Block %d over the clean image", b),
+		Subtitle: "each patch's cell of the map's row; click a patch to patch it",
+		Image:    figure.PNGDataURI(a.Input.Preview), Grid: g, FirstToken: first, Selected: -1, Cursor: -1,
+		Colours: make([]string, g*g), Titles: make([]string, g*g), Size: 200, Alpha: 0.7,
+	}
+	for p := range g * g {
+		col := patching.Diverging(grid.Values[b][p+first], scale)
+		ov.Colours[p] = fmt.Sprintf("#%02x%02x%02x", col.R, col.G, col.B)
+		ov.Titles[p] = grid.Tip(b, p+first)
+	}
+	return app.Div().ID("vl-patch-image").DataSet("block", b).OnClick(func(ctx app.Context, e app.Event) {
+		if t, ok := dataInt(e, "token"); ok {
+			pv.runCell(b, t)
+		}
+	}).Body(figureBox("fig-patch-image", ov.SVG()))
 }
 
 // renderPicker chooses the corrupted image among the user's own images
@@ -369,6 +408,7 @@ func (pv *PatchView) runCell(b, j int) {
 		return
 	}
 	pm := pv.pm
+	pv.row = b
 	cell, err := pm.Cell(b, j)
 	if err != nil {
 		pv.cell = err.Error()

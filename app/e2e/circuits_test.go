@@ -209,6 +209,23 @@ func TestPatchUserImage(t *testing.T) {
 		t.Errorf("block %d token %d: page rank %v, logit difference %v; vit/patching %v, %v (corrupted rank %d)",
 			block, token, at[2], at[3], native[0], native[1], pm.CorruptRank)
 	}
+
+	// The clicked cell's block over the image: a patch clicked there is
+	// that block's token, with the map's value.
+	tok := c.FirstImageToken() + 5
+	eval(t, ctx, fmt.Sprintf(`document.querySelector('#vl-patch-image[data-block="%d"] rect[data-token="%d"]').dispatchEvent(new MouseEvent('click', {bubbles: true}))`, block, tok))
+	cell, err := chromedp.Run(ctx, chromedp.Poll[string](fmt.Sprintf(`(() => { const c = document.getElementById('vl-patch-cell');
+		return c.dataset.col === '%d' && JSON.stringify([+c.dataset.block, +c.dataset.metric]); })()`, tok), chromedp.WithPollingTimeout(20*time.Second)))
+	if err != nil {
+		t.Fatalf("a patch clicked over the image was not patched: %v", err)
+	}
+	var bm [2]float64
+	if err := json.Unmarshal([]byte(cell), &bm); err != nil {
+		t.Fatal(err)
+	}
+	if w := pm.Corrupt + pm.Effect[block][tok]; int(bm[0]) != block || math.Abs(bm[1]-w) > 1e-4*math.Max(1, math.Abs(w)) {
+		t.Errorf("patch over the image: block %v, logit difference %v; native block %d, %g", bm[0], bm[1], block, w)
+	}
 	screenshot(t, ctx, "demo-patch-tokens")
 
 	// Swap: the user's image becomes the clean one, sample 0 the corrupted.
