@@ -256,11 +256,18 @@ func (pv *PatchView) renderOverImage(grid figure.SignedGrid) app.UI {
 		ov.Colours[p] = fmt.Sprintf("#%02x%02x%02x", col.R, col.G, col.B)
 		ov.Titles[p] = grid.Tip(b, p+first)
 	}
-	return app.Div().ID("vl-patch-image").DataSet("block", b).OnClick(func(ctx app.Context, e app.Event) {
-		if t, ok := dataInt(e, "token"); ok {
-			pv.runCell(b, t)
-		}
-	}).Body(figureBox("fig-patch-image", ov.SVG()))
+	return app.Div().ID("vl-patch-image").DataSet("block", b).OnClick(pv.onImagePatch).Body(figureBox("fig-patch-image", ov.SVG()))
+}
+
+// onImagePatch patches the clicked patch at the block drawn over the image.
+// It reads the block from the element: a handler closing over the block
+// went stale in the browser (go-app kept the first one it was given).
+func (pv *PatchView) onImagePatch(ctx app.Context, e app.Event) {
+	b, ok1 := dataInt(e, "block")
+	t, ok2 := dataInt(e, "token")
+	if ok1 && ok2 {
+		pv.runCell(b, t)
+	}
 }
 
 // renderPicker chooses the corrupted image among the user's own images
