@@ -247,7 +247,7 @@ func (pv *PatchView) renderOverImage(grid figure.SignedGrid) app.UI {
 	g, first := c.GridSize(), c.FirstImageToken()
 	ov := figure.Overlay{
 		Title:    fmt.Sprintf("Block %d over the clean image", b),
-		Subtitle: "each patch's cell of the map's row; click a patch to patch it",
+		Subtitle: "the map's row; click a patch to patch it",
 		Image:    figure.PNGDataURI(a.Input.Preview), Grid: g, FirstToken: first, Selected: -1, Cursor: -1,
 		Colours: make([]string, g*g), Titles: make([]string, g*g), Size: 200, Alpha: 0.7,
 	}
