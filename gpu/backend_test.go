@@ -49,6 +49,7 @@ func randomModel(t testing.TB, c vit.Config, seed uint64) *vit.Model {
 	for i := range m.Head.B {
 		m.Head.B[i] = 0.5 * float32(rng.NormFloat64())
 	}
+	m.Head = m.Head.Unpacked()
 	for i := range m.Head.W {
 		m.Head.W[i] *= 20
 	}

@@ -50,8 +50,7 @@ func roundF16(v []float32) []float32 {
 }
 
 func roundLinear(l vit.Linear) vit.Linear {
-	l.W = roundF16(l.W)
-	return l
+	return vit.Linear{In: l.In, Out: l.Out, W: roundF16(l.Weights()), B: l.B}
 }
 
 // F16Weights returns m with every matrix a matmul or the lens reads (patch
@@ -65,6 +64,7 @@ func F16Weights(m *vit.Model) *vit.Model {
 		b.QKV, b.Proj, b.FC1, b.FC2 = roundLinear(b.QKV), roundLinear(b.Proj), roundLinear(b.FC1), roundLinear(b.FC2)
 		r.Blocks = append(r.Blocks, b)
 	}
+	r.Pack()
 	return r
 }
 

@@ -33,7 +33,7 @@ func TestPackF16Layout(t *testing.T) {
 func TestF16WeightsAndAgreement(t *testing.T) {
 	m := vittest.SharpModel(t)
 	r := F16Weights(m)
-	for _, w := range [][]float32{r.Patch.W, r.Blocks[1].QKV.W, r.Blocks[2].FC2.W, r.Head.W} {
+	for _, w := range [][]float32{r.Patch.Weights(), r.Blocks[1].QKV.Weights(), r.Blocks[2].FC2.Weights(), r.Head.Weights()} {
 		for _, x := range w {
 			if checkpoint.HalfToFloat(activations.Float16(x)) != x {
 				t.Fatalf("%g is not a half after F16Weights", x)
@@ -43,7 +43,7 @@ func TestF16WeightsAndAgreement(t *testing.T) {
 	if &r.Blocks[0].Norm1.W[0] != &m.Blocks[0].Norm1.W[0] || r.Blocks[0].QKV.B[0] != m.Blocks[0].QKV.B[0] {
 		t.Error("F16Weights changed a vector")
 	}
-	if r.Blocks[0].FC1.W[0] == m.Blocks[0].FC1.W[0] && r.Blocks[0].FC1.W[1] == m.Blocks[0].FC1.W[1] {
+	if r.Blocks[0].FC1.At(0, 0) == m.Blocks[0].FC1.At(0, 0) && r.Blocks[0].FC1.At(0, 1) == m.Blocks[0].FC1.At(0, 1) {
 		t.Error("F16Weights left fc1 unrounded")
 	}
 	images := vit.RandomImages(m.Config, 4, 3)

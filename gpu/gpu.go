@@ -306,7 +306,8 @@ func uploadWeights(d *device, m *vit.Model, f16 bool) (*weights, error) {
 			return nil
 		}
 		var b *buf
-		b, err = uploadLinear(d, name, l.W, l.Out, l.In, f16)
+		// Unpacked from the CPU form into a temporary, one matrix at a time.
+		b, err = uploadLinear(d, name, l.Weights(), l.Out, l.In, f16)
 		if b != nil {
 			w.all = append(w.all, b)
 		}
@@ -335,7 +336,7 @@ func uploadWeights(d *device, m *vit.Model, f16 bool) (*weights, error) {
 	}
 	w.normW = put("norm.weight", m.Norm.W)
 	w.normB = put("norm.bias", m.Norm.B)
-	w.headW = put("head.weight", m.Head.W)
+	w.headW = put("head.weight", m.Head.Weights())
 	w.headB = put("head.bias", m.Head.B)
 	if m.Config.DistToken {
 		half := func(v []float32) []float32 {
@@ -345,13 +346,13 @@ func uploadWeights(d *device, m *vit.Model, f16 bool) (*weights, error) {
 			}
 			return out
 		}
-		w.halfHeadCLSW = put("head_cls.weight/2", half(m.HeadCLS.W))
+		w.halfHeadCLSW = put("head_cls.weight/2", half(m.HeadCLS.Weights()))
 		w.halfHeadCLSB = put("head_cls.bias/2", half(m.HeadCLS.B))
-		w.halfHeadDistW = put("head_dist.weight/2", half(m.HeadDist.W))
+		w.halfHeadDistW = put("head_dist.weight/2", half(m.HeadDist.Weights()))
 		w.halfHeadDistB = put("head_dist.bias/2", half(m.HeadDist.B))
 	}
 	if en := m.Normalize; en != nil {
-		w.unitProjW = put("embed_norm.proj.weight", en.Proj.W)
+		w.unitProjW = put("embed_norm.proj.weight", en.Proj.Weights())
 		w.unitProjB = put("embed_norm.proj.bias", en.Proj.B)
 		if err == nil { // copied into each plan's "lens_aux" buffer: CopySrc too
 			w.unitBias, err = upload(d, "embed_norm.class_bias", f32bytes(en.ClassBias), wgpu.BufferUsageStorage|wgpu.BufferUsageCopySrc)

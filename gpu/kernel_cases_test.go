@@ -467,7 +467,7 @@ func patchEmbedCase(classToken, drop bool) func(testing.TB, *harness, *program) 
 		b := h.in(tb, p, "patch.b", m.Patch.B)
 		for _, err := range []error{
 			p.patchify("patchify", cols, h.in(tb, p, "pixels", pixels), B, c),
-			p.matmul("matmul", patches, cols, h.in(tb, p, "patch.w", m.Patch.W), &b, B*NP, c.Dim, CPP, 0),
+			p.matmul("matmul", patches, cols, h.in(tb, p, "patch.w", m.Patch.Weights()), &b, B*NP, c.Dim, CPP, 0),
 			p.embed("embed", x, patches, cls, h.in(tb, p, "pos", m.PosEmbed), h.inWords(tb, p, "keep", idx), B, n, c),
 		} {
 			if err != nil {

@@ -1,78 +1,152 @@
 package vit
 
-import "sync"
+import "runtime"
 
-// cpuWeights maps each Linear's weight matrix (by its first element) to its
-// copy packed for the CPU GEMM.
-type cpuWeights map[*float32]*PackedT
+// This file is how a Linear stores its weights. A model is packed once at
+// load (Model.Pack, called by checkpoint.FromTensors and NewRandom): every
+// Linear's W moves into the CPU GEMM's form (PackedT: 16-column panels with
+// an assembly kernel, W as is for the scalar loop) and l.W is dropped, so
+// the process holds the weights once. Readers that want W in PyTorch layout
+// (the GPU upload, the explain backward, the lens's folded head, the
+// memories, DLA) read it through Weights, Row and At, which unpack exactly
+// and cache nothing.
 
-// packMu serialises the one-time packing of a model's weights.
-var packMu sync.Mutex
-
-// cpuWeights packs every Linear of the model on the first CPU forward, not at
-// load: GPU-only users never pay for it. The packed copies are as large as
-// the weights themselves, which stay as they are because the GPU upload, the
-// explain backward, the lens and the memories all read them in PyTorch
-// layout. Changing weights in place after a model's first forward is not
-// seen by later forwards.
-func (m *Model) cpuWeights() cpuWeights {
-	if w := m.cpu.Load(); w != nil {
-		return *w
+// Pack moves every Linear of m into the CPU GEMM's form (Linear.Pack). It
+// is meant for load time, before the model is shared: it writes m's fields.
+func (m *Model) Pack() {
+	ls := []*Linear{&m.Patch, &m.Head, &m.HeadCLS, &m.HeadDist} // distilled DeiT's two heads (empty otherwise)
+	if m.Normalize != nil {
+		ls = append(ls, &m.Normalize.Proj)
 	}
-	packMu.Lock()
-	defer packMu.Unlock()
-	if w := m.cpu.Load(); w != nil {
-		return *w
+	for i := range m.Blocks {
+		b := &m.Blocks[i]
+		ls = append(ls, &b.QKV, &b.Proj, &b.FC1, &b.FC2)
 	}
-	w := cpuWeights{}
-	add := func(l Linear) {
-		if len(l.W) > 0 {
-			w[&l.W[0]] = PackT(l.W, l.Out, l.In)
+	// Go reuses freed memory only after a collection. For a large model,
+	// collecting first (what the load dropped: the file's bytes) and then
+	// after every packGCBytes of dropped row-major matrices lets the packed
+	// copies reuse that memory, so packing adds about packGCBytes to the
+	// peak instead of a second copy of the weights (README, "CPU forward").
+	total := 0 // bytes to copy into panels (none on the scalar path)
+	for _, l := range ls {
+		if !l.Packed() && activeKernel != nil {
+			total += 4 * len(l.W)
 		}
 	}
-	add(m.Patch)
-	add(m.Head)
-	add(m.HeadCLS) // distilled DeiT's two heads (empty otherwise)
-	add(m.HeadDist)
-	if m.Normalize != nil {
-		add(m.Normalize.Proj)
+	dropped := packGCBytes
+	for _, l := range ls {
+		if total >= packGCBytes && dropped >= packGCBytes {
+			runtime.GC()
+			dropped = 0
+		}
+		if !l.Packed() {
+			dropped += 4 * len(l.W)
+		}
+		l.Pack()
 	}
-	for _, b := range m.Blocks {
-		add(b.QKV)
-		add(b.Proj)
-		add(b.FC1)
-		add(b.FC2)
+}
+
+// packGCBytes is how many bytes of dropped weights Model.Pack lets pile up
+// before it collects them; smaller models are packed without a collection.
+const packGCBytes = 64 << 20
+
+// Pack moves l.W into the CPU GEMM's form and sets l.W to nil; a packed or
+// empty Linear is left as it is. Copies of l made before share W, which
+// Pack does not modify.
+func (l *Linear) Pack() {
+	if l.packed != nil || len(l.W) == 0 {
+		return
 	}
-	m.cpu.Store(&w)
+	l.packed = PackT(l.W, l.Out, l.In)
+	l.W = nil
+}
+
+// Packed reports whether l holds its weights in the GEMM's form (l.W nil).
+func (l Linear) Packed() bool { return l.packed != nil }
+
+// Weights returns W (Out×In, row-major) for reading only: l.W itself when
+// l is not packed, the stored matrix on the scalar path, and otherwise a
+// fresh copy unpacked from the panels, which the caller drops after use.
+func (l Linear) Weights() []float32 {
+	if l.packed == nil {
+		return l.W
+	}
+	if l.packed.packed == nil {
+		return l.packed.w
+	}
+	w := make([]float32, l.Out*l.In)
+	l.packed.packed.unpackBT(w, l.In)
 	return w
 }
 
+// Row returns row i of W (In values: output i's weights, a class embedding
+// for the head), for reading only (it may be the stored row).
+func (l Linear) Row(i int) []float32 {
+	if l.packed == nil {
+		return l.W[i*l.In : (i+1)*l.In]
+	}
+	if l.packed.packed == nil {
+		return l.packed.w[i*l.In : (i+1)*l.In]
+	}
+	row := make([]float32, l.In)
+	for j := range row {
+		row[j] = l.packed.packed.at(j, i)
+	}
+	return row
+}
+
+// At returns W[i, j].
+func (l Linear) At(i, j int) float32 {
+	if l.packed == nil {
+		return l.W[i*l.In+j]
+	}
+	if l.packed.packed == nil {
+		return l.packed.w[i*l.In+j]
+	}
+	return l.packed.packed.at(j, i) // the panels hold Wᵀ
+}
+
+// Unpacked returns l with W in PyTorch layout in a slice of its own (a
+// copy), not packed: for building a changed layer from l, or for code that
+// indexes l.W of one layer at a time.
+func (l Linear) Unpacked() Linear {
+	w := l.Weights()
+	if l.packed == nil || l.packed.packed == nil {
+		w = append([]float32(nil), w...)
+	}
+	return Linear{In: l.In, Out: l.Out, W: w, B: l.B}
+}
+
+// numWeights is how many weights l holds, in either form.
+func (l Linear) numWeights() int {
+	if l.packed != nil {
+		return l.Out * l.In
+	}
+	return len(l.W)
+}
+
 // LinearForward computes out = x·Wᵀ + B for `rows` vectors with l's weights
-// packed once per model (l must be one of m's layers; others are packed per
-// call, as by the LinearForward function).
+// in the form they were packed in (Model.Pack); an unpacked l is packed for
+// the call, as by the LinearForward function.
 func (m *Model) LinearForward(out, x []float32, rows int, l Linear) {
 	m.linear(out, x, rows, l, false)
 }
 
 // linear is LinearForward, with GELU fused into the GEMM when gelu is set.
 func (m *Model) linear(out, x []float32, rows int, l Linear, gelu bool) {
-	m.packed(l).MatMulT(out, x, rows, l.B, gelu)
+	l.gemmForm().MatMulT(out, x, rows, l.B, gelu)
 }
 
 // linearAdd adds x·Wᵀ + B to out: a residual connection in the GEMM.
 func (m *Model) linearAdd(out, x []float32, rows int, l Linear) {
-	m.packed(l).MatMulTAdd(out, x, rows, l.B)
+	l.gemmForm().MatMulTAdd(out, x, rows, l.B)
 }
 
-// packed is l's weights packed once per model (per call for a Linear not
-// of m).
-func (m *Model) packed(l Linear) *PackedT {
-	var p *PackedT
-	if len(l.W) > 0 {
-		p = m.cpuWeights()[&l.W[0]]
+// gemmForm is l's weights as the GEMM's right operand: the packed form, or
+// l.W packed for this call when l is not packed.
+func (l Linear) gemmForm() *PackedT {
+	if l.packed != nil {
+		return l.packed
 	}
-	if p == nil {
-		p = PackT(l.W, l.Out, l.In)
-	}
-	return p
+	return PackT(l.W, l.Out, l.In)
 }

@@ -135,6 +135,26 @@ func (b *packedB) packBT(w []float32, ldw, n, k int) {
 	}
 }
 
+// at is B[p, j], read from the panels: the one place besides the packing
+// functions that knows the layout, for readers of packed weights.
+func (b *packedB) at(p, j int) float32 {
+	return b.data[((j/gemmNR)*b.k+p)*gemmNR+j%gemmNR]
+}
+
+// unpackBT is packBT's inverse: it writes Bᵀ back into w (n×k, row j at
+// w[j*ldw:]), exactly.
+func (b *packedB) unpackBT(w []float32, ldw int) {
+	for q := 0; q < b.panels(); q++ {
+		src := b.data[q*b.k*gemmNR : (q+1)*b.k*gemmNR]
+		for c := 0; c < min(gemmNR, b.n-q*gemmNR); c++ {
+			row := w[(q*gemmNR+c)*ldw:][:b.k]
+			for p := range row {
+				row[p] = src[p*gemmNR+c]
+			}
+		}
+	}
+}
+
 // packBN packs B from v, whose row p (at v[p*ldv:]) is B's row p: attention's
 // values.
 func (b *packedB) packBN(v []float32, ldv, k, n int) {

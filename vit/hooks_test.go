@@ -127,7 +127,7 @@ func TestHookWriteReachesTheOutput(t *testing.T) {
 	for k := 0; k < c.Classes; k++ {
 		want := float64(m.Head.B[k])
 		for i := 0; i < c.Dim; i++ {
-			want += float64(m.Head.W[k*c.Dim+i]) * float64(m.Norm.B[i])
+			want += float64(m.Head.At(k, i)) * float64(m.Norm.B[i])
 		}
 		if d := math.Abs(float64(tr.Logits[k]) - want); d > 1e-5*math.Max(1, math.Abs(want)) {
 			t.Errorf("class %d: %g, want W·β+b = %g", k, tr.Logits[k], want)

@@ -10,7 +10,8 @@ import (
 // Linear weights trunc-normal(0.02) with zero bias, pos_embed trunc-normal(0.02),
 // cls_token normal(1e-6), LayerNorms (1, 0) except the post-norm block norms
 // whose weights start at 1e-5, and the patch conv with PyTorch's default
-// kaiming-uniform(a=√5) (timm leaves the conv to PyTorch).
+// kaiming-uniform(a=√5) (timm leaves the conv to PyTorch). The model comes
+// packed (Model.Pack): read its Linear weights through Linear.Weights.
 func NewRandom(c Config, seed uint64) (*Model, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -95,7 +96,11 @@ func NewRandom(c Config, seed uint64) (*Model, error) {
 		m.HeadCLS, m.HeadDist = m.Head, linear(c.Classes, d, true)
 		m.Head = MeanHead(m.HeadCLS, m.HeadDist)
 	}
-	return m, m.CheckShapes()
+	if err := m.CheckShapes(); err != nil {
+		return nil, err
+	}
+	m.Pack()
+	return m, nil
 }
 
 // RandomImages returns n model-sized images of N(0, 1) pixels from seed, for

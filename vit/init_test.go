@@ -23,7 +23,7 @@ func TestNewRandomLikeTimm(t *testing.T) {
 		n := float64(len(v))
 		return math.Sqrt(s2/n - (s/n)*(s/n))
 	}
-	for name, w := range map[string][]float32{"qkv": m.Blocks[0].QKV.W, "fc1": m.Blocks[1].FC1.W, "head": m.Head.W, "pos_embed": m.PosEmbed} {
+	for name, w := range map[string][]float32{"qkv": m.Blocks[0].QKV.Weights(), "fc1": m.Blocks[1].FC1.Weights(), "head": m.Head.Weights(), "pos_embed": m.PosEmbed} {
 		if s := std(w); math.Abs(s-0.02) > 0.002 {
 			t.Errorf("%s std %.4f, want 0.02", name, s)
 		}
@@ -33,7 +33,7 @@ func TestNewRandomLikeTimm(t *testing.T) {
 	}
 	// PyTorch's conv default: uniform(±1/√fan_in).
 	bound := 1 / math.Sqrt(float64(3*8*8))
-	for _, x := range m.Patch.W {
+	for _, x := range m.Patch.Weights() {
 		if math.Abs(float64(x)) > bound {
 			t.Fatalf("patch weight %g beyond ±%g", x, bound)
 		}
@@ -48,7 +48,7 @@ func TestNewRandomLikeTimm(t *testing.T) {
 	}
 	again, _ := NewRandom(c, 3)
 	other, _ := NewRandom(c, 4)
-	if !slices.Equal(m.Blocks[1].FC2.W, again.Blocks[1].FC2.W) || slices.Equal(m.Blocks[1].FC2.W, other.Blocks[1].FC2.W) {
+	if !slices.Equal(m.Blocks[1].FC2.Weights(), again.Blocks[1].FC2.Weights()) || slices.Equal(m.Blocks[1].FC2.Weights(), other.Blocks[1].FC2.Weights()) {
 		t.Fatal("the same seed must give the same model, another seed another")
 	}
 	gap := c

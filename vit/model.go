@@ -3,14 +3,16 @@ package vit
 import (
 	"fmt"
 	"math"
-	"sync/atomic"
 )
 
 // Linear is a fully connected layer in PyTorch layout: W is Out×In row-major,
-// so y = x·Wᵀ + B. B may be nil (no bias).
+// so y = x·Wᵀ + B. B may be nil (no bias). A loaded model's layers are
+// packed (Model.Pack): W is then nil and its values live in the CPU GEMM's
+// form only; read them through Weights, Row or At (cpuweights.go).
 type Linear struct {
 	In, Out int
 	W, B    []float32
+	packed  *PackedT // W in the GEMM's form, once packed
 }
 
 // Norm is a LayerNorm's affine parameters.
@@ -57,9 +59,6 @@ type Model struct {
 	// Normalize, when set, L2-normalises the final embedding before the
 	// class head (a head file's "normalize": "true"): see EmbedNorm.
 	Normalize *EmbedNorm
-	// cpu holds the weights packed for the CPU GEMM, built on the first
-	// forward (cpuweights.go).
-	cpu atomic.Pointer[cpuWeights]
 }
 
 // EmbedNorm is zero-shot CLIP's normalisation of the embedding before the
@@ -129,9 +128,10 @@ func EmbedLength(e []float32) float64 {
 // heads' weights and biases: what the model outputs for a vector that is
 // both its [CLS] and its distillation token (docs/method.md).
 func MeanHead(a, b Linear) Linear {
-	out := Linear{In: a.In, Out: a.Out, W: make([]float32, len(a.W)), B: make([]float32, len(a.B))}
-	for i := range a.W {
-		out.W[i] = (a.W[i] + b.W[i]) / 2
+	aw, bw := a.Weights(), b.Weights()
+	out := Linear{In: a.In, Out: a.Out, W: make([]float32, len(aw)), B: make([]float32, len(a.B))}
+	for i := range aw {
+		out.W[i] = (aw[i] + bw[i]) / 2
 	}
 	for i := range a.B {
 		out.B[i] = (a.B[i] + b.B[i]) / 2
@@ -141,15 +141,15 @@ func MeanHead(a, b Linear) Linear {
 
 // NumParams counts the scalar parameters.
 func (m *Model) NumParams() int {
-	n := len(m.Patch.W) + len(m.Patch.B) + len(m.ClsToken) + len(m.DistToken) + len(m.RegTokens) + len(m.PosEmbed) +
-		len(m.Norm.W) + len(m.Norm.B) + len(m.Head.W) + len(m.Head.B) + len(m.NormPre.W) + len(m.NormPre.B)
+	n := m.Patch.numWeights() + len(m.Patch.B) + len(m.ClsToken) + len(m.DistToken) + len(m.RegTokens) + len(m.PosEmbed) +
+		len(m.Norm.W) + len(m.Norm.B) + m.Head.numWeights() + len(m.Head.B) + len(m.NormPre.W) + len(m.NormPre.B)
 	if m.Config.DistToken { // Head is derived from the two heads
-		n += len(m.HeadCLS.W) + len(m.HeadCLS.B) + len(m.HeadDist.W) + len(m.HeadDist.B) - len(m.Head.W) - len(m.Head.B)
+		n += m.HeadCLS.numWeights() + len(m.HeadCLS.B) + m.HeadDist.numWeights() + len(m.HeadDist.B) - m.Head.numWeights() - len(m.Head.B)
 	}
 	for _, b := range m.Blocks {
 		n += len(b.Norm1.W) + len(b.Norm1.B) + len(b.Norm2.W) + len(b.Norm2.B)
 		for _, l := range []Linear{b.QKV, b.Proj, b.FC1, b.FC2} {
-			n += len(l.W) + len(l.B)
+			n += l.numWeights() + len(l.B)
 		}
 	}
 	return n
@@ -173,8 +173,8 @@ func (m *Model) CheckShapes() error {
 		if l.In != in || l.Out != out {
 			return fmt.Errorf("%s is %d×%d, want %d×%d", name, l.Out, l.In, out, in)
 		}
-		if err := want(name+".weight", l.W, out*in); err != nil {
-			return err
+		if l.numWeights() != out*in {
+			return fmt.Errorf("%s.weight has %d values, want %d", name, l.numWeights(), out*in)
 		}
 		if bias || l.B != nil {
 			return want(name+".bias", l.B, out)

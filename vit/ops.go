@@ -133,10 +133,10 @@ func Add(dst, src []float32) {
 	}
 }
 
-// LinearForward computes out = x·Wᵀ + B for `rows` input vectors. It packs W
-// for the GEMM on every call; a Model's forward uses the copy packed once.
+// LinearForward computes out = x·Wᵀ + B for `rows` input vectors, packing W
+// for the GEMM on every call unless l is packed (Linear.Pack).
 func LinearForward(out, x []float32, rows int, l Linear) {
-	PackT(l.W, l.Out, l.In).MatMulT(out, x, rows, l.B, false)
+	l.gemmForm().MatMulT(out, x, rows, l.B, false)
 }
 
 // MatMulTNaive is the obviously-correct twin of MatMulT: out[i,j] = Σ_k a[i,k]·b[j,k].
@@ -166,20 +166,24 @@ func MatMulT(out, a, b []float32, m, n, k int) {
 
 // PackedT is a matrix W (n×k, PyTorch Linear layout) prepared as the right
 // operand of x·Wᵀ: packed into the micro-kernel's column panels when an
-// assembly kernel runs, kept as is for the scalar loop otherwise.
+// assembly kernel runs, kept as is for the scalar loop otherwise. It holds
+// one of the two forms, never both; At, Row and Unpack read W from either.
 type PackedT struct {
 	N, K   int
-	w      []float32 // unpacked, for the scalar loop
+	w      []float32 // unpacked, for the scalar loop (nil when packed)
 	packed *packedB
 }
 
-// PackT prepares w (n×k) for repeated products. The packed copy is as large
-// as w; w itself is only referenced.
+// PackT prepares w (n×k) for repeated products. With an assembly kernel the
+// packed copy is as large as w and does not reference it, so a caller that
+// drops w holds the matrix once; otherwise w itself is only referenced.
 func PackT(w []float32, n, k int) *PackedT {
-	p := &PackedT{N: n, K: k, w: w}
+	p := &PackedT{N: n, K: k}
 	if activeKernel != nil {
 		p.packed = new(packedB)
 		p.packed.packBT(w, k, n, k)
+	} else {
+		p.w = w
 	}
 	return p
 }

@@ -24,7 +24,7 @@ func TestCompareWithRandomInit(t *testing.T) {
 		t.Fatal(err)
 	}
 	if r.Model.Config != m.Model.Config || !slices.Equal(r.Classes, m.Classes) || r.Preset.Name != m.Preset.Name ||
-		!slices.Equal(r.Model.Blocks[0].FC1.W, want.Blocks[0].FC1.W) || m.Model == r.Model {
+		!slices.Equal(r.Model.Blocks[0].FC1.Weights(), want.Blocks[0].FC1.Weights()) || m.Model == r.Model {
 		t.Fatalf("random init: %q, config %+v", r.Name, r.Model.Config)
 	}
 	a := analyze(t, m, Settings{Target: -1, Drop: []int{3}})

@@ -44,12 +44,12 @@ func (m *Model) valueClasses(b int, l memory.Layer, j int) []int32 {
 	c, d := m.Model.Config.Classes, m.Model.Config.Dim
 	col := make([]float32, d)
 	for i := range col {
-		col[i] = w.W[i*w.In+j]
+		col[i] = w.At(i, j)
 	}
 	scores := make([]float32, c)
 	for k := range scores {
 		var sum float32
-		for i, e := range m.Model.Head.W[k*d : (k+1)*d] {
+		for i, e := range m.Model.Head.Row(k) {
 			sum += e * col[i]
 		}
 		scores[k] = sum

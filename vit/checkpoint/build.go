@@ -90,6 +90,7 @@ func build(tensors map[string]*vit.Tensor, meta map[string]string, opt Options, 
 	if err := m.CheckShapes(); err != nil {
 		return nil, err
 	}
+	m.Pack() // the weights held once, in the CPU GEMM's form
 	return m, nil
 }
 

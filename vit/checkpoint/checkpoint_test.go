@@ -187,7 +187,7 @@ func TestDistilledDeiT(t *testing.T) {
 	distTok := make([]float32, d)
 	distTok[0] = 3
 	ts.put("dist_token", distTok, 1, 1, d)
-	other := vit.Linear{In: d, Out: m.Config.Classes, W: make([]float32, len(m.Head.W)), B: make([]float32, len(m.Head.B))}
+	other := vit.Linear{In: d, Out: m.Config.Classes, W: make([]float32, len(m.Head.Weights())), B: make([]float32, len(m.Head.B))}
 	ts.lin("head_dist", other)
 
 	got, info, err := FromTensors("deit.pth", ts, nil, Options{})
@@ -200,12 +200,12 @@ func TestDistilledDeiT(t *testing.T) {
 	if !slices.Equal(got.PosEmbed, withDist) || !slices.Equal(got.DistToken, distTok) {
 		t.Error("position embedding or distillation token not kept as in the file")
 	}
-	for i, w := range got.Head.W {
-		if w != m.Head.W[i]/2 {
-			t.Fatalf("head.weight[%d] = %g, want the mean of head and head_dist %g", i, w, m.Head.W[i]/2)
+	for i, w := range got.Head.Weights() {
+		if w != m.Head.Weights()[i]/2 {
+			t.Fatalf("head.weight[%d] = %g, want the mean of head and head_dist %g", i, w, m.Head.Weights()[i]/2)
 		}
 	}
-	if !slices.Equal(got.HeadCLS.W, m.Head.W) || !slices.Equal(got.HeadDist.W, other.W) {
+	if !slices.Equal(got.HeadCLS.Weights(), m.Head.Weights()) || !slices.Equal(got.HeadDist.Weights(), other.W) {
 		t.Error("the two heads are not kept for the model's output")
 	}
 
@@ -314,7 +314,7 @@ func TestLayerScaleAndRegisters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Blocks[0].Proj.W[0] != proj[0]/2 || got.Blocks[1].FC2.B[3] != m.Blocks[1].FC2.B[3]/2 {
+	if got.Blocks[0].Proj.At(0, 0) != proj[0]/2 || got.Blocks[1].FC2.B[3] != m.Blocks[1].FC2.B[3]/2 {
 		t.Error("gamma not folded into attn.proj / mlp.fc2")
 	}
 	if !slices.Equal(ts["blocks.0.attn.proj.weight"].Data, proj) {

@@ -97,11 +97,12 @@ func ApplyHead(m *vit.Model, h *ClassHead) error {
 	// ViT-B/16 CLIP), accumulated in float64 so the composition adds no
 	// rounding of its own.
 	acc := make([]float64, d)
+	headW := m.Head.Weights()
 	for k := 0; k < h.Classes; k++ {
 		clear(acc)
 		b := float64(h.B[k])
 		for e, w := range h.W[k*h.Embed : (k+1)*h.Embed] {
-			for i, p := range m.Head.W[e*d : (e+1)*d] {
+			for i, p := range headW[e*d : (e+1)*d] {
 				acc[i] += float64(w) * float64(p)
 			}
 			b += float64(w) * float64(m.Head.B[e])
@@ -116,7 +117,11 @@ func ApplyHead(m *vit.Model, h *ClassHead) error {
 	}
 	m.Head = out
 	m.Config.Classes = h.Classes
-	return m.CheckShapes()
+	if err := m.CheckShapes(); err != nil {
+		return err
+	}
+	m.Pack()
+	return nil
 }
 
 // parseNames reads a JSON list of names.

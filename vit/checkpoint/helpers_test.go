@@ -25,7 +25,7 @@ func (t tensorSet) put(name string, data []float32, shape ...int) {
 }
 
 func (t tensorSet) lin(name string, l vit.Linear) {
-	t.put(name+".weight", l.W, l.Out, l.In)
+	t.put(name+".weight", l.Weights(), l.Out, l.In)
 	if l.B != nil {
 		t.put(name+".bias", l.B, l.Out)
 	}
@@ -38,7 +38,7 @@ func (t tensorSet) norm(name string, n vit.Norm) {
 
 func exportTimm(m *vit.Model) tensorSet {
 	c, t := m.Config, tensorSet{}
-	t.put("patch_embed.proj.weight", m.Patch.W, c.Dim, c.Channels, c.PatchSize, c.PatchSize)
+	t.put("patch_embed.proj.weight", m.Patch.Weights(), c.Dim, c.Channels, c.PatchSize, c.PatchSize)
 	t.put("patch_embed.proj.bias", m.Patch.B, c.Dim)
 	if c.ClassToken {
 		t.put("cls_token", m.ClsToken, 1, 1, c.Dim)
@@ -64,7 +64,7 @@ func exportTimm(m *vit.Model) tensorSet {
 
 func exportHF(m *vit.Model) tensorSet {
 	c, t, d := m.Config, tensorSet{}, m.Config.Dim
-	t.put("vit.embeddings.patch_embeddings.projection.weight", m.Patch.W, d, c.Channels, c.PatchSize, c.PatchSize)
+	t.put("vit.embeddings.patch_embeddings.projection.weight", m.Patch.Weights(), d, c.Channels, c.PatchSize, c.PatchSize)
 	t.put("vit.embeddings.patch_embeddings.projection.bias", m.Patch.B, d)
 	t.put("vit.embeddings.cls_token", m.ClsToken, 1, 1, d)
 	t.put("vit.embeddings.position_embeddings", m.PosEmbed, 1, c.NumTokens(), d)
@@ -72,7 +72,7 @@ func exportHF(m *vit.Model) tensorSet {
 		p := fmt.Sprintf("vit.encoder.layer.%d.", i)
 		t.norm(p+"layernorm_before", b.Norm1)
 		for j, s := range []string{"query", "key", "value"} {
-			t.put(p+"attention.attention."+s+".weight", b.QKV.W[j*d*d:(j+1)*d*d], d, d)
+			t.put(p+"attention.attention."+s+".weight", b.QKV.Weights()[j*d*d:(j+1)*d*d], d, d)
 			if b.QKV.B != nil {
 				t.put(p+"attention.attention."+s+".bias", b.QKV.B[j*d:(j+1)*d], d)
 			}
@@ -89,14 +89,14 @@ func exportHF(m *vit.Model) tensorSet {
 
 func exportTorchvision(m *vit.Model) tensorSet {
 	c, t := m.Config, tensorSet{}
-	t.put("conv_proj.weight", m.Patch.W, c.Dim, c.Channels, c.PatchSize, c.PatchSize)
+	t.put("conv_proj.weight", m.Patch.Weights(), c.Dim, c.Channels, c.PatchSize, c.PatchSize)
 	t.put("conv_proj.bias", m.Patch.B, c.Dim)
 	t.put("class_token", m.ClsToken, 1, 1, c.Dim)
 	t.put("encoder.pos_embedding", m.PosEmbed, 1, c.NumTokens(), c.Dim)
 	for i, b := range m.Blocks {
 		p := fmt.Sprintf("encoder.layers.encoder_layer_%d.", i)
 		t.norm(p+"ln_1", b.Norm1)
-		t.put(p+"self_attention.in_proj_weight", b.QKV.W, 3*c.Dim, c.Dim)
+		t.put(p+"self_attention.in_proj_weight", b.QKV.Weights(), 3*c.Dim, c.Dim)
 		t.put(p+"self_attention.in_proj_bias", b.QKV.B, 3*c.Dim)
 		t.lin(p+"self_attention.out_proj", b.Proj)
 		t.norm(p+"ln_2", b.Norm2)
@@ -123,6 +123,7 @@ func randomModel(t testing.TB, c vit.Config) *vit.Model {
 	if err != nil {
 		t.Fatal(err)
 	}
+	unpack(m)
 	// Give the zero biases and unit norms values, so a swapped tensor shows.
 	i, w := 0, weights(m)
 	names := make([]string, 0, len(w))
@@ -140,18 +141,29 @@ func randomModel(t testing.TB, c vit.Config) *vit.Model {
 	return m
 }
 
-// weights names every weight slice of a model, for comparisons.
+// unpack gives every Linear of m its W in PyTorch layout again, so that
+// tests can edit the weights through weights(m) in place.
+func unpack(m *vit.Model) {
+	m.Patch, m.Head, m.HeadCLS, m.HeadDist = m.Patch.Unpacked(), m.Head.Unpacked(), m.HeadCLS.Unpacked(), m.HeadDist.Unpacked()
+	for i := range m.Blocks {
+		b := &m.Blocks[i]
+		b.QKV, b.Proj, b.FC1, b.FC2 = b.QKV.Unpacked(), b.Proj.Unpacked(), b.FC1.Unpacked(), b.FC2.Unpacked()
+	}
+}
+
+// weights names every weight slice of a model, for comparisons (those of a
+// packed Linear are copies).
 func weights(m *vit.Model) map[string][]float32 {
 	w := map[string][]float32{
-		"patch.W": m.Patch.W, "patch.B": m.Patch.B, "cls": m.ClsToken, "pos": m.PosEmbed,
-		"norm.W": m.Norm.W, "norm.B": m.Norm.B, "head.W": m.Head.W, "head.B": m.Head.B,
+		"patch.W": m.Patch.Weights(), "patch.B": m.Patch.B, "cls": m.ClsToken, "pos": m.PosEmbed,
+		"norm.W": m.Norm.W, "norm.B": m.Norm.B, "head.W": m.Head.Weights(), "head.B": m.Head.B,
 	}
 	for i, b := range m.Blocks {
 		p := fmt.Sprintf("blocks.%d.", i)
 		for name, s := range map[string][]float32{
-			"norm1.W": b.Norm1.W, "norm1.B": b.Norm1.B, "qkv.W": b.QKV.W, "qkv.B": b.QKV.B,
-			"proj.W": b.Proj.W, "proj.B": b.Proj.B, "norm2.W": b.Norm2.W, "norm2.B": b.Norm2.B,
-			"fc1.W": b.FC1.W, "fc1.B": b.FC1.B, "fc2.W": b.FC2.W, "fc2.B": b.FC2.B,
+			"norm1.W": b.Norm1.W, "norm1.B": b.Norm1.B, "qkv.W": b.QKV.Weights(), "qkv.B": b.QKV.B,
+			"proj.W": b.Proj.Weights(), "proj.B": b.Proj.B, "norm2.W": b.Norm2.W, "norm2.B": b.Norm2.B,
+			"fc1.W": b.FC1.Weights(), "fc1.B": b.FC1.B, "fc2.W": b.FC2.Weights(), "fc2.B": b.FC2.B,
 		} {
 			w[p+name] = s
 		}

@@ -127,7 +127,7 @@ func readouts(m *vit.Model, x []float32, target, token int) (rs []readout, bias,
 		v := combine(x, weights, d)
 		mean, sigma := meanStd(v, float64(c.LNEps))
 		r := readout{weights: weights, u: make([]float64, d), sigma: sigma}
-		w := head.W[target*d : (target+1)*d]
+		w := head.Row(target)
 		normed := make([]float64, d)
 		for i := range r.u {
 			r.u[i] = scale * float64(w[i]) * float64(m.Norm.W[i]) / sigma
@@ -171,7 +171,7 @@ func freezeEmbedNorm(m *vit.Model, rs []readout, normed []float64, target int, b
 	if en == nil {
 		return 0
 	}
-	p := en.Proj
+	p := en.Proj.Unpacked() // row-major, for this call only (the model holds it packed)
 	var ss float64
 	for e := 0; e < p.Out; e++ {
 		v := float64(p.B[e])
@@ -272,6 +272,8 @@ func Compute(m *vit.Model, pixels *vit.Tensor, opt Options) (*Result, error) {
 	}
 	for b := 0; b < c.Depth; b++ {
 		blk := &m.Blocks[b]
+		// W_O row-major, one block at a time (the model holds it packed).
+		proj := blk.Proj.Unpacked()
 		z := cache[vit.Hook{Point: vit.HookZ, Block: b}].Data // n×H×dh rows are n×D
 		// The attention update at token t enters the stream as
 		// post(update)·kappa[t]: post-norm, post centres and scales by γ₁ and
@@ -281,7 +283,7 @@ func Compute(m *vit.Model, pixels *vit.Tensor, opt Options) (*Result, error) {
 		for t := range kappa {
 			kappa[t] = 1
 			if c.PostNorm {
-				_, sigma := meanStd(affine(blk.Proj, z[t*d:(t+1)*d]), float64(c.LNEps))
+				_, sigma := meanStd(affine(proj, z[t*d:(t+1)*d]), float64(c.LNEps))
 				kappa[t] = 1 / sigma
 			}
 		}
@@ -311,14 +313,14 @@ func Compute(m *vit.Model, pixels *vit.Tensor, opt Options) (*Result, error) {
 			values = cache[vit.Hook{Point: vit.HookV, Block: b}].Data
 		}
 		for h := 0; h < c.Heads; h++ {
-			part(KindHead, b, h, func(i int) []float64 { return post(project(blk.Proj, zr[i], h, dh)) })
+			part(KindHead, b, h, func(i int) []float64 { return post(project(proj, zr[i], h, dh)) })
 			if !opt.BySource {
 				continue
 			}
 			// Source s's share: its value through W_O's head slice (and the
 			// frozen block norm), times the attention every read token pays it.
 			for s := 0; s < n; s++ {
-				y := post(project(blk.Proj, toFloat64(values[s*d:(s+1)*d]), h, dh))
+				y := post(project(proj, toFloat64(values[s*d:(s+1)*d]), h, dh))
 				var logit float64
 				for i := range rs {
 					var coef float64

@@ -489,6 +489,7 @@ func TestPrefixTokensInExperiments(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, h := range []*vit.Linear{&m.Head, &m.HeadCLS, &m.HeadDist} { // sharp, as vittest.SharpModel
+				*h = h.Unpacked()
 				for i := range h.W {
 					h.W[i] *= 30
 				}

@@ -42,10 +42,11 @@ func LayerNormBackward(gx, gy, x []float32, rows, d int, n vit.Norm, eps float32
 }
 
 // LinearBackward writes gx = gy·W for rows vectors: the input gradient of
-// y = x·Wᵀ + B (W is Out×In). It transposes W once so the product runs on
-// vit.MatMulT, the blocked and parallel kernel of the forward pass.
+// y = x·Wᵀ + B (W is Out×In). It transposes W (read from the packed model,
+// vit.Linear.Weights) into a temporary so the product runs on vit.MatMulT,
+// the blocked and parallel kernel of the forward pass.
 func LinearBackward(gx, gy []float32, rows int, l vit.Linear) {
-	vit.MatMulT(gx, gy, transpose(l.W, l.Out, l.In), rows, l.In, l.Out)
+	vit.MatMulT(gx, gy, transpose(l.Weights(), l.Out, l.In), rows, l.In, l.Out)
 }
 
 // HeadBackward writes gz = ∂L/∂z for rows normed vectors z (the final

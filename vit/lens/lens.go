@@ -33,8 +33,9 @@ func NewProjector(m *vit.Model) *Projector {
 	c, d := m.Config.Classes, m.Config.Dim
 	p := &Projector{Classes: c, Dim: d, EW: make([]float32, c*d), S: make([]float32, c),
 		Bias: make([]float32, c), model: m}
+	head := m.Head.Weights()
 	for k := 0; k < c; k++ {
-		e := m.Head.W[k*d : (k+1)*d]
+		e := head[k*d : (k+1)*d]
 		var s, b float64
 		for i := range e {
 			p.EW[k*d+i] = e[i] * m.Norm.W[i]

@@ -25,6 +25,7 @@ func testModel(t *testing.T, c vit.Config) *vit.Model {
 	for i := range m.Head.B {
 		m.Head.B[i] = 0.5 * float32(rng.NormFloat64())
 	}
+	m.Head = m.Head.Unpacked()
 	for i := range m.Head.W {
 		m.Head.W[i] *= 20
 	}

@@ -57,11 +57,11 @@ func Projection(m *vit.Model, b int, l Layer) []float32 {
 	wt := make([]float32, mem*d)
 	for i := 0; i < d; i++ {
 		for j := 0; j < mem; j++ {
-			wt[j*d+i] = w.W[i*mem+j]
+			wt[j*d+i] = w.At(i, j)
 		}
 	}
 	p := make([]float32, c*mem)
-	vit.MatMulT(p, m.Head.W, wt, c, mem, d)
+	vit.MatMulT(p, m.Head.Weights(), wt, c, mem, d)
 	return p
 }
 
@@ -192,7 +192,7 @@ func ClassValueAgreement(m *vit.Model, b int, l Layer) []float64 {
 	colNorm := make([]float64, mem)
 	for i := 0; i < d; i++ {
 		for j := 0; j < mem; j++ {
-			v := float64(w.W[i*mem+j])
+			v := float64(w.At(i, j))
 			colNorm[j] += v * v
 		}
 	}
@@ -200,7 +200,7 @@ func ClassValueAgreement(m *vit.Model, b int, l Layer) []float64 {
 	out := make([]float64, c)
 	for k := 0; k < c; k++ {
 		var en float64
-		for _, v := range m.Head.W[k*d : (k+1)*d] {
+		for _, v := range m.Head.Row(k) {
 			en += float64(v) * float64(v)
 		}
 		en = math.Sqrt(en)

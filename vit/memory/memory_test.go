@@ -24,10 +24,11 @@ func smallModel(t *testing.T) *vit.Model {
 
 func TestProjectionAndAgreementMatchNaive(t *testing.T) {
 	m := smallModel(t)
-	before := slices.Clone(m.Blocks[1].FC2.W)
-	headBefore := slices.Clone(m.Head.W)
+	before := slices.Clone(m.Blocks[1].FC2.Weights())
+	headBefore := slices.Clone(m.Head.Weights())
 	for _, l := range []Layer{MLP, Attn} {
 		w := values(m, 1, l)
+		ww, head := w.Weights(), m.Head.Weights()
 		c, d, mem := m.Config.Classes, m.Config.Dim, w.In
 		p := Projection(m, 1, l)
 		cva := ClassValueAgreement(m, 1, l)
@@ -36,7 +37,7 @@ func TestProjectionAndAgreementMatchNaive(t *testing.T) {
 			for j := 0; j < mem; j++ {
 				var dot, en, vn float64
 				for i := 0; i < d; i++ {
-					e, v := float64(m.Head.W[k*d+i]), float64(w.W[i*mem+j])
+					e, v := float64(head[k*d+i]), float64(ww[i*mem+j])
 					dot += e * v
 					en += e * e
 					vn += v * v
@@ -51,7 +52,7 @@ func TestProjectionAndAgreementMatchNaive(t *testing.T) {
 			}
 		}
 	}
-	if !slices.Equal(before, m.Blocks[1].FC2.W) || !slices.Equal(headBefore, m.Head.W) {
+	if !slices.Equal(before, m.Blocks[1].FC2.Weights()) || !slices.Equal(headBefore, m.Head.Weights()) {
 		t.Fatal("the analysis modified the model's weights")
 	}
 }

@@ -20,8 +20,10 @@ func SharpModel(t testing.TB) *vit.Model {
 	if err != nil {
 		t.Fatal(err)
 	}
+	m.Head = m.Head.Unpacked()
 	for i := range m.Head.W {
 		m.Head.W[i] *= 30
 	}
+	m.Pack()
 	return m
 }
