@@ -20,6 +20,17 @@ func randomWeights(rng *rand.Rand, n int) []float32 {
 	return w
 }
 
+// transposed is the obvious c×r transpose of the r×c matrix a.
+func transposed(a []float32, r, c int) []float32 {
+	t := make([]float32, len(a))
+	for i := 0; i < r; i++ {
+		for j := 0; j < c; j++ {
+			t[j*r+i] = a[i*c+j]
+		}
+	}
+	return t
+}
+
 func sameBits(a, b []float32) bool {
 	return slices.EqualFunc(a, b, func(x, y float32) bool { return math.Float32bits(x) == math.Float32bits(y) })
 }
@@ -38,6 +49,11 @@ func TestPackedBUnpackExact(t *testing.T) {
 		if !sameBits(got, w) {
 			t.Fatalf("%d×%d: unpackBT(packBT(W)) differs from W", n, k)
 		}
+		bt := make([]float32, k*n)
+		b.unpackB(bt, n)
+		if !sameBits(bt, transposed(w, n, k)) {
+			t.Fatalf("%d×%d: unpackB(packBT(W)) differs from Wᵀ", n, k)
+		}
 		for i := 0; i < n; i++ {
 			for j := 0; j < k; j++ {
 				if math.Float32bits(b.at(j, i)) != math.Float32bits(w[i*k+j]) {
@@ -49,7 +65,8 @@ func TestPackedBUnpackExact(t *testing.T) {
 }
 
 // A packed Linear holds one copy of W, reads back exactly through Weights,
-// Row, At and Unpacked, and computes the same products bit for bit.
+// Row, At, Transposed and Unpacked, and computes the same products bit for
+// bit.
 func TestLinearPackedReadersExact(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, s := range oddShapes {
@@ -80,6 +97,9 @@ func TestLinearPackedReadersExact(t *testing.T) {
 					t.Fatalf("%d×%d: At(%d, %d) = %g, want %g", n, k, i, j, l.At(i, j), orig[i*k+j])
 				}
 			}
+		}
+		if !sameBits(l.Transposed(), transposed(orig, n, k)) || !sameBits(plain.Transposed(), transposed(orig, n, k)) {
+			t.Fatalf("%d×%d: Transposed differs from Wᵀ", n, k)
 		}
 		u := l.Unpacked()
 		if u.Packed() || !sameBits(u.W, orig) {

@@ -42,11 +42,11 @@ func LayerNormBackward(gx, gy, x []float32, rows, d int, n vit.Norm, eps float32
 }
 
 // LinearBackward writes gx = gy·W for rows vectors: the input gradient of
-// y = x·Wᵀ + B (W is Out×In). It transposes W (read from the packed model,
-// vit.Linear.Weights) into a temporary so the product runs on vit.MatMulT,
-// the blocked and parallel kernel of the forward pass.
+// y = x·Wᵀ + B (W is Out×In). It reads Wᵀ into a temporary
+// (vit.Linear.Transposed) so the product runs on vit.MatMulT, the blocked
+// and parallel kernel of the forward pass.
 func LinearBackward(gx, gy []float32, rows int, l vit.Linear) {
-	vit.MatMulT(gx, gy, transpose(l.Weights(), l.Out, l.In), rows, l.In, l.Out)
+	vit.MatMulT(gx, gy, l.Transposed(), rows, l.In, l.Out)
 }
 
 // HeadBackward writes gz = ∂L/∂z for rows normed vectors z (the final
@@ -84,17 +84,6 @@ func HeadBackward(m *vit.Model, gz, gLogits, z []float32, rows int) {
 	gp := make([]float32, rows*d)
 	LinearBackward(gp, ge, rows, en.Proj)
 	vit.Add(gz, gp)
-}
-
-// transpose returns the c×r transpose of the r×c row-major matrix a.
-func transpose(a []float32, r, c int) []float32 {
-	t := make([]float32, len(a))
-	for i := 0; i < r; i++ {
-		for j := 0; j < c; j++ {
-			t[j*r+i] = a[i*c+j]
-		}
-	}
-	return t
 }
 
 // ActivationBackward multiplies g in place by the derivative of the MLP

@@ -53,15 +53,9 @@ func values(m *vit.Model, b int, l Layer) vit.Linear {
 func Projection(m *vit.Model, b int, l Layer) []float32 {
 	w := values(m, b, l) // Dim×M
 	c, d, mem := m.Config.Classes, m.Config.Dim, w.In
-	// P[c,j] = Σ_i E[c,i]·W[i,j]; transpose W once so MatMulT reads rows.
-	wt := make([]float32, mem*d)
-	for i := 0; i < d; i++ {
-		for j := 0; j < mem; j++ {
-			wt[j*d+i] = w.At(i, j)
-		}
-	}
+	// P[c,j] = Σ_i E[c,i]·W[i,j]: MatMulT with Wᵀ, whose rows it reads.
 	p := make([]float32, c*mem)
-	vit.MatMulT(p, m.Head.Weights(), wt, c, mem, d)
+	vit.MatMulT(p, m.Head.Weights(), w.Transposed(), c, mem, d)
 	return p
 }
 
