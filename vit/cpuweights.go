@@ -2,8 +2,9 @@ package vit
 
 import "runtime"
 
-// This file is how a Linear stores its weights. A model is packed once at
-// load (Model.Pack, called by checkpoint.FromTensors and NewRandom): every
+// This file is how a Linear stores its weights. A model is packed once where
+// it is made (Model.Pack, called by checkpoint.FromTensors and ApplyHead,
+// NewRandom and gpu.F16Weights): every
 // Linear's W moves into the CPU GEMM's form (PackedT: 16-column panels with
 // an assembly kernel, W as is for the scalar loop) and l.W is dropped, so
 // the process holds the weights once. Readers that want W in PyTorch layout

@@ -8,7 +8,8 @@ import (
 // Linear is a fully connected layer in PyTorch layout: W is Out×In row-major,
 // so y = x·Wᵀ + B. B may be nil (no bias). A loaded model's layers are
 // packed (Model.Pack): W is then nil and its values live in the CPU GEMM's
-// form only; read them through Weights, Row or At (cpuweights.go).
+// form only; read them through Weights, Row, At or Transposed
+// (cpuweights.go).
 type Linear struct {
 	In, Out int
 	W, B    []float32
