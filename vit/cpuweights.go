@@ -4,13 +4,12 @@ import "runtime"
 
 // This file is how a Linear stores its weights. A model is packed once where
 // it is made (Model.Pack, called by checkpoint.FromTensors and ApplyHead,
-// NewRandom and gpu.F16Weights): every
-// Linear's W moves into the CPU GEMM's form (PackedT: 16-column panels with
-// an assembly kernel, W as is for the scalar loop) and l.W is dropped, so
-// the process holds the weights once. Readers that want W in PyTorch layout
-// (the GPU upload, the explain backward, the lens's folded head, the
-// memories, DLA) read it through Weights, Row, At and Transposed, which
-// unpack exactly and cache nothing.
+// NewRandom and gpu.F16Weights): every Linear's W moves into the CPU GEMM's
+// form (PackedT: 16-column panels with an assembly kernel, W as is for the
+// scalar loop) and l.W is dropped, so the process holds the weights once.
+// Readers that want W in PyTorch layout (the GPU upload, the explain
+// backward, the lens's folded head, the memories, DLA) read it through
+// Weights, Row, At and Transposed, which unpack exactly and cache nothing.
 
 // Pack moves every Linear of m into the CPU GEMM's form (Linear.Pack). It
 // is meant for load time, before the model is shared: it writes m's fields.
