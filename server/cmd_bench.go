@@ -38,12 +38,20 @@ func runBench(args []string, stdout io.Writer) error {
 	peak := fs.Float64("peak-tflops", 0, "with --backend gpu: the GPU's fp32 peak in TFLOP/s, for the per-op share of peak (known GPUs such as the H100 and H200 need none)")
 	f16 := fs.Bool("gpu-f16", false, "with --backend gpu: also time the GPU with f16 weights (f32 arithmetic) and measure how far they move the lens's ranks from f32 weights, and the weights' memory")
 	f16Images := fs.Int("f16-images", 8, "with --gpu-f16: random images compared")
+	siteList := fs.String("sites", "hs,hs_mid,attn,mlp", "sites the timed lens projects at every block")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	sites, err := parseSites(*siteList)
+	if err != nil {
+		return fmt.Errorf("--sites: %w", err)
 	}
 	demo, err := bundle.Demo(bundle.Options{})
 	if err != nil {
 		return err
+	}
+	if err := (&lens.Request{Sites: sites, TopK: 5}).Validate(demo.Model.Config, 1); err != nil {
+		return fmt.Errorf("--sites: %w", err)
 	}
 	models := []benchModel{{"demo (Fashion-MNIST ViT)", demo.Model}}
 	if !*skipB16 {
@@ -55,7 +63,8 @@ func runBench(args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%d CPU threads (GOMAXPROCS), %d reps after a warm-up, batch %d\n", runtime.GOMAXPROCS(0), *reps, *batch)
 	fmt.Fprintf(stdout, "wall: best run's time per image; cpu: CPU time of the process (all threads) per image, best run\n")
-	fmt.Fprintf(stdout, "%-26s %-28s %12s %14s %10s %12s %14s %10s\n", "model", "backend", "forward/img", "+lens 4 sites", "lens cost",
+	fmt.Fprintf(stdout, "lens: %d sites (%s)\n", len(sites), *siteList)
+	fmt.Fprintf(stdout, "%-26s %-28s %12s %14s %10s %12s %14s %10s\n", "model", "backend", "forward/img", "+lens", "lens cost",
 		"cpu forward", "cpu +lens", "cpu cost")
 	if *f16 && *backend != "gpu" {
 		return fmt.Errorf("--gpu-f16 goes with --backend gpu (the %s backend has no f16 weights)", *backend)
@@ -99,7 +108,7 @@ func runBench(args []string, stdout io.Writer) error {
 		}
 		imgs := vit.RandomImages(mm.m.Config, *batch, 1)
 		plain := lens.Request{Sites: []vit.Site{vit.SiteHS}, TopK: 5}
-		all := lens.Request{Sites: vit.AllSites(), TopK: 5}
+		all := lens.Request{Sites: sites, TopK: 5}
 		// The plain forward is measured through the same backend with the
 		// cheapest readout (one site), so both numbers include the same
 		// preprocessing-free path; the CPU forward alone is timed too.

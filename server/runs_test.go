@@ -166,6 +166,21 @@ func TestSummaryRefusesDamaged(t *testing.T) {
 	mustRun(t, "summary", out)
 }
 
+// bench times the lens on the sites asked for, and names --sites when
+// they are wrong.
+func TestBenchSites(t *testing.T) {
+	for _, sites := range []string{"hs,nope", "hs,hs"} {
+		_, stderr, code := runCLI(t, "bench", "--no-b16", "--reps", "1", "--sites", sites)
+		if code != 1 || !strings.Contains(stderr, "--sites") {
+			t.Errorf("--sites %s: exit %d, %q", sites, code, stderr)
+		}
+	}
+	stdout, stderr, code := runCLI(t, "bench", "--no-b16", "--reps", "1", "--sites", "hs")
+	if code != 0 || !strings.Contains(stdout, "lens: 1 sites (hs)") {
+		t.Fatalf("exit %d: %s%s", code, stdout, stderr)
+	}
+}
+
 // --gpu-f16 is refused on the CPU backend, naming the flags, before any
 // work; on the GPU (lavapipe here) extract runs with f16 weights and the
 // results folder records it in the backend's name.

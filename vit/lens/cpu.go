@@ -86,10 +86,10 @@ func (c *CPU) analyzeOne(img *vit.Tensor, keep []int, target int, req Request) (
 	n := len(tr.Tokens)
 	depth := m.Config.Depth
 	C := c.proj.Classes
-	finalLog := LogSoftmaxRows(c.proj.Direct(tr.Site(vit.SiteHS, depth-1).Data, n), C)
-	final := make([]klReference, n)
+	finalLogits := c.proj.Direct(tr.Site(vit.SiteHS, depth-1).Data, n)
+	final, finalP := make([]klReference, n), make([]float32, n*C)
 	for t := range final {
-		final[t] = newKLReference(finalLog[t*C : (t+1)*C])
+		final[t] = newKLReference(finalP[t*C:(t+1)*C], finalLogits[t*C:(t+1)*C])
 	}
 	res := &Result{Target: target, Tokens: tr.Tokens, Logits: tr.Logits, Readouts: make([]Readout, len(req.Sites)*depth)}
 	for si, s := range req.Sites {
@@ -119,7 +119,7 @@ func (c *CPU) analyzeOne(img *vit.Tensor, keep []int, target int, req Request) (
 				r := &res.Readouts[si*depth+b]
 				forTokens(n, C, func(t0, t1 int, sc *tokenScratch) {
 					for t := t0; t < t1; t++ {
-						r.read(t, logits[t*C:(t+1)*C], target, final[t])
+						r.read(t, logits[t*C:(t+1)*C], target, final[t], sc)
 					}
 				})
 			}
@@ -161,14 +161,14 @@ func (c *CPU) foldedReadouts(tr *vit.Trace, n int, sites []vit.Site, translated 
 					s := sites[si]
 					r := &res.Readouts[si*depth+b]
 					if own[si] != nil {
-						r.read(t, own[si][t*C:(t+1)*C], res.Target, final[t])
+						r.read(t, own[si][t*C:(t+1)*C], res.Target, final[t], sc)
 						return
 					}
 					p.FinishRow(sc.logits, z, tr.Site(s, b).Data[t*D:(t+1)*D])
 					if scales[si] != nil {
 						c.Model.RescaleLogits(sc.logits, scales[si][t])
 					}
-					r.read(t, sc.logits, res.Target, final[t])
+					r.read(t, sc.logits, res.Target, final[t], sc)
 				}
 				// attn is read before its row becomes hs_mid = hs_prev + attn;
 				// then prev becomes hs = hs_mid + mlp (the next block's hs_prev).
@@ -198,16 +198,17 @@ func (c *CPU) foldedReadouts(tr *vit.Trace, n int, sites []vit.Site, translated 
 // read records token t's rank of target, its logit, the top-k classes, and
 // the entropy of its lens distribution and the KL from the last block's
 // (final: that token's).
-func (r *Readout) read(t int, logits []float32, target int, final klReference) {
-	r.Rank[t] = int32(Rank(logits, target))
-	r.TargetLogit[t] = logits[target]
+func (r *Readout) read(t int, logits []float32, target int, final klReference, sc *tokenScratch) {
+	lt := logits[target]
+	rank, h, kl := rowStats(logits, sc.exps, lt, final)
+	r.Rank[t], r.TargetLogit[t] = int32(rank), lt
 	TopK(r.Top[t*r.K:(t+1)*r.K], logits)
-	h, kl := entropyKLOfLogits(logits, final)
 	r.Entropy[t], r.KL[t] = float32(h), float32(kl)
 }
 
-// tokenScratch is one token chunk's row of finished logits.
-type tokenScratch struct{ logits []float32 }
+// tokenScratch is one token chunk's rows: finished logits and their
+// exponentials.
+type tokenScratch struct{ logits, exps []float32 }
 
 // forTokens splits n tokens of `classes` logits each into at most two
 // chunks per thread and runs fn on each, with scratch rows of its own. The
@@ -217,7 +218,7 @@ func forTokens(n, classes int, fn func(t0, t1 int, scratch *tokenScratch)) {
 	const minChunk = 1 << 15 // logits per chunk, at least about 100 µs of work
 	chunks := max(1, min(n, 2*runtime.GOMAXPROCS(0), n*classes/minChunk))
 	run := func(i int) {
-		fn(i*n/chunks, (i+1)*n/chunks, &tokenScratch{logits: make([]float32, classes)})
+		fn(i*n/chunks, (i+1)*n/chunks, &tokenScratch{logits: make([]float32, classes), exps: make([]float32, classes)})
 	}
 	if chunks == 1 {
 		run(0)

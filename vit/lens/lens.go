@@ -87,10 +87,15 @@ func (p *Projector) Raw(dst, h []float32, n int) []float32 {
 
 // FinishRow turns one vector's raw row z (Classes long) into its logits in
 // dst, given the vector h itself for its LN statistics: (z − μ·s)/σ + β'.
+// Where the CPU has AVX2 it is z·(1/σ) + (s·(−μ/σ) + β') in float32 FMAs:
+// the rounding it adds, a float32 ulp of z/σ and of μ·s/σ, is of the size
+// the float32 product z = E'·h already has (the float64 loop below is its
+// twin).
 func (p *Projector) FinishRow(dst, z, h []float32) {
 	mean, inv := vit.NormStats(h, p.model.Config.LNEps)
-	for k, v := range z {
-		dst[k] = float32((float64(v)-mean*float64(p.S[k]))*inv) + p.Bias[k]
+	done := finishVector(dst[:len(z)], z, p.S, p.Bias, float32(inv), float32(-mean*inv))
+	for k := done; k < len(z); k++ {
+		dst[k] = float32((float64(z[k])-mean*float64(p.S[k]))*inv) + p.Bias[k]
 	}
 }
 
@@ -109,26 +114,38 @@ func Rank(logits []float32, target int) int {
 }
 
 // TopK writes the indices of the k largest logits, largest first, ties broken
-// by the lower class index, into dst (len k).
+// by the lower class index, into dst (len k). After the first k, only a
+// logit above the current k-th enters: firstAbove skips to the next one.
 func TopK(dst []int32, logits []float32) {
 	k := len(dst)
-	n := 0
-	for c, v := range logits {
-		if n < k {
-			n++
-		} else if v <= logits[dst[k-1]] {
-			continue
-		}
-		i := n - 1
-		for i > 0 && v > logits[dst[i-1]] {
-			dst[i] = dst[i-1]
-			i--
-		}
-		dst[i] = int32(c)
+	n := min(k, len(logits))
+	for c := range n {
+		insertTop(dst[:c+1], logits, c)
 	}
 	for i := n; i < k; i++ {
 		dst[i] = -1 // fewer classes than k
 	}
+	if n < k {
+		return
+	}
+	for c := k; c < len(logits); c++ {
+		c += firstAbove(logits[c:], logits[dst[k-1]])
+		if c < len(logits) {
+			insertTop(dst, logits, c)
+		}
+	}
+}
+
+// insertTop puts class c in its place in top (sorted best first, its last
+// entry given up), after every class of an equal logit.
+func insertTop(top []int32, logits []float32, c int) {
+	v := logits[c]
+	i := len(top) - 1
+	for i > 0 && v > logits[top[i-1]] {
+		top[i] = top[i-1]
+		i--
+	}
+	top[i] = int32(c)
 }
 
 // Argmax is the index of the largest value, the lowest index among ties:

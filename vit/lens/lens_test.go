@@ -3,6 +3,7 @@ package lens
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"sync/atomic"
 	"testing"
@@ -128,9 +129,21 @@ func TestForTokensCoversEachTokenOnce(t *testing.T) {
 }
 
 func TestRankAndTopK(t *testing.T) {
+	for _, vector := range []bool{true, false} {
+		saved := vectorRows
+		vectorRows = vectorRows && vector
+		testRankAndTopK(t)
+		vectorRows = saved
+	}
+}
+
+func testRankAndTopK(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 3))
-	for trial := 0; trial < 50; trial++ {
+	for trial := 0; trial < 200; trial++ {
 		n := 1 + rng.IntN(30)
+		if trial%2 == 1 { // long enough for firstAbove's vector body
+			n = 1 + rng.IntN(300)
+		}
 		logits := make([]float32, n)
 		for i := range logits {
 			logits[i] = float32(rng.IntN(8)) // many ties on purpose
@@ -161,6 +174,83 @@ func TestRankAndTopK(t *testing.T) {
 				}
 				break
 			}
+		}
+	}
+}
+
+// The AVX2 row passes against their Go loops, on rows of odd lengths: the
+// finished logits within float32 rounding of the float64 loop, the max,
+// the copy, the rank count and firstAbove exact, the lane sums within
+// float32 rounding (1e-6 of the sum of the terms' magnitudes) of float64
+// sums.
+func TestRowKernelsMatchGo(t *testing.T) {
+	if !vectorRows {
+		t.Skip("no vector row kernels on this CPU or build")
+	}
+	rng := rand.New(rand.NewPCG(8, 8))
+	for trial := 0; trial < 100; trial++ {
+		n := 1 + rng.IntN(1100)
+		row := func(scale float64) []float32 {
+			v := make([]float32, n)
+			for i := range v {
+				v[i] = float32(rng.NormFloat64() * scale)
+			}
+			return v
+		}
+		z, s, b, e, p := row(30), row(2), row(1), row(1), row(1)
+		for i := range e {
+			e[i], p[i] = float32(math.Abs(float64(e[i]))), float32(math.Abs(float64(p[i])))
+		}
+		mean, inv := rng.NormFloat64()*2, 0.1+rng.Float64()
+		got := make([]float32, n)
+		done := finishVector(got, z, s, b, float32(inv), float32(-mean*inv))
+		for k := 0; k < done; k++ {
+			want := (float64(z[k])-mean*float64(s[k]))*inv + float64(b[k])
+			if d := math.Abs(float64(got[k]) - want); d > 3e-7*(math.Abs(float64(z[k])*inv)+math.Abs(mean*float64(s[k])*inv)+math.Abs(float64(b[k]))) {
+				t.Fatalf("n %d: finished logit %d: %g, float64 %g", n, k, got[k], want)
+			}
+		}
+		v := z
+		cp := make([]float32, n)
+		if done, m := copyMaxVector(cp, v); done > 0 {
+			wantMax := slices.Max(v[:done])
+			if m != wantMax || !slices.Equal(cp[:done], v[:done]) {
+				t.Fatalf("n %d: copyMax %g, want %g (or the copy differs)", n, m, wantMax)
+			}
+		}
+		lt, shift := v[rng.IntN(n)], float32(rng.NormFloat64())
+		var lanes [3][8]float32
+		done, count := rowSumsVector(v, e, p, lt, shift, &lanes)
+		var wantCount int
+		var want, size, sum [3]float64 // size: Σ|term|, what float32 rounding scales with
+		for k := 0; k < done; k++ {
+			if v[k] > lt {
+				wantCount++
+			}
+			d := float64(v[k] - shift)
+			for i, term := range [3]float64{float64(e[k]), float64(e[k]) * d, float64(p[k]) * d} {
+				want[i] += term
+				size[i] += math.Abs(term)
+			}
+		}
+		for i := range sum {
+			for _, l := range lanes[i] {
+				sum[i] += float64(l)
+			}
+			if math.Abs(sum[i]-want[i]) > 1e-6*size[i] {
+				t.Fatalf("n %d: lane sum %d: %g, float64 %g", n, i, sum[i], want[i])
+			}
+		}
+		if count != wantCount {
+			t.Fatalf("n %d: count above %g: %d, want %d", n, lt, count, wantCount)
+		}
+		above := lt + float32(rng.Float64()*40)
+		wantAt := slices.IndexFunc(v, func(x float32) bool { return x > above })
+		if wantAt < 0 {
+			wantAt = n
+		}
+		if at := firstAbove(v, above); at != wantAt {
+			t.Fatalf("n %d: first above %g at %d, want %d", n, above, at, wantAt)
 		}
 	}
 }
