@@ -1,6 +1,7 @@
 package lens_test
 
 import (
+	"math/rand/v2"
 	"testing"
 
 	"vitlens/vit"
@@ -56,4 +57,49 @@ func benchLens(b *testing.B, m *vit.Model, img *vit.Tensor) {
 			}
 		})
 	}
+}
+
+// One token's row of a B/16-sized lens (1000 classes, dim 768) finished and
+// read out, the step a B/16 image repeats 9456 times (4 sites × 12 blocks ×
+// 197 tokens), and its parts.
+func BenchmarkRow(b *testing.B) {
+	c := vit.Config{ImageSize: 32, PatchSize: 16, Channels: 3, Dim: 768, Depth: 1, Heads: 12, MLPDim: 64,
+		Classes: 1000, QKVBias: true, LNEps: 1e-6, ClassToken: true, Pool: vit.PoolCLS}
+	m, err := vit.NewRandom(c, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := lens.NewProjector(m)
+	rng := rand.New(rand.NewPCG(1, 2))
+	h, ref := make([]float32, c.Dim), make([]float32, c.Classes)
+	for i := range h {
+		h[i] = float32(rng.NormFloat64())
+	}
+	for i := range ref {
+		ref[i] = float32(rng.NormFloat64() * 3)
+	}
+	z := p.Raw(nil, h, 1)
+	logits := make([]float32, c.Classes)
+	r := lens.NewRowReader(ref)
+	b.Run("finish", func(b *testing.B) {
+		for b.Loop() {
+			p.FinishRow(logits, z, h)
+		}
+	})
+	b.Run("normstats", func(b *testing.B) {
+		for b.Loop() {
+			vit.NormStats(h, 1e-6)
+		}
+	})
+	b.Run("stats", func(b *testing.B) {
+		for b.Loop() {
+			r.Stats(logits, 7)
+		}
+	})
+	top := make([]int32, 5)
+	b.Run("topk", func(b *testing.B) {
+		for b.Loop() {
+			lens.TopK(top, logits)
+		}
+	})
 }
