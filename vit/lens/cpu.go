@@ -200,9 +200,8 @@ func (c *CPU) foldedReadouts(tr *vit.Trace, n int, sites []vit.Site, translated 
 // (final: that token's).
 func (r *Readout) read(t int, logits []float32, target int, final klReference, sc *tokenScratch) {
 	lt := logits[target]
-	rank, h, kl := rowStats(logits, sc.exps, lt, final)
+	rank, h, kl := readRow(r.Top[t*r.K:(t+1)*r.K], logits, sc.exps, lt, final)
 	r.Rank[t], r.TargetLogit[t] = int32(rank), lt
-	TopK(r.Top[t*r.K:(t+1)*r.K], logits)
 	r.Entropy[t], r.KL[t] = float32(h), float32(kl)
 }
 

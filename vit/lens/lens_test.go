@@ -212,10 +212,19 @@ func TestRowKernelsMatchGo(t *testing.T) {
 		}
 		v := z
 		cp := make([]float32, n)
-		if done, m := copyMaxVector(cp, v); done > 0 {
-			wantMax := slices.Max(v[:done])
-			if m != wantMax || !slices.Equal(cp[:done], v[:done]) {
-				t.Fatalf("n %d: copyMax %g, want %g (or the copy differs)", n, m, wantMax)
+		var laneMax [8]float32
+		if done := copyMaxVector(cp, v, &laneMax); done > 0 {
+			for l := range laneMax {
+				want := v[l]
+				for i := l; i < done; i += 8 {
+					want = max(want, v[i])
+				}
+				if laneMax[l] != want {
+					t.Fatalf("n %d: lane %d max %g, want %g", n, l, laneMax[l], want)
+				}
+			}
+			if !slices.Equal(cp[:done], v[:done]) {
+				t.Fatalf("n %d: the copy differs", n)
 			}
 		}
 		lt, shift := v[rng.IntN(n)], float32(rng.NormFloat64())

@@ -2,6 +2,7 @@ package lens
 
 import (
 	"math"
+	"slices"
 
 	"vitlens/vit"
 )
@@ -24,7 +25,7 @@ type klReference struct {
 // newKLReference makes the reference of a row of logits into p (its
 // length; the reference keeps it).
 func newKLReference(p, logits []float32) klReference {
-	m := copyMax(p, logits)
+	m, _ := copyMax(p, logits)
 	s := vit.ExpShift(p, m)
 	lse := math.Log(s)
 	inv := float32(1 / s)
@@ -37,11 +38,11 @@ func newKLReference(p, logits []float32) klReference {
 	return r
 }
 
-// rowStats reads one row of logits: the target's rank (the classes whose
-// logit is strictly above the target's, lt), the entropy of
-// q = softmax(logits) and KL(ref ‖ q), in nats. exps is scratch of the
-// row's length. With m the row's max, e = exp(logits−m) (vit.ExpShift,
-// float32) and lse = log Σe:
+// readRow reads one row of logits: the k = len(top) best classes into top
+// (as TopK), the target's rank (the classes whose logit is strictly above
+// the target's, lt), the entropy of q = softmax(logits) and KL(ref ‖ q), in
+// nats. exps is scratch of the row's length. With m the row's max,
+// e = exp(logits−m) (vit.ExpShift, float32) and lse = log Σe:
 //
 //	H(q) = lse − Σe·(logits−m)/Σe,  KL = Σp·log p − Σp·(logits−m) + Σp·lse.
 //
@@ -49,8 +50,9 @@ func newKLReference(p, logits []float32) klReference {
 // entropy and KL carry the float32 exponential's relative 1e-6 on lse and
 // on the sums, about 1e-6 of the logits' spread, not float64's 1e-15
 // (EntropyKL of LogSoftmax is the float64 twin; the tests bound the gap).
-func rowStats(logits, exps []float32, lt float32, ref klReference) (rank int, entropy, kl float64) {
-	m := copyMax(exps, logits)
+func readRow(top []int32, logits, exps []float32, lt float32, ref klReference) (rank int, entropy, kl float64) {
+	m, laneMax := copyMax(exps, logits)
+	topKAtLeast(top, logits, kthLargest(laneMax, len(top)))
 	vit.ExpShift(exps, m) // its sum is taken again below with the other two, lane by lane
 	var lanes [3][8]float32
 	done, rank := rowSumsVector(logits, exps, ref.p, lt, m, &lanes)
@@ -74,17 +76,66 @@ func rowStats(logits, exps []float32, lt float32, ref klReference) (rank int, en
 	return rank, max(lse-sv/s, 0), max(ref.pLogP-pv+ref.sumP*lse, 0)
 }
 
-// copyMax copies src into dst and returns its largest element.
-func copyMax(dst, src []float32) float32 {
-	done, m := copyMaxVector(dst, src)
+// copyMax copies src into dst and returns its largest element, and the
+// largest of each of eight interleaved lanes (lane l: the src[i] with
+// i ≡ l mod 8; -Inf where a lane is empty).
+func copyMax(dst, src []float32) (m float32, lanes [8]float32) {
+	done := copyMaxVector(dst, src, &lanes)
 	if done == 0 {
-		m = float32(math.Inf(-1))
+		lanes = [8]float32{}
+		for l := range lanes {
+			lanes[l] = float32(math.Inf(-1))
+		}
 	}
 	for k := done; k < len(src); k++ {
 		dst[k] = src[k]
-		m = max(m, src[k])
+		lanes[k%8] = max(lanes[k%8], src[k])
 	}
-	return m
+	m = lanes[0]
+	for _, v := range lanes[1:] {
+		m = max(m, v)
+	}
+	return m, lanes
+}
+
+// kthLargest is the k-th largest lane maximum, a floor under the k-th
+// largest logit (k lanes each hold a logit at least that large); -Inf when
+// k exceeds the lanes.
+func kthLargest(lanes [8]float32, k int) float32 {
+	if k > len(lanes) {
+		return float32(math.Inf(-1))
+	}
+	slices.Sort(lanes[:])
+	return lanes[len(lanes)-k]
+}
+
+// topKAtLeast is TopK given a floor no larger than the k-th largest logit:
+// every top-k class then has a logit ≥ floor, and only those are inserted,
+// found by firstAbove's vector scan. A row costs one scan and about as many
+// insertions as classes above the floor (a handful), instead of one per new
+// best-so-far from the row's start.
+func topKAtLeast(dst []int32, logits []float32, floor float32) {
+	if !(floor > float32(math.Inf(-1))) { // also NaN
+		TopK(dst, logits)
+		return
+	}
+	k := len(dst)
+	n := 0
+	above := math.Nextafter32(floor, float32(math.Inf(-1))) // v > above ⟺ v ≥ floor
+	for c := 0; c < len(logits); c++ {
+		c += firstAbove(logits[c:], above)
+		if c == len(logits) {
+			break
+		}
+		n = min(n+1, k)
+		insertTop(dst[:n], logits, c)
+		if n == k {
+			above = logits[dst[k-1]]
+		}
+	}
+	for i := n; i < k; i++ {
+		dst[i] = -1 // only when the floor was above the k-th largest
+	}
 }
 
 // firstAbove is the index of the first v[i] > above, len(v) when none is.

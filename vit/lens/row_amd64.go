@@ -8,7 +8,7 @@ import "vitlens/vit"
 func finishAVX2(dst, z, s, b *float32, n int, inv, negMeanInv float32)
 
 //go:noescape
-func copyMaxAVX2(dst, src *float32, n int) float32
+func copyMaxAVX2(dst, src *float32, n int, lanes *[8]float32)
 
 //go:noescape
 func rowSumsAVX2(v, e, p *float32, n int, above, shift float32, lanes *[3][8]float32) int
@@ -34,13 +34,14 @@ func finishVector(dst, z, s, b []float32, inv, negMeanInv float32) int {
 	return n
 }
 
-func copyMaxVector(dst, src []float32) (int, float32) {
+func copyMaxVector(dst, src []float32, lanes *[8]float32) int {
 	n := len(src) &^ 7
 	if !vectorRows || n == 0 {
-		return 0, 0
+		return 0
 	}
 	_ = dst[n-1]
-	return n, copyMaxAVX2(&dst[0], &src[0], n)
+	copyMaxAVX2(&dst[0], &src[0], n, lanes)
+	return n
 }
 
 func rowSumsVector(v, e, p []float32, above, shift float32, lanes *[3][8]float32) (done, count int) {

@@ -38,13 +38,15 @@ done:
 	VZEROUPPER
 	RET
 
-// func copyMaxAVX2(dst, src *float32, n int) float32
+// func copyMaxAVX2(dst, src *float32, n int, lanes *[8]float32)
 //
-// dst = src and the largest of them (n ≥ 8).
-TEXT ·copyMaxAVX2(SB), NOSPLIT, $0-28
+// dst = src and, per lane, the largest of src (n ≥ 8): lane l holds the
+// max of the src[i] with i ≡ l mod 8.
+TEXT ·copyMaxAVX2(SB), NOSPLIT, $0-32
 	MOVQ    dst+0(FP), DI
 	MOVQ    src+8(FP), SI
 	MOVQ    n+16(FP), CX
+	MOVQ    lanes+24(FP), DX
 	SHRQ    $3, CX
 	VMOVUPS (SI), Y7
 
@@ -57,13 +59,7 @@ loop:
 	DECQ    CX
 	JNZ     loop
 
-	VEXTRACTF128 $1, Y7, X1
-	VMAXPS       X1, X7, X7
-	VPERMILPS    $0x4e, X7, X1 // lanes 2,3,0,1
-	VMAXPS       X1, X7, X7
-	VPERMILPS    $0xb1, X7, X1 // lanes 1,0,3,2
-	VMAXPS       X1, X7, X7
-	VMOVSS       X7, ret+24(FP)
+	VMOVUPS Y7, (DX)
 	VZEROUPPER
 	RET
 

@@ -6,7 +6,7 @@ package lens
 
 func finishVector(dst, z, s, b []float32, inv, negMeanInv float32) int { return 0 }
 
-func copyMaxVector(dst, src []float32) (int, float32) { return 0, 0 }
+func copyMaxVector(dst, src []float32, lanes *[8]float32) int { return 0 }
 
 func rowSumsVector(v, e, p []float32, above, shift float32, lanes *[3][8]float32) (done, count int) {
 	return 0, 0

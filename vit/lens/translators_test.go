@@ -3,6 +3,7 @@ package lens
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -109,14 +110,14 @@ func TestEntropyKLByHand(t *testing.T) {
 	}
 }
 
-// rowStats (float32 exponentials and lanes) against its float64 twin,
-// EntropyKL of LogSoftmax, and Rank, on flat and peaked rows of odd
-// lengths (vector body and tail), a reference that all but rules a class
-// out, and with the vector kernels on and off. Entropy and KL are within
+// readRow (float32 exponentials and lanes) against its float64 twin,
+// EntropyKL of LogSoftmax, and Rank and TopK, on flat and peaked rows of
+// odd lengths (vector body and tail), a reference that all but rules a
+// class out, and with the vector kernels on and off. Entropy and KL are within
 // 2e-6·(1 + the logits' scale) nats of the twin: the float32 exponential
 // (relative 8.4e-7) and float32 sums of about n/8 terms, each error a
 // fraction of the logits' spread (docs/method.md states the precision).
-func TestRowStatsMatchesTwin(t *testing.T) {
+func TestReadRowMatchesTwin(t *testing.T) {
 	for _, vector := range []bool{true, false} {
 		saved := vectorRows
 		vectorRows = vectorRows && vector
@@ -133,14 +134,24 @@ func TestRowStatsMatchesTwin(t *testing.T) {
 				if n > 2 {
 					ref[0] = -1e4 // a class the reference all but rules out
 				}
+				if trial%4 == 0 { // ties, at the top too
+					for i := range logits {
+						logits[i] = float32(math.Round(float64(logits[i])))
+					}
+				}
 				logp, logq := make([]float64, n), make([]float64, n)
 				LogSoftmax(logp, ref)
 				LogSoftmax(logq, logits)
 				wantH, wantKL := EntropyKL(logq, logp)
 				target := rng.IntN(n)
-				rank, h, kl := rowStats(logits, make([]float32, n), logits[target], newKLReference(make([]float32, n), ref))
+				k := []int{1, 5, 8, 9}[trial%4]
+				top, want := make([]int32, k), make([]int32, k)
+				rank, h, kl := readRow(top, logits, make([]float32, n), logits[target], newKLReference(make([]float32, n), ref))
 				if want := Rank(logits, target); rank != want {
 					t.Fatalf("vector=%v n %d: rank %d, Rank %d", vector, n, rank, want)
+				}
+				if TopK(want, logits); !slices.Equal(top, want) {
+					t.Fatalf("vector=%v n %d: top-%d %v, TopK %v", vector, n, k, top, want)
 				}
 				tol := 2e-6 * (1 + scale)
 				if math.Abs(h-wantH) > tol || math.Abs(kl-wantKL) > tol {
