@@ -113,7 +113,11 @@ func (c *CPU) analyzeOne(img *vit.Tensor, keep []int, target int, req Request) (
 		for si, s := range req.Sites {
 			for b := 0; b < depth; b++ {
 				logits := translated(s, b)
-				if logits == nil {
+				switch {
+				case logits != nil:
+				case s == vit.SiteHS && b == depth-1:
+					logits = finalLogits // the KL reference's own product, not made twice
+				default:
 					logits = c.proj.Direct(tr.Site(s, b).Data, n)
 				}
 				r := &res.Readouts[si*depth+b]
