@@ -95,7 +95,7 @@ func New(web fs.FS, logf func(string, ...any)) (*site.Site, error) {
 		return nil, err
 	}
 	return site.New(site.Config{Web: web, Demo: public.Files, DemoDir: public.DemoWebDir,
-		Pages: Handler(version, size), Version: version, Logf: logf})
+		Pages: Handler(version, size), Version: version, Logf: logf, CompressPages: true})
 }
 
 // WriteStatic writes the app as a static site into dir: go-app's page and

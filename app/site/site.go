@@ -34,6 +34,10 @@ type Config struct {
 	Version string
 	// Logf reports background work (compression); nil is quiet.
 	Logf func(format string, args ...any)
+	// CompressPages compresses Pages' answers (brotli or gzip, as the client
+	// accepts), for a server that is the origin; hosts in front that
+	// compress themselves (Cloudflare) leave it off.
+	CompressPages bool
 }
 
 // Site is the app's HTTP handler.
@@ -68,6 +72,9 @@ func New(cfg Config) (*Site, error) {
 		return nil, errors.New("site: no Pages handler")
 	}
 	s := &Site{version: cfg.Version, pages: cfg.Pages}
+	if cfg.CompressPages {
+		s.pages = &compressedPages{next: cfg.Pages}
+	}
 	if cfg.Web != nil {
 		var err error
 		if s.assets, err = loadAssets(cfg.Web, cfg.Demo, cfg.DemoDir); err != nil {

@@ -1,11 +1,17 @@
 package site
 
 import (
+	"bytes"
+	"compress/gzip"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"github.com/andybalholm/brotli"
 )
 
 func TestAcceptsEncoding(t *testing.T) {
@@ -66,5 +72,71 @@ func TestStaticPages(t *testing.T) {
 	}
 	if !strings.Contains(HeadersFile(), CSP) {
 		t.Error("_headers lacks the CSP")
+	}
+}
+
+// The origin server compresses what go-app's handler answers (app.js,
+// wasm_exec.js, the page), as the client accepts, and leaves the rest alone.
+func TestCompressPages(t *testing.T) {
+	script := strings.Repeat("function f() { return 1 }\n", 200)
+	files := fstest.MapFS{
+		"index.html":           &fstest.MapFile{Data: []byte("<p>tiny</p>")},
+		"app.js":               &fstest.MapFile{Data: []byte(script)},
+		"app-worker.js":        &fstest.MapFile{Data: []byte("self.x = 1")},
+		"wasm_exec.js":         &fstest.MapFile{Data: []byte("")},
+		"manifest.webmanifest": &fstest.MapFile{Data: []byte("{}")},
+		"app.css":              &fstest.MapFile{Data: []byte("")},
+	}
+	pages, err := StaticPages(files, "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{Pages: pages, Version: "v1", CompressPages: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		path, accept, range_, enc string
+	}{
+		{"/app.js", "gzip, deflate, br", "", "br"},
+		{"/app.js", "gzip", "", "gzip"},
+		{"/app.js", "br;q=0", "", ""},
+		{"/app.js", "br", "bytes=0-9", ""},
+		{"/", "br", "", ""}, // under 512 bytes: not worth it
+		{"/missing", "br", "", ""},
+	} {
+		req := httptest.NewRequest(http.MethodGet, c.path, nil)
+		req.Header.Set("Accept-Encoding", c.accept)
+		if c.range_ != "" {
+			req.Header.Set("Range", c.range_)
+		}
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, req)
+		if got := rec.Header().Get("Content-Encoding"); got != c.enc {
+			t.Errorf("%s (%q, range %q): Content-Encoding %q, want %q", c.path, c.accept, c.range_, got, c.enc)
+			continue
+		}
+		body := rec.Body.Bytes()
+		switch c.enc {
+		case "br":
+			body, err = io.ReadAll(brotli.NewReader(bytes.NewReader(body)))
+		case "gzip":
+			var zr *gzip.Reader
+			if zr, err = gzip.NewReader(bytes.NewReader(body)); err == nil {
+				body, err = io.ReadAll(zr)
+			}
+		}
+		if err != nil {
+			t.Fatalf("%s: decoding %s: %v", c.path, c.enc, err)
+		}
+		if c.path == "/app.js" && c.range_ == "" && string(body) != script {
+			t.Errorf("%s (%q): body changed by the round trip", c.path, c.accept)
+		}
+		if c.enc != "" && rec.Header().Get("Content-Length") != strconv.Itoa(rec.Body.Len()) {
+			t.Errorf("%s: Content-Length %s for %d bytes", c.path, rec.Header().Get("Content-Length"), rec.Body.Len())
+		}
+		if !strings.Contains(rec.Header().Get("Content-Security-Policy"), "'wasm-unsafe-eval'") {
+			t.Errorf("%s: no CSP", c.path)
+		}
 	}
 }
