@@ -8,6 +8,7 @@ import (
 
 	"vitlens/vit"
 	"vitlens/vit/activations"
+	"vitlens/vit/activations/cacherun"
 	"vitlens/vit/dataset"
 	"vitlens/vit/experiment"
 	"vitlens/vit/results"
@@ -77,7 +78,7 @@ func runCache(args []string, stdout io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "cache: %d images (%d skipped, %d chunks resumed) -> %s (tensors in %s/%s/, images table)\n",
-		st.Images, st.Skipped, st.ResumedChunks, o.out.Dir(), "files", activations.FileKind)
+		st.Images, st.Skipped, st.ResumedChunks, o.out.Dir(), "files", cacherun.FileKind)
 	return nil
 }
 
@@ -126,7 +127,7 @@ func cacheChunk(o *openedRun, hooks []vit.Hook, positions []int, dtype activatio
 	if err != nil {
 		return 0, 0, err
 	}
-	if err := o.out.WriteChunkFile(activations.FileKind, ".safetensors", k, int64(len(rows)), func(w io.Writer) error {
+	if err := o.out.WriteChunkFile(cacherun.FileKind, ".safetensors", k, int64(len(rows)), func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
 	}); err != nil {

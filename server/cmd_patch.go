@@ -16,7 +16,7 @@ import (
 	"strings"
 
 	"vitlens/vit"
-	"vitlens/vit/activations"
+	"vitlens/vit/activations/cacherun"
 	"vitlens/vit/bundle"
 	"vitlens/vit/patching"
 )
@@ -293,7 +293,7 @@ func patchSource(b *bundle.Bundle, r patching.Run, hooks []vit.Hook, refs, meanF
 	case r.Mode == patching.ModePatch, r.Mode == patching.ModeZero:
 		return nil, nil
 	case meanFrom != "":
-		means, _, err := activations.Mean(meanFrom, b.Model.Config, hooks)
+		means, _, err := cacherun.Mean(meanFrom, b.Model.Config, hooks)
 		if err != nil {
 			return nil, fmt.Errorf("--mean-from: %w", err)
 		}

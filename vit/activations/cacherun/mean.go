@@ -1,4 +1,8 @@
-package activations
+// Package cacherun reads the runs of `vitlens cache`: its safetensors
+// chunks and the dataset means that `vitlens patch --mode mean` patches in.
+// It is apart from package activations, which the web app imports, so that
+// the app does not carry the results package (and its S3 client).
+package cacherun
 
 import (
 	"fmt"
@@ -7,6 +11,7 @@ import (
 	"strings"
 
 	"vitlens/vit"
+	"vitlens/vit/activations"
 	"vitlens/vit/checkpoint"
 	"vitlens/vit/results"
 )
@@ -33,7 +38,7 @@ func Mean(dir string, c vit.Config, hooks []vit.Hook) (map[vit.Hook]*vit.Tensor,
 	if m.Config != c {
 		return nil, 0, fmt.Errorf("%s was cached from another architecture (%s): give the same --model", dir, m.ModelPath)
 	}
-	if m.Params["tokens"] != string(AllTokens) {
+	if m.Params["tokens"] != string(activations.AllTokens) {
 		return nil, 0, fmt.Errorf("%s kept --tokens %s: means to patch with need a cache run with --tokens all", dir, m.Params["tokens"])
 	}
 	cached := strings.Split(m.Params["hooks"], ",")
