@@ -140,3 +140,54 @@ func TestCompressPages(t *testing.T) {
 		}
 	}
 }
+
+// A brotli form made at build time (NAME.br) is served as NAME's, but only
+// when it decodes to NAME; it is never published under its own name.
+func TestPrecompressedBrotli(t *testing.T) {
+	raw := []byte(strings.Repeat("(module (func $f (result i32) i32.const 42))\n", 400))
+	compress := func(data []byte) []byte {
+		var out bytes.Buffer
+		w := brotli.NewWriterLevel(&out, 11)
+		w.Write(data)
+		w.Close()
+		return out.Bytes()
+	}
+	good, stale := compress(raw), compress(append([]byte("older build "), raw...))
+	for _, c := range []struct {
+		name     string
+		br       []byte
+		prebuilt bool
+	}{{"matching", good, true}, {"stale", stale, false}, {"corrupt", good[:len(good)/2], false}} {
+		web := fstest.MapFS{
+			"app.wasm":    &fstest.MapFile{Data: raw},
+			"app.wasm.br": &fstest.MapFile{Data: c.br},
+		}
+		a, err := loadAssets(web, nil, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.files["app.wasm.br"] != nil {
+			t.Errorf("%s: app.wasm.br is published as a file", c.name)
+		}
+		a.compressAll(nil)
+		a.WaitCompressed()
+		f := a.files["app.wasm"]
+		if f.prebuilt != c.prebuilt {
+			t.Errorf("%s: prebuilt %v, want %v", c.name, f.prebuilt, c.prebuilt)
+		}
+		req := httptest.NewRequest(http.MethodGet, "/web/app.wasm", nil)
+		req.Header.Set("Accept-Encoding", "br")
+		rec := httptest.NewRecorder()
+		a.serve(rec, req, "app.wasm", "no-cache")
+		if rec.Header().Get("Content-Encoding") != "br" {
+			t.Fatalf("%s: not served as brotli", c.name)
+		}
+		if c.prebuilt && !bytes.Equal(rec.Body.Bytes(), good) {
+			t.Errorf("%s: the build's brotli form is not the one served", c.name)
+		}
+		got, err := io.ReadAll(brotli.NewReader(rec.Body))
+		if err != nil || !bytes.Equal(got, raw) {
+			t.Errorf("%s: served brotli does not decode to app.wasm (%v)", c.name, err)
+		}
+	}
+}
