@@ -3,13 +3,11 @@ package gpu
 import (
 	"math"
 	"math/rand/v2"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"vitlens/vit"
-	"vitlens/vit/checkpoint"
 	"vitlens/vit/patching"
 	"vitlens/vit/vittest"
 )
@@ -95,19 +93,8 @@ func TestPatchingMatchesCPUAndTorch(t *testing.T) {
 	for _, name := range []string{"tiny", "odd", "ls_reg"} {
 		t.Run(name, func(t *testing.T) {
 			g := vittest.Load(t, name, "hooks.safetensors")
-			dir, err := vittest.ReferenceDir()
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, err := vittest.Load(t, name).Config()
-			if err != nil {
-				t.Fatal(err)
-			}
-			m, _, err := checkpoint.Load(filepath.Join(dir, name, "timm.safetensors"), checkpoint.Options{Override: &c})
-			if err != nil {
-				t.Fatal(err)
-			}
-			c = m.Config
+			m := vittest.LoadTimmModel(t, name)
+			c := m.Config
 			metric, err := patching.ParseMetric(g.Meta["metric"], c.Classes)
 			if err != nil {
 				t.Fatal(err)

@@ -26,20 +26,12 @@ const goldenTol = 1e-5
 // golden's config, then the head file head ("" for none).
 func loadModel(t *testing.T, folder, head string) *vit.Model {
 	t.Helper()
-	dir, err := vittest.ReferenceDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := vittest.Load(t, folder).Config()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Classes = 0 // clip's golden counts its head file's classes; the tensors say
-	m, _, err := checkpoint.Load(filepath.Join(dir, folder, "timm.safetensors"), checkpoint.Options{Override: &c})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := vittest.LoadTimmModel(t, folder)
 	if head != "" {
+		dir, err := vittest.ReferenceDir()
+		if err != nil {
+			t.Fatal(err)
+		}
 		data, err := os.ReadFile(filepath.Join(dir, folder, head))
 		if err != nil {
 			t.Fatal(err)

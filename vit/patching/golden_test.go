@@ -9,12 +9,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"vitlens/vit"
-	"vitlens/vit/checkpoint"
 	"vitlens/vit/dla"
 	"vitlens/vit/patching"
 	"vitlens/vit/vittest"
@@ -36,18 +34,7 @@ type fixture struct {
 func load(t *testing.T, name string) fixture {
 	t.Helper()
 	g := vittest.Load(t, name, "hooks.safetensors")
-	dir, err := vittest.ReferenceDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := vittest.Load(t, name).Config()
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, _, err := checkpoint.Load(filepath.Join(dir, name, "timm.safetensors"), checkpoint.Options{Override: &c})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := vittest.LoadTimmModel(t, name)
 	metric, err := patching.ParseMetric(g.Meta["metric"], m.Config.Classes)
 	if err != nil {
 		t.Fatal(err)
