@@ -295,6 +295,16 @@ def hf_clip(m, c, opts, x, readout, taps):
 HF_EXPORTS = {"dinov2": hf_dinov2, "clip": hf_clip}
 
 
+def load_timm(name):
+    """The fixture's TimmViT with the weights make() wrote, in eval mode, with its
+    config and input seed (for the scripts that hook it: hooks, DLA)."""
+    seed, opts = FIXTURES[name]
+    m = TimmViT(**TINY, **opts)
+    sd = safetensors_io.load(os.path.join(make_golden.OUT, name, "timm.safetensors"))[0]
+    m.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in sd.items()})
+    return m.eval(), TINY, seed
+
+
 def config_json(c, opts):
     return json.dumps({
         "image_size": c["image_size"], "patch_size": c["patch_size"], "channels": 3,

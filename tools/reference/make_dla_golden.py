@@ -107,12 +107,7 @@ def torchvision_fixture(name):
 
 
 def timm_fixture(name, head_file):
-    seed, opts = make_backbones.FIXTURES[name]
-    c = make_backbones.TINY
-    m = make_backbones.TimmViT(**c, **opts)
-    sd = safetensors_io.load(os.path.join(make_golden.OUT, name, "timm.safetensors"))[0]
-    m.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in sd.items()})
-    m.eval()
+    m, c, seed = make_backbones.load_timm(name)
     x = make_golden.inputs(c, seed)
     heads = c["num_heads"]
     cap = {}
