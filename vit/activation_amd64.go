@@ -12,6 +12,9 @@ import (
 func geluAVX2(x *float32, n int, c *[8]float32)
 
 //go:noescape
+func epilogue16AVX2(c *float32, ldc, rows int, bias *float32, gelu bool, t *[8]float32)
+
+//go:noescape
 func expShiftAVX2(x *float32, n int, shift float32, c *[8]float32) float32
 
 // vectorActivations: GELU and the softmax's exponentials in AVX2/FMA, on
@@ -64,4 +67,20 @@ func expShiftVector(x []float32, shift float32) (int, float64) {
 		return 0, 0
 	}
 	return n, float64(expShiftAVX2(&x[0], n, shift, &expTable[0]))
+}
+
+// epilogueVector runs the GEMM's epilogue (bias, then GELU when gelu is set)
+// on `rows` rows of 16 floats of c (row stride ldc) in the vector kernel,
+// and reports whether it did; bias is nil or 16 floats.
+func epilogueVector(c []float32, ldc, rows int, bias []float32, gelu bool) bool {
+	if !vectorActivations || rows == 0 {
+		return false
+	}
+	_ = c[(rows-1)*ldc+15]
+	var b *float32
+	if bias != nil {
+		b = &bias[:16][0]
+	}
+	epilogue16AVX2(&c[0], ldc, rows, b, gelu, &geluTable[0])
+	return true
 }

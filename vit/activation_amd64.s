@@ -1,10 +1,35 @@
 #include "textflag.h"
 
+// GELU_Y applies GELU to the eight floats of register x, by the same
+// rational erf as Erf32 (Horner with FMAs; DX points at geluTable, each
+// constant in eight lanes), with z, z2, p, q as temporaries.
+#define GELU_Y(x, z, z2, p, q) \
+	VMULPS      384(DX), x, z; \
+	VMINPS      416(DX), z, z; \
+	VMAXPS      448(DX), z, z; \
+	VMULPS      z, z, z2; \
+	VMOVUPS     (DX), p; \
+	VFMADD213PS 32(DX), z2, p; \
+	VFMADD213PS 64(DX), z2, p; \
+	VFMADD213PS 96(DX), z2, p; \
+	VFMADD213PS 128(DX), z2, p; \
+	VFMADD213PS 160(DX), z2, p; \
+	VFMADD213PS 192(DX), z2, p; \
+	VMOVUPS     224(DX), q; \
+	VFMADD213PS 256(DX), z2, q; \
+	VFMADD213PS 288(DX), z2, q; \
+	VFMADD213PS 320(DX), z2, q; \
+	VFMADD213PS 352(DX), z2, q; \
+	VMULPS      z, p, p; \
+	VDIVPS      q, p, p; \
+	VADDPS      512(DX), p, p; \
+	VMULPS      480(DX), x, x; \
+	VMULPS      p, x, x
+
 // func geluAVX2(x *float32, n int, c *[8]float32)
 //
-// GELU in place on n floats (n a multiple of 8), eight at a time, by the
-// same rational erf as Erf32 (Horner with FMAs; c holds each constant in
-// eight lanes: geluTable). The Go loop of GELU is its twin.
+// GELU in place on n floats (n a multiple of 8), eight at a time (GELU_Y).
+// The Go loop of GELU is its twin.
 TEXT ·geluAVX2(SB), NOSPLIT, $0-24
 	MOVQ x+0(FP), SI
 	MOVQ n+8(FP), CX
@@ -13,34 +38,61 @@ TEXT ·geluAVX2(SB), NOSPLIT, $0-24
 	JZ   done
 
 loop:
-	VMOVUPS     (SI), Y0
-	VMULPS      384(DX), Y0, Y1 // z = x/√2
-	VMINPS      416(DX), Y1, Y1 // clamp to [-4, 4]
-	VMAXPS      448(DX), Y1, Y1
-	VMULPS      Y1, Y1, Y2      // z²
-	VMOVUPS     (DX), Y3        // numerator, Horner in z²
-	VFMADD213PS 32(DX), Y2, Y3
-	VFMADD213PS 64(DX), Y2, Y3
-	VFMADD213PS 96(DX), Y2, Y3
-	VFMADD213PS 128(DX), Y2, Y3
-	VFMADD213PS 160(DX), Y2, Y3
-	VFMADD213PS 192(DX), Y2, Y3
-	VMOVUPS     224(DX), Y4     // denominator
-	VFMADD213PS 256(DX), Y2, Y4
-	VFMADD213PS 288(DX), Y2, Y4
-	VFMADD213PS 320(DX), Y2, Y4
-	VFMADD213PS 352(DX), Y2, Y4
-	VMULPS      Y1, Y3, Y3
-	VDIVPS      Y4, Y3, Y3      // erf(z)
-	VADDPS      512(DX), Y3, Y3 // 1 + erf
-	VMULPS      480(DX), Y0, Y0 // x/2
-	VMULPS      Y3, Y0, Y0
-	VMOVUPS     Y0, (SI)
-	ADDQ        $32, SI
-	DECQ        CX
-	JNZ         loop
+	VMOVUPS (SI), Y0
+	GELU_Y(Y0, Y1, Y2, Y3, Y4)
+	VMOVUPS Y0, (SI)
+	ADDQ    $32, SI
+	DECQ    CX
+	JNZ     loop
 
 done:
+	VZEROUPPER
+	RET
+
+// func epilogue16AVX2(c *float32, ldc, rows int, bias *float32, gelu bool, t *[8]float32)
+//
+// The GEMM's epilogue on one finished tile of `rows` rows of 16 floats (row
+// stride ldc floats) in one call: add bias[0:16] to each row when bias is
+// not nil, then GELU (GELU_Y) when gelu is set. Per row, it replaces two Go
+// calls on 16 floats each (Add, then GELU's vector loop). epilogue.apply's
+// Go loop is its twin.
+TEXT ·epilogue16AVX2(SB), NOSPLIT, $0-48
+	MOVQ    c+0(FP), SI
+	MOVQ    ldc+8(FP), R8
+	SHLQ    $2, R8 // bytes
+	MOVQ    rows+16(FP), CX
+	MOVQ    bias+24(FP), AX
+	MOVBLZX gelu+32(FP), BX
+	MOVQ    t+40(FP), DX
+	TESTQ   CX, CX
+	JZ      edone
+	TESTQ   AX, AX
+	JZ      erow
+	VMOVUPS (AX), Y8
+	VMOVUPS 32(AX), Y9
+
+erow:
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y5
+	TESTQ   AX, AX
+	JZ      egelu
+	VADDPS  Y8, Y0, Y0
+	VADDPS  Y9, Y5, Y5
+
+egelu:
+	TESTQ   BX, BX
+	JZ      estore
+	GELU_Y(Y0, Y1, Y2, Y3, Y4)
+	GELU_Y(Y5, Y6, Y7, Y10, Y11)
+
+estore:
+	VMOVUPS Y0, (SI)
+	VMOVUPS Y5, 32(SI)
+	ADDQ    R8, SI
+	DECQ    CX
+	JNZ     erow
+
+edone:
 	VZEROUPPER
 	RET
 

@@ -34,7 +34,8 @@ var benchModels = map[string]func() (*Model, error){
 // BenchmarkForward times ViT-B/16 and B/32 forwards (random weights) on
 // batches of 1 and 8 images, the images of a batch in parallel over
 // GOMAXPROCS goroutines as lens.CPU runs them; ms/image (of the best batch)
-// is the figure tools/bench/compare_torch.py reads.
+// is the figure tools/bench/compare_torch.py reads; cpu-ms/image is the
+// process's CPU time (all threads) per image of the best batch.
 func BenchmarkForward(b *testing.B) {
 	for _, model := range []string{"B16", "B32"} {
 		for _, batch := range []int{1, 8} {
@@ -49,14 +50,20 @@ func BenchmarkForward(b *testing.B) {
 				if _, err := m.Forward(img, Options{}); err != nil { // packs the weights
 					b.Fatal(err)
 				}
-				best := math.Inf(1) // best batch: other jobs only ever slow one down
+				// Best batch, in wall and in CPU time: other jobs only ever
+				// slow one down.
+				best, bestCPU := math.Inf(1), math.Inf(1)
 				for b.Loop() {
-					start := time.Now()
+					start, cpu := time.Now(), processCPU()
 					forwardBatch(b, m, img, batch)
 					best = min(best, time.Since(start).Seconds())
+					bestCPU = min(bestCPU, processCPU()-cpu)
 				}
 				perImage := best / float64(batch)
 				b.ReportMetric(perImage*1e3, "ms/image")
+				if bestCPU > 0 {
+					b.ReportMetric(bestCPU/float64(batch)*1e3, "cpu-ms/image")
+				}
 				b.ReportMetric(forwardFLOPs(c)/perImage/1e9, "GFLOP/s")
 			})
 		}
@@ -136,6 +143,35 @@ func BenchmarkMatMul(b *testing.B) {
 		}
 		b.Run(s.name+"/scalar2x4", func(b *testing.B) {
 			timed(b, func() { matMulTScalar(out, x, w, s.m, s.n, s.k) })
+		})
+	}
+}
+
+// BenchmarkMicroKernel runs each micro-kernel alone on one A and one B
+// micro-panel (kc = gemmKC: 6 KiB and 16 KiB, both in L1) into one C tile,
+// 1000 calls a round: the kernel's own ceiling, with no cache misses and no
+// packing, to read BenchmarkMatMul's figures against.
+func BenchmarkMicroKernel(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	a, bp := randSlice(rng, gemmKC*gemmMR), randSlice(rng, gemmKC*gemmNR)
+	c := make([]float32, gemmMR*gemmNR)
+	const calls = 1000
+	flops := 2 * float64(gemmMR*gemmNR*gemmKC) * calls
+	for _, kern := range kernels {
+		b.Run(kern.name, func(b *testing.B) {
+			best := math.Inf(1)
+			for b.Loop() {
+				start := time.Now()
+				for range calls {
+					kern.run(&a[0], &bp[0], &c[0], gemmKC, gemmNR, true)
+				}
+				best = min(best, time.Since(start).Seconds())
+			}
+			gflops := flops / best / 1e9
+			b.ReportMetric(gflops, "GFLOP/s")
+			if peak := corePeak(); peak > 0 {
+				b.ReportMetric(100*gflops/peak, "%peak")
+			}
 		})
 	}
 }

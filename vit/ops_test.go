@@ -163,4 +163,36 @@ func TestVectorActivationsMatchGo(t *testing.T) {
 	if math.Abs(sum-want) > 1e-6*want {
 		t.Fatalf("sum of exponentials: vector %g, Go %g", sum, want)
 	}
+	// The GEMM's tile epilogue: bias and/or GELU on 1-6 rows of 16 floats
+	// with a row stride, against the scalar formulas; nothing else written.
+	const ldc = 21
+	bias := randSlice(rng, gemmNR)
+	for rows := 1; rows <= gemmMR; rows++ {
+		for _, withBias := range []bool{false, true} {
+			for _, gelu := range []bool{false, true} {
+				tile := append([]float32(nil), x[:gemmMR*ldc]...)
+				var b []float32
+				if withBias {
+					b = bias
+				}
+				if !epilogueVector(tile, ldc, rows, b, gelu) {
+					t.Skip("no vector epilogue in this build")
+				}
+				for i, v := range x[:gemmMR*ldc] {
+					r, j := i/ldc, i%ldc
+					if r < rows && j < gemmNR {
+						if withBias {
+							v += bias[j]
+						}
+						if gelu {
+							v = 0.5 * v * (1 + Erf32(v*invSqrt2))
+						}
+					}
+					if d := math.Abs(float64(tile[i] - v)); d > 1e-6*math.Max(1, math.Abs(float64(v))) {
+						t.Fatalf("epilogue rows=%d bias=%v gelu=%v: [%d,%d] = %g, Go %g", rows, withBias, gelu, r, j, tile[i], v)
+					}
+				}
+			}
+		}
+	}
 }
