@@ -8,6 +8,9 @@ import "golang.org/x/sys/cpu"
 func gemm6x16AVX2(a, b, c *float32, kc, ldc int, accumulate bool)
 
 //go:noescape
+func prefetchAVX2(p *float32, lines int)
+
+//go:noescape
 func fmaPeakAVX2(iters int)
 
 // fmaPeak runs the FMA-throughput loop when the CPU has AVX2/FMA and returns
@@ -22,7 +25,7 @@ func fmaPeak(iters int) float64 {
 
 func asmKernels() []gemmKernel {
 	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
-		return []gemmKernel{{"avx2", gemm6x16AVX2}}
+		return []gemmKernel{{"avx2", gemm6x16AVX2, prefetchAVX2}}
 	}
 	return nil
 }

@@ -95,7 +95,7 @@ func TestGEMMKernelsMatchReference(t *testing.T) {
 func TestMicroKernelsMatchGo(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	for _, kern := range kernels[1:] {
-		for _, kc := range []int{0, 1, 2, 7, 64, 256} {
+		for _, kc := range []int{0, 1, 2, 4, 5, 7, 64, 256} {
 			for _, acc := range []bool{false, true} {
 				a, b := randSlice(rng, kc*gemmMR+1), randSlice(rng, kc*gemmNR+1)
 				const ldc = gemmNR + 3
