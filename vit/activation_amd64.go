@@ -15,6 +15,9 @@ func geluAVX2(x *float32, n int, c *[8]float32)
 func epilogue16AVX2(c *float32, ldc, rows int, bias *float32, gelu bool, t *[8]float32)
 
 //go:noescape
+func softmaxAVX2(x *float32, n int, scale float32, c *[8]float32)
+
+//go:noescape
 func expShiftAVX2(x *float32, n int, shift float32, c *[8]float32) float32
 
 // vectorActivations: GELU and the softmax's exponentials in AVX2/FMA, on
@@ -82,5 +85,20 @@ func epilogueVector(c []float32, ldc, rows int, bias []float32, gelu bool) bool 
 		b = &bias[:16][0]
 	}
 	epilogue16AVX2(&c[0], ldc, rows, b, gelu, &geluTable[0])
+	return true
+}
+
+// softmaxVector runs the attention's scaled softmax (softmaxAVX2) on the
+// first n floats of row, a padded row whose length is a multiple of 8: the
+// pad is set to -Inf first, so that it adds nothing. It reports whether it
+// did.
+func softmaxVector(row []float32, n int, scale float32) bool {
+	if !vectorActivations || n == 0 || len(row)%8 != 0 || len(row) < n {
+		return false
+	}
+	for i := n; i < len(row); i++ {
+		row[i] = float32(math.Inf(-1))
+	}
+	softmaxAVX2(&row[0], len(row), scale, &expTable[0])
 	return true
 }

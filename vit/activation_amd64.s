@@ -96,11 +96,39 @@ edone:
 	VZEROUPPER
 	RET
 
+// EXP_Y sets p = e^x for the eight floats of register x (clobbered) by
+// Exp32's method (inputs below -87.3 give 2^-126 instead of 0), with n and
+// r2 as temporaries; DX points at expTable, each constant in eight lanes.
+#define EXP_Y(x, n, p, r2) \
+	VMAXPS       (DX), x, x; \
+	VMULPS       32(DX), x, n; \
+	VROUNDPS     $0, n, n; \
+	VFNMADD231PS 64(DX), n, x; \
+	VFNMADD231PS 96(DX), n, x; \
+	VMOVUPS      128(DX), p; \
+	VFMADD213PS  160(DX), x, p; \
+	VFMADD213PS  192(DX), x, p; \
+	VFMADD213PS  224(DX), x, p; \
+	VFMADD213PS  256(DX), x, p; \
+	VFMADD213PS  288(DX), x, p; \
+	VMULPS       x, x, r2; \
+	VFMADD213PS  x, r2, p; \
+	VADDPS       320(DX), p, p; \
+	VCVTPS2DQ    n, n; \
+	VPADDD       352(DX), n, n; \
+	VPSLLD       $23, n, n; \
+	VMULPS       n, p, p
+
+// HMAX_Y and HSUM_Y reduce the eight lanes of y to their max or sum, in
+// every lane, with t as a temporary.
+#define HMAX_Y(y, t) VPERM2F128 $1, y, y, t; VMAXPS t, y, y; VPERMILPS $0x4E, y, t; VMAXPS t, y, y; VPERMILPS $0xB1, y, t; VMAXPS t, y, y
+#define HSUM_Y(y, t) VPERM2F128 $1, y, y, t; VADDPS t, y, y; VPERMILPS $0x4E, y, t; VADDPS t, y, y; VPERMILPS $0xB1, y, t; VADDPS t, y, y
+
 // func expShiftAVX2(x *float32, n int, shift float32, c *[8]float32) float32
 //
 // x[i] = e^(x[i]-shift) in place on n floats (n a multiple of 8) and their
-// sum: the softmax's exponentials, by Exp32's method (inputs below -87.3
-// give 2^-126 instead of 0). Exp32 is its twin.
+// sum: the softmax's exponentials, by Exp32's method (EXP_Y). Exp32 is its
+// twin.
 TEXT ·expShiftAVX2(SB), NOSPLIT, $0-36
 	MOVQ         x+0(FP), SI
 	MOVQ         n+8(FP), CX
@@ -111,31 +139,14 @@ TEXT ·expShiftAVX2(SB), NOSPLIT, $0-36
 	JZ           done
 
 loop:
-	VMOVUPS      (SI), Y0
-	VSUBPS       Y7, Y0, Y0
-	VMAXPS       (DX), Y0, Y0      // clamp below at -87.33654
-	VMULPS       32(DX), Y0, Y1    // x·log2e
-	VROUNDPS     $0, Y1, Y1        // n, to nearest
-	VFNMADD231PS 64(DX), Y1, Y0    // r = x - n·ln2hi
-	VFNMADD231PS 96(DX), Y1, Y0    //     - n·ln2lo
-	VMOVUPS      128(DX), Y2       // p(r), Horner
-	VFMADD213PS  160(DX), Y0, Y2
-	VFMADD213PS  192(DX), Y0, Y2
-	VFMADD213PS  224(DX), Y0, Y2
-	VFMADD213PS  256(DX), Y0, Y2
-	VFMADD213PS  288(DX), Y0, Y2
-	VMULPS       Y0, Y0, Y3        // r²
-	VFMADD213PS  Y0, Y3, Y2        // p·r² + r
-	VADDPS       320(DX), Y2, Y2   // + 1
-	VCVTPS2DQ    Y1, Y1            // 2^n: n+127 in the exponent bits
-	VPADDD       352(DX), Y1, Y1
-	VPSLLD       $23, Y1, Y1
-	VMULPS       Y1, Y2, Y2
-	VMOVUPS      Y2, (SI)
-	VADDPS       Y2, Y6, Y6
-	ADDQ         $32, SI
-	DECQ         CX
-	JNZ          loop
+	VMOVUPS (SI), Y0
+	VSUBPS  Y7, Y0, Y0
+	EXP_Y(Y0, Y1, Y2, Y3)
+	VMOVUPS Y2, (SI)
+	VADDPS  Y2, Y6, Y6
+	ADDQ    $32, SI
+	DECQ    CX
+	JNZ     loop
 
 done:
 	VEXTRACTF128 $1, Y6, X1
@@ -143,5 +154,58 @@ done:
 	VHADDPS      X6, X6, X6
 	VHADDPS      X6, X6, X6
 	VMOVSS       X6, ret+32(FP)
+	VZEROUPPER
+	RET
+
+// func softmaxAVX2(x *float32, n int, scale float32, c *[8]float32)
+//
+// The attention's softmax of one row of scores in place, n floats (n a
+// multiple of 8, a padded row: the caller sets the pad to -Inf):
+// x[i] = e^((x[i]-max)·scale) / Σ, in three passes over the row in L1 (max;
+// exponentials by EXP_Y and their sum in float32 lanes; the product with
+// 1/Σ). Scaling then Softmax in Go is its twin.
+TEXT ·softmaxAVX2(SB), NOSPLIT, $0-32
+	MOVQ         x+0(FP), SI
+	MOVQ         n+8(FP), CX
+	VBROADCASTSS scale+16(FP), Y7
+	MOVQ         c+24(FP), DX
+	SHRQ         $3, CX
+	JZ           sdone
+	MOVQ         SI, DI
+	MOVQ         CX, BX
+	VMOVUPS      (SI), Y6
+
+smax:
+	VMAXPS (DI), Y6, Y6
+	ADDQ   $32, DI
+	DECQ   BX
+	JNZ    smax
+	HMAX_Y(Y6, Y0)
+	VXORPS Y5, Y5, Y5 // sum
+	MOVQ   SI, DI
+	MOVQ   CX, BX
+
+sexp:
+	VMOVUPS (DI), Y0
+	VSUBPS  Y6, Y0, Y0
+	VMULPS  Y7, Y0, Y0
+	EXP_Y(Y0, Y1, Y2, Y3)
+	VMOVUPS Y2, (DI)
+	VADDPS  Y2, Y5, Y5
+	ADDQ    $32, DI
+	DECQ    BX
+	JNZ     sexp
+	HSUM_Y(Y5, Y0)
+	VMOVUPS 320(DX), Y0 // 1 in every lane
+	VDIVPS  Y5, Y0, Y5
+
+snorm:
+	VMULPS  (SI), Y5, Y0
+	VMOVUPS Y0, (SI)
+	ADDQ    $32, SI
+	DECQ    CX
+	JNZ     snorm
+
+sdone:
 	VZEROUPPER
 	RET

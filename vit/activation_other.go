@@ -9,3 +9,5 @@ func geluVector(x []float32) int { return 0 }
 func expShiftVector(x []float32, shift float32) (int, float64) { return 0, 0 }
 
 func epilogueVector(c []float32, ldc, rows int, bias []float32, gelu bool) bool { return false }
+
+func softmaxVector(row []float32, n int, scale float32) bool { return false }

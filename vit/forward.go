@@ -323,28 +323,33 @@ var attentionScratches = sync.Pool{New: func() any { return new(attentionScratch
 
 // head computes head h of Attention into its columns of out.
 func (a *attentionScratch) head(out, qkv []float32, n, d, dh, h int, scale float32, edit AttnEdit, cls int, probs *Tensor) {
-	if len(a.scores) < n*n {
-		a.scores = make([]float32, n*n)
+	// The scores' rows are padded to whole 8-float vectors for the vector
+	// softmax; only the first n columns are ever read.
+	np := (n + 7) &^ 7
+	if len(a.scores) < n*np {
+		a.scores = make([]float32, n*np)
 	}
-	scores := a.scores[:n*n]
+	scores := a.scores[:n*np]
 	qo, ko, vo := h*dh, d+h*dh, 2*d+h*dh
 	if activeKernel != nil {
 		a.keys.packBT(qkv[ko:], 3*d, n, dh)
-		gemm(activeKernel, scores, n, qkv[qo:], 3*d, n, &a.keys, epilogue{}, 1)
+		gemm(activeKernel, scores, np, qkv[qo:], 3*d, n, &a.keys, epilogue{}, 1)
 	} else {
 		for t := 0; t < n; t++ {
 			q := qkv[t*3*d+qo : t*3*d+qo+dh]
 			for s := 0; s < n; s++ {
-				scores[t*n+s] = dot(q, qkv[s*3*d+ko:s*3*d+ko+dh])
+				scores[t*np+s] = dot(q, qkv[s*3*d+ko:s*3*d+ko+dh])
 			}
 		}
 	}
 	for t := 0; t < n; t++ {
-		row := scores[t*n : (t+1)*n]
-		for s := range row {
-			row[s] *= scale
+		row := scores[t*np : t*np+n]
+		if !softmaxVector(scores[t*np:(t+1)*np], n, scale) {
+			for s := range row {
+				row[s] *= scale
+			}
+			Softmax(row)
 		}
-		Softmax(row)
 		if t != cls {
 			editRow(row, edit, t, cls)
 		}
@@ -354,13 +359,13 @@ func (a *attentionScratch) head(out, qkv []float32, n, d, dh, h int, scale float
 	}
 	if activeKernel != nil {
 		a.values.packBN(qkv[vo:], 3*d, n, dh)
-		gemm(activeKernel, out[qo:], d, scores, n, n, &a.values, epilogue{}, 1)
+		gemm(activeKernel, out[qo:], d, scores, np, n, &a.values, epilogue{}, 1)
 		return
 	}
 	for t := 0; t < n; t++ {
 		o := out[t*d+qo : t*d+qo+dh]
 		clear(o)
-		for s, p := range scores[t*n : (t+1)*n] {
+		for s, p := range scores[t*np : t*np+n] {
 			if p == 0 {
 				continue
 			}

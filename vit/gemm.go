@@ -38,7 +38,7 @@ type gemmKernel struct {
 
 // kernels lists the micro-kernels this build has, best last: the portable Go
 // one (the assembly kernels' twin) and those the CPU supports.
-var kernels = append([]gemmKernel{{"go", gemmGo, nil}}, asmKernels()...)
+var kernels = append([]gemmKernel{{name: "go", run: gemmGo}}, asmKernels()...)
 
 // activeKernel is what MatMulT, LinearForward and Attention use. nil selects
 // the scalar 2×4 loop (matMulTRange), the default where no assembly kernel

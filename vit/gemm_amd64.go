@@ -25,7 +25,7 @@ func fmaPeak(iters int) float64 {
 
 func asmKernels() []gemmKernel {
 	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
-		return []gemmKernel{{"avx2", gemm6x16AVX2, prefetchAVX2}}
+		return []gemmKernel{{name: "avx2", run: gemm6x16AVX2, prefetch: prefetchAVX2}}
 	}
 	return nil
 }

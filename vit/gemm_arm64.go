@@ -18,4 +18,4 @@ func fmaPeak(iters int) float64 {
 	return float64(iters) * 16 * 8
 }
 
-func asmKernels() []gemmKernel { return []gemmKernel{{"neon", gemm6x16NEON, nil}} }
+func asmKernels() []gemmKernel { return []gemmKernel{{name: "neon", run: gemm6x16NEON}} }

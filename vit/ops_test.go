@@ -163,6 +163,27 @@ func TestVectorActivationsMatchGo(t *testing.T) {
 	if math.Abs(sum-want) > 1e-6*want {
 		t.Fatalf("sum of exponentials: vector %g, Go %g", sum, want)
 	}
+	// The attention's scaled softmax on padded rows of odd lengths, against
+	// scaling then Softmax.
+	for _, n := range []int{1, 5, 8, 9, 16, 197} {
+		row := make([]float32, (n+7)&^7)
+		for i := range row {
+			row[i] = 8 * x[(n*7+i)%len(x)]
+		}
+		want := append([]float32(nil), row[:n]...)
+		if !softmaxVector(row, n, 0.125) {
+			break
+		}
+		for i := range want {
+			want[i] *= 0.125
+		}
+		Softmax(want)
+		for i, w := range want {
+			if d := math.Abs(float64(row[i] - w)); d > 1e-6*math.Max(1e-3, float64(w)) {
+				t.Fatalf("softmax n=%d: [%d] = %g, Go %g", n, i, row[i], w)
+			}
+		}
+	}
 	// The GEMM's tile epilogue: bias and/or GELU on 1-6 rows of 16 floats
 	// with a row stride, against the scalar formulas; nothing else written.
 	const ldc = 21
