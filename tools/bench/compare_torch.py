@@ -5,7 +5,8 @@ CPU build, npm onnxruntime-node) on this machine, in one run, and print the rati
 
 Each figure is the best of --rounds rounds, the three runtimes taking turns within a round, each
 round the best of --reps timed batches after a warm-up: the machine is shared, so only figures
-measured side by side compare.
+measured side by side compare. Each is given in wall time and in the process's CPU time (all
+threads): on a loaded machine wall time mostly says how busy it was, CPU time much less so.
 
 Run from the repository root:
     /usr/bin/python3 tools/bench/export_onnx.py          # once: tools/bench/models/*.onnx
@@ -36,16 +37,18 @@ def torch_model(name):
 
 
 def torch_seconds(model, batch, threads, reps):
+    """Per-image wall and CPU seconds (the process's, all threads), each the best of reps."""
     torch.set_num_threads(threads)
     x = torch.randn(batch, 3, 224, 224)
     with torch.no_grad():
         model(x)  # warm-up
-        best = float("inf")
+        best = best_cpu = float("inf")
         for _ in range(reps):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             model(x)
             best = min(best, time.perf_counter() - t)
-    return best / batch
+            best_cpu = min(best_cpu, time.process_time() - c)
+    return best / batch, best_cpu / batch
 
 
 def go_seconds(binary, name, batch, threads, reps):
@@ -55,16 +58,18 @@ def go_seconds(binary, name, batch, threads, reps):
          "-test.benchtime", f"{reps}x"],
         env=env, check=True, capture_output=True, text=True, cwd=os.path.join(HERE, "..", "..", "vit")).stdout
     ms = re.findall(r"([\d.]+) ms/image", out)
-    if not ms:
+    cpu = re.findall(r"([\d.]+) cpu-ms/image", out)
+    if not ms or not cpu:
         raise SystemExit("no benchmark result in:\n" + out)
-    return float(ms[0]) / 1e3
+    return float(ms[0]) / 1e3, float(cpu[0]) / 1e3
 
 
 def ort_seconds(name, batch, threads, reps):
     model = os.path.join(HERE, "models", f"vit_b_{PATCH[name]}.onnx")
     out = subprocess.run(["node", os.path.join(HERE, "ort_bench.mjs"), model, str(batch), str(threads), str(reps)],
                          check=True, capture_output=True, text=True).stdout
-    return json.loads(out)["seconds"] / batch
+    r = json.loads(out)
+    return r["seconds"] / batch, r["cpuSeconds"] / batch
 
 
 def main():
@@ -89,19 +94,24 @@ def main():
         kernel = (re.findall(r"matmul path: (\S+)", kernel) or ["?"])[0]
         print(f"per-image seconds, best of {a.rounds} rounds x {a.reps} reps; PyTorch {torch.__version__}, "
               f"onnxruntime-node 1.30.0, vitlens GEMM kernel {kernel}")
-        print(f"{'model':5} {'batch':>5} {'threads':>7} {'vitlens':>9} {'PyTorch':>9} {'ORT':>9} "
+        print("each line twice: wall time, then CPU time (the process's, all threads: what a loaded machine "
+              "distorts least; with 2+ threads it counts idle-spinning workers too)")
+        print(f"{'model':5} {'batch':>5} {'threads':>7} {'time':>4} {'vitlens':>9} {'PyTorch':>9} {'ORT':>9} "
               f"{'vs PyTorch':>10} {'vs ORT':>7} {'vs faster':>9}")
+        inf = (float("inf"), float("inf"))
+        best = lambda x, y: (min(x[0], y[0]), min(x[1], y[1]))
         for name in a.models.split(","):
             model = torch_model(name)
             for batch in map(int, a.batches.split(",")):
                 for threads in map(int, a.threads.split(",")):
-                    g = t = o = float("inf")
+                    g = t = o = inf
                     for _ in range(a.rounds):
-                        t = min(t, torch_seconds(model, batch, threads, a.reps))
-                        o = min(o, ort_seconds(name, batch, threads, a.reps))
-                        g = min(g, go_seconds(binary, name, batch, threads, a.reps))
-                    print(f"{name:5} {batch:5d} {threads:7d} {g:9.3f} {t:9.3f} {o:9.3f} "
-                          f"{g / t:9.2f}x {g / o:6.2f}x {g / min(t, o):8.2f}x", flush=True)
+                        t = best(t, torch_seconds(model, batch, threads, a.reps))
+                        o = best(o, ort_seconds(name, batch, threads, a.reps))
+                        g = best(g, go_seconds(binary, name, batch, threads, a.reps))
+                    for i, kind in enumerate(["wall", "cpu"]):
+                        print(f"{name:5} {batch:5d} {threads:7d} {kind:>4} {g[i]:9.3f} {t[i]:9.3f} {o[i]:9.3f} "
+                              f"{g[i] / t[i]:9.2f}x {g[i] / o[i]:6.2f}x {g[i] / min(t[i], o[i]):8.2f}x", flush=True)
 
 
 if __name__ == "__main__":
