@@ -34,6 +34,10 @@ type gemmKernel struct {
 	// prefetch, when not nil, asks for `lines` cache lines from p: the
 	// GEMM brings the next B micro-panel in while the current one runs.
 	prefetch func(p *float32, lines int)
+	// whole, when set, replaces gemm's Go loops with a kernel that computes
+	// the entire product in memory of its own: the WebAssembly SIMD module
+	// of the browser build (gemm_js.go), which Go cannot call per tile.
+	whole func(out []float32, ldc int, a []float32, lda, m int, b *packedB, ep epilogue)
 }
 
 // kernels lists the micro-kernels this build has, best last: the portable Go
@@ -103,6 +107,9 @@ func gemmGo(a, b, c *float32, kc, ldc int, accumulate bool) {
 type packedB struct {
 	n, k int
 	data []float32
+	// kept marks weights packed once (PackT) and never repacked, which a
+	// whole-product kernel may copy once into its own memory.
+	kept bool
 }
 
 func (b *packedB) panels() int { return (b.n + gemmNR - 1) / gemmNR }
@@ -292,6 +299,10 @@ func getScratch(n int) *[]float32 {
 // goroutines (fewer when the product is small).
 func gemm(kern *gemmKernel, out []float32, ldc int, a []float32, lda, m int, b *packedB, ep epilogue, workers int) {
 	if m == 0 || b.n == 0 {
+		return
+	}
+	if kern.whole != nil {
+		kern.whole(out, ldc, a, lda, m, b, ep)
 		return
 	}
 	ap := getScratch(packedASize(m, b.k))

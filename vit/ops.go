@@ -209,7 +209,7 @@ type PackedT struct {
 func PackT(w []float32, n, k int) *PackedT {
 	p := &PackedT{N: n, K: k}
 	if activeKernel != nil {
-		p.packed = new(packedB)
+		p.packed = &packedB{kept: true}
 		p.packed.packBT(w, k, n, k)
 	} else {
 		p.w = w

@@ -1,0 +1,126 @@
+// The matrix product of vitlens' browser build in WebAssembly SIMD (simd128).
+//
+// Go's wasm port emits no SIMD instructions, so the packed GEMM of package
+// vit (vit/gemm.go) runs here instead, in a separate module that Go
+// instantiates through syscall/js (vit/gemm_js.go) and that owns its memory:
+// Go copies the packed weights in once, A in and C out per product. The
+// layout of B is the one vit/gemm.go packs: panel q of 16 columns holds,
+// for p = 0..k-1, the 16 values B[p, 16q .. 16q+15], zero past column n.
+//
+// Built by `make wasm-kernel` with Debian's clang and lld (see the Makefile);
+// the built gemm.wasm is committed beside this file and embedded, so no
+// build of vitlens needs clang.
+#include <wasm_simd128.h>
+
+#define NR 16  // columns of a packed B panel (vit/gemm.go's gemmNR)
+#define MR 4   // rows of C per register tile: 4×8 floats = 8 accumulators
+#define KC 256 // k-slice: a 256×16 B micro-panel is 16 KiB, in L1
+
+// V8 gives wasm code the 16 xmm registers of x86-64 (one held back): a
+// 4-row × 8-column tile needs 8 accumulators, 2 B vectors, a broadcast A
+// and a product temporary (mul and add are separate instructions in
+// simd128), 12 in all; a 6×8 tile would need 16 and spill.
+
+// tile4x8 computes C[0:4, 0:8] (=|+=) Σ_p A[p, 0:4] ⊗ B[p, 0:8] for a
+// packed A slice (kc×MR) and 8 columns of a B micro-panel (row stride NR).
+__attribute__((noinline)) static void tile4x8(const float *restrict a, const float *restrict b, float *restrict c, int kc, int ldc,
+                    int accumulate) {
+	v128_t c00 = wasm_f32x4_splat(0), c01 = c00, c10 = c00, c11 = c00;
+	v128_t c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+	for (int p = 0; p < kc; p++) {
+		v128_t b0 = wasm_v128_load(b), b1 = wasm_v128_load(b + 4);
+		v128_t x = wasm_v128_load32_splat(a);
+		c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(x, b0));
+		c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(x, b1));
+		x = wasm_v128_load32_splat(a + 1);
+		c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(x, b0));
+		c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(x, b1));
+		x = wasm_v128_load32_splat(a + 2);
+		c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(x, b0));
+		c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(x, b1));
+		x = wasm_v128_load32_splat(a + 3);
+		c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(x, b0));
+		c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(x, b1));
+		a += MR;
+		b += NR;
+	}
+	if (accumulate) {
+		c00 = wasm_f32x4_add(c00, wasm_v128_load(c));
+		c01 = wasm_f32x4_add(c01, wasm_v128_load(c + 4));
+		c10 = wasm_f32x4_add(c10, wasm_v128_load(c + ldc));
+		c11 = wasm_f32x4_add(c11, wasm_v128_load(c + ldc + 4));
+		c20 = wasm_f32x4_add(c20, wasm_v128_load(c + 2 * ldc));
+		c21 = wasm_f32x4_add(c21, wasm_v128_load(c + 2 * ldc + 4));
+		c30 = wasm_f32x4_add(c30, wasm_v128_load(c + 3 * ldc));
+		c31 = wasm_f32x4_add(c31, wasm_v128_load(c + 3 * ldc + 4));
+	}
+	wasm_v128_store(c, c00);
+	wasm_v128_store(c + 4, c01);
+	wasm_v128_store(c + ldc, c10);
+	wasm_v128_store(c + ldc + 4, c11);
+	wasm_v128_store(c + 2 * ldc, c20);
+	wasm_v128_store(c + 2 * ldc + 4, c21);
+	wasm_v128_store(c + 3 * ldc, c30);
+	wasm_v128_store(c + 3 * ldc + 4, c31);
+}
+
+// packA copies rows [0, m) and columns [p0, p0+kc) of the m×k matrix a into
+// row panels of MR (zero past row m): panel r holds, for p = 0..kc-1, the
+// MR values a[r·MR .. r·MR+MR-1, p0+p].
+static void packA(float *restrict dst, const float *restrict a, int m, int k, int p0, int kc) {
+	for (int i0 = 0; i0 < m; i0 += MR) {
+		float *panel = dst + (i0 / MR) * kc * MR;
+		for (int r = 0; r < MR; r++) {
+			if (i0 + r < m) {
+				const float *row = a + (i0 + r) * k + p0;
+				for (int p = 0; p < kc; p++) panel[p * MR + r] = row[p];
+			} else {
+				for (int p = 0; p < kc; p++) panel[p * MR + r] = 0;
+			}
+		}
+	}
+}
+
+// packedASize is the length in floats of gemm's `apack` scratch for m rows.
+__attribute__((export_name("packedASize"))) int packedASize(int m) { return (m + MR - 1) / MR * MR * KC; }
+
+// gemm computes C (m×n, row stride n) = A (m×k, row stride k) · B, plus what
+// C held when accumulate is set, plus bias[j] per column j when bias is not
+// 0, with B packed as described above and apack a scratch of
+// packedASize(m) floats. Tiles that cross row m or column n go through a
+// scratch tile on the stack.
+__attribute__((export_name("gemm"))) void gemm(float *c, const float *a, const float *b, float *apack, int m, int n,
+                                                int k, int accumulate, const float *bias) {
+	int panels = (n + NR - 1) / NR;
+	int slices = k > 0 ? (k + KC - 1) / KC : 1;
+	int kc0 = k > 0 ? (k + slices - 1) / slices : 0; // equal slices of at most KC
+	float edge[MR * NR];
+	for (int p0 = 0; p0 < k || (k == 0 && p0 == 0); p0 += kc0) {
+		int kc = k - p0 < kc0 ? k - p0 : kc0;
+		int acc = p0 > 0 || accumulate;
+		packA(apack, a, m, k, p0, kc);
+		for (int q = 0; q < panels; q++) {
+			const float *bq = b + (q * k + p0) * NR;
+			int j0 = q * NR, cols = n - j0 < NR ? n - j0 : NR;
+			for (int i = 0; i < m; i += MR) {
+				const float *ap = apack + (i / MR) * kc * MR;
+				int rows = m - i < MR ? m - i : MR;
+				if (rows == MR && cols == NR) {
+					tile4x8(ap, bq, c + i * n + j0, kc, n, acc);
+					tile4x8(ap, bq + 8, c + i * n + j0 + 8, kc, n, acc);
+					continue;
+				}
+				for (int r = 0; r < rows; r++)
+					for (int j = 0; j < cols; j++) edge[r * NR + j] = acc ? c[(i + r) * n + j0 + j] : 0;
+				tile4x8(ap, bq, edge, kc, NR, acc);
+				tile4x8(ap, bq + 8, edge + 8, kc, NR, acc);
+				for (int r = 0; r < rows; r++)
+					for (int j = 0; j < cols; j++) c[(i + r) * n + j0 + j] = edge[r * NR + j];
+			}
+		}
+		if (k == 0) break;
+	}
+	if (bias)
+		for (int i = 0; i < m; i++)
+			for (int j = 0; j < n; j++) c[i * n + j] += bias[j];
+}
