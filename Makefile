@@ -21,7 +21,7 @@ WEB       := public/web
 WASM      := $(WEB)/app.wasm
 WASMFLAGS := -trimpath -ldflags="-s -w"
 
-.PHONY: all build wasm run site workers workers-check test test-deps vet wasm-check test-arm64 fuzz-short demo tuned-lens-demo bench clean weed
+.PHONY: all build wasm wasm-kernel run site workers workers-check test test-deps vet wasm-check test-arm64 fuzz-short demo tuned-lens-demo bench clean weed
 
 all: build
 
@@ -84,9 +84,19 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 
-# The browser build of the shared packages must keep compiling.
+# The browser build's SIMD matmul kernel (vit/wasmkernel/gemm.c, Debian
+# clang and lld: apt-get install clang lld). Its gemm.wasm is committed, so
+# no other target needs clang; vit's TestWASMKernelMatchesSource checks
+# that the two agree wherever clang is installed.
+wasm-kernel:
+	sh vit/wasmkernel/build.sh $(CURDIR)/vit/wasmkernel/gemm.wasm
+
+# The browser build of the shared packages must keep compiling, and its
+# SIMD matmul match the scalar path and torch's goldens under Node.
 wasm-check:
 	GOOS=js GOARCH=wasm $(GO) build ./vit/... ./gpu/... ./shaders/...
+	GOOS=js GOARCH=wasm $(GO) test -short -exec "$$($(GO) env GOROOT)/lib/wasm/go_js_wasm_exec" \
+		-run 'TestSIMD|TestGEMM|TestMicroKernels|TestMatMulTAdd|TestForwardMatchesTorch' ./vit/
 
 # The vit package built for arm64 and run under qemu-user (Debian qemu-user):
 # the NEON micro-kernel against the Go twin and the float64 reference, and

@@ -1,0 +1,210 @@
+//go:build js && !purego
+
+package vit
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"syscall/js"
+	"testing"
+	"time"
+	"weak"
+)
+
+// Under Node (GOOS=js GOARCH=wasm go test -exec go_js_wasm_exec) the SIMD
+// module must load: a test run that silently fell back to the scalar loop
+// would test nothing new.
+func TestSIMDKernelLoads(t *testing.T) {
+	if simd == nil {
+		t.Fatalf("no SIMD kernel: %v", simdErr)
+	}
+}
+
+// The module against the scalar twin (matMulTScalar, the path of builds
+// without it) on random shapes that are mostly not multiples of its 4×8
+// tile, 16-column panels or 256-long k-slices, through PackedT (kept
+// weights, copied once) with every epilogue, and through attention's
+// transient operands (B copied per call, strided A and C).
+func TestSIMDGEMMMatchesScalar(t *testing.T) {
+	if simd == nil {
+		t.Skip(simdErr)
+	}
+	rng := rand.New(rand.NewPCG(13, 14))
+	shapes := [][3]int{{1, 1, 1}, {1, 300, 300}, {300, 1, 7}, {4, 16, 256}, {5, 17, 257}, {197, 64, 197}}
+	for range 30 {
+		shapes = append(shapes, [3]int{1 + rng.IntN(300), 1 + rng.IntN(300), 1 + rng.IntN(300)})
+	}
+	kern := pickKernel("simd")
+	for _, s := range shapes {
+		m, n, k := s[0], s[1], s[2]
+		name := fmt.Sprintf("m=%d n=%d k=%d", m, n, k)
+		a, w, bias, x := randSlice(rng, m*k), randSlice(rng, n*k), randSlice(rng, n), randSlice(rng, m*n)
+		want := make([]float32, m*n)
+		matMulTScalar(want, a, w, m, n, k)
+		tol := 1e-5 * math.Sqrt(float64(k))
+
+		kept := &packedB{kept: true} // as PackT packs weights
+		kept.packBT(w, k, n, k)
+		got := make([]float32, m*n)
+		gemm(kern, got, n, a, k, m, kept, epilogue{}, 1)
+		expectNear(t, name+" plain", got, want, tol)
+		if kept.data != nil {
+			t.Fatalf("%s: Go's packed copy of kept weights was not dropped", name)
+		}
+		top := simd.top
+		gemm(kern, got, n, a, k, m, kept, epilogue{bias: bias, gelu: true}, 1)
+		withBias := append([]float32(nil), want...)
+		epilogue{bias: bias, gelu: true}.apply(withBias, n, 0, m, 0, n)
+		expectNear(t, name+" bias+GELU", got, withBias, tol)
+		if simd.top != top {
+			t.Fatalf("%s: the second product with the same weights grew the module's memory use", name)
+		}
+		got = append(got[:0], x...)
+		gemm(kern, got, n, a, k, m, kept, epilogue{accumulate: true, bias: bias}, 1)
+		added := append([]float32(nil), want...)
+		Add(added, x)
+		Add(added, tiledBias(bias, m))
+		expectNear(t, name+" residual+bias", got, added, tol)
+
+		// Attention's layout: A rows and C rows strided, B packed per call.
+		lda, ldc := k+5, n+3
+		as, cs := make([]float32, m*lda), randSlice(rng, m*ldc)
+		for i := 0; i < m; i++ {
+			copy(as[i*lda:], a[i*k:(i+1)*k])
+		}
+		var pb packedB
+		pb.packBT(w, k, n, k)
+		before := append([]float32(nil), cs...)
+		gemm(kern, cs, ldc, as, lda, m, &pb, epilogue{}, 1)
+		for i := 0; i < m; i++ {
+			expectNear(t, fmt.Sprintf("%s strided row %d", name, i), cs[i*ldc:i*ldc+n], want[i*n:(i+1)*n], tol)
+			for j := n; j < ldc && i*ldc+j < len(cs); j++ {
+				if cs[i*ldc+j] != before[i*ldc+j] {
+					t.Fatalf("%s strided: wrote past column n at row %d", name, i)
+				}
+			}
+		}
+	}
+}
+
+func tiledBias(bias []float32, m int) []float32 {
+	out := make([]float32, 0, m*len(bias))
+	for range m {
+		out = append(out, bias...)
+	}
+	return out
+}
+
+// expectNear fails unless got and want agree elementwise within tol
+// relative to max(1, |want|).
+func expectNear(t *testing.T, what string, got, want []float32, tol float64) {
+	t.Helper()
+	for i := range want {
+		d := math.Abs(float64(got[i]) - float64(want[i]))
+		if d > tol*math.Max(1, math.Abs(float64(want[i]))) || math.IsNaN(d) {
+			t.Fatalf("%s: [%d] = %g, scalar path %g", what, i, got[i], want[i])
+		}
+	}
+}
+
+// The module's memory allocator reuses and merges freed spans and lowers
+// its top when the highest span is freed.
+func TestSIMDAllocator(t *testing.T) {
+	if simd == nil {
+		t.Skip(simdErr)
+	}
+	k, err := newSIMDKernel() // a fresh instance: nothing allocated yet
+	if err != nil {
+		t.Fatal(err)
+	}
+	top := k.top
+	var s [3]span
+	for i := range s {
+		if s[i], err = k.alloc(100 + i); err != nil {
+			t.Fatal(err)
+		}
+		if s[i].off%64 != 0 || s[i].size < 100+i {
+			t.Fatalf("span %+v for %d bytes", s[i], 100+i)
+		}
+	}
+	k.release(s[1])
+	if again, _ := k.alloc(64); again.off != s[1].off {
+		t.Fatalf("a freed span was not reused: got %+v, freed %+v", again, s[1])
+	} else {
+		k.release(again)
+	}
+	k.release(s[0])
+	if len(k.free) != 1 || k.free[0] != (span{s[0].off, s[0].size + s[1].size}) {
+		t.Fatalf("freed neighbours not merged: %+v", k.free)
+	}
+	k.release(s[2])
+	if k.top != top || len(k.free) != 0 {
+		t.Fatalf("after freeing everything: top %d (was %d), free %+v", k.top, top, k.free)
+	}
+}
+
+// Kept weights leave the module's memory when their packedB is collected.
+func TestSIMDKeptWeightsReleased(t *testing.T) {
+	if simd == nil {
+		t.Skip(simdErr)
+	}
+	kern := pickKernel("simd")
+	run := func() weak.Pointer[packedB] {
+		kept := &packedB{kept: true}
+		kept.packBT(make([]float32, 64*1000), 1000, 64, 1000)
+		gemm(kern, make([]float32, 64), 64, make([]float32, 1000), 1000, 1, kept, epilogue{}, 1)
+		return weak.Make(kept)
+	}
+	key := run()
+	held := func() bool {
+		simd.mu.Lock()
+		defer simd.mu.Unlock()
+		_, ok := simd.kept[key]
+		return ok
+	}
+	if !held() {
+		t.Fatal("kept weights were not copied into the module")
+	}
+	for range 200 { // cleanups run on their own goroutine after a GC
+		runtime.GC()
+		time.Sleep(time.Millisecond)
+		if !held() {
+			return
+		}
+	}
+	t.Fatal("the weights of a collected packedB stayed in the module's memory")
+}
+
+// BenchmarkForwardCPU is BenchmarkForward's B/16 image with the process's
+// CPU time beside the wall time (Node's process.cpuUsage; Go's wasm runs
+// on one thread): on a shared machine wall time measures the other jobs.
+// VITLENS_GEMM=scalar runs the scalar path in the same binary.
+func BenchmarkForwardCPU(b *testing.B) {
+	m, err := benchModels["B16"]()
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := m.Config
+	rng := rand.New(rand.NewPCG(1, 1))
+	img := &Tensor{Shape: []int{3, c.ImageSize, c.ImageSize}, Data: randSlice(rng, 3*c.ImageSize*c.ImageSize)}
+	if _, err := m.Forward(img, Options{}); err != nil { // packs the weights
+		b.Fatal(err)
+	}
+	cpu := func() float64 {
+		u := js.Global().Get("process").Call("cpuUsage")
+		return (u.Get("user").Float() + u.Get("system").Float()) / 1e6
+	}
+	wall, used := math.Inf(1), math.Inf(1)
+	for b.Loop() {
+		start, c0 := time.Now(), cpu()
+		if _, err := m.Forward(img, Options{}); err != nil {
+			b.Fatal(err)
+		}
+		wall, used = min(wall, time.Since(start).Seconds()), min(used, cpu()-c0)
+	}
+	b.ReportMetric(wall*1e3, "ms/image")
+	b.ReportMetric(used*1e3, "cpu-ms/image")
+	b.Logf("matmul path %s", GEMMKernel())
+}

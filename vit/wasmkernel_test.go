@@ -1,0 +1,39 @@
+package vit
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// The committed wasmkernel/gemm.wasm is what its source builds to, where
+// the tools are installed (Debian clang and lld; `make wasm-kernel`
+// rewrites it), and small enough for Chromium to compile synchronously on
+// the main thread (4 KiB), as gemm_js.go does.
+func TestWASMKernelMatchesSource(t *testing.T) {
+	committed, err := os.ReadFile("wasmkernel/gemm.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(committed) > 4096 {
+		t.Errorf("wasmkernel/gemm.wasm is %d bytes: Chromium compiles modules over 4096 bytes only asynchronously on the main thread", len(committed))
+	}
+	for _, tool := range []string{"clang", "wasm-ld"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (apt-get install clang lld): cannot rebuild the kernel to compare", tool)
+		}
+	}
+	out := filepath.Join(t.TempDir(), "gemm.wasm")
+	if msg, err := exec.Command("sh", "wasmkernel/build.sh", out).CombinedOutput(); err != nil {
+		t.Fatalf("wasmkernel/build.sh: %v\n%s", err, msg)
+	}
+	built, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(built, committed) {
+		t.Fatalf("wasmkernel/gemm.wasm (%d bytes) differs from a build of wasmkernel/gemm.c (%d bytes): run make wasm-kernel and commit it", len(committed), len(built))
+	}
+}
