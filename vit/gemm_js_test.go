@@ -177,10 +177,17 @@ func TestSIMDKeptWeightsReleased(t *testing.T) {
 	t.Fatal("the weights of a collected packedB stayed in the module's memory")
 }
 
-// BenchmarkForwardCPU is BenchmarkForward's B/16 image with the process's
-// CPU time beside the wall time (Node's process.cpuUsage; Go's wasm runs
-// on one thread): on a shared machine wall time measures the other jobs.
-// VITLENS_GEMM=scalar runs the scalar path in the same binary.
+// nodeCPU is the process's CPU time in seconds (Node's process.cpuUsage).
+// Go's wasm runs on one thread, so it counts this program's work alone,
+// where wall time on a shared machine also counts the other jobs'.
+func nodeCPU() float64 {
+	u := js.Global().Get("process").Call("cpuUsage")
+	return (u.Get("user").Float() + u.Get("system").Float()) / 1e6
+}
+
+// BenchmarkForwardCPU is BenchmarkForward's B/16 image with its CPU time
+// beside the wall time; VITLENS_GEMM=scalar runs the scalar path in the
+// same binary.
 func BenchmarkForwardCPU(b *testing.B) {
 	m, err := benchModels["B16"]()
 	if err != nil {
@@ -192,19 +199,53 @@ func BenchmarkForwardCPU(b *testing.B) {
 	if _, err := m.Forward(img, Options{}); err != nil { // packs the weights
 		b.Fatal(err)
 	}
-	cpu := func() float64 {
-		u := js.Global().Get("process").Call("cpuUsage")
-		return (u.Get("user").Float() + u.Get("system").Float()) / 1e6
-	}
 	wall, used := math.Inf(1), math.Inf(1)
 	for b.Loop() {
-		start, c0 := time.Now(), cpu()
+		start, c0 := time.Now(), nodeCPU()
 		if _, err := m.Forward(img, Options{}); err != nil {
 			b.Fatal(err)
 		}
-		wall, used = min(wall, time.Since(start).Seconds()), min(used, cpu()-c0)
+		wall, used = min(wall, time.Since(start).Seconds()), min(used, nodeCPU()-c0)
 	}
 	b.ReportMetric(wall*1e3, "ms/image")
 	b.ReportMetric(used*1e3, "cpu-ms/image")
 	b.Logf("matmul path %s", GEMMKernel())
+}
+
+// BenchmarkMatMulCPU is BenchmarkMatMul's B/16 products on the SIMD module
+// and the scalar loop, in GFLOP per CPU second (best of the runs).
+func BenchmarkMatMulCPU(b *testing.B) {
+	if simd == nil {
+		b.Skip(simdErr)
+	}
+	rng := rand.New(rand.NewPCG(1, 1))
+	kern := pickKernel("simd")
+	for _, s := range []struct {
+		name    string
+		m, n, k int
+	}{
+		{"qkv_197x768x2304", 197, 2304, 768},
+		{"fc2_197x3072x768", 197, 768, 3072},
+		{"scores_197x64x197", 197, 197, 64},
+	} {
+		x, w, out := randSlice(rng, s.m*s.k), randSlice(rng, s.n*s.k), make([]float32, s.m*s.n)
+		timed := func(b *testing.B, run func()) {
+			run() // the first product copies the weights into the module
+			best := math.Inf(1)
+			for b.Loop() {
+				c0 := nodeCPU()
+				run()
+				best = min(best, nodeCPU()-c0)
+			}
+			b.ReportMetric(2*float64(s.m*s.n*s.k)/best/1e9, "GFLOP/cpu-s")
+		}
+		b.Run(s.name+"/simd", func(b *testing.B) {
+			kept := &packedB{kept: true}
+			kept.packBT(w, s.k, s.n, s.k)
+			timed(b, func() { gemm(kern, out, s.n, x, s.k, s.m, kept, epilogue{}, 1) })
+		})
+		b.Run(s.name+"/scalar2x4", func(b *testing.B) {
+			timed(b, func() { matMulTScalar(out, x, w, s.m, s.n, s.k) })
+		})
+	}
 }
