@@ -765,6 +765,9 @@ func (w *worker) analyze(m *session.Model, img *session.Image, in *session.Input
 func backendLabel(be lens.Backend) string {
 	name := be.Name()
 	if strings.HasPrefix(name, "cpu") {
+		if vit.GEMMKernel() == "simd" { // vit/gemm_js.go: the matmul in WebAssembly SIMD
+			return "CPU (WebAssembly SIMD)"
+		}
 		return "CPU (WebAssembly)"
 	}
 	return strings.Replace(name, "webgpu:", "WebGPU ·", 1)

@@ -72,6 +72,9 @@ func TestDemoCPUFallback(t *testing.T) {
 	if !strings.Contains(s.Backend, "CPU") || !strings.Contains(s.Note, "WebGPU unavailable") {
 		t.Errorf("backend %q, note %q: want the CPU fallback, saying why", s.Backend, s.Note)
 	}
+	if !strings.Contains(s.Backend, "SIMD") { // Chromium has WebAssembly SIMD: vit/gemm_js.go's module must load
+		t.Errorf("backend %q: want the matmul in WebAssembly SIMD", s.Backend)
+	}
 	sameRanks(t, "demo on CPU", s.summary(t), native(t, m, samples[0], session.Settings{Target: -1}))
 	// The explanation maps (ours and Chefer et al.) are drawn for the target.
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`(() => {
