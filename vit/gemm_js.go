@@ -21,8 +21,8 @@ import (
 // cannot call into it per 6×16 tile (a call through syscall/js costs
 // microseconds), so the module computes whole products: the packed weights
 // are copied into its memory once per matrix, A in and C out per call (a
-// few hundred KiB against 10⁸ multiply-adds at ViT sizes), the bias added
-// there and GELU here with the Go function the other paths use.
+// few hundred KiB against 10⁸ multiply-adds at ViT sizes), with the bias and
+// GELU added there (its GELU rounds exactly as vit.GELU's Go loop does).
 
 //go:embed wasmkernel/gemm.wasm
 var simdWasm []byte
@@ -251,11 +251,7 @@ func (k *simdKernel) gemm(out []float32, ldc int, a []float32, lda, m int, b *pa
 		bias = base + biasOff
 		k.put(bias, ep.bias[:n])
 	}
-	acc := 0
-	if ep.accumulate {
-		acc = 1
-	}
-	k.gemmFn.Invoke(base+cOff, base+aOff, bOff, base+apOff, m, n, kk, acc, bias)
+	k.gemmFn.Invoke(base+cOff, base+aOff, bOff, base+apOff, m, n, kk, flag(ep.accumulate), bias, flag(ep.gelu))
 	if ldc == n {
 		k.get(out[:m*n], base+cOff)
 	} else {
@@ -266,9 +262,13 @@ func (k *simdKernel) gemm(out []float32, ldc int, a []float32, lda, m int, b *pa
 		}
 		scratch.Put(c)
 	}
-	if ep.gelu {
-		epilogue{gelu: true}.apply(out, ldc, 0, m, 0, n)
+}
+
+func flag(b bool) int {
+	if b {
+		return 1
 	}
+	return 0
 }
 
 // rowsOf returns the m×n matrix whose row i is x[i*ld : i*ld+n] as one

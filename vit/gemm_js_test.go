@@ -89,6 +89,33 @@ func TestSIMDGEMMMatchesScalar(t *testing.T) {
 	}
 }
 
+// The module's GELU epilogue rounds exactly as vit.GELU's Go loop, over
+// the whole range (a product never yields -0: its sums start at +0): zero, tiny, the clamp of erf at ±4 (|x| ≈ 5.66), large
+// and odd counts (the vector loop's scalar tail). k = 1 and A = 1 make the
+// product's output the chosen values themselves.
+func TestSIMDGELUExact(t *testing.T) {
+	if simd == nil {
+		t.Skip(simdErr)
+	}
+	rng := rand.New(rand.NewPCG(15, 16))
+	vals := []float32{0, 1e-30, -1e-30, 1, -1, 5.656, 5.657, -5.656, -5.657, 40, -40, 3e38, -3e38}
+	for range 1001 {
+		vals = append(vals, float32(rng.NormFloat64()*4))
+	}
+	n := len(vals)
+	var b packedB
+	b.packBN(vals, n, 1, n) // B is the 1×n row of values
+	got := make([]float32, n)
+	gemm(pickKernel("simd"), got, n, []float32{1}, 1, 1, &b, epilogue{gelu: true}, 1)
+	want := append([]float32(nil), vals...)
+	GELU(want)
+	for i := range want {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("GELU(%g): module %g, Go %g", vals[i], got[i], want[i])
+		}
+	}
+}
+
 func tiledBias(bias []float32, m int) []float32 {
 	out := make([]float32, 0, m*len(bias))
 	for range m {

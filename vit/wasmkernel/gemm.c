@@ -84,13 +84,50 @@ static void packA(float *restrict dst, const float *restrict a, int m, int k, in
 // packedASize is the length in floats of gemm's `apack` scratch for m rows.
 __attribute__((export_name("packedASize"))) int packedASize(int m) { return (m + MR - 1) / MR * MR * KC; }
 
+// erf4 is vit.Erf32 (vit/ops.go) on four lanes: the same float32
+// operations in the same order (simd128 has no fused
+// multiply-add, and clang contracts nothing into one), so they round
+// exactly as Go does: the rational minimax approximation of XLA and Eigen.
+static v128_t erf4(v128_t x) {
+	x = wasm_f32x4_max(wasm_f32x4_splat(-4), wasm_f32x4_min(wasm_f32x4_splat(4), x));
+	v128_t x2 = wasm_f32x4_mul(x, x);
+	v128_t p = wasm_f32x4_splat(-2.72614225801306e-10f);
+	p = wasm_f32x4_add(wasm_f32x4_mul(p, x2), wasm_f32x4_splat(2.77068142495902e-08f));
+	p = wasm_f32x4_add(wasm_f32x4_mul(p, x2), wasm_f32x4_splat(-2.10102402082508e-06f));
+	p = wasm_f32x4_add(wasm_f32x4_mul(p, x2), wasm_f32x4_splat(-5.69250639462346e-05f));
+	p = wasm_f32x4_add(wasm_f32x4_mul(p, x2), wasm_f32x4_splat(-7.34990630326855e-04f));
+	p = wasm_f32x4_add(wasm_f32x4_mul(p, x2), wasm_f32x4_splat(-2.95459980854025e-03f));
+	p = wasm_f32x4_add(wasm_f32x4_mul(p, x2), wasm_f32x4_splat(-1.60960333262415e-02f));
+	v128_t q = wasm_f32x4_splat(-1.45660718464996e-05f);
+	q = wasm_f32x4_add(wasm_f32x4_mul(q, x2), wasm_f32x4_splat(-2.13374055278905e-04f));
+	q = wasm_f32x4_add(wasm_f32x4_mul(q, x2), wasm_f32x4_splat(-1.68282697438203e-03f));
+	q = wasm_f32x4_add(wasm_f32x4_mul(q, x2), wasm_f32x4_splat(-7.37332916720468e-03f));
+	q = wasm_f32x4_add(wasm_f32x4_mul(q, x2), wasm_f32x4_splat(-1.42647390514189e-02f));
+	return wasm_f32x4_div(wasm_f32x4_mul(x, p), q);
+}
+
+// gelu applies vit.GELU, 0.5·v·(1 + erf(v/√2)), to the n floats at x.
+static void gelu(float *x, int n) {
+	const v128_t half = wasm_f32x4_splat(0.5f), one = wasm_f32x4_splat(1), s = wasm_f32x4_splat(0.70710678118654752440f);
+	int i = 0;
+	for (; i + 4 <= n; i += 4) {
+		v128_t v = wasm_v128_load(x + i);
+		wasm_v128_store(x + i, wasm_f32x4_mul(wasm_f32x4_mul(half, v), wasm_f32x4_add(one, erf4(wasm_f32x4_mul(v, s)))));
+	}
+	for (; i < n; i++) { // the tail through one lane of the same code
+		v128_t v = wasm_f32x4_splat(x[i]);
+		v = wasm_f32x4_mul(wasm_f32x4_mul(half, v), wasm_f32x4_add(one, erf4(wasm_f32x4_mul(v, s))));
+		x[i] = wasm_f32x4_extract_lane(v, 0);
+	}
+}
+
 // gemm computes C (m×n, row stride n) = A (m×k, row stride k) · B, plus what
 // C held when accumulate is set, plus bias[j] per column j when bias is not
-// 0, with B packed as described above and apack a scratch of
-// packedASize(m) floats. Tiles that cross row m or column n go through a
-// scratch tile on the stack.
+// 0, then GELU when gelu is set, with B packed as described above and apack
+// a scratch of packedASize(m) floats. Tiles that cross row m or column n go
+// through a scratch tile on the stack.
 __attribute__((export_name("gemm"))) void gemm(float *c, const float *a, const float *b, float *apack, int m, int n,
-                                                int k, int accumulate, const float *bias) {
+                                                int k, int accumulate, const float *bias, int gelu_) {
 	int panels = (n + NR - 1) / NR;
 	int slices = k > 0 ? (k + KC - 1) / KC : 1;
 	int kc0 = k > 0 ? (k + slices - 1) / slices : 0; // equal slices of at most KC
@@ -123,4 +160,5 @@ __attribute__((export_name("gemm"))) void gemm(float *c, const float *a, const f
 	if (bias)
 		for (int i = 0; i < m; i++)
 			for (int j = 0; j < n; j++) c[i * n + j] += bias[j];
+	if (gelu_) gelu(c, m * n);
 }
