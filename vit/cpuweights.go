@@ -166,5 +166,5 @@ func (l Linear) gemmForm() *PackedT {
 	if l.packed != nil {
 		return l.packed
 	}
-	return PackT(l.W, l.Out, l.In)
+	return packOnce(l.W, l.Out, l.In)
 }

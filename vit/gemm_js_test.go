@@ -212,6 +212,36 @@ func nodeCPU() float64 {
 	return (u.Get("user").Float() + u.Get("system").Float()) / 1e6
 }
 
+// A single product (MatMulT, LinearForward: the explain backward's
+// transposed weights) copies its operand per call instead of keeping it in
+// the module until a GC; PackT's weights are kept.
+func TestSIMDKeepsOnlyPackedWeights(t *testing.T) {
+	if simd == nil || activeKernel == nil {
+		t.Skip("the SIMD kernel is not the active one")
+	}
+	kept := func() int {
+		simd.mu.Lock()
+		defer simd.mu.Unlock()
+		return len(simd.kept)
+	}
+	rng := rand.New(rand.NewPCG(17, 18))
+	a, w, out := randSlice(rng, 3*40), randSlice(rng, 20*40), make([]float32, 3*20)
+	before := kept() // other tests' copies may leave meanwhile, never arrive
+	MatMulT(out, a, w, 3, 20, 40)
+	LinearForward(out, a, 3, Linear{W: w, Out: 20, In: 40})
+	if kept() > before {
+		t.Fatalf("single products left %d copies in the module", kept()-before)
+	}
+	p := PackT(w, 20, 40)
+	p.MatMulT(out, a, 3, nil, false)
+	simd.mu.Lock()
+	_, ok := simd.kept[weak.Make(p.packed)]
+	simd.mu.Unlock()
+	if !ok {
+		t.Fatal("PackT's weights were not kept in the module")
+	}
+}
+
 // BenchmarkForwardCPU is BenchmarkForward's B/16 image with its CPU time
 // beside the wall time; VITLENS_GEMM=scalar runs the scalar path in the
 // same binary.

@@ -190,7 +190,7 @@ const parallelMinWork = 1 << 20
 // PyTorch Linear weights. It packs b for the GEMM (gemm.go) on every call;
 // PackT keeps a packed copy for operands used many times.
 func MatMulT(out, a, b []float32, m, n, k int) {
-	PackT(b, n, k).MatMulT(out, a, m, nil, false)
+	packOnce(b, n, k).MatMulT(out, a, m, nil, false)
 }
 
 // PackedT is a matrix W (n×k, PyTorch Linear layout) prepared as the right
@@ -207,9 +207,20 @@ type PackedT struct {
 // packed copy is as large as w and does not reference it, so a caller that
 // drops w holds the matrix once; otherwise w itself is only referenced.
 func PackT(w []float32, n, k int) *PackedT {
+	p := packOnce(w, n, k)
+	if p.packed != nil {
+		// Used many times: a kernel with memory of its own (gemm_js.go)
+		// keeps a copy there instead of copying it in per product.
+		p.packed.kept = true
+	}
+	return p
+}
+
+// packOnce is PackT for a single product.
+func packOnce(w []float32, n, k int) *PackedT {
 	p := &PackedT{N: n, K: k}
 	if activeKernel != nil {
-		p.packed = &packedB{kept: true}
+		p.packed = new(packedB)
 		p.packed.packBT(w, k, n, k)
 	} else {
 		p.w = w
