@@ -6,7 +6,7 @@
 #   -msimd128      WebAssembly SIMD, in every current browser and Node >= 16
 #   -mbulk-memory  memory.fill/memory.copy for the loops clang turns into
 #                  memset/memcpy (there is no libc to link)
-#   -Os            2 KiB (-O3: 4 KiB, no faster in the hot loop): Chromium compiles
+#   -Os            3 KiB (-O3: over 4 KiB, no faster in the hot loop): Chromium compiles
 #                  modules synchronously on the main thread only up to 4 KiB
 #   --no-entry     a library: no _start; exports are the export_name functions
 #   --strip-all    no names or producers section: smaller, the same bytes on every machine
