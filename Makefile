@@ -8,8 +8,8 @@ LDFLAGS := -X main.version=$(VERSION)
 # Debian packages the tests need: Mesa's CPU Vulkan driver for the native
 # WebGPU tests, Chromium for the browser tests, Fashion-MNIST for the demo,
 # qemu-user for the arm64 kernel's tests, brotli for app.wasm's first-load
-# size (make wasm).
-TEST_DEBS := mesa-vulkan-drivers libvulkan1 chromium dataset-fashion-mnist qemu-user brotli
+# size (make wasm), Node for the js/wasm tests of the SIMD kernel (wasm-check).
+TEST_DEBS := mesa-vulkan-drivers libvulkan1 chromium dataset-fashion-mnist qemu-user brotli nodejs
 # axe-core, which the browser tests run over the page (accessibility), in a
 # git-ignored folder; the tests install it themselves when npm is there.
 AXE := axe-core@4.14.1
