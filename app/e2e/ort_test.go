@@ -172,7 +172,7 @@ func TestPerfORT(t *testing.T) {
 		t.Fatalf("no ms/image in the Go benchmark's output:\n%s", out)
 	}
 	goMS, _ := strconv.ParseFloat(m[1], 64)
-	t.Logf("app's CPU path (pure-Go forward, js/wasm, one thread): forward %.0f ms per image", goMS)
+	t.Logf("app's CPU path (js/wasm, matmul in the WebAssembly SIMD module, one thread): forward %.0f ms per image", goMS)
 
 	// The app's full analysis of a B/16-sized model, on the CPU path.
 	app := serve(t)
