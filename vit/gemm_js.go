@@ -180,9 +180,9 @@ func (k *simdKernel) get(x []float32, off int) {
 }
 
 // weights returns where the module holds b: kept weights are copied in once
-// and released when b is collected. Go's packed copy is dropped then (the
-// module's is the only one used from here on), so that a B/16 model is not
-// held three times in the page (unpacked, packed in Go, in the module).
+// and released when b is collected. Go's packed copy stays: it is the
+// model's only copy of its weights (Model.Pack drops W), which the GPU
+// upload, the explain backward and the lens read out of the panels.
 func (k *simdKernel) weights(b *packedB) (span, bool, error) {
 	if !b.kept {
 		return span{}, false, nil
@@ -197,7 +197,6 @@ func (k *simdKernel) weights(b *packedB) (span, bool, error) {
 	}
 	k.put(s.off, b.data)
 	k.kept[key] = s
-	b.data = nil
 	runtime.AddCleanup(b, func(key weak.Pointer[packedB]) {
 		k.mu.Lock()
 		defer k.mu.Unlock()
