@@ -56,20 +56,34 @@ func shaderConsts(src string) map[string]int {
 	return consts
 }
 
-// kernelConsts holds each kernel's constants, read once from the embedded WGSL.
-var kernelConsts = func() map[string]map[string]int {
-	all := map[string]map[string]int{}
-	for _, name := range shaders.Names() {
-		all[name] = shaderConsts(shaders.Source(name))
+// kernelConsts holds the constants of each kernel read so far. A kernel's
+// source is read on first use, not every kernel's at program start: the web
+// page, which opens a device only in its engine's worker, would pay for
+// expanding and scanning them all.
+var kernelConsts struct {
+	mu  sync.Mutex
+	all map[string]map[string]int
+}
+
+func constsOf(kernel string) map[string]int {
+	kernelConsts.mu.Lock()
+	defer kernelConsts.mu.Unlock()
+	if kernelConsts.all == nil {
+		kernelConsts.all = map[string]map[string]int{}
 	}
-	return all
-}()
+	c, ok := kernelConsts.all[kernel]
+	if !ok {
+		c = shaderConsts(shaders.Source(kernel))
+		kernelConsts.all[kernel] = c
+	}
+	return c
+}
 
 // shaderConst is the constant name of a kernel. A missing one is a
 // programming error caught by the tests (TestHostReadsKernelGeometry), so
 // it panics rather than returning an error every dispatch would check.
 func shaderConst(kernel, name string) int {
-	v, ok := kernelConsts[kernel][name]
+	v, ok := constsOf(kernel)[name]
 	if !ok {
 		panic(fmt.Sprintf("gpu: %s.wgsl declares no `const %s: u32`", kernel, name))
 	}

@@ -52,7 +52,7 @@ func TestHostReadsKernelGeometry(t *testing.T) {
 	}
 	for kernel, names := range need {
 		for _, n := range names {
-			if _, ok := kernelConsts[kernel][n]; !ok {
+			if _, ok := constsOf(kernel)[n]; !ok {
 				t.Errorf("%s.wgsl declares no const %s the host reads", kernel, n)
 			}
 		}

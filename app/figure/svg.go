@@ -13,6 +13,7 @@ import (
 	"image"
 	"image/png"
 	"strings"
+	"sync"
 )
 
 // Font is the font stack of every figure.
@@ -90,11 +91,23 @@ func esc(s string) string { return html.EscapeString(s) }
 // title is an SVG tooltip child.
 func title(s string) string { return "<title>" + esc(s) + "</title>" }
 
+// pngEncoder reuses its compressor between images: a new one costs more
+// than encoding a small figure (its tables are set up on every creation).
+var pngEncoder = png.Encoder{CompressionLevel: png.BestSpeed, BufferPool: &pngBuffers{}}
+
+type pngBuffers struct{ pool sync.Pool }
+
+func (p *pngBuffers) Get() *png.EncoderBuffer {
+	b, _ := p.pool.Get().(*png.EncoderBuffer)
+	return b
+}
+
+func (p *pngBuffers) Put(b *png.EncoderBuffer) { p.pool.Put(b) }
+
 // PNGDataURI encodes img as a data: URI for <img> and SVG <image>.
 func PNGDataURI(img image.Image) string {
 	var b bytes.Buffer
-	enc := png.Encoder{CompressionLevel: png.BestSpeed}
-	if err := enc.Encode(&b, img); err != nil {
+	if err := pngEncoder.Encode(&b, img); err != nil {
 		// Only fails for zero-sized images, which callers never pass.
 		return ""
 	}
