@@ -7,6 +7,7 @@ import (
 
 	"github.com/maxence-charriere/go-app/v10/pkg/app"
 
+	"vitlens/app/engine"
 	"vitlens/app/session"
 	"vitlens/vit"
 )
@@ -43,6 +44,8 @@ const (
 	actLensRemove  = "vl.lens-off"    // nil
 	actHeadFile    = "vl.head"        // []jsFile: class embeddings for the loaded model
 	actHeadClear   = "vl.head-off"    // nil: back to the model's own head
+	actCancel      = "vl.cancel"      // nil: stop the analysis in flight
+	actExplain     = "vl.explain"     // nil: compute the explanation maps of a large model
 )
 
 func (p *Page) handleActions(ctx app.Context) {
@@ -113,7 +116,7 @@ func (p *Page) handleActions(ctx app.Context) {
 	})
 	on(actDemo, func(ctx app.Context, v any) {
 		p.jobs <- func() {
-			m, err := session.LoadDemo(demoFiles)
+			m, err := p.eng.loadDemo(session.LoadOptions{})
 			ctx.Dispatch(func(ctx app.Context) {
 				if err != nil {
 					p.fail(err)
@@ -152,8 +155,7 @@ func (p *Page) handleActions(ctx app.Context) {
 		m := p.model
 		p.busy = "Initialising a random " + m.Name + "…"
 		p.jobs <- func() {
-			pause()
-			r, err := m.RandomInit(session.RandomSeed)
+			r, err := p.eng.randomInit(m)
 			ctx.Dispatch(func(ctx app.Context) {
 				p.busy = ""
 				if err != nil {
@@ -170,6 +172,9 @@ func (p *Page) handleActions(ctx app.Context) {
 	on(actCompareStop, func(ctx app.Context, v any) {
 		p.compare, p.analysis2, p.notice = nil, nil, ""
 	})
+	// Cancel runs at once, not after the job it stops.
+	on(actCancel, func(ctx app.Context, v any) { p.eng.cancel() })
+	on(actExplain, func(ctx app.Context, v any) { p.explainNow(ctx) })
 	on(actLensFile, func(ctx app.Context, v any) { p.loadLens(ctx, v.([]jsFile)) })
 	on(actLensTuned, func(ctx app.Context, v any) { p.tuned = v.(bool) })
 	on(actLensRemove, func(ctx app.Context, v any) {
@@ -265,4 +270,22 @@ func pathExt(name string) string {
 		return name[i:]
 	}
 	return ""
+}
+
+// explainNow computes the current analysis's explanation maps, which a
+// large model's analysis leaves out until asked.
+func (p *Page) explainNow(ctx app.Context) {
+	a := p.analysis
+	if a == nil {
+		return
+	}
+	p.explain = &engine.Explanation{} // neither maps nor an error: computing
+	p.jobs <- func() {
+		x := p.eng.explain(a.Model, a.Input, a.Base.Target)
+		ctx.Dispatch(func(app.Context) {
+			if p.analysis == a {
+				p.explain = x
+			}
+		})
+	}
 }

@@ -143,12 +143,15 @@ func (w webFiles) ReadFile(name string) ([]byte, error) {
 	if !fs.ValidPath(name) {
 		return nil, &fs.PathError{Op: "read", Path: name, Err: fs.ErrInvalid}
 	}
-	data, err := fetchBytes(w.dir+name+"?v="+app.Getenv("GOAPP_VERSION"), func(int64, int64) {})
+	data, err := fetchBytes(w.URL(name), func(int64, int64) {})
 	if err != nil {
 		return nil, &fs.PathError{Op: "read", Path: name, Err: err}
 	}
 	return data, nil
 }
+
+// URL is where a file is served, at this build's version.
+func (w webFiles) URL(name string) string { return w.dir + name + "?v=" + app.Getenv("GOAPP_VERSION") }
 
 // urlFileName is the last path element of a URL, without its query.
 func urlFileName(u string) string {

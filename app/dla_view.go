@@ -6,6 +6,7 @@ import (
 
 	"github.com/maxence-charriere/go-app/v10/pkg/app"
 
+	"vitlens/app/engine"
 	"vitlens/app/figure"
 	"vitlens/app/session"
 	"vitlens/vit/dla"
@@ -13,17 +14,13 @@ import (
 
 // DLAView is direct logit attribution of the analysis's target class: each
 // head's share of the class's logit as a heads × blocks grid, with the MLPs,
-// embeddings and the head's bias term beside it. It runs on the CPU
-// (vit/dla), whatever the backend, like the explanation maps.
+// embeddings and the head's bias term beside it. The engine computes it on
+// the CPU (vit/dla) with every analysis, whatever the backend, like the
+// explanation maps.
 type DLAView struct {
 	app.Compo
 	A *session.Analysis
-
-	seq     int // the analysis the result belongs to
-	target  int
-	res     *dla.Result
-	err     error
-	elapsed time.Duration
+	D *engine.DLA // nil until the engine answered
 }
 
 func (dv *DLAView) Render() app.UI {
@@ -31,16 +28,14 @@ func (dv *DLAView) Render() app.UI {
 	m := a.Model.Model
 	target := a.Base.Target
 	title := "Direct logit attribution of " + className(a, target)
-	if dv.seq != a.Seq || dv.target != target {
-		start := time.Now()
-		dv.seq, dv.target = a.Seq, target
-		dv.res, dv.err = dla.Compute(m, a.Input.Pixels, dla.Options{Target: target})
-		dv.elapsed = time.Since(start)
+	d := dv.D
+	if d == nil {
+		return card("vl-dla", "", title, nil, app.P().Class("vl-hint").Text("Computing…"))
 	}
-	if dv.err != nil {
-		return card("vl-dla", "", title, nil, app.P().Class("vl-banner vl-banner-error").Text(dv.err.Error()))
+	if d.Err != "" {
+		return card("vl-dla", "", title, nil, app.P().Class("vl-banner vl-banner-error").Text(d.Err))
 	}
-	r := dv.res
+	r := d.Result
 	rest := r.Bias
 	mlp := 0.0
 	for _, p := range r.Parts {
@@ -61,7 +56,7 @@ func (dv *DLAView) Render() app.UI {
 				"into the class's logit, read through the final LayerNorm with its scale frozen at the final residual's "+
 				"(%s). Red adds to the logit, blue takes from it. Logit %.4f = the heads above + the MLPs %.4f + "+
 				"embeddings, attention biases and the head's bias term %.4f. Computed on the CPU in %v.",
-			r.Frozen(), r.Logit, mlp, rest, dv.elapsed.Round(time.Millisecond))),
+			r.Frozen(), r.Logit, mlp, rest, d.Elapsed.Round(time.Millisecond))),
 		app.Div().Class("vl-scroll").Body(figureBox("fig-dla", grid.SVG())),
 	)
 }

@@ -6,30 +6,24 @@ import (
 
 	"github.com/maxence-charriere/go-app/v10/pkg/app"
 
+	"vitlens/app/engine"
 	"vitlens/app/figure"
 	"vitlens/app/session"
 	"vitlens/docs"
-	"vitlens/vit/explain"
 )
-
-// autoExplainParams is the model size up to which the explanation is
-// computed with every analysis; beyond it a backward pass in WebAssembly takes
-// seconds, so it waits for a click.
-const autoExplainParams = 5_000_000
 
 // ExplainView shows the paper's gradient map (class-space cross entropy of
 // each block's [CLS] attention output, differentiated with respect to that
 // block's attention) beside Chefer et al.'s relevance, for the analysis's
-// target class. It runs on the CPU (vit/explain), whatever the backend.
+// target class. The engine computes them on the CPU (vit/explain), whatever
+// the backend: with every analysis up to engine.AutoExplainParams, on a
+// click beyond.
 type ExplainView struct {
 	app.Compo
 	A *session.Analysis
-
-	seq     int // the analysis the maps belong to
-	maps    *explain.Maps
-	err     error
-	elapsed time.Duration
-	asked   bool // the user asked for a large model's maps
+	// X is the engine's answer: nil when not computed (a large model),
+	// empty while it computes.
+	X *engine.Explanation
 }
 
 func (ev *ExplainView) Render() app.UI {
@@ -40,32 +34,21 @@ func (ev *ExplainView) Render() app.UI {
 	if !m.Config.ClassToken {
 		return card("vl-explain", "", title, nil, app.P().Class("vl-hint").Text("The maps read the [CLS] query; this model has none."))
 	}
-	if ev.seq != a.Seq {
-		ev.seq, ev.maps, ev.err, ev.asked = a.Seq, nil, nil, false
+	x := ev.X
+	if x == nil {
+		return card("vl-explain", "", title, nil,
+			app.P().Class("vl-hint").Text(fmt.Sprintf("A backward pass of this %.0f M-parameter model runs on the CPU and takes a while.", float64(m.NumParams())/1e6)),
+			app.Button().Class("vl-btn vl-btn-primary").Text("Compute the maps").OnClick(func(ctx app.Context, e app.Event) {
+				ctx.NewAction(actExplain)
+			}))
 	}
-	if ev.maps == nil && ev.err == nil {
-		if m.NumParams() > autoExplainParams && !ev.asked {
-			return card("vl-explain", "", title, nil,
-				app.P().Class("vl-hint").Text(fmt.Sprintf("A backward pass of this %.0f M-parameter model runs on the CPU and takes a while.", float64(m.NumParams())/1e6)),
-				app.Button().Class("vl-btn vl-btn-primary").Text("Compute the maps").OnClick(func(ctx app.Context, e app.Event) {
-					ev.asked = true
-				}))
-		}
-		start := time.Now()
-		ev.maps, ev.err = explain.Map(m, a.Input.Pixels, target, explain.Options{})
-		ev.elapsed = time.Since(start)
+	if x.Maps == nil && x.Err == "" {
+		return card("vl-explain", "", title, nil, app.P().Class("vl-hint").Text("Computing the maps…"))
 	}
-	if ev.err != nil {
-		return card("vl-explain", "", title, nil, app.P().Class("vl-banner vl-banner-error").Text(ev.err.Error()))
+	if x.Err != "" {
+		return card("vl-explain", "", title, nil, app.P().Class("vl-banner vl-banner-error").Text(x.Err))
 	}
-	const size = 120
-	mp := ev.maps
-	pics := figure.Pictures{Title: title, Size: size,
-		Images: []string{
-			figure.PNGDataURI(explain.Picture(a.Input.Pixels, size)),
-			figure.PNGDataURI(explain.Overlay(a.Input.Pixels, mp.Ours, mp.Grid, size)),
-			figure.PNGDataURI(explain.Overlay(a.Input.Pixels, mp.Chefer, mp.Grid, size)),
-		},
+	pics := figure.Pictures{Title: title, Size: engine.ExplainSize, Images: x.Images,
 		Captions: []string{"input", "ours (class-space gradients)", "Chefer et al."},
 	}
 	return card("vl-explain", "", title, []app.UI{exportButton("PNG", "png:fig-explain", "Save the explanation maps as PNG")},
@@ -74,7 +57,7 @@ func (ev *ExplainView) Render() app.UI {
 				"through the classifier; the map is how much raising [CLS]'s attention to each patch would lower the cross "+
 				"entropy of the target class, summed over blocks and heads. Chefer et al.: attention weighted by its gradient "+
 				"for the final prediction, rolled out over the blocks. Red is more, blue less. Computed on the CPU in %v.",
-			ev.elapsed.Round(time.Millisecond)))),
+			x.Elapsed.Round(time.Millisecond)))),
 		figureBox("fig-explain", pics.SVG()),
 		app.Details().Class("vl-advanced").Body(
 			app.Summary().Text("How it is computed (docs/method.md, “Explanation maps”)"),

@@ -6,6 +6,10 @@ import "github.com/maxence-charriere/go-app/v10/pkg/app"
 type Header struct {
 	app.Compo
 	Backend, Note, Elapsed, Busy string
+	// Progress is the running analysis's advance; Running shows its Cancel
+	// button.
+	Progress string
+	Running  bool
 }
 
 func (h *Header) Render() app.UI {
@@ -29,7 +33,14 @@ func (h *Header) Render() app.UI {
 		),
 		app.Div().Class("vl-status").Body(
 			app.If(h.Busy != "", func() app.UI {
-				return app.Span().Class("vl-busy").Body(app.Span().Class("vl-spinner vl-spinner-sm"), app.Text(h.Busy))
+				return app.Span().Class("vl-busy").Aria("live", "polite").Body(app.Span().Class("vl-spinner vl-spinner-sm"), app.Text(h.Busy),
+					app.If(h.Progress != "", func() app.UI {
+						return app.Span().ID("vl-progress").Class("vl-progress-text").Text(" " + h.Progress)
+					}))
+			}),
+			app.If(h.Running, func() app.UI {
+				return app.Button().ID("vl-cancel").Class("vl-chip").Title("Stop this analysis; what is shown stays").
+					Text("Cancel").OnClick(func(ctx app.Context, e app.Event) { ctx.NewAction(actCancel) })
 			}),
 			app.Span().ID("vl-backend").Class("vl-badge").Title(h.Note).Body(
 				app.Span().Class("vl-badge-key").Text("backend"),

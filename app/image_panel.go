@@ -8,7 +8,7 @@ import (
 	"github.com/maxence-charriere/go-app/v10/pkg/app"
 )
 
-// Thumb is a sample image's name and a data: URI of it.
+// Thumb is a sample image's name and the URL of its file.
 type Thumb struct{ Name, URI string }
 
 // ImagePanel gives images: picker, drop or paste, and the sample gallery.

@@ -26,6 +26,11 @@ type OverlayView struct {
 	hover int // token under the pointer; -1 none (local: only this view redraws)
 	in    bool
 	keys  gridCursor // over the patch grid
+
+	// preview is the input's picture as a data: URI, encoded once per
+	// input rather than on every redraw (hover, cursor).
+	previewOf *session.Input
+	preview   string
 }
 
 func (o *OverlayView) Render() app.UI {
@@ -114,6 +119,13 @@ func (o *OverlayView) exportName() string {
 	return "overlay"
 }
 
+func (o *OverlayView) previewURI() string {
+	if in := o.A.Input; o.previewOf != in {
+		o.previewOf, o.preview = in, figure.PNGDataURI(in.Preview)
+	}
+	return o.preview
+}
+
 func (o *OverlayView) svg(r *lens.Result, label, id string) string {
 	a := o.A
 	m := a.Model
@@ -128,7 +140,7 @@ func (o *OverlayView) svg(r *lens.Result, label, id string) string {
 	ov := figure.Overlay{
 		Title:    label,
 		Subtitle: fmt.Sprintf("rank of %s · %s · block %d", m.ClassName(r.Target), o.Site, o.Block+1),
-		Image:    figure.PNGDataURI(a.Input.Preview), Grid: g, FirstToken: first, Selected: -1,
+		Image:    o.previewURI(), Grid: g, FirstToken: first, Selected: -1,
 		Colours: make([]string, g*g), Titles: make([]string, g*g), Size: size, Alpha: 0.55,
 		Classes: c.Classes, LegendID: "scale-" + id, Cursor: -1,
 	}

@@ -5,6 +5,7 @@
 package app
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"strings"
@@ -13,8 +14,9 @@ import (
 
 	"github.com/maxence-charriere/go-app/v10/pkg/app"
 
-	"vitlens/app/figure"
+	"vitlens/app/engine"
 	"vitlens/app/session"
+	"vitlens/public"
 	"vitlens/vit"
 	"vitlens/vit/lens"
 	"vitlens/vit/preprocess"
@@ -69,8 +71,20 @@ type Page struct {
 	jobs   chan func()
 	seq    int
 	latest atomic.Int64
-	w      worker // owned by the worker goroutine
-	w2     worker // the same, for the second model
+	// eng computes everything heavy, in its worker (or in the page where
+	// there is none); only the job goroutine calls it, cancel aside.
+	eng *engineClient
+	// lens is the tuned lens's file as the engine receives it.
+	lens    *tunedLens
+	lensSeq int
+	// explain and dla are the current analysis's explanation maps and
+	// direct logit attribution, computed by the engine with it.
+	explain *engine.Explanation
+	dla     *engine.DLA
+	// running says an analysis is in flight (the Cancel button);
+	// runProgress is its advance in words.
+	running     bool
+	runProgress string
 }
 
 // modelFile is the last checkpoint the user gave, kept so it can be
@@ -92,6 +106,7 @@ func (p *Page) OnMount(ctx app.Context) {
 	p.allowGPU = queryParam("backend") != "cpu"
 	p.inputs = map[*session.Image]*session.Input{}
 	p.jobs = make(chan func(), 32)
+	p.eng = newEngineClient()
 	p.busy = "Loading the demo model…"
 	p.handleActions(ctx)
 	p.handlePatchActions(ctx)
@@ -106,11 +121,14 @@ func (p *Page) OnMount(ctx app.Context) {
 	p.jobs <- func() {
 		mark("vl-demo-load")
 		pause()
-		m, err := session.LoadDemo(demoFiles)
-		samples, serr := session.Samples(demoFiles)
+		m, err := p.eng.loadDemo(session.LoadOptions{})
+		// The engine decodes the samples; the gallery shows their files
+		// (the URLs the service worker precached), so the page decodes
+		// and encodes nothing.
+		samples, serr := p.eng.samples()
 		thumbs := make([]Thumb, len(samples))
 		for i, s := range samples {
-			thumbs[i] = Thumb{Name: s.Name, URI: figure.PNGDataURI(s.Src)}
+			thumbs[i] = Thumb{Name: s.Name, URI: demoFiles.URL(path.Join(public.SamplesDir, s.Name))}
 		}
 		ctx.Dispatch(func(ctx app.Context) {
 			p.samples, p.thumbs = samples, thumbs
@@ -146,6 +164,11 @@ func (p *Page) fail(err error) {
 
 // setModel switches to a freshly loaded model, keeping the image.
 func (p *Page) setModel(m *session.Model) {
+	for _, old := range []*session.Model{p.model, p.compare} {
+		if old != nil && old != m {
+			p.jobs <- func() { p.eng.release(old) }
+		}
+	}
 	p.model = m
 	p.inputs = map[*session.Image]*session.Input{}
 	p.settings = session.Settings{Target: -1, Edit: p.settings.Edit}
@@ -154,6 +177,7 @@ func (p *Page) setModel(m *session.Model) {
 	p.analysis = nil
 	p.compare, p.analysis2 = nil, nil // it was compared with the model before
 	p.lensName, p.tuned = "", false   // translators belong to one model
+	p.lens = nil
 }
 
 // loadLens reads a tuned lens (vitlens tune-lens's translators.safetensors)
@@ -180,6 +204,8 @@ func (p *Page) loadLens(ctx app.Context, files []jsFile) {
 				return
 			}
 			p.settings.Lens, p.lensName, p.tuned = t, f.Name, true
+			p.lensSeq++
+			p.lens = &tunedLens{id: p.lensSeq, name: f.Name, data: data}
 			p.analyze(ctx)
 		})
 	})
@@ -197,6 +223,7 @@ func (p *Page) analyze(ctx app.Context) {
 	p.latest.Store(int64(seq))
 	m, img, s, in, allowGPU := p.model, p.image, p.settings, p.inputs[p.image], p.allowGPU
 	m2 := p.compare
+	tl := p.lens
 	p.status = "busy"
 	p.busy = "Analysing " + img.Name + "…"
 	p.jobs <- func() {
@@ -204,40 +231,56 @@ func (p *Page) analyze(ctx app.Context) {
 			return
 		}
 		mark("vl-analysis")
-		pause() // let the progress indicator paint before the CPU is taken
-		a, err := p.w.analyze(m, img, in, s, allowGPU)
-		if a != nil {
-			a.Seq = seq
+		ctx.Dispatch(func(app.Context) { p.running, p.runProgress = true, "" })
+		progress := func(model string) func(engine.Progress) {
+			return func(pr engine.Progress) {
+				ctx.Dispatch(func(app.Context) { p.runProgress = progressText(model, pr) })
+			}
 		}
-		var a2 *session.Analysis
+		a, err := p.eng.analyze(seq, m, img, in, s, tl, allowGPU, true, progress(""))
+		var a2 *analysis
 		var err2 error
 		if err == nil && m2 != nil {
 			var s2 session.Settings
-			if s2, err2 = session.CompareSettings(a, m2); err2 == nil {
-				pause()
+			if s2, err2 = session.CompareSettings(a.Analysis, m2); err2 == nil {
 				var in2 *session.Input
 				if m2.Preset.Name == m.Preset.Name && m2.Model.Config.ImageSize == m.Model.Config.ImageSize {
 					in2 = a.Input // the same pixels: a random init, or the same family
 				}
-				if a2, err2 = p.w2.analyze(m2, img, in2, s2, allowGPU); a2 != nil {
-					a2.Seq = seq
+				a2, err2 = p.eng.analyze(seq, m2, img, in2, s2, nil, allowGPU, false, progress("second model: "))
+				if errors.Is(err2, engine.ErrCanceled) {
+					err = err2
 				}
 			}
 		}
-		name, note := p.w.name, p.w.note
 		mark("vl-analysed")
 		ctx.Dispatch(func(ctx app.Context) {
-			p.backendName, p.backendNote = name, note
+			p.running, p.runProgress = false, ""
+			if err == nil {
+				p.backendName, p.backendNote = a.backend, a.note
+			}
 			if seq != p.seq {
 				return // a newer request is queued
 			}
 			p.status, p.busy = "ready", ""
+			if errors.Is(err, engine.ErrCanceled) {
+				// What was shown stays; the settings go back to it.
+				p.notice = "Analysis cancelled."
+				if p.analysis != nil {
+					p.image, p.settings = p.analysis.Image, p.analysis.Settings
+				}
+				return
+			}
 			if err != nil {
 				p.fail(err)
 				return
 			}
 			p.inputs[img] = a.Input
-			p.analysis, p.analysis2 = a, a2
+			p.analysis, p.analysis2 = a.Analysis, nil
+			p.explain, p.dla = a.explain, a.dla
+			if a2 != nil {
+				p.analysis2 = a2.Analysis
+			}
 			if err2 != nil {
 				p.fail(fmt.Errorf("second model (%s): %w", m2.Name, err2))
 			}
@@ -256,16 +299,9 @@ func (p *Page) loadModel(ctx app.Context, f *modelFile) {
 	p.busy = "Reading " + f.name + "…"
 	p.lastFile = f
 	p.jobs <- func() {
-		pause()
-		start := time.Now()
-		m, err := session.LoadModel(f.name, f.data, opt)
-		if err == nil && f.config != nil {
-			// A Hugging Face config.json names the classes (id2label).
-			if cerr := m.SetClasses("config.json", f.config); cerr != nil && m.Model.Config.Classes == 1000 {
-				_ = m.UseImageNetClasses()
-			}
-		}
-		took := time.Since(start)
+		// The engine reads a Hugging Face config.json's class names
+		// (id2label) too.
+		m, took, err := p.eng.loadModel(f.name, f.data, opt)
 		ctx.Dispatch(func(ctx app.Context) {
 			p.headChoices, p.headsDim = nil, 0
 			if dim, choices, ok := session.HeadsQuestion(err); ok {
@@ -324,7 +360,7 @@ func (p *Page) reloadWithHead(ctx app.Context, name string, data []byte) {
 	opt := session.LoadOptions{HeadName: name, HeadData: data}
 	p.busy = "Reading " + name + "…"
 	p.jobs <- func() {
-		m, err := session.LoadDemoWith(demoFiles, opt)
+		m, err := p.eng.loadDemo(opt)
 		ctx.Dispatch(func(ctx app.Context) {
 			if err != nil {
 				p.loadOpt.HeadName, p.loadOpt.HeadData = "", nil
@@ -343,6 +379,9 @@ func (p *Page) reloadWithHead(ctx app.Context, name string, data []byte) {
 
 // compareWith analyses m beside the loaded model from now on.
 func (p *Page) compareWith(ctx app.Context, m *session.Model) {
+	if old := p.compare; old != nil && old != m {
+		p.jobs <- func() { p.eng.release(old) }
+	}
 	p.compare, p.analysis2 = m, nil
 	p.errText, p.notice = "", ""
 	p.analyze(ctx)
@@ -352,27 +391,31 @@ func (p *Page) compareWith(ctx app.Context, m *session.Model) {
 // options of the first model.
 func (p *Page) loadCompareFile(ctx app.Context, files []jsFile) {
 	opt := p.loadOpt
+	opt.ConfigJSON = nil
 	ctx.Async(func() {
 		for _, f := range files {
 			if !isCheckpoint(f.Name) {
 				continue
 			}
 			data, err := f.read()
-			var m *session.Model
-			if err == nil {
-				m, err = session.LoadModel(f.Name, data, opt)
+			if err != nil {
+				ctx.Dispatch(func(app.Context) { p.fail(fmt.Errorf("second model: %w", err)) })
+				return
 			}
-			ctx.Dispatch(func(ctx app.Context) {
-				if _, choices, ok := session.HeadsQuestion(err); ok {
-					p.fail(fmt.Errorf("second model: %s does not say how many attention heads it has: enter the count under \"Attention heads\" in the Model panel's loading options (one of %v) and pick it again", f.Name, choices))
-					return
-				}
-				if err != nil {
-					p.fail(fmt.Errorf("second model: %w", err))
-					return
-				}
-				p.compareWith(ctx, m)
-			})
+			p.jobs <- func() {
+				m, _, err := p.eng.loadModel(f.Name, data, opt)
+				ctx.Dispatch(func(ctx app.Context) {
+					if _, choices, ok := session.HeadsQuestion(err); ok {
+						p.fail(fmt.Errorf("second model: %s does not say how many attention heads it has: enter the count under \"Attention heads\" in the Model panel's loading options (one of %v) and pick it again", f.Name, choices))
+						return
+					}
+					if err != nil {
+						p.fail(fmt.Errorf("second model: %w", err))
+						return
+					}
+					p.compareWith(ctx, m)
+				})
+			}
 			return
 		}
 		ctx.Dispatch(func(app.Context) {
@@ -435,14 +478,16 @@ func (p *Page) loadFiles(ctx app.Context, files []jsFile) {
 		if len(images) > 0 {
 			f := images[len(images)-1]
 			if data := read(f); data != nil {
-				img, err := session.DecodeImage(f.Name, data)
-				ctx.Dispatch(func(ctx app.Context) {
-					if err != nil {
-						p.fail(err)
-						return
-					}
-					p.setImage(ctx, img)
-				})
+				p.jobs <- func() {
+					img, err := p.eng.decode(f.Name, data)
+					ctx.Dispatch(func(ctx app.Context) {
+						if err != nil {
+							p.fail(err)
+							return
+						}
+						p.setImage(ctx, img)
+					})
+				}
 			}
 		}
 	})
@@ -579,7 +624,8 @@ func (p *Page) Render() app.UI {
 		elapsed = fmt.Sprintf("%.0f ms", float64(a.Elapsed.Microseconds())/1000)
 	}
 	return app.Div().Class("vl-app").Body(
-		&Header{Backend: p.backendName, Note: p.backendNote, Elapsed: elapsed, Busy: p.busy},
+		&Header{Backend: p.backendName, Note: p.backendNote, Elapsed: elapsed, Busy: p.busy,
+			Progress: p.runProgress, Running: p.running},
 		app.If(p.update, func() app.UI {
 			return app.Div().Class("vl-banner vl-banner-info").Body(
 				app.Span().Text("A new version of vitlens is ready."),
@@ -608,7 +654,8 @@ func (p *Page) Render() app.UI {
 			),
 			app.Main().Class("vl-main").Body(p.renderMain(a)...),
 		),
-		&StateView{Status: status, Busy: p.busy, Error: p.errText, FirstMS: p.firstMS,
+		&StateView{Status: status, Busy: p.busy, Error: p.errText, FirstMS: p.firstMS, Engine: p.engineWhere(),
+			Progress: p.runProgress, Notice: p.notice,
 			Backend: p.backendName, Analysis: a.ThroughLens(p.tuned), Compare: p.analysis2},
 	)
 }
@@ -689,11 +736,11 @@ func (p *Page) renderMain(a *session.Analysis) []app.UI {
 		&HeatmapView{A: a, Site: p.site, Block: block, Token: p.token},
 		app.Div().Class("vl-row vl-row-fill").Body(
 			&AttentionView{A: a, Token: p.token},
-			&ExplainView{A: a},
+			&ExplainView{A: a, X: p.explain},
 		),
 		&MemoryView{A: a, Block: block, Token: p.token},
 		app.Div().Class("vl-row vl-row-fill").Body(
-			&DLAView{A: a},
+			&DLAView{A: a, D: p.dla},
 			&PatchView{A: a, Samples: p.samples, Uploads: p.uploads, Current: p.image},
 		),
 	}
@@ -708,67 +755,25 @@ func firstNonEmpty(s ...string) string {
 	return ""
 }
 
-// worker holds the backends of one model; only the worker goroutine touches
-// it. The WebGPU one is kept while the CPU is chosen, so switching back
-// neither compiles nor uploads anything.
-type worker struct {
-	model      *session.Model
-	cpu        *lens.CPU
-	gpu        lens.Backend // nil: not tried yet, or unavailable (gpuNote)
-	gpuTried   bool
-	gpuNote    string
-	name, note string
+// progressText is an analysis's advance in words: "block 3 of 12", with
+// the run when there are several (an intervention, a tuned lens).
+func progressText(prefix string, pr engine.Progress) string {
+	t := prefix
+	if pr.Steps > 1 {
+		t += fmt.Sprintf("run %d of %d", pr.Step, pr.Steps)
+		if pr.Block > 0 {
+			t += ", "
+		}
+	}
+	if pr.Block > 0 {
+		t += fmt.Sprintf("block %d of %d", pr.Block, pr.Depth)
+	}
+	return t
 }
 
-func (w *worker) analyze(m *session.Model, img *session.Image, in *session.Input, s session.Settings, allowGPU bool) (*session.Analysis, error) {
-	if w.model != m {
-		if w.gpu != nil {
-			w.gpu.Close() // the previous model's weights
-		}
-		w.model, w.cpu, w.gpu, w.gpuTried = m, lens.NewCPU(m.Model), nil, false
+func (p *Page) engineWhere() string {
+	if p.eng == nil {
+		return ""
 	}
-	be, note := lens.Backend(w.cpu), "WebGPU off (chosen)"
-	if allowGPU {
-		if !w.gpuTried {
-			w.gpu, w.gpuNote = openGPU(m.Model)
-			w.gpuTried = true
-		}
-		if w.gpu != nil {
-			be = w.gpu
-		}
-		note = w.gpuNote
-	}
-	w.name, w.note = backendLabel(be), note
-	if in == nil {
-		var err error
-		if in, err = m.Prepare(img); err != nil {
-			return nil, err
-		}
-	}
-	var fallback lens.Backend
-	if be != lens.Backend(w.cpu) {
-		fallback = w.cpu
-	}
-	a, err := session.Analyze(be, fallback, m, img, in, s, pause)
-	if err != nil && fallback != nil {
-		// The GPU failed at run time (lost device, a limit): stay on the CPU
-		// for this model, and say so.
-		w.gpu.Close()
-		w.gpu, w.gpuNote = nil, fmt.Sprintf("WebGPU failed, using the CPU: %v", err)
-		w.name, w.note = backendLabel(w.cpu), w.gpuNote
-		a, err = session.Analyze(w.cpu, nil, m, img, in, s, pause)
-	}
-	return a, err
-}
-
-// backendLabel names a backend for people.
-func backendLabel(be lens.Backend) string {
-	name := be.Name()
-	if strings.HasPrefix(name, "cpu") {
-		if vit.GEMMKernel() == "simd" { // vit/gemm_js.go: the matmul in WebAssembly SIMD
-			return "CPU (WebAssembly SIMD)"
-		}
-		return "CPU (WebAssembly)"
-	}
-	return strings.Replace(name, "webgpu:", "WebGPU ·", 1)
+	return p.eng.where()
 }

@@ -14,9 +14,12 @@ import (
 type StateView struct {
 	app.Compo
 	Status, Busy, Error, Backend string
-	FirstMS                      float64
-	Analysis                     *session.Analysis
-	Compare                      *session.Analysis // the second model's, or nil
+	// Engine says where the engine runs ("worker" or "page"); Progress is
+	// the running analysis's advance; Notice the last notice.
+	Engine, Progress, Notice string
+	FirstMS                  float64
+	Analysis                 *session.Analysis
+	Compare                  *session.Analysis // the second model's, or nil
 }
 
 func (s *StateView) Render() app.UI {
@@ -38,6 +41,9 @@ func (s *StateView) Render() app.UI {
 		DataSet("model", model).
 		DataSet("backend", s.Backend).
 		DataSet("error", s.Error).
+		DataSet("engine", s.Engine).
+		DataSet("progress", s.Progress).
+		DataSet("notice", s.Notice).
 		DataSet("first-ms", fmt.Sprintf("%.0f", s.FirstMS)).
 		Text(text),
 		app.Pre().ID("vl-state-compare").Text(compare))

@@ -65,7 +65,9 @@ func (m *Model) Forward(pixels *Tensor, opt Options) (*Trace, error) {
 		}
 		m.block(b, x, tokens, opt, tr, rec, buf)
 		if opt.AfterBlock != nil {
-			opt.AfterBlock(b)
+			if err := opt.AfterBlock(b); err != nil {
+				return nil, err
+			}
 		}
 	}
 	tr.Pooled, tr.Logits = m.classify(x, len(tokens), opt.Record)

@@ -104,10 +104,11 @@ type Options struct {
 	// stay in the sequence after the position embeddings are added; the others
 	// are dropped, shortening the sequence (context perturbation). Nil keeps all.
 	Keep []int
-	// AfterBlock, when set, is called after each block. The single-threaded
-	// browser passes a short sleep so the page can repaint during a long
-	// forward pass.
-	AfterBlock func(block int)
+	// AfterBlock, when set, is called after each block. The browser passes
+	// a short yield so the page (or its engine's worker) can handle events
+	// during a long forward pass; an error it returns (the user cancelled)
+	// stops the forward, which returns it.
+	AfterBlock func(block int) error
 	// Hooks, when set, are called at their hook points (hooks.go) with the
 	// activation there, before any tap or record reads it: a hook that
 	// writes its tensor changes the rest of the forward (activation

@@ -44,8 +44,9 @@ func Handler(version string, wasmSize int64) *app.Handler {
 		LoadingLabel:    "Loading vitlens… {progress}%",
 		Styles:          []string{"/web/vitlens.css"},
 		// The header's logo (go-app precaches the PNG icons, not the SVG),
-		// and the demo model and samples the page fetches on start.
-		CacheableResources: append([]string{"/web/icon.svg"}, demoResources()...),
+		// the engine's worker script, and the demo model and samples the
+		// page fetches on start.
+		CacheableResources: append([]string{"/web/icon.svg", "/web/engine.js"}, demoResources()...),
 		Version:            version,
 		Resources:          versioned{version},
 	}

@@ -76,6 +76,20 @@ func (a *Analysis) Current() *lens.Result {
 // Predicted is the model's top-1 class on the unperturbed image.
 func (a *Analysis) Predicted() int { return lens.Argmax(a.Base.Logits) }
 
+// Runs is how many lens runs Analyze makes for s: the unperturbed image,
+// the intervention, and each again through a tuned lens (progress counts
+// them).
+func (s Settings) Runs() int {
+	n := 1
+	if s.Intervened() {
+		n = 2
+	}
+	if s.Lens != nil {
+		n *= 2
+	}
+	return n
+}
+
 // Request is the lens request the app makes: every site, top-5 classes,
 // attention maps and both kinds of memory coefficients.
 func Request(target int, edit vit.AttnEdit, keep []int) lens.Request {
@@ -112,10 +126,12 @@ func Keep(c vit.Config, drop []int) ([]int, error) {
 
 // Analyze runs the unperturbed image and, when the settings ask for it, the
 // intervention, on be; fallback (may be nil) supplies attention maps and
-// memory coefficients when be cannot. pause is called between the runs and
-// after every block of the CPU forward, so a single-threaded page can paint
-// during long work; it may be nil.
-func Analyze(be, fallback lens.Backend, m *Model, img *Image, in *Input, s Settings, pause func()) (*Analysis, error) {
+// memory coefficients when be cannot. pause is called after every block of
+// the CPU forward with the block's index, and with -1 before every run but
+// the first, so a single-threaded page can paint and its engine can report
+// progress during long work; an error it returns (the user cancelled) stops
+// the analysis, which returns it. pause may be nil.
+func Analyze(be, fallback lens.Backend, m *Model, img *Image, in *Input, s Settings, pause func(block int) error) (*Analysis, error) {
 	start := time.Now()
 	a := &Analysis{Model: m, Image: img, Input: in, Settings: s, Backend: be.Name()}
 	keep, err := Keep(m.Model.Config, s.Drop)
@@ -125,18 +141,19 @@ func Analyze(be, fallback lens.Backend, m *Model, img *Image, in *Input, s Setti
 	if s.Target >= m.Model.Config.Classes {
 		return nil, fmt.Errorf("target class %d out of range (model has %d classes)", s.Target, m.Model.Config.Classes)
 	}
+	if pause == nil {
+		pause = func(int) error { return nil }
+	}
 	yield := func(req lens.Request) lens.Request {
-		if pause != nil {
-			req.AfterBlock = func(int) { pause() }
-		}
+		req.AfterBlock = pause
 		return req
 	}
 	if a.Base, a.TapsBackend, err = run(be, fallback, in.Pixels, yield(Request(s.Target, vit.EditNone, nil))); err != nil {
 		return nil, err
 	}
 	if s.Intervened() {
-		if pause != nil {
-			pause()
+		if err := pause(-1); err != nil {
+			return nil, err
 		}
 		// The intervention reads out the same class as the baseline, so the
 		// two ranks compare.
@@ -147,6 +164,9 @@ func Analyze(be, fallback lens.Backend, m *Model, img *Image, in *Input, s Setti
 	if s.Lens != nil {
 		// The same runs through the translators: the views toggle between
 		// the two lenses without a new analysis.
+		if err := pause(-1); err != nil {
+			return nil, err
+		}
 		req := yield(Request(a.Base.Target, vit.EditNone, nil))
 		req.Lens, req.Taps = s.Lens, vit.Taps{}
 		if a.Tuned, _, err = run(be, nil, in.Pixels, req); err != nil {
@@ -154,6 +174,9 @@ func Analyze(be, fallback lens.Backend, m *Model, img *Image, in *Input, s Setti
 		}
 		a.Tuned.Trace = a.Base.Trace // the forward is the same; only the readouts differ
 		if a.After != nil {
+			if err := pause(-1); err != nil {
+				return nil, err
+			}
 			req := yield(Request(a.Base.Target, s.Edit, keep))
 			req.Lens, req.Taps = s.Lens, vit.Taps{}
 			if a.TunedAfter, _, err = run(be, nil, in.Pixels, req); err != nil {

@@ -9,6 +9,12 @@ import (
 )
 
 func main() {
+	// The same binary is the engine's worker (public/web/engine.js): one
+	// download, cached once, for the page and its engine.
+	if vitlens.InWorker() {
+		vitlens.ServeEngine()
+		return
+	}
 	vitlens.Register()
 	app.RunWhenOnBrowser()
 }

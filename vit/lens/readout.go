@@ -52,8 +52,9 @@ type Request struct {
 	Lens *Translators
 	// AfterBlock, when set, is called after each block of each image (see
 	// vit.Options.AfterBlock); backends that do not run block by block on
-	// the calling thread may ignore it.
-	AfterBlock func(block int)
+	// the calling thread may ignore it. An error it returns stops the
+	// analysis.
+	AfterBlock func(block int) error
 }
 
 // Result is one image's analysis.

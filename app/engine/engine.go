@@ -1,0 +1,520 @@
+// Package engine is everything heavy the web app does, behind one message
+// protocol: parsing checkpoints, the forward pass and the lens (CPU or
+// WebGPU), the explanation maps and the direct logit attribution. The page
+// runs it in a dedicated Web Worker (the same app.wasm, started without a
+// document), so the main thread only renders; where workers are unavailable
+// the page calls the same Engine in-page. Requests and responses are plain
+// structs sent in the flat binary format of codec.go. Nothing here touches
+// the browser: the engine and its protocol are tested natively.
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"image"
+	"image/draw"
+	"io/fs"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"vitlens/app/figure"
+	"vitlens/app/session"
+	"vitlens/vit"
+	"vitlens/vit/checkpoint"
+	"vitlens/vit/dla"
+	"vitlens/vit/explain"
+	"vitlens/vit/lens"
+	"vitlens/vit/preprocess"
+)
+
+// Kind says what a request asks for.
+type Kind uint8
+
+const (
+	KindLoad    Kind = iota + 1 // Name, Data, Opt: parse a checkpoint
+	KindDemo                    // Opt: the demo model (a head file may come with it)
+	KindRandom                  // Model: a random initialisation of it (session.RandomSeed)
+	KindAnalyze                 // Model, Image or Input, Settings, ...: the analysis and its derivations
+	KindExplain                 // Model, Input, Settings.Target: the explanation maps alone
+	KindRelease                 // Model: forget it (its GPU weights too)
+	KindSamples                 // the demo's sample images, decoded
+	KindDecode                  // Name, Data: decode an image file
+)
+
+// Request is one message from the page to the engine.
+type Request struct {
+	ID   int // answered in Response.ID and Progress.ID; Cancel names it
+	Kind Kind
+
+	// KindLoad, KindDemo.
+	Name string
+	Data []byte
+	Opt  session.LoadOptions
+
+	// Model is the engine's number of a loaded model (Response.Model).
+	Model int
+	// KindAnalyze: the picture, as pixels, when the page has no prepared
+	// Input for this model yet (a new image or preset).
+	Image *Picture
+	Input *session.Input
+	// Preset is the page's current preprocessing for the model.
+	Preset   preprocess.Preset
+	Settings session.Settings // its Lens is never sent: see LensID
+	// LensID numbers the tuned lens the page loaded (0: none). LensData
+	// holds its file when the engine has not seen this number yet.
+	LensID   int
+	LensName string
+	LensData []byte
+	AllowGPU bool
+	// Explain asks for the explanation maps with the analysis (the page
+	// skips them above AutoExplainParams until the user asks).
+	Explain bool
+	// DLA asks for the direct logit attribution with the analysis.
+	DLA bool
+}
+
+// Picture is a decoded image's pixels.
+type Picture struct {
+	Name   string
+	W, H   int
+	Stride int
+	Pix    []uint8 // NRGBA
+}
+
+// PictureOf converts any decoded image to what a request carries.
+func PictureOf(name string, img image.Image) *Picture {
+	n, ok := img.(*image.NRGBA)
+	if !ok || n.Rect.Min != (image.Point{}) {
+		b := img.Bounds()
+		n = image.NewNRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
+		draw.Draw(n, n.Rect, img, b.Min, draw.Src)
+	}
+	return &Picture{Name: name, W: n.Rect.Dx(), H: n.Rect.Dy(), Stride: n.Stride, Pix: n.Pix}
+}
+
+// Image is the picture as an image.
+func (p *Picture) Image() (*session.Image, error) {
+	if p.W <= 0 || p.H <= 0 || p.Stride < 4*p.W || len(p.Pix) < p.Stride*(p.H-1)+4*p.W {
+		return nil, fmt.Errorf("%s: malformed picture (%d×%d, %d bytes)", p.Name, p.W, p.H, len(p.Pix))
+	}
+	return &session.Image{Name: p.Name, Src: &image.NRGBA{Pix: p.Pix, Stride: p.Stride, Rect: image.Rect(0, 0, p.W, p.H)}}, nil
+}
+
+// Response answers one Request.
+type Response struct {
+	ID  int
+	Err string // "" on success
+	// HeadsDim and HeadChoices, when the checkpoint does not say its head
+	// count (session.HeadsQuestion), so the page can ask.
+	HeadsDim    int
+	HeadChoices []int
+	Canceled    bool
+
+	// KindLoad, KindDemo, KindRandom: the model's number and the model
+	// itself (weights included: the page's on-demand tools read them).
+	Model  int
+	Loaded *session.Model
+	Took   time.Duration
+
+	// KindAnalyze.
+	Result *Result
+	// KindAnalyze with Explain, KindExplain.
+	Explain *Explanation
+	// KindSamples, KindDecode.
+	Pictures []*Picture
+}
+
+// Result is an analysis as computed in the engine, without what the page
+// already holds (the model, the image, the settings).
+type Result struct {
+	Input                          *session.Input
+	Base, After, Tuned, TunedAfter *lens.Result
+	Backend, TapsBackend           string
+	Elapsed                        time.Duration
+	// BackendName and BackendNote say which backend ran, for people.
+	BackendName, BackendNote string
+	DLA                      *DLA
+}
+
+// Explanation is the explanation maps of a target, or why there are none.
+type Explanation struct {
+	Maps *explain.Maps
+	// Images are what the view draws, as PNG data: URIs: the input, then
+	// ours and Chefer et al.'s maps over it, ExplainSize pixels wide.
+	Images  []string
+	Err     string
+	Elapsed time.Duration
+}
+
+// ExplainSize is the width of the explanation's pictures.
+const ExplainSize = 120
+
+// DLA is the direct logit attribution of the analysis's target.
+type DLA struct {
+	Result  *dla.Result
+	Err     string
+	Elapsed time.Duration
+}
+
+// Progress reports a long request's advance: run Step of Steps (the
+// unperturbed image, the intervention, the tuned lens), block Block of
+// Blocks of it (0 when the backend does not run block by block).
+type Progress struct {
+	ID           int
+	Step, Steps  int
+	Block, Depth int
+}
+
+// Error is a failed request on the page's side, keeping what the page
+// reacts to.
+func (r *Response) Error() error {
+	switch {
+	case r.Err == "":
+		return nil
+	case r.Canceled:
+		return ErrCanceled
+	case r.HeadsDim > 0:
+		return &checkpoint.HeadsUnknownError{Dim: r.HeadsDim}
+	}
+	return errors.New(r.Err)
+}
+
+// ErrCanceled is the answer to a cancelled request.
+var ErrCanceled = errors.New("analysis cancelled")
+
+// AutoExplainParams is the model size up to which the explanation maps are
+// computed with every analysis; beyond it a backward pass in WebAssembly
+// takes seconds, so it waits for a click.
+const AutoExplainParams = 5_000_000
+
+// Engine holds the loaded models and their backends. Handle serves one
+// request at a time; Cancel may be called at any time.
+type Engine struct {
+	// Demo holds the demo model (package public's layout).
+	Demo fs.FS
+	// OpenGPU uploads a model's weights to WebGPU or says why the CPU runs.
+	OpenGPU func(*vit.Model) (lens.Backend, string)
+	// Yield runs between blocks of the CPU forward: in the browser it hands
+	// the event loop a turn, so a cancel message (the worker) or a repaint
+	// (the page) gets through. Nil does nothing.
+	Yield func()
+
+	mu     sync.Mutex
+	models map[int]*slot
+	next   int
+	lensID int
+	lens   *lens.Translators // the page's tuned lens (LensID), for its model
+	cancel atomic.Int64      // the ID of a request to stop
+}
+
+type slot struct {
+	m *session.Model
+	w worker
+}
+
+// Cancel asks the request with this ID to stop at the next block.
+func (e *Engine) Cancel(id int) { e.cancel.Store(int64(id)) }
+
+// Handle serves a request; progress (may be nil) hears about long ones.
+func (e *Engine) Handle(req *Request, progress func(Progress)) *Response {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.models == nil {
+		e.models = map[int]*slot{}
+	}
+	resp := &Response{ID: req.ID}
+	var err error
+	switch req.Kind {
+	case KindLoad, KindDemo:
+		err = e.load(req, resp)
+	case KindRandom:
+		var s *slot
+		if s, err = e.slot(req.Model); err == nil {
+			var r *session.Model
+			if r, err = s.m.RandomInit(session.RandomSeed); err == nil {
+				e.add(r, resp)
+			}
+		}
+	case KindAnalyze:
+		err = e.analyze(req, resp, progress)
+	case KindExplain:
+		var s *slot
+		if s, err = e.slot(req.Model); err == nil && req.Input != nil {
+			resp.Explain = explanation(s.m, req.Input, req.Settings.Target)
+		} else if err == nil {
+			err = errors.New("explain: no input")
+		}
+	case KindSamples:
+		if e.Demo == nil {
+			err = errors.New("engine: no demo files")
+			break
+		}
+		var imgs []*session.Image
+		if imgs, err = session.Samples(e.Demo); err == nil {
+			for _, img := range imgs {
+				resp.Pictures = append(resp.Pictures, PictureOf(img.Name, img.Src))
+			}
+		}
+	case KindDecode:
+		var img *session.Image
+		if img, err = session.DecodeImage(req.Name, req.Data); err == nil {
+			resp.Pictures = []*Picture{PictureOf(img.Name, img.Src)}
+		}
+	case KindRelease:
+		if s := e.models[req.Model]; s != nil {
+			s.w.close()
+			delete(e.models, req.Model)
+		}
+	default:
+		err = fmt.Errorf("engine: unknown request kind %d", req.Kind)
+	}
+	if err != nil {
+		resp.Err = err.Error()
+		resp.Canceled = errors.Is(err, ErrCanceled)
+		if dim, choices, ok := session.HeadsQuestion(err); ok {
+			resp.HeadsDim, resp.HeadChoices = dim, choices
+		}
+		resp.Result, resp.Loaded, resp.Explain = nil, nil, nil
+	}
+	return resp
+}
+
+func (e *Engine) slot(id int) (*slot, error) {
+	if s := e.models[id]; s != nil {
+		return s, nil
+	}
+	return nil, fmt.Errorf("engine: no model %d (reload the page)", id)
+}
+
+func (e *Engine) add(m *session.Model, resp *Response) {
+	e.next++
+	e.models[e.next] = &slot{m: m}
+	resp.Model, resp.Loaded = e.next, m
+}
+
+// load parses a checkpoint (or the demo) as the page used to: a Hugging
+// Face config.json beside it names the classes.
+func (e *Engine) load(req *Request, resp *Response) error {
+	start := time.Now()
+	var m *session.Model
+	var err error
+	if req.Kind == KindDemo {
+		if e.Demo == nil {
+			return errors.New("engine: no demo files")
+		}
+		m, err = session.LoadDemoWith(e.Demo, req.Opt)
+	} else {
+		m, err = session.LoadModel(req.Name, req.Data, req.Opt)
+		if err == nil && req.Opt.ConfigJSON != nil {
+			if cerr := m.SetClasses("config.json", req.Opt.ConfigJSON); cerr != nil && m.Model.Config.Classes == 1000 {
+				_ = m.UseImageNetClasses()
+			}
+		}
+	}
+	if err != nil {
+		return err
+	}
+	resp.Took = time.Since(start)
+	e.add(m, resp)
+	return nil
+}
+
+func (e *Engine) analyze(req *Request, resp *Response, progress func(Progress)) error {
+	s, err := e.slot(req.Model)
+	if err != nil {
+		return err
+	}
+	m := s.m
+	m.Preset = req.Preset // the page's choice (the preset menu)
+	settings := req.Settings
+	settings.Lens = nil
+	if req.LensID != 0 {
+		if req.LensID != e.lensID {
+			if req.LensData == nil {
+				return fmt.Errorf("tuned lens %d: its file was not sent", req.LensID)
+			}
+			t, err := lens.ReadTranslators(req.LensName, req.LensData, m.Model.Config)
+			if err != nil {
+				return fmt.Errorf("tuned lens: %w", err)
+			}
+			e.lensID, e.lens = req.LensID, t
+		}
+		settings.Lens = e.lens
+	}
+	in := req.Input
+	var img *session.Image
+	if in == nil {
+		if req.Image == nil {
+			return errors.New("engine: analysis without an image")
+		}
+		if img, err = req.Image.Image(); err != nil {
+			return err
+		}
+		if in, err = m.Prepare(img); err != nil {
+			return err
+		}
+	}
+	if img == nil {
+		img = &session.Image{Name: "image"}
+	}
+	if req.ID != 0 && e.cancel.Load() == int64(req.ID) {
+		return ErrCanceled
+	}
+	steps, step, depth := settings.Runs(), 1, m.Model.Config.Depth
+	report := func(block int) {
+		if progress != nil {
+			progress(Progress{ID: req.ID, Step: step, Steps: steps, Block: block, Depth: depth})
+		}
+	}
+	report(0)
+	pause := func(block int) error {
+		if block < 0 {
+			step++
+			block = 0
+		} else {
+			block++
+		}
+		report(block)
+		if e.Yield != nil {
+			e.Yield()
+		}
+		if req.ID != 0 && e.cancel.Load() == int64(req.ID) {
+			return ErrCanceled
+		}
+		return nil
+	}
+	a, err := s.w.analyze(m, img, in, settings, req.AllowGPU, e.OpenGPU, pause)
+	if err != nil {
+		return err
+	}
+	r := &Result{Input: a.Input, Base: a.Base, After: a.After, Tuned: a.Tuned, TunedAfter: a.TunedAfter,
+		Backend: a.Backend, TapsBackend: a.TapsBackend, Elapsed: a.Elapsed, BackendName: s.w.name, BackendNote: s.w.note}
+	// The tuned runs share their unperturbed twin's forward (Analyze links
+	// the traces): sent once, linked again by the page.
+	if r.Tuned != nil {
+		c := *r.Tuned
+		c.Trace = nil
+		r.Tuned = &c
+	}
+	if r.TunedAfter != nil {
+		c := *r.TunedAfter
+		c.Trace = nil
+		r.TunedAfter = &c
+	}
+	resp.Result = r
+	target := a.Base.Target
+	if req.DLA {
+		start := time.Now()
+		d := &DLA{}
+		if d.Result, err = dla.Compute(m.Model, in.Pixels, dla.Options{Target: target}); err != nil {
+			d.Err = err.Error()
+		}
+		d.Elapsed = time.Since(start)
+		r.DLA = d
+	}
+	if req.Explain && m.Model.Config.ClassToken {
+		resp.Explain = explanation(m, in, target)
+	}
+	return nil
+}
+
+func explanation(m *session.Model, in *session.Input, target int) *Explanation {
+	start := time.Now()
+	x := &Explanation{}
+	var err error
+	if x.Maps, err = explain.Map(m.Model, in.Pixels, target, explain.Options{}); err != nil {
+		x.Err = err.Error()
+	}
+	x.Elapsed = time.Since(start)
+	if mp := x.Maps; mp != nil {
+		x.Images = []string{
+			figure.PNGDataURI(explain.Picture(in.Pixels, ExplainSize)),
+			figure.PNGDataURI(explain.Overlay(in.Pixels, mp.Ours, mp.Grid, ExplainSize)),
+			figure.PNGDataURI(explain.Overlay(in.Pixels, mp.Chefer, mp.Grid, ExplainSize)),
+		}
+	}
+	return x
+}
+
+// Analysis is a Result as the views read it, linked to what the page holds.
+func (r *Result) Analysis(seq int, m *session.Model, img *session.Image, s session.Settings) *session.Analysis {
+	a := &session.Analysis{Seq: seq, Model: m, Image: img, Input: r.Input, Settings: s, Base: r.Base, After: r.After,
+		Tuned: r.Tuned, TunedAfter: r.TunedAfter, Backend: r.Backend, TapsBackend: r.TapsBackend, Elapsed: r.Elapsed}
+	if a.Tuned != nil && a.Base != nil {
+		a.Tuned.Trace = a.Base.Trace
+	}
+	if a.TunedAfter != nil && a.After != nil {
+		a.TunedAfter.Trace = a.After.Trace
+	}
+	return a
+}
+
+// worker holds the backends of one model. The WebGPU one is kept while the
+// CPU is chosen, so switching back neither compiles nor uploads anything.
+type worker struct {
+	model      *session.Model
+	cpu        *lens.CPU
+	gpu        lens.Backend // nil: not tried yet, or unavailable (gpuNote)
+	gpuTried   bool
+	gpuNote    string
+	name, note string
+}
+
+func (w *worker) close() {
+	if w.gpu != nil {
+		w.gpu.Close()
+		w.gpu = nil
+	}
+}
+
+func (w *worker) analyze(m *session.Model, img *session.Image, in *session.Input, s session.Settings, allowGPU bool,
+	openGPU func(*vit.Model) (lens.Backend, string), pause func(int) error) (*session.Analysis, error) {
+	if w.model != m {
+		w.close()
+		w.model, w.cpu, w.gpuTried = m, lens.NewCPU(m.Model), false
+	}
+	be, note := lens.Backend(w.cpu), "WebGPU off (chosen)"
+	if allowGPU {
+		if !w.gpuTried {
+			if openGPU != nil {
+				w.gpu, w.gpuNote = openGPU(m.Model)
+			} else {
+				w.gpuNote = "WebGPU unavailable here"
+			}
+			w.gpuTried = true
+		}
+		if w.gpu != nil {
+			be = w.gpu
+		}
+		note = w.gpuNote
+	}
+	w.name, w.note = BackendLabel(be), note
+	var fallback lens.Backend
+	if be != lens.Backend(w.cpu) {
+		fallback = w.cpu
+	}
+	a, err := session.Analyze(be, fallback, m, img, in, s, pause)
+	if err != nil && fallback != nil && !errors.Is(err, ErrCanceled) {
+		// The GPU failed at run time (lost device, a limit): stay on the CPU
+		// for this model, and say so.
+		w.gpu.Close()
+		w.gpu, w.gpuNote = nil, fmt.Sprintf("WebGPU failed, using the CPU: %v", err)
+		w.name, w.note = BackendLabel(w.cpu), w.gpuNote
+		a, err = session.Analyze(w.cpu, nil, m, img, in, s, pause)
+	}
+	return a, err
+}
+
+// BackendLabel names a backend for people.
+func BackendLabel(be lens.Backend) string {
+	name := be.Name()
+	if strings.HasPrefix(name, "cpu") {
+		if vit.GEMMKernel() == "simd" { // vit/gemm_js.go: the matmul in WebAssembly SIMD
+			return "CPU (WebAssembly SIMD)"
+		}
+		return "CPU (WebAssembly)"
+	}
+	return strings.Replace(name, "webgpu:", "WebGPU ·", 1)
+}

@@ -1,0 +1,271 @@
+package engine
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"image"
+	"image/color"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"testing"
+
+	"vitlens/app/session"
+	"vitlens/public"
+	"vitlens/vit"
+	"vitlens/vit/lens"
+)
+
+// roundTrip encodes v, decodes it into a new value of its type, and checks
+// that the copy encodes to the same bytes.
+func roundTrip[T any](t *testing.T, v *T) *T {
+	t.Helper()
+	data, err := Encode(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := new(T)
+	if err := Decode(data, out); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Encode(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(data, again) {
+		t.Fatalf("%T: the decoded copy encodes differently (%d against %d bytes)", v, len(again), len(data))
+	}
+	return out
+}
+
+func picture() *Picture {
+	img := image.NewNRGBA(image.Rect(0, 0, 40, 30))
+	for y := range 30 {
+		for x := range 40 {
+			img.Set(x, y, color.NRGBA{uint8(6 * x), uint8(8 * y), uint8(3 * (x + y)), 255})
+		}
+	}
+	return PictureOf("gradient.png", img)
+}
+
+func demo(t *testing.T, e *Engine) *Response {
+	t.Helper()
+	resp := e.Handle(&Request{ID: 1, Kind: KindDemo}, nil)
+	if err := resp.Error(); err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+// A loaded model crosses the boundary whole: the page's copy computes what
+// the engine's does, bit for bit.
+func TestModelRoundTrip(t *testing.T) {
+	e := &Engine{Demo: public.Files}
+	resp := demo(t, e)
+	got := roundTrip(t, resp)
+	want := resp.Loaded
+	if got.Model != resp.Model || got.Loaded.Name != want.Name || !reflect.DeepEqual(got.Loaded.Classes, want.Classes) ||
+		got.Loaded.Preset != want.Preset || got.Loaded.Model.Config != want.Model.Config ||
+		!reflect.DeepEqual(got.Loaded.Info, want.Info) {
+		t.Fatalf("model metadata differs after the round trip")
+	}
+	img, err := picture().Image()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := want.Prepare(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, errA := want.Model.Forward(in.Pixels, vit.Options{})
+	b, errB := got.Loaded.Model.Forward(in.Pixels, vit.Options{})
+	if errA != nil || errB != nil || !reflect.DeepEqual(a.Logits, b.Logits) {
+		t.Fatalf("forward after the round trip: %v %v, logits %v against %v", errA, errB, b.Logits, a.Logits)
+	}
+}
+
+// The engine's analysis equals session.Analyze on the same model and
+// input, and survives the round trip, traces and derivations included.
+func TestAnalyzeRoundTrip(t *testing.T) {
+	e := &Engine{Demo: public.Files}
+	loaded := demo(t, e)
+	s := session.Settings{Target: 3, Drop: []int{2, 5}}
+	resp := e.Handle(&Request{ID: 2, Kind: KindAnalyze, Model: loaded.Model, Image: picture(), Preset: loaded.Loaded.Preset,
+		Settings: s, Explain: true, DLA: true}, nil)
+	if err := resp.Error(); err != nil {
+		t.Fatal(err)
+	}
+	m := loaded.Loaded
+	img, _ := picture().Image()
+	in, err := m.Prepare(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := session.Analyze(lens.NewCPU(m.Model), nil, m, img, in, s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := roundTrip(t, resp)
+	r := got.Result
+	if !reflect.DeepEqual(r.Input.Pixels, in.Pixels) || !reflect.DeepEqual(r.Input.Preview, in.Preview) {
+		t.Fatal("the prepared input differs")
+	}
+	for name, pair := range map[string][2]*lens.Result{"base": {r.Base, want.Base}, "after": {r.After, want.After}} {
+		g, w := pair[0], pair[1]
+		if g == nil || !reflect.DeepEqual(g.Logits, w.Logits) || !reflect.DeepEqual(g.Readouts, w.Readouts) ||
+			!reflect.DeepEqual(g.Tokens, w.Tokens) || !reflect.DeepEqual(g.Trace.AttnProbs, w.Trace.AttnProbs) ||
+			!reflect.DeepEqual(g.Trace.FC1, w.Trace.FC1) || !reflect.DeepEqual(g.Trace.Heads, w.Trace.Heads) {
+			t.Errorf("%s run differs from session.Analyze", name)
+		}
+	}
+	if r.DLA == nil || r.DLA.Err != "" || r.DLA.Result == nil || r.DLA.Result.Target != want.Base.Target {
+		t.Errorf("DLA: %+v", r.DLA)
+	}
+	if x := got.Explain; x == nil || x.Err != "" || x.Maps == nil || x.Maps.Target != want.Base.Target ||
+		!reflect.DeepEqual(x.Maps, resp.Explain.Maps) {
+		t.Errorf("explanation maps: %+v", x)
+	}
+	a := r.Analysis(7, m, img, s)
+	if a.Seq != 7 || a.Model != m || a.Predicted() != want.Predicted() || a.Current() != r.After {
+		t.Error("Analysis does not link the result")
+	}
+}
+
+// Traces hold nil tensors in their per-block slices, which gob refuses;
+// nil and empty slices and maps stay as they were.
+func TestCodecShapes(t *testing.T) {
+	type inner struct {
+		F []float32
+		B []byte
+		M map[string]string
+	}
+	type shapes struct {
+		Tensors []*vit.Tensor
+		Sites   [vit.NumSites][]*vit.Tensor
+		Empty   []float32
+		Nil     []float32
+		Inner   []inner
+		P       *inner
+		I       int
+		U       uint16
+		F64     float64
+		S       string
+		Bools   []bool
+		skipped int
+	}
+	v := &shapes{Tensors: []*vit.Tensor{nil, {Shape: []int{1, 2}, Data: []float32{1, -2}}, nil}, Empty: []float32{},
+		Inner: []inner{{F: []float32{3}, B: []byte{}, M: map[string]string{"b": "2", "a": "1"}}, {}}, I: -5, U: 7, F64: -0.25,
+		S: "ü", Bools: []bool{true, false}, skipped: 3}
+	v.Sites[vit.SiteAttn] = []*vit.Tensor{nil}
+	got := roundTrip(t, v)
+	v.skipped = 0 // unexported fields are not sent
+	if !reflect.DeepEqual(got, v) {
+		t.Fatalf("got %+v, want %+v", got, v)
+	}
+}
+
+// A truncated or damaged message is an error, never a panic.
+func TestCodecCorrupt(t *testing.T) {
+	e := &Engine{Demo: public.Files}
+	loaded := demo(t, e)
+	resp := e.Handle(&Request{ID: 2, Kind: KindAnalyze, Model: loaded.Model, Image: picture(), Preset: loaded.Loaded.Preset,
+		Settings: session.Settings{Target: -1}}, nil)
+	resp.Loaded = loaded.Loaded
+	data, err := Encode(resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := range len(data) - 1 {
+		if n > 4096 && n%997 != 0 {
+			continue
+		}
+		if err := Decode(data[:n], new(Response)); err == nil {
+			t.Fatalf("a message cut at %d of %d bytes decoded", n, len(data))
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	metaLen := 4 + int(binary.LittleEndian.Uint32(data))
+	for range 300 {
+		bad := bytes.Clone(data)
+		bad[rng.IntN(min(metaLen, len(bad)))] ^= byte(1 + rng.IntN(255))
+		_ = Decode(bad, new(Response)) // must not panic
+	}
+	if err := Decode(data, new(Response)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Progress counts runs and blocks; a cancel stops the analysis at the next
+// block, and the engine then serves the next request.
+func TestProgressAndCancel(t *testing.T) {
+	e := &Engine{Demo: public.Files}
+	loaded := demo(t, e)
+	depth := loaded.Loaded.Model.Config.Depth
+	req := func(id int) *Request {
+		return &Request{ID: id, Kind: KindAnalyze, Model: loaded.Model, Image: picture(), Preset: loaded.Loaded.Preset,
+			Settings: session.Settings{Target: -1, Edit: vit.EditSelfOnly}}
+	}
+	var seen []Progress
+	resp := e.Handle(req(5), func(p Progress) { seen = append(seen, p) })
+	if err := resp.Error(); err != nil {
+		t.Fatal(err)
+	}
+	last := seen[len(seen)-1]
+	if seen[0] != (Progress{ID: 5, Step: 1, Steps: 2, Depth: depth}) || last != (Progress{ID: 5, Step: 2, Steps: 2, Block: depth, Depth: depth}) {
+		t.Fatalf("progress %v: want it from run 1 block 0 to run 2 block %d", seen, depth)
+	}
+	for i := 1; i < len(seen); i++ {
+		a, b := seen[i-1], seen[i]
+		if b.Step < a.Step || (b.Step == a.Step && b.Block != a.Block+1) {
+			t.Fatalf("progress goes %v then %v", a, b)
+		}
+	}
+
+	blocks := 0
+	e.Yield = func() {
+		if blocks++; blocks == 2 {
+			e.Cancel(6)
+		}
+	}
+	seen = nil
+	resp = e.Handle(req(6), func(p Progress) { seen = append(seen, p) })
+	if !resp.Canceled || !errors.Is(resp.Error(), ErrCanceled) || resp.Result != nil {
+		t.Fatalf("cancelled analysis answered %+v", resp)
+	}
+	if n := len(seen); n != 3 || seen[n-1].Block != 2 {
+		t.Fatalf("a cancel at block 2 should stop there: progress %v", seen)
+	}
+	// A cancel of another request does not touch this one.
+	e.Yield = nil
+	if err := e.Handle(req(7), nil).Error(); err != nil {
+		t.Fatalf("the analysis after a cancel: %v", err)
+	}
+}
+
+// A checkpoint that does not say its head count is a question for the
+// page, which it still recognises after the round trip.
+func TestLoadErrors(t *testing.T) {
+	_, self, _, _ := runtime.Caller(0)
+	data, err := os.ReadFile(filepath.Join(filepath.Dir(self), "..", "..", "testdata", "reference", "tiny", "timm.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &Engine{}
+	resp := roundTrip(t, e.Handle(&Request{ID: 1, Kind: KindLoad, Name: "timm.safetensors", Data: data}, nil))
+	if _, choices, ok := session.HeadsQuestion(resp.Error()); !ok || !reflect.DeepEqual(choices, resp.HeadChoices) || resp.Loaded != nil {
+		t.Fatalf("want a heads question, got %v (%v)", resp.Error(), resp.HeadChoices)
+	}
+	resp = e.Handle(&Request{ID: 2, Kind: KindLoad, Name: "x.safetensors", Data: []byte("not a checkpoint")}, nil)
+	if resp.Error() == nil || !bytes.Contains([]byte(resp.Err), []byte("x.safetensors")) {
+		t.Fatalf("want an error naming the file, got %q", resp.Err)
+	}
+	if err := e.Handle(&Request{ID: 3, Kind: KindAnalyze, Model: 9}, nil).Error(); err == nil {
+		t.Fatal("an analysis of an unknown model succeeded")
+	}
+	if err := e.Handle(&Request{ID: 4, Kind: KindDemo}, nil).Error(); err == nil {
+		t.Fatal("a demo without demo files succeeded")
+	}
+}

@@ -1,0 +1,206 @@
+//go:build js
+
+package app
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"syscall/js"
+	"time"
+
+	"github.com/maxence-charriere/go-app/v10/pkg/app"
+
+	"vitlens/app/engine"
+)
+
+// InWorker reports whether this instance of app.wasm runs without a
+// document: in the engine's worker (public/web/engine.js).
+func InWorker() bool { return js.Global().Get("document").IsUndefined() }
+
+// ServeEngine is app.wasm's entry point in the worker: it answers the
+// page's requests one at a time and never returns. A request's bytes are
+// decoded here, so the page's thread only copies buffers.
+func ServeEngine() {
+	e := &engine.Engine{Demo: demoFiles, OpenGPU: openGPU, Yield: func() {
+		// One turn of the event loop between blocks, so a cancel message
+		// is delivered (a timer: Go hands JS the thread only when idle).
+		time.Sleep(time.Millisecond)
+	}}
+	type job struct {
+		id   int
+		data []byte
+	}
+	jobs := make(chan job, 64)
+	self := js.Global()
+	self.Set("onmessage", js.FuncOf(func(_ js.Value, args []js.Value) any {
+		msg := args[0].Get("data")
+		if c := msg.Get("cancel"); !c.IsUndefined() {
+			e.Cancel(c.Int())
+			return nil
+		}
+		jobs <- job{id: msg.Get("id").Int(), data: bytesOf(msg.Get("req"))}
+		return nil
+	}))
+	self.Call("postMessage", map[string]any{"ready": true})
+	for j := range jobs {
+		req := new(engine.Request)
+		var resp *engine.Response
+		if err := engine.Decode(j.data, req); err != nil {
+			resp = &engine.Response{Err: err.Error()}
+		} else {
+			resp = e.Handle(req, func(p engine.Progress) {
+				self.Call("postMessage", map[string]any{"id": j.id,
+					"progress": []any{p.Step, p.Steps, p.Block, p.Depth}})
+			})
+		}
+		resp.ID = j.id
+		data, err := engine.Encode(resp)
+		if err != nil {
+			data, _ = engine.Encode(&engine.Response{ID: j.id, Err: err.Error()})
+		}
+		buf := bufferOf(data)
+		self.Call("postMessage", map[string]any{"id": j.id, "resp": buf}, []any{buf})
+	}
+}
+
+// bytesOf copies an ArrayBuffer into Go memory.
+func bytesOf(buf js.Value) []byte {
+	u8 := js.Global().Get("Uint8Array").New(buf)
+	data := make([]byte, u8.Length())
+	js.CopyBytesToGo(data, u8)
+	return data
+}
+
+// bufferOf copies bytes into a new ArrayBuffer, to be transferred.
+func bufferOf(data []byte) js.Value {
+	u8 := js.Global().Get("Uint8Array").New(len(data))
+	js.CopyBytesToJS(u8, data)
+	return u8.Get("buffer")
+}
+
+// workerEngine is the page's side of the engine's worker.
+type workerEngine struct {
+	w       js.Value
+	ready   chan struct{}
+	mu      sync.Mutex
+	fatal   error // set once the worker failed; every call answers it
+	pending map[int]*call
+}
+
+type call struct {
+	done     chan []byte
+	progress func(engine.Progress)
+}
+
+// startWorker starts the engine's worker, or returns nil where the browser
+// has no workers (the page then computes in-page).
+func startWorker() remoteEngine {
+	ctor := js.Global().Get("Worker")
+	if ctor.IsUndefined() || queryParam("worker") == "off" {
+		return nil
+	}
+	we := &workerEngine{ready: make(chan struct{}), pending: map[int]*call{}}
+	var w js.Value
+	var failed error
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				failed = fmt.Errorf("%v", r)
+			}
+		}()
+		w = ctor.New("/web/engine.js?v="+app.Getenv("GOAPP_VERSION"), map[string]any{"name": "vitlens-engine"})
+	}()
+	if failed != nil {
+		return nil
+	}
+	we.w = w
+	w.Set("onmessage", js.FuncOf(func(_ js.Value, args []js.Value) any {
+		msg := args[0].Get("data")
+		switch {
+		case msg.Get("ready").Truthy():
+			close(we.ready)
+		case !msg.Get("fatal").IsUndefined():
+			we.fail(errors.New(msg.Get("fatal").String()))
+		case !msg.Get("progress").IsUndefined():
+			we.mu.Lock()
+			c := we.pending[msg.Get("id").Int()]
+			we.mu.Unlock()
+			if c != nil && c.progress != nil {
+				p := msg.Get("progress")
+				c.progress(engine.Progress{Step: p.Index(0).Int(), Steps: p.Index(1).Int(), Block: p.Index(2).Int(), Depth: p.Index(3).Int()})
+			}
+		case !msg.Get("resp").IsUndefined():
+			id := msg.Get("id").Int()
+			we.mu.Lock()
+			c := we.pending[id]
+			delete(we.pending, id)
+			we.mu.Unlock()
+			if c != nil {
+				c.done <- bytesOf(msg.Get("resp"))
+			}
+		}
+		return nil
+	}))
+	w.Set("onerror", js.FuncOf(func(_ js.Value, args []js.Value) any {
+		msg := "error"
+		if len(args) > 0 && args[0].Get("message").Truthy() {
+			msg = args[0].Get("message").String()
+		}
+		we.fail(errors.New(msg))
+		return nil
+	}))
+	return we
+}
+
+// fail ends every waiting call: the worker is gone.
+func (we *workerEngine) fail(err error) {
+	we.mu.Lock()
+	defer we.mu.Unlock()
+	if we.fatal != nil {
+		return
+	}
+	we.fatal = fmt.Errorf("%w: %v", errWorkerFailed, err)
+	app.Log("vitlens: engine worker:", err)
+	select {
+	case <-we.ready:
+	default:
+		close(we.ready)
+	}
+	for id, c := range we.pending {
+		close(c.done)
+		delete(we.pending, id)
+	}
+}
+
+func (we *workerEngine) call(id int, req []byte, progress func(engine.Progress)) ([]byte, error) {
+	<-we.ready
+	c := &call{done: make(chan []byte, 1), progress: progress}
+	we.mu.Lock()
+	if we.fatal != nil {
+		we.mu.Unlock()
+		return nil, we.fatal
+	}
+	we.pending[id] = c
+	we.mu.Unlock()
+	buf := bufferOf(req)
+	we.w.Call("postMessage", map[string]any{"id": id, "req": buf}, []any{buf})
+	out, ok := <-c.done
+	if !ok {
+		return nil, we.fatal
+	}
+	return out, nil
+}
+
+func (we *workerEngine) cancel(id int) { we.w.Call("postMessage", map[string]any{"cancel": id}) }
+
+// started reports whether the worker answered (false: still compiling, or
+// failed).
+func (we *workerEngine) started() bool {
+	select {
+	case <-we.ready:
+		return we.fatal == nil
+	default:
+		return false
+	}
+}

@@ -1,0 +1,24 @@
+// vitlens's analysis engine in a dedicated worker: the page's own app.wasm
+// (same URL and version, so the HTTP cache or the service worker answers),
+// which starts its engine loop instead of the UI when it finds no document
+// (app/engine_js.go). The page talks to it with postMessage.
+"use strict";
+importScripts("/wasm_exec.js");
+
+const version = new URLSearchParams(self.location.search).get("v") || "";
+
+(async () => {
+  try {
+    const go = new Go();
+    go.env = { GOAPP_VERSION: version };
+    const url = "/web/app.wasm" + (version ? "?v=" + encodeURIComponent(version) : "");
+    const resp = fetch(url);
+    const { instance } = WebAssembly.instantiateStreaming
+      ? await WebAssembly.instantiateStreaming(resp, go.importObject)
+      : await WebAssembly.instantiate(await (await resp).arrayBuffer(), go.importObject);
+    await go.run(instance);
+    self.postMessage({ fatal: "the engine stopped" });
+  } catch (err) {
+    self.postMessage({ fatal: "the engine did not start: " + err });
+  }
+})();
