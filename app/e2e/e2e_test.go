@@ -146,9 +146,33 @@ func serveSite(t *testing.T, compressed bool, extra ...string) *httptest.Server 
 			http.ServeFile(w, r, path)
 		})
 	}
-	ts := httptest.NewServer(mux)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served.Lock()
+		served.paths = append(served.paths, r.URL.Path)
+		served.Unlock()
+		mux.ServeHTTP(w, r)
+	}))
 	t.Cleanup(ts.Close)
 	return ts
+}
+
+// served lists the paths the test servers answered, from the page and its
+// workers alike (a worker's fetches are not in the page's resource timing).
+var served struct {
+	sync.Mutex
+	paths []string
+}
+
+// wasServed reports whether a path containing part was requested.
+func wasServed(part string) bool {
+	served.Lock()
+	defer served.Unlock()
+	for _, p := range served.paths {
+		if strings.Contains(p, part) {
+			return true
+		}
+	}
+	return false
 }
 
 // browser starts a fresh headless Chromium (own profile, so no cache or

@@ -1,0 +1,106 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"vitlens/vit"
+	"vitlens/vit/checkpoint"
+	"vitlens/vit/vittest"
+)
+
+// tiny16 is ViT-Ti/16's shape (timm vit_tiny_patch16_224, 5.7 M parameters):
+// an analysis long enough on the CPU path (a second or more per block here)
+// to watch its progress and cancel it.
+var tiny16 = vit.Config{ImageSize: 224, PatchSize: 16, Channels: 3, Dim: 192, Depth: 12, Heads: 3, MLPDim: 768,
+	Classes: 1000, QKVBias: true, LNEps: 1e-6, ClassToken: true, Pool: vit.PoolCLS}
+
+var progressBlock = regexp.MustCompile(`block (\d+) of (\d+)`)
+
+// The page computes in the engine's worker; a long analysis shows its
+// progress block by block, and Cancel stops it, leaving the last analysis
+// on screen and the page usable. Also reports the main thread's longest
+// task while the model loads and is analysed (figures, not checks).
+func TestProgressAndCancel(t *testing.T) {
+	ts := serve(t)
+	ctx := browser(t, false)
+	if err := chromedp.Do(ctx, chromedp.Navigate(ts.URL+"/?backend=cpu")); err != nil {
+		t.Fatal(err)
+	}
+	s := waitState(t, ctx, `d.status === 'ready' && +d.seq >= 1`, firstLoad)
+	where, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('vl-state').dataset.engine`))
+	if err != nil || where != "worker" {
+		t.Fatalf("the engine runs in %q (%v): want the worker", where, err)
+	}
+	demoSeq := s.Seq
+
+	path := filepath.Join(t.TempDir(), "vit-ti16-splitmix.safetensors")
+	data, err := checkpoint.EncodeSafetensors(vittest.SplitmixTensors(tiny16), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	clearLongTasks(t, ctx)
+	if err := chromedp.Do(ctx, chromedp.SetUploadFiles(chromedp.ID("vl-model-file"), []string{path})); err != nil {
+		t.Fatal(err)
+	}
+	// Progress: the block count rises while the analysis runs.
+	var blocks []int
+	deadline := time.Now().Add(5 * time.Minute)
+	for len(blocks) < 3 && time.Now().Before(deadline) {
+		text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.getElementById('vl-progress') || {}).textContent || ''`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := progressBlock.FindStringSubmatch(text); m != nil {
+			b, _ := strconv.Atoi(m[1])
+			if m[2] != "12" {
+				t.Fatalf("progress %q: want blocks of 12", text)
+			}
+			if len(blocks) == 0 || b != blocks[len(blocks)-1] {
+				blocks = append(blocks, b)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("progress seen at blocks %v", blocks)
+	if len(blocks) < 3 {
+		t.Fatalf("progress showed blocks %v: want three or more", blocks)
+	}
+	for i := 1; i < len(blocks); i++ {
+		if blocks[i] <= blocks[i-1] {
+			t.Errorf("progress went from block %d to %d", blocks[i-1], blocks[i])
+		}
+	}
+	loadTask := longestTask(t, ctx, "")
+	// Cancel: the analysis stops (the new model has no analysis yet, so
+	// the page waits for an image).
+	clicked := time.Now()
+	eval(t, ctx, `document.getElementById('vl-cancel').click()`)
+	s = waitState(t, ctx, `d.status === 'ready' && d.notice === 'Analysis cancelled.' && !d.progress`, time.Minute)
+	t.Logf("cancelled %v after the click; model %q, seq %d", time.Since(clicked).Round(time.Millisecond), s.Model, s.Seq)
+	if s.Error != "" {
+		t.Errorf("after the cancel: error %q", s.Error)
+	}
+	gone, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!document.getElementById('vl-cancel')`))
+	if err != nil || !gone {
+		t.Errorf("the Cancel button is still there")
+	}
+	// Usable: another sample is analysed to the end, on the new model.
+	clearLongTasks(t, ctx)
+	eval(t, ctx, `document.querySelector('.vl-thumb[data-sample="3"]').click()`)
+	s = waitState(t, ctx, fmt.Sprintf(`d.status === 'ready' && +d.seq > %d && d.model.startsWith('vit-ti16')`, demoSeq), 10*time.Minute)
+	analysisTask := longestTask(t, ctx, "")
+	t.Logf("Ti/16-sized model on the CPU in the worker: analysis %.0f ms; longest main-thread task while loading it %.0f ms (%d over 50 ms), while analysing %.0f ms (%d)",
+		s.summary(t).ElapsedMS, loadTask.MS, loadTask.Count, analysisTask.MS, analysisTask.Count)
+	screenshot(t, ctx, "worker-ti16")
+}
