@@ -265,7 +265,7 @@ func (p *Page) analyze(ctx app.Context) {
 			p.status, p.busy = "ready", ""
 			if errors.Is(err, engine.ErrCanceled) {
 				// What was shown stays; the settings go back to it.
-				p.notice = "Analysis cancelled."
+				p.notice = noticeCancelled
 				if p.analysis != nil {
 					p.image, p.settings = p.analysis.Image, p.analysis.Settings
 				}
@@ -274,6 +274,9 @@ func (p *Page) analyze(ctx app.Context) {
 			if err != nil {
 				p.fail(err)
 				return
+			}
+			if p.notice == noticeCancelled {
+				p.notice = ""
 			}
 			p.inputs[img] = a.Input
 			p.analysis, p.analysis2 = a.Analysis, nil
@@ -754,6 +757,10 @@ func firstNonEmpty(s ...string) string {
 	}
 	return ""
 }
+
+// noticeCancelled is the notice of a cancelled analysis, until the next
+// one completes.
+const noticeCancelled = "Analysis cancelled."
 
 // progressText is an analysis's advance in words: "block 3 of 12", with
 // the run when there are several (an intervention, a tuned lens).

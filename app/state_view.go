@@ -20,6 +20,23 @@ type StateView struct {
 	FirstMS                  float64
 	Analysis                 *session.Analysis
 	Compare                  *session.Analysis // the second model's, or nil
+
+	// json and jsonCompare keep each analysis's JSON: the view redraws on
+	// every progress message of the next analysis, and a large model's
+	// summary takes a while to write.
+	json, jsonCompare summaryCache
+}
+
+type summaryCache struct {
+	of   *session.Analysis
+	text string
+}
+
+func (s *StateView) summary(c *summaryCache, a *session.Analysis) string {
+	if c.of != a {
+		c.of, c.text = a, string(a.SummaryJSON())
+	}
+	return c.text
 }
 
 func (s *StateView) Render() app.UI {
@@ -29,11 +46,11 @@ func (s *StateView) Render() app.UI {
 	}
 	text, seq, model := "{}", 0, ""
 	if s.Analysis != nil {
-		text, seq, model = string(s.Analysis.SummaryJSON()), s.Analysis.Seq, s.Analysis.Model.Name
+		text, seq, model = s.summary(&s.json, s.Analysis), s.Analysis.Seq, s.Analysis.Model.Name
 	}
 	compare := "{}"
 	if s.Compare != nil {
-		compare = string(s.Compare.SummaryJSON())
+		compare = s.summary(&s.jsonCompare, s.Compare)
 	}
 	return app.Div().Hidden(true).Body(app.Pre().ID("vl-state").
 		DataSet("status", status).
