@@ -119,8 +119,8 @@ func (p *Page) OnMount(ctx app.Context) {
 		}
 	})
 	p.jobs <- func() {
+		pause() // the page's first paint: the task that started the app ends here
 		mark("vl-demo-load")
-		pause()
 		m, err := p.eng.loadDemo(session.LoadOptions{})
 		// The engine decodes the samples; the gallery shows their files
 		// (the URLs the service worker precached), so the page decodes
@@ -231,10 +231,22 @@ func (p *Page) analyze(ctx app.Context) {
 			return
 		}
 		mark("vl-analysis")
-		ctx.Dispatch(func(app.Context) { p.running, p.runProgress = true, "" })
+		// Each update redraws the page: at most one every progressEvery, the
+		// first (with the Cancel button) after it, so a small model's
+		// analysis costs the page no render at all.
+		shown := time.Now()
+		var done atomic.Bool
 		progress := func(model string) func(engine.Progress) {
 			return func(pr engine.Progress) {
-				ctx.Dispatch(func(app.Context) { p.runProgress = progressText(model, pr) })
+				if time.Since(shown) < progressEvery {
+					return
+				}
+				shown = time.Now()
+				ctx.Dispatch(func(app.Context) {
+					if !done.Load() { // not after the analysis ended
+						p.running, p.runProgress = true, progressText(model, pr)
+					}
+				})
 			}
 		}
 		a, err := p.eng.analyze(seq, m, img, in, s, tl, allowGPU, true, progress(""))
@@ -254,6 +266,7 @@ func (p *Page) analyze(ctx app.Context) {
 			}
 		}
 		mark("vl-analysed")
+		done.Store(true)
 		ctx.Dispatch(func(ctx app.Context) {
 			p.running, p.runProgress = false, ""
 			if err == nil {
@@ -757,6 +770,9 @@ func firstNonEmpty(s ...string) string {
 	}
 	return ""
 }
+
+// progressEvery is the least time between two progress updates.
+const progressEvery = 250 * time.Millisecond
 
 // noticeCancelled is the notice of a cancelled analysis, until the next
 // one completes.
