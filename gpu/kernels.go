@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/cogentcore/webgpu/wgpu"
@@ -43,17 +44,38 @@ func storageBindings(name, src string) ([]bool, error) {
 	return writable, nil
 }
 
-var shaderConstDecl = regexp.MustCompile(`(?m)^const\s+(\w+)\s*:\s*u32\s*=\s*(\d+)u\s*;`)
-
 // shaderConsts reads a WGSL source's integer constants (`const NAME: u32 =
 // 64u;` at the start of a line), the way storageBindings reads its bindings:
-// tile sizes and limits are written once, in the shader.
+// tile sizes and limits are written once, in the shader. It scans lines
+// rather than matching a regular expression: the page pays for it at start.
 func shaderConsts(src string) map[string]int {
 	consts := map[string]int{}
-	for _, m := range shaderConstDecl.FindAllStringSubmatch(src, -1) {
-		consts[m[1]], _ = strconv.Atoi(m[2])
+	for line := range strings.Lines(src) {
+		rest, ok := strings.CutPrefix(line, "const")
+		if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '\t') {
+			continue
+		}
+		name, rest, ok := strings.Cut(rest, ":")
+		typ, rest, ok2 := strings.Cut(rest, "=")
+		value, _, ok3 := strings.Cut(rest, ";")
+		name, typ, value = strings.TrimSpace(name), strings.TrimSpace(typ), strings.TrimSpace(value)
+		digits, ok4 := strings.CutSuffix(value, "u")
+		if !ok || !ok2 || !ok3 || !ok4 || typ != "u32" || !isWord(name) || digits == "" || strings.Trim(digits, "0123456789") != "" {
+			continue
+		}
+		consts[name], _ = strconv.Atoi(digits)
 	}
 	return consts
+}
+
+// isWord is regexp's \w+: letters, digits and underscores.
+func isWord(s string) bool {
+	for _, r := range s {
+		if !(r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // kernelConsts holds the constants of each kernel read so far. A kernel's

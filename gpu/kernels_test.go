@@ -1,6 +1,7 @@
 package gpu
 
 import (
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -15,6 +16,22 @@ func TestShaderConstsParse(t *testing.T) {
 	got := shaderConsts("const BM: u32 = 64u;\nconst  KMAX :u32= 16u ;\n    const INNER: u32 = 3u;\nconst F: f32 = 1.0;\nconst E: u32 = BM / 4u;\n// const C: u32 = 5u;\n")
 	if len(got) != 2 || got["BM"] != 64 || got["KMAX"] != 16 {
 		t.Errorf("parsed %v, want BM 64 and KMAX 16 only (top-level u32 literals)", got)
+	}
+}
+
+// The line scanner reads every kernel's constants as the regular
+// expression it replaced did.
+func TestShaderConstsMatchRegexp(t *testing.T) {
+	decl := regexp.MustCompile(`(?m)^const\s+(\w+)\s*:\s*u32\s*=\s*(\d+)u\s*;`)
+	for _, name := range shaders.Names() {
+		src := shaders.Source(name)
+		want := map[string]int{}
+		for _, m := range decl.FindAllStringSubmatch(src, -1) {
+			want[m[1]], _ = strconv.Atoi(m[2])
+		}
+		if got := shaderConsts(src); !maps.Equal(got, want) {
+			t.Errorf("%s: read %v, want %v", name, got, want)
+		}
 	}
 }
 
