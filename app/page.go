@@ -81,6 +81,9 @@ type Page struct {
 	// direct logit attribution, computed by the engine with it.
 	explain *engine.Explanation
 	dla     *engine.DLA
+	// lower is the analysis the views below the heat-map show: the
+	// current one from the task after it arrived (see analyze).
+	lower *session.Analysis
 	// running says an analysis is in flight (the Cancel button);
 	// runProgress is its advance in words.
 	running     bool
@@ -174,7 +177,7 @@ func (p *Page) setModel(m *session.Model) {
 	p.settings = session.Settings{Target: -1, Edit: p.settings.Edit}
 	p.block = m.Model.Config.Depth - 1
 	p.token = 0 // [CLS], or the first patch of a model without one
-	p.analysis = nil
+	p.analysis, p.lower = nil, nil
 	p.compare, p.analysis2 = nil, nil // it was compared with the model before
 	p.lensName, p.tuned = "", false   // translators belong to one model
 	p.lens = nil
@@ -293,16 +296,28 @@ func (p *Page) analyze(ctx app.Context) {
 			}
 			p.inputs[img] = a.Input
 			p.analysis, p.analysis2 = a.Analysis, nil
-			p.explain, p.dla = a.explain, a.dla
 			if a2 != nil {
 				p.analysis2 = a2.Analysis
 			}
 			if err2 != nil {
 				p.fail(fmt.Errorf("second model (%s): %w", m2.Name, err2))
 			}
-			if p.firstMS == 0 {
-				p.firstMS = sinceNavigation()
-			}
+			// The views below the heat-map follow in a task of their own:
+			// one render of them all is a long task. The page is ready then.
+			p.status = "busy"
+			ctx.Async(func() {
+				pause()
+				ctx.Dispatch(func(app.Context) {
+					if p.analysis != a.Analysis {
+						return // a newer one took its place
+					}
+					p.lower, p.explain, p.dla = a.Analysis, a.explain, a.dla
+					p.status = "ready"
+					if p.firstMS == 0 {
+						p.firstMS = sinceNavigation()
+					}
+				})
+			})
 		})
 	}
 }
@@ -740,7 +755,7 @@ func (p *Page) renderMain(a *session.Analysis) []app.UI {
 	if a2 := p.analysis2; a2 != nil && a2.Seq == a.Seq {
 		compare = &CompareView{A: a, B: a2, Site: p.site}
 	}
-	return []app.UI{
+	upper := []app.UI{
 		compare,
 		app.Div().Class("vl-row").Body(
 			&OverlayView{A: a, Site: p.site, Block: block, Token: p.token, Mode: p.mode},
@@ -750,16 +765,23 @@ func (p *Page) renderMain(a *session.Analysis) []app.UI {
 			),
 		),
 		&HeatmapView{A: a, Site: p.site, Block: block, Token: p.token},
-		app.Div().Class("vl-row vl-row-fill").Body(
-			&AttentionView{A: a, Token: p.token},
-			&ExplainView{A: a, X: p.explain},
-		),
-		&MemoryView{A: a, Block: block, Token: p.token},
-		app.Div().Class("vl-row vl-row-fill").Body(
-			&DLAView{A: a, D: p.dla},
-			&PatchView{A: a, Samples: p.samples, Uploads: p.uploads, Current: p.image},
-		),
 	}
+	l := p.lower
+	if l == nil || l.Model != a.Model {
+		return upper // until the task after the analysis (see analyze)
+	}
+	l = l.ThroughLens(p.tuned)
+	return append(upper,
+		app.Div().Class("vl-row vl-row-fill").Body(
+			&AttentionView{A: l, Token: p.token},
+			&ExplainView{A: l, X: p.explain},
+		),
+		&MemoryView{A: l, Block: block, Token: p.token},
+		app.Div().Class("vl-row vl-row-fill").Body(
+			&DLAView{A: l, D: p.dla},
+			&PatchView{A: l, Samples: p.samples, Uploads: p.uploads, Current: p.image},
+		),
+	)
 }
 
 func firstNonEmpty(s ...string) string {
