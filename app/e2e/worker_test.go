@@ -11,6 +11,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"vitlens/app/session"
 	"vitlens/vit"
 	"vitlens/vit/checkpoint"
 	"vitlens/vit/vittest"
@@ -103,4 +104,24 @@ func TestProgressAndCancel(t *testing.T) {
 	t.Logf("Ti/16-sized model on the CPU in the worker: analysis %.0f ms; longest main-thread task while loading it %.0f ms (%d over 50 ms), while analysing %.0f ms (%d)",
 		s.summary(t).ElapsedMS, loadTask.MS, loadTask.Count, analysisTask.MS, analysisTask.Count)
 	screenshot(t, ctx, "worker-ti16")
+}
+
+// Without a worker (?worker=off, as in a browser that has none) the page
+// runs the same engine itself and gets the native ranks.
+func TestInPageEngine(t *testing.T) {
+	ts := serve(t)
+	ctx := browser(t, false)
+	if err := chromedp.Do(ctx, chromedp.Navigate(ts.URL+"/?worker=off")); err != nil {
+		t.Fatal(err)
+	}
+	s := waitState(t, ctx, `d.status === 'ready' && +d.seq >= 1`, firstLoad)
+	where, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('vl-state').dataset.engine`))
+	if err != nil || where != "page" {
+		t.Fatalf("the engine runs in %q (%v): want the page", where, err)
+	}
+	m, samples := demo(t)
+	sameRanks(t, "demo in the page", s.summary(t), native(t, m, samples[0], session.Settings{Target: -1}))
+	eval(t, ctx, `document.querySelector('.vl-thumb[data-sample="4"]').click()`)
+	s = waitState(t, ctx, fmt.Sprintf(`d.status === 'ready' && +d.seq > %d`, s.Seq), firstLoad)
+	sameRanks(t, "sample 4 in the page", s.summary(t), native(t, m, samples[4], session.Settings{Target: -1}))
 }
