@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"unsafe"
+
+	"vitlens/vit"
 )
 
 // The wire format between the page and the engine's worker: one byte
@@ -108,6 +110,16 @@ func bytesFloat32(b []byte) []float32 {
 
 var float32SliceType = reflect.TypeFor[[]float32]()
 
+// A vit.Linear keeps its weights in the CPU GEMM's packed form, which is
+// not exported: it travels as its PyTorch-layout matrix and is packed again
+// on arrival, as every model is where it is made (vit.Model.Pack).
+var linearType = reflect.TypeFor[vit.Linear]()
+
+type linearWire struct {
+	In, Out int
+	W, B    []float32
+}
+
 type encoder struct {
 	meta    []byte
 	floats  [][]float32
@@ -119,6 +131,10 @@ func (e *encoder) varint(x int64)   { e.meta = binary.AppendVarint(e.meta, x) }
 func (e *encoder) bytes(b []byte)   { e.uvarint(uint64(len(b))); e.meta = append(e.meta, b...) }
 
 func (e *encoder) value(v reflect.Value) error {
+	if v.Type() == linearType {
+		l := v.Interface().(vit.Linear)
+		return e.value(reflect.ValueOf(linearWire{In: l.In, Out: l.Out, W: l.Weights(), B: l.B}))
+	}
 	if v.Type() == float32SliceType {
 		f := v.Interface().([]float32)
 		e.uvarint(uint64(len(f)))
@@ -264,6 +280,19 @@ func (d *decoder) flag() (bool, error) {
 }
 
 func (d *decoder) value(v reflect.Value) error {
+	if v.Type() == linearType {
+		var w linearWire
+		if err := d.value(reflect.ValueOf(&w).Elem()); err != nil {
+			return err
+		}
+		if w.In < 0 || w.Out < 0 || len(w.W) != w.In*w.Out {
+			return errCorrupt
+		}
+		l := vit.Linear{In: w.In, Out: w.Out, W: w.W, B: w.B}
+		l.Pack()
+		v.Set(reflect.ValueOf(l))
+		return nil
+	}
 	if v.Type() == float32SliceType {
 		n, err := d.length(len(d.floats))
 		if err != nil {
