@@ -5,6 +5,7 @@ package app
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"sync"
 	"syscall/js"
 	"time"
@@ -109,7 +110,13 @@ func startWorker() remoteEngine {
 				failed = fmt.Errorf("%v", r)
 			}
 		}()
-		w = ctor.New("/web/engine.js?v="+app.Getenv("GOAPP_VERSION"), map[string]any{"name": "vitlens-engine"})
+		src := "/web/engine.js?v=" + url.QueryEscape(app.Getenv("GOAPP_VERSION"))
+		if k := queryParam("gemm"); k != "" {
+			// ?gemm=scalar|go|simd: the engine's matmul kernel, as
+			// VITLENS_GEMM chooses it natively (comparing them, tests).
+			src += "&gemm=" + url.QueryEscape(k)
+		}
+		w = ctor.New(src, map[string]any{"name": "vitlens-engine"})
 	}()
 	if failed != nil {
 		return nil

@@ -5,12 +5,16 @@
 "use strict";
 importScripts("/wasm_exec.js");
 
-const version = new URLSearchParams(self.location.search).get("v") || "";
+const params = new URLSearchParams(self.location.search);
+const version = params.get("v") || "";
+// The page's ?gemm= (scalar, go, simd): Go reads it as VITLENS_GEMM.
+const gemm = params.get("gemm") || "";
 
 (async () => {
   try {
     const go = new Go();
     go.env = { GOAPP_VERSION: version };
+    if (gemm) go.env.VITLENS_GEMM = gemm;
     const url = "/web/app.wasm" + (version ? "?v=" + encodeURIComponent(version) : "");
     const resp = fetch(url);
     const { instance } = WebAssembly.instantiateStreaming
