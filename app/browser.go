@@ -257,5 +257,13 @@ func sinceNavigation() float64 { return app.Window().Get("performance").Call("no
 // browser tests read to time the main thread's long tasks against.
 func mark(name string) { app.Window().Get("performance").Call("mark", name) }
 
+// measure records on the page's performance timeline that the work named
+// name ran from start (sinceNavigation) until now, for the browser tests'
+// list of what made the main thread's long tasks.
+func measure(name string, start float64) {
+	opt := map[string]any{"start": start, "end": sinceNavigation()}
+	app.Window().Get("performance").Call("measure", name, opt)
+}
+
 // queryParam reads a parameter of the page's URL.
 func queryParam(name string) string { return app.Window().URL().Query().Get(name) }

@@ -2,6 +2,7 @@ package app
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,7 +57,9 @@ func (c *engineClient) do(req *engine.Request, progress func(engine.Progress)) *
 	if c.remote == nil {
 		return c.local.Handle(req, progress)
 	}
+	start := sinceNavigation()
 	data, err := engine.Encode(req)
+	measure(fmt.Sprintf("vl-encode-%d", req.Kind), start)
 	if err != nil {
 		return &engine.Response{ID: req.ID, Err: err.Error()}
 	}
@@ -76,7 +79,10 @@ func (c *engineClient) do(req *engine.Request, progress func(engine.Progress)) *
 		return &engine.Response{ID: req.ID, Err: err.Error()}
 	}
 	resp := new(engine.Response)
-	if err := engine.Decode(out, resp); err != nil {
+	start = sinceNavigation()
+	err = engine.Decode(out, resp)
+	measure(fmt.Sprintf("vl-decode-%d", req.Kind), start)
+	if err != nil {
 		return &engine.Response{ID: req.ID, Err: err.Error()}
 	}
 	return resp

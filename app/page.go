@@ -81,9 +81,9 @@ type Page struct {
 	// direct logit attribution, computed by the engine with it.
 	explain *engine.Explanation
 	dla     *engine.DLA
-	// lower is the analysis the views below the heat-map show: the
-	// current one from the task after it arrived (see analyze).
-	lower *session.Analysis
+	// later is the analysis each step of views after the first shows:
+	// the current one from that step's own task on (see reveal).
+	later [numSteps]*session.Analysis
 	// running says an analysis is in flight (the Cancel button);
 	// runProgress is its advance in words.
 	running     bool
@@ -133,11 +133,17 @@ func (p *Page) OnMount(ctx app.Context) {
 		for i, s := range samples {
 			thumbs[i] = Thumb{Name: s.Name, URI: demoFiles.URL(path.Join(public.SamplesDir, s.Name))}
 		}
-		ctx.Dispatch(func(ctx app.Context) {
+		// The gallery first, in a task of its own: drawn with the model's
+		// panel in one render, it made a long task.
+		drawStep(ctx, "vl-render-samples", func(app.Context) {
 			p.samples, p.thumbs = samples, thumbs
 			if serr != nil {
 				p.fail(fmt.Errorf("sample images: %w", serr))
 			}
+		})
+		ctx.Dispatch(func(ctx app.Context) {
+			start := sinceNavigation()
+			ctx.Defer(func(app.Context) { measure("vl-render-model", start) })
 			if err != nil {
 				p.fail(err)
 				p.status = "error"
@@ -177,7 +183,7 @@ func (p *Page) setModel(m *session.Model) {
 	p.settings = session.Settings{Target: -1, Edit: p.settings.Edit}
 	p.block = m.Model.Config.Depth - 1
 	p.token = 0 // [CLS], or the first patch of a model without one
-	p.analysis, p.lower = nil, nil
+	p.analysis, p.later = nil, [numSteps]*session.Analysis{}
 	p.compare, p.analysis2 = nil, nil // it was compared with the model before
 	p.lensName, p.tuned = "", false   // translators belong to one model
 	p.lens = nil
@@ -271,6 +277,8 @@ func (p *Page) analyze(ctx app.Context) {
 		mark("vl-analysed")
 		done.Store(true)
 		ctx.Dispatch(func(ctx app.Context) {
+			start := sinceNavigation()
+			ctx.Defer(func(app.Context) { measure("vl-render-upper", start) })
 			p.running, p.runProgress = false, ""
 			if err == nil {
 				p.backendName, p.backendNote = a.backend, a.note
@@ -302,24 +310,78 @@ func (p *Page) analyze(ctx app.Context) {
 			if err2 != nil {
 				p.fail(fmt.Errorf("second model (%s): %w", m2.Name, err2))
 			}
-			// The views below the heat-map follow in a task of their own:
-			// one render of them all is a long task. The page is ready then.
-			p.status = "busy"
-			ctx.Async(func() {
-				pause()
-				ctx.Dispatch(func(app.Context) {
-					if p.analysis != a.Analysis {
-						return // a newer one took its place
-					}
-					p.lower, p.explain, p.dla = a.Analysis, a.explain, a.dla
-					p.status = "ready"
-					if p.firstMS == 0 {
-						p.firstMS = sinceNavigation()
-					}
-				})
-			})
+			p.status = "busy" // until reveal has drawn every view
+			p.reveal(ctx, a, 0)
 		})
 	}
+}
+
+// drawStep runs f on the UI goroutine and returns once the render that
+// follows is over and the browser has had a turn (painted, handled input):
+// a large change drawn in such steps makes no long task. For a job or
+// ctx.Async goroutine only.
+// name is its measure on the page's performance timeline.
+func drawStep(ctx app.Context, name string, f func(app.Context)) {
+	drawn := make(chan struct{})
+	ctx.Dispatch(func(ctx app.Context) {
+		start := sinceNavigation()
+		f(ctx)
+		ctx.Defer(func(app.Context) { measure(name, start); close(drawn) })
+	})
+	select {
+	case <-drawn:
+		pause()
+	case <-ctx.Done(): // the page is gone: nothing is drawn any more
+	}
+}
+
+// The views after the overlay and the prediction follow in steps,
+// each drawn in a task of its own: one render of them all is a long task
+// (over 100 ms on the demo model). A view shows the previous analysis until
+// its step, so nothing is unmounted and mounted again.
+const (
+	stepCurve = iota
+	stepHeatmap
+	stepAttention // the attention and explanation maps
+	stepMemory
+	stepDLA // direct logit attribution
+	stepPatch
+	numSteps
+)
+
+// reveal draws step and those after it with a's results, one per task,
+// after the browser has had a turn (painted, handled input) between them.
+// A newer analysis stops it. The page is ready after the last.
+func (p *Page) reveal(ctx app.Context, a *analysis, step int) {
+	// Deferred to after this update's render, so the pause starts when the
+	// render is over: a pause that ran out during it would not yield.
+	ctx.Defer(func(ctx app.Context) {
+		ctx.Async(func() {
+			pause()
+			ctx.Dispatch(func(ctx app.Context) {
+				start := sinceNavigation()
+				ctx.Defer(func(app.Context) { measure(fmt.Sprintf("vl-render-step-%d", step), start) })
+				if p.analysis != a.Analysis {
+					return // a newer one took its place
+				}
+				p.later[step] = a.Analysis
+				switch step {
+				case stepAttention:
+					p.explain = a.explain
+				case stepDLA:
+					p.dla = a.dla
+				}
+				if step+1 < numSteps {
+					p.reveal(ctx, a, step+1)
+					return
+				}
+				p.status = "ready"
+				if p.firstMS == 0 {
+					p.firstMS = sinceNavigation()
+				}
+			})
+		})
+	})
 }
 
 // loadModel parses a checkpoint on the worker; on failure the current model
@@ -747,41 +809,53 @@ func (p *Page) renderMain(a *session.Analysis) []app.UI {
 	}
 	c := a.Model.Model.Config
 	block := min(p.block, c.Depth-1)
-	both := a // the curve shows both lenses; every other view the chosen one
-	a = a.ThroughLens(p.tuned)
+	a = a.ThroughLens(p.tuned) // the curve shows both lenses; every other view the chosen one
 	// Rows wrap: side by side where the width allows, stacked on a phone.
 	// A second model's comparison comes first: it is what was asked for.
 	var compare app.UI
 	if a2 := p.analysis2; a2 != nil && a2.Seq == a.Seq {
 		compare = &CompareView{A: a, B: a2, Site: p.site}
 	}
-	upper := []app.UI{
+	// later is what step shows: nothing before its first task for this
+	// model.
+	later := func(step int) *session.Analysis {
+		if l := p.later[step]; l != nil && l.Model == a.Model {
+			return l
+		}
+		return nil
+	}
+	at := func(step int) *session.Analysis { return later(step).ThroughLens(p.tuned) }
+	side := []app.UI{&PredictionView{A: a}}
+	if l := later(stepCurve); l != nil {
+		side = append(side, &CurveView{A: l, Site: p.site, Tuned: p.tuned})
+	}
+	views := []app.UI{
 		compare,
 		app.Div().Class("vl-row").Body(
 			&OverlayView{A: a, Site: p.site, Block: block, Token: p.token, Mode: p.mode},
-			app.Div().Class("vl-col").Body(
-				&PredictionView{A: a},
-				&CurveView{A: both, Site: p.site, Tuned: p.tuned},
-			),
+			app.Div().Class("vl-col").Body(side...),
 		),
-		&HeatmapView{A: a, Site: p.site, Block: block, Token: p.token},
 	}
-	l := p.lower
-	if l == nil || l.Model != a.Model {
-		return upper // until the task after the analysis (see analyze)
+	if l := at(stepHeatmap); l != nil {
+		views = append(views, &HeatmapView{A: l, Site: p.site, Block: block, Token: p.token})
 	}
-	l = l.ThroughLens(p.tuned)
-	return append(upper,
-		app.Div().Class("vl-row vl-row-fill").Body(
+	if l := at(stepAttention); l != nil {
+		views = append(views, app.Div().Class("vl-row vl-row-fill").Body(
 			&AttentionView{A: l, Token: p.token},
 			&ExplainView{A: l, X: p.explain},
-		),
-		&MemoryView{A: l, Block: block, Token: p.token},
-		app.Div().Class("vl-row vl-row-fill").Body(
-			&DLAView{A: l, D: p.dla},
-			&PatchView{A: l, Samples: p.samples, Uploads: p.uploads, Current: p.image},
-		),
-	)
+		))
+	}
+	if l := at(stepMemory); l != nil {
+		views = append(views, &MemoryView{A: l, Block: block, Token: p.token})
+	}
+	if l := at(stepDLA); l != nil {
+		row := []app.UI{&DLAView{A: l, D: p.dla}}
+		if l := at(stepPatch); l != nil {
+			row = append(row, &PatchView{A: l, Samples: p.samples, Uploads: p.uploads, Current: p.image})
+		}
+		views = append(views, app.Div().Class("vl-row vl-row-fill").Body(row...))
+	}
+	return views
 }
 
 func firstNonEmpty(s ...string) string {

@@ -2,14 +2,17 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/tracing"
 	"github.com/chromedp/chromedp"
 )
 
@@ -74,6 +77,7 @@ func longTaskList(t *testing.T, ctx context.Context) string {
 	text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => {
 		const ev = (window.vlLong || []).map(e => [e.start, Math.round(e.ms) + ' ms']);
 		for (const m of performance.getEntriesByType('mark')) ev.push([m.startTime, m.name]);
+		for (const m of performance.getEntriesByType('measure')) ev.push([m.startTime, m.name + ' ' + Math.round(m.duration) + ' ms']);
 		ev.sort((a, b) => a[0] - b[0]);
 		return ev.map(e => Math.round(e[0]) + ': ' + e[1]).join(', '); })()`))
 	if err != nil {
@@ -130,11 +134,16 @@ func transferReport(rs []resource) (total float64, text string) {
 // task (since the demo model started loading, and since navigation) and
 // what the first load moved over the network. The engine (model parsing,
 // the forward, the maps) runs in its worker; what remains on the main
-// thread is go-app rendering the results. On WebGPU, also the longest
-// task when "Compute on" goes to the CPU and back. Figures, not checks,
-// but for the demo model being fetched apart from app.wasm. The WebGPU half
-// (a minute or two on SwiftShader) runs with VITLENS_E2E_PERF=1.
+// thread is go-app rendering the results, in steps (Page.reveal). The list
+// of long tasks names the page's marks and measures (vl-render-*, the
+// engine messages' vl-encode-K and vl-decode-K, K the request's kind) that
+// tell which work made them. On WebGPU, also the longest task when
+// "Compute on" goes to the CPU and back. Wall times are figures; on the CPU
+// path the test checks the goal by CPU time (see maxTaskMS), and that the
+// demo model is fetched apart from app.wasm. The WebGPU half (a minute or
+// two on SwiftShader) runs with VITLENS_E2E_PERF=1.
 func TestMainThread(t *testing.T) {
+	const maxTaskMS = 100
 	for _, webgpu := range []bool{false, true} {
 		name := map[bool]string{false: "cpu", true: "webgpu"}[webgpu]
 		t.Run(name, func(t *testing.T) {
@@ -147,6 +156,7 @@ func TestMainThread(t *testing.T) {
 			if !webgpu {
 				url += "/?backend=cpu"
 			}
+			tr := startTrace(t, ctx)
 			if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
 				t.Fatal(err)
 			}
@@ -180,6 +190,20 @@ func TestMainThread(t *testing.T) {
 			t.Logf("%s: longest main-thread task from the demo model's load to its first analysis %.0f ms (%d over 50 ms); since navigation %.0f ms at %.0f ms",
 				s.Backend, during.MS, during.Count, all.MS, all.Start)
 			t.Logf("%s: long tasks %s", s.Backend, longTaskList(t, ctx))
+			// The long-task API counts wall time: on a loaded machine a task
+			// waits for a core. The browser's trace has each task's CPU time.
+			cpu, wall := tr.busiestTask(t, ctx, "vl-demo-load")
+			startCPU, startWall := tr.busiestTask(t, ctx, "")
+			t.Logf("%s: the browser's trace: the main-thread task with the most CPU from the demo model's load to its first analysis drawn %.0f ms of CPU (%.0f ms wall); since navigation %.0f ms of CPU (%.0f ms wall)",
+				s.Backend, cpu, wall, startCPU, startWall)
+			// The goal (no main-thread task over 100 ms while the demo model
+			// loads and is analysed), on the CPU path, by CPU time: robust
+			// on a loaded machine, where the wall times above are not.
+			// VITLENS_E2E_NO_LONGTASK=1 skips it (a much slower machine).
+			if !webgpu && cpu > maxTaskMS && os.Getenv("VITLENS_E2E_NO_LONGTASK") == "" {
+				t.Errorf("a main-thread task took %.0f ms of CPU from the demo model's load to its first analysis drawn: want at most %d ms (VITLENS_E2E_NO_LONGTASK=1 skips this)",
+					cpu, maxTaskMS)
+			}
 			if !webgpu || !strings.Contains(s.Backend, "WebGPU") {
 				return
 			}
@@ -195,4 +219,104 @@ func TestMainThread(t *testing.T) {
 			}
 		})
 	}
+}
+
+// mainThreadTrace records the browser's trace of the renderer's main thread
+// (its tasks with their wall and CPU times, and the page's performance
+// marks), for telling a task's own work from the time a loaded machine
+// kept it waiting: the long-task API measures wall time only.
+type mainThreadTrace struct {
+	mu     sync.Mutex
+	events []traceEvent
+	done   chan struct{}
+	ended  bool
+}
+
+// traceEvent is one event of Chrome's JSON trace format; times in µs.
+type traceEvent struct {
+	Name string  `json:"name"`
+	Cat  string  `json:"cat"`
+	Ph   string  `json:"ph"`
+	Ts   float64 `json:"ts"`
+	Dur  float64 `json:"dur"`
+	TDur float64 `json:"tdur"`
+	Pid  int     `json:"pid"`
+	Tid  int     `json:"tid"`
+	Args struct {
+		Name string `json:"name"`
+	} `json:"args"`
+}
+
+func startTrace(t *testing.T, ctx context.Context) *mainThreadTrace {
+	t.Helper()
+	tr := &mainThreadTrace{done: make(chan struct{})}
+	if err := chromedp.Listen(ctx, func(ev any) {
+		switch e := ev.(type) {
+		case *tracing.EventDataCollected:
+			tr.mu.Lock()
+			defer tr.mu.Unlock()
+			for _, v := range e.Value {
+				var te traceEvent
+				if json.Unmarshal(v, &te) == nil {
+					tr.events = append(tr.events, te)
+				}
+			}
+		case *tracing.EventTracingComplete:
+			close(tr.done)
+		}
+	}); err != nil {
+		t.Fatalf("listening for the trace: %v", err)
+	}
+	_, err := chromedp.Call(ctx, tracing.Start, tracing.StartParams{
+		TraceConfig: &tracing.TraceConfig{IncludedCategories: []string{"toplevel", "blink.user_timing", "__metadata"}}})
+	if err != nil {
+		t.Fatalf("starting the trace: %v", err)
+	}
+	return tr
+}
+
+// busiestTask ends the trace (if not yet) and returns, of the renderer main
+// thread's tasks that ended after the page's mark since (all when since is
+// ""), the one with the most CPU time: its CPU and wall times in ms.
+func (tr *mainThreadTrace) busiestTask(t *testing.T, ctx context.Context, since string) (cpu, wall float64) {
+	t.Helper()
+	if !tr.ended {
+		if _, err := chromedp.Call(ctx, tracing.End, cdp.Empty{}); err != nil {
+			t.Fatalf("ending the trace: %v", err)
+		}
+		select {
+		case <-tr.done:
+		case <-ctx.Done():
+			t.Fatal("the trace did not complete")
+		}
+		tr.ended = true
+	}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	type thread struct{ pid, tid int }
+	main := map[thread]bool{}
+	from := -1.0
+	for _, e := range tr.events {
+		if e.Ph == "M" && e.Name == "thread_name" && e.Args.Name == "CrRendererMain" {
+			main[thread{e.Pid, e.Tid}] = true
+		}
+		if e.Name == since && strings.Contains(e.Cat, "user_timing") && (from < 0 || e.Ts < from) {
+			from = e.Ts
+		}
+	}
+	if since == "" {
+		from = 0
+	}
+	if from < 0 || len(main) == 0 {
+		t.Fatalf("the trace has no mark %s or no renderer main thread (%d events)", since, len(tr.events))
+	}
+	for _, e := range tr.events {
+		if e.Ph != "X" || e.Cat != "toplevel" || !main[thread{e.Pid, e.Tid}] || e.Ts+e.Dur < from {
+			continue
+		}
+		if e.TDur/1e3 > cpu {
+			cpu, wall = e.TDur/1e3, e.Dur/1e3
+		}
+	}
+	return cpu, wall
 }
