@@ -311,16 +311,16 @@ func (p *Page) analyze(ctx app.Context) {
 				p.fail(fmt.Errorf("second model (%s): %w", m2.Name, err2))
 			}
 			p.status = "busy" // until reveal has drawn every view
-			p.reveal(ctx, a, 0)
+			p.reveal(ctx, a)
 		})
 	}
 }
 
 // drawStep runs f on the UI goroutine and returns once the render that
 // follows is over and the browser has had a turn (painted, handled input):
-// a large change drawn in such steps makes no long task. For a job or
-// ctx.Async goroutine only.
-// name is its measure on the page's performance timeline.
+// a large change drawn in such steps makes no long task. name is its
+// measure on the page's performance timeline. For a job or ctx.Async
+// goroutine only.
 func drawStep(ctx app.Context, name string, f func(app.Context)) {
 	drawn := make(chan struct{})
 	ctx.Dispatch(func(ctx app.Context) {
@@ -349,37 +349,37 @@ const (
 	numSteps
 )
 
-// reveal draws step and those after it with a's results, one per task,
-// after the browser has had a turn (painted, handled input) between them.
-// A newer analysis stops it. The page is ready after the last.
-func (p *Page) reveal(ctx app.Context, a *analysis, step int) {
+// reveal draws the steps with a's results, one per task (drawStep). A newer
+// analysis stops it. The page is ready after the last.
+func (p *Page) reveal(ctx app.Context, a *analysis) {
 	// Deferred to after this update's render, so the pause starts when the
 	// render is over: a pause that ran out during it would not yield.
 	ctx.Defer(func(ctx app.Context) {
 		ctx.Async(func() {
 			pause()
-			ctx.Dispatch(func(ctx app.Context) {
-				start := sinceNavigation()
-				ctx.Defer(func(app.Context) { measure(fmt.Sprintf("vl-render-step-%d", step), start) })
-				if p.analysis != a.Analysis {
-					return // a newer one took its place
-				}
-				p.later[step] = a.Analysis
-				switch step {
-				case stepAttention:
-					p.explain = a.explain
-				case stepDLA:
-					p.dla = a.dla
-				}
-				if step+1 < numSteps {
-					p.reveal(ctx, a, step+1)
+			for step := range numSteps {
+				newer := false
+				drawStep(ctx, fmt.Sprintf("vl-render-step-%d", step), func(app.Context) {
+					if newer = p.analysis != a.Analysis; newer {
+						return // it took this one's place
+					}
+					p.later[step] = a.Analysis
+					switch step {
+					case stepAttention:
+						p.explain = a.explain
+					case stepDLA:
+						p.dla = a.dla
+					case numSteps - 1:
+						p.status = "ready"
+						if p.firstMS == 0 {
+							p.firstMS = sinceNavigation()
+						}
+					}
+				})
+				if newer {
 					return
 				}
-				p.status = "ready"
-				if p.firstMS == 0 {
-					p.firstMS = sinceNavigation()
-				}
-			})
+			}
 		})
 	})
 }
