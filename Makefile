@@ -89,7 +89,7 @@ vet:
 # no other target needs clang; vit's TestWASMKernelMatchesSource checks
 # that the two agree wherever clang is installed.
 wasm-kernel:
-	sh vit/wasmkernel/build.sh $(CURDIR)/vit/wasmkernel/gemm.wasm
+	sh vit/wasmkernel/build.sh $(CURDIR)/vit/wasmkernel
 
 # The browser build of the shared packages must keep compiling, and its
 # SIMD matmul match the scalar path and torch's goldens under Node.

@@ -6,8 +6,10 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync"
 	"syscall/js"
 	"unsafe"
@@ -27,11 +29,26 @@ import (
 //go:embed wasmkernel/gemm.wasm
 var simdWasm []byte
 
+// The same kernel built for threads: it imports a shared memory, on which
+// helper Web Workers (public/web/gemm-worker.js) instantiate it too.
+//
+//go:embed wasmkernel/gemm_threads.wasm
+var simdThreadsWasm []byte
+
 const wasmPage = 1 << 16
 
 // simd is the instantiated module, nil where this JavaScript engine has no
 // WebAssembly SIMD; simdErr says why.
-var simd, simdErr = newSIMDKernel()
+var simd, simdErr = newThreadedOrSingle()
+
+// simdThreads reports how many threads (the caller and its helper workers)
+// the browser build's matmul uses: 1 without the threaded kernel.
+func simdThreads() int {
+	if simd == nil {
+		return 1
+	}
+	return simd.threads
+}
 
 func fmaPeak(iters int) float64 { return 0 }
 
@@ -47,9 +64,14 @@ func asmKernels() []gemmKernel {
 // by every call.
 type simdKernel struct {
 	mu          sync.Mutex
-	gemmFn      js.Value
+	chunksFn    js.Value // gemmChunks(ctl, tid): the whole product on one thread
+	parallelFn  js.Value // gemmParallel(ctl): the product with the helpers; threaded build only
 	packedASize js.Value
+	threads     int  // the caller and its helpers
+	split       int  // chunks per thread a product is cut into
+	ctl         span // the control block (gemm.c's CTL_WORDS int32s)
 	memory      js.Value
+	module      js.Value // the compiled module, which helpers instantiate too
 	view        js.Value // Uint8Array over memory.buffer; a grow detaches it
 	size, top   int      // bytes of memory; end of the highest span in use
 	free        []span   // spans below top not in use, by offset
@@ -60,7 +82,11 @@ type simdKernel struct {
 // span is a range of the module's memory, in bytes.
 type span struct{ off, size int }
 
-func newSIMDKernel() (k *simdKernel, err error) {
+func newSIMDKernel() (*simdKernel, error) { return instantiateKernel(simdWasm, js.Undefined()) }
+
+// instantiateKernel instantiates code, on the shared memory when one is
+// given (the threaded build imports it), else on a memory of its own.
+func instantiateKernel(bin []byte, memory js.Value) (k *simdKernel, err error) {
 	defer func() {
 		if r := recover(); r != nil { // a js.Error from a throwing call
 			k, err = nil, fmt.Errorf("WebAssembly SIMD kernel: %v", r)
@@ -70,26 +96,43 @@ func newSIMDKernel() (k *simdKernel, err error) {
 	if wasm.IsUndefined() {
 		return nil, errors.New("WebAssembly SIMD kernel: no WebAssembly object")
 	}
-	code := js.Global().Get("Uint8Array").New(len(simdWasm))
-	js.CopyBytesToJS(code, simdWasm)
+	code := js.Global().Get("Uint8Array").New(len(bin))
+	js.CopyBytesToJS(code, bin)
 	// The module itself is the feature check: it uses simd128 throughout,
 	// so an engine without SIMD finds it invalid.
 	if !wasm.Call("validate", code).Bool() {
-		return nil, errors.New("WebAssembly SIMD kernel: this engine has no WebAssembly SIMD (simd128)")
+		return nil, errors.New("WebAssembly SIMD kernel: this engine has no WebAssembly SIMD (simd128) or threads")
 	}
 	// Compiled synchronously: Chromium allows that on the main thread for
 	// modules up to 4 KiB, which wasmkernel_test.go holds this one to.
 	mod := wasm.Get("Module").New(code)
-	exports := wasm.Get("Instance").New(mod, js.Global().Get("Object").New()).Get("exports")
+	imports := js.Global().Get("Object").New()
+	if !memory.IsUndefined() {
+		env := js.Global().Get("Object").New()
+		env.Set("memory", memory)
+		imports.Set("env", env)
+	}
+	exports := wasm.Get("Instance").New(mod, imports).Get("exports")
 	k = &simdKernel{
-		gemmFn:      exports.Get("gemm"),
+		chunksFn:    exports.Get("gemmChunks"),
+		parallelFn:  exports.Get("gemmParallel"),
 		packedASize: exports.Get("packedASize"),
-		memory:      exports.Get("memory"),
+		memory:      memory,
+		threads:     1,
+		split:       1,
 		kept:        map[weak.Pointer[packedB]]span{},
 	}
+	if memory.IsUndefined() {
+		k.memory = exports.Get("memory")
+	}
+	k.module = mod
 	// Below __heap_base lie the module's stack and data.
 	k.top = (exports.Get("__heap_base").Get("value").Int() + 63) &^ 63
 	k.remap()
+	if k.ctl, err = k.alloc(4 * exports.Get("ctlWords").Invoke().Int()); err != nil {
+		return nil, err
+	}
+	k.put(k.ctl.off, make([]float32, k.ctl.size/4)) // GEN even, ACTIVE 0
 	return k, nil
 }
 
@@ -216,13 +259,14 @@ func (k *simdKernel) gemm(out []float32, ldc int, a []float32, lda, m int, b *pa
 	if err != nil {
 		panic(err)
 	}
-	// One scratch span: A (m×k), C (m×n), the bias, the packed A of one
-	// k-slice, and B itself when it is not kept (attention's operands).
+	// One scratch span: A (m×k), C (m×n), the bias, each thread's packed A
+	// of one k-slice, and B itself when it is not kept (attention's operands).
 	aOff := 0
 	cOff := aOff + 4*m*kk
 	biasOff := cOff + 4*m*n
 	apOff := biasOff + 4*n
-	bOff := apOff + 4*k.packedASize.Invoke(m).Int()
+	apStride := (4*k.packedASize.Invoke(m).Int() + 63) &^ 63
+	bOff := apOff + k.threads*apStride
 	need := bOff
 	if !kept {
 		need += 4 * len(b.data)
@@ -250,7 +294,17 @@ func (k *simdKernel) gemm(out []float32, ldc int, a []float32, lda, m int, b *pa
 		bias = base + biasOff
 		k.put(bias, ep.bias[:n])
 	}
-	k.gemmFn.Invoke(base+cOff, base+aOff, bOff, base+apOff, m, n, kk, flag(ep.accumulate), bias, flag(ep.gelu))
+	chunks, per := splitPanels((n+gemmNR-1)/gemmNR, k.threads*k.split)
+	ctl := [...]int32{ctlChunks: int32(chunks), ctlPer: int32(per), ctlC: int32(base + cOff), ctlA: int32(base + aOff),
+		ctlB: int32(bOff), ctlApack: int32(base + apOff), ctlApStride: int32(apStride), ctlM: int32(m), ctlN: int32(n),
+		ctlK: int32(kk), ctlAcc: int32(flag(ep.accumulate)), ctlBias: int32(bias), ctlGELU: int32(flag(ep.gelu))}
+	// GEN and ACTIVE (the first two words) are the threads' own.
+	k.putWords(k.ctl.off+4*ctlNext, ctl[ctlNext:])
+	if k.threads > 1 {
+		k.parallelFn.Invoke(k.ctl.off)
+	} else {
+		k.chunksFn.Invoke(k.ctl.off, 0)
+	}
 	if ldc == n {
 		k.get(out[:m*n], base+cOff)
 	} else {
@@ -260,6 +314,47 @@ func (k *simdKernel) gemm(out []float32, ldc int, a []float32, lda, m int, b *pa
 			copy(out[i*ldc:i*ldc+n], (*c)[i*n:])
 		}
 		scratch.Put(c)
+	}
+}
+
+// The control block's words (gemm.c's enum).
+const (
+	ctlGen = iota
+	ctlActive
+	ctlNext
+	ctlDone
+	ctlChunks
+	ctlPer
+	ctlC
+	ctlA
+	ctlB
+	ctlApack
+	ctlApStride
+	ctlM
+	ctlN
+	ctlK
+	ctlAcc
+	ctlBias
+	ctlGELU
+	ctlWords
+)
+
+// splitPanels cuts a product's panels into at most want chunks of per
+// panels each (the last one shorter): what the threads take one by one.
+func splitPanels(panels, want int) (chunks, per int) {
+	if panels == 0 {
+		return 0, 1
+	}
+	want = max(1, min(want, panels))
+	per = (panels + want - 1) / want
+	return (panels + per - 1) / per, per
+}
+
+// putWords copies x into the module's memory at byte offset off.
+func (k *simdKernel) putWords(off int, x []int32) {
+	if len(x) > 0 {
+		b := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(x))), 4*len(x))
+		js.CopyBytesToJS(k.view.Call("subarray", off, off+len(b)), b)
 	}
 }
 
@@ -296,4 +391,67 @@ func (k *simdKernel) microKernel(a, b, c *float32, kc, ldc int, accumulate bool)
 	}
 	pb := packedB{n: gemmNR, k: kc, data: unsafe.Slice(b, kc*gemmNR)}
 	k.gemm(unsafe.Slice(c, (gemmMR-1)*ldc+gemmNR), ldc, rows, kc, gemmMR, &pb, epilogue{accumulate: accumulate})
+}
+
+// gemmWorkerURL is the helper threads' script, served with the app's
+// other assets (public/web; the CSP allows workers from 'self' only).
+const gemmWorkerURL = "/web/gemm-worker.js"
+
+// newThreadedOrSingle returns the threaded kernel where the page can run
+// it, else the single-threaded one. Threads need shared memory
+// (crossOriginIsolated: the server's COOP and COEP headers), Worker, and a
+// thread that may block in Atomics.wait, which the page's main thread may
+// not: the engine's worker has no document. VITLENS_THREADS (the page's
+// ?threads=) caps the count; the default is navigator.hardwareConcurrency.
+func newThreadedOrSingle() (*simdKernel, error) {
+	g := js.Global()
+	threads := 0
+	if nav := g.Get("navigator"); nav.Truthy() && nav.Get("hardwareConcurrency").Truthy() {
+		threads = nav.Get("hardwareConcurrency").Int()
+	}
+	if s := os.Getenv("VITLENS_THREADS"); s != "" {
+		if n, err := strconv.Atoi(s); err == nil && n >= 1 {
+			threads = min(threads, n)
+		}
+	}
+	if threads < 2 || !g.Get("crossOriginIsolated").Truthy() || !g.Get("Worker").Truthy() || g.Get("document").Truthy() {
+		return newSIMDKernel()
+	}
+	k, err := newThreadedKernel(threads)
+	if err != nil {
+		println("vitlens: the threaded WebAssembly SIMD kernel did not start, so products run on one thread:", err.Error())
+		return newSIMDKernel()
+	}
+	return k, nil
+}
+
+// newThreadedKernel instantiates the threaded build on a new shared memory
+// and starts threads-1 helper workers on it. The helpers need not have
+// started for a product to run: the caller takes every chunk left.
+func newThreadedKernel(threads int) (k *simdKernel, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			k, err = nil, fmt.Errorf("%v", r)
+		}
+	}()
+	g := js.Global()
+	desc := g.Get("Object").New()
+	desc.Set("initial", 16) // gemm_threads.wasm's --initial-memory
+	desc.Set("maximum", 65536)
+	desc.Set("shared", true)
+	memory := g.Get("WebAssembly").Get("Memory").New(desc)
+	if k, err = instantiateKernel(simdThreadsWasm, memory); err != nil {
+		return nil, err
+	}
+	k.threads, k.split = threads, 4
+	for tid := 1; tid < threads; tid++ {
+		w := g.Get("Worker").New(gemmWorkerURL)
+		msg := g.Get("Object").New()
+		msg.Set("module", k.module)
+		msg.Set("memory", memory)
+		msg.Set("ctl", k.ctl.off)
+		msg.Set("tid", tid)
+		w.Call("postMessage", msg)
+	}
+	return k, nil
 }

@@ -31,12 +31,53 @@ func TestSIMDGEMMMatchesScalar(t *testing.T) {
 	if simd == nil {
 		t.Skip(simdErr)
 	}
+	checkKernelMatchesScalar(t, simd)
+}
+
+// The threads' chunked split, on one thread (Node has no Worker): the
+// single-threaded module cut into 5 chunks a thread, and the threaded
+// module (on a shared memory) driven through gemmParallel as a caller
+// whose 2 helpers never came, so that it takes all 12 chunks itself. Each
+// chunk packs A again and applies the bias and GELU to its own columns.
+func TestSIMDChunkedMatchesScalar(t *testing.T) {
+	if simd == nil {
+		t.Skip(simdErr)
+	}
+	k, err := newSIMDKernel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.split = 5
+	t.Run("single", func(t *testing.T) { checkKernelMatchesScalar(t, k) })
+	kt, err := newThreadedKernel(1) // no helper started
+	if err != nil {
+		t.Fatalf("threaded kernel: %v", err)
+	}
+	kt.threads, kt.split = 3, 4
+	t.Run("threaded", func(t *testing.T) { checkKernelMatchesScalar(t, kt) })
+}
+
+func TestSplitPanels(t *testing.T) {
+	for _, c := range []struct{ panels, want, chunks, per int }{
+		{0, 4, 0, 1}, {1, 8, 1, 1}, {4, 8, 4, 1}, {13, 8, 7, 2}, {48, 8, 8, 6}, {48, 1, 1, 48}, {5, 0, 1, 5},
+	} {
+		chunks, per := splitPanels(c.panels, c.want)
+		if chunks != c.chunks || per != c.per {
+			t.Errorf("splitPanels(%d, %d) = %d, %d; want %d, %d", c.panels, c.want, chunks, per, c.chunks, c.per)
+		}
+		if c.panels > 0 && ((chunks-1)*per >= c.panels || chunks*per < c.panels) {
+			t.Errorf("splitPanels(%d, %d): %d chunks of %d do not cover the panels exactly once", c.panels, c.want, chunks, per)
+		}
+	}
+}
+
+func checkKernelMatchesScalar(t *testing.T, sk *simdKernel) {
 	rng := rand.New(rand.NewPCG(13, 14))
 	shapes := [][3]int{{1, 1, 1}, {1, 300, 300}, {300, 1, 7}, {4, 16, 256}, {5, 17, 257}, {197, 64, 197}}
 	for range 30 {
 		shapes = append(shapes, [3]int{1 + rng.IntN(300), 1 + rng.IntN(300), 1 + rng.IntN(300)})
 	}
-	kern := pickKernel("simd")
+	kern := &gemmKernel{name: "simd", run: sk.microKernel, whole: sk.gemm}
 	for _, s := range shapes {
 		m, n, k := s[0], s[1], s[2]
 		name := fmt.Sprintf("m=%d n=%d k=%d", m, n, k)
@@ -53,12 +94,12 @@ func TestSIMDGEMMMatchesScalar(t *testing.T) {
 		if len(kept.data) != kept.panels()*k*gemmNR {
 			t.Fatalf("%s: Go's packed copy of kept weights, which Linear's readers unpack, was dropped", name)
 		}
-		top := simd.top
+		top := sk.top
 		gemm(kern, got, n, a, k, m, kept, epilogue{bias: bias, gelu: true}, 1)
 		withBias := append([]float32(nil), want...)
 		epilogue{bias: bias, gelu: true}.apply(withBias, n, 0, m, 0, n)
 		expectNear(t, name+" bias+GELU", got, withBias, tol)
-		if simd.top != top {
+		if sk.top != top {
 			t.Fatalf("%s: the second product with the same weights grew the module's memory use", name)
 		}
 		got = append(got[:0], x...)

@@ -25,15 +25,21 @@ func TestWASMKernelMatchesSource(t *testing.T) {
 			t.Skipf("%s not installed (apt-get install clang lld): cannot rebuild the kernel to compare", tool)
 		}
 	}
-	out := filepath.Join(t.TempDir(), "gemm.wasm")
-	if msg, err := exec.Command("sh", "wasmkernel/build.sh", out).CombinedOutput(); err != nil {
+	dir := t.TempDir()
+	if msg, err := exec.Command("sh", "wasmkernel/build.sh", dir).CombinedOutput(); err != nil {
 		t.Fatalf("wasmkernel/build.sh: %v\n%s", err, msg)
 	}
-	built, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(built, committed) {
-		t.Fatalf("wasmkernel/gemm.wasm (%d bytes) differs from a build of wasmkernel/gemm.c (%d bytes): run make wasm-kernel and commit it", len(committed), len(built))
+	for _, name := range []string{"gemm.wasm", "gemm_threads.wasm"} {
+		committed, err := os.ReadFile(filepath.Join("wasmkernel", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		built, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(built, committed) {
+			t.Errorf("wasmkernel/%s (%d bytes) differs from a build of wasmkernel/gemm.c (%d bytes): run make wasm-kernel and commit it", name, len(committed), len(built))
+		}
 	}
 }

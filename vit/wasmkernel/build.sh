@@ -1,8 +1,9 @@
 #!/bin/sh
-# Builds gemm.wasm from gemm.c with Debian's clang and lld 14
+# Builds the kernel from gemm.c with Debian's clang and lld 14
 # (apt-get install clang lld): `make wasm-kernel` writes the committed
-# vit/wasmkernel/gemm.wasm, and vit's TestWASMKernelMatchesSource rebuilds
-# it into a temporary file to check that the two agree.
+# vit/wasmkernel/gemm.wasm and gemm_threads.wasm, and vit's
+# TestWASMKernelMatchesSource rebuilds them into a temporary folder to
+# check that they agree.
 #   -msimd128      WebAssembly SIMD, in every current browser and Node >= 16
 #   -mbulk-memory  memory.fill/memory.copy for the loops clang turns into
 #                  memset/memcpy (there is no libc to link)
@@ -10,13 +11,20 @@
 #                  modules synchronously on the main thread only up to 4 KiB
 #   --no-entry     a library: no _start; exports are the export_name functions
 #   --strip-all    no names or producers section: smaller, the same bytes on every machine
+# gemm_threads.wasm is the same source with atomics (-matomics: the helper
+# threads' entries, atomic chunk counters), linked to import a shared
+# memory of at most 4 GiB, the one WebAssembly.Memory every thread's
+# instance shares (vit/gemm_js.go).
 # Compiled and linked in two steps: clang's driver, when it links, runs
 # binaryen's wasm-opt if one is on PATH, so the output would depend on
 # whether binaryen is installed.
 set -e
-out=${1:?usage: build.sh OUT.wasm}
+out=${1:?usage: build.sh OUTDIR}
 obj=$(mktemp)
 trap 'rm -f "$obj"' EXIT
 cd "$(dirname "$0")"
 clang --target=wasm32 -Os -msimd128 -mbulk-memory -c -o "$obj" gemm.c
-wasm-ld --no-entry --export=__heap_base --strip-all -o "$out" "$obj"
+wasm-ld --no-entry --export=__heap_base --strip-all -o "$out/gemm.wasm" "$obj"
+clang --target=wasm32 -Os -msimd128 -mbulk-memory -matomics -c -o "$obj" gemm.c
+wasm-ld --no-entry --export=__heap_base --strip-all --shared-memory --import-memory \
+	--initial-memory=1048576 --max-memory=4294967296 -o "$out/gemm_threads.wasm" "$obj"

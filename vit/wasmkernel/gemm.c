@@ -81,8 +81,9 @@ static void packA(float *restrict dst, const float *restrict a, int m, int k, in
 	}
 }
 
-// packedASize is the length in floats of gemm's `apack` scratch for m rows.
-__attribute__((export_name("packedASize"))) int packedASize(int m) { return (m + MR - 1) / MR * MR * KC; }
+// packedASize is the length in floats of a thread's `apack` scratch for m rows
+// (one k-slice of A packed, then the edge tile).
+__attribute__((export_name("packedASize"))) int packedASize(int m) { return (m + MR - 1) / MR * MR * KC + MR * NR; }
 
 // erf4 is vit.Erf32 (vit/ops.go) on four lanes: the same float32
 // operations in the same order (simd128 has no fused
@@ -121,22 +122,23 @@ static void gelu(float *x, int n) {
 	}
 }
 
-// gemm computes C (m×n, row stride n) = A (m×k, row stride k) · B, plus what
-// C held when accumulate is set, plus bias[j] per column j when bias is not
-// 0, then GELU when gelu is set, with B packed as described above and apack
-// a scratch of packedASize(m) floats. Tiles that cross row m or column n go
-// through a scratch tile on the stack.
-__attribute__((export_name("gemm"))) void gemm(float *c, const float *a, const float *b, float *apack, int m, int n,
-                                                int k, int accumulate, const float *bias, int gelu_) {
-	int panels = (n + NR - 1) / NR;
+// gemmPanels computes columns [16·q0, 16·q1) ∩ [0, n) of C (m×n, row stride
+// n) = A (m×k, row stride k) · B, plus what C held when accumulate is set,
+// plus bias[j] per column j when bias is not 0, then GELU when gelu is set,
+// with B packed as described above and apack a scratch of packedASize(m)
+// floats (the packed A of one k-slice, then a tile for the edges: tiles that
+// cross row m or column n go through it; not the stack, which every thread's
+// instance would place at the same address).
+static void gemmPanels(float *c, const float *a, const float *b, float *apack, int m, int n, int k, int accumulate,
+                       const float *bias, int gelu_, int q0, int q1) {
 	int slices = k > 0 ? (k + KC - 1) / KC : 1;
 	int kc0 = k > 0 ? (k + slices - 1) / slices : 0; // equal slices of at most KC
-	float edge[MR * NR];
+	float *edge = apack + (m + MR - 1) / MR * MR * KC;
 	for (int p0 = 0; p0 < k || (k == 0 && p0 == 0); p0 += kc0) {
 		int kc = k - p0 < kc0 ? k - p0 : kc0;
 		int acc = p0 > 0 || accumulate;
 		packA(apack, a, m, k, p0, kc);
-		for (int q = 0; q < panels; q++) {
+		for (int q = q0; q < q1; q++) {
 			const float *bq = b + (q * k + p0) * NR;
 			int j0 = q * NR, cols = n - j0 < NR ? n - j0 : NR;
 			for (int i = 0; i < m; i += MR) {
@@ -157,8 +159,82 @@ __attribute__((export_name("gemm"))) void gemm(float *c, const float *a, const f
 		}
 		if (k == 0) break;
 	}
-	if (bias)
-		for (int i = 0; i < m; i++)
-			for (int j = 0; j < n; j++) c[i * n + j] += bias[j];
-	if (gelu_) gelu(c, m * n);
+	int j0 = q0 * NR, j1 = q1 * NR < n ? q1 * NR : n;
+	for (int i = 0; i < m; i++) {
+		if (bias)
+			for (int j = j0; j < j1; j++) c[i * n + j] += bias[j];
+		if (gelu_) gelu(c + i * n + j0, j1 - j0);
+	}
 }
+
+// A product is described to the module, and shared among threads, by a
+// control block of int32 words in its memory. Its column panels are cut
+// into `chunks` runs of `per` panels; every thread takes chunks from the
+// NEXT counter and counts the ones it finished in DONE. The threaded build
+// adds GEN (odd while a product is open to helpers) and ACTIVE (helpers
+// inside one), with which gemmParallel knows when it may write the next.
+enum { GEN, ACTIVE, NEXT, DONE, CHUNKS, PER, ARG_C, ARG_A, ARG_B, ARG_APACK, ARG_APSTRIDE, ARG_M, ARG_N, ARG_K,
+       ARG_ACC, ARG_BIAS, ARG_GELU, CTL_WORDS };
+
+__attribute__((export_name("ctlWords"))) int ctlWords(void) { return CTL_WORDS; }
+
+// gemmChunks is thread tid's share of the product in ctl: it takes chunks
+// until none is left, using its own packed-A scratch (apack + tid·apstride
+// bytes). Single-threaded, one call with tid 0 computes the whole product.
+__attribute__((export_name("gemmChunks"))) void gemmChunks(int *ctl, int tid) {
+	int chunks = ctl[CHUNKS], per = ctl[PER], n = ctl[ARG_N], panels = (n + NR - 1) / NR;
+	float *apack = (float *)(ctl[ARG_APACK] + tid * ctl[ARG_APSTRIDE]);
+	for (;;) {
+		int q = __atomic_fetch_add(&ctl[NEXT], 1, __ATOMIC_SEQ_CST);
+		if (q >= chunks) break;
+		int q1 = (q + 1) * per < panels ? (q + 1) * per : panels;
+		gemmPanels((float *)ctl[ARG_C], (const float *)ctl[ARG_A], (const float *)ctl[ARG_B], apack, ctl[ARG_M], n,
+		           ctl[ARG_K], ctl[ARG_ACC], (const float *)ctl[ARG_BIAS], ctl[ARG_GELU], q * per, q1);
+		if (__atomic_add_fetch(&ctl[DONE], 1, __ATOMIC_SEQ_CST) == chunks) {
+#ifdef __wasm_atomics__
+			__builtin_wasm_memory_atomic_notify(&ctl[DONE], 1);
+#endif
+		}
+	}
+}
+
+#ifdef __wasm_atomics__
+// helper is a helper thread's whole life (public/web/gemm-worker.js calls it
+// once): wait for a product to open, take part in it, repeat. ACTIVE is
+// raised before GEN is read again, so a product closed meanwhile is left
+// untouched and its caller, which waits for ACTIVE to reach 0 before it
+// writes the next product, never overwrites a control block in use.
+__attribute__((export_name("helper"))) void helper(int *ctl, int tid) {
+	int seen = 0;
+	for (;;) {
+		int g = __atomic_load_n(&ctl[GEN], __ATOMIC_SEQ_CST);
+		if (!(g & 1) || g == seen) {
+			__builtin_wasm_memory_atomic_wait32(&ctl[GEN], g, -1);
+			continue;
+		}
+		__atomic_fetch_add(&ctl[ACTIVE], 1, __ATOMIC_SEQ_CST);
+		if (__atomic_load_n(&ctl[GEN], __ATOMIC_SEQ_CST) == g) {
+			seen = g;
+			gemmChunks(ctl, tid);
+		}
+		if (__atomic_sub_fetch(&ctl[ACTIVE], 1, __ATOMIC_SEQ_CST) == 0)
+			__builtin_wasm_memory_atomic_notify(&ctl[ACTIVE], 1);
+	}
+}
+
+// gemmParallel computes the product written into ctl (GEN even, ACTIVE 0)
+// with the helpers: open it, do chunks as thread 0, wait until every chunk
+// is done, close it and wait until no helper is inside.
+__attribute__((export_name("gemmParallel"))) void gemmParallel(int *ctl) {
+	__atomic_store_n(&ctl[NEXT], 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&ctl[DONE], 0, __ATOMIC_SEQ_CST);
+	__atomic_fetch_add(&ctl[GEN], 1, __ATOMIC_SEQ_CST);
+	__builtin_wasm_memory_atomic_notify(&ctl[GEN], -1);
+	gemmChunks(ctl, 0);
+	for (int d; (d = __atomic_load_n(&ctl[DONE], __ATOMIC_SEQ_CST)) < ctl[CHUNKS];)
+		__builtin_wasm_memory_atomic_wait32(&ctl[DONE], d, -1);
+	__atomic_fetch_add(&ctl[GEN], 1, __ATOMIC_SEQ_CST);
+	for (int a; (a = __atomic_load_n(&ctl[ACTIVE], __ATOMIC_SEQ_CST)) != 0;)
+		__builtin_wasm_memory_atomic_wait32(&ctl[ACTIVE], a, -1);
+}
+#endif
