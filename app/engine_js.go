@@ -116,6 +116,11 @@ func startWorker() remoteEngine {
 			// VITLENS_GEMM chooses it natively (comparing them, tests).
 			src += "&gemm=" + url.QueryEscape(k)
 		}
+		if n := queryParam("threads"); n != "" {
+			// ?threads=N: at most N threads for the matmul (1: no
+			// helper workers), as VITLENS_THREADS.
+			src += "&threads=" + url.QueryEscape(n)
+		}
 		w = ctor.New(src, map[string]any{"name": "vitlens-engine"})
 	}()
 	if failed != nil {

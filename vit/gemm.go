@@ -66,6 +66,13 @@ func pickKernel(name string) *gemmKernel {
 	return nil
 }
 
+// GEMMThreads is how many threads the browser build's matmul uses (the
+// engine's worker and its helper workers, vit/gemm_js.go); 1 elsewhere,
+// where GOMAXPROCS counts the products' goroutines.
+func GEMMThreads() int { return wholeThreads() }
+
+var wholeThreads = func() int { return 1 }
+
 // GEMMKernel names the matmul path in use: "scalar", "go" or an assembly
 // kernel such as "avx2" or "neon".
 func GEMMKernel() string {

@@ -4,6 +4,7 @@ package vit
 
 import (
 	_ "embed"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -41,13 +42,27 @@ const wasmPage = 1 << 16
 // WebAssembly SIMD; simdErr says why.
 var simd, simdErr = newThreadedOrSingle()
 
-// simdThreads reports how many threads (the caller and its helper workers)
-// the browser build's matmul uses: 1 without the threaded kernel.
+// simdThreads reports how many threads the browser build's matmul uses:
+// the caller and the helper workers that have started (they count
+// themselves in the control block), 1 without the threaded kernel.
 func simdThreads() int {
-	if simd == nil {
+	if simd == nil || simd.threads == 1 {
 		return 1
 	}
-	return simd.threads
+	simd.mu.Lock()
+	defer simd.mu.Unlock()
+	b := make([]byte, 4)
+	js.CopyBytesToGo(b, simd.view.Call("subarray", simd.ctl.off+4*ctlHelpers, simd.ctl.off+4*ctlHelpers+4))
+	return 1 + min(simd.threads-1, int(int32(binary.LittleEndian.Uint32(b))))
+}
+
+func init() {
+	wholeThreads = func() int {
+		if GEMMKernel() != "simd" {
+			return 1
+		}
+		return simdThreads()
+	}
 }
 
 func fmaPeak(iters int) float64 { return 0 }
@@ -298,8 +313,8 @@ func (k *simdKernel) gemm(out []float32, ldc int, a []float32, lda, m int, b *pa
 	ctl := [...]int32{ctlChunks: int32(chunks), ctlPer: int32(per), ctlC: int32(base + cOff), ctlA: int32(base + aOff),
 		ctlB: int32(bOff), ctlApack: int32(base + apOff), ctlApStride: int32(apStride), ctlM: int32(m), ctlN: int32(n),
 		ctlK: int32(kk), ctlAcc: int32(flag(ep.accumulate)), ctlBias: int32(bias), ctlGELU: int32(flag(ep.gelu))}
-	// GEN and ACTIVE (the first two words) are the threads' own.
-	k.putWords(k.ctl.off+4*ctlNext, ctl[ctlNext:])
+	// GEN, ACTIVE and HELPERS are the threads' own.
+	k.putWords(k.ctl.off+4*ctlNext, ctl[ctlNext:ctlHelpers])
 	if k.threads > 1 {
 		k.parallelFn.Invoke(k.ctl.off)
 	} else {
@@ -336,6 +351,7 @@ const (
 	ctlAcc
 	ctlBias
 	ctlGELU
+	ctlHelpers
 	ctlWords
 )
 
@@ -413,6 +429,9 @@ func newThreadedOrSingle() (*simdKernel, error) {
 		if n, err := strconv.Atoi(s); err == nil && n >= 1 {
 			threads = min(threads, n)
 		}
+	}
+	if g := os.Getenv("VITLENS_GEMM"); g != "" && g != "simd" {
+		threads = 1 // another kernel chosen: no idle helpers
 	}
 	if threads < 2 || !g.Get("crossOriginIsolated").Truthy() || !g.Get("Worker").Truthy() || g.Get("document").Truthy() {
 		return newSIMDKernel()

@@ -512,6 +512,9 @@ func BackendLabel(be lens.Backend) string {
 	name := be.Name()
 	if strings.HasPrefix(name, "cpu") {
 		if vit.GEMMKernel() == "simd" { // vit/gemm_js.go: the matmul in WebAssembly SIMD
+			if n := vit.GEMMThreads(); n > 1 {
+				return fmt.Sprintf("CPU (WebAssembly SIMD, %d threads)", n)
+			}
 			return "CPU (WebAssembly SIMD)"
 		}
 		return "CPU (WebAssembly)"

@@ -46,7 +46,7 @@ func Handler(version string, wasmSize int64) *app.Handler {
 		// The header's logo (go-app precaches the PNG icons, not the SVG),
 		// the engine's worker script, and the demo model and samples the
 		// page fetches on start.
-		CacheableResources: append([]string{"/web/icon.svg", "/web/engine.js"}, demoResources()...),
+		CacheableResources: append([]string{"/web/icon.svg", "/web/engine.js", "/web/gemm-worker.js"}, demoResources()...),
 		Version:            version,
 		Resources:          versioned{version},
 	}

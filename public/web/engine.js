@@ -9,12 +9,15 @@ const params = new URLSearchParams(self.location.search);
 const version = params.get("v") || "";
 // The page's ?gemm= (scalar, go, simd): Go reads it as VITLENS_GEMM.
 const gemm = params.get("gemm") || "";
+// The page's ?threads=N: at most N threads for the matmul, as VITLENS_THREADS.
+const threads = params.get("threads") || "";
 
 (async () => {
   try {
     const go = new Go();
     go.env = { GOAPP_VERSION: version };
     if (gemm) go.env.VITLENS_GEMM = gemm;
+    if (threads) go.env.VITLENS_THREADS = threads;
     const url = "/web/app.wasm" + (version ? "?v=" + encodeURIComponent(version) : "");
     const resp = fetch(url);
     const { instance } = WebAssembly.instantiateStreaming

@@ -19,7 +19,7 @@
 # binaryen's wasm-opt if one is on PATH, so the output would depend on
 # whether binaryen is installed.
 set -e
-out=${1:?usage: build.sh OUTDIR}
+out=$(cd "${1:?usage: build.sh OUTDIR}" && pwd)
 obj=$(mktemp)
 trap 'rm -f "$obj"' EXIT
 cd "$(dirname "$0")"

@@ -172,9 +172,10 @@ static void gemmPanels(float *c, const float *a, const float *b, float *apack, i
 // into `chunks` runs of `per` panels; every thread takes chunks from the
 // NEXT counter and counts the ones it finished in DONE. The threaded build
 // adds GEN (odd while a product is open to helpers) and ACTIVE (helpers
-// inside one), with which gemmParallel knows when it may write the next.
+// inside one), with which gemmParallel knows when it may write the next,
+// and HELPERS, the count of helpers that have started.
 enum { GEN, ACTIVE, NEXT, DONE, CHUNKS, PER, ARG_C, ARG_A, ARG_B, ARG_APACK, ARG_APSTRIDE, ARG_M, ARG_N, ARG_K,
-       ARG_ACC, ARG_BIAS, ARG_GELU, CTL_WORDS };
+       ARG_ACC, ARG_BIAS, ARG_GELU, HELPERS, CTL_WORDS };
 
 __attribute__((export_name("ctlWords"))) int ctlWords(void) { return CTL_WORDS; }
 
@@ -206,6 +207,7 @@ __attribute__((export_name("gemmChunks"))) void gemmChunks(int *ctl, int tid) {
 // writes the next product, never overwrites a control block in use.
 __attribute__((export_name("helper"))) void helper(int *ctl, int tid) {
 	int seen = 0;
+	__atomic_fetch_add(&ctl[HELPERS], 1, __ATOMIC_SEQ_CST);
 	for (;;) {
 		int g = __atomic_load_n(&ctl[GEN], __ATOMIC_SEQ_CST);
 		if (!(g & 1) || g == seen) {
