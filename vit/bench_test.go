@@ -50,6 +50,10 @@ func BenchmarkForward(b *testing.B) {
 				if _, err := m.Forward(img, Options{}); err != nil { // packs the weights
 					b.Fatal(err)
 				}
+				// The browser build's matmul helper workers (gemm_js.go)
+				// start only while Go yields to the JavaScript event loop.
+				time.Sleep(100 * time.Millisecond)
+				b.ReportMetric(float64(GEMMThreads()), "gemm-threads")
 				// Best batch, in wall and in CPU time: other jobs only ever
 				// slow one down.
 				best, bestCPU := math.Inf(1), math.Inf(1)

@@ -144,7 +144,10 @@ func instantiateKernel(bin []byte, memory js.Value) (k *simdKernel, err error) {
 	// Below __heap_base lie the module's stack and data.
 	k.top = (exports.Get("__heap_base").Get("value").Int() + 63) &^ 63
 	k.remap()
-	if k.ctl, err = k.alloc(4 * exports.Get("ctlWords").Invoke().Int()); err != nil {
+	if words := exports.Get("ctlWords").Invoke().Int(); words != ctlWords {
+		return nil, fmt.Errorf("WebAssembly SIMD kernel: its control block has %d words, vit/gemm_js.go writes %d: rebuild it (make wasm-kernel)", words, ctlWords)
+	}
+	if k.ctl, err = k.alloc(4 * ctlWords); err != nil {
 		return nil, err
 	}
 	k.put(k.ctl.off, make([]float32, k.ctl.size/4)) // GEN even, ACTIVE 0

@@ -193,11 +193,12 @@ func TestPerfORT(t *testing.T) {
 			t.Fatal(err)
 		}
 		m := regexp.MustCompile(`([0-9.]+) ms/image`).FindStringSubmatch(out)
-		if m == nil {
-			t.Fatalf("no ms/image in the Go benchmark's output:\n%s", out)
+		used := regexp.MustCompile(`([0-9.]+) gemm-threads`).FindStringSubmatch(out)
+		if m == nil || used == nil {
+			t.Fatalf("no ms/image and gemm-threads in the Go benchmark's output:\n%s", out)
 		}
 		goMS[threads], _ = strconv.ParseFloat(m[1], 64)
-		t.Logf("app's CPU path (js/wasm in a worker, matmul in the WebAssembly SIMD module, %d thread(s)): forward %.0f ms per image", threads, goMS[threads])
+		t.Logf("app's CPU path (js/wasm in a worker, matmul in the WebAssembly SIMD module on %s of %d thread(s)): forward %.0f ms per image", used[1], threads, goMS[threads])
 	}
 
 	// The app's full analysis of a B/16-sized model, on the CPU path.
