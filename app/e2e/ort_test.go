@@ -198,7 +198,7 @@ func TestPerfORT(t *testing.T) {
 			t.Fatalf("no ms/image and gemm-threads in the Go benchmark's output:\n%s", out)
 		}
 		goMS[threads], _ = strconv.ParseFloat(m[1], 64)
-		t.Logf("app's CPU path (js/wasm in a worker, matmul in the WebAssembly SIMD module on %s of %d thread(s)): forward %.0f ms per image", used[1], threads, goMS[threads])
+		t.Logf("app's CPU path (js/wasm in a worker, matmul in the WebAssembly SIMD module on %s of %d thread(s)): forward %.0f ms per image", strings.TrimSuffix(used[1], ".000"), threads, goMS[threads])
 	}
 
 	// The app's full analysis of a B/16-sized model, on the CPU path.
