@@ -40,16 +40,7 @@ func BenchmarkForward(b *testing.B) {
 	for _, model := range []string{"B16", "B32"} {
 		for _, batch := range []int{1, 8} {
 			b.Run(fmt.Sprintf("%s/batch%d", model, batch), func(b *testing.B) {
-				m, err := benchModels[model]()
-				if err != nil {
-					b.Fatal(err)
-				}
-				c := m.Config
-				rng := rand.New(rand.NewPCG(1, 1))
-				img := &Tensor{Shape: []int{3, c.ImageSize, c.ImageSize}, Data: randSlice(rng, 3*c.ImageSize*c.ImageSize)}
-				if _, err := m.Forward(img, Options{}); err != nil { // packs the weights
-					b.Fatal(err)
-				}
+				m, img := benchForwardInput(b, model)
 				// The browser build's matmul helper workers (gemm_js.go)
 				// start only while Go yields to the JavaScript event loop.
 				time.Sleep(100 * time.Millisecond)
@@ -70,7 +61,7 @@ func BenchmarkForward(b *testing.B) {
 				if bestCPU > 0 {
 					b.ReportMetric(bestCPU/float64(batch)*1e3, "cpu-ms/image")
 				}
-				b.ReportMetric(forwardFLOPs(c)/perImage/1e9, "GFLOP/s")
+				b.ReportMetric(forwardFLOPs(m.Config)/perImage/1e9, "GFLOP/s")
 			})
 		}
 	}
@@ -191,4 +182,21 @@ func BenchmarkMicroKernel(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchForwardInput is a benchmark model (benchModels) and a random image
+// for it, after one forward that packs the weights and warms the caches.
+func benchForwardInput(b *testing.B, model string) (*Model, *Tensor) {
+	b.Helper()
+	m, err := benchModels[model]()
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := m.Config
+	rng := rand.New(rand.NewPCG(1, 1))
+	img := &Tensor{Shape: []int{3, c.ImageSize, c.ImageSize}, Data: randSlice(rng, 3*c.ImageSize*c.ImageSize)}
+	if _, err := m.Forward(img, Options{}); err != nil {
+		b.Fatal(err)
+	}
+	return m, img
 }

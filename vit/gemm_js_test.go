@@ -287,16 +287,7 @@ func TestSIMDKeepsOnlyPackedWeights(t *testing.T) {
 // beside the wall time; VITLENS_GEMM=scalar runs the scalar path in the
 // same binary.
 func BenchmarkForwardCPU(b *testing.B) {
-	m, err := benchModels["B16"]()
-	if err != nil {
-		b.Fatal(err)
-	}
-	c := m.Config
-	rng := rand.New(rand.NewPCG(1, 1))
-	img := &Tensor{Shape: []int{3, c.ImageSize, c.ImageSize}, Data: randSlice(rng, 3*c.ImageSize*c.ImageSize)}
-	if _, err := m.Forward(img, Options{}); err != nil { // packs the weights
-		b.Fatal(err)
-	}
+	m, img := benchForwardInput(b, "B16")
 	wall, used := math.Inf(1), math.Inf(1)
 	for b.Loop() {
 		start, c0 := time.Now(), nodeCPU()

@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -12,8 +10,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"vitlens/app/session"
-	"vitlens/vit/checkpoint"
-	"vitlens/vit/vittest"
 )
 
 // The page is cross-origin isolated and its engine runs in a worker, so
@@ -26,14 +22,7 @@ import (
 func TestThreadedMatMul(t *testing.T) {
 	ts := serve(t)
 	ctx := browser(t, false)
-	path := filepath.Join(t.TempDir(), "vit-ti16-splitmix.safetensors")
-	data, err := checkpoint.EncodeSafetensors(vittest.SplitmixTensors(tiny16), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := writeTiny16(t)
 	m, samples := demo(t)
 	var summaries []session.Summary
 	for _, query := range []string{"/?backend=cpu", "/?backend=cpu&threads=1"} {

@@ -47,14 +47,7 @@ func TestProgressAndCancel(t *testing.T) {
 	}
 	demoSeq := s.Seq
 
-	path := filepath.Join(t.TempDir(), "vit-ti16-splitmix.safetensors")
-	data, err := checkpoint.EncodeSafetensors(vittest.SplitmixTensors(tiny16), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := writeTiny16(t)
 	clearLongTasks(t, ctx)
 	if err := chromedp.Do(ctx, chromedp.SetUploadFiles(chromedp.ID("vl-model-file"), []string{path})); err != nil {
 		t.Fatal(err)
@@ -129,4 +122,20 @@ func TestInPageEngine(t *testing.T) {
 	eval(t, ctx, `document.querySelector('.vl-thumb[data-sample="4"]').click()`)
 	s = waitState(t, ctx, fmt.Sprintf(`d.status === 'ready' && +d.seq > %d`, s.Seq), firstLoad)
 	sameRanks(t, "sample 4 in the page", s.summary(t), native(t, m, samples[4], session.Settings{Target: -1}))
+}
+
+// writeTiny16 writes a Ti/16-sized model with splitmix weights (the
+// fixtures' deterministic random numbers) for the file input, and returns
+// its path.
+func writeTiny16(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "vit-ti16-splitmix.safetensors")
+	data, err := checkpoint.EncodeSafetensors(vittest.SplitmixTensors(tiny16), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
