@@ -135,8 +135,82 @@ func SoftmaxBackward(gp, p []float32) {
 // given the forward's fused qkv (n×3D), its post-softmax probabilities
 // (H×n×n) and gHeads = ∂L/∂(concatenated head outputs) (n×D), it returns
 // gProbs = ∂L/∂A (H×n×n, the quantity the explanations are built from) and
-// gQKV = ∂L/∂qkv (n×3D).
+// gQKV = ∂L/∂qkv (n×3D). Per head, with G, Q, K, V its n×dh slices and S
+// the pre-softmax scores,
+//
+//	∂L/∂A = G·Vᵀ,  ∂L/∂V = Aᵀ·G,  ∂L/∂S = softmax'(∂L/∂A)/√dh,
+//	∂L/∂Q = ∂L/∂S·K,  ∂L/∂K = ∂L/∂Sᵀ·Q:
+//
+// four products through vit.MatMulT (the SIMD GEMM in the browser; the
+// scalar loops took a third of a B/16 analysis there), accumulated in
+// float32 like LinearBackward. AttentionBackwardNaive is its float64 twin.
 func AttentionBackward(qkv []float32, probs *vit.Tensor, gHeads []float32, n, heads, dh int) (gProbs *vit.Tensor, gQKV []float32) {
+	d := heads * dh
+	gProbs = vit.NewTensor(heads, n, n)
+	gQKV = make([]float32, n*3*d)
+	scale := float32(1 / math.Sqrt(float64(dh)))
+	// gather copies column block off of the n-row matrix x (row stride
+	// 3D or D) into an n×dh matrix; gatherT into its dh×n transpose.
+	gather := func(dst, x []float32, stride, off int) {
+		for t := range n {
+			copy(dst[t*dh:(t+1)*dh], x[t*stride+off:])
+		}
+	}
+	gatherT := func(dst, x []float32, stride, off int) {
+		for t := range n {
+			for i, v := range x[t*stride+off : t*stride+off+dh] {
+				dst[i*n+t] = v
+			}
+		}
+	}
+	transpose := func(dst, x []float32) { // n×n
+		for t := range n {
+			for s, v := range x[t*n : (t+1)*n] {
+				dst[s*n+t] = v
+			}
+		}
+	}
+	scatter := func(x []float32, off int, src []float32) {
+		for t := range n {
+			copy(x[t*3*d+off:t*3*d+off+dh], src[t*dh:])
+		}
+	}
+	g, v, gT, qT, kT, out := make([]float32, n*dh), make([]float32, n*dh), make([]float32, dh*n),
+		make([]float32, dh*n), make([]float32, dh*n), make([]float32, n*dh)
+	gS, gST := make([]float32, n*n), make([]float32, n*n)
+	for h := range heads {
+		qo, ko, vo := h*dh, d+h*dh, 2*d+h*dh
+		a := probs.Data[h*n*n : (h+1)*n*n]
+		gA := gProbs.Data[h*n*n : (h+1)*n*n]
+		gather(g, gHeads, d, qo)
+		gather(v, qkv, 3*d, vo)
+		vit.MatMulT(gA, g, v, n, n, dh)
+		gatherT(gT, gHeads, d, qo)
+		transpose(gST, a) // Aᵀ, for ∂L/∂V
+		vit.MatMulT(out, gST, gT, n, dh, n)
+		scatter(gQKV, vo, out)
+		copy(gS, gA)
+		for t := range n {
+			row := gS[t*n : (t+1)*n]
+			SoftmaxBackward(row, a[t*n:(t+1)*n])
+			for s := range row {
+				row[s] *= scale
+			}
+		}
+		gatherT(kT, qkv, 3*d, ko)
+		vit.MatMulT(out, gS, kT, n, dh, n)
+		scatter(gQKV, qo, out)
+		gatherT(qT, qkv, 3*d, qo)
+		transpose(gST, gS)
+		vit.MatMulT(out, gST, qT, n, dh, n)
+		scatter(gQKV, ko, out)
+	}
+	return gProbs, gQKV
+}
+
+// AttentionBackwardNaive is AttentionBackward as plain loops reducing in
+// float64: the twin its tests compare it with.
+func AttentionBackwardNaive(qkv []float32, probs *vit.Tensor, gHeads []float32, n, heads, dh int) (gProbs *vit.Tensor, gQKV []float32) {
 	d := heads * dh
 	gProbs = vit.NewTensor(heads, n, n)
 	gQKV = make([]float32, n*3*d)

@@ -98,3 +98,34 @@ func TestBackwardOpsMatchFiniteDifferences(t *testing.T) {
 		checkVJP(t, "attention", qkv, f, g, w)
 	})
 }
+
+// The GEMM-based AttentionBackward against its float64 loop twin, on odd
+// sizes (a token count that fills no GEMM tile) and B/16's head width.
+func TestAttentionBackwardTwin(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, sz := range []struct{ n, heads, dh int }{{5, 2, 3}, {37, 3, 16}, {50, 2, 64}} {
+		D := sz.heads * sz.dh
+		tokens := make([]int, sz.n)
+		for i := range tokens {
+			tokens[i] = i
+		}
+		qkv, gHeads := randVec(rng, sz.n*3*D, 1), randVec(rng, sz.n*D, 1)
+		probs, _ := vit.Attention(make([]float32, sz.n*D), qkv, sz.n, sz.heads, sz.dh, vit.EditNone, tokens, true, false)
+		gotP, gotQKV := AttentionBackward(qkv, probs, gHeads, sz.n, sz.heads, sz.dh)
+		wantP, wantQKV := AttentionBackwardNaive(qkv, probs, gHeads, sz.n, sz.heads, sz.dh)
+		for _, c := range []struct {
+			name      string
+			got, want []float32
+		}{{"gProbs", gotP.Data, wantP.Data}, {"gQKV", gotQKV, wantQKV}} {
+			var worst, scale float64
+			for i, w := range c.want {
+				worst = max(worst, math.Abs(float64(c.got[i]-w)))
+				scale = max(scale, math.Abs(float64(w)))
+			}
+			if scale == 0 || worst > 1e-5*scale {
+				t.Errorf("n %d, heads %d, dh %d: %s differs from the twin by %.3g (max |twin| %.3g)",
+					sz.n, sz.heads, sz.dh, c.name, worst, scale)
+			}
+		}
+	}
+}
