@@ -2,14 +2,11 @@ package site
 
 import (
 	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
-
-	"github.com/andybalholm/brotli"
 )
 
 // compressedPages compresses what the Pages handler answers (go-app's
@@ -78,16 +75,7 @@ func (c *compressedPages) form(body []byte, enc string) []byte {
 		return data
 	}
 	c.mu.Unlock()
-	var out bytes.Buffer
-	if enc == "br" {
-		bw := brotli.NewWriterLevel(&out, 9)
-		bw.Write(body)
-		bw.Close()
-	} else {
-		zw, _ := gzip.NewWriterLevel(&out, gzip.BestCompression)
-		zw.Write(body)
-		zw.Close()
-	}
+	data := encode(enc, body)
 	c.mu.Lock()
 	if c.forms == nil || len(c.forms) >= maxCompressedPages {
 		c.forms = map[[32]byte]map[string][]byte{}
@@ -95,9 +83,9 @@ func (c *compressedPages) form(body []byte, enc string) []byte {
 	if c.forms[key] == nil {
 		c.forms[key] = map[string][]byte{}
 	}
-	c.forms[key][enc] = out.Bytes()
+	c.forms[key][enc] = data
 	c.mu.Unlock()
-	return out.Bytes()
+	return data
 }
 
 // compressibleType says whether a Content-Type (without parameters) is
