@@ -16,7 +16,6 @@ import (
 	"io/fs"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"vitlens/app/figure"
@@ -33,14 +32,19 @@ import (
 type Kind uint8
 
 const (
-	KindLoad    Kind = iota + 1 // Name, Data, Opt: parse a checkpoint
-	KindDemo                    // Opt: the demo model (a head file may come with it)
-	KindRandom                  // Model: a random initialisation of it (session.RandomSeed)
-	KindAnalyze                 // Model, Image or Input, Settings, ...: the analysis and its derivations
-	KindExplain                 // Model, Input, Settings.Target: the explanation maps alone
-	KindRelease                 // Model: forget it (its GPU weights too)
-	KindSamples                 // the demo's sample images, decoded
-	KindDecode                  // Name, Data: decode an image file
+	KindLoad        Kind = iota + 1 // Name, Data, Opt: parse a checkpoint
+	KindDemo                        // Opt: the demo model (a head file may come with it)
+	KindRandom                      // Model: a random initialisation of it (session.RandomSeed)
+	KindAnalyze                     // Model, Image or Input, Settings, ...: the analysis and its derivations
+	KindExplain                     // Model, Input, Settings.Target: the explanation maps alone
+	KindRelease                     // Model: forget it (its GPU weights too)
+	KindSamples                     // the demo's sample images, decoded
+	KindDecode                      // Name, Data: decode an image file
+	KindMemories                    // Model, Memories: the classes each memory's value promotes
+	KindLens                        // Model, LensID, Name, Data: read a tuned lens for the model
+	KindPatch                       // Model, Input (clean), Image (corrupted), Preset, Patch: a patching map
+	KindPatchCell                   // Model, PatchID, Cell: one cell of that map run again
+	KindActivations                 // Model, Input, Name: every hook's activations as a cache file
 )
 
 // Request is one message from the page to the engine.
@@ -48,7 +52,10 @@ type Request struct {
 	ID   int // answered in Response.ID and Progress.ID; Cancel names it
 	Kind Kind
 
-	// KindLoad, KindDemo.
+	// KindLoad, KindDemo; Name and Data also name and hold the file of
+	// KindDecode and KindLens, and Name the image of KindActivations.
+	// In the browser Data may travel beside the message as a Blob (a
+	// picked File: the worker reads it, the page never does).
 	Name string
 	Data []byte
 	Opt  session.LoadOptions
@@ -62,17 +69,23 @@ type Request struct {
 	// Preset is the page's current preprocessing for the model.
 	Preset   preprocess.Preset
 	Settings session.Settings // its Lens is never sent: see LensID
-	// LensID numbers the tuned lens the page loaded (0: none). LensData
-	// holds its file when the engine has not seen this number yet.
+	// LensID numbers the tuned lens the page loaded with KindLens (0:
+	// none).
 	LensID   int
-	LensName string
-	LensData []byte
 	AllowGPU bool
 	// Explain asks for the explanation maps with the analysis (the page
 	// skips them above AutoExplainParams until the user asks).
 	Explain bool
 	// DLA asks for the direct logit attribution with the analysis.
 	DLA bool
+
+	// KindMemories.
+	Memories []session.MemoryKey
+	// KindPatch; KindPatchCell names the map by its request's ID and the
+	// cell by block and column (head or token).
+	Patch   session.PatchOptions
+	PatchID int
+	Cell    [2]int
 }
 
 // Picture is a decoded image's pixels.
@@ -113,7 +126,8 @@ type Response struct {
 	Canceled    bool
 
 	// KindLoad, KindDemo, KindRandom: the model's number and the model
-	// itself (weights included: the page's on-demand tools read them).
+	// as the page holds it (session.Model.Weightless: the weights stay in
+	// the engine, which computes everything that reads them).
 	Model  int
 	Loaded *session.Model
 	Took   time.Duration
@@ -124,6 +138,14 @@ type Response struct {
 	Explain *Explanation
 	// KindSamples, KindDecode.
 	Pictures []*Picture
+	// KindMemories: the classes of each asked memory, in order.
+	Classes [][]int32
+	// KindPatch, KindPatchCell.
+	Patch     *session.PatchMap
+	PatchCell *session.PatchCell
+	// KindActivations: the file. In the browser it travels beside the
+	// message as a Blob, which the page saves without reading.
+	Data []byte
 }
 
 // Result is an analysis as computed in the engine, without what the page
@@ -160,7 +182,8 @@ type DLA struct {
 
 // Progress reports a long request's advance: run Step of Steps (the
 // unperturbed image, the intervention, the tuned lens), block Block of
-// Blocks of it (0 when the backend does not run block by block).
+// Blocks of it (0 when the backend does not run block by block). A
+// patching map (KindPatch) reports cells: Step of Steps done, no blocks.
 type Progress struct {
 	ID           int
 	Step, Steps  int
@@ -206,7 +229,14 @@ type Engine struct {
 	next   int
 	lensID int
 	lens   *lens.Translators // the page's tuned lens (LensID), for its model
-	cancel atomic.Int64      // the ID of a request to stop
+	// patch is the last patching map (KindPatch request patchID, on model
+	// patchModel), kept for its cells (KindPatchCell).
+	patch      *session.PatchMap
+	patchID    int
+	patchModel int
+
+	cancelMu sync.Mutex
+	canceled map[int]bool // the IDs of requests to stop
 }
 
 type slot struct {
@@ -214,13 +244,36 @@ type slot struct {
 	w worker
 }
 
-// Cancel asks the request with this ID to stop at the next block.
-func (e *Engine) Cancel(id int) { e.cancel.Store(int64(id)) }
+// Cancel asks the request with this ID to stop at the next block (or
+// patching cell), or not to start if it is still waiting.
+func (e *Engine) Cancel(id int) {
+	e.cancelMu.Lock()
+	defer e.cancelMu.Unlock()
+	if e.canceled == nil {
+		e.canceled = map[int]bool{}
+	}
+	e.canceled[id] = true
+}
+
+// stopped reports whether request id was cancelled.
+func (e *Engine) stopped(id int) bool {
+	e.cancelMu.Lock()
+	defer e.cancelMu.Unlock()
+	return id != 0 && e.canceled[id]
+}
+
+// forget drops a finished request's cancel, if any.
+func (e *Engine) forget(id int) {
+	e.cancelMu.Lock()
+	defer e.cancelMu.Unlock()
+	delete(e.canceled, id)
+}
 
 // Handle serves a request; progress (may be nil) hears about long ones.
 func (e *Engine) Handle(req *Request, progress func(Progress)) *Response {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	defer e.forget(req.ID)
 	if e.models == nil {
 		e.models = map[int]*slot{}
 	}
@@ -262,10 +315,40 @@ func (e *Engine) Handle(req *Request, progress func(Progress)) *Response {
 		if img, err = session.DecodeImage(req.Name, req.Data); err == nil {
 			resp.Pictures = []*Picture{PictureOf(img.Name, img.Src)}
 		}
+	case KindMemories:
+		var s *slot
+		if s, err = e.slot(req.Model); err == nil {
+			resp.Classes, err = s.m.ValueClasses(req.Memories)
+		}
+	case KindLens:
+		err = e.readLens(req)
+	case KindPatch:
+		err = e.patchMap(req, resp, progress)
+	case KindPatchCell:
+		if e.patch == nil || e.patchID != req.PatchID || e.patchModel != req.Model {
+			err = errors.New("patching: that map is gone (a newer one was made): run it again")
+			break
+		}
+		var c session.PatchCell
+		if c, err = e.patch.Cell(req.Cell[0], req.Cell[1]); err == nil {
+			resp.PatchCell = &c
+		}
+	case KindActivations:
+		var s *slot
+		if s, err = e.slot(req.Model); err == nil {
+			if req.Input == nil {
+				err = errors.New("activations: no input")
+				break
+			}
+			resp.Data, err = session.ActivationsFile(s.m.Model, req.Input.Pixels, req.Name)
+		}
 	case KindRelease:
 		if s := e.models[req.Model]; s != nil {
 			s.w.close()
 			delete(e.models, req.Model)
+		}
+		if e.patchModel == req.Model {
+			e.patch = nil
 		}
 	default:
 		err = fmt.Errorf("engine: unknown request kind %d", req.Kind)
@@ -277,6 +360,7 @@ func (e *Engine) Handle(req *Request, progress func(Progress)) *Response {
 			resp.HeadsDim, resp.HeadChoices = dim, choices
 		}
 		resp.Result, resp.Loaded, resp.Explain = nil, nil, nil
+		resp.Classes, resp.Patch, resp.PatchCell, resp.Data = nil, nil, nil, nil
 	}
 	return resp
 }
@@ -291,7 +375,78 @@ func (e *Engine) slot(id int) (*slot, error) {
 func (e *Engine) add(m *session.Model, resp *Response) {
 	e.next++
 	e.models[e.next] = &slot{m: m}
-	resp.Model, resp.Loaded = e.next, m
+	resp.Model, resp.Loaded = e.next, m.Weightless()
+}
+
+// readLens reads a tuned lens's file for a model; analyses name it by its
+// LensID.
+func (e *Engine) readLens(req *Request) error {
+	s, err := e.slot(req.Model)
+	if err != nil {
+		return err
+	}
+	if req.LensID == 0 {
+		return errors.New("tuned lens: no number")
+	}
+	t, err := lens.ReadTranslators(req.Name, req.Data, s.m.Model.Config)
+	if err != nil {
+		return fmt.Errorf("tuned lens: %w", err)
+	}
+	e.lensID, e.lens = req.LensID, t
+	return nil
+}
+
+// patchYieldEvery is how long a patching map computes between turns of the
+// event loop (e.Yield): a cancel, or in the page a repaint, gets through.
+const patchYieldEvery = 40 * time.Millisecond
+
+// patchMap makes a patching map of the corrupted picture (req.Image) from
+// the clean input, cell by cell, reporting the cells done and stopping at
+// the next cell when cancelled. The map is kept for its cells.
+func (e *Engine) patchMap(req *Request, resp *Response, progress func(Progress)) error {
+	s, err := e.slot(req.Model)
+	if err != nil {
+		return err
+	}
+	if req.Input == nil || req.Image == nil {
+		return errors.New("patching: want the clean input and the corrupted image")
+	}
+	m := s.m
+	m.Preset = req.Preset // the page's choice (the preset menu)
+	img, err := req.Image.Image()
+	if err != nil {
+		return err
+	}
+	in, err := m.Prepare(img)
+	if err != nil {
+		return err
+	}
+	if e.stopped(req.ID) {
+		return ErrCanceled
+	}
+	yielded := time.Now()
+	pm, err := session.Patch(m.Model, req.Input.Pixels, in.Pixels, req.Patch, func(done, total int) bool {
+		if time.Since(yielded) < patchYieldEvery && done < total {
+			return true
+		}
+		if progress != nil {
+			progress(Progress{ID: req.ID, Step: done, Steps: total})
+		}
+		if e.Yield != nil {
+			e.Yield()
+		}
+		yielded = time.Now()
+		return !e.stopped(req.ID)
+	})
+	if errors.Is(err, session.ErrPatchStopped) {
+		return ErrCanceled
+	}
+	if err != nil {
+		return err
+	}
+	e.patch, e.patchID, e.patchModel = pm, req.ID, req.Model
+	resp.Patch = pm
+	return nil
 }
 
 // load parses a checkpoint (or the demo) as the page used to: a Hugging
@@ -332,14 +487,7 @@ func (e *Engine) analyze(req *Request, resp *Response, progress func(Progress)) 
 	settings.Lens = nil
 	if req.LensID != 0 {
 		if req.LensID != e.lensID {
-			if req.LensData == nil {
-				return fmt.Errorf("tuned lens %d: its file was not sent", req.LensID)
-			}
-			t, err := lens.ReadTranslators(req.LensName, req.LensData, m.Model.Config)
-			if err != nil {
-				return fmt.Errorf("tuned lens: %w", err)
-			}
-			e.lensID, e.lens = req.LensID, t
+			return fmt.Errorf("tuned lens %d: not read (KindLens)", req.LensID)
 		}
 		settings.Lens = e.lens
 	}
@@ -359,7 +507,7 @@ func (e *Engine) analyze(req *Request, resp *Response, progress func(Progress)) 
 	if img == nil {
 		img = &session.Image{Name: "image"}
 	}
-	if req.ID != 0 && e.cancel.Load() == int64(req.ID) {
+	if e.stopped(req.ID) {
 		return ErrCanceled
 	}
 	steps, step, depth := settings.Runs(), 1, m.Model.Config.Depth
@@ -380,7 +528,7 @@ func (e *Engine) analyze(req *Request, resp *Response, progress func(Progress)) 
 		if e.Yield != nil {
 			e.Yield()
 		}
-		if req.ID != 0 && e.cancel.Load() == int64(req.ID) {
+		if e.stopped(req.ID) {
 			return ErrCanceled
 		}
 		return nil

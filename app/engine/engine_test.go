@@ -17,6 +17,7 @@ import (
 	"vitlens/public"
 	"vitlens/vit"
 	"vitlens/vit/lens"
+	"vitlens/vit/memory"
 )
 
 // roundTrip encodes v, decodes it into a new value of its type, and checks
@@ -60,18 +61,34 @@ func demo(t *testing.T, e *Engine) *Response {
 	return resp
 }
 
-// A loaded model crosses the boundary whole: the page's copy computes what
-// the engine's does, bit for bit.
+// The page gets a loaded model without its weights: what it draws (config,
+// classes, preset, facts) in a message of a few kB, the weights staying in
+// the engine. The codec still carries a whole model bit for bit (packed
+// weights travel as PyTorch-layout matrices).
 func TestModelRoundTrip(t *testing.T) {
 	e := &Engine{Demo: public.Files}
 	resp := demo(t, e)
+	data, err := Encode(resp)
+	if err != nil {
+		t.Fatal(err)
+	}
 	got := roundTrip(t, resp)
-	want := resp.Loaded
+	want := fullDemo(t)
 	if got.Model != resp.Model || got.Loaded.Name != want.Name || !reflect.DeepEqual(got.Loaded.Classes, want.Classes) ||
 		got.Loaded.Preset != want.Preset || got.Loaded.Model.Config != want.Model.Config ||
-		!reflect.DeepEqual(got.Loaded.Info, want.Info) {
+		!reflect.DeepEqual(got.Loaded.Info, want.Info) || !reflect.DeepEqual(got.Loaded.Facts(), want.Facts()) ||
+		got.Loaded.NumParams() != want.Model.NumParams() || got.Loaded.Bytes != want.Bytes {
 		t.Fatalf("model metadata differs after the round trip")
 	}
+	if got.Loaded.HasWeights() || got.Loaded.Model.NumParams() != 0 || len(data) > 64<<10 {
+		t.Fatalf("the page's model holds weights: %d parameters, a %d-byte message", got.Loaded.Model.NumParams(), len(data))
+	}
+	if _, err := got.Loaded.ValueClasses([]session.MemoryKey{{Block: 0, Layer: memory.MLP}}); err == nil {
+		t.Fatal("a weightless model computed value classes")
+	}
+	t.Logf("load response: %d bytes for a %d-parameter model", len(data), want.Model.NumParams())
+
+	whole := roundTrip(t, want)
 	img, err := picture().Image()
 	if err != nil {
 		t.Fatal(err)
@@ -81,10 +98,21 @@ func TestModelRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, errA := want.Model.Forward(in.Pixels, vit.Options{})
-	b, errB := got.Loaded.Model.Forward(in.Pixels, vit.Options{})
+	b, errB := whole.Model.Forward(in.Pixels, vit.Options{})
 	if errA != nil || errB != nil || !reflect.DeepEqual(a.Logits, b.Logits) {
 		t.Fatalf("forward after the round trip: %v %v, logits %v against %v", errA, errB, b.Logits, a.Logits)
 	}
+}
+
+// fullDemo is the demo model loaded here, with its weights: the reference
+// the engine's answers are checked against.
+func fullDemo(t *testing.T) *session.Model {
+	t.Helper()
+	m, err := session.LoadDemo(public.Files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 // The engine's analysis equals session.Analyze on the same model and
@@ -98,7 +126,7 @@ func TestAnalyzeRoundTrip(t *testing.T) {
 	if err := resp.Error(); err != nil {
 		t.Fatal(err)
 	}
-	m := loaded.Loaded
+	m := fullDemo(t)
 	img, _ := picture().Image()
 	in, err := m.Prepare(img)
 	if err != nil {
@@ -128,8 +156,8 @@ func TestAnalyzeRoundTrip(t *testing.T) {
 		!reflect.DeepEqual(x.Maps, resp.Explain.Maps) {
 		t.Errorf("explanation maps: %+v", x)
 	}
-	a := r.Analysis(7, m, img, s)
-	if a.Seq != 7 || a.Model != m || a.Predicted() != want.Predicted() || a.Current() != r.After {
+	a := r.Analysis(7, loaded.Loaded, img, s)
+	if a.Seq != 7 || a.Model != loaded.Loaded || a.Predicted() != want.Predicted() || a.Current() != r.After {
 		t.Error("Analysis does not link the result")
 	}
 }

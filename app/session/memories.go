@@ -22,21 +22,81 @@ type Memory struct {
 	Classes []int32
 }
 
-type memKey struct {
-	block int
-	layer memory.Layer
-	index int
+// MemoryKey names one memory: its block, layer and index.
+type MemoryKey struct {
+	Block int
+	Layer memory.Layer
+	Index int
 }
 
-// valueClasses returns the MemoryClasses classes that memory j of a block's
-// layer promotes most: the top of column j of E·W_out (no LayerNorm, no bias,
+// ValueClasses returns the classes each memory's value promotes (see
+// valueClasses). It needs the weights: the engine answers it for the page,
+// which keeps the answers with SetValueClasses.
+func (m *Model) ValueClasses(keys []MemoryKey) ([][]int32, error) {
+	if !m.HasWeights() {
+		return nil, fmt.Errorf("%s: the page's copy of the model has no weights", m.Name)
+	}
+	c := m.Model.Config
+	out := make([][]int32, len(keys))
+	for i, k := range keys {
+		width := c.MLPDim
+		switch {
+		case k.Layer == memory.Attn:
+			width = c.Dim
+		case k.Layer != memory.MLP:
+			return nil, fmt.Errorf("memory layer %q: want %q or %q", k.Layer, memory.MLP, memory.Attn)
+		}
+		if k.Block < 0 || k.Block >= c.Depth || k.Index < 0 || k.Index >= width {
+			return nil, fmt.Errorf("no %s memory %d in block %d (%d blocks, %d memories)", k.Layer, k.Index, k.Block, c.Depth, width)
+		}
+		out[i] = m.valueClasses(k)
+	}
+	return out, nil
+}
+
+// SetValueClasses remembers what ValueClasses answered for keys, so that
+// Memories lists them on a weightless model.
+func (m *Model) SetValueClasses(keys []MemoryKey, classes [][]int32) {
+	if m.memories == nil {
+		m.memories = map[MemoryKey][]int32{}
+	}
+	for i, k := range keys {
+		if i < len(classes) {
+			m.memories[k] = classes[i]
+		}
+	}
+}
+
+// MissingClasses lists the memories Memories would show for the token at
+// position pos in the given blocks whose value classes this (weightless)
+// model does not know yet.
+func (m *Model) MissingClasses(tr *vit.Trace, blocks []int, pos int) ([]MemoryKey, error) {
+	var out []MemoryKey
+	for _, b := range blocks {
+		for _, l := range []memory.Layer{memory.MLP, memory.Attn} {
+			mems, err := m.Memories(tr, b, l, pos)
+			if err != nil {
+				return nil, err
+			}
+			for _, mem := range mems {
+				if mem.Classes == nil {
+					out = append(out, MemoryKey{b, l, mem.Index})
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// valueClasses returns the MemoryClasses classes that memory k.Index of a
+// block's layer promotes most: the top of column j of E·W_out (no LayerNorm, no bias,
 // as memory.Projection). Only the shown memories are projected, one column
 // each, so a B/16 costs a few MFLOP instead of E·W_out's 2.4 GFLOP a block.
-func (m *Model) valueClasses(b int, l memory.Layer, j int) []int32 {
-	key := memKey{b, l, j}
+func (m *Model) valueClasses(key MemoryKey) []int32 {
 	if v, ok := m.memories[key]; ok {
 		return v
 	}
+	b, l, j := key.Block, key.Layer, key.Index
 	w := m.Model.Blocks[b].FC2 // Dim×M
 	if l == memory.Attn {
 		w = m.Model.Blocks[b].Proj
@@ -57,14 +117,16 @@ func (m *Model) valueClasses(b int, l memory.Layer, j int) []int32 {
 	top := make([]int32, min(MemoryClasses, c))
 	lens.TopK(top, scores)
 	if m.memories == nil {
-		m.memories = map[memKey][]int32{}
+		m.memories = map[MemoryKey][]int32{}
 	}
 	m.memories[key] = top
 	return top
 }
 
 // Memories returns the memory.TopK most activated memories of the token at
-// sequence position pos in block b, with the classes their values promote.
+// sequence position pos in block b, with the classes their values promote:
+// computed on a model with weights, on a weightless one those it was told
+// (nil Classes for the others: see MissingClasses).
 func (m *Model) Memories(tr *vit.Trace, b int, l memory.Layer, pos int) ([]Memory, error) {
 	coef, err := memory.Coefficients(tr, b, l)
 	if err != nil {
@@ -85,7 +147,12 @@ func (m *Model) Memories(tr *vit.Trace, b int, l memory.Layer, pos int) ([]Memor
 		if l == memory.Attn {
 			mem.Head = int(j) / m.Model.Config.HeadDim()
 		}
-		mem.Classes = m.valueClasses(b, l, int(j))
+		key := MemoryKey{b, l, int(j)}
+		if v, ok := m.memories[key]; ok || !m.HasWeights() {
+			mem.Classes = v
+		} else {
+			mem.Classes = m.valueClasses(key)
+		}
 		out = append(out, mem)
 	}
 	return out, nil

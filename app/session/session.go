@@ -48,9 +48,14 @@ type Model struct {
 	Name  string // file name, URL or bundle.DemoName
 	Bytes int    // checkpoint size
 	Opt   LoadOptions
+	// Params is the parameter count of a weightless copy (Weightless),
+	// whose vit.Model holds only the config; 0 on a model with weights.
+	// EmbedNormWidth is then the width of Model.Normalize's embedding
+	// (0: none). See NumParams.
+	Params, EmbedNormWidth int
 	// memories caches the top classes of every memory's value vector, per
 	// block and layer: computing E·W_out costs a matmul per block.
-	memories map[memKey][]int32
+	memories map[MemoryKey][]int32
 }
 
 // LoadDemo loads the Fashion-MNIST demo model from files laid out as
@@ -79,6 +84,32 @@ func LoadModel(name string, data []byte, opt LoadOptions) (*Model, error) {
 		return nil, err
 	}
 	return &Model{Bundle: b, Name: name, Bytes: len(data), Opt: opt}, nil
+}
+
+// Weightless is the model as the web page holds it: everything it draws
+// (config, class names, preset, where each came from) and none of the
+// weights, which stay in the engine that computes. Its vit.Model has only
+// the config; the memories' value classes it has been told (SetValueClasses)
+// are all it knows of them.
+func (m *Model) Weightless() *Model {
+	b := *m.Bundle
+	b.Model = &vit.Model{Config: m.Model.Config}
+	w := &Model{Bundle: &b, Name: m.Name, Bytes: m.Bytes, Opt: m.Opt, Params: m.NumParams()}
+	if en := m.Model.Normalize; en != nil {
+		w.EmbedNormWidth = en.Proj.Out
+	}
+	return w
+}
+
+// HasWeights reports whether the model can compute (false: Weightless).
+func (m *Model) HasWeights() bool { return m.Params == 0 }
+
+// NumParams is the model's parameter count, the weightless copy's too.
+func (m *Model) NumParams() int {
+	if m.Params > 0 {
+		return m.Params
+	}
+	return m.Model.NumParams()
 }
 
 // HeadsQuestion reports whether err is a checkpoint that does not say its
@@ -167,7 +198,7 @@ func (m *Model) Facts() [][2]string {
 		{"blocks", arch},
 		{"pooling", string(c.Pool)},
 		{"classes", classesFact(m)},
-		{"parameters", formatCount(m.Model.NumParams())},
+		{"parameters", formatCount(m.NumParams())},
 		{"config", info.ConfigSource},
 		{"activation", activationFact(c.Act, info.ActSource)},
 		{"preset", presetFact(m.Preset.Name, m.PresetSource)},
@@ -185,8 +216,12 @@ func (m *Model) Facts() [][2]string {
 // whether a head file normalises the embedding first.
 func classesFact(m *Model) string {
 	s := fmt.Sprintf("%d: %s", m.Model.Config.Classes, m.ClassesSource)
+	width := m.EmbedNormWidth
 	if en := m.Model.Normalize; en != nil {
-		s += fmt.Sprintf("; the %d-wide embedding L2-normalised before the head file", en.Proj.Out)
+		width = en.Proj.Out
+	}
+	if width > 0 {
+		s += fmt.Sprintf("; the %d-wide embedding L2-normalised before the head file", width)
 	}
 	return s
 }
