@@ -46,6 +46,7 @@ const (
 	actHeadClear   = "vl.head-off"    // nil: back to the model's own head
 	actCancel      = "vl.cancel"      // nil: stop the analysis in flight
 	actExplain     = "vl.explain"     // nil: compute the explanation maps of a large model
+	actMemories    = "vl.memories"    // memoriesWanted: value classes the memories card lacks
 )
 
 func (p *Page) handleActions(ctx app.Context) {
@@ -178,8 +179,12 @@ func (p *Page) handleActions(ctx app.Context) {
 	on(actLensFile, func(ctx app.Context, v any) { p.loadLens(ctx, v.([]jsFile)) })
 	on(actLensTuned, func(ctx app.Context, v any) { p.tuned = v.(bool) })
 	on(actLensRemove, func(ctx app.Context, v any) {
-		p.settings.Lens, p.lensName, p.tuned = nil, "", false
+		p.lens, p.lensName, p.tuned = nil, "", false
 		p.analyze(ctx)
+	})
+	on(actMemories, func(ctx app.Context, v any) {
+		w := v.(memoriesWanted)
+		p.fetchMemories(ctx, w.model, w.keys, nil)
 	})
 }
 
@@ -231,8 +236,25 @@ func (p *Page) export(ctx app.Context, what string) {
 	case "curve":
 		csv("identifiability-"+p.site.String(), a.CurveCSV(p.site), nil)
 	case "memories":
-		data, err := a.MemoriesCSV(p.token)
-		csv(fmt.Sprintf("memories-token%d", p.token), data, err)
+		// Every block's memories of the token: the classes the page does
+		// not know yet come from the engine first.
+		token := p.token
+		blocks := make([]int, a.Model.Model.Config.Depth)
+		for b := range blocks {
+			blocks[b] = b
+		}
+		var keys []session.MemoryKey
+		if pos := session.Position(a.Current(), token); pos >= 0 { // else MemoriesCSV says it was dropped
+			var err error
+			if keys, err = a.Model.MissingClasses(a.Current().Trace, blocks, pos); err != nil {
+				csv("", nil, err)
+				return
+			}
+		}
+		p.fetchMemories(ctx, a.Model, keys, func(ctx app.Context) {
+			data, err := a.MemoriesCSV(token)
+			csv(fmt.Sprintf("memories-token%d", token), data, err)
+		})
 	case "attention":
 		data, err := a.AttentionCSV(p.token)
 		csv(fmt.Sprintf("attention-token%d", p.token), data, err)
@@ -243,12 +265,18 @@ func (p *Page) export(ctx app.Context, what string) {
 	case "summary":
 		download(base+"-summary.json", "application/json", a.SummaryJSON())
 	case "activations":
-		data, err := session.ActivationsFile(a.Model.Model, a.Input.Pixels, a.Image.Name)
-		if err != nil {
-			p.fail(err)
-			return
+		// The engine runs the forward and writes the file; the page saves
+		// the Blob it sends without reading it.
+		p.jobs <- func() {
+			blob, err := p.eng.activations(a.Model, a.Input, a.Image.Name)
+			ctx.Dispatch(func(app.Context) {
+				if err != nil {
+					p.fail(err)
+					return
+				}
+				saveBlob(base+"-activations.safetensors", blob)
+			})
 		}
-		download(base+"-activations.safetensors", "application/octet-stream", data)
 	default:
 		// png:<element id>[/<file name>]
 		if fig, ok := strings.CutPrefix(what, "png:"); ok {
@@ -262,6 +290,55 @@ func (p *Page) export(ctx app.Context, what string) {
 				}
 			})
 		}
+	}
+}
+
+// memoriesWanted are value classes of memories the memories card shows
+// and m (weightless) does not know.
+type memoriesWanted struct {
+	model *session.Model
+	keys  []session.MemoryKey
+}
+
+// fetchMemories asks the engine for the value classes of keys that m does
+// not know and is not waiting for, keeps them in m, and then runs then (if
+// not nil) on the UI goroutine. The memories card redraws with them.
+func (p *Page) fetchMemories(ctx app.Context, m *session.Model, keys []session.MemoryKey, then func(app.Context)) {
+	if p.memAsked == nil {
+		p.memAsked = map[session.MemoryKey]*session.Model{}
+	}
+	var ask []session.MemoryKey
+	for _, k := range keys {
+		if p.memAsked[k] != m {
+			p.memAsked[k] = m
+			ask = append(ask, k)
+		}
+	}
+	if len(ask) == 0 && then == nil {
+		return
+	}
+	p.jobs <- func() {
+		var classes [][]int32
+		var err error
+		if len(ask) > 0 {
+			classes, err = p.eng.memoryClasses(m, ask)
+		}
+		ctx.Dispatch(func(ctx app.Context) {
+			for _, k := range ask {
+				if p.memAsked[k] == m {
+					delete(p.memAsked, k)
+				}
+			}
+			if err != nil {
+				p.fail(fmt.Errorf("memories: %w", err))
+				return
+			}
+			m.SetValueClasses(ask, classes)
+			p.memKnown++
+			if then != nil {
+				then(ctx)
+			}
+		})
 	}
 }
 

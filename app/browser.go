@@ -72,10 +72,14 @@ func filesOf(list app.Value) []jsFile {
 }
 
 // read copies the file's bytes into Go memory.
-func (f jsFile) read() ([]byte, error) {
-	buf, err := await(f.v.Call("arrayBuffer"))
+func (f jsFile) read() ([]byte, error) { return readBlob(f.Name, f.v) }
+
+// readBlob copies a Blob's (a File's) bytes into Go memory; name names it
+// in the error.
+func readBlob(name string, blob app.Value) ([]byte, error) {
+	buf, err := await(blob.Call("arrayBuffer"))
 	if err != nil {
-		return nil, fmt.Errorf("%s: reading failed: %v", f.Name, err)
+		return nil, fmt.Errorf("%s: reading failed: %v", name, err)
 	}
 	u8 := app.Window().Get("Uint8Array").New(buf)
 	data := make([]byte, u8.Length())
@@ -83,9 +87,10 @@ func (f jsFile) read() ([]byte, error) {
 	return data, nil
 }
 
-// fetchBytes downloads url, reporting progress (total is -1 when the server
-// does not say) at most every 100 ms.
-func fetchBytes(url string, progress func(done, total int64)) ([]byte, error) {
+// fetchBlob downloads url into a Blob, reporting progress (total is -1
+// when the server does not say) at most every 100 ms. The bytes stay in
+// the browser's memory, chunk by chunk: the engine's worker reads them.
+func fetchBlob(url string, progress func(done, total int64)) (app.Value, error) {
 	resp, err := await(app.Window().Call("fetch", url))
 	if err != nil {
 		return nil, fmt.Errorf("%s: download failed: %v (offline, or the server does not allow cross-origin downloads)", url, err)
@@ -97,32 +102,37 @@ func fetchBytes(url string, progress func(done, total int64)) ([]byte, error) {
 	if cl := resp.Get("headers").Call("get", "content-length"); cl.Truthy() {
 		fmt.Sscan(cl.String(), &total)
 	}
-	var data []byte
-	if total > 0 {
-		data = make([]byte, 0, total)
-	}
+	chunks := app.Window().Get("Array").New()
 	reader := resp.Get("body").Call("getReader")
+	var done int64
 	last := time.Time{}
 	for {
 		chunk, err := await(reader.Call("read"))
 		if err != nil {
-			return nil, fmt.Errorf("%s: download interrupted after %d bytes: %v", url, len(data), err)
+			return nil, fmt.Errorf("%s: download interrupted after %d bytes: %v", url, done, err)
 		}
 		if chunk.Get("done").Bool() {
 			break
 		}
 		v := chunk.Get("value")
-		n := v.Length()
-		start := len(data)
-		data = append(data, make([]byte, n)...)
-		app.CopyBytesToGo(data[start:], v)
+		chunks.Call("push", v)
+		done += int64(v.Length())
 		if time.Since(last) > 100*time.Millisecond {
-			progress(int64(len(data)), total)
+			progress(done, total)
 			last = time.Now()
 		}
 	}
-	progress(int64(len(data)), total)
-	return data, nil
+	progress(done, total)
+	return app.Window().Get("Blob").New(chunks), nil
+}
+
+// fetchBytes downloads url into Go memory (fetchBlob, then readBlob).
+func fetchBytes(url string, progress func(done, total int64)) ([]byte, error) {
+	blob, err := fetchBlob(url, progress)
+	if err != nil {
+		return nil, err
+	}
+	return readBlob(url, blob)
 }
 
 // demoFiles are the demo model and samples the server publishes under
@@ -166,11 +176,13 @@ func urlFileName(u string) string {
 }
 
 // download saves data as a file through a temporary blob: URL.
-func download(name, mime string, data []byte) {
+func download(name, mime string, data []byte) { saveBlob(name, blobOf(data, mime)) }
+
+// blobOf copies data into a new Blob of the given type.
+func blobOf(data []byte, mime string) app.Value {
 	u8 := app.Window().Get("Uint8Array").New(len(data))
 	app.CopyBytesToJS(u8, data)
-	blob := app.Window().Get("Blob").New([]any{u8}, map[string]any{"type": mime})
-	saveBlob(name, blob)
+	return app.Window().Get("Blob").New([]any{u8}, map[string]any{"type": mime})
 }
 
 func saveBlob(name string, blob app.Value) {

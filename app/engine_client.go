@@ -7,14 +7,17 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/maxence-charriere/go-app/v10/pkg/app"
+
 	"vitlens/app/engine"
 	"vitlens/app/session"
 )
 
 // remoteEngine is the engine in its worker: requests and responses travel
-// encoded (engine.Encode), as transferable buffers.
+// encoded (engine.Encode), as transferable buffers. A request's Data may
+// travel beside it as a Blob (in), a response's comes back as one (out).
 type remoteEngine interface {
-	call(id int, req []byte, progress func(engine.Progress)) ([]byte, error)
+	call(id int, req []byte, in app.Value, progress func(engine.Progress)) (resp []byte, out app.Value, err error)
 	cancel(id int)
 }
 
@@ -24,7 +27,8 @@ var errWorkerFailed = errors.New("the engine's worker failed")
 // engineClient sends the page's requests to the engine: to its worker, or,
 // where the browser has none (or it failed to start), to the same engine
 // in the page, which then yields between blocks so the page still paints.
-// Only the page's job goroutine calls it; cancel may come from any.
+// The page's job goroutine calls it, and the patching card's goroutine;
+// the engine serves one request at a time. cancel may come from any.
 type engineClient struct {
 	remote remoteEngine // nil: in-page
 	local  *engine.Engine
@@ -49,21 +53,31 @@ func (c *engineClient) where() string {
 	return "page"
 }
 
-// do sends one request and waits for its answer.
+// do sends one request and waits for its answer; see doBlob.
 func (c *engineClient) do(req *engine.Request, progress func(engine.Progress)) *engine.Response {
+	resp, _ := c.doBlob(req, nil, progress)
+	return resp
+}
+
+// doBlob sends one request and waits for its answer. in, when not nil, is
+// a Blob (a picked File, a download) holding the request's Data: the worker
+// reads it itself, so a model's bytes never enter the page's memory. The
+// response's Data comes back as a Blob (out), which the page saves without
+// reading it.
+func (c *engineClient) doBlob(req *engine.Request, in app.Value, progress func(engine.Progress)) (*engine.Response, app.Value) {
 	if req.ID == 0 {
 		req.ID = int(c.next.Add(1))
 	}
 	if c.remote == nil {
-		return c.local.Handle(req, progress)
+		return c.inPage(req, in, progress)
 	}
 	start := sinceNavigation()
 	data, err := engine.Encode(req)
 	measure(fmt.Sprintf("vl-encode-%d", req.Kind), start)
 	if err != nil {
-		return &engine.Response{ID: req.ID, Err: err.Error()}
+		return &engine.Response{ID: req.ID, Err: err.Error()}, nil
 	}
-	out, err := c.remote.call(req.ID, data, progress)
+	raw, out, err := c.remote.call(req.ID, data, in, progress)
 	if errors.Is(err, errWorkerFailed) {
 		c.mu.Lock()
 		first := !c.loaded
@@ -71,26 +85,45 @@ func (c *engineClient) do(req *engine.Request, progress func(engine.Progress)) *
 		if first {
 			// It never held a model: carry on in the page.
 			c.remote = nil
-			return c.local.Handle(req, progress)
+			return c.inPage(req, in, progress)
 		}
-		return &engine.Response{ID: req.ID, Err: err.Error() + ": reload the page"}
+		return &engine.Response{ID: req.ID, Err: err.Error() + ": reload the page"}, nil
 	}
 	if err != nil {
-		return &engine.Response{ID: req.ID, Err: err.Error()}
+		return &engine.Response{ID: req.ID, Err: err.Error()}, nil
 	}
 	resp := new(engine.Response)
 	start = sinceNavigation()
-	err = engine.Decode(out, resp)
+	err = engine.Decode(raw, resp)
 	measure(fmt.Sprintf("vl-decode-%d", req.Kind), start)
 	if err != nil {
-		return &engine.Response{ID: req.ID, Err: err.Error()}
+		return &engine.Response{ID: req.ID, Err: err.Error()}, nil
 	}
-	return resp
+	return resp, out
 }
 
-// model loads a model through req (KindLoad, KindDemo, KindRandom).
-func (c *engineClient) model(req *engine.Request) (*session.Model, time.Duration, error) {
-	resp := c.do(req, nil)
+// inPage serves a request with the page's own engine: what the worker does
+// with a message, without the copies.
+func (c *engineClient) inPage(req *engine.Request, in app.Value, progress func(engine.Progress)) (*engine.Response, app.Value) {
+	if in != nil {
+		data, err := readBlob(req.Name, in)
+		if err != nil {
+			return &engine.Response{ID: req.ID, Err: err.Error()}, nil
+		}
+		req.Data = data
+	}
+	resp := c.local.Handle(req, progress)
+	var out app.Value
+	if resp.Data != nil {
+		out, resp.Data = blobOf(resp.Data, ""), nil
+	}
+	return resp, out
+}
+
+// model loads a model through req (KindLoad, KindDemo, KindRandom), the
+// file of KindLoad in file.
+func (c *engineClient) model(req *engine.Request, file app.Value) (*session.Model, time.Duration, error) {
+	resp, _ := c.doBlob(req, file, nil)
 	if err := resp.Error(); err != nil {
 		return nil, 0, err
 	}
@@ -101,17 +134,18 @@ func (c *engineClient) model(req *engine.Request) (*session.Model, time.Duration
 	return resp.Loaded, resp.Took, nil
 }
 
-func (c *engineClient) loadModel(name string, data []byte, opt session.LoadOptions) (*session.Model, time.Duration, error) {
-	return c.model(&engine.Request{Kind: engine.KindLoad, Name: name, Data: data, Opt: opt})
+// loadModel parses a checkpoint, which the engine reads from file (a Blob).
+func (c *engineClient) loadModel(name string, file app.Value, opt session.LoadOptions) (*session.Model, time.Duration, error) {
+	return c.model(&engine.Request{Kind: engine.KindLoad, Name: name, Opt: opt}, file)
 }
 
 func (c *engineClient) loadDemo(opt session.LoadOptions) (*session.Model, error) {
-	m, _, err := c.model(&engine.Request{Kind: engine.KindDemo, Opt: opt})
+	m, _, err := c.model(&engine.Request{Kind: engine.KindDemo, Opt: opt}, nil)
 	return m, err
 }
 
 func (c *engineClient) randomInit(m *session.Model) (*session.Model, error) {
-	r, _, err := c.model(&engine.Request{Kind: engine.KindRandom, Model: c.id(m)})
+	r, _, err := c.model(&engine.Request{Kind: engine.KindRandom, Model: c.id(m)}, nil)
 	return r, err
 }
 
@@ -121,10 +155,10 @@ func (c *engineClient) id(m *session.Model) int {
 	return c.ids[m]
 }
 
-// pictures asks for decoded images (KindSamples, KindDecode): the page
-// wraps their pixels without decoding anything.
-func (c *engineClient) pictures(req *engine.Request) ([]*session.Image, error) {
-	resp := c.do(req, nil)
+// pictures asks for decoded images (KindSamples, KindDecode, its file in
+// a Blob): the page wraps their pixels without decoding anything.
+func (c *engineClient) pictures(req *engine.Request, file app.Value) ([]*session.Image, error) {
+	resp, _ := c.doBlob(req, file, nil)
 	if err := resp.Error(); err != nil {
 		return nil, err
 	}
@@ -140,11 +174,12 @@ func (c *engineClient) pictures(req *engine.Request) ([]*session.Image, error) {
 }
 
 func (c *engineClient) samples() ([]*session.Image, error) {
-	return c.pictures(&engine.Request{Kind: engine.KindSamples})
+	return c.pictures(&engine.Request{Kind: engine.KindSamples}, nil)
 }
 
-func (c *engineClient) decode(name string, data []byte) (*session.Image, error) {
-	imgs, err := c.pictures(&engine.Request{Kind: engine.KindDecode, Name: name, Data: data})
+// decode decodes an image file (a Blob) in the engine.
+func (c *engineClient) decode(name string, file app.Value) (*session.Image, error) {
+	imgs, err := c.pictures(&engine.Request{Kind: engine.KindDecode, Name: name}, file)
 	if err != nil {
 		return nil, err
 	}
@@ -161,13 +196,18 @@ func (c *engineClient) release(m *session.Model) {
 	}
 }
 
-// tunedLens is the page's tuned lens as the engine receives it: numbered,
-// its file sent until the engine has it.
+// tunedLens is the page's tuned lens: the engine read its file (readLens)
+// and knows it by its number.
 type tunedLens struct {
 	id   int
 	name string
-	data []byte
-	sent bool
+}
+
+// readLens has the engine read a tuned lens's file (a Blob) for m and
+// check it against the model; analyses then name it by id.
+func (c *engineClient) readLens(m *session.Model, id int, name string, file app.Value) error {
+	resp, _ := c.doBlob(&engine.Request{Kind: engine.KindLens, Model: c.id(m), LensID: id, Name: name}, file, nil)
+	return resp.Error()
 }
 
 // analysis is what one analysis request brings back.
@@ -184,16 +224,13 @@ type analysis struct {
 func (c *engineClient) analyze(seq int, m *session.Model, img *session.Image, in *session.Input, s session.Settings,
 	tl *tunedLens, allowGPU, derive bool, progress func(engine.Progress)) (*analysis, error) {
 	req := &engine.Request{Kind: engine.KindAnalyze, Model: c.id(m), Input: in, Preset: m.Preset, Settings: s,
-		AllowGPU: allowGPU, DLA: derive, Explain: derive && m.Model.NumParams() <= engine.AutoExplainParams}
+		AllowGPU: allowGPU, DLA: derive, Explain: derive && m.NumParams() <= engine.AutoExplainParams}
 	req.Settings.Lens = nil
 	if in == nil {
 		req.Image = engine.PictureOf(img.Name, img.Src)
 	}
-	if tl != nil && s.Lens != nil {
-		req.LensID, req.LensName = tl.id, tl.name
-		if !tl.sent {
-			req.LensData = tl.data
-		}
+	if tl != nil {
+		req.LensID = tl.id
 	}
 	// cancel reads the number of the analysis in flight.
 	req.ID = int(c.next.Add(1))
@@ -202,9 +239,6 @@ func (c *engineClient) analyze(seq int, m *session.Model, img *session.Image, in
 	c.running.CompareAndSwap(int64(req.ID), 0)
 	if err := resp.Error(); err != nil {
 		return &analysis{canceled: errors.Is(err, engine.ErrCanceled)}, err
-	}
-	if tl != nil && req.LensData != nil {
-		tl.sent = true
 	}
 	r := resp.Result
 	return &analysis{Analysis: r.Analysis(seq, m, img, s), explain: resp.Explain, dla: r.DLA,
@@ -222,9 +256,55 @@ func (c *engineClient) explain(m *session.Model, in *session.Input, target int) 
 	return resp.Explain
 }
 
+// memoryClasses asks for the classes the memories' values promote (m has
+// no weights to compute them).
+func (c *engineClient) memoryClasses(m *session.Model, keys []session.MemoryKey) ([][]int32, error) {
+	resp := c.do(&engine.Request{Kind: engine.KindMemories, Model: c.id(m), Memories: keys}, nil)
+	return resp.Classes, resp.Error()
+}
+
+// newID numbers a request the caller may want to cancel (cancelID)
+// before it is answered.
+func (c *engineClient) newID() int { return int(c.next.Add(1)) }
+
+// patch computes a patching map of the corrupted image from the clean
+// input as request id; progress hears the cells done.
+func (c *engineClient) patch(id int, m *session.Model, clean *session.Input, corrupt *session.Image, opt session.PatchOptions,
+	progress func(done, total int)) (*session.PatchMap, error) {
+	req := &engine.Request{ID: id, Kind: engine.KindPatch, Model: c.id(m), Input: clean, Preset: m.Preset,
+		Image: engine.PictureOf(corrupt.Name, corrupt.Src), Patch: opt}
+	resp := c.do(req, func(p engine.Progress) { progress(p.Step, p.Steps) })
+	return resp.Patch, resp.Error()
+}
+
+// patchCell runs one cell of the map made by request id again.
+func (c *engineClient) patchCell(m *session.Model, id, block, col int) (session.PatchCell, error) {
+	resp := c.do(&engine.Request{Kind: engine.KindPatchCell, Model: c.id(m), PatchID: id, Cell: [2]int{block, col}}, nil)
+	if err := resp.Error(); err != nil {
+		return session.PatchCell{}, err
+	}
+	return *resp.PatchCell, nil
+}
+
+// activations is the image's activations at every hook as a cache file,
+// in a Blob to save.
+func (c *engineClient) activations(m *session.Model, in *session.Input, name string) (app.Value, error) {
+	resp, out := c.doBlob(&engine.Request{Kind: engine.KindActivations, Model: c.id(m), Input: in, Name: name}, nil, nil)
+	if err := resp.Error(); err != nil {
+		return nil, err
+	}
+	if out == nil {
+		return nil, errors.New("activations: the engine sent no file")
+	}
+	return out, nil
+}
+
 // cancel stops the analysis in flight, if any; it returns at once.
-func (c *engineClient) cancel() {
-	id := int(c.running.Load())
+func (c *engineClient) cancel() { c.cancelID(int(c.running.Load())) }
+
+// cancelID stops request id (0: none) at its next block or cell, or before
+// it starts.
+func (c *engineClient) cancelID(id int) {
 	if id == 0 {
 		return
 	}

@@ -31,6 +31,7 @@ func ServeEngine() {
 	type job struct {
 		id   int
 		data []byte
+		blob js.Value // the request's Data as a Blob, or undefined
 	}
 	jobs := make(chan job, 64)
 	self := js.Global()
@@ -40,14 +41,19 @@ func ServeEngine() {
 			e.Cancel(c.Int())
 			return nil
 		}
-		jobs <- job{id: msg.Get("id").Int(), data: bytesOf(msg.Get("req"))}
+		jobs <- job{id: msg.Get("id").Int(), data: bytesOf(msg.Get("req")), blob: msg.Get("blob")}
 		return nil
 	}))
 	self.Call("postMessage", map[string]any{"ready": true})
 	for j := range jobs {
 		req := new(engine.Request)
 		var resp *engine.Response
-		if err := engine.Decode(j.data, req); err != nil {
+		err := engine.Decode(j.data, req)
+		if err == nil && j.blob.Truthy() {
+			// A picked file or a download: read here, never in the page.
+			req.Data, err = readBlob(req.Name, app.ValueOf(j.blob))
+		}
+		if err != nil {
 			resp = &engine.Response{Err: err.Error()}
 		} else {
 			resp = e.Handle(req, func(p engine.Progress) {
@@ -56,12 +62,20 @@ func ServeEngine() {
 			})
 		}
 		resp.ID = j.id
+		// A file for the page (the activations) goes as a Blob, which the
+		// page saves without reading.
+		var blob any
+		if resp.Data != nil {
+			u8 := js.Global().Get("Uint8Array").New(len(resp.Data))
+			js.CopyBytesToJS(u8, resp.Data)
+			blob, resp.Data = js.Global().Get("Blob").New([]any{u8}), nil
+		}
 		data, err := engine.Encode(resp)
 		if err != nil {
 			data, _ = engine.Encode(&engine.Response{ID: j.id, Err: err.Error()})
 		}
 		buf := bufferOf(data)
-		self.Call("postMessage", map[string]any{"id": j.id, "resp": buf}, []any{buf})
+		self.Call("postMessage", map[string]any{"id": j.id, "resp": buf, "blob": blob}, []any{buf})
 	}
 }
 
@@ -90,8 +104,14 @@ type workerEngine struct {
 }
 
 type call struct {
-	done     chan []byte
+	done     chan reply
 	progress func(engine.Progress)
+}
+
+// reply is a response's bytes and its Data's Blob, if any.
+type reply struct {
+	data []byte
+	blob app.Value
 }
 
 // startWorker starts the engine's worker, or returns nil where the browser
@@ -149,7 +169,11 @@ func startWorker() remoteEngine {
 			delete(we.pending, id)
 			we.mu.Unlock()
 			if c != nil {
-				c.done <- bytesOf(msg.Get("resp"))
+				var blob app.Value
+				if b := msg.Get("blob"); b.Truthy() {
+					blob = app.ValueOf(b)
+				}
+				c.done <- reply{bytesOf(msg.Get("resp")), blob}
 			}
 		}
 		return nil
@@ -185,23 +209,30 @@ func (we *workerEngine) fail(err error) {
 	}
 }
 
-func (we *workerEngine) call(id int, req []byte, progress func(engine.Progress)) ([]byte, error) {
+func (we *workerEngine) call(id int, req []byte, in app.Value, progress func(engine.Progress)) ([]byte, app.Value, error) {
 	<-we.ready
-	c := &call{done: make(chan []byte, 1), progress: progress}
+	c := &call{done: make(chan reply, 1), progress: progress}
 	we.mu.Lock()
 	if we.fatal != nil {
 		we.mu.Unlock()
-		return nil, we.fatal
+		return nil, nil, we.fatal
 	}
 	we.pending[id] = c
 	we.mu.Unlock()
 	buf := bufferOf(req)
-	we.w.Call("postMessage", map[string]any{"id": id, "req": buf}, []any{buf})
+	msg := js.Global().Get("Object").New()
+	msg.Set("id", id)
+	msg.Set("req", buf)
+	if in != nil {
+		// A Blob is cloned by reference: its bytes are not copied.
+		app.ValueOf(msg).Set("blob", in)
+	}
+	we.w.Call("postMessage", msg, []any{buf})
 	out, ok := <-c.done
 	if !ok {
-		return nil, we.fatal
+		return nil, nil, we.fatal
 	}
-	return out, nil
+	return out.data, out.blob, nil
 }
 
 func (we *workerEngine) cancel(id int) { we.w.Call("postMessage", map[string]any{"cancel": id}) }

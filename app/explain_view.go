@@ -37,7 +37,7 @@ func (ev *ExplainView) Render() app.UI {
 	x := ev.X
 	if x == nil {
 		return card("vl-explain", "", title, nil,
-			app.P().Class("vl-hint").Text(fmt.Sprintf("A backward pass of this %.0f M-parameter model runs on the CPU and takes a while.", float64(m.NumParams())/1e6)),
+			app.P().Class("vl-hint").Text(fmt.Sprintf("A backward pass of this %.0f M-parameter model runs on the CPU and takes a while.", float64(a.Model.NumParams())/1e6)),
 			app.Button().Class("vl-btn vl-btn-primary").Text("Compute the maps").OnClick(func(ctx app.Context, e app.Event) {
 				ctx.NewAction(actExplain)
 			}))

@@ -17,6 +17,32 @@ type MemoryView struct {
 	A     *session.Analysis
 	Block int
 	Token int
+	// Known counts the value classes the page has learnt: the card
+	// redraws as they arrive. The page's model has no weights, so the
+	// engine computes them (actMemories asks).
+	Known int
+}
+
+// OnMount and OnUpdate ask for the value classes of the memories shown
+// that the model does not know yet.
+func (mv *MemoryView) OnMount(ctx app.Context) { mv.askClasses(ctx) }
+
+func (mv *MemoryView) OnUpdate(ctx app.Context) { mv.askClasses(ctx) }
+
+func (mv *MemoryView) askClasses(ctx app.Context) {
+	a := mv.A
+	if a == nil {
+		return
+	}
+	r := a.Current()
+	pos := session.Position(r, mv.Token)
+	if pos < 0 {
+		return
+	}
+	keys, err := a.Model.MissingClasses(r.Trace, []int{mv.Block}, pos)
+	if err == nil && len(keys) > 0 {
+		ctx.NewActionWithValue(actMemories, memoriesWanted{model: a.Model, keys: keys})
+	}
 }
 
 func (mv *MemoryView) Render() app.UI {
@@ -65,6 +91,9 @@ func (mv *MemoryView) table(l memory.Layer, mems []session.Memory, target int) a
 				id += fmt.Sprintf(" (head %d)", mem.Head+1)
 			}
 			var classes []app.UI
+			if mem.Classes == nil {
+				classes = append(classes, app.Span().Class("vl-hint").Text("…"))
+			}
 			for _, k := range mem.Classes {
 				cls := "vl-tag"
 				if int(k) == target {

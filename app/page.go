@@ -18,7 +18,6 @@ import (
 	"vitlens/app/session"
 	"vitlens/public"
 	"vitlens/vit"
-	"vitlens/vit/lens"
 	"vitlens/vit/preprocess"
 )
 
@@ -42,8 +41,8 @@ type Page struct {
 	// for the patching card's corrupted-image picker.
 	uploads []*session.Image
 
-	// lensName names the tuned lens's file (settings.Lens holds it); tuned
-	// says whether the views read through it.
+	// lensName names the tuned lens's file (the engine holds it: see
+	// lens); tuned says whether the views read through it.
 	lensName string
 	tuned    bool
 
@@ -77,6 +76,11 @@ type Page struct {
 	// lens is the tuned lens's file as the engine receives it.
 	lens    *tunedLens
 	lensSeq int
+	// memAsked are the memories whose value classes were asked of the
+	// engine and not answered yet (for the model they were asked for);
+	// memKnown counts the answers, so the memories card redraws.
+	memAsked map[session.MemoryKey]*session.Model
+	memKnown int
 	// explain and dla are the current analysis's explanation maps and
 	// direct logit attribution, computed by the engine with it.
 	explain *engine.Explanation
@@ -91,10 +95,12 @@ type Page struct {
 }
 
 // modelFile is the last checkpoint the user gave, kept so it can be
-// reloaded with other options (heads, non-strict) without picking it again.
+// reloaded with other options (heads, non-strict) without picking it again:
+// a Blob (the picked File, or the download), which the engine reads.
 type modelFile struct {
 	name   string
-	data   []byte
+	blob   app.Value
+	size   int64
 	config []byte
 }
 
@@ -198,26 +204,25 @@ func (p *Page) loadLens(ctx app.Context, files []jsFile) {
 		return
 	}
 	f := files[0]
-	ctx.Async(func() {
-		data, err := f.read()
-		var t *lens.Translators
-		if err == nil {
-			t, err = lens.ReadTranslators(f.Name, data, m.Model.Config)
-		}
+	p.lensSeq++
+	id := p.lensSeq
+	// The engine reads and checks the file (after the jobs before it: the
+	// model may still be loading there).
+	p.jobs <- func() {
+		err := p.eng.readLens(m, id, f.Name, f.v)
 		ctx.Dispatch(func(ctx app.Context) {
 			if err != nil {
-				p.fail(fmt.Errorf("tuned lens: %w", err))
+				p.fail(err)
 				return
 			}
 			if p.model != m {
 				return
 			}
-			p.settings.Lens, p.lensName, p.tuned = t, f.Name, true
-			p.lensSeq++
-			p.lens = &tunedLens{id: p.lensSeq, name: f.Name, data: data}
+			p.lensName, p.tuned = f.Name, true
+			p.lens = &tunedLens{id: id, name: f.Name}
 			p.analyze(ctx)
 		})
-	})
+	}
 }
 
 // analyze queues an analysis of the current image with the current
@@ -394,7 +399,7 @@ func (p *Page) loadModel(ctx app.Context, f *modelFile) {
 	p.jobs <- func() {
 		// The engine reads a Hugging Face config.json's class names
 		// (id2label) too.
-		m, took, err := p.eng.loadModel(f.name, f.data, opt)
+		m, took, err := p.eng.loadModel(f.name, f.blob, opt)
 		ctx.Dispatch(func(ctx app.Context) {
 			p.headChoices, p.headsDim = nil, 0
 			if dim, choices, ok := session.HeadsQuestion(err); ok {
@@ -412,7 +417,7 @@ func (p *Page) loadModel(ctx app.Context, f *modelFile) {
 				return
 			}
 			p.errText = ""
-			p.notice = fmt.Sprintf("Loaded %s (%s) in %s.", f.name, sizeText(int64(len(f.data))), took.Round(time.Millisecond))
+			p.notice = fmt.Sprintf("Loaded %s (%s) in %s.", f.name, sizeText(f.size), took.Round(time.Millisecond))
 			if opt.HeadData != nil {
 				p.notice += fmt.Sprintf(" Class embeddings from %s.", opt.HeadName)
 			}
@@ -490,13 +495,8 @@ func (p *Page) loadCompareFile(ctx app.Context, files []jsFile) {
 			if !isCheckpoint(f.Name) {
 				continue
 			}
-			data, err := f.read()
-			if err != nil {
-				ctx.Dispatch(func(app.Context) { p.fail(fmt.Errorf("second model: %w", err)) })
-				return
-			}
 			p.jobs <- func() {
-				m, _, err := p.eng.loadModel(f.Name, data, opt)
+				m, _, err := p.eng.loadModel(f.Name, f.v, opt)
 				ctx.Dispatch(func(ctx app.Context) {
 					if _, choices, ok := session.HeadsQuestion(err); ok {
 						p.fail(fmt.Errorf("second model: %s does not say how many attention heads it has: enter the count under \"Attention heads\" in the Model panel's loading options (one of %v) and pick it again", f.Name, choices))
@@ -559,9 +559,10 @@ func (p *Page) loadFiles(ctx app.Context, files []jsFile) {
 			cfg = read(config[0])
 		}
 		if len(model) > 0 {
-			if data := read(model[0]); data != nil {
-				ctx.Dispatch(func(ctx app.Context) { p.loadModel(ctx, &modelFile{name: model[0].Name, data: data, config: cfg}) })
-			}
+			f := model[0]
+			ctx.Dispatch(func(ctx app.Context) {
+				p.loadModel(ctx, &modelFile{name: f.Name, blob: f.v, size: f.Size, config: cfg})
+			})
 		}
 		for _, f := range classes {
 			if data := read(f); data != nil {
@@ -570,17 +571,15 @@ func (p *Page) loadFiles(ctx app.Context, files []jsFile) {
 		}
 		if len(images) > 0 {
 			f := images[len(images)-1]
-			if data := read(f); data != nil {
-				p.jobs <- func() {
-					img, err := p.eng.decode(f.Name, data)
-					ctx.Dispatch(func(ctx app.Context) {
-						if err != nil {
-							p.fail(err)
-							return
-						}
-						p.setImage(ctx, img)
-					})
-				}
+			p.jobs <- func() {
+				img, err := p.eng.decode(f.Name, f.v)
+				ctx.Dispatch(func(ctx app.Context) {
+					if err != nil {
+						p.fail(err)
+						return
+					}
+					p.setImage(ctx, img)
+				})
 			}
 		}
 	})
@@ -622,7 +621,7 @@ func (p *Page) loadURL(ctx app.Context, url string) {
 	}
 	p.progress, p.progressText = 0, "Connecting…"
 	ctx.Async(func() {
-		data, err := fetchBytes(url, func(done, total int64) {
+		blob, err := fetchBlob(url, func(done, total int64) {
 			ctx.Dispatch(func(app.Context) {
 				if total > 0 {
 					p.progress = float64(done) / float64(total)
@@ -644,7 +643,7 @@ func (p *Page) loadURL(ctx app.Context, url string) {
 				p.fail(err)
 				return
 			}
-			p.loadModel(ctx, &modelFile{name: urlFileName(url), data: data, config: cfg})
+			p.loadModel(ctx, &modelFile{name: urlFileName(url), blob: blob, size: int64(blob.Get("size").Float()), config: cfg})
 		})
 	})
 }
@@ -846,12 +845,12 @@ func (p *Page) renderMain(a *session.Analysis) []app.UI {
 		))
 	}
 	if l := at(stepMemory); l != nil {
-		views = append(views, &MemoryView{A: l, Block: block, Token: p.token})
+		views = append(views, &MemoryView{A: l, Block: block, Token: p.token, Known: p.memKnown})
 	}
 	if l := at(stepDLA); l != nil {
 		row := []app.UI{&DLAView{A: l, D: p.dla}}
 		if l := at(stepPatch); l != nil {
-			row = append(row, &PatchView{A: l, Samples: p.samples, Uploads: p.uploads, Current: p.image})
+			row = append(row, &PatchView{A: l, Samples: p.samples, Uploads: p.uploads, Current: p.image, Eng: p.eng})
 		}
 		views = append(views, app.Div().Class("vl-row vl-row-fill").Body(row...))
 	}

@@ -58,13 +58,15 @@ func (p *Page) keepUpload(img *session.Image) {
 // token of the residual stream entering or leaving each block) of the
 // corrupted image with the clean image's, scored by the chosen metric;
 // clicking a cell runs that patch again to show the class's rank move. It
-// runs on the CPU (vit/patching through app/session), whatever the backend.
+// runs in the engine on the CPU (vit/patching through app/session),
+// whatever the backend: the page holds no weights.
 type PatchView struct {
 	app.Compo
 	A       *session.Analysis
 	Samples []*session.Image
 	Uploads []*session.Image // the user's own images, oldest first
 	Current *session.Image   // the page's image, for Swap
+	Eng     *engineClient
 
 	corrupt *session.Image // nil until picked
 	grid    session.PatchGrid
@@ -73,6 +75,8 @@ type PatchView struct {
 
 	key     patchKey // what pm is (being) computed for
 	gen     atomic.Int64
+	reqID   atomic.Int64 // the engine's request making the map, to cancel
+	pmID    int          // the request that made pm: its cells name it
 	pm      *session.PatchMap
 	err     error
 	elapsed time.Duration
@@ -101,9 +105,9 @@ func (pv *PatchView) OnInit() {
 func (pv *PatchView) OnUpdate(ctx app.Context) { pv.refresh(ctx) }
 
 // refresh starts the map for the current choices unless it is already
-// there or on its way. It runs beside the page, one cell at a time with a
-// pause after each, so that the page keeps responding; a newer choice
-// stops it.
+// there or on its way. The engine computes it (in its worker, or in the
+// page yielding between cells), reporting the cells done; a newer choice
+// cancels it.
 func (pv *PatchView) refresh(ctx app.Context) {
 	a := pv.A
 	if a == nil || pv.corrupt == nil || a.Image != pv.Current {
@@ -122,42 +126,44 @@ func (pv *PatchView) refresh(ctx app.Context) {
 	if key == pv.key {
 		return
 	}
+	pv.stop()
 	pv.key, pv.pm, pv.err, pv.done, pv.cell, pv.cellAt = key, nil, nil, 0, "", [5]string{}
 	gen := pv.gen.Add(1)
-	m, clean, corrupt := a.Model, a.Input, pv.corrupt
+	eng, m, clean, corrupt := pv.Eng, a.Model, a.Input, pv.corrupt
+	id := eng.newID()
+	pv.reqID.Store(int64(id))
 	ctx.Async(func() {
 		start := time.Now()
-		pause() // let "Patching…" paint
-		yielded := time.Now()
-		in, err := m.Prepare(corrupt)
-		var pm *session.PatchMap
-		if err == nil {
-			pm, err = session.Patch(m.Model, clean.Pixels, in.Pixels, opt, func(done, total int) bool {
-				if done%8 == 0 {
-					ctx.Dispatch(func(ctx app.Context) {
-						if pv.gen.Load() == gen {
-							pv.done = done
-						}
-					})
+		pm, err := eng.patch(id, m, clean, corrupt, opt, func(done, total int) {
+			ctx.Dispatch(func(ctx app.Context) {
+				if pv.gen.Load() == gen {
+					pv.done = done
 				}
-				if time.Since(yielded) > 40*time.Millisecond {
-					time.Sleep(time.Millisecond) // in the browser: back to the event loop
-					yielded = time.Now()
-				}
-				return pv.gen.Load() == gen
 			})
-		}
+		})
 		elapsed := time.Since(start)
+		pv.reqID.CompareAndSwap(int64(id), 0)
 		ctx.Dispatch(func(ctx app.Context) {
 			if pv.gen.Load() == gen {
-				pv.pm, pv.err, pv.elapsed = pm, err, elapsed
+				pv.pm, pv.pmID, pv.err, pv.elapsed = pm, id, err, elapsed
 			}
 		})
 	})
 }
 
+// stop cancels the map on its way, if any.
+func (pv *PatchView) stop() {
+	if id := pv.reqID.Swap(0); id != 0 && pv.Eng != nil {
+		pv.Eng.cancelID(int(id))
+	}
+}
+
+// OnDismount stops a map nobody will see.
+func (pv *PatchView) OnDismount() { pv.stop() }
+
 // wait drops the map and stops any on its way.
 func (pv *PatchView) wait() {
+	pv.stop()
 	pv.key, pv.pm, pv.err, pv.done, pv.cell, pv.cellAt = patchKey{}, nil, nil, 0, "", [5]string{}
 	pv.gen.Add(1)
 }
@@ -266,7 +272,7 @@ func (pv *PatchView) onImagePatch(ctx app.Context, e app.Event) {
 	b, ok1 := dataInt(e, "block")
 	t, ok2 := dataInt(e, "token")
 	if ok1 && ok2 {
-		pv.runCell(b, t)
+		pv.runCell(ctx, b, t)
 	}
 }
 
@@ -395,7 +401,7 @@ func (pv *PatchView) onKey(ctx app.Context, e app.Event) {
 		return
 	}
 	if act {
-		pv.runCell(pv.keys.row, pv.keys.col)
+		pv.runCell(ctx, pv.keys.row, pv.keys.col)
 	}
 }
 
@@ -405,18 +411,30 @@ func (pv *PatchView) onCell(ctx app.Context, e app.Event) {
 	b, ok1 := dataInt(e, "row")
 	j, ok2 := dataInt(e, "col")
 	if ok1 && ok2 {
-		pv.runCell(b, j)
+		pv.runCell(ctx, b, j)
 	}
 }
 
-// runCell patches one cell again and says how the class's rank moved.
-func (pv *PatchView) runCell(b, j int) {
+// runCell patches one cell again (in the engine) and says how the class's
+// rank moved.
+func (pv *PatchView) runCell(ctx app.Context, b, j int) {
 	if pv.pm == nil {
 		return
 	}
-	pm := pv.pm
+	pm, id, m := pv.pm, pv.pmID, pv.A.Model
 	pv.row = b
-	cell, err := pm.Cell(b, j)
+	ctx.Async(func() {
+		cell, err := pv.Eng.patchCell(m, id, b, j)
+		ctx.Dispatch(func(ctx app.Context) {
+			if pv.pm == pm { // not a newer map's
+				pv.showCell(pm, b, j, cell, err)
+			}
+		})
+	})
+}
+
+// showCell says what patching cell (b, j) of pm did.
+func (pv *PatchView) showCell(pm *session.PatchMap, b, j int, cell session.PatchCell, err error) {
 	if err != nil {
 		pv.cell = err.Error()
 		return
