@@ -92,7 +92,7 @@ func (mv *MemoryView) table(l memory.Layer, mems []session.Memory, target int) a
 			}
 			var classes []app.UI
 			if mem.Classes == nil {
-				classes = append(classes, app.Span().Class("vl-hint").Text("…"))
+				classes = append(classes, app.Span().Class("vl-hint vl-mem-wait").Title("asked of the engine").Text("…"))
 			}
 			for _, k := range mem.Classes {
 				cls := "vl-tag"

@@ -63,24 +63,8 @@ func TestDLAAndPatching(t *testing.T) {
 	// vit/patching's for the same pair.
 	selectValue(t, ctx, "vl-corrupt", "s1")
 	selectValue(t, ctx, "vl-patch-metric", "logit")
-	at := clickPatchCell(t, ctx, 3, 1, "heads", "logit")
-	corrupt := nativeAnalysis(t, m, samples[1], session.Settings{Target: -1})
+	checkHeadCell(t, ctx, m, want, samples[1])
 	c := m.Model.Config
-	hook := vit.Hook{Point: vit.HookZ, Block: 3}
-	for k, kind := range []string{"rank", "logit"} {
-		r := patching.Run{Model: m.Model, Mode: patching.ModePatch, Metric: patching.Metric{Kind: kind, A: want.Predicted()}}
-		src, _, err := r.Cache(want.Input.Pixels, []vit.Hook{hook})
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := r.Patch(corrupt.Input.Pixels, []patching.Site{{Hook: hook, Head: 1, Token: -1}}, src, 0, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := at[2+k]; at[0] != 3 || at[1] != 1 || math.Abs(got-res[0].Metric) > 1e-4*math.Max(1, math.Abs(res[0].Metric)) {
-			t.Errorf("block 3 head 1 %s: page %v, vit/patching %g (%d heads)", kind, at, res[0].Metric, c.Heads)
-		}
-	}
 	screenshot(t, ctx, "demo-patch")
 
 	// The keyboard: focus from the keyboard puts the cursor on (0, 0); two
@@ -233,6 +217,30 @@ func TestPatchUserImage(t *testing.T) {
 	waitState(t, ctx, fmt.Sprintf(`d.status === 'ready' && +d.seq > %d && j.image === %q`, s.Seq, name), firstLoad)
 	if v, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('vl-corrupt').value`)); err != nil || v != "s0" {
 		t.Errorf("after Swap the corrupted image is %q (%v), want sample 0", v, err)
+	}
+}
+
+// checkHeadCell clicks block 3's head 1 in the heads × blocks map of
+// the logit (the corrupted image picked) and checks the rank and logit of
+// the clean class the page shows against vit/patching's for the same pair.
+func checkHeadCell(t *testing.T, ctx context.Context, m *session.Model, clean *session.Analysis, corruptImage *session.Image) {
+	t.Helper()
+	at := clickPatchCell(t, ctx, 3, 1, "heads", "logit")
+	corrupt := nativeAnalysis(t, m, corruptImage, session.Settings{Target: -1})
+	hook := vit.Hook{Point: vit.HookZ, Block: 3}
+	for k, kind := range []string{"rank", "logit"} {
+		r := patching.Run{Model: m.Model, Mode: patching.ModePatch, Metric: patching.Metric{Kind: kind, A: clean.Predicted()}}
+		src, _, err := r.Cache(clean.Input.Pixels, []vit.Hook{hook})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := r.Patch(corrupt.Input.Pixels, []patching.Site{{Hook: hook, Head: 1, Token: -1}}, src, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := at[2+k]; at[0] != 3 || at[1] != 1 || math.Abs(got-res[0].Metric) > 1e-4*math.Max(1, math.Abs(res[0].Metric)) {
+			t.Errorf("block 3 head 1 %s: page %v, vit/patching %g", kind, at, res[0].Metric)
+		}
 	}
 }
 

@@ -5,7 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 	"vitlens/app/session"
 	"vitlens/vit"
 	"vitlens/vit/checkpoint"
+	"vitlens/vit/memory"
 	"vitlens/vit/vittest"
 )
 
@@ -101,11 +104,14 @@ func TestProgressAndCancel(t *testing.T) {
 	analysisTask := longestTask(t, ctx, "")
 	t.Logf("Ti/16-sized model on the CPU in the worker: analysis %.0f ms; longest main-thread task while loading it %.0f ms (%d over 50 ms), while analysing %.0f ms (%d)",
 		s.summary(t).ElapsedMS, loadTask.MS, loadTask.Count, analysisTask.MS, analysisTask.Count)
+	t.Logf("long tasks since the Ti/16 model was picked: %s", longTaskList(t, ctx))
 	screenshot(t, ctx, "worker-ti16")
 }
 
 // Without a worker (?worker=off, as in a browser that has none) the page
-// runs the same engine itself and gets the native ranks.
+// runs the same engine itself and gets the native ranks; the tools the
+// page asks the engine for (memories' value classes, a patching cell, the
+// activations export) work there too.
 func TestInPageEngine(t *testing.T) {
 	ts := serve(t)
 	ctx := browser(t, false)
@@ -122,6 +128,38 @@ func TestInPageEngine(t *testing.T) {
 	eval(t, ctx, `document.querySelector('.vl-thumb[data-sample="4"]').click()`)
 	s = waitState(t, ctx, fmt.Sprintf(`d.status === 'ready' && +d.seq > %d`, s.Seq), firstLoad)
 	sameRanks(t, "sample 4 in the page", s.summary(t), native(t, m, samples[4], session.Settings{Target: -1}))
+
+	// The memories card lists [CLS]'s memories of the last block with the
+	// classes their values promote, which the engine computed.
+	c := m.Model.Config
+	want := nativeAnalysis(t, m, samples[4], session.Settings{Target: -1})
+	var tags []string
+	for _, l := range []memory.Layer{memory.MLP, memory.Attn} {
+		mems, err := want.Model.Memories(want.Base.Trace, c.Depth-1, l, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mem := range mems {
+			for _, k := range mem.Classes {
+				tags = append(tags, m.ClassName(int(k)))
+			}
+		}
+	}
+	got, err := chromedp.Run(ctx, chromedp.Poll[[]string](fmt.Sprintf(`(() => {
+		const tags = [...document.querySelectorAll('#vl-memories .vl-tag')].map(e => e.textContent);
+		return tags.length === %d && !document.querySelector('#vl-memories .vl-mem-wait') && tags; })()`, len(tags)),
+		chromedp.WithPollingTimeout(20*time.Second)))
+	if err != nil || !slices.Equal(got, tags) {
+		t.Errorf("memories card in the page: classes %q, want %q (%v)", got, tags, err)
+	}
+	selectValue(t, ctx, "vl-corrupt", "s1")
+	selectValue(t, ctx, "vl-patch-metric", "logit")
+	checkHeadCell(t, ctx, m, want, samples[1])
+	recordDownloads(t, ctx)
+	eval(t, ctx, `document.querySelector('#vl-dla .vl-chip[data-export="activations"]').click()`)
+	if d := waitDownloads(t, ctx, 1)[0]; !strings.HasSuffix(d.Name, "-activations.safetensors") || !strings.Contains(d.Text, `"images"`) {
+		t.Errorf("activations download in the page %q: header %.200q", d.Name, d.Text)
+	}
 }
 
 // writeTiny16 writes a Ti/16-sized model with splitmix weights (the
