@@ -84,6 +84,7 @@ func TestProgressAndCancel(t *testing.T) {
 		}
 	}
 	loadTask := longestTask(t, ctx, "")
+	t.Logf("long tasks while the Ti/16 model loads: %s", longTaskList(t, ctx))
 	// Cancel: the analysis stops (the new model has no analysis yet, so
 	// the page waits for an image).
 	clicked := time.Now()
@@ -104,7 +105,7 @@ func TestProgressAndCancel(t *testing.T) {
 	analysisTask := longestTask(t, ctx, "")
 	t.Logf("Ti/16-sized model on the CPU in the worker: analysis %.0f ms; longest main-thread task while loading it %.0f ms (%d over 50 ms), while analysing %.0f ms (%d)",
 		s.summary(t).ElapsedMS, loadTask.MS, loadTask.Count, analysisTask.MS, analysisTask.Count)
-	t.Logf("long tasks since the Ti/16 model was picked: %s", longTaskList(t, ctx))
+	t.Logf("long tasks while it is analysed and drawn: %s", longTaskList(t, ctx))
 	screenshot(t, ctx, "worker-ti16")
 }
 
