@@ -71,9 +71,10 @@ type Page struct {
 	seq    int
 	latest atomic.Int64
 	// eng computes everything heavy, in its worker (or in the page where
-	// there is none); only the job goroutine calls it, cancel aside.
+	// there is none): the job goroutine calls it, and the patching card.
+	// The page's models are weightless: eng holds the weights.
 	eng *engineClient
-	// lens is the tuned lens's file as the engine receives it.
+	// lens is the tuned lens the engine read (nil: none).
 	lens    *tunedLens
 	lensSeq int
 	// memAsked are the memories whose value classes were asked of the

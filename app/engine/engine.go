@@ -1,9 +1,12 @@
 // Package engine is everything heavy the web app does, behind one message
 // protocol: parsing checkpoints, the forward pass and the lens (CPU or
-// WebGPU), the explanation maps and the direct logit attribution. The page
-// runs it in a dedicated Web Worker (the same app.wasm, started without a
-// document), so the main thread only renders; where workers are unavailable
-// the page calls the same Engine in-page. Requests and responses are plain
+// WebGPU), the explanation maps, the direct logit attribution, and the
+// tools a click asks for (the memories' value classes, activation patching,
+// the activations export, reading a tuned lens). It alone holds the models'
+// weights: the page gets each model weightless. The page runs it in a
+// dedicated Web Worker (the same app.wasm, started without a document), so
+// the main thread only renders; where workers are unavailable the page
+// calls the same Engine in-page. Requests and responses are plain
 // structs sent in the flat binary format of codec.go. Nothing here touches
 // the browser: the engine and its protocol are tested natively.
 package engine
