@@ -283,6 +283,9 @@ func (c *engineClient) patchCell(m *session.Model, id, block, col int) (session.
 	if err := resp.Error(); err != nil {
 		return session.PatchCell{}, err
 	}
+	if resp.PatchCell == nil {
+		return session.PatchCell{}, errors.New("patching: the engine sent no cell")
+	}
 	return *resp.PatchCell, nil
 }
 
