@@ -5,7 +5,6 @@ package app
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"sync"
 	"syscall/js"
 	"time"
@@ -28,6 +27,9 @@ func ServeEngine() {
 		// is delivered (a timer: Go hands JS the thread only when idle).
 		time.Sleep(time.Millisecond)
 	}}
+	// The page's first requests are the demo model and the samples:
+	// fetched and decoded while the page starts.
+	e.Preload()
 	type job struct {
 		id   int
 		data []byte
@@ -56,6 +58,7 @@ func ServeEngine() {
 		if err != nil {
 			resp = &engine.Response{Err: err.Error()}
 		} else {
+			postMark(fmt.Sprintf("vl-worker-handle-%d", req.Kind))
 			resp = e.Handle(req, func(p engine.Progress) {
 				self.Call("postMessage", map[string]any{"id": j.id,
 					"progress": []any{p.Step, p.Steps, p.Block, p.Depth}})
@@ -75,8 +78,18 @@ func ServeEngine() {
 			data, _ = engine.Encode(&engine.Response{ID: j.id, Err: err.Error()})
 		}
 		buf := bufferOf(data)
+		postMark(fmt.Sprintf("vl-worker-answer-%d", req.Kind))
 		self.Call("postMessage", map[string]any{"id": j.id, "resp": buf, "blob": blob}, []any{buf})
 	}
+}
+
+// postMark sends the page a moment of the worker's, on the page's clock
+// (performance.timeOrigin + now), for its performance timeline
+// (markFromWorker): the browser tests' breakdown of the first analysis.
+func postMark(name string) {
+	perf := js.Global().Get("performance")
+	at := perf.Get("timeOrigin").Float() + perf.Call("now").Float()
+	js.Global().Call("postMessage", map[string]any{"marks": []any{[]any{name, at}}})
 }
 
 // bytesOf copies an ArrayBuffer into Go memory.
@@ -114,43 +127,30 @@ type reply struct {
 	blob app.Value
 }
 
-// startWorker starts the engine's worker, or returns nil where the browser
-// has no workers (the page then computes in-page).
+// startWorker takes over the engine's worker that web/boot.js started
+// while app.wasm downloaded (or that it starts now), or returns nil where
+// the browser has no workers or the page asks for none (?worker=off): the
+// page then computes in-page.
 func startWorker() remoteEngine {
-	ctor := js.Global().Get("Worker")
-	if ctor.IsUndefined() || queryParam("worker") == "off" {
+	take := js.Global().Get("vlTakeEngine")
+	if take.Type() != js.TypeFunction {
+		app.Log("vitlens: no web/boot.js: the engine runs in the page")
 		return nil
 	}
+	early := take.Invoke()
+	if !early.Truthy() {
+		return nil
+	}
+	w := early.Get("worker")
 	we := &workerEngine{ready: make(chan struct{}), pending: map[int]*call{}}
-	var w js.Value
-	var failed error
-	func() {
-		defer func() {
-			if r := recover(); r != nil {
-				failed = fmt.Errorf("%v", r)
-			}
-		}()
-		src := "/web/engine.js?v=" + url.QueryEscape(app.Getenv("GOAPP_VERSION"))
-		if k := queryParam("gemm"); k != "" {
-			// ?gemm=scalar|go|simd: the engine's matmul kernel, as
-			// VITLENS_GEMM chooses it natively (comparing them, tests).
-			src += "&gemm=" + url.QueryEscape(k)
-		}
-		if n := queryParam("threads"); n != "" {
-			// ?threads=N: at most N threads for the matmul (1: no
-			// helper workers), as VITLENS_THREADS.
-			src += "&threads=" + url.QueryEscape(n)
-		}
-		w = ctor.New(src, map[string]any{"name": "vitlens-engine"})
-	}()
-	if failed != nil {
-		return nil
-	}
 	we.w = w
-	w.Set("onmessage", js.FuncOf(func(_ js.Value, args []js.Value) any {
+	onMessage := js.FuncOf(func(_ js.Value, args []js.Value) any {
 		msg := args[0].Get("data")
 		switch {
+		case !msg.Get("marks").IsUndefined():
+			markFromWorker(msg.Get("marks"))
 		case msg.Get("ready").Truthy():
+			mark("vl-worker-ready")
 			close(we.ready)
 		case !msg.Get("fatal").IsUndefined():
 			we.fail(errors.New(msg.Get("fatal").String()))
@@ -177,16 +177,39 @@ func startWorker() remoteEngine {
 			}
 		}
 		return nil
-	}))
-	w.Set("onerror", js.FuncOf(func(_ js.Value, args []js.Value) any {
+	})
+	onError := js.FuncOf(func(_ js.Value, args []js.Value) any {
 		msg := "error"
 		if len(args) > 0 && args[0].Get("message").Truthy() {
 			msg = args[0].Get("message").String()
 		}
 		we.fail(errors.New(msg))
 		return nil
-	}))
+	})
+	w.Set("onmessage", onMessage)
+	w.Set("onerror", onError)
+	// What the worker said before the page took it over, in order.
+	queued := early.Get("queued")
+	for i := range queued.Length() {
+		ev := queued.Index(i)
+		if ev.Get("type").String() == "error" {
+			onError.Invoke(ev)
+		} else {
+			onMessage.Invoke(ev)
+		}
+	}
 	return we
+}
+
+// markFromWorker puts the worker's moments ([name, time on the page's
+// clock] pairs) on the page's performance timeline.
+func markFromWorker(marks js.Value) {
+	perf := js.Global().Get("performance")
+	origin := perf.Get("timeOrigin").Float()
+	for i := range marks.Length() {
+		m := marks.Index(i)
+		perf.Call("mark", m.Index(0).String(), map[string]any{"startTime": m.Index(1).Float() - origin})
+	}
 }
 
 // fail ends every waiting call: the worker is gone.

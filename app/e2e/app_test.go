@@ -339,6 +339,10 @@ func TestOffline(t *testing.T) {
 	if s.Model != "demo:fmnist-vit" {
 		t.Fatalf("offline reload: model %q", s.Model)
 	}
+	// web/boot.js came from the cache too: it starts the engine's worker.
+	if where, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('vl-state').dataset.engine`)); err != nil || where != "worker" {
+		t.Errorf("offline, the engine runs in %q (%v): want the worker", where, err)
+	}
 	// The header's logo came from the cache too.
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`(() => { const l = document.querySelector('.vl-logo');
 		return l.complete && l.naturalWidth > 0; })()`, chromedp.WithPollingTimeout(10*time.Second))); err != nil {

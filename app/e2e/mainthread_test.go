@@ -86,6 +86,41 @@ func longTaskList(t *testing.T, ctx context.Context) string {
 	return text
 }
 
+// firstAnalysisSteps says when each step from navigation to the first
+// analysis drawn happened, in ms since navigation: app.wasm's download
+// (resource timing), its compile on the page and the engine's worker's
+// start (web/boot.js's marks), the page drawn, the worker's own moments
+// (web/engine.js and app/engine_js.go post them to the page's timeline:
+// instantiated, ready, and each request K handled and answered: 2 the demo
+// model, 7 the samples, 4 the analysis) and the results drawn.
+func firstAnalysisSteps(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => {
+		const at = name => { const m = performance.getEntriesByName(name); return m.length ? Math.round(m[0].startTime) : null; };
+		const end = name => { const m = performance.getEntriesByName(name); return m.length ? Math.round(m[0].startTime + m[0].duration) : null; };
+		const wasm = performance.getEntriesByType('resource').find(e => e.name.includes('/web/app.wasm'));
+		const steps = [
+			['app.wasm fetched', wasm ? Math.round(wasm.responseEnd) : null],
+			['compiled', at('vl-wasm-compiled')],
+			['worker started', at('vl-worker-start')],
+			['worker instantiated', at('vl-worker-instantiated') ?? at('vl-worker-compiled')],
+			['page drawn', at('vl-demo-load')],
+			['worker ready', at('vl-worker-ready')],
+			['demo model parsed', at('vl-worker-answer-2')],
+			['on the page', end('vl-decode-2')],
+			['samples decoded', at('vl-worker-answer-7')],
+			['analysis asked', at('vl-analysis')],
+			['analysed', at('vl-worker-answer-4')],
+			['on the page', at('vl-analysed')],
+			['drawn', Math.round(+document.getElementById('vl-state').dataset.firstMs)],
+		];
+		return steps.map(([name, ms]) => name + ' ' + (ms === null ? '-' : ms)).join(', '); })()`))
+	if err != nil {
+		t.Fatalf("reading the first analysis's steps: %v", err)
+	}
+	return text
+}
+
 // clearLongTasks forgets the long tasks seen so far.
 func clearLongTasks(t *testing.T, ctx context.Context) {
 	t.Helper()
@@ -190,6 +225,7 @@ func TestMainThread(t *testing.T) {
 			t.Logf("%s: longest main-thread task from the demo model's load to its first analysis %.0f ms (%d over 50 ms); since navigation %.0f ms at %.0f ms",
 				s.Backend, during.MS, during.Count, all.MS, all.Start)
 			t.Logf("%s: long tasks %s", s.Backend, longTaskList(t, ctx))
+			t.Logf("%s: from navigation to the first analysis: %s", s.Backend, firstAnalysisSteps(t, ctx))
 			// The long-task API counts wall time: on a loaded machine a task
 			// waits for a core. The browser's trace has each task's CPU time.
 			cpu, wall := tr.busiestTask(t, ctx, "vl-demo-load")

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"vitlens/app/session"
@@ -177,4 +180,34 @@ func writeTiny16(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// Where web/boot.js does not get app.wasm's compiled module (here a script
+// that runs first hides it from go-app's loader), the page starts the
+// engine's worker when its Go asks, and the worker fetches and compiles
+// app.wasm itself: still the worker, still the native ranks.
+func TestWorkerCompilesItself(t *testing.T) {
+	ts := serve(t)
+	ctx := browser(t, false)
+	hide := `(() => { const streaming = WebAssembly.instantiateStreaming, instantiate = WebAssembly.instantiate;
+		WebAssembly.instantiateStreaming = async (s, i) => ({instance: (await streaming.call(WebAssembly, s, i)).instance});
+		WebAssembly.instantiate = async (s, i) => { const r = await instantiate.call(WebAssembly, s, i);
+			return r instanceof WebAssembly.Instance ? r : {instance: r.instance}; }; })()`
+	if err := chromedp.Do(ctx, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: hide})
+		return chromedp.Void{}, err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(ts.URL+"/?backend=cpu")); err != nil {
+		t.Fatal(err)
+	}
+	s := waitState(t, ctx, `d.status === 'ready' && +d.seq >= 1`, firstLoad)
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('vl-state').dataset.engine + ' ' +
+		performance.getEntriesByName('vl-worker-compiled').length + ' ' + performance.getEntriesByName('vl-wasm-compiled').length`))
+	if err != nil || got != "worker 1 0" {
+		t.Fatalf("engine, the worker's own compile and the page's module kept: %q (%v); want the worker, compiling app.wasm itself", got, err)
+	}
+	m, samples := demo(t)
+	sameRanks(t, "demo in a worker that compiled app.wasm itself", s.summary(t), native(t, m, samples[0], session.Settings{Target: -1}))
 }

@@ -17,6 +17,7 @@ import (
 	"image"
 	"image/draw"
 	"io/fs"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -240,6 +241,46 @@ type Engine struct {
 
 	cancelMu sync.Mutex
 	canceled map[int]bool // the IDs of requests to stop
+	// earlyDemo and earlySamples are what Preload is loading, until a
+	// request takes them.
+	earlyDemo    *early[*session.Model]
+	earlySamples *early[[]*session.Image]
+}
+
+// early is work started before it is asked for.
+type early[T any] struct {
+	done chan struct{}
+	v    T
+	err  error
+	took time.Duration
+}
+
+func startEarly[T any](f func() (T, error)) *early[T] {
+	x := &early[T]{done: make(chan struct{})}
+	go func() {
+		start := time.Now()
+		x.v, x.err = f()
+		x.took = time.Since(start)
+		close(x.done)
+	}()
+	return x
+}
+
+// Preload starts loading the demo model (no options) and decoding the
+// samples in the background, before anyone asks: the page asks for both
+// first thing, and its worker calls this as it starts, so the fetching and
+// parsing run while the page's own start-up does (in the worker, the
+// requests for the files are all in flight at once). The first request
+// for the demo without options, and the first for the samples, take them;
+// later ones load their own.
+func (e *Engine) Preload() {
+	if e.Demo == nil {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.earlyDemo = startEarly(func() (*session.Model, error) { return session.LoadDemoWith(e.Demo, session.LoadOptions{}) })
+	e.earlySamples = startEarly(func() ([]*session.Image, error) { return session.Samples(e.Demo) })
 }
 
 type slot struct {
@@ -308,7 +349,14 @@ func (e *Engine) Handle(req *Request, progress func(Progress)) *Response {
 			break
 		}
 		var imgs []*session.Image
-		if imgs, err = session.Samples(e.Demo); err == nil {
+		if early := e.earlySamples; early != nil {
+			e.earlySamples = nil
+			<-early.done
+			imgs, err = early.v, early.err
+		} else {
+			imgs, err = session.Samples(e.Demo)
+		}
+		if err == nil {
 			for _, img := range imgs {
 				resp.Pictures = append(resp.Pictures, PictureOf(img.Name, img.Src))
 			}
@@ -461,6 +509,16 @@ func (e *Engine) load(req *Request, resp *Response) error {
 	if req.Kind == KindDemo {
 		if e.Demo == nil {
 			return errors.New("engine: no demo files")
+		}
+		if early := e.earlyDemo; early != nil && reflect.ValueOf(req.Opt).IsZero() {
+			e.earlyDemo = nil
+			<-early.done
+			if early.err != nil {
+				return early.err
+			}
+			resp.Took = early.took
+			e.add(early.v, resp)
+			return nil
 		}
 		m, err = session.LoadDemoWith(e.Demo, req.Opt)
 	} else {

@@ -297,3 +297,65 @@ func TestLoadErrors(t *testing.T) {
 		t.Fatal("a demo without demo files succeeded")
 	}
 }
+
+// What Preload loads before the page asks is what a request loads: the
+// first request for the plain demo takes the preloaded model, the next and
+// one with options load their own; likewise the samples.
+func TestPreload(t *testing.T) {
+	e := &Engine{Demo: public.Files}
+	e.Preload()
+	early, earlySamples := e.earlyDemo, e.earlySamples
+	first := demo(t, e)
+	if early == nil || e.models[first.Model].m != early.v || e.earlyDemo != nil {
+		t.Fatalf("the first demo request did not take the preloaded model")
+	}
+	second := demo(t, e)
+	if e.models[second.Model].m == early.v || second.Model == first.Model {
+		t.Fatal("a second demo request got the preloaded model again")
+	}
+	pe := &Engine{Demo: public.Files}
+	plain := pe.Handle(&Request{ID: 1, Kind: KindDemo}, nil)
+	if err := plain.Error(); err != nil {
+		t.Fatal(err)
+	}
+	img, err := picture().Image()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := plain.Loaded.Prepare(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, errA := pe.models[plain.Model].m.Model.Forward(in.Pixels, vit.Options{})
+	b, errB := early.v.Model.Forward(in.Pixels, vit.Options{})
+	if errA != nil || errB != nil || !reflect.DeepEqual(a.Logits, b.Logits) || first.Loaded.Name != plain.Loaded.Name {
+		t.Fatalf("the preloaded demo differs from a loaded one: %v %v", errA, errB)
+	}
+
+	samples := e.Handle(&Request{ID: 3, Kind: KindSamples}, nil)
+	again := e.Handle(&Request{ID: 4, Kind: KindSamples}, nil)
+	if err := errors.Join(samples.Error(), again.Error()); err != nil {
+		t.Fatal(err)
+	}
+	if earlySamples == nil || e.earlySamples != nil || len(samples.Pictures) != len(earlySamples.v) || len(samples.Pictures) == 0 {
+		t.Fatal("the first samples request did not take the preloaded samples")
+	}
+	if !reflect.DeepEqual(samples.Pictures, again.Pictures) {
+		t.Fatal("the preloaded samples differ from decoded ones")
+	}
+
+	e = &Engine{Demo: public.Files}
+	e.Preload()
+	nonStrict := e.Handle(&Request{ID: 1, Kind: KindDemo, Opt: session.LoadOptions{NonStrict: true}}, nil)
+	if err := nonStrict.Error(); err != nil {
+		t.Fatal(err)
+	}
+	if e.earlyDemo == nil {
+		t.Fatal("a demo request with options took the preloaded model")
+	}
+	<-e.earlyDemo.done
+	<-e.earlySamples.done
+	if e.models[nonStrict.Model].m == e.earlyDemo.v || !nonStrict.Loaded.Opt.NonStrict {
+		t.Fatal("a demo request with options got the preloaded model")
+	}
+}

@@ -43,6 +43,14 @@ func Handler(version string, wasmSize int64) *app.Handler {
 		ThemeColor:      "#4f46e5",
 		LoadingLabel:    "Loading vitlens… {progress}%",
 		Styles:          []string{"/web/vitlens.css"},
+		// Not deferred, so it runs before go-app's loader and starts the
+		// engine's worker with the page's compiled app.wasm (see the
+		// script); go-app's service worker precaches scripts.
+		Scripts: []string{"/web/boot.js"},
+		// app.wasm's download starts with the page's, not once go-app's
+		// deferred loader has run (the loader's fetch takes this response).
+		RawHeaders: []string{`<link rel="preload" href="` + versioned{version}.Resolve("/web/app.wasm") +
+			`" as="fetch" type="application/wasm" crossorigin="anonymous">`},
 		// The header's logo (go-app precaches the PNG icons, not the SVG),
 		// the engine's worker script, and the demo model and samples the
 		// page fetches on start.

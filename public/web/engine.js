@@ -1,8 +1,15 @@
-// vitlens's analysis engine in a dedicated worker: the page's own app.wasm
-// (same URL and version, so the HTTP cache or the service worker answers),
+// vitlens's analysis engine in a dedicated worker: the page's own app.wasm,
 // which starts its engine loop instead of the UI when it finds no document
-// (app/engine_js.go). The page talks to it with postMessage.
+// (app/engine_js.go). The page talks to it with postMessage. Its first
+// message is {module}: app.wasm as the page compiled it (web/boot.js), or
+// null, and then the worker fetches and compiles it (same URL and version,
+// so the HTTP cache or the service worker answers).
 "use strict";
+// The worker's moments, on the page's clock (performance.timeOrigin + now),
+// for the page's performance timeline (the browser tests' breakdown).
+const marks = [];
+const mark = (name) => marks.push([name, performance.timeOrigin + performance.now()]);
+mark("vl-worker-script");
 importScripts("/wasm_exec.js");
 
 const params = new URLSearchParams(self.location.search);
@@ -12,20 +19,34 @@ const gemm = params.get("gemm") || "";
 // The page's ?threads=N: at most N threads for the matmul, as VITLENS_THREADS.
 const threads = params.get("threads") || "";
 
-(async () => {
+self.onmessage = (e) => {
+  self.onmessage = null; // the engine's Go sets its own
+  mark("vl-worker-module");
+  start(e.data && e.data.module);
+};
+
+async function start(module) {
   try {
     const go = new Go();
     go.env = { GOAPP_VERSION: version };
     if (gemm) go.env.VITLENS_GEMM = gemm;
     if (threads) go.env.VITLENS_THREADS = threads;
-    const url = "/web/app.wasm" + (version ? "?v=" + encodeURIComponent(version) : "");
-    const resp = fetch(url);
-    const { instance } = WebAssembly.instantiateStreaming
-      ? await WebAssembly.instantiateStreaming(resp, go.importObject)
-      : await WebAssembly.instantiate(await (await resp).arrayBuffer(), go.importObject);
+    let instance;
+    if (module instanceof WebAssembly.Module) {
+      instance = await WebAssembly.instantiate(module, go.importObject);
+      mark("vl-worker-instantiated");
+    } else {
+      const url = "/web/app.wasm" + (version ? "?v=" + encodeURIComponent(version) : "");
+      const resp = fetch(url);
+      ({ instance } = WebAssembly.instantiateStreaming
+        ? await WebAssembly.instantiateStreaming(resp, go.importObject)
+        : await WebAssembly.instantiate(await (await resp).arrayBuffer(), go.importObject));
+      mark("vl-worker-compiled");
+    }
+    self.postMessage({ marks });
     await go.run(instance);
     self.postMessage({ fatal: "the engine stopped" });
   } catch (err) {
     self.postMessage({ fatal: "the engine did not start: " + err });
   }
-})();
+}
