@@ -204,6 +204,9 @@ func startWorker() remoteEngine {
 // markFromWorker puts the worker's moments ([name, time on the page's
 // clock] pairs) on the page's performance timeline.
 func markFromWorker(marks js.Value) {
+	// Marks are for measuring only: a browser whose performance.mark
+	// takes no start time loses them, not the page.
+	defer func() { _ = recover() }()
 	perf := js.Global().Get("performance")
 	origin := perf.Get("timeOrigin").Float()
 	for i := range marks.Length() {
