@@ -124,6 +124,27 @@ func (l Linear) Transposed() []float32 {
 	return t
 }
 
+// MatMul computes out (rows×In) = a (rows×Out)·W: the product of a
+// backward pass (∂L/∂x = ∂L/∂y·W for y = x·Wᵀ + b) and of E·W_out. A
+// packed layer's panels are block-transposed into the GEMM's operand
+// (packTransposed) instead of being unpacked into Wᵀ and packed again (two
+// copies, the second strided: a fifth of a B/16 explanation in the
+// browser); the scalar path multiplies by Transposed as before.
+func (l Linear) MatMul(out, a []float32, rows int) {
+	if activeKernel == nil || rows == 0 {
+		MatMulT(out, a, l.Transposed(), rows, l.In, l.Out)
+		return
+	}
+	b := getPackedB()
+	defer packedBPool.Put(b)
+	if l.packed != nil && l.packed.packed != nil {
+		b.packTransposed(l.packed.packed)
+	} else {
+		b.packBN(l.Weights(), l.In, l.Out, l.In)
+	}
+	gemm(activeKernel, out, l.In, a, l.Out, rows, b, epilogue{}, gemmWorkers())
+}
+
 // Unpacked returns l with W in PyTorch layout in a slice of its own (a
 // copy), not packed: for building a changed layer from l, or for code that
 // indexes l.W of one layer at a time.

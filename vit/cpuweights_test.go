@@ -1,6 +1,7 @@
 package vit
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -121,6 +122,42 @@ func TestLinearPackedReadersExact(t *testing.T) {
 		LinearForward(got, x, rows, l)
 		if !sameBits(got, want) {
 			t.Fatalf("%d×%d: the packed layer's product differs from the unpacked one's", n, k)
+		}
+	}
+}
+
+// Linear.MatMul (x·W, the backward pass's product) packs W from the layer's
+// panels by block transposes: exactly the operand packBN makes from the
+// row-major W, so the product is the unpacked layer's bit for bit, and it
+// matches a float64 reference of x·W on every odd shape and on every path
+// this build runs (VITLENS_GEMM=scalar reaches the Transposed twin).
+func TestLinearMatMulFromPanels(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, s := range oddShapes {
+		n, k := s[0], s[1] // W is n×k: Out = n, In = k
+		w := randomWeights(rng, n*k)
+		plain := Linear{In: k, Out: n, W: slices.Clone(w)}
+		l := Linear{In: k, Out: n, W: w}
+		l.Pack()
+		if activeKernel != nil {
+			var fromPanels, fromRows packedB
+			fromPanels.data = slices.Repeat([]float32{42}, 16*(n+16)*(k+16)) // stale values must not survive
+			fromPanels.packTransposed(l.packed.packed)
+			fromRows.packBN(plain.W, k, n, k)
+			if fromPanels.n != fromRows.n || fromPanels.k != fromRows.k || !sameBits(fromPanels.data, fromRows.data) {
+				t.Fatalf("%d×%d: packTransposed differs from packBN of W", n, k)
+			}
+		}
+		for _, rows := range []int{1, 6, 13} {
+			x := randomWeights(rng, rows*n)
+			got, unpacked := make([]float32, rows*k), make([]float32, rows*k)
+			l.MatMul(got, x, rows)
+			plain.MatMul(unpacked, x, rows)
+			if !sameBits(got, unpacked) {
+				t.Fatalf("%d×%d, %d rows: the packed layer's x·W differs from the unpacked one's", n, k, rows)
+			}
+			want := matMulRef(x, n, rows, k, n, func(p, j int) float32 { return plain.W[p*k+j] })
+			checkClose(t, fmt.Sprintf("%d×%d x·W, %d rows", n, k, rows), got, k, want, rows, k, n)
 		}
 	}
 }

@@ -201,6 +201,39 @@ func (b *packedB) packBN(v []float32, ldv, k, n int) {
 	}
 }
 
+// packTransposed packs B = W (src.n×src.k, row-major W being the PyTorch
+// Linear layout) from src, the panels of Wᵀ that PackT keeps: the operand
+// of x·W, a backward pass's product, made from a model's packed weights
+// without unpacking them first. Both layouts store 16×16 blocks of W as 256
+// contiguous floats (src's panel P rows j0..j0+15 are W[16P.., j0..]; b's
+// panel q rows p0..p0+15 are W[p0.., 16q..]), so it is one block transpose
+// per block: the same values packBN of row-major W writes.
+func (b *packedB) packTransposed(src *packedB) {
+	k, n := src.n, src.k // B = W is Out×In: k = Out rows, n = In columns
+	b.reset(k, n)
+	for q := 0; q < b.panels(); q++ {
+		j0 := q * gemmNR
+		cols := min(gemmNR, n-j0)
+		dst := b.data[q*k*gemmNR : (q+1)*k*gemmNR]
+		for p0 := 0; p0 < k; p0 += gemmNR {
+			rows := min(gemmNR, k-p0)
+			blk := src.data[((p0/gemmNR)*src.k+j0)*gemmNR:][:cols*gemmNR]
+			out := dst[p0*gemmNR:][:rows*gemmNR]
+			for c := 0; c < cols; c++ {
+				in := blk[c*gemmNR : c*gemmNR+gemmNR]
+				for r := range rows {
+					out[r*gemmNR+c] = in[r]
+				}
+			}
+			if cols < gemmNR {
+				for r := range rows {
+					clear(out[r*gemmNR+cols : (r+1)*gemmNR])
+				}
+			}
+		}
+	}
+}
+
 // kBlock is the k-slice length for a product over k: at most gemmKC, the
 // slices as equal as possible.
 func kBlock(k int) int {
@@ -300,6 +333,13 @@ func getScratch(n int) *[]float32 {
 	*s = (*s)[:n]
 	return s
 }
+
+// packedBPool recycles single products' packed right-hand operands (a
+// transposed weight matrix is megabytes: one per product was most of a
+// backward pass's garbage).
+var packedBPool = sync.Pool{New: func() any { return new(packedB) }}
+
+func getPackedB() *packedB { return packedBPool.Get().(*packedB) }
 
 // gemm computes out[i*ldc+j] = ep(Σ_p a[i*lda+p]·B[p,j]) for i < m, j < b.n
 // with micro-kernel kern, splitting column panels across up to `workers`

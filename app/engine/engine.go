@@ -339,7 +339,7 @@ func (e *Engine) Handle(req *Request, progress func(Progress)) *Response {
 	case KindExplain:
 		var s *slot
 		if s, err = e.slot(req.Model); err == nil && req.Input != nil {
-			resp.Explain = explanation(s.m, req.Input, req.Settings.Target)
+			resp.Explain = explanation(s.m, req.Input, req.Settings.Target, nil)
 		} else if err == nil {
 			err = errors.New("explain: no input")
 		}
@@ -596,10 +596,14 @@ func (e *Engine) analyze(req *Request, resp *Response, progress func(Progress)) 
 		}
 		return nil
 	}
+	withMaps := req.Explain && m.Model.Config.ClassToken
+	settings.Record = withMaps // the maps reuse the lens's forward
 	a, err := s.w.analyze(m, img, in, settings, req.AllowGPU, e.OpenGPU, pause)
 	if err != nil {
 		return err
 	}
+	rec := a.Base.Activations
+	a.Base.Activations = nil // not for the page: tens of megabytes
 	r := &Result{Input: a.Input, Base: a.Base, After: a.After, Tuned: a.Tuned, TunedAfter: a.TunedAfter,
 		Backend: a.Backend, TapsBackend: a.TapsBackend, Elapsed: a.Elapsed, BackendName: s.w.name, BackendNote: s.w.note}
 	// The tuned runs share their unperturbed twin's forward (Analyze links
@@ -625,17 +629,25 @@ func (e *Engine) analyze(req *Request, resp *Response, progress func(Progress)) 
 		d.Elapsed = time.Since(start)
 		r.DLA = d
 	}
-	if req.Explain && m.Model.Config.ClassToken {
-		resp.Explain = explanation(m, in, target)
+	if withMaps {
+		resp.Explain = explanation(m, in, target, rec)
 	}
 	return nil
 }
 
-func explanation(m *session.Model, in *session.Input, target int) *Explanation {
+// explanation computes the maps of in for target, from rec (the recorded
+// forward of the analysis, on the CPU) when not nil, else with a forward of
+// their own.
+func explanation(m *session.Model, in *session.Input, target int, rec *vit.Activations) *Explanation {
 	start := time.Now()
 	x := &Explanation{}
 	var err error
-	if x.Maps, err = explain.Map(m.Model, in.Pixels, target, explain.Options{}); err != nil {
+	if rec != nil {
+		x.Maps, err = explain.MapRecorded(m.Model, rec, target, explain.Options{})
+	} else {
+		x.Maps, err = explain.Map(m.Model, in.Pixels, target, explain.Options{})
+	}
+	if err != nil {
 		x.Err = err.Error()
 	}
 	x.Elapsed = time.Since(start)

@@ -16,6 +16,7 @@ import (
 	"vitlens/app/session"
 	"vitlens/public"
 	"vitlens/vit"
+	"vitlens/vit/explain"
 	"vitlens/vit/lens"
 	"vitlens/vit/memory"
 )
@@ -155,6 +156,15 @@ func TestAnalyzeRoundTrip(t *testing.T) {
 	if x := got.Explain; x == nil || x.Err != "" || x.Maps == nil || x.Maps.Target != want.Base.Target ||
 		!reflect.DeepEqual(x.Maps, resp.Explain.Maps) {
 		t.Errorf("explanation maps: %+v", x)
+	}
+	// The maps come from the analysis's own forward (its record, which is
+	// not sent to the page), and equal those of a forward of their own.
+	if own, err := explain.Map(m.Model, in.Pixels, want.Base.Target, explain.Options{}); err != nil ||
+		!reflect.DeepEqual(resp.Explain.Maps, own) {
+		t.Errorf("the analysis's maps differ from explain.Map's (%v)", err)
+	}
+	if resp.Result.Base.Activations != nil || r.Base.Activations != nil {
+		t.Error("the analysis's recorded forward went to the page")
 	}
 	a := r.Analysis(7, loaded.Loaded, img, s)
 	if a.Seq != 7 || a.Model != loaded.Loaded || a.Predicted() != want.Predicted() || a.Current() != r.After {

@@ -25,6 +25,12 @@ type Settings struct {
 	// Lens, when set, is a tuned lens: every run is also read through its
 	// translators (Analysis.Tuned, TunedAfter).
 	Lens *lens.Translators
+	// Record keeps the unperturbed run's forward activations in
+	// Base.Activations (where the backend keeps them: the CPU), so that the
+	// explanation maps reuse that forward (explain.MapRecorded). Not a
+	// choice of the user's: the engine sets it when it explains the image,
+	// and drops the activations once used.
+	Record bool
 }
 
 // Intervened reports whether the settings perturb the forward pass.
@@ -148,7 +154,9 @@ func Analyze(be, fallback lens.Backend, m *Model, img *Image, in *Input, s Setti
 		req.AfterBlock = pause
 		return req
 	}
-	if a.Base, a.TapsBackend, err = run(be, fallback, in.Pixels, yield(Request(s.Target, vit.EditNone, nil))); err != nil {
+	base := yield(Request(s.Target, vit.EditNone, nil))
+	base.Record = s.Record
+	if a.Base, a.TapsBackend, err = run(be, fallback, in.Pixels, base); err != nil {
 		return nil, err
 	}
 	if s.Intervened() {
@@ -225,7 +233,7 @@ func run(be, fallback lens.Backend, pixels *vit.Tensor, req lens.Request) (*lens
 	if err != nil {
 		return nil, "", fmt.Errorf("attention maps on %s: %w", fallback.Name(), err)
 	}
-	r.Trace = full[0].Trace
+	r.Trace, r.Activations = full[0].Trace, full[0].Activations
 	return r, fallback.Name(), nil
 }
 

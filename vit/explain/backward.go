@@ -42,11 +42,10 @@ func LayerNormBackward(gx, gy, x []float32, rows, d int, n vit.Norm, eps float32
 }
 
 // LinearBackward writes gx = gy·W for rows vectors: the input gradient of
-// y = x·Wᵀ + B (W is Out×In). It reads Wᵀ into a temporary
-// (vit.Linear.Transposed) so the product runs on vit.MatMulT, the blocked
-// and parallel kernel of the forward pass.
+// y = x·Wᵀ + B (W is Out×In), through vit.Linear.MatMul: the forward's GEMM
+// on the layer's panels, transposed block by block.
 func LinearBackward(gx, gy []float32, rows int, l vit.Linear) {
-	vit.MatMulT(gx, gy, l.Transposed(), rows, l.In, l.Out)
+	l.MatMul(gx, gy, rows)
 }
 
 // HeadBackward writes gz = ∂L/∂z for rows normed vectors z (the final

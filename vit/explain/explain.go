@@ -144,17 +144,46 @@ type Maps struct {
 // ImageSize, as Preset.Apply returns). A negative target explains the
 // model's own prediction. It is safe to call concurrently.
 func Map(m *vit.Model, pixels *vit.Tensor, target int, opt Options) (*Maps, error) {
-	c := m.Config
-	if !c.ClassToken {
-		return nil, errors.New("explain: the maps read the [CLS] query row; this model has no [CLS] token")
-	}
-	if err := opt.Validate(); err != nil {
-		return nil, fmt.Errorf("explain: %w", err)
+	if err := canMap(m, opt); err != nil {
+		return nil, err
 	}
 	t, err := record(m, pixels)
 	if err != nil {
 		return nil, fmt.Errorf("explain: %w", err)
 	}
+	return t.maps(target, opt)
+}
+
+// MapRecorded is Map on a forward pass the caller has run already: rec is
+// what vit.Options.Record filled during an unedited forward of the whole
+// image (no edit, no dropped token), such as the lens's own forward
+// (lens.Request.Record), so that an analysis with explanations runs the
+// model once. The maps are Map's on the same image, bit for bit.
+func MapRecorded(m *vit.Model, rec *vit.Activations, target int, opt Options) (*Maps, error) {
+	if err := canMap(m, opt); err != nil {
+		return nil, err
+	}
+	t, err := replay(m, rec)
+	if err != nil {
+		return nil, fmt.Errorf("explain: %w", err)
+	}
+	return t.maps(target, opt)
+}
+
+// canMap says why m cannot be explained with opt, or nil.
+func canMap(m *vit.Model, opt Options) error {
+	if !m.Config.ClassToken {
+		return errors.New("explain: the maps read the [CLS] query row; this model has no [CLS] token")
+	}
+	if err := opt.Validate(); err != nil {
+		return fmt.Errorf("explain: %w", err)
+	}
+	return nil
+}
+
+// maps computes the explanations from the tape.
+func (t *tape) maps(target int, opt Options) (*Maps, error) {
+	m, c := t.m, t.m.Config
 	pred := lens.Argmax(t.Logits)
 	if target < 0 {
 		target = pred

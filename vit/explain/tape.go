@@ -26,6 +26,32 @@ func record(m *vit.Model, pixels *vit.Tensor) (*tape, error) {
 	return t, nil
 }
 
+// replay makes the tape of a forward pass already run (rec, from
+// vit.Options.Record), after checking that rec is a whole one of m on the
+// whole image: every block there, every token kept.
+func replay(m *vit.Model, rec *vit.Activations) (*tape, error) {
+	c := m.Config
+	if rec == nil {
+		return nil, errors.New("no recorded forward pass")
+	}
+	n, d := len(rec.Tokens), c.Dim
+	switch {
+	case n != c.NumTokens():
+		return nil, fmt.Errorf("the recorded forward pass has %d tokens, the model %d: the maps need the whole image", n, c.NumTokens())
+	case len(rec.Blocks) != c.Depth:
+		return nil, fmt.Errorf("the recorded forward pass has %d blocks, the model %d", len(rec.Blocks), c.Depth)
+	case len(rec.Logits) != c.Classes || len(rec.Pooled) != d:
+		return nil, errors.New("the recorded forward pass has no output")
+	}
+	for b, bt := range rec.Blocks {
+		if len(bt.In) != n*d || len(bt.QKV) != 3*n*d || bt.Probs == nil || len(bt.Probs.Data) != c.Heads*n*n ||
+			len(bt.AttnOut) != n*d || len(bt.Mid) != n*d || len(bt.FC1) != n*c.MLPDim || len(bt.MLPOut) != n*d {
+			return nil, fmt.Errorf("the recorded forward pass lacks block %d's activations", b)
+		}
+	}
+	return &tape{m: m, n: n, Activations: *rec}, nil
+}
+
 // normedPooled is the classifier's input after the final norm.
 func (t *tape) normedPooled() []float32 {
 	c := t.m.Config

@@ -76,7 +76,11 @@ func (c *CPU) analyzeOne(img *vit.Tensor, keep []int, target int, req Request) (
 		taps.Sites[vit.SiteAttn] = true
 		taps.Sites[vit.SiteMLP] = true
 	}
-	tr, err := m.Forward(img, vit.Options{Taps: taps, Edit: req.Edit, Keep: keep, AfterBlock: req.AfterBlock})
+	var rec *vit.Activations
+	if req.Record {
+		rec = new(vit.Activations)
+	}
+	tr, err := m.Forward(img, vit.Options{Taps: taps, Edit: req.Edit, Keep: keep, AfterBlock: req.AfterBlock, Record: rec})
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +95,8 @@ func (c *CPU) analyzeOne(img *vit.Tensor, keep []int, target int, req Request) (
 	for t := range final {
 		final[t] = newKLReference(finalP[t*C:(t+1)*C], finalLogits[t*C:(t+1)*C])
 	}
-	res := &Result{Target: target, Tokens: tr.Tokens, Logits: tr.Logits, Readouts: make([]Readout, len(req.Sites)*depth)}
+	res := &Result{Target: target, Tokens: tr.Tokens, Logits: tr.Logits, Readouts: make([]Readout, len(req.Sites)*depth),
+		Activations: rec}
 	for si, s := range req.Sites {
 		for b := 0; b < depth; b++ {
 			res.Readouts[si*depth+b] = Readout{Site: s, Block: b, K: req.TopK, Rank: make([]int32, n),

@@ -55,6 +55,11 @@ type Request struct {
 	// the calling thread may ignore it. An error it returns stops the
 	// analysis.
 	AfterBlock func(block int) error
+	// Record asks for the forward pass's activations (vit.Options.Record)
+	// in Result.Activations, so that a backward pass (the explanation maps,
+	// explain.MapRecorded) reuses this forward instead of running its own.
+	// The CPU backend keeps them; others may not (nil).
+	Record bool
 }
 
 // Result is one image's analysis.
@@ -64,6 +69,10 @@ type Result struct {
 	Logits   []float32 // the model's own output
 	Readouts []Readout // Sites × Depth, site-major in Request.Sites order
 	Trace    *vit.Trace
+	// Activations is the forward's record when Request.Record asked for it
+	// and the backend keeps one (nil otherwise): tens of megabytes, which
+	// the caller drops once used.
+	Activations *vit.Activations
 }
 
 // At returns the readout of a site at a block, or nil when not requested.
