@@ -219,6 +219,10 @@ func (b *packedB) packTransposed(src *packedB) {
 			rows := min(gemmNR, k-p0)
 			blk := src.data[((p0/gemmNR)*src.k+j0)*gemmNR:][:cols*gemmNR]
 			out := dst[p0*gemmNR:][:rows*gemmNR]
+			if rows == gemmNR && cols == gemmNR {
+				transpose16((*[gemmNR * gemmNR]float32)(out), (*[gemmNR * gemmNR]float32)(blk))
+				continue
+			}
 			for c := 0; c < cols; c++ {
 				in := blk[c*gemmNR : c*gemmNR+gemmNR]
 				for r := range rows {
@@ -231,6 +235,19 @@ func (b *packedB) packTransposed(src *packedB) {
 				}
 			}
 		}
+	}
+}
+
+// transpose16 writes the transpose of the 16×16 block in into out, a row
+// of out at a time from constant offsets: no bounds checks in the loop,
+// which Go's wasm port would otherwise pay on every element.
+func transpose16(out, in *[gemmNR * gemmNR]float32) {
+	for r := range gemmNR {
+		o := (*[gemmNR]float32)(out[r*gemmNR:])
+		o[0], o[1], o[2], o[3] = in[r], in[16+r], in[32+r], in[48+r]
+		o[4], o[5], o[6], o[7] = in[64+r], in[80+r], in[96+r], in[112+r]
+		o[8], o[9], o[10], o[11] = in[128+r], in[144+r], in[160+r], in[176+r]
+		o[12], o[13], o[14], o[15] = in[192+r], in[208+r], in[224+r], in[240+r]
 	}
 }
 
