@@ -224,7 +224,7 @@ type analysis struct {
 func (c *engineClient) analyze(seq int, m *session.Model, img *session.Image, in *session.Input, s session.Settings,
 	tl *tunedLens, allowGPU, derive bool, progress func(engine.Progress)) (*analysis, error) {
 	req := &engine.Request{Kind: engine.KindAnalyze, Model: c.id(m), Input: in, Preset: m.Preset, Settings: s,
-		AllowGPU: allowGPU, DLA: derive, Explain: derive && m.NumParams() <= engine.AutoExplainParams}
+		AllowGPU: allowGPU, DLA: derive, Explain: derive && (m.NumParams() <= engine.AutoExplainParams || explainAlways())}
 	req.Settings.Lens = nil
 	if in == nil {
 		req.Image = engine.PictureOf(img.Name, img.Src)
@@ -317,3 +317,8 @@ func (c *engineClient) cancelID(id int) {
 		c.local.Cancel(id)
 	}
 }
+
+// explainAlways reports ?explain=1: the explanation maps come with every
+// analysis whatever the model's size, as they do for small models (the
+// benchmarks time a full analysis so; TestPerfORT).
+func explainAlways() bool { return queryParam("explain") == "1" }
