@@ -105,6 +105,13 @@ func (t *tape) backward(gLogits []float32, at func(h vit.Hook, g []float32)) (gP
 		}
 	}
 	gProbs = make([]*vit.Tensor, c.Depth)
+	// The per-block gradients are overwritten whole in every block, so
+	// their buffers go from block to block: allocating them anew was a
+	// tenth of a B/16 explanation in the browser (the allocations and the
+	// collections they caused).
+	gMo, gMlpIn, gU, gHeads, gAttnIn := make([]float32, n*d), make([]float32, n*d), make([]float32, n*d),
+		make([]float32, n*d), make([]float32, n*d)
+	gHidden := make([]float32, n*c.MLPDim)
 	for b := c.Depth - 1; b >= 0; b-- {
 		blk := &m.Blocks[b]
 		bt := &t.Blocks[b]
@@ -112,16 +119,14 @@ func (t *tape) backward(gLogits []float32, at func(h vit.Hook, g []float32)) (gP
 		// after LN2, so its gradient is the stream's too).
 		hook(vit.HookResidPost, b, gx)
 		hook(vit.HookMLPOut, b, gx)
-		gMo := slices.Clone(gx)
+		copy(gMo, gx)
 		if c.PostNorm {
 			LayerNormBackward(gMo, gMo, bt.MLPOut, n, d, blk.Norm2, c.LNEps)
 		}
-		gHidden := make([]float32, n*c.MLPDim)
 		LinearBackward(gHidden, gMo, n, blk.FC2)
 		hook(vit.HookMLPPost, b, gHidden)
 		ActivationBackward(c.Act, gHidden, bt.FC1)
 		hook(vit.HookMLPPre, b, gHidden)
-		gMlpIn := make([]float32, n*d)
 		LinearBackward(gMlpIn, gHidden, n, blk.FC1)
 		if !c.PostNorm {
 			LayerNormBackward(gMlpIn, gMlpIn, bt.Mid, n, d, blk.Norm2, c.LNEps)
@@ -131,11 +136,10 @@ func (t *tape) backward(gLogits []float32, at func(h vit.Hook, g []float32)) (gP
 		hook(vit.HookResidMid, b, gMid)
 		hook(vit.HookAttnOut, b, gMid)
 		// x_mid = x_in + attention update.
-		gU := slices.Clone(gMid)
+		copy(gU, gMid)
 		if c.PostNorm {
 			LayerNormBackward(gU, gU, bt.AttnOut, n, d, blk.Norm1, c.LNEps)
 		}
-		gHeads := make([]float32, n*d)
 		LinearBackward(gHeads, gU, n, blk.Proj)
 		hook(vit.HookZ, b, gHeads)
 		var gQKV []float32
@@ -146,7 +150,6 @@ func (t *tape) backward(gLogits []float32, at func(h vit.Hook, g []float32)) (gP
 				hook(p, b, splitQKV(gQKV, i, n, d))
 			}
 		}
-		gAttnIn := make([]float32, n*d)
 		LinearBackward(gAttnIn, gQKV, n, blk.QKV)
 		if !c.PostNorm {
 			LayerNormBackward(gAttnIn, gAttnIn, bt.In, n, d, blk.Norm1, c.LNEps)
