@@ -129,19 +129,15 @@ func (l Linear) Transposed() []float32 {
 // packed layer's panels are block-transposed into the GEMM's operand
 // (packTransposed) instead of being unpacked into Wᵀ and packed again (two
 // copies, the second strided: a fifth of a B/16 explanation in the
-// browser); the scalar path multiplies by Transposed as before.
+// browser); an unpacked one goes through MatMul with W as it is.
 func (l Linear) MatMul(out, a []float32, rows int) {
-	if activeKernel == nil || rows == 0 {
-		MatMulT(out, a, l.Transposed(), rows, l.In, l.Out)
+	if activeKernel == nil || l.packed == nil || l.packed.packed == nil {
+		MatMul(out, a, l.Weights(), rows, l.In, l.Out)
 		return
 	}
 	b := getPackedB()
 	defer packedBPool.Put(b)
-	if l.packed != nil && l.packed.packed != nil {
-		b.packTransposed(l.packed.packed)
-	} else {
-		b.packBN(l.Weights(), l.In, l.Out, l.In)
-	}
+	b.packTransposed(l.packed.packed)
 	gemm(activeKernel, out, l.In, a, l.Out, rows, b, epilogue{}, gemmWorkers())
 }
 

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"testing"
 )
 
@@ -173,4 +174,28 @@ func kernelNames() []string {
 		names = append(names, k.name)
 	}
 	return names
+}
+
+// MatMul (b row-major k×n, packed as it is) against a float64 reference,
+// and bit for bit against MatMulT on bᵀ, whose packing makes the same
+// panels (and whose scalar loop it runs on the scalar path).
+func TestMatMulMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	for _, s := range gemmShapes {
+		m, n, k := s[0], s[1], s[2]
+		a, b := randSlice(rng, m*k), randSlice(rng, k*n)
+		bT := make([]float32, n*k)
+		for p := range k {
+			for j := range n {
+				bT[j*k+p] = b[p*n+j]
+			}
+		}
+		got, viaT := make([]float32, m*n), make([]float32, m*n)
+		MatMul(got, a, b, m, n, k)
+		MatMulT(viaT, a, bT, m, n, k)
+		if !slices.Equal(got, viaT) {
+			t.Fatalf("%d×%d×%d: MatMul differs from MatMulT on the transpose", m, n, k)
+		}
+		checkClose(t, fmt.Sprintf("MatMul %d×%d×%d", m, n, k), got, n, matMulRef(a, k, m, n, k, func(p, j int) float32 { return b[p*n+j] }), m, n, k)
+	}
 }

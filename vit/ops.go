@@ -190,7 +190,35 @@ const parallelMinWork = 1 << 20
 // PyTorch Linear weights. It packs b for the GEMM (gemm.go) on every call;
 // PackT keeps a packed copy for operands used many times.
 func MatMulT(out, a, b []float32, m, n, k int) {
-	packOnce(b, n, k).MatMulT(out, a, m, nil, false)
+	if activeKernel == nil {
+		matMulTScalar(out, a, b, m, n, k)
+		return
+	}
+	pb := getPackedB()
+	defer packedBPool.Put(pb)
+	pb.packBT(b, k, n, k)
+	gemm(activeKernel, out, n, a, k, m, pb, epilogue{}, gemmWorkers())
+}
+
+// MatMul computes out (m×n) = a (m×k)·b where b is k×n, row-major: the
+// right operand as a backward pass holds it (x·W for a Linear's W,
+// attention's keys, queries and values), packed without a transpose. The
+// scalar path transposes b for MatMulT's loop.
+func MatMul(out, a, b []float32, m, n, k int) {
+	if activeKernel == nil {
+		t := make([]float32, n*k)
+		for p := range k {
+			for j, v := range b[p*n : (p+1)*n] {
+				t[j*k+p] = v
+			}
+		}
+		matMulTScalar(out, a, t, m, n, k)
+		return
+	}
+	pb := getPackedB()
+	defer packedBPool.Put(pb)
+	pb.packBN(b, n, k, n)
+	gemm(activeKernel, out, n, a, k, m, pb, epilogue{}, gemmWorkers())
 }
 
 // PackedT is a matrix W (n×k, PyTorch Linear layout) prepared as the right

@@ -157,26 +157,22 @@ func SoftmaxBackward(gp, p []float32) {
 //	∂L/∂A = G·Vᵀ,  ∂L/∂V = Aᵀ·G,  ∂L/∂S = softmax'(∂L/∂A)/√dh,
 //	∂L/∂Q = ∂L/∂S·K,  ∂L/∂K = ∂L/∂Sᵀ·Q:
 //
-// four products through vit.MatMulT (the SIMD GEMM in the browser; the
-// scalar loops took a third of a B/16 analysis there), accumulated in
-// float32 like LinearBackward. AttentionBackwardNaive is its float64 twin.
+// four products through vit.MatMulT and vit.MatMul (the SIMD GEMM in the
+// browser; the scalar loops took a third of a B/16 analysis there),
+// accumulated in float32 like LinearBackward. AttentionBackwardNaive is its
+// float64 twin.
 func AttentionBackward(qkv []float32, probs *vit.Tensor, gHeads []float32, n, heads, dh int) (gProbs *vit.Tensor, gQKV []float32) {
 	d := heads * dh
 	gProbs = vit.NewTensor(heads, n, n)
 	gQKV = make([]float32, n*3*d)
 	scale := float32(1 / math.Sqrt(float64(dh)))
 	// gather copies column block off of the n-row matrix x (row stride
-	// 3D or D) into an n×dh matrix; gatherT into its dh×n transpose.
+	// 3D or D) into an n×dh matrix, scatter back; the right operands go
+	// to the GEMM as they are (vit.MatMul), only the n×n left ones of
+	// ∂L/∂V and ∂L/∂K are transposed.
 	gather := func(dst, x []float32, stride, off int) {
 		for t := range n {
 			copy(dst[t*dh:(t+1)*dh], x[t*stride+off:])
-		}
-	}
-	gatherT := func(dst, x []float32, stride, off int) {
-		for t := range n {
-			for i, v := range x[t*stride+off : t*stride+off+dh] {
-				dst[i*n+t] = v
-			}
 		}
 	}
 	transpose := func(dst, x []float32) { // n×n
@@ -191,19 +187,17 @@ func AttentionBackward(qkv []float32, probs *vit.Tensor, gHeads []float32, n, he
 			copy(x[t*3*d+off:t*3*d+off+dh], src[t*dh:])
 		}
 	}
-	g, v, gT, qT, kT, out := make([]float32, n*dh), make([]float32, n*dh), make([]float32, dh*n),
-		make([]float32, dh*n), make([]float32, dh*n), make([]float32, n*dh)
+	g, x, out := make([]float32, n*dh), make([]float32, n*dh), make([]float32, n*dh)
 	gS, gST := make([]float32, n*n), make([]float32, n*n)
 	for h := range heads {
 		qo, ko, vo := h*dh, d+h*dh, 2*d+h*dh
 		a := probs.Data[h*n*n : (h+1)*n*n]
 		gA := gProbs.Data[h*n*n : (h+1)*n*n]
 		gather(g, gHeads, d, qo)
-		gather(v, qkv, 3*d, vo)
-		vit.MatMulT(gA, g, v, n, n, dh)
-		gatherT(gT, gHeads, d, qo)
-		transpose(gST, a) // Aᵀ, for ∂L/∂V
-		vit.MatMulT(out, gST, gT, n, dh, n)
+		gather(x, qkv, 3*d, vo)
+		vit.MatMulT(gA, g, x, n, n, dh) // G·Vᵀ
+		transpose(gST, a)
+		vit.MatMul(out, gST, g, n, dh, n) // Aᵀ·G
 		scatter(gQKV, vo, out)
 		copy(gS, gA)
 		for t := range n {
@@ -213,12 +207,12 @@ func AttentionBackward(qkv []float32, probs *vit.Tensor, gHeads []float32, n, he
 				row[s] *= scale
 			}
 		}
-		gatherT(kT, qkv, 3*d, ko)
-		vit.MatMulT(out, gS, kT, n, dh, n)
+		gather(x, qkv, 3*d, ko)
+		vit.MatMul(out, gS, x, n, dh, n) // ∂L/∂S·K
 		scatter(gQKV, qo, out)
-		gatherT(qT, qkv, 3*d, qo)
+		gather(x, qkv, 3*d, qo)
 		transpose(gST, gS)
-		vit.MatMulT(out, gST, qT, n, dh, n)
+		vit.MatMul(out, gST, x, n, dh, n) // ∂L/∂Sᵀ·Q
 		scatter(gQKV, ko, out)
 	}
 	return gProbs, gQKV

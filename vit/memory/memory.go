@@ -52,10 +52,10 @@ func values(m *vit.Model, b int, l Layer) vit.Linear {
 // LayerNorm and no bias, as the original does.
 func Projection(m *vit.Model, b int, l Layer) []float32 {
 	w := values(m, b, l) // Dim×M
-	c, d, mem := m.Config.Classes, m.Config.Dim, w.In
-	// P[c,j] = Σ_i E[c,i]·W[i,j]: MatMulT with Wᵀ, whose rows it reads.
+	c, mem := m.Config.Classes, w.In
+	// P[c,j] = Σ_i E[c,i]·W[i,j]: x·W on W's panels.
 	p := make([]float32, c*mem)
-	vit.MatMulT(p, m.Head.Weights(), w.Transposed(), c, mem, d)
+	w.MatMul(p, m.Head.Weights(), c)
 	return p
 }
 
