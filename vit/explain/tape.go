@@ -73,8 +73,14 @@ func (t *tape) backward(gLogits []float32, at func(h vit.Hook, g []float32)) (gP
 		}
 	}
 	gx := make([]float32, n*d)
+	// live is how many leading rows of gx can be nonzero: the pooled
+	// tokens' until the first attention backward mixes the rows, so the
+	// last block's MLP and out-projection run on those rows alone (a
+	// twelfth of a B/16 backward's products); the others stay zero.
+	live := n
 	switch {
 	case c.DistToken:
+		live = 2
 		// logits = (head(LN(x_cls)) + head_dist(LN(x_dist)))/2: each token
 		// gets half the logit gradient through its own head and norm.
 		half := make([]float32, len(gLogits))
@@ -90,6 +96,7 @@ func (t *tape) backward(gLogits []float32, at func(h vit.Hook, g []float32)) (gP
 			LayerNormBackward(gx[row*d:(row+1)*d], gNormed, in.pooled, 1, d, m.Norm, c.LNEps)
 		}
 	case c.Pool == vit.PoolCLS:
+		live = 1
 		gNormed := make([]float32, d)
 		HeadBackward(m, gNormed, gLogits, t.normedPooled(), 1)
 		LayerNormBackward(gx[:d], gNormed, t.Pooled, 1, d, m.Norm, c.LNEps)
@@ -121,15 +128,15 @@ func (t *tape) backward(gLogits []float32, at func(h vit.Hook, g []float32)) (gP
 		hook(vit.HookMLPOut, b, gx)
 		copy(gMo, gx)
 		if c.PostNorm {
-			LayerNormBackward(gMo, gMo, bt.MLPOut, n, d, blk.Norm2, c.LNEps)
+			LayerNormBackward(gMo, gMo, bt.MLPOut, live, d, blk.Norm2, c.LNEps)
 		}
-		LinearBackward(gHidden, gMo, n, blk.FC2)
+		LinearBackward(gHidden, gMo, live, blk.FC2)
 		hook(vit.HookMLPPost, b, gHidden)
-		ActivationBackward(c.Act, gHidden, bt.FC1)
+		ActivationBackward(c.Act, gHidden[:live*c.MLPDim], bt.FC1[:live*c.MLPDim])
 		hook(vit.HookMLPPre, b, gHidden)
-		LinearBackward(gMlpIn, gHidden, n, blk.FC1)
+		LinearBackward(gMlpIn, gHidden, live, blk.FC1)
 		if !c.PostNorm {
-			LayerNormBackward(gMlpIn, gMlpIn, bt.Mid, n, d, blk.Norm2, c.LNEps)
+			LayerNormBackward(gMlpIn, gMlpIn, bt.Mid, live, d, blk.Norm2, c.LNEps)
 		}
 		gMid := gx
 		vit.Add(gMid, gMlpIn)
@@ -138,12 +145,13 @@ func (t *tape) backward(gLogits []float32, at func(h vit.Hook, g []float32)) (gP
 		// x_mid = x_in + attention update.
 		copy(gU, gMid)
 		if c.PostNorm {
-			LayerNormBackward(gU, gU, bt.AttnOut, n, d, blk.Norm1, c.LNEps)
+			LayerNormBackward(gU, gU, bt.AttnOut, live, d, blk.Norm1, c.LNEps)
 		}
-		LinearBackward(gHeads, gU, n, blk.Proj)
+		LinearBackward(gHeads, gU, live, blk.Proj)
 		hook(vit.HookZ, b, gHeads)
 		var gQKV []float32
 		gProbs[b], gQKV = AttentionBackward(bt.QKV, bt.Probs, gHeads, n, c.Heads, c.HeadDim())
+		live = n
 		hook(vit.HookPattern, b, gProbs[b].Data)
 		if at != nil {
 			for i, p := range []vit.HookPoint{vit.HookQ, vit.HookK, vit.HookV} {
