@@ -22,7 +22,11 @@ func (m *Model) Forward(pixels *Tensor, opt Options) (*Trace, error) {
 	if err := c.CheckEdit(opt.Edit); err != nil {
 		return nil, err
 	}
-	x := m.embed(pixels, opt.Hooks)
+	var embedded *[]float32 // hook_embed's value, when recording
+	if opt.Record != nil {
+		embedded = new([]float32)
+	}
+	x := m.embed(pixels, opt.Hooks, embedded)
 	if opt.Keep != nil {
 		x = keepRows(x, tokens, c.Dim)
 	}
@@ -45,7 +49,7 @@ func (m *Model) Forward(pixels *Tensor, opt Options) (*Trace, error) {
 		tr.Heads = make([]*Tensor, c.Depth)
 	}
 	if opt.Record != nil {
-		*opt.Record = Activations{Tokens: tokens, Blocks: make([]BlockActivations, c.Depth)}
+		*opt.Record = Activations{Tokens: tokens, Embed: *embedded, Blocks: make([]BlockActivations, c.Depth)}
 	}
 	// The blocks' work buffers go from block to block (and forward to
 	// forward) unless a backward pass or a hook might keep them.
@@ -77,11 +81,11 @@ func (m *Model) Forward(pixels *Tensor, opt Options) (*Trace, error) {
 // Embed turns pixels into the block-0 input: patch embedding, the prefix
 // tokens ([CLS], distillation token, registers), position embeddings and,
 // when the config says so, norm_pre (NumTokens×Dim).
-func (m *Model) Embed(pixels *Tensor) []float32 { return m.embed(pixels, nil) }
+func (m *Model) Embed(pixels *Tensor) []float32 { return m.embed(pixels, nil, nil) }
 
 // embed is Embed with the hooks hook_embed (before the position embedding)
-// and hook_pos_embed.
-func (m *Model) embed(pixels *Tensor, hooks HookFuncs) []float32 {
+// and hook_pos_embed; keep, when set, receives a copy of hook_embed's value.
+func (m *Model) embed(pixels *Tensor, hooks HookFuncs, keep *[]float32) []float32 {
 	c := m.Config
 	g, p, d := c.GridSize(), c.PatchSize, c.Dim
 	patchLen := c.Channels * p * p
@@ -110,6 +114,9 @@ func (m *Model) embed(pixels *Tensor, hooks HookFuncs) []float32 {
 	}
 	shape := []int{c.NumTokens(), d}
 	hooks.call(Hook{Point: HookEmbed}, x, shape)
+	if keep != nil {
+		*keep = slices.Clone(x)
+	}
 	pos := m.PosEmbed
 	if hooks.has(HookPosEmbed, 0) {
 		pos = slices.Clone(pos)

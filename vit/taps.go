@@ -127,6 +127,9 @@ type Options struct {
 // probabilities.
 type Activations struct {
 	Tokens []int // original token index of each sequence position
+	// Embed is hook_embed's value: the token embeddings (and prefix tokens)
+	// before the position embedding, NumTokens rows (before any is dropped).
+	Embed  []float32
 	Blocks []BlockActivations
 	Pooled []float32 // the classifier input before the final norm
 	// PooledDist is distilled DeiT's second classifier input, the

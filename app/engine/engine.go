@@ -597,7 +597,8 @@ func (e *Engine) analyze(req *Request, resp *Response, progress func(Progress)) 
 		return nil
 	}
 	withMaps := req.Explain && m.Model.Config.ClassToken
-	settings.Record = withMaps // the maps reuse the lens's forward
+	// DLA and the maps read the lens's forward instead of running their own.
+	settings.Record = withMaps || req.DLA
 	a, err := s.w.analyze(m, img, in, settings, req.AllowGPU, e.OpenGPU, pause)
 	if err != nil {
 		return err
@@ -623,7 +624,12 @@ func (e *Engine) analyze(req *Request, resp *Response, progress func(Progress)) 
 	if req.DLA {
 		start := time.Now()
 		d := &DLA{}
-		if d.Result, err = dla.Compute(m.Model, in.Pixels, dla.Options{Target: target}); err != nil {
+		if rec != nil {
+			d.Result, err = dla.FromActivations(m.Model, rec, dla.Options{Target: target})
+		} else {
+			d.Result, err = dla.Compute(m.Model, in.Pixels, dla.Options{Target: target})
+		}
+		if err != nil {
 			d.Err = err.Error()
 		}
 		d.Elapsed = time.Since(start)

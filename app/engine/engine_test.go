@@ -16,6 +16,7 @@ import (
 	"vitlens/app/session"
 	"vitlens/public"
 	"vitlens/vit"
+	"vitlens/vit/dla"
 	"vitlens/vit/explain"
 	"vitlens/vit/lens"
 	"vitlens/vit/memory"
@@ -157,11 +158,20 @@ func TestAnalyzeRoundTrip(t *testing.T) {
 		!reflect.DeepEqual(x.Maps, resp.Explain.Maps) {
 		t.Errorf("explanation maps: %+v", x)
 	}
-	// The maps come from the analysis's own forward (its record, which is
-	// not sent to the page), and equal those of a forward of their own.
+	// The maps and DLA come from the analysis's own forward (its record,
+	// which is not sent to the page), and equal those of a forward of their
+	// own.
 	if own, err := explain.Map(m.Model, in.Pixels, want.Base.Target, explain.Options{}); err != nil ||
 		!reflect.DeepEqual(resp.Explain.Maps, own) {
 		t.Errorf("the analysis's maps differ from explain.Map's (%v)", err)
+	}
+	var rec vit.Activations
+	if _, err := m.Model.Forward(in.Pixels, vit.Options{Record: &rec}); err != nil {
+		t.Fatal(err)
+	}
+	if own, err := dla.FromActivations(m.Model, &rec, dla.Options{Target: want.Base.Target}); err != nil ||
+		!reflect.DeepEqual(resp.Result.DLA.Result, own) {
+		t.Errorf("the analysis's DLA differs from that of a recording forward of its own (%v)", err)
 	}
 	if resp.Result.Base.Activations != nil || r.Base.Activations != nil {
 		t.Error("the analysis's recorded forward went to the page")

@@ -27,9 +27,9 @@ type Settings struct {
 	Lens *lens.Translators
 	// Record keeps the unperturbed run's forward activations in
 	// Base.Activations (where the backend keeps them: the CPU), so that the
-	// explanation maps reuse that forward (explain.MapRecorded). Not a
-	// choice of the user's: the engine sets it when it explains the image,
-	// and drops the activations once used.
+	// explanation maps and DLA reuse that forward (explain.MapRecorded,
+	// dla.FromActivations). Not a choice of the user's: the engine sets it
+	// when it computes either, and drops the activations once used.
 	Record bool
 }
 

@@ -22,8 +22,10 @@
 package dla
 
 import (
+	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"vitlens/vit"
 )
@@ -217,18 +219,11 @@ func combine(a []float32, weights []float64, d int) []float64 {
 // bias. The MLP's update is one part, normed as it is.
 func Compute(m *vit.Model, pixels *vit.Tensor, opt Options) (*Result, error) {
 	c := m.Config
-	if opt.Target < 0 || opt.Target >= c.Classes {
-		return nil, fmt.Errorf("target class %d out of range 0..%d", opt.Target, c.Classes-1)
+	token, err := readToken(c, opt)
+	if err != nil {
+		return nil, err
 	}
-	n, d, dh := c.NumTokens(), c.Dim, c.HeadDim()
-	token := opt.Token
-	if c.Pool == vit.PoolMean {
-		token = -1
-	} else if token < 0 || token >= n {
-		return nil, fmt.Errorf("token %d out of range 0..%d", token, n-1)
-	}
-	last := vit.Hook{Point: vit.HookResidPost, Block: c.Depth - 1}
-	hooks := []vit.Hook{last}
+	hooks := []vit.Hook{lastHook(c)}
 	if c.NormPre {
 		hooks = append(hooks, vit.Hook{Point: vit.HookResidPre})
 	} else {
@@ -245,8 +240,100 @@ func Compute(m *vit.Model, pixels *vit.Tensor, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	rs, bias, logit, norm := readouts(m, cache[last].Data, opt.Target, token)
-	res := &Result{Target: opt.Target, Token: token, Logit: logit, Bias: bias, Sigma: rs[0].sigma, EmbedNorm: norm, BlockNorms: c.PostNorm, Logits: tr.Logits}
+	return attribute(m, func(h vit.Hook) []float32 { return cache[h].Data }, tr.Logits, token, opt), nil
+}
+
+// FromActivations is Compute on a forward pass already run: rec is what
+// vit.Options.Record filled during an unedited forward of the whole image
+// (the analysis's own, lens.Request.Record), whose recorded values are the
+// hooks' (the last residual and a post-norm block's normed MLP update are
+// remade from them by the forward's own operations). The result is
+// Compute's on the same image, bit for bit.
+func FromActivations(m *vit.Model, rec *vit.Activations, opt Options) (*Result, error) {
+	c := m.Config
+	token, err := readToken(c, opt)
+	if err != nil {
+		return nil, err
+	}
+	n, d := c.NumTokens(), c.Dim
+	if rec == nil || len(rec.Tokens) != n || len(rec.Embed) != n*d || len(rec.Blocks) != c.Depth {
+		return nil, errors.New("no recorded forward pass of the whole image")
+	}
+	for b, bt := range rec.Blocks {
+		if len(bt.In) != n*d || len(bt.QKV) != 3*n*d || bt.Probs == nil || len(bt.Heads) != n*d ||
+			len(bt.Mid) != n*d || len(bt.MLPOut) != n*d {
+			return nil, fmt.Errorf("the recorded forward pass lacks block %d's activations", b)
+		}
+	}
+	// mlpOut is hook_mlp_out: the fc2 output, normed by norm2 in a
+	// post-norm block (as the forward does before its hook).
+	mlpOut := func(b int) []float32 {
+		u := rec.Blocks[b].MLPOut
+		if !c.PostNorm {
+			return u
+		}
+		normed := make([]float32, n*d)
+		vit.LayerNorm(normed, u, n, d, m.Blocks[b].Norm2, c.LNEps)
+		return normed
+	}
+	// The last residual: the last block's mid-stream plus its MLP update,
+	// added as the forward adds it.
+	last := slices.Clone(rec.Blocks[c.Depth-1].Mid)
+	vit.Add(last, mlpOut(c.Depth-1))
+	at := func(h vit.Hook) []float32 {
+		switch h.Point {
+		case vit.HookResidPost:
+			return last
+		case vit.HookResidPre:
+			return rec.Blocks[0].In
+		case vit.HookEmbed:
+			return rec.Embed
+		case vit.HookPosEmbed:
+			return m.PosEmbed
+		case vit.HookZ:
+			return rec.Blocks[h.Block].Heads
+		case vit.HookMLPOut:
+			return mlpOut(h.Block)
+		case vit.HookPattern:
+			return rec.Blocks[h.Block].Probs.Data
+		case vit.HookV: // the values' third of qkv, n×D
+			v := make([]float32, n*d)
+			for t := range n {
+				copy(v[t*d:(t+1)*d], rec.Blocks[h.Block].QKV[t*3*d+2*d:])
+			}
+			return v
+		}
+		panic(fmt.Sprintf("dla: no recorded value for %s", h.Name()))
+	}
+	return attribute(m, at, rec.Logits, token, opt), nil
+}
+
+// readToken checks opt against c and returns the sequence position read
+// (-1: the mean of all, for a mean-pooled model).
+func readToken(c vit.Config, opt Options) (int, error) {
+	if opt.Target < 0 || opt.Target >= c.Classes {
+		return 0, fmt.Errorf("target class %d out of range 0..%d", opt.Target, c.Classes-1)
+	}
+	if c.Pool == vit.PoolMean {
+		return -1, nil
+	}
+	if n := c.NumTokens(); opt.Token < 0 || opt.Token >= n {
+		return 0, fmt.Errorf("token %d out of range 0..%d", opt.Token, n-1)
+	}
+	return opt.Token, nil
+}
+
+// lastHook is the final residual's hook point.
+func lastHook(c vit.Config) vit.Hook { return vit.Hook{Point: vit.HookResidPost, Block: c.Depth - 1} }
+
+// attribute splits the target's logit over the parts of the stream, whose
+// values at reads at the hook points Compute lists (n×D each; the
+// pattern H×n×n), given the forward's logits.
+func attribute(m *vit.Model, at func(vit.Hook) []float32, logits []float32, token int, opt Options) *Result {
+	c := m.Config
+	n, d, dh := c.NumTokens(), c.Dim, c.HeadDim()
+	rs, bias, logit, norm := readouts(m, at(lastHook(c)), opt.Target, token)
+	res := &Result{Target: opt.Target, Token: token, Logit: logit, Bias: bias, Sigma: rs[0].sigma, EmbedNorm: norm, BlockNorms: c.PostNorm, Logits: logits}
 	if len(rs) > 1 {
 		res.SigmaDist = rs[1].sigma
 	}
@@ -265,16 +352,16 @@ func Compute(m *vit.Model, pixels *vit.Tensor, opt Options) (*Result, error) {
 		return func(i int) []float64 { return combine(a, rs[i].weights, d) }
 	}
 	if c.NormPre {
-		part(KindEmbed, -1, -1, rows(cache[vit.Hook{Point: vit.HookResidPre}].Data))
+		part(KindEmbed, -1, -1, rows(at(vit.Hook{Point: vit.HookResidPre})))
 	} else {
-		part(KindEmbed, -1, -1, rows(cache[vit.Hook{Point: vit.HookEmbed}].Data))
-		part(KindPosEmbed, -1, -1, rows(cache[vit.Hook{Point: vit.HookPosEmbed}].Data))
+		part(KindEmbed, -1, -1, rows(at(vit.Hook{Point: vit.HookEmbed})))
+		part(KindPosEmbed, -1, -1, rows(at(vit.Hook{Point: vit.HookPosEmbed})))
 	}
 	for b := 0; b < c.Depth; b++ {
 		blk := &m.Blocks[b]
 		// W_O row-major, one block at a time (the model holds it packed).
 		proj := blk.Proj.Unpacked()
-		z := cache[vit.Hook{Point: vit.HookZ, Block: b}].Data // n×H×dh rows are n×D
+		z := at(vit.Hook{Point: vit.HookZ, Block: b}) // n×H×dh rows are n×D
 		// The attention update at token t enters the stream as
 		// post(update)·kappa[t]: post-norm, post centres and scales by γ₁ and
 		// kappa is 1/σ₁; pre-norm, both are the identity.
@@ -309,8 +396,8 @@ func Compute(m *vit.Model, pixels *vit.Tensor, opt Options) (*Result, error) {
 		}
 		var pattern, values []float32
 		if opt.BySource {
-			pattern = cache[vit.Hook{Point: vit.HookPattern, Block: b}].Data
-			values = cache[vit.Hook{Point: vit.HookV, Block: b}].Data
+			pattern = at(vit.Hook{Point: vit.HookPattern, Block: b})
+			values = at(vit.Hook{Point: vit.HookV, Block: b})
 		}
 		for h := 0; h < c.Heads; h++ {
 			part(KindHead, b, h, func(i int) []float64 { return post(project(proj, zr[i], h, dh)) })
@@ -352,9 +439,9 @@ func Compute(m *vit.Model, pixels *vit.Tensor, opt Options) (*Result, error) {
 			}
 			return v
 		})
-		part(KindMLP, b, -1, rows(cache[vit.Hook{Point: vit.HookMLPOut, Block: b}].Data))
+		part(KindMLP, b, -1, rows(at(vit.Hook{Point: vit.HookMLPOut, Block: b})))
 	}
-	return res, nil
+	return res
 }
 
 // project is head h's write into the stream: W_O[:, h·dh:(h+1)·dh]·z_h,

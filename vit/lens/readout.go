@@ -56,9 +56,9 @@ type Request struct {
 	// analysis.
 	AfterBlock func(block int) error
 	// Record asks for the forward pass's activations (vit.Options.Record)
-	// in Result.Activations, so that a backward pass (the explanation maps,
-	// explain.MapRecorded) reuses this forward instead of running its own.
-	// The CPU backend keeps them; others may not (nil).
+	// in Result.Activations, so that what else reads the same forward (the
+	// explanation maps' backward, DLA) reuses it instead of running its
+	// own. The CPU backend keeps them; others may not (nil).
 	Record bool
 }
 
