@@ -17,6 +17,11 @@ import (
 //	GOOS=js GOARCH=wasm go test -c -o /tmp/engine.test ./app/engine
 //	cd app/engine && node --cpu-prof $(go env GOROOT)/lib/wasm/wasm_exec_node.js /tmp/engine.test \
 //	  -test.run XXX -test.bench Analyze -test.benchtime 3x
+//
+// Per image, the process CPU time (/usr/bin/time) of -test.benchtime 3x less
+// that of 1x, halved: the setup and the first product's one-time copy of
+// the weights into the SIMD module (seconds, and as noisy as the machine's
+// load) cancel.
 func BenchmarkAnalyze(b *testing.B) {
 	e := &Engine{}
 	c := vit.Config{ImageSize: 224, PatchSize: 16, Channels: 3, Dim: 768, Depth: 12, Heads: 12, MLPDim: 3072,
