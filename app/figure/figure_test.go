@@ -1,8 +1,12 @@
 package figure
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/xml"
 	"image"
+	"image/color"
+	"image/png"
 	"io"
 	"math"
 	"strings"
@@ -48,8 +52,25 @@ func TestFiguresAreWellFormedAndInteractive(t *testing.T) {
 	}
 	hm := Heatmap{Title: "ranks", Ranks: [][]int32{{0, 3, -1}, {1, 0, -1}}, Labels: []string{"[CLS]", "patch (0, 0)", "patch (0, 1)"},
 		Classes: 10, SelBlock: 1, SelToken: 2}
-	if _, n := parse(t, hm.SVG()); n != 6 {
-		t.Fatalf("heat-map: %d cells with data-token", n)
+	svg := hm.SVG()
+	if c, _ := parse(t, svg); c["image"] != 1 || !strings.Contains(svg, `data-rows="2" data-cols="3"`) {
+		t.Fatalf("heat-map: %v, want one image of 2 × 3 cells: %s", c, svg)
+	}
+	// Its cells, a pixel each, are the colours of their ranks.
+	cells := decodeHref(t, svg, `class="vl-cells"`)
+	if b := cells.Bounds(); b.Dx() != 3 || b.Dy() != 2 {
+		t.Fatalf("heat-map cells %v: want 3 × 2", b)
+	}
+	for b, row := range hm.Ranks {
+		for tok, r := range row {
+			want := Dropped
+			if r >= 0 {
+				want = RankColour(int(r), hm.Classes)
+			}
+			if got := Hex(color.NRGBAModel.Convert(cells.At(tok, b)).(color.NRGBA)); got != want {
+				t.Errorf("heat-map cell (block %d, token %d) is %s: want %s", b, tok, got, want)
+			}
+		}
 	}
 	// Prefix tokens other than [CLS] are labelled as their kind.
 	reg := Heatmap{Title: "ranks", Ranks: [][]int32{{0, 1, 2, 3}}, Labels: []string{"[CLS]", "register 1", "register 2", "patch (0, 0)"}, Classes: 10}
@@ -123,6 +144,52 @@ func TestSignedGrid(t *testing.T) {
 	for _, want := range []string{"block 0 · [CLS]: +1.0000 of the logit", "block 1 · patch (0, 1): -1.0000", "token (red: towards the clean image)"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("no %s in\n%s", want, s)
+		}
+	}
+}
+
+// decodeHref decodes the PNG data URI of the element of svg that has attr.
+func decodeHref(t *testing.T, svg, attr string) image.Image {
+	t.Helper()
+	_, el, ok := strings.Cut(svg, attr)
+	if !ok {
+		t.Fatalf("no element with %s", attr)
+	}
+	_, uri, _ := strings.Cut(el, `href="data:image/png;base64,`)
+	uri, _, _ = strings.Cut(uri, `"`)
+	data, err := base64.StdEncoding.DecodeString(uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// Small images are written uncompressed, larger ones deflated (unless
+// asked for uncompressed): all decode to the pixels given.
+func TestPNGDataURIRoundTrips(t *testing.T) {
+	for _, n := range []int{14, 64, 65, 120, -120} {
+		uri := PNGDataURI
+		if n < 0 {
+			n, uri = -n, StoredPNGDataURI
+		}
+		img := image.NewNRGBA(image.Rect(0, 0, n, n-3))
+		for i := range img.Pix {
+			img.Pix[i] = byte(i*7 + i/5)
+		}
+		got := decodeHref(t, `<image class="x" href="`+uri(img)+`"/>`, `class="x"`)
+		if got.Bounds() != img.Bounds() {
+			t.Fatalf("%d: bounds %v", n, got.Bounds())
+		}
+		for y := range n - 3 {
+			for x := range n {
+				if c := color.NRGBAModel.Convert(got.At(x, y)); c != img.NRGBAAt(x, y) {
+					t.Fatalf("%d: pixel (%d, %d) is %v: want %v", n, x, y, c, img.NRGBAAt(x, y))
+				}
+			}
 		}
 	}
 }

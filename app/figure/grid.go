@@ -25,7 +25,7 @@ type Heatmap struct {
 	Width float64
 }
 
-// SVG draws the heat-map. Cells carry data-block and data-token.
+// SVG draws the heat-map.
 func (hm Heatmap) SVG() string {
 	depth := len(hm.Ranks)
 	n := 0
@@ -46,16 +46,16 @@ func (hm Heatmap) SVG() string {
 	for b := 0; b < depth; b++ {
 		y := top + ch*float64(b)
 		d.text(left-8, y+ch/2+3.5, 10, Muted, "end", fmt.Sprintf("block %d", b+1))
-		for t, r := range hm.Ranks[b] {
-			x := left + cw*float64(t)
-			fill := Dropped
-			if r >= 0 {
-				fill = RankColour(int(r), hm.Classes)
-			}
-			tip := hm.Tip(b, t)
-			d.raw(`<rect x="%s" y="%s" width="%s" height="%s" fill="%s" data-block="%d" data-token="%d">%s</rect>`,
-				num(x), num(y), num(cw), num(ch), fill, b, t, title(tip))
-		}
+	}
+	// The cells are one image, a pixel per cell drawn at the cell's size
+	// without smoothing: a model of 197 tokens has 2364 cells, which as
+	// SVG elements with their tooltips were most of the page's render. The
+	// page finds the cell under the pointer from data-rows and data-cols
+	// and writes its Tip into the image's title.
+	if depth > 0 && n > 0 {
+		d.raw(`<image class="vl-cells" x="%s" y="%s" width="%s" height="%s" preserveAspectRatio="none" image-rendering="pixelated" data-rows="%d" data-cols="%d" href="%s">%s</image>`,
+			num(left), num(top), num(cw*float64(n)), num(ch*float64(depth)), depth, n, PNGDataURI(hm.Cells()),
+			title("block × token: point at a cell for its rank"))
 	}
 	if hm.SelBlock >= 0 && hm.SelBlock < depth {
 		d.raw(`<rect x="%s" y="%s" width="%s" height="%s" fill="none" stroke="%s" stroke-width="1.5" pointer-events="none"/>`,
@@ -77,6 +77,28 @@ func (hm Heatmap) SVG() string {
 	d.text(left, axisY+27, 10.5, Muted, "start", "token ("+prefixCaption(hm.Labels)+"then patches row by row)")
 	d.rankLegend(left, axisY+36, min(220, max(cw*float64(n), 160)), hm.Classes, "rankscale-heat")
 	return d.String()
+}
+
+// Cells is the heat-map's cells as an image, a pixel per cell: token t of
+// block b at (t, b), in its rank's colour, Dropped's for a dropped token.
+func (hm Heatmap) Cells() *image.NRGBA {
+	depth := len(hm.Ranks)
+	n := 0
+	if depth > 0 {
+		n = len(hm.Ranks[0])
+	}
+	img := image.NewNRGBA(image.Rect(0, 0, n, depth))
+	dropped := Viridis(math.NaN())
+	for b, row := range hm.Ranks {
+		for t, r := range row {
+			c := dropped
+			if r >= 0 {
+				c = Viridis(RankScale(int(r), hm.Classes))
+			}
+			img.SetNRGBA(t, b, c)
+		}
+	}
+	return img
 }
 
 // Tip describes the cell of block b (0-based) and token t in words: the
