@@ -254,7 +254,7 @@ func (pv *PatchView) renderOverImage(grid figure.SignedGrid) app.UI {
 	ov := figure.Overlay{
 		Title:    fmt.Sprintf("Block %d over the clean image", b),
 		Subtitle: "the map's row; click a patch to patch it",
-		Image:    figure.PNGDataURI(a.Input.Preview), Grid: g, FirstToken: first, Selected: -1, Cursor: -1,
+		Image:    previewURI(a.Input), Grid: g, FirstToken: first, Selected: -1, Cursor: -1,
 		Colours: make([]string, g*g), Titles: make([]string, g*g), Size: 200, Alpha: 0.7,
 	}
 	for p := range g * g {
@@ -334,19 +334,11 @@ func (pv *PatchView) renderMetric(a *session.Analysis) app.UI {
 	}
 	if pv.metric == "logit_diff" {
 		body = append(body, app.Label().For("vl-patch-versus").Text(" class B "),
-			app.Select().ID("vl-patch-versus").OnChange(func(ctx app.Context, e app.Event) {
-				if n, err := strconv.Atoi(ctx.JSSrc().Get("value").String()); err == nil {
-					pv.versus = n
-					pv.refresh(ctx)
-				}
-			}).Body(
-				selectOption("-1", "the corrupted image's prediction", pv.versus < 0),
-				app.Range(m.Classes).Slice(func(i int) app.UI {
-					return selectOption(strconv.Itoa(i), fmt.Sprintf("%d · %s", i, m.ClassName(i)), pv.versus == i)
-				}),
-			))
+			&ClassSelect{ID: "vl-patch-versus", First: "the corrupted image's prediction", Model: m, Names: m.Classes,
+				Value: max(pv.versus, -1)})
 	}
-	return field.Body(body...)
+	// The class menu's change bubbles here (see ClassSelect).
+	return field.OnChange(pv.onVersus).Body(body...)
 }
 
 // metricName says the metric in words, with its classes.
@@ -366,6 +358,19 @@ func (pv *PatchView) unit() string {
 		return "places"
 	}
 	return "logit"
+}
+
+// onVersus takes class B from its menu; the metric's menu's change bubbles
+// here too, and is not a class.
+func (pv *PatchView) onVersus(ctx app.Context, e app.Event) {
+	if e.Get("target").Get("id").String() != "vl-patch-versus" {
+		ctx.PreventUpdate() // the metric's own handler redraws
+		return
+	}
+	if n, ok := selectedClass(e); ok {
+		pv.versus = n
+		pv.refresh(ctx)
+	}
 }
 
 func (pv *PatchView) onPick(ctx app.Context, e app.Event) {

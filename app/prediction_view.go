@@ -2,7 +2,6 @@ package app
 
 import (
 	"fmt"
-	"strconv"
 
 	"github.com/maxence-charriere/go-app/v10/pkg/app"
 
@@ -27,22 +26,20 @@ func (pv *PredictionView) Render() app.UI {
 		cols = []app.UI{pv.table("before", a.Base), pv.table("after", a.After)}
 	}
 	return card("vl-prediction", "", "Prediction", []app.UI{exportButton("CSV", "predictions", "Top-5 classes as CSV")},
-		app.Div().Class("vl-field vl-field-inline").Body(
+		app.Div().Class("vl-field vl-field-inline").OnChange(onTarget).Body(
 			app.Label().For("vl-target").Text("Target class"),
-			app.Select().ID("vl-target").OnChange(func(ctx app.Context, e app.Event) {
-				n, err := strconv.Atoi(ctx.JSSrc().Get("value").String())
-				if err == nil {
-					ctx.NewActionWithValue(actTarget, n)
-				}
-			}).Body(
-				selectOption("-1", "predicted: "+m.ClassName(pred), target < 0),
-				app.Range(m.Classes).Slice(func(i int) app.UI {
-					return selectOption(strconv.Itoa(i), fmt.Sprintf("%d · %s", i, m.ClassName(i)), target == i)
-				}),
-			),
+			&ClassSelect{ID: "vl-target", First: "predicted: " + m.ClassName(pred), Model: m, Names: m.Classes,
+				Value: max(target, -1)},
 		),
 		app.Div().Class("vl-pred-cols").Body(cols...),
 	)
+}
+
+// onTarget makes the class picked in the target menu the target.
+func onTarget(ctx app.Context, e app.Event) {
+	if n, ok := selectedClass(e); ok {
+		ctx.NewActionWithValue(actTarget, n)
+	}
 }
 
 func (pv *PredictionView) table(label string, r *lens.Result) app.UI {
