@@ -19,6 +19,10 @@ type CompareView struct {
 	app.Compo
 	A, B *session.Analysis
 	Site vit.Site
+
+	// hms are the heat-maps drawn, A's then B's, for the tooltip of the
+	// cell under the pointer.
+	hms [2]figure.Heatmap
 }
 
 func (cv *CompareView) Render() app.UI {
@@ -31,9 +35,10 @@ func (cv *CompareView) Render() app.UI {
 		identSeries(b.Model.Model.Config, rb, cv.Site, " · B", true)...)
 	curve := figure.Curve(fmt.Sprintf("Identifiability of %s at %s: A solid, B dashed", class, cv.Site), series)
 
-	heatmap := func(x *session.Analysis, name, id string) app.UI {
+	heatmap := func(i int, x *session.Analysis, name, id string) app.UI {
 		hm := rankHeatmap(x, cv.Site, -1, -1)
 		hm.Title, hm.Width = shorten(name, 60), 300
+		cv.hms[i] = hm
 		return figureBox(id, hm.SVG())
 	}
 	return card("vl-compare", "", "Two models on the same image", []app.UI{
@@ -49,9 +54,25 @@ func (cv *CompareView) Render() app.UI {
 			),
 			figureBox("fig-compare-curve", curve),
 		),
-		app.Div().ID("vl-compare-heatmaps").Class("vl-side-by-side").Body(
-			heatmap(a, nameA, "fig-compare-a"),
-			heatmap(b, nameB, "fig-compare-b"),
+		app.Div().ID("vl-compare-heatmaps").Class("vl-side-by-side").OnMouseMove(cv.onMove).Body(
+			heatmap(0, a, nameA, "fig-compare-a"),
+			heatmap(1, b, nameB, "fig-compare-b"),
 		),
 	)
+}
+
+// onMove gives the cell under the pointer its tooltip.
+func (cv *CompareView) onMove(ctx app.Context, e app.Event) {
+	ctx.PreventUpdate()
+	b, t, img, ok := cellAt(e)
+	if !ok {
+		return
+	}
+	hm := cv.hms[0]
+	if img.Call("closest", "#fig-compare-b").Truthy() {
+		hm = cv.hms[1]
+	}
+	if b < len(hm.Ranks) && t < len(hm.Ranks[b]) {
+		showTip(img, hm.Tip(b, t))
+	}
 }

@@ -20,10 +20,14 @@ type HeatmapView struct {
 	Token int
 
 	keys gridCursor // rows are blocks, columns tokens
+	// hm is the heat-map drawn, for the tooltip of the cell under the
+	// pointer.
+	hm figure.Heatmap
 }
 
 func (hv *HeatmapView) Render() app.UI {
 	hm := rankHeatmap(hv.A, hv.Site, hv.Block, hv.Token)
+	hv.hm = hm
 	said := ""
 	if hv.keys.on {
 		hm.Cursor = &[2]int{hv.keys.row, hv.keys.col}
@@ -34,7 +38,7 @@ func (hv *HeatmapView) Render() app.UI {
 		exportButton("CSV", "readouts", "Every rank, logit and top-5 for every run, site, block and token"),
 	},
 		keyGrid(app.Div().Class("vl-scroll"), "Rank per block and token: arrow keys move between cells, Enter or Space selects the block and token").
-			OnClick(hv.onClick).OnKeyDown(hv.onKey).OnFocus(hv.onFocus).OnBlur(hv.onBlur).
+			OnClick(hv.onClick).OnMouseMove(hv.onMove).OnKeyDown(hv.onKey).OnFocus(hv.onFocus).OnBlur(hv.onBlur).
 			Body(figureBox("fig-heatmap", hm.SVG())),
 		srOnly("vl-heatmap-said", said),
 	)
@@ -88,9 +92,15 @@ func rankHeatmap(a *session.Analysis, site vit.Site, block, token int) figure.He
 }
 
 func (hv *HeatmapView) onClick(ctx app.Context, e app.Event) {
-	b, okB := dataInt(e, "block")
-	t, okT := dataInt(e, "token")
-	if okB && okT {
+	if b, t, _, ok := cellAt(e); ok {
 		ctx.NewActionWithValue(actCell, [2]int{b, t})
+	}
+}
+
+// onMove gives the cell under the pointer its tooltip.
+func (hv *HeatmapView) onMove(ctx app.Context, e app.Event) {
+	ctx.PreventUpdate()
+	if b, t, img, ok := cellAt(e); ok && b < len(hv.hm.Ranks) {
+		showTip(img, hv.hm.Tip(b, t))
 	}
 }

@@ -26,11 +26,6 @@ type OverlayView struct {
 	hover int // token under the pointer; -1 none (local: only this view redraws)
 	in    bool
 	keys  gridCursor // over the patch grid
-
-	// preview is the input's picture as a data: URI, encoded once per
-	// input rather than on every redraw (hover, cursor).
-	previewOf *session.Input
-	preview   string
 }
 
 func (o *OverlayView) Render() app.UI {
@@ -119,11 +114,26 @@ func (o *OverlayView) exportName() string {
 	return "overlay"
 }
 
-func (o *OverlayView) previewURI() string {
-	if in := o.A.Input; o.previewOf != in {
-		o.previewOf, o.preview = in, figure.PNGDataURI(in.Preview)
+// previews are the latest inputs' pictures as data: URIs, encoded once per
+// input rather than on every redraw (hover, cursor) and shared by the
+// views that draw it (the overlay, the patching map's row).
+var previews struct {
+	of   [4]*session.Input
+	uri  [4]string
+	next int
+}
+
+// previewURI is the picture the model sees of in, as a data: URI.
+func previewURI(in *session.Input) string {
+	for i, of := range previews.of {
+		if of == in {
+			return previews.uri[i]
+		}
 	}
-	return o.preview
+	i := previews.next
+	previews.of[i], previews.uri[i] = in, figure.StoredPNGDataURI(in.Preview)
+	previews.next = (i + 1) % len(previews.of)
+	return previews.uri[i]
 }
 
 func (o *OverlayView) svg(r *lens.Result, label, id string) string {
@@ -140,7 +150,7 @@ func (o *OverlayView) svg(r *lens.Result, label, id string) string {
 	ov := figure.Overlay{
 		Title:    label,
 		Subtitle: fmt.Sprintf("rank of %s · %s · block %d", m.ClassName(r.Target), o.Site, o.Block+1),
-		Image:    o.previewURI(), Grid: g, FirstToken: first, Selected: -1,
+		Image:    previewURI(o.A.Input), Grid: g, FirstToken: first, Selected: -1,
 		Colours: make([]string, g*g), Titles: make([]string, g*g), Size: size, Alpha: 0.55,
 		Classes: c.Classes, LegendID: "scale-" + id, Cursor: -1,
 	}

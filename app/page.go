@@ -747,10 +747,23 @@ func (p *Page) Render() app.UI {
 			),
 			app.Main().Class("vl-main").Body(p.renderMain(a)...),
 		),
-		&StateView{Status: status, Busy: p.busy, Error: p.errText, FirstMS: p.firstMS, Engine: p.engineWhere(),
-			Progress: p.runProgress, Notice: p.notice,
-			Backend: p.backendName, Analysis: a.ThroughLens(p.tuned), Compare: p.analysis2},
+		p.renderState(status),
 	)
+}
+
+// renderState is the page's state for scripts and tests. The analysis in it
+// is the one every view shows: its JSON (all ranks, a task's worth of
+// writing for a large model) is written with the last step, not the first.
+func (p *Page) renderState(status string) app.UI {
+	var a, compare *session.Analysis
+	if l := p.later[numSteps-1]; l != nil && l == p.analysis {
+		a = l.ThroughLens(p.tuned)
+		if a2 := p.analysis2; a2 != nil && a2.Seq == a.Seq {
+			compare = a2
+		}
+	}
+	return &StateView{Status: status, Busy: p.busy, Error: p.errText, FirstMS: p.firstMS, Engine: p.engineWhere(),
+		Progress: p.runProgress, Notice: p.notice, Backend: p.backendName, Analysis: a, Compare: compare}
 }
 
 func (p *Page) sideClass() string {

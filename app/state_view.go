@@ -33,7 +33,9 @@ type summaryCache struct {
 }
 
 func (s *StateView) summary(c *summaryCache, a *session.Analysis) string {
-	if c.of != a {
+	// Through a tuned lens every render passes a new copy of the same
+	// analysis (ThroughLens): the same runs are the same JSON.
+	if o := c.of; o == nil || o.Seq != a.Seq || o.Model != a.Model || o.Base != a.Base || o.After != a.After {
 		c.of, c.text = a, string(a.SummaryJSON())
 	}
 	return c.text

@@ -1,6 +1,8 @@
 package app
 
 import (
+	"strconv"
+
 	"github.com/maxence-charriere/go-app/v10/pkg/app"
 )
 
@@ -59,6 +61,42 @@ func dataInt(e app.Event, name string) (int, bool) {
 		n = 10*n + int(r-'0')
 	}
 	return n, true
+}
+
+// cellAt finds the cell under the pointer of a figure whose cells are one
+// image (figure.Heatmap's, with data-rows and data-cols): its row, column
+// and the image. ok is false off the cells.
+func cellAt(e app.Event) (row, col int, img app.Value, ok bool) {
+	t := e.Get("target")
+	if !t.Truthy() || t.Get("closest").IsUndefined() {
+		return 0, 0, nil, false
+	}
+	img = t.Call("closest", "[data-rows]")
+	if !img.Truthy() {
+		return 0, 0, nil, false
+	}
+	rows, errR := strconv.Atoi(img.Call("getAttribute", "data-rows").String())
+	cols, errC := strconv.Atoi(img.Call("getAttribute", "data-cols").String())
+	box := img.Call("getBoundingClientRect")
+	w, h := box.Get("width").Float(), box.Get("height").Float()
+	if errR != nil || errC != nil || w <= 0 || h <= 0 {
+		return 0, 0, nil, false
+	}
+	x := (e.Get("clientX").Float() - box.Get("left").Float()) / w
+	y := (e.Get("clientY").Float() - box.Get("top").Float()) / h
+	if x < 0 || x >= 1 || y < 0 || y >= 1 {
+		return 0, 0, nil, false
+	}
+	return min(int(y*float64(rows)), rows-1), min(int(x*float64(cols)), cols-1), img, true
+}
+
+// showTip makes tip the tooltip of a figure's cells image (its <title>),
+// written directly: redrawing the figure for it would rebuild its SVG.
+func showTip(img app.Value, tip string) {
+	title := img.Call("querySelector", "title")
+	if title.Truthy() && title.Get("textContent").String() != tip {
+		title.Set("textContent", tip)
+	}
 }
 
 // selectOption is an <option>.

@@ -104,6 +104,23 @@ func TestDemoCPUFallback(t *testing.T) {
 	if err != nil || strings.Count(info, ". ") < 5 {
 		t.Errorf("hover info: %q, %v", info, err)
 	}
+	// The heat-map's cells are one image: the cell under the pointer gets
+	// its tooltip, and a click selects its block and token.
+	const atCell = `const img = document.querySelector('#fig-heatmap image.vl-cells'), r = img.getBoundingClientRect();
+		const at = (b, t) => ({bubbles: true, clientX: r.left + (t + 0.5) * r.width / +img.dataset.cols,
+			clientY: r.top + (b + 0.5) * r.height / +img.dataset.rows});`
+	eval(t, ctx, `(() => { `+atCell+` img.dispatchEvent(new MouseEvent('mousemove', at(1, 6))); })()`)
+	tip, err := chromedp.Run(ctx, chromedp.Poll[string](`(() => {
+		const t = document.querySelector('#fig-heatmap image.vl-cells title').textContent;
+		return t.startsWith('block 2 · patch (1, 1): rank ') && t; })()`, chromedp.WithPollingTimeout(10*time.Second)))
+	if err != nil {
+		t.Errorf("heat-map tooltip: %q, %v", tip, err)
+	}
+	eval(t, ctx, `(() => { `+atCell+` img.dispatchEvent(new MouseEvent('click', at(3, 5))); })()`)
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById('vl-block').value === '4' &&
+		document.querySelector('#vl-memories h2').innerText.includes('patch (1, 0)')`, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		t.Errorf("heat-map click did not select block 4, patch (1, 0): %v", err)
+	}
 	// Dragging over the page must be accepted during the event itself, or
 	// the browser never fires drop.
 	accepted, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => {

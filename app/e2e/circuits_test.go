@@ -62,9 +62,19 @@ func TestDLAAndPatching(t *testing.T) {
 	// class's logit; a clicked head's rank and logit of the clean class are
 	// vit/patching's for the same pair.
 	selectValue(t, ctx, "vl-corrupt", "s1")
+	c := m.Model.Config
+	// Class B of the logit difference from its menu: the corrupted image's
+	// prediction, then every class.
+	selectValue(t, ctx, "vl-patch-versus", "7")
+	versus, err := chromedp.Run(ctx, chromedp.Poll[string](`(() => {
+		const m = document.getElementById('vl-patch-map'), s = document.getElementById('vl-patch-versus');
+		return m && m.dataset.metric.endsWith(',7') && s.options.length + ' | ' + s.options[8].text + ' | ' + m.dataset.metric; })()`,
+		chromedp.WithPollingTimeout(20*time.Second)))
+	if wantB := fmt.Sprintf("%d | 7 · %s | logit_diff:%d,7", c.Classes+1, m.ClassName(7), want.Base.Target); err != nil || versus != wantB {
+		t.Errorf("class B from its menu: %q, %v; want %q", versus, err, wantB)
+	}
 	selectValue(t, ctx, "vl-patch-metric", "logit")
 	checkHeadCell(t, ctx, m, want, samples[1])
-	c := m.Model.Config
 	screenshot(t, ctx, "demo-patch")
 
 	// The keyboard: focus from the keyboard puts the cursor on (0, 0); two

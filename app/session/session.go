@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -165,7 +166,7 @@ func (m *Model) ClassName(c int) string {
 	if c >= 0 && c < len(m.Classes) && m.Classes[c] != "" {
 		return m.Classes[c]
 	}
-	return fmt.Sprintf("class %d", c)
+	return "class " + strconv.Itoa(c) // not fmt: views ask for 1000s of these
 }
 
 // Facts lists what the app shows about a model, in display order.
