@@ -26,6 +26,27 @@ type OverlayView struct {
 	hover int // token under the pointer; -1 none (local: only this view redraws)
 	in    bool
 	keys  gridCursor // over the patch grid
+
+	// drawn keeps each figure's SVG with what it shows: hovering redraws
+	// the view, and a 14 × 14 grid's tooltips (each with five class names)
+	// are not worth writing again for the same figure.
+	drawn [2]overlaySVG
+}
+
+type overlaySVG struct {
+	key   overlayKey
+	names []string // the model's class names (new ones redraw it)
+	svg   string
+}
+
+// overlayKey is everything else an overlay figure shows.
+type overlayKey struct {
+	r                       *lens.Result
+	in                      *session.Input
+	site                    vit.Site
+	block, selected, cursor int
+	label, id               string
+	sideBySide              bool
 }
 
 func (o *OverlayView) Render() app.UI {
@@ -60,7 +81,7 @@ func (o *OverlayView) Render() app.UI {
 	for i, run := range runs {
 		figs[i] = app.Div().Class("vl-overlay").
 			OnClick(o.onClick).OnMouseOver(o.onHover).OnMouseLeave(o.onLeave).
-			Body(figureBox(run.id, o.svg(run.r, run.label, run.id)))
+			Body(figureBox(run.id, o.figure(i, run.r, run.label, run.id)))
 	}
 	info := o.Token
 	switch {
@@ -134,6 +155,21 @@ func previewURI(in *session.Input) string {
 	previews.of[i], previews.uri[i] = in, figure.StoredPNGDataURI(in.Preview)
 	previews.next = (i + 1) % len(previews.of)
 	return previews.uri[i]
+}
+
+// figure is run i's SVG, drawn again only when what it shows changed.
+func (o *OverlayView) figure(i int, r *lens.Result, label, id string) string {
+	c := o.A.Model.Model.Config
+	key := overlayKey{r: r, in: o.A.Input, site: o.Site, block: o.Block, selected: o.Token,
+		cursor: -1, label: label, id: id, sideBySide: o.A.After != nil}
+	if o.keys.on {
+		key.cursor = o.keys.row*c.GridSize() + o.keys.col
+	}
+	names := o.A.Model.Classes
+	if d := &o.drawn[i]; d.svg == "" || d.key != key || !sameSlice(d.names, names) {
+		d.key, d.names, d.svg = key, names, o.svg(r, label, id)
+	}
+	return o.drawn[i].svg
 }
 
 func (o *OverlayView) svg(r *lens.Result, label, id string) string {
