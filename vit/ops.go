@@ -90,7 +90,13 @@ func GELUExact(x []float32) {
 // math.Erf; ~5× cheaper, and it was half of a small model's forward time.
 // The WGSL GELU kernel is checked against the same reference.
 func Erf32(x float32) float32 {
-	x = max(-4, min(4, x))
+	// max(-4, min(4, x)) without their calls: the browser build runs
+	// every GELU here, and there min and max are runtime calls. NaN stays.
+	if x > 4 {
+		x = 4
+	} else if x < -4 {
+		x = -4
+	}
 	x2 := x * x
 	p := float32(-2.72614225801306e-10)
 	p = p*x2 + 2.77068142495902e-08
@@ -126,12 +132,7 @@ func Softmax(row []float32) {
 // their sum: the softmax's exponentials and the lens's entropy and KL.
 func ExpShift(x []float32, shift float32) float64 {
 	done, sum := expShiftVector(x, shift)
-	for i := done; i < len(x); i++ {
-		e := Exp32(x[i] - shift)
-		x[i] = e
-		sum += float64(e)
-	}
-	return sum
+	return sum + expShiftGo(x[done:], shift)
 }
 
 // Exp32 is e^x in float32 by Cephes' expf: x = n·ln2 + r with |r| ≤ ln2/2,
@@ -140,19 +141,36 @@ func ExpShift(x []float32, shift float32) float64 {
 // it defers to math.Exp. Softmax calls it n² times per head and block, where
 // math.Exp in float64 cost as much as the attention products.
 func Exp32(x float32) float32 {
-	if !(x >= -87.33654 && x <= 88.0) { // also NaN
-		return float32(math.Exp(float64(x)))
+	v := [1]float32{x}
+	expShiftGo(v[:], 0) // x − 0 is x
+	return v[0]
+}
+
+// expShiftGo is ExpShift in Go, Exp32's one home: the polynomial sits in
+// the loop because in the browser build this loop is the whole path (no
+// vector kernel), and a Go call per element (it does not inline) cost as
+// much there as the exponential itself.
+func expShiftGo(x []float32, shift float32) (sum float64) {
+	for i, v := range x {
+		v -= shift
+		var e float32
+		if !(v >= -87.33654 && v <= 88.0) { // also NaN
+			e = float32(math.Exp(float64(v)))
+		} else {
+			n := float32(math.Floor(float64(v*log2e) + 0.5))
+			r := v - n*0.693359375 - n*-2.12194440e-4 // ln2 in two parts: n·ln2 exactly
+			p := float32(1.9875691500e-4)
+			p = p*r + 1.3981999507e-3
+			p = p*r + 8.3334519073e-3
+			p = p*r + 4.1665795894e-2
+			p = p*r + 1.6666665459e-1
+			p = p*r + 5.0000001201e-1
+			e = (p*r*r + r + 1) * math.Float32frombits(uint32(int32(n)+127)<<23)
+		}
+		x[i] = e
+		sum += float64(e)
 	}
-	n := float32(math.Floor(float64(x*log2e) + 0.5))
-	r := x - n*0.693359375 - n*-2.12194440e-4 // ln2 in two parts: n·ln2 exactly
-	p := float32(1.9875691500e-4)
-	p = p*r + 1.3981999507e-3
-	p = p*r + 8.3334519073e-3
-	p = p*r + 4.1665795894e-2
-	p = p*r + 1.6666665459e-1
-	p = p*r + 5.0000001201e-1
-	e := p*r*r + r + 1
-	return e * math.Float32frombits(uint32(int32(n)+127)<<23)
+	return sum
 }
 
 // Add accumulates src into dst elementwise (residual connections).

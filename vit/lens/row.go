@@ -88,8 +88,14 @@ func copyMax(dst, src []float32) (m float32, lanes [8]float32) {
 		}
 	}
 	for k := done; k < len(src); k++ {
-		dst[k] = src[k]
-		lanes[k%8] = max(lanes[k%8], src[k])
+		v := src[k]
+		dst[k] = v
+		// max(lanes[k%8], v) without its call: the browser build does
+		// every row here, and there max is a runtime call per element.
+		// NaN wins, as with max; a signed zero may differ, as a shift alike.
+		if v > lanes[k%8] || v != v {
+			lanes[k%8] = v
+		}
 	}
 	m = lanes[0]
 	for _, v := range lanes[1:] {
