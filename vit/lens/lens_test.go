@@ -263,3 +263,33 @@ func TestRowKernelsMatchGo(t *testing.T) {
 		}
 	}
 }
+
+// copyMax's Go loop (the browser build's whole path) keeps the max
+// builtin's answer, NaN included, with comparisons instead of its call:
+// rows shorter than a vector pass, so only the loop runs.
+func TestCopyMaxIsMax(t *testing.T) {
+	nan, inf := float32(math.NaN()), float32(math.Inf(1))
+	for _, row := range [][]float32{{1, -2, 3}, {-inf, -inf}, {2, nan, 5, -1}, {nan, 1}, {inf, -inf, 0, 7, -3, 2, 1}} {
+		dst := make([]float32, len(row))
+		m, lanes := copyMax(dst, row)
+		want := float32(math.Inf(-1))
+		for l := range lanes {
+			wantLane := float32(math.Inf(-1))
+			for i := l; i < len(row); i += 8 {
+				wantLane = max(wantLane, row[i])
+			}
+			want = max(want, wantLane)
+			if !(lanes[l] == wantLane || lanes[l] != lanes[l] && wantLane != wantLane) {
+				t.Fatalf("%v: lane %d max %g, want %g", row, l, lanes[l], wantLane)
+			}
+		}
+		if !(m == want || m != m && want != want) {
+			t.Fatalf("%v: max %g, want %g", row, m, want)
+		}
+		for i := range row {
+			if math.Float32bits(dst[i]) != math.Float32bits(row[i]) {
+				t.Fatalf("%v: copied %v", row, dst)
+			}
+		}
+	}
+}
