@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"sort"
 )
 
@@ -32,7 +33,33 @@ var errUsage = errors.New("usage")
 var errHelp = errors.New("help")
 
 func main() {
-	os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr))
+	stop, err := startCPUProfile(os.Getenv("VITLENS_CPUPROFILE"))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "vitlens: VITLENS_CPUPROFILE: %v\n", err)
+		os.Exit(1)
+	}
+	code := runMain(os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// startCPUProfile writes a CPU profile of the whole command to path when
+// it is set (VITLENS_CPUPROFILE=file, for `go tool pprof`): a developer's
+// way to see where a command spends its time, e.g. extract's decoding,
+// forward, lens and row writing. The returned function ends the profile.
+func startCPUProfile(path string) (func(), error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 func runMain(args []string, stdout, stderr io.Writer) int {

@@ -41,6 +41,7 @@ type runFlags struct {
 	lens            string // --lens, registered by the lens experiments
 	pipeline        bool   // --pipeline, registered by the lens experiments
 	gpuF16          bool   // --gpu-f16, registered by the lens experiments
+	timings         bool   // --timings, registered by the lens experiments
 }
 
 func (f *runFlags) register(fs *flag.FlagSet) {
@@ -87,6 +88,12 @@ func (f *runFlags) open(spec experiment.Spec, args []string, stderr io.Writer) (
 	}()
 	r := &experiment.Runner{Bundle: o.bundle, Backend: backend, Data: o.data, Spec: spec, Batch: f.batch,
 		Shard: o.shard, NumShards: o.numShards, Log: stderr}
+	if f.timings {
+		r.Timings = new(experiment.Timings)
+		if cpu, ok := backend.(*lens.CPU); ok {
+			cpu.Clock = new(lens.CPUClock)
+		}
+	}
 	if f.pipeline {
 		r.DecodeAhead, r.InFlight = 2, 2
 	}
@@ -380,6 +387,7 @@ func runExperiment(name string, args []string, stdout io.Writer, setup func(fs *
 	rf.register(fs)
 	fs.StringVar(&rf.lens, "lens", "", "read hs and hs_mid through a tuned lens: the translators.safetensors of vitlens tune-lens (attn and mlp keep the plain lens)")
 	fs.BoolVar(&rf.gpuF16, "gpu-f16", false, gpuF16Usage)
+	fs.BoolVar(&rf.timings, "timings", false, "print where the time went to stderr: opening the model, decoding, forward, lens, rows, writing (wall and CPU seconds)")
 	fs.BoolVar(&rf.pipeline, "pipeline", true, "decode the next chunks on other threads and keep two backend calls in flight (the GPU computes one while the next is staged); rows are the same either way")
 	specOf := setup(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -394,14 +402,20 @@ func runExperiment(name string, args []string, stdout io.Writer, setup func(fs *
 		return err
 	}
 	spec.Masks = spec.Masks && rf.masks
+	clock := newStageClock()
 	r, closeFn, err := rf.open(spec, append([]string{name}, args...), os.Stderr)
 	if err != nil {
 		return err
 	}
 	defer closeFn()
+	clock.lap("opening (model, dataset, results folder)")
 	st, err := r.Run()
 	if err != nil {
 		return err
+	}
+	if rf.timings {
+		clock.lap("running the chunks")
+		printTimings(os.Stderr, clock, r, st)
 	}
 	rate := float64(st.Images) / st.Elapsed.Seconds()
 	fmt.Fprintf(stdout, "%s: %d images (%.1f img/s), %d skipped, %d chunks resumed -> %s\n",

@@ -9,7 +9,8 @@ import (
 // Stats summarises a run.
 type Stats struct {
 	Images, Skipped, ResumedChunks int
-	Elapsed                        time.Duration
+	Elapsed                        time.Duration // the chunks, not the finishing
+	Finishing                      time.Duration // concatenating the chunks into the finished tables
 }
 
 // ChunkWork processes images [lo, hi) of the selection as chunk k: it
@@ -59,7 +60,10 @@ func RunChunks(out *results.Run, images, shard, numShards int, progress func(don
 	}
 	st.Elapsed = time.Since(start)
 	if numShards <= 1 {
-		return st, out.Finish()
+		start = time.Now()
+		err := out.Finish()
+		st.Finishing = time.Since(start)
+		return st, err
 	}
 	return st, nil
 }

@@ -103,6 +103,8 @@ type Runner struct {
 	// device busy while the next batch is staged and the last one's rows are
 	// built. Neither changes a row.
 	InFlight int
+	// Timings, when set, hears where the run's wall time went (`--timings`).
+	Timings *Timings
 }
 
 // Run processes every chunk not yet committed, then finishes the tables.

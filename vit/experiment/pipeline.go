@@ -3,6 +3,7 @@ package experiment
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	"vitlens/vit"
 	"vitlens/vit/lens"
@@ -17,6 +18,33 @@ import (
 // Every stage keeps the order of the selection, so the rows and the chunk
 // files are those of a run that does one thing at a time, and a chunk is
 // committed only once all its rows are written: resuming is unchanged.
+
+// Timings is where a Runner's wall time went, stage by stage (`--timings`).
+// Decoding runs on its own goroutine when chunks are decoded ahead, so it
+// overlaps the other stages; StageDecodeWait is the part the pipeline waited for.
+type Timings [numStages]time.Duration
+
+// Stage is one stage of Timings.
+type Stage int
+
+const (
+	StageDecode     Stage = iota // decoding and preprocessing the images
+	StageDecodeWait              // the pipeline waiting for a decoded chunk
+	StageBackend                 // waiting on backend calls (on the CPU: the forward and the lens)
+	StageRows                    // building the rows from the backend's results
+	StageWrite                   // writing and committing the chunks
+	numStages
+)
+
+// StageNames name the stages of Timings, in order.
+var StageNames = [numStages]string{"decoding", "waiting for decoding", "backend", "building rows", "writing chunks"}
+
+// add adds the time since start to stage when timings are asked for.
+func (t *Timings) add(stage Stage, start time.Time) {
+	if t != nil {
+		t[stage] += time.Since(start)
+	}
+}
 
 // decodedChunk is chunk k's images [lo, hi), decoded and preprocessed.
 type decodedChunk struct {
@@ -59,6 +87,7 @@ func (r *Runner) chunkSource(todo []int, ahead int) *chunkSource {
 }
 
 func (r *Runner) decodeChunk(k int) decodedChunk {
+	defer r.Timings.add(StageDecode, time.Now())
 	lo, hi := chunkBounds(k, r.Out.Manifest().ChunkSize, r.Data.Len())
 	return decodedChunk{k: k, lo: lo, hi: hi, items: r.load(lo, hi)}
 }
@@ -72,6 +101,7 @@ func (s *chunkSource) take() (decodedChunk, bool) {
 		s.next++
 		return s.r.decodeChunk(s.todo[s.next-1]), true
 	}
+	defer s.r.Timings.add(StageDecodeWait, time.Now())
 	c, ok := <-s.ch
 	return c, ok
 }
@@ -206,10 +236,13 @@ func (p *batchPipe) collectOldest() error {
 	r := p.r
 	b := p.inflight[0]
 	p.inflight = p.inflight[1:]
+	start := time.Now()
 	res, err := b.call.Wait()
+	r.Timings.add(StageBackend, start)
 	if err != nil {
 		return b.rows.fail(err)
 	}
+	defer r.Timings.add(StageRows, time.Now())
 	c := b.rows
 	for i, l := range b.batch {
 		out := res[i]
@@ -241,6 +274,7 @@ func (p *batchPipe) drain() {
 
 // commit writes a chunk's tables and marks it done.
 func (r *Runner) commit(c *chunkRows) error {
+	defer r.Timings.add(StageWrite, time.Now())
 	k := c.k
 	if err := results.WriteChunk(r.Out, "ranks", k, c.ranks); err != nil {
 		return err

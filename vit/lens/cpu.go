@@ -3,6 +3,8 @@ package lens
 import (
 	"fmt"
 	"runtime"
+	"sync/atomic"
+	"time"
 
 	"vitlens/vit"
 )
@@ -14,6 +16,28 @@ type CPU struct {
 	// Folded selects the residual-accumulation fast path (see Projector) when
 	// nil-or-true; tests force both paths to compare them.
 	Folded *bool
+	// Clock, when set, hears how long the forward and the lens took, summed
+	// over images (and so over threads: thread-seconds, not wall time).
+	Clock *CPUClock
+}
+
+// CPUClock sums the CPU backend's time per stage (`--timings`).
+type CPUClock struct{ spent [2]atomic.Int64 }
+
+const (
+	clockForward = iota
+	clockLens
+)
+
+// Forward and Lens are the summed times of each stage so far.
+func (k *CPUClock) Forward() time.Duration { return time.Duration(k.spent[clockForward].Load()) }
+func (k *CPUClock) Lens() time.Duration    { return time.Duration(k.spent[clockLens].Load()) }
+
+// add adds the time since start to a stage when the clock runs.
+func (k *CPUClock) add(stage int, start time.Time) {
+	if k != nil {
+		k.spent[stage].Add(int64(time.Since(start)))
+	}
 }
 
 // NewCPU prepares the CPU backend for m.
@@ -80,10 +104,13 @@ func (c *CPU) analyzeOne(img *vit.Tensor, keep []int, target int, req Request) (
 	if req.Record {
 		rec = new(vit.Activations)
 	}
+	start := time.Now()
 	tr, err := m.Forward(img, vit.Options{Taps: taps, Edit: req.Edit, Keep: keep, AfterBlock: req.AfterBlock, Record: rec})
+	c.Clock.add(clockForward, start)
 	if err != nil {
 		return nil, err
 	}
+	defer c.Clock.add(clockLens, time.Now())
 	if target < 0 {
 		target = Argmax(tr.Logits)
 	}
