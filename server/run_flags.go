@@ -184,15 +184,30 @@ func (rf *runFlags) openCPUInputs(kind string, files dataset.Dataset, filesSel s
 // ("demo" for the bundled one). A seed >= 0 (--random) swaps the weights for
 // a random init of the same architecture, which the hash then names.
 func (f *modelFlags) openHashed(randomSeed int64, stderr io.Writer) (*bundle.Bundle, string, *uint64, error) {
+	// The file is hashed on another thread while it is decoded: with a
+	// second core the hash of a large checkpoint costs no time.
+	type hashed struct {
+		sum string
+		err error
+	}
+	sum := make(chan hashed, 1)
+	if f.path != "" {
+		go func() {
+			h, err := results.FileSHA256(f.path)
+			sum <- hashed{h, err}
+		}()
+	}
 	b, err := f.open(stderr)
 	if err != nil {
 		return nil, "", nil, err
 	}
 	hash := "demo"
 	if f.path != "" {
-		if hash, err = results.FileSHA256(f.path); err != nil {
-			return nil, "", nil, err
+		h := <-sum
+		if h.err != nil {
+			return nil, "", nil, h.err
 		}
+		hash = h.sum
 	}
 	if randomSeed < 0 {
 		return b, hash, nil, nil

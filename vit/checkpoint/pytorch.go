@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"math/big"
 	"path"
@@ -138,7 +139,12 @@ func unpickleZip(data []byte, budget int) (any, error) {
 		if f.UncompressedSize64 < want {
 			return nil, fmt.Errorf("storage %q: archive record holds %d bytes, the pickle expects %d", key, f.UncompressedSize64, want)
 		}
-		b, _, err := readRecord(f, int64(want))
+		b, stored, err := storedBytes(data, f)
+		if stored && err == nil {
+			b = b[:want] // as readRecord: the first want bytes, the CRC checked over all
+		} else if !stored {
+			b, _, err = readRecord(f, int64(want))
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -174,6 +180,28 @@ func scanRecord(f *zip.File, budget int) (int, error) {
 		return 0, fmt.Errorf("archive record %s: %w", f.Name, err)
 	}
 	return end, nil
+}
+
+// storedBytes returns a stored (uncompressed) record's bytes where they lie
+// in the archive, once its CRC-32 checks out: torch writes every record
+// stored, and the weights are widened into float32 right after, so copying
+// them out first (readRecord) would only cost time and a second copy of the
+// file in memory. stored is false where the record is compressed or its
+// place or checksum cannot be taken from the directory; readRecord reads
+// those.
+func storedBytes(data []byte, f *zip.File) (b []byte, stored bool, err error) {
+	if f.Method != zip.Store || f.CompressedSize64 != f.UncompressedSize64 || f.CRC32 == 0 {
+		return nil, false, nil
+	}
+	off, err := f.DataOffset()
+	if err != nil || off < 0 || uint64(off) > uint64(len(data)) || f.UncompressedSize64 > uint64(len(data))-uint64(off) {
+		return nil, false, nil
+	}
+	b = data[off : uint64(off)+f.UncompressedSize64]
+	if crc32.ChecksumIEEE(b) != f.CRC32 {
+		return nil, true, fmt.Errorf("archive record %s: %v", f.Name, zip.ErrChecksum)
+	}
+	return b, true, nil
 }
 
 // readRecord reads the first limit bytes of a zip record and says whether

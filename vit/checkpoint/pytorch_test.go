@@ -1,7 +1,12 @@
 package checkpoint
 
 import (
+	"archive/zip"
+	"bytes"
+	"io"
 	"os"
+	"slices"
+	"strings"
 	"testing"
 
 	"vitlens/vit"
@@ -48,4 +53,65 @@ func TestPyTorchFixtures(t *testing.T) {
 	if _, _, err := LoadBytes("picked.pth", b, opt); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Storages are read in place from stored records (torch's way) and copied
+// out of compressed ones; both give the same weights, and a stored record
+// whose bytes do not match its CRC-32 is refused.
+func TestPyTorchStoredAndDeflated(t *testing.T) {
+	orig, err := os.ReadFile("testdata/timm_wrapped.pth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(orig), int64(len(orig)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var deflated bytes.Buffer
+	zw := zip.NewWriter(&deflated)
+	corrupt := slices.Clone(orig)
+	flipped := false
+	for _, f := range zr.File {
+		if f.Method != zip.Store {
+			t.Fatalf("%s: torch stores its records, this one has method %d", f.Name, f.Method)
+		}
+		if !flipped && strings.Contains(f.Name, "/data/") && f.UncompressedSize64 > 0 {
+			off, err := f.DataOffset()
+			if err != nil {
+				t.Fatal(err)
+			}
+			corrupt[off] ^= 1
+			flipped = true
+		}
+		r, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: f.Name, Method: zip.Deflate})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(w, r); err != nil {
+			t.Fatal(err)
+		}
+		r.Close()
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	opt := Options{Override: &vit.Config{Heads: 2}}
+	want, _, err := LoadBytes("stored.pth", orig, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := LoadBytes("deflated.pth", deflated.Bytes(), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameWeights(t, "deflated.pth", got, want, 0)
+	m, _, err := LoadBytes("corrupt.pth", corrupt, opt)
+	if m != nil {
+		t.Error("model returned with an error")
+	}
+	mustContain(t, err, "corrupt.pth: ", "checksum error")
 }
