@@ -11,13 +11,20 @@ Both sides start from the checkpoint file and the image files: the timed span co
 the model, decoding and preprocessing the images (the google preset: 224x224 bilinear, mean and
 std 0.5), the forward, the lens and, for vitlens, writing its results folder.
 
+Each side is timed in wall seconds and in CPU seconds (all its threads: PyTorch's own process
+time, vitlens's as a child process): on a machine shared with other jobs the wall-time ratio
+moves with their load, the CPU-time one much less. --timings also prints the last vitlens run's
+own breakdown (`vitlens extract --timings`: opening the model, decoding, forward, lens, rows,
+writing).
+
 Run from the repository root:
-    /usr/bin/python3 tools/bench/extract_vs_torch.py [--threads 1,2] [--rounds 2]
+    /usr/bin/python3 tools/bench/extract_vs_torch.py [--threads 1,2] [--rounds 2] [--images 64] [--timings]
 Needs Debian's python3-torch (1.13) with libopenblas0-openmp, python3-torchvision,
 python3-pil and Go.
 """
 import argparse
 import os
+import resource
 import subprocess
 import tempfile
 import time
@@ -53,9 +60,9 @@ def make_inputs(tmp, per_class):
 
 
 def torch_pipeline(ckpt, data, threads):
-    """Seconds for the seed-style pipeline over every image of data."""
+    """Wall and CPU seconds for the seed-style pipeline over every image of data."""
     torch.set_num_threads(threads)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     model = torchvision.models.VisionTransformer(
         image_size=224, patch_size=16, num_layers=12, num_heads=12, hidden_dim=768, mlp_dim=3072,
         num_classes=1000)
@@ -95,18 +102,25 @@ def torch_pipeline(ckpt, data, threads):
                                     logits.gather(-1, target.view(-1, 1, 1).expand(-1, logits.shape[1], 1)).numpy()))
     for h in hooks:
         h.remove()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
-def vitlens_pipeline(binary, ckpt, data, threads, tmp):
-    """Seconds for `vitlens extract` over data, into a fresh results folder."""
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def vitlens_pipeline(binary, ckpt, data, threads, tmp, timings):
+    """Wall and CPU seconds for `vitlens extract` over data, into a fresh results folder, and
+    its --timings breakdown when asked for."""
     out = tempfile.mkdtemp(dir=tmp)
     env = dict(os.environ, GOMAXPROCS=str(threads))
-    start = time.perf_counter()
-    subprocess.run([binary, "extract", "--model", ckpt, "--preset", "google", "--data", "folder",
-                    "--root", data, "--out", os.path.join(out, "run"), "--quiet"],
-                   env=env, check=True, capture_output=True)
-    return time.perf_counter() - start
+    start, cpu = time.perf_counter(), children_cpu()
+    run = subprocess.run([binary, "extract", "--model", ckpt, "--preset", "google", "--data", "folder",
+                          "--root", data, "--out", os.path.join(out, "run"), "--quiet"] + ["--timings"] * timings,
+                         env=env, check=True, capture_output=True, text=True)
+    wall, cpu = time.perf_counter() - start, children_cpu() - cpu
+    return wall, cpu, run.stderr[run.stderr.find("timings"):] if timings else ""
 
 
 def main():
@@ -114,22 +128,33 @@ def main():
     ap.add_argument("--threads", default=f"1,{os.cpu_count()}")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--images", type=int, default=64, help="images in the folder (a multiple of 4)")
+    ap.add_argument("--timings", action="store_true", help="print each thread count's last vitlens --timings")
+    ap.add_argument("--binary", help="a vitlens binary to time instead of building ./server (an earlier commit's, for before/after)")
     a = ap.parse_args()
     per_class = max(1, a.images // CLASSES)
     n = CLASSES * per_class
     with tempfile.TemporaryDirectory() as tmp:
-        binary = os.path.join(tmp, "vitlens")
-        subprocess.run(["go", "build", "-o", binary, "./server"], check=True, cwd=ROOT)
+        binary = a.binary and os.path.abspath(a.binary)
+        if not binary:
+            binary = os.path.join(tmp, "vitlens")
+            subprocess.run(["go", "build", "-o", binary, "./server"], check=True, cwd=ROOT)
         ckpt, data = make_inputs(tmp, per_class)
         print(f"{n} images, ViT-B/16 random, sites attn, mlp, hs_mid, hs; best of {a.rounds} rounds taking turns; "
-              f"PyTorch {torch.__version__}; load + preprocess + forward + lens (+ vitlens writing its results)")
-        print(f"{'threads':>7} {'vitlens img/s':>13} {'PyTorch img/s':>13} {'vitlens / PyTorch':>17}")
+              f"PyTorch {torch.__version__}; load + preprocess + forward + lens (+ vitlens writing its results); "
+              f"load average {os.getloadavg()[0]:.1f}")
+        print(f"{'threads':>7} {'vitlens img/s':>13} {'PyTorch img/s':>13} {'ratio':>6} | "
+              f"{'vitlens s/img':>13} {'PyTorch s/img':>13} | {'vitlens CPU s/img':>17} {'PyTorch CPU s/img':>17} {'CPU ratio':>9}")
         for threads in map(int, a.threads.split(",")):
-            g = t = float("inf")
+            g = t = gc = tc = float("inf")
             for _ in range(a.rounds):
-                t = min(t, torch_pipeline(ckpt, data, threads))
-                g = min(g, vitlens_pipeline(binary, ckpt, data, threads, tmp))
-            print(f"{threads:7d} {n / g:13.2f} {n / t:13.2f} {t / g:16.2f}x", flush=True)
+                tw, tcpu = torch_pipeline(ckpt, data, threads)
+                gw, gcpu, timings = vitlens_pipeline(binary, ckpt, data, threads, tmp, a.timings)
+                t, tc, g, gc = min(t, tw), min(tc, tcpu), min(g, gw), min(gc, gcpu)
+            print(f"{threads:7d} {n / g:13.2f} {n / t:13.2f} {t / g:5.2f}x | {g / n:13.3f} {t / n:13.3f} | "
+                  f"{gc / n:17.3f} {tc / n:17.3f} {tc / gc:8.2f}x", flush=True)
+            if a.timings:
+                print(timings, end="", flush=True)
+        print(f"load average at the end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
