@@ -154,3 +154,37 @@ func runPipelined(t *testing.T, b *bundle.Bundle, ds dataset.Dataset, dir string
 		}
 	})
 }
+
+// A run with Timings (`--timings`) writes the tables of one without, and
+// every stage it went through, with the CPU backend's forward and lens,
+// hears some time.
+func TestTimedRunWritesTheSameTables(t *testing.T) {
+	b := testBundle(t)
+	ds, err := dataset.Open("folder", folderWithBadImages(t), dataset.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, timed := t.TempDir(), t.TempDir()
+	runPipelined(t, b, ds, plain, extractSpec, 2, 2, nil)
+	var tm Timings
+	cpu := lens.NewCPU(b.Model)
+	cpu.Clock = new(lens.CPUClock)
+	st := runWith(t, b, ds, timed, extractSpec, 0, 1, func(r *Runner) {
+		r.DecodeAhead, r.InFlight, r.Backend, r.Timings = 2, 2, cpu, &tm
+	})
+	for _, table := range []string{"ranks", "images", "skipped"} {
+		want, err1 := os.ReadFile(filepath.Join(plain, table+".parquet"))
+		got, err2 := os.ReadFile(filepath.Join(timed, table+".parquet"))
+		if err1 != nil || err2 != nil || !slices.Equal(got, want) {
+			t.Errorf("%s: the timed run's table differs (%v, %v)", table, err1, err2)
+		}
+	}
+	for _, s := range []Stage{StageDecode, StageBackend, StageRows, StageWrite} {
+		if tm[s] <= 0 {
+			t.Errorf("%s: no time recorded", StageNames[s])
+		}
+	}
+	if cpu.Clock.Forward() <= 0 || cpu.Clock.Lens() <= 0 || st.Finishing <= 0 {
+		t.Errorf("forward %v, lens %v, finishing %v: want each above 0", cpu.Clock.Forward(), cpu.Clock.Lens(), st.Finishing)
+	}
+}
