@@ -65,7 +65,11 @@ func (m *Model) Forward(pixels *Tensor, opt Options) (*Trace, error) {
 		}
 		opt.Hooks.call(Hook{Point: HookResidPre, Block: b}, x, []int{len(tokens), c.Dim})
 		if b == 0 && opt.Taps.Embed {
-			tr.Embed = &Tensor{Shape: []int{len(tokens), c.Dim}, Data: slices.Clone(x)}
+			var old *Tensor
+			if opt.Reuse != nil {
+				old = opt.Reuse.Embed
+			}
+			tr.Embed = keepTap(old, x, len(tokens), c.Dim)
 		}
 		m.block(b, x, tokens, opt, tr, rec, buf)
 		if opt.AfterBlock != nil {
@@ -165,7 +169,7 @@ func (m *Model) block(b int, x []float32, tokens []int, opt Options, tr *Trace, 
 	n, d := len(tokens), c.Dim
 	tap := func(s Site, v []float32) {
 		if tr.Sites[s] != nil {
-			tr.Sites[s][b] = &Tensor{Shape: []int{n, d}, Data: slices.Clone(v)}
+			tr.Sites[s][b] = keepTap(opt.Reuse.reusable(s, b), v, n, d)
 		}
 	}
 	// record copies a value that is overwritten later, when recording.

@@ -3,6 +3,7 @@ package lens
 import (
 	"fmt"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,6 +20,9 @@ type CPU struct {
 	// Clock, when set, hears how long the forward and the lens took, summed
 	// over images (and so over threads: thread-seconds, not wall time).
 	Clock *CPUClock
+	// spare holds traces whose taps only the lens read, for the next
+	// forward to copy its taps into (vit.Options.Reuse).
+	spare sync.Pool
 }
 
 // CPUClock sums the CPU backend's time per stage (`--timings`).
@@ -105,7 +109,8 @@ func (c *CPU) analyzeOne(img *vit.Tensor, keep []int, target int, req Request) (
 		rec = new(vit.Activations)
 	}
 	start := time.Now()
-	tr, err := m.Forward(img, vit.Options{Taps: taps, Edit: req.Edit, Keep: keep, AfterBlock: req.AfterBlock, Record: rec})
+	reuse, _ := c.spare.Get().(*vit.Trace)
+	tr, err := m.Forward(img, vit.Options{Taps: taps, Edit: req.Edit, Keep: keep, AfterBlock: req.AfterBlock, Record: rec, Reuse: reuse})
 	c.Clock.add(clockForward, start)
 	if err != nil {
 		return nil, err
@@ -162,7 +167,7 @@ func (c *CPU) analyzeOne(img *vit.Tensor, keep []int, target int, req Request) (
 		}
 	}
 	if taps != req.Taps || req.Taps == (vit.Taps{}) {
-		tr = trimTrace(tr, req.Taps)
+		c.spare.Put(trimTrace(tr, req.Taps))
 	}
 	res.Trace = tr
 	return res, nil
@@ -263,15 +268,17 @@ func forTokens(n, classes int, fn func(t0, t1 int, scratch *tokenScratch)) {
 }
 
 // trimTrace keeps only the raw tensors the caller asked for, so memory does
-// not grow with what the lens needed internally.
+// not grow with what the lens needed internally, and returns the others as
+// a spare trace for a later forward to reuse.
 func trimTrace(tr *vit.Trace, want vit.Taps) *vit.Trace {
+	spare := new(vit.Trace)
 	for s := range vit.NumSites {
 		if !want.Sites[s] {
-			tr.Sites[s] = nil
+			spare.Sites[s], tr.Sites[s] = tr.Sites[s], nil
 		}
 	}
 	if !want.Embed {
-		tr.Embed = nil
+		spare.Embed, tr.Embed = tr.Embed, nil
 	}
-	return tr
+	return spare
 }

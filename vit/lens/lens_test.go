@@ -293,3 +293,53 @@ func TestCopyMaxIsMax(t *testing.T) {
 		}
 	}
 }
+
+// A CPU backend that reuses the taps of its earlier forwards (the spare
+// traces) reads out every image exactly as a fresh one does, whatever ran
+// before: another image, a shorter sequence (Keep), or a caller who keeps
+// some taps.
+func TestReusedTapsReadOutAsFresh(t *testing.T) {
+	m := testModel(t, tinyCLS)
+	imgs := vit.RandomImages(tinyCLS, 3, 4)
+	full := Request{Sites: vit.AllSites(), TopK: 5, Targets: []int{3}}
+	short := full
+	short.Keep = [][]int{{0, 2, 5, 7}}
+	kept := full
+	kept.Taps.Sites[vit.SiteHS] = true
+	fresh := func(img *vit.Tensor, req Request) *Result {
+		res, err := NewCPU(m).Analyze([]*vit.Tensor{img}, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res[0]
+	}
+	reused := NewCPU(m)
+	var keptEarlier, keptWant *vit.Tensor // a tap returned to the caller stays theirs
+	for i, step := range []struct {
+		img int
+		req Request
+	}{{0, full}, {1, short}, {2, full}, {0, kept}, {1, full}, {2, kept}} {
+		got, err := reused.Analyze([]*vit.Tensor{imgs[step.img]}, step.req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fresh(imgs[step.img], step.req)
+		for j, r := range got[0].Readouts {
+			w := want.Readouts[j]
+			if !slices.Equal(r.Rank, w.Rank) || !slices.Equal(r.Top, w.Top) || !slices.Equal(r.TargetLogit, w.TargetLogit) ||
+				!slices.Equal(r.Entropy, w.Entropy) || !slices.Equal(r.KL, w.KL) {
+				t.Fatalf("step %d: %v block %d differs from a fresh backend's", i, r.Site, r.Block)
+			}
+		}
+		if hs := got[0].Trace.Site(vit.SiteHS, 1); (hs != nil) != step.req.Taps.Sites[vit.SiteHS] ||
+			hs != nil && !slices.Equal(hs.Data, want.Trace.Site(vit.SiteHS, 1).Data) {
+			t.Fatalf("step %d: the kept hs tap is wrong", i)
+		}
+		if hs := got[0].Trace.Site(vit.SiteHS, 1); hs != nil && keptEarlier == nil {
+			keptEarlier, keptWant = hs, want.Trace.Site(vit.SiteHS, 1)
+		}
+	}
+	if !slices.Equal(keptEarlier.Data, keptWant.Data) {
+		t.Fatal("a later forward overwrote a tap the caller kept")
+	}
+}
