@@ -135,10 +135,7 @@ func (l Linear) MatMul(out, a []float32, rows int) {
 		MatMul(out, a, l.Weights(), rows, l.In, l.Out)
 		return
 	}
-	b := getPackedB()
-	defer packedBPool.Put(b)
-	b.packTransposed(l.packed.packed)
-	gemm(activeKernel, out, l.In, a, l.Out, rows, b, epilogue{}, gemmWorkers())
+	productOnce(out, a, rows, func(b *packedB) { b.packTransposed(l.packed.packed) })
 }
 
 // Unpacked returns l with W in PyTorch layout in a slice of its own (a

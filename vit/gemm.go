@@ -356,7 +356,16 @@ func getScratch(n int) *[]float32 {
 // backward pass's garbage).
 var packedBPool = sync.Pool{New: func() any { return new(packedB) }}
 
-func getPackedB() *packedB { return packedBPool.Get().(*packedB) }
+// productOnce computes out (m×b.n, row-major) = a (m×b.k, row-major)·B for a
+// right operand B that pack writes into a pooled packedB for this product
+// only: the single products (MatMulT, MatMul, Linear.MatMul), which differ
+// only in how B is laid out before packing.
+func productOnce(out, a []float32, m int, pack func(*packedB)) {
+	b := packedBPool.Get().(*packedB)
+	defer packedBPool.Put(b)
+	pack(b)
+	gemm(activeKernel, out, b.n, a, b.k, m, b, epilogue{}, gemmWorkers())
+}
 
 // gemm computes out[i*ldc+j] = ep(Σ_p a[i*lda+p]·B[p,j]) for i < m, j < b.n
 // with micro-kernel kern, splitting column panels across up to `workers`

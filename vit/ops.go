@@ -212,10 +212,7 @@ func MatMulT(out, a, b []float32, m, n, k int) {
 		matMulTScalar(out, a, b, m, n, k)
 		return
 	}
-	pb := getPackedB()
-	defer packedBPool.Put(pb)
-	pb.packBT(b, k, n, k)
-	gemm(activeKernel, out, n, a, k, m, pb, epilogue{}, gemmWorkers())
+	productOnce(out, a, m, func(pb *packedB) { pb.packBT(b, k, n, k) })
 }
 
 // MatMul computes out (m×n) = a (m×k)·b where b is k×n, row-major: the
@@ -233,10 +230,7 @@ func MatMul(out, a, b []float32, m, n, k int) {
 		matMulTScalar(out, a, t, m, n, k)
 		return
 	}
-	pb := getPackedB()
-	defer packedBPool.Put(pb)
-	pb.packBN(b, n, k, n)
-	gemm(activeKernel, out, n, a, k, m, pb, epilogue{}, gemmWorkers())
+	productOnce(out, a, m, func(pb *packedB) { pb.packBN(b, n, k, n) })
 }
 
 // PackedT is a matrix W (n×k, PyTorch Linear layout) prepared as the right
