@@ -66,7 +66,7 @@ func (c *engineClient) do(req *engine.Request, progress func(engine.Progress)) *
 // reading it.
 func (c *engineClient) doBlob(req *engine.Request, in app.Value, progress func(engine.Progress)) (*engine.Response, app.Value) {
 	if req.ID == 0 {
-		req.ID = int(c.next.Add(1))
+		req.ID = c.newID()
 	}
 	if c.remote == nil {
 		return c.inPage(req, in, progress)
@@ -198,10 +198,7 @@ func (c *engineClient) release(m *session.Model) {
 
 // tunedLens is the page's tuned lens: the engine read its file (readLens)
 // and knows it by its number.
-type tunedLens struct {
-	id   int
-	name string
-}
+type tunedLens struct{ id int }
 
 // readLens has the engine read a tuned lens's file (a Blob) for m and
 // check it against the model; analyses then name it by id.
@@ -213,10 +210,9 @@ func (c *engineClient) readLens(m *session.Model, id int, name string, file app.
 // analysis is what one analysis request brings back.
 type analysis struct {
 	*session.Analysis
-	explain          *engine.Explanation // nil when not asked
-	dla              *engine.DLA
-	backend, note    string
-	canceled, inPage bool
+	explain       *engine.Explanation // nil when not asked
+	dla           *engine.DLA
+	backend, note string
 }
 
 // analyze runs an analysis of img (in: its prepared input for m, or nil)
@@ -233,16 +229,16 @@ func (c *engineClient) analyze(seq int, m *session.Model, img *session.Image, in
 		req.LensID = tl.id
 	}
 	// cancel reads the number of the analysis in flight.
-	req.ID = int(c.next.Add(1))
+	req.ID = c.newID()
 	c.running.Store(int64(req.ID))
 	resp := c.do(req, progress)
 	c.running.CompareAndSwap(int64(req.ID), 0)
 	if err := resp.Error(); err != nil {
-		return &analysis{canceled: errors.Is(err, engine.ErrCanceled)}, err
+		return nil, err
 	}
 	r := resp.Result
 	return &analysis{Analysis: r.Analysis(seq, m, img, s), explain: resp.Explain, dla: r.DLA,
-		backend: r.BackendName, note: r.BackendNote, inPage: c.remote == nil}, nil
+		backend: r.BackendName, note: r.BackendNote}, nil
 }
 
 // explain computes the explanation maps of target on demand (a model too

@@ -262,14 +262,3 @@ func (we *workerEngine) call(id int, req []byte, in app.Value, progress func(eng
 }
 
 func (we *workerEngine) cancel(id int) { we.w.Call("postMessage", map[string]any{"cancel": id}) }
-
-// started reports whether the worker answered (false: still compiling, or
-// failed).
-func (we *workerEngine) started() bool {
-	select {
-	case <-we.ready:
-		return we.fatal == nil
-	default:
-		return false
-	}
-}

@@ -220,7 +220,7 @@ func (p *Page) loadLens(ctx app.Context, files []jsFile) {
 				return
 			}
 			p.lensName, p.tuned = f.Name, true
-			p.lens = &tunedLens{id: id, name: f.Name}
+			p.lens = &tunedLens{id: id}
 			p.analyze(ctx)
 		})
 	}

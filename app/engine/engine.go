@@ -405,13 +405,12 @@ func (e *Engine) Handle(req *Request, progress func(Progress)) *Response {
 		err = fmt.Errorf("engine: unknown request kind %d", req.Kind)
 	}
 	if err != nil {
-		resp.Err = err.Error()
-		resp.Canceled = errors.Is(err, ErrCanceled)
+		// A failed request answers nothing but the error: whatever a kind
+		// had filled in before it failed is dropped, new fields included.
+		resp = &Response{ID: req.ID, Err: err.Error(), Canceled: errors.Is(err, ErrCanceled)}
 		if dim, choices, ok := session.HeadsQuestion(err); ok {
 			resp.HeadsDim, resp.HeadChoices = dim, choices
 		}
-		resp.Result, resp.Loaded, resp.Explain = nil, nil, nil
-		resp.Classes, resp.Patch, resp.PatchCell, resp.Data = nil, nil, nil, nil
 	}
 	return resp
 }

@@ -148,10 +148,10 @@ func (m *Model) Memories(tr *vit.Trace, b int, l memory.Layer, pos int) ([]Memor
 			mem.Head = int(j) / m.Model.Config.HeadDim()
 		}
 		key := MemoryKey{b, l, int(j)}
-		if v, ok := m.memories[key]; ok || !m.HasWeights() {
-			mem.Classes = v
+		if m.HasWeights() {
+			mem.Classes = m.valueClasses(key) // the cached classes, or computed once
 		} else {
-			mem.Classes = m.valueClasses(key)
+			mem.Classes = m.memories[key] // what the engine answered, if it has
 		}
 		out = append(out, mem)
 	}
