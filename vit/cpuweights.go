@@ -9,7 +9,8 @@ import "runtime"
 // scalar loop) and l.W is dropped, so the process holds the weights once.
 // Readers that want W in PyTorch layout (the GPU upload, the explain
 // backward, the lens's folded head, the memories, DLA) read it through
-// Weights, Row, At and Transposed, which unpack exactly and cache nothing.
+// Weights, Row and At, which unpack exactly and cache nothing; a product
+// with W itself (x·W) is Linear.MatMul, straight from the panels.
 
 // Pack moves every Linear of m into the CPU GEMM's form (Linear.Pack). It
 // is meant for load time, before the model is shared: it writes m's fields.
@@ -104,24 +105,6 @@ func (l Linear) At(i, j int) float32 {
 		return l.packed.w[i*l.In+j]
 	}
 	return l.packed.packed.at(j, i) // the panels hold Wᵀ
-}
-
-// Transposed returns Wᵀ (In×Out, row-major) in a new slice: the right
-// operand, for MatMulT, of x·W (a backward pass, E·W_out). The panels hold
-// Wᵀ already, so it is read out of them directly.
-func (l Linear) Transposed() []float32 {
-	t := make([]float32, l.In*l.Out)
-	if l.packed != nil && l.packed.packed != nil {
-		l.packed.packed.unpackB(t, l.Out)
-		return t
-	}
-	w := l.Weights()
-	for i := 0; i < l.Out; i++ {
-		for j, v := range w[i*l.In : (i+1)*l.In] {
-			t[j*l.Out+i] = v
-		}
-	}
-	return t
 }
 
 // MatMul computes out (rows×In) = a (rows×Out)·W: the product of a

@@ -172,19 +172,6 @@ func (b *packedB) unpackBT(w []float32, ldw int) {
 	}
 }
 
-// unpackB writes B itself row-major into v (k×n, row p at v[p*ldv:]):
-// for packBT's operand that is Wᵀ, sixteen contiguous values at a time.
-func (b *packedB) unpackB(v []float32, ldv int) {
-	for q := 0; q < b.panels(); q++ {
-		src := b.data[q*b.k*gemmNR : (q+1)*b.k*gemmNR]
-		j0 := q * gemmNR
-		cols := min(gemmNR, b.n-j0)
-		for p := 0; p < b.k; p++ {
-			copy(v[p*ldv+j0:p*ldv+j0+cols], src[p*gemmNR:])
-		}
-	}
-}
-
 // packBN packs B from v, whose row p (at v[p*ldv:]) is B's row p: attention's
 // values.
 func (b *packedB) packBN(v []float32, ldv, k, n int) {
