@@ -22,9 +22,10 @@ func (m *Model) Forward(pixels *Tensor, opt Options) (*Trace, error) {
 	if err := c.CheckEdit(opt.Edit); err != nil {
 		return nil, err
 	}
-	var embedded *[]float32 // hook_embed's value, when recording
+	var embedded *[]float32 // where hook_embed's value goes, when recording
 	if opt.Record != nil {
-		embedded = new([]float32)
+		*opt.Record = Activations{Tokens: tokens, Blocks: make([]BlockActivations, c.Depth)}
+		embedded = &opt.Record.Embed
 	}
 	x := m.embed(pixels, opt.Hooks, embedded)
 	if opt.Keep != nil {
@@ -47,9 +48,6 @@ func (m *Model) Forward(pixels *Tensor, opt Options) (*Trace, error) {
 	}
 	if opt.Taps.Heads {
 		tr.Heads = make([]*Tensor, c.Depth)
-	}
-	if opt.Record != nil {
-		*opt.Record = Activations{Tokens: tokens, Embed: *embedded, Blocks: make([]BlockActivations, c.Depth)}
 	}
 	// The blocks' work buffers go from block to block (and forward to
 	// forward) unless a backward pass or a hook might keep them.
@@ -393,12 +391,20 @@ func (a *attentionScratch) head(out, qkv []float32, n, d, dh, h int, scale float
 // hookQKV gathers block i (0 q, 1 k, 2 v) of the fused n×3D qkv into an
 // n×H×dh tensor, hands it to f and scatters it back, so a hook can read and
 // replace the queries, keys or values.
+// QKVPart copies part i (0 the queries, 1 the keys, 2 the values) of a
+// block's qkv (n×3D: a token's q, k and v side by side), or of its
+// gradient, into n×D rows of its own: the layout of hook_q, hook_k, hook_v.
+func QKVPart(qkv []float32, i, n, d int) []float32 {
+	out := make([]float32, n*d)
+	for t := 0; t < n; t++ {
+		copy(out[t*d:(t+1)*d], qkv[t*3*d+i*d:])
+	}
+	return out
+}
+
 func hookQKV(qkv []float32, i, n, heads, dh int, f func([]float32)) {
 	d := heads * dh
-	v := make([]float32, n*d)
-	for t := 0; t < n; t++ {
-		copy(v[t*d:(t+1)*d], qkv[t*3*d+i*d:])
-	}
+	v := QKVPart(qkv, i, n, d)
 	f(v)
 	for t := 0; t < n; t++ {
 		copy(qkv[t*3*d+i*d:t*3*d+(i+1)*d], v[t*d:])

@@ -297,11 +297,7 @@ func FromActivations(m *vit.Model, rec *vit.Activations, opt Options) (*Result, 
 		case vit.HookPattern:
 			return rec.Blocks[h.Block].Probs.Data
 		case vit.HookV: // the values' third of qkv, n×D
-			v := make([]float32, n*d)
-			for t := range n {
-				copy(v[t*d:(t+1)*d], rec.Blocks[h.Block].QKV[t*3*d+2*d:])
-			}
-			return v
+			return vit.QKVPart(rec.Blocks[h.Block].QKV, 2, n, d)
 		}
 		panic(fmt.Sprintf("dla: no recorded value for %s", h.Name()))
 	}

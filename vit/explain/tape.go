@@ -155,7 +155,7 @@ func (t *tape) backward(gLogits []float32, at func(h vit.Hook, g []float32)) (gP
 		hook(vit.HookPattern, b, gProbs[b].Data)
 		if at != nil {
 			for i, p := range []vit.HookPoint{vit.HookQ, vit.HookK, vit.HookV} {
-				hook(p, b, splitQKV(gQKV, i, n, d))
+				hook(p, b, vit.QKVPart(gQKV, i, n, d))
 			}
 		}
 		LinearBackward(gAttnIn, gQKV, n, blk.QKV)
@@ -174,16 +174,6 @@ func (t *tape) backward(gLogits []float32, at func(h vit.Hook, g []float32)) (gP
 		hook(vit.HookPosEmbed, 0, gx)
 	}
 	return gProbs, gx
-}
-
-// splitQKV copies block i (0 q, 1 k, 2 v) of a fused n×3D gradient into an
-// n×D slice (n×H×dh: heads are contiguous column ranges).
-func splitQKV(g []float32, i, n, d int) []float32 {
-	out := make([]float32, n*d)
-	for t := 0; t < n; t++ {
-		copy(out[t*d:(t+1)*d], g[t*3*d+i*d:])
-	}
-	return out
 }
 
 // HookGradients runs the model on one image and one backward pass of
