@@ -273,9 +273,15 @@ func TestMainThread(t *testing.T) {
 type mainThreadTrace struct {
 	mu     sync.Mutex
 	events []traceEvent
+	raw    []json.RawMessage // every event, kept where VITLENS_E2E_TRACE asks for the file
 	done   chan struct{}
 	ended  bool
 }
+
+// traceFile is where VITLENS_E2E_TRACE asks for the whole trace, with V8's
+// and the workers' categories and the sampling profiler's, for
+// chrome://tracing or Perfetto: "" keeps the test's few categories.
+var traceFile = os.Getenv("VITLENS_E2E_TRACE")
 
 // traceEvent is one event of Chrome's JSON trace format; times in µs.
 type traceEvent struct {
@@ -301,6 +307,9 @@ func startTrace(t *testing.T, ctx context.Context) *mainThreadTrace {
 			tr.mu.Lock()
 			defer tr.mu.Unlock()
 			for _, v := range e.Value {
+				if traceFile != "" {
+					tr.raw = append(tr.raw, json.RawMessage(v))
+				}
 				var te traceEvent
 				if json.Unmarshal(v, &te) == nil {
 					tr.events = append(tr.events, te)
@@ -312,8 +321,13 @@ func startTrace(t *testing.T, ctx context.Context) *mainThreadTrace {
 	}); err != nil {
 		t.Fatalf("listening for the trace: %v", err)
 	}
+	categories := []string{"toplevel", "blink.user_timing", "__metadata"}
+	if traceFile != "" {
+		categories = append(categories, "devtools.timeline", "v8", "v8.wasm", "v8.execute", "blink", "loading",
+			"disabled-by-default-devtools.timeline", "disabled-by-default-v8.cpu_profiler")
+	}
 	_, err := chromedp.Call(ctx, tracing.Start, tracing.StartParams{
-		TraceConfig: &tracing.TraceConfig{IncludedCategories: []string{"toplevel", "blink.user_timing", "__metadata"}}})
+		TraceConfig: &tracing.TraceConfig{IncludedCategories: categories}})
 	if err != nil {
 		t.Fatalf("starting the trace: %v", err)
 	}
@@ -335,6 +349,16 @@ func (tr *mainThreadTrace) busiestTask(t *testing.T, ctx context.Context, since 
 			t.Fatal("the trace did not complete")
 		}
 		tr.ended = true
+		if traceFile != "" {
+			data, err := json.Marshal(map[string]any{"traceEvents": tr.raw})
+			if err == nil {
+				err = os.WriteFile(traceFile, data, 0o644)
+			}
+			if err != nil {
+				t.Errorf("writing the trace: %v", err)
+			}
+			t.Logf("the browser's trace: %s (%d events)", traceFile, len(tr.raw))
+		}
 	}
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
