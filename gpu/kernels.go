@@ -23,7 +23,12 @@ type kernel struct {
 	pipeline *wgpu.ComputePipeline
 }
 
-var storageBinding = regexp.MustCompile(`@binding\((\d+)\)\s*var<storage,\s*(read_write|read)>`)
+// storageBinding matches a storage binding's declaration. It is compiled
+// on first use (a device's first pipeline), not at program start: the web
+// page and its engine's worker start this package without opening a device.
+var storageBinding = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`@binding\((\d+)\)\s*var<storage,\s*(read_write|read)>`)
+})
 
 // storageBindings reads the storage bindings' access modes from the WGSL, so
 // the explicit bind group layouts (the browser needs them) cannot drift from
@@ -31,7 +36,7 @@ var storageBinding = regexp.MustCompile(`@binding\((\d+)\)\s*var<storage,\s*(rea
 // their weights' binding 2 from a separate file) but must number 1, 2, ...
 // without gaps.
 func storageBindings(name, src string) ([]bool, error) {
-	found := storageBinding.FindAllStringSubmatch(src, -1)
+	found := storageBinding().FindAllStringSubmatch(src, -1)
 	writable := make([]bool, len(found))
 	seen := make([]bool, len(found))
 	for _, m := range found {
