@@ -135,6 +135,30 @@ func fetchBytes(url string, progress func(done, total int64)) ([]byte, error) {
 	return readBlob(url, blob)
 }
 
+// fetchWhole downloads url into Go memory in one piece
+// (Response.arrayBuffer): for files that need no progress bar, it wakes
+// the Go program twice, where fetchBytes wakes it for every chunk and again
+// for the Blob it reads back. The engine's worker reads the demo's files
+// (the model, the samples' index, 30 samples) as it starts, when each
+// wake-up waits for its thread, busy parsing the model.
+func fetchWhole(url string) ([]byte, error) {
+	resp, err := await(app.Window().Call("fetch", url))
+	if err != nil {
+		return nil, fmt.Errorf("%s: download failed: %v", url, err)
+	}
+	if !resp.Get("ok").Bool() {
+		return nil, fmt.Errorf("%s: server answered %d %s", url, resp.Get("status").Int(), resp.Get("statusText").String())
+	}
+	buf, err := await(resp.Call("arrayBuffer"))
+	if err != nil {
+		return nil, fmt.Errorf("%s: download interrupted: %v", url, err)
+	}
+	u8 := app.Window().Get("Uint8Array").New(buf)
+	data := make([]byte, u8.Length())
+	app.CopyBytesToGo(data, u8)
+	return data, nil
+}
+
 // demoFiles are the demo model and samples the server publishes under
 // /web/demo/, laid out as package public's Files.
 var demoFiles = webFiles{dir: "/web/" + public.DemoWebDir + "/"}
@@ -153,7 +177,7 @@ func (w webFiles) ReadFile(name string) ([]byte, error) {
 	if !fs.ValidPath(name) {
 		return nil, &fs.PathError{Op: "read", Path: name, Err: fs.ErrInvalid}
 	}
-	data, err := fetchBytes(w.URL(name), func(int64, int64) {})
+	data, err := fetchWhole(w.URL(name))
 	if err != nil {
 		return nil, &fs.PathError{Op: "read", Path: name, Err: err}
 	}
