@@ -285,6 +285,35 @@ func clickDownload(href any, name string) {
 // between steps; a sleep of more than a frame lets one frame be drawn.
 func pause() { time.Sleep(20 * time.Millisecond) }
 
+// frameWait is the longest nextFrame waits: a hidden tab runs no animation
+// frames, and work drawn in steps must go on there too.
+const frameWait = 20 * time.Millisecond
+
+// nextFrame blocks until the browser's next animation frame
+// (requestAnimationFrame), frameWait at most. The page's work then runs at
+// the start of that frame, before its style, layout and paint: a step of
+// drawing waits about half a frame for its turn, where pause waits 20 ms
+// every time.
+func nextFrame() {
+	fired := make(chan struct{}, 1)
+	callback := app.FuncOf(func(app.Value, []app.Value) any {
+		select {
+		case fired <- struct{}{}:
+		default:
+		}
+		return nil
+	})
+	id := app.Window().Call("requestAnimationFrame", callback)
+	timer := time.NewTimer(frameWait)
+	select {
+	case <-fired:
+		timer.Stop()
+	case <-timer.C:
+		app.Window().Call("cancelAnimationFrame", id)
+	}
+	callback.Release()
+}
+
 // sinceNavigation is performance.now(): milliseconds since the page started
 // loading.
 func sinceNavigation() float64 { return app.Window().Get("performance").Call("now").Float() }
@@ -303,3 +332,12 @@ func measure(name string, start float64) {
 
 // queryParam reads a parameter of the page's URL.
 func queryParam(name string) string { return app.Window().URL().Query().Get(name) }
+
+// firstDrawn tells web/boot.js that the first analysis is drawn (or the
+// demo failed): the service worker's registration, which it holds back
+// until then, may go ahead.
+func firstDrawn() {
+	if f := app.Window().Get("vlFirstDrawn"); f.Truthy() {
+		f.Invoke()
+	}
+}

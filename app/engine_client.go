@@ -38,6 +38,7 @@ type engineClient struct {
 	loaded  bool                   // a model reached the engine: its worker cannot be swapped any more
 	next    atomic.Int64
 	running atomic.Int64 // the analysis in flight, for cancel
+	serving sync.Mutex   // held while the in-page engine serves a request
 }
 
 func newEngineClient() *engineClient {
@@ -105,6 +106,10 @@ func (c *engineClient) doBlob(req *engine.Request, in app.Value, progress func(e
 // inPage serves a request with the page's own engine: what the worker does
 // with a message, without the copies.
 func (c *engineClient) inPage(req *engine.Request, in app.Value, progress func(engine.Progress)) (*engine.Response, app.Value) {
+	// One request at a time, as in the worker: two goroutines may fall
+	// back here together when the worker fails to start (see demo).
+	c.serving.Lock()
+	defer c.serving.Unlock()
 	if in != nil {
 		data, err := readBlob(req.Name, in)
 		if err != nil {
@@ -142,6 +147,25 @@ func (c *engineClient) loadModel(name string, file app.Value, opt session.LoadOp
 func (c *engineClient) loadDemo(opt session.LoadOptions) (*session.Model, error) {
 	m, _, err := c.model(&engine.Request{Kind: engine.KindDemo, Opt: opt}, nil)
 	return m, err
+}
+
+// demo asks for the demo model and its samples, both at once to the
+// worker: it answers them one after the other, so the page waits for one
+// round trip, not two (the in-page engine serves them in turn).
+func (c *engineClient) demo() (m *session.Model, err error, samples []*session.Image, samplesErr error) {
+	if c.remote == nil {
+		m, err = c.loadDemo(session.LoadOptions{})
+		samples, samplesErr = c.samples()
+		return m, err, samples, samplesErr
+	}
+	got := make(chan struct{})
+	go func() {
+		defer close(got)
+		samples, samplesErr = c.samples()
+	}()
+	m, err = c.loadDemo(session.LoadOptions{})
+	<-got
+	return m, err, samples, samplesErr
 }
 
 func (c *engineClient) randomInit(m *session.Model) (*session.Model, error) {
