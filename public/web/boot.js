@@ -82,6 +82,23 @@
 
   early = startEngine();
 
+  // The service worker is registered once the first analysis is drawn
+  // (the page's Go calls vlFirstDrawn), or after 10 s: installing it
+  // fetches app.wasm and the demo again to precache them, which on a
+  // small machine takes cores from the page's start-up and the engine's.
+  // go-app's loader calls register at once; this holds the call back.
+  const sw = navigator.serviceWorker;
+  if (sw && typeof sw.register === "function") {
+    let go;
+    const drawn = new Promise((resolve) => {
+      go = resolve;
+      setTimeout(resolve, 10000);
+    });
+    self.vlFirstDrawn = () => go();
+    const register = sw.register;
+    sw.register = (...args) => drawn.then(() => register.apply(sw, args));
+  }
+
   // vlTakeEngine hands the page's Go the worker started at once, the
   // first time, or starts one now: {worker, queued} (the messages and
   // errors it sent so far), or null for the engine in the page. A worker
