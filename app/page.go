@@ -330,28 +330,32 @@ func (p *Page) analyze(ctx app.Context) {
 // steps draws a large change in steps: each step's render is a short
 // task, and a step that starts a task waits for the browser's next frame
 // (nextFrame), so the browser paints and handles input between them.
-// Steps drawn quickly share a task while it has run for less than
-// stepBudget: a wait per step cost more than most of the steps (7-28 ms
-// each for the demo's results). For a job or ctx.Async goroutine only.
+// A step shares the task of the one before when both fit in stepBudget
+// (judged by the one before's time): a wait per step cost more than most
+// of the steps (7-30 ms each for the demo's results). For a job or
+// ctx.Async goroutine only.
 type steps struct {
-	since time.Time // when the task the steps run in started
+	since time.Time     // when the task the steps run in started
+	last  time.Duration // how long the step before took
 }
 
-// stepBudget is how long consecutive steps may keep one task: well under
-// the 50 ms the browser counts as a long task, so that one more small step
-// does not make one.
-const stepBudget = 30 * time.Millisecond
+// stepBudget is how long consecutive steps may keep one task: under the
+// 50 ms the browser counts as a long task.
+const stepBudget = 40 * time.Millisecond
 
 func newSteps() *steps { return &steps{} }
 
 // draw runs f on the UI goroutine and returns once the render that follows
-// is over; it waits for the next frame first unless the steps' task is
-// still young. name is its measure on the page's performance timeline.
+// is over; it waits for the next frame first unless this step, if it takes
+// as long as the one before, still fits in the task's budget. name is its
+// measure on the page's performance timeline.
 func (s *steps) draw(ctx app.Context, name string, f func(app.Context)) {
-	if s.since.IsZero() || time.Since(s.since) >= stepBudget {
+	if s.since.IsZero() || time.Since(s.since)+s.last > stepBudget {
 		nextFrame()
 		s.since = time.Now()
 	}
+	began := time.Now()
+	defer func() { s.last = time.Since(began) }()
 	drawn := make(chan struct{})
 	ctx.Dispatch(func(ctx app.Context) {
 		start := sinceNavigation()
