@@ -246,7 +246,7 @@ func (p *Page) export(ctx app.Context, what string) {
 		var keys []session.MemoryKey
 		if pos := session.Position(a.Current(), token); pos >= 0 { // else MemoriesCSV says it was dropped
 			var err error
-			if keys, err = a.Model.MissingClasses(a.Current().Trace, blocks, pos); err != nil {
+			if keys, err = a.Model.MissingClasses(a.CurrentMemories(), blocks, pos); err != nil {
 				csv("", nil, err)
 				return
 			}

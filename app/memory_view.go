@@ -39,7 +39,7 @@ func (mv *MemoryView) askClasses(ctx app.Context) {
 	if pos < 0 {
 		return
 	}
-	keys, err := a.Model.MissingClasses(r.Trace, []int{mv.Block}, pos)
+	keys, err := a.Model.MissingClasses(a.CurrentMemories(), []int{mv.Block}, pos)
 	if err == nil && len(keys) > 0 {
 		ctx.NewActionWithValue(actMemories, memoriesWanted{model: a.Model, keys: keys})
 	}
@@ -58,7 +58,7 @@ func (mv *MemoryView) Render() app.UI {
 	}
 	var tables []app.UI
 	for _, l := range []memory.Layer{memory.MLP, memory.Attn} {
-		mems, err := a.Model.Memories(r.Trace, mv.Block, l, pos)
+		mems, err := a.Model.Memories(a.CurrentMemories(), mv.Block, l, pos)
 		if err != nil {
 			return card("vl-memories", "", title, tools, app.P().Class("vl-hint").Text(err.Error()))
 		}

@@ -142,7 +142,7 @@ func TestInPageEngine(t *testing.T) {
 	want := nativeAnalysis(t, m, samples[4], session.Settings{Target: -1})
 	var tags []string
 	for _, l := range []memory.Layer{memory.MLP, memory.Attn} {
-		mems, err := want.Model.Memories(want.Base.Trace, c.Depth-1, l, 0)
+		mems, err := want.Model.Memories(want.BaseMemories, c.Depth-1, l, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -155,8 +155,12 @@ type Response struct {
 // Result is an analysis as computed in the engine, without what the page
 // already holds (the model, the image, the settings).
 type Result struct {
-	Input                          *session.Input
+	Input *session.Input
+	// The runs' traces come without their memory coefficients (FC1 and
+	// Heads: 36 MB of a B/16's 60): the memories view reads the runs' top
+	// memories, sent beside them.
 	Base, After, Tuned, TunedAfter *lens.Result
+	BaseMemories, AfterMemories    *session.MemoryTop
 	Backend, TapsBackend           string
 	Elapsed                        time.Duration
 	// BackendName and BackendNote say which backend ran, for people.
@@ -604,7 +608,8 @@ func (e *Engine) analyze(req *Request, resp *Response, progress func(Progress)) 
 	}
 	rec := a.Base.Activations
 	a.Base.Activations = nil // not for the page: tens of megabytes
-	r := &Result{Input: a.Input, Base: a.Base, After: a.After, Tuned: a.Tuned, TunedAfter: a.TunedAfter,
+	r := &Result{Input: a.Input, Base: withoutCoefficients(a.Base), After: withoutCoefficients(a.After),
+		Tuned: a.Tuned, TunedAfter: a.TunedAfter, BaseMemories: a.BaseMemories, AfterMemories: a.AfterMemories,
 		Backend: a.Backend, TapsBackend: a.TapsBackend, Elapsed: a.Elapsed, BackendName: s.w.name, BackendNote: s.w.note}
 	// The tuned runs share their unperturbed twin's forward (Analyze links
 	// the traces): sent once, linked again by the page.
@@ -640,6 +645,19 @@ func (e *Engine) analyze(req *Request, resp *Response, progress func(Progress)) 
 	return nil
 }
 
+// withoutCoefficients is r for the page: a copy whose trace lacks the
+// memory coefficients, which the page reads summarised (Result's
+// BaseMemories and AfterMemories).
+func withoutCoefficients(r *lens.Result) *lens.Result {
+	if r == nil || r.Trace == nil {
+		return r
+	}
+	c, tr := *r, *r.Trace
+	tr.FC1, tr.Heads = nil, nil
+	c.Trace = &tr
+	return &c
+}
+
 // explanation computes the maps of in for target, from rec (the recorded
 // forward of the analysis, on the CPU) when not nil, else with a forward of
 // their own.
@@ -669,7 +687,8 @@ func explanation(m *session.Model, in *session.Input, target int, rec *vit.Activ
 // Analysis is a Result as the views read it, linked to what the page holds.
 func (r *Result) Analysis(seq int, m *session.Model, img *session.Image, s session.Settings) *session.Analysis {
 	a := &session.Analysis{Seq: seq, Model: m, Image: img, Input: r.Input, Settings: s, Base: r.Base, After: r.After,
-		Tuned: r.Tuned, TunedAfter: r.TunedAfter, Backend: r.Backend, TapsBackend: r.TapsBackend, Elapsed: r.Elapsed}
+		Tuned: r.Tuned, TunedAfter: r.TunedAfter, BaseMemories: r.BaseMemories, AfterMemories: r.AfterMemories,
+		Backend: r.Backend, TapsBackend: r.TapsBackend, Elapsed: r.Elapsed}
 	if a.Tuned != nil && a.Base != nil {
 		a.Tuned.Trace = a.Base.Trace
 	}

@@ -146,10 +146,19 @@ func TestAnalyzeRoundTrip(t *testing.T) {
 	for name, pair := range map[string][2]*lens.Result{"base": {r.Base, want.Base}, "after": {r.After, want.After}} {
 		g, w := pair[0], pair[1]
 		if g == nil || !reflect.DeepEqual(g.Logits, w.Logits) || !reflect.DeepEqual(g.Readouts, w.Readouts) ||
-			!reflect.DeepEqual(g.Tokens, w.Tokens) || !reflect.DeepEqual(g.Trace.AttnProbs, w.Trace.AttnProbs) ||
-			!reflect.DeepEqual(g.Trace.FC1, w.Trace.FC1) || !reflect.DeepEqual(g.Trace.Heads, w.Trace.Heads) {
+			!reflect.DeepEqual(g.Tokens, w.Tokens) || !reflect.DeepEqual(g.Trace.AttnProbs, w.Trace.AttnProbs) {
 			t.Errorf("%s run differs from session.Analyze", name)
 		}
+		// The coefficients stay in the engine: the page gets their summary.
+		if g != nil && (g.Trace.FC1 != nil || g.Trace.Heads != nil) {
+			t.Errorf("%s run: the memory coefficients went to the page", name)
+		}
+	}
+	if w := want.BaseMemories; w == nil || !reflect.DeepEqual(r.BaseMemories, w) || !reflect.DeepEqual(r.AfterMemories, want.AfterMemories) {
+		t.Error("the runs' top memories differ from session.Analyze's")
+	}
+	if resp.Result.Base.Trace.FC1 != nil || want.Base.Trace.FC1 == nil {
+		t.Error("the engine's answer holds the coefficients, or session.Analyze's trace lacks them")
 	}
 	if r.DLA == nil || r.DLA.Err != "" || r.DLA.Result == nil || r.DLA.Result.Target != want.Base.Target {
 		t.Errorf("DLA: %+v", r.DLA)

@@ -43,7 +43,7 @@ func TestMemoriesRoundTrip(t *testing.T) {
 		blocks[b] = b
 	}
 	for _, pos := range []int{0, 7} {
-		keys, err := page.MissingClasses(r.Base.Trace, blocks, pos)
+		keys, err := page.MissingClasses(r.BaseMemories, blocks, pos)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -60,13 +60,13 @@ func TestMemoriesRoundTrip(t *testing.T) {
 			t.Fatalf("token %d: value classes %v, want %v (%v)", pos, resp.Classes, want, err)
 		}
 		page.SetValueClasses(keys, resp.Classes)
-		if left, _ := page.MissingClasses(r.Base.Trace, blocks, pos); len(left) != 0 {
+		if left, _ := page.MissingClasses(r.BaseMemories, blocks, pos); len(left) != 0 {
 			t.Fatalf("token %d: still missing %v", pos, left)
 		}
 		for _, b := range blocks {
 			for _, l := range []memory.Layer{memory.MLP, memory.Attn} {
-				got, err1 := page.Memories(r.Base.Trace, b, l, pos)
-				want, err2 := full.Memories(r.Base.Trace, b, l, pos)
+				got, err1 := page.Memories(r.BaseMemories, b, l, pos)
+				want, err2 := full.Memories(r.BaseMemories, b, l, pos)
 				if err1 != nil || err2 != nil || !reflect.DeepEqual(got, want) {
 					t.Fatalf("block %d %s token %d: page lists %v, the full model %v (%v, %v)", b, l, pos, got, want, err1, err2)
 				}

@@ -64,7 +64,12 @@ type Analysis struct {
 	// Tuned and TunedAfter are the same runs read through Settings.Lens
 	// (the tuned lens on hs and hs_mid), nil without one.
 	Tuned, TunedAfter *lens.Result
-	Backend           string // which backend computed the readouts
+	// BaseMemories and AfterMemories are Base's and After's top memories
+	// (TopMemories of their traces), what the memories view reads: the
+	// engine sends these instead of the traces' coefficients. Nil when a
+	// run's trace has no coefficients.
+	BaseMemories, AfterMemories *MemoryTop
+	Backend                     string // which backend computed the readouts
 	// TapsBackend says where the attention maps and memory coefficients came
 	// from when the main backend could not return them.
 	TapsBackend string
@@ -77,6 +82,14 @@ func (a *Analysis) Current() *lens.Result {
 		return a.After
 	}
 	return a.Base
+}
+
+// CurrentMemories is the top memories of Current.
+func (a *Analysis) CurrentMemories() *MemoryTop {
+	if a.After != nil {
+		return a.AfterMemories
+	}
+	return a.BaseMemories
 }
 
 // Predicted is the model's top-1 class on the unperturbed image.
@@ -159,6 +172,9 @@ func Analyze(be, fallback lens.Backend, m *Model, img *Image, in *Input, s Setti
 	if a.Base, a.TapsBackend, err = run(be, fallback, in.Pixels, base); err != nil {
 		return nil, err
 	}
+	if a.BaseMemories, err = memoriesOf(a.Base); err != nil {
+		return nil, err
+	}
 	if s.Intervened() {
 		if err := pause(-1); err != nil {
 			return nil, err
@@ -166,6 +182,9 @@ func Analyze(be, fallback lens.Backend, m *Model, img *Image, in *Input, s Setti
 		// The intervention reads out the same class as the baseline, so the
 		// two ranks compare.
 		if a.After, _, err = run(be, fallback, in.Pixels, yield(Request(a.Base.Target, s.Edit, keep))); err != nil {
+			return nil, err
+		}
+		if a.AfterMemories, err = memoriesOf(a.After); err != nil {
 			return nil, err
 		}
 	}
@@ -235,6 +254,15 @@ func run(be, fallback lens.Backend, pixels *vit.Tensor, req lens.Request) (*lens
 	}
 	r.Trace, r.Activations = full[0].Trace, full[0].Activations
 	return r, fallback.Name(), nil
+}
+
+// memoriesOf summarises a run's memory coefficients; nil when its trace
+// has none.
+func memoriesOf(r *lens.Result) (*MemoryTop, error) {
+	if tr := r.Trace; tr == nil || tr.FC1 == nil || tr.Heads == nil {
+		return nil, nil
+	}
+	return TopMemories(r.Trace)
 }
 
 func hasTaps(tr *vit.Trace) bool {

@@ -116,7 +116,7 @@ func (a *Analysis) MemoriesCSV(t int) ([]byte, error) {
 	rows := [][]string{head}
 	for b := 0; b < a.Model.Model.Config.Depth; b++ {
 		for _, l := range []memory.Layer{memory.MLP, memory.Attn} {
-			mems, err := a.Model.Memories(r.Trace, b, l, pos)
+			mems, err := a.Model.Memories(a.CurrentMemories(), b, l, pos)
 			if err != nil {
 				return nil, err
 			}

@@ -193,12 +193,68 @@ func TestInterventions(t *testing.T) {
 	}
 }
 
+// The memories summary the engine sends instead of the coefficients lists,
+// for every run, block, layer and token, what the full trace's
+// coefficients give: memory.TokenTop's memories and their coefficients.
+func TestMemoryTopIsTrace(t *testing.T) {
+	m := tiny(t)
+	a := analyze(t, m, Settings{Target: -1, Drop: []int{2, 5}})
+	c := m.Model.Config
+	for name, run := range map[string]struct {
+		r   *lens.Result
+		top *MemoryTop
+	}{"base": {a.Base, a.BaseMemories}, "after": {a.After, a.AfterMemories}} {
+		n := len(run.r.Tokens)
+		if run.top == nil || run.top.Depth != c.Depth || run.top.Tokens != n {
+			t.Fatalf("%s: summary %+v for %d blocks of %d tokens", name, run.top, c.Depth, n)
+		}
+		for b := range c.Depth {
+			for _, l := range []memory.Layer{memory.MLP, memory.Attn} {
+				coef, err := memory.Coefficients(run.r.Trace, b, l)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := memory.TokenTop(coef)
+				width := coef.Shape[1]
+				for pos := range n {
+					idx, got, err := run.top.token(b, l, pos)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for i, j := range want[pos*memory.TopK : (pos+1)*memory.TopK] {
+						if idx[i] != j || got[i] != coef.Data[pos*width+int(j)] {
+							t.Fatalf("%s block %d %s token %d: memory %d coefficient %g, the trace says %d, %g",
+								name, b, l, pos, idx[i], got[i], j, coef.Data[pos*width+int(j)])
+						}
+					}
+				}
+			}
+		}
+	}
+	if a.CurrentMemories() != a.AfterMemories {
+		t.Error("the current run's memories are not the intervention's")
+	}
+	for _, bad := range []struct {
+		b   int
+		l   memory.Layer
+		pos int
+	}{{c.Depth, memory.MLP, 0}, {-1, memory.Attn, 0}, {0, "conv", 0}, {0, memory.MLP, len(a.After.Tokens)}, {0, memory.MLP, -1}} {
+		if _, err := m.Memories(a.AfterMemories, bad.b, bad.l, bad.pos); err == nil {
+			t.Errorf("memories of block %d %s token %d: no error", bad.b, bad.l, bad.pos)
+		}
+	}
+	if _, err := m.Memories(nil, 0, memory.MLP, 0); err == nil {
+		t.Error("memories of an analysis without coefficients: no error")
+	}
+}
+
 func TestMemoriesAndAttention(t *testing.T) {
 	m := tiny(t)
 	a := analyze(t, m, Settings{Target: -1})
 	for _, l := range []memory.Layer{memory.MLP, memory.Attn} {
 		blk := memory.NewBlock(m.Model, 1, l)
-		mems, err := m.Memories(a.Base.Trace, 1, l, 3)
+		values := memory.ValueClasses(m.Model, 1, l) // E·W_out whole: the twin of the per-column valueClasses
+		mems, err := m.Memories(a.BaseMemories, 1, l, 3)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -211,6 +267,9 @@ func TestMemoriesAndAttention(t *testing.T) {
 			}
 			if mem.Classes[0] != blk.MemoryClass[mem.Index] {
 				t.Fatalf("%s memory %d: top class %d, memory.NewBlock says %d", l, mem.Index, mem.Classes[0], blk.MemoryClass[mem.Index])
+			}
+			if want := values[mem.Index].Classes[:MemoryClasses]; !slices.Equal(mem.Classes, want) {
+				t.Fatalf("%s memory %d: classes %v, memory.ValueClasses says %v", l, mem.Index, mem.Classes, want)
 			}
 			if (l == memory.MLP) != (mem.Head < 0) {
 				t.Fatalf("%s: head %d", l, mem.Head)
