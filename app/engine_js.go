@@ -26,7 +26,7 @@ func ServeEngine() {
 		// One turn of the event loop between blocks, so a cancel message
 		// is delivered (a timer: Go hands JS the thread only when idle).
 		time.Sleep(time.Millisecond)
-	}}
+	}, Mark: func(stage string) { postMark("vl-worker-" + stage) }}
 	// The page's first requests are the demo model and the samples:
 	// fetched and decoded while the page starts.
 	e.Preload()

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -224,10 +225,11 @@ func TestPerfORT(t *testing.T) {
 		}
 		s = waitState(t, ctx, `d.status === 'ready' && d.model.startsWith('vit-b16')`, 15*time.Minute)
 		start := time.Now()
-		eval(t, ctx, `document.querySelector('.vl-thumb[data-sample="3"]').click()`)
+		eval(t, ctx, `window.vlClick = performance.now(); document.querySelector('.vl-thumb[data-sample="3"]').click()`)
 		s = waitState(t, ctx, fmt.Sprintf(`d.status === 'ready' && +d.seq > %d`, s.Seq), 15*time.Minute)
 		fullMS[threads] = float64(time.Since(start).Microseconds()) / 1000
 		lensMS[threads] = s.summary(t).ElapsedMS
+		t.Logf("%d thread(s), where the full analysis's time goes: %s", threads, analysisSteps(t, ctx))
 		// The views appear step by step once the page is ready.
 		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`(() => { const e = document.getElementById('vl-explain');
 			return !!e && e.innerText.includes('Computed on the CPU in'); })()`, chromedp.WithPollingTimeout(time.Minute))); err != nil {
@@ -248,4 +250,43 @@ func TestPerfORT(t *testing.T) {
 		}
 	}
 	t.Logf("ViT-B/16 per image in Chromium:\n\t%s", strings.Join(rows, "\n\t"))
+}
+
+// analysisSteps says where the time of the last analysis went, from the
+// click (window.vlClick) until its views were drawn, in ms, read off the
+// page's performance timeline: the request queued and sent (the page's
+// vl-analysis mark, vl-encode-4, the worker's vl-worker-handle-4), the
+// worker's stages (app/engine_js.go posts vl-worker-lens, -dla, -explain
+// and vl-worker-answer-4 once the answer is encoded), the answer's transfer
+// to the page and decode (vl-decode-4), and the render (vl-render-upper and
+// the vl-render-step-N that reveal the views one by one, with the pauses
+// between them that let the browser paint).
+func analysisSteps(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => {
+		const last = name => { const e = performance.getEntriesByName(name); return e.length ? e[e.length - 1] : null; };
+		const at = name => { const e = last(name); return e ? e.startTime : NaN; };
+		const end = name => { const e = last(name); return e ? e.startTime + e.duration : NaN; };
+		const steps = performance.getEntriesByType('measure').filter(e => e.name.startsWith('vl-render-step-') && e.startTime >= at('vl-analysed'));
+		const stepsMS = steps.reduce((sum, e) => sum + e.duration, 0);
+		const ready = steps.length ? steps[steps.length - 1].startTime + steps[steps.length - 1].duration : NaN;
+		const f = x => isNaN(x) ? '-' : Math.round(x);
+		const parts = [
+			['to the worker (queued, encoded, sent)', at('vl-worker-handle-4') - window.vlClick],
+			['lens (forward, readouts of every site, attention maps, top memories)', at('vl-worker-lens') - at('vl-worker-handle-4')],
+			['DLA', at('vl-worker-dla') - at('vl-worker-lens')],
+			['explanation maps', at('vl-worker-explain') - at('vl-worker-dla')],
+			['answer encoded', at('vl-worker-answer-4') - at('vl-worker-explain')],
+			['transfer to the page', at('vl-decode-4') - at('vl-worker-answer-4')],
+			['decode', last('vl-decode-4') ? last('vl-decode-4').duration : NaN],
+			['to the first render', at('vl-render-upper') - end('vl-decode-4')],
+			['first render', last('vl-render-upper') ? last('vl-render-upper').duration : NaN],
+			[steps.length + ' render steps', stepsMS],
+			['pauses between them', ready - end('vl-render-upper') - stepsMS],
+		];
+		return parts.map(([name, ms]) => name + ' ' + f(ms)).join(', ') + '; views drawn ' + f(ready - window.vlClick) + ' ms after the click'; })()`))
+	if err != nil {
+		t.Fatalf("reading the analysis's timeline: %v", err)
+	}
+	return text
 }

@@ -231,6 +231,11 @@ type Engine struct {
 	// the event loop a turn, so a cancel message (the worker) or a repaint
 	// (the page) gets through. Nil does nothing.
 	Yield func()
+	// Mark hears the end of each stage of an analysis: "lens" (the runs,
+	// their readouts and taps), "dla", "explain". The worker puts them on
+	// the page's performance timeline, for the browser tests' breakdown of
+	// where an analysis's time goes. Nil does nothing.
+	Mark func(stage string)
 
 	mu     sync.Mutex
 	models map[int]*slot
@@ -606,6 +611,7 @@ func (e *Engine) analyze(req *Request, resp *Response, progress func(Progress)) 
 	if err != nil {
 		return err
 	}
+	e.mark("lens")
 	rec := a.Base.Activations
 	a.Base.Activations = nil // not for the page: tens of megabytes
 	r := &Result{Input: a.Input, Base: withoutCoefficients(a.Base), After: withoutCoefficients(a.After),
@@ -638,11 +644,20 @@ func (e *Engine) analyze(req *Request, resp *Response, progress func(Progress)) 
 		}
 		d.Elapsed = time.Since(start)
 		r.DLA = d
+		e.mark("dla")
 	}
 	if withMaps {
 		resp.Explain = explanation(m, in, target, rec)
+		e.mark("explain")
 	}
 	return nil
+}
+
+// mark tells Mark, if any, that a stage ended.
+func (e *Engine) mark(stage string) {
+	if e.Mark != nil {
+		e.Mark(stage)
+	}
 }
 
 // withoutCoefficients is r for the page: a copy whose trace lacks the

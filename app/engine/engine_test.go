@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"testing"
 
 	"vitlens/app/session"
@@ -120,13 +121,17 @@ func fullDemo(t *testing.T) *session.Model {
 // The engine's analysis equals session.Analyze on the same model and
 // input, and survives the round trip, traces and derivations included.
 func TestAnalyzeRoundTrip(t *testing.T) {
-	e := &Engine{Demo: public.Files}
+	var stages []string
+	e := &Engine{Demo: public.Files, Mark: func(stage string) { stages = append(stages, stage) }}
 	loaded := demo(t, e)
 	s := session.Settings{Target: 3, Drop: []int{2, 5}}
 	resp := e.Handle(&Request{ID: 2, Kind: KindAnalyze, Model: loaded.Model, Image: picture(), Preset: loaded.Loaded.Preset,
 		Settings: s, Explain: true, DLA: true}, nil)
 	if err := resp.Error(); err != nil {
 		t.Fatal(err)
+	}
+	if !slices.Equal(stages, []string{"lens", "dla", "explain"}) {
+		t.Errorf("the analysis marked stages %q, want lens, dla, explain", stages)
 	}
 	m := fullDemo(t)
 	img, _ := picture().Image()
