@@ -20,11 +20,13 @@ import (
 //	the structure: exported fields in declaration order, as varints,
 //	  strings and byte strings, with a presence byte for pointers
 //	padding to a multiple of 4
-//	every []float32 of the value, back to back, as little-endian float32s
+//	every []float32 and []int32 of the value, back to back, as
+//	  little-endian 4-byte words
 //
-// The float32 section is most of the bytes (weights, attention maps,
-// memory coefficients): it is copied once and the decoded slices point into
-// it, so a message costs one copy instead of a parse per number. gob would
+// The word section is most of the bytes (weights, attention maps, the
+// readouts' ranks and top classes, the top memories): it is copied once and
+// the decoded slices point into it, so a message costs one copy instead of
+// a parse per number. gob would
 // encode each float separately and refuses nil pointers inside slices,
 // which traces have. Unexported fields are not sent (caches, such as the CPU's
 // packed weights, are rebuilt where they are used); interfaces, maps with
@@ -55,7 +57,8 @@ func Encode(v any) ([]byte, error) {
 }
 
 // Decode fills v (a pointer) from a message made by Encode. The decoded
-// []float32 slices alias data, which must not be reused afterwards.
+// []float32 and []int32 slices alias data, which must not be reused
+// afterwards.
 func Decode(data []byte, v any) error {
 	rv := reflect.ValueOf(v)
 	if rv.Kind() != reflect.Pointer || rv.IsNil() {
@@ -108,7 +111,29 @@ func bytesFloat32(b []byte) []float32 {
 	return unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), len(b)/4)
 }
 
-var float32SliceType = reflect.TypeFor[[]float32]()
+var (
+	float32SliceType = reflect.TypeFor[[]float32]()
+	int32SliceType   = reflect.TypeFor[[]int32]()
+)
+
+// words views a []float32 or []int32 value as float32s: the word section
+// holds both, bit for bit.
+func words(v reflect.Value) []float32 {
+	if v.Type() == float32SliceType {
+		return v.Interface().([]float32)
+	}
+	s := v.Interface().([]int32)
+	return unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(s))), len(s))
+}
+
+// asType returns the words w as a value of type t, []float32 or []int32,
+// sharing their memory.
+func asType(w []float32, t reflect.Type) reflect.Value {
+	if t == float32SliceType {
+		return reflect.ValueOf(w)
+	}
+	return reflect.ValueOf(unsafe.Slice((*int32)(unsafe.Pointer(unsafe.SliceData(w))), len(w)))
+}
 
 // A vit.Linear keeps its weights in the CPU GEMM's packed form, which is
 // not exported: it travels as its PyTorch-layout matrix and is packed again
@@ -135,8 +160,8 @@ func (e *encoder) value(v reflect.Value) error {
 		l := v.Interface().(vit.Linear)
 		return e.value(reflect.ValueOf(linearWire{In: l.In, Out: l.Out, W: l.Weights(), B: l.B}))
 	}
-	if v.Type() == float32SliceType {
-		f := v.Interface().([]float32)
+	if t := v.Type(); t == float32SliceType || t == int32SliceType {
+		f := words(v)
 		e.uvarint(uint64(len(f)))
 		if v.IsNil() {
 			e.meta = append(e.meta, 0)
@@ -293,7 +318,7 @@ func (d *decoder) value(v reflect.Value) error {
 		v.Set(reflect.ValueOf(l))
 		return nil
 	}
-	if v.Type() == float32SliceType {
+	if t := v.Type(); t == float32SliceType || t == int32SliceType {
 		n, err := d.length(len(d.floats))
 		if err != nil {
 			return err
@@ -302,7 +327,7 @@ func (d *decoder) value(v reflect.Value) error {
 		if err != nil || !present {
 			return err
 		}
-		v.Set(reflect.ValueOf(d.floats[:n:n]))
+		v.Set(asType(d.floats[:n:n], t))
 		d.floats = d.floats[n:]
 		return nil
 	}

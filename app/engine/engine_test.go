@@ -209,6 +209,9 @@ func TestCodecShapes(t *testing.T) {
 		Sites   [vit.NumSites][]*vit.Tensor
 		Empty   []float32
 		Nil     []float32
+		Ints    []int32
+		NoInts  []int32
+		NilInts []int32
 		Inner   []inner
 		P       *inner
 		I       int
@@ -220,7 +223,7 @@ func TestCodecShapes(t *testing.T) {
 	}
 	v := &shapes{Tensors: []*vit.Tensor{nil, {Shape: []int{1, 2}, Data: []float32{1, -2}}, nil}, Empty: []float32{},
 		Inner: []inner{{F: []float32{3}, B: []byte{}, M: map[string]string{"b": "2", "a": "1"}}, {}}, I: -5, U: 7, F64: -0.25,
-		S: "ü", Bools: []bool{true, false}, skipped: 3}
+		S: "ü", Bools: []bool{true, false}, Ints: []int32{-1, 0, 1 << 30, -1 << 31}, NoInts: []int32{}, skipped: 3}
 	v.Sites[vit.SiteAttn] = []*vit.Tensor{nil}
 	got := roundTrip(t, v)
 	v.skipped = 0 // unexported fields are not sent
