@@ -92,11 +92,12 @@ wasm-kernel:
 	sh vit/wasmkernel/build.sh $(CURDIR)/vit/wasmkernel
 
 # The browser build of the shared packages must keep compiling, and its
-# SIMD matmul match the scalar path and torch's goldens under Node.
+# SIMD matmul (packed B and the single products' unpacked layouts) match
+# the scalar path, Go's panels and torch's goldens under Node.
 wasm-check:
 	GOOS=js GOARCH=wasm $(GO) build ./vit/... ./gpu/... ./shaders/...
 	GOOS=js GOARCH=wasm $(GO) test -short -exec "$$($(GO) env GOROOT)/lib/wasm/go_js_wasm_exec" \
-		-run 'TestSIMD|TestGEMM|TestMicroKernels|TestMatMulTAdd|TestForwardMatchesTorch' ./vit/
+		-run 'TestSIMD|TestGEMM|TestMicroKernels|TestMatMul|TestLinearMatMul|TestLayoutB|TestForwardMatchesTorch' ./vit/
 
 # The vit package built for arm64 and run under qemu-user (Debian qemu-user):
 # the NEON micro-kernel against the Go twin and the float64 reference, and

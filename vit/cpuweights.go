@@ -109,16 +109,18 @@ func (l Linear) At(i, j int) float32 {
 
 // MatMul computes out (rows×In) = a (rows×Out)·W: the product of a
 // backward pass (∂L/∂x = ∂L/∂y·W for y = x·Wᵀ + b) and of E·W_out. A
-// packed layer's panels are block-transposed into the GEMM's operand
-// (packTransposed) instead of being unpacked into Wᵀ and packed again (two
-// copies, the second strided: a fifth of a B/16 explanation in the
-// browser); an unpacked one goes through MatMul with W as it is.
+// packed layer's panels are read as W (weightsB): Go block-transposes them
+// into the GEMM's operand (packTransposed) instead of unpacking Wᵀ and
+// packing again (two copies, the second strided: a fifth of a B/16
+// explanation in the browser), and the browser's module transposes the
+// copy of the panels it holds for the forward, so nothing is copied in. An
+// unpacked layer goes through MatMul with W as it is.
 func (l Linear) MatMul(out, a []float32, rows int) {
 	if activeKernel == nil || l.packed == nil || l.packed.packed == nil {
 		MatMul(out, a, l.Weights(), rows, l.In, l.Out)
 		return
 	}
-	productOnce(out, a, rows, func(b *packedB) { b.packTransposed(l.packed.packed) })
+	productOnce(out, a, rows, weightsB(l.packed.packed))
 }
 
 // Unpacked returns l with W in PyTorch layout in a slice of its own (a

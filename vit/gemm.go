@@ -38,6 +38,10 @@ type gemmKernel struct {
 	// the entire product in memory of its own: the WebAssembly SIMD module
 	// of the browser build (gemm_js.go), which Go cannot call per tile.
 	whole func(out []float32, ldc int, a []float32, lda, m int, b *packedB, ep epilogue)
+	// unpacked, when set, computes a single product out (m×b.n) = a (m×b.k)
+	// · B from B as it lies (layoutB), packing it itself: the module again,
+	// which then needs no packed copy from Go.
+	unpacked func(out, a []float32, m int, b layoutB)
 }
 
 // kernels lists the micro-kernels this build has, best last: the portable Go
@@ -238,6 +242,56 @@ func transpose16(out, in *[gemmNR * gemmNR]float32) {
 	}
 }
 
+// layoutB is the right operand B (k×n) of a single product as it lies in
+// memory, unpacked: B[p, j] = data[(p/16)·block + (p%16)·row + j·col].
+// The three forms the products take (rowsB, columnsB, weightsB) differ in
+// these strides only, so a kernel that packs B itself (gemmKernel.unpacked:
+// the browser's module, panel by panel as it reaches them) needs one loop
+// for all of them; Go's loops pack B first with the packer of its form.
+type layoutB struct {
+	k, n            int
+	data            []float32
+	block, row, col int
+	panels          *packedB // the packed weights data belongs to (weightsB), else nil
+}
+
+// rowsB is b (k×n, row-major) as B: MatMul's operand.
+func rowsB(b []float32, k, n int) layoutB {
+	return layoutB{k: k, n: n, data: b, block: gemmNR * n, row: n, col: 1}
+}
+
+// columnsB is bᵀ as B for b n×k row-major (B's column j is b's row j):
+// MatMulT's operand.
+func columnsB(b []float32, n, k int) layoutB {
+	return layoutB{k: k, n: n, data: b, block: gemmNR, row: 1, col: k}
+}
+
+// weightsB is W as B, read from src, the panels of Wᵀ that PackT keeps
+// (W is src.n×src.k): Linear.MatMul's operand. Both layouts store 16×16
+// blocks of W as 256 contiguous floats (packTransposed), so W[p, j] is in
+// src's panel p/16, row j, column p%16.
+func weightsB(src *packedB) layoutB {
+	return layoutB{k: src.n, n: src.k, data: src.data, block: gemmNR * src.k, row: 1, col: gemmNR, panels: src}
+}
+
+// at is B[p, j]: the layout's definition, which the tests hold every
+// packer to.
+func (l layoutB) at(p, j int) float32 {
+	return l.data[(p/gemmNR)*l.block+(p%gemmNR)*l.row+j*l.col]
+}
+
+// pack writes B into b's panels with the packer of its form.
+func (l layoutB) pack(b *packedB) {
+	switch {
+	case l.panels != nil:
+		b.packTransposed(l.panels)
+	case l.col == 1:
+		b.packBN(l.data, l.row, l.k, l.n)
+	default:
+		b.packBT(l.data, l.col, l.n, l.k)
+	}
+}
+
 // kBlock is the k-slice length for a product over k: at most gemmKC, the
 // slices as equal as possible.
 func kBlock(k int) int {
@@ -343,15 +397,22 @@ func getScratch(n int) *[]float32 {
 // backward pass's garbage).
 var packedBPool = sync.Pool{New: func() any { return new(packedB) }}
 
-// productOnce computes out (m×b.n, row-major) = a (m×b.k, row-major)·B for a
-// right operand B that pack writes into a pooled packedB for this product
-// only: the single products (MatMulT, MatMul, Linear.MatMul), which differ
-// only in how B is laid out before packing.
-func productOnce(out, a []float32, m int, pack func(*packedB)) {
-	b := packedBPool.Get().(*packedB)
-	defer packedBPool.Put(b)
-	pack(b)
-	gemm(activeKernel, out, b.n, a, b.k, m, b, epilogue{}, gemmWorkers())
+// productOnce computes out (m×b.n, row-major) = a (m×b.k, row-major)·B for
+// the single products (MatMulT, MatMul, Linear.MatMul), which differ only
+// in B's layout: a kernel that packs B itself takes it as it lies; for the
+// others it is packed into a pooled packedB for this product only.
+func productOnce(out, a []float32, m int, b layoutB) {
+	if m == 0 || b.n == 0 {
+		return
+	}
+	if activeKernel.unpacked != nil {
+		activeKernel.unpacked(out, a, m, b)
+		return
+	}
+	pb := packedBPool.Get().(*packedB)
+	defer packedBPool.Put(pb)
+	b.pack(pb)
+	gemm(activeKernel, out, b.n, a, b.k, m, pb, epilogue{}, gemmWorkers())
 }
 
 // gemm computes out[i*ldc+j] = ep(Σ_p a[i*lda+p]·B[p,j]) for i < m, j < b.n

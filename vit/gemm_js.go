@@ -71,7 +71,7 @@ func asmKernels() []gemmKernel {
 	if simd == nil {
 		return nil
 	}
-	return []gemmKernel{{name: "simd", run: simd.microKernel, whole: simd.gemm}}
+	return []gemmKernel{{name: "simd", run: simd.microKernel, whole: simd.gemm, unpacked: simd.unpacked}}
 }
 
 // simdKernel is one instance of the module and the allocator of its memory:
@@ -270,15 +270,37 @@ func (k *simdKernel) weights(b *packedB) (span, bool, error) {
 // gemm is the whole-product entry of gemmKernel: out[i*ldc+j] = ep(Σ_p
 // a[i*lda+p]·B[p,j]) for i < m, j < b.n, as gemm.go's loops compute it.
 func (k *simdKernel) gemm(out []float32, ldc int, a []float32, lda, m int, b *packedB, ep epilogue) {
+	k.product(out, ldc, a, lda, m, layoutB{k: b.k, n: b.n, data: b.data, panels: b}, ep)
+}
+
+// unpacked is gemmKernel.unpacked: the module packs each micro-panel of B
+// from its layout as it reaches it (gemm.c's packB), so a single product
+// copies B in as it lies, or not at all when it lies in kept panels
+// (Linear.MatMul's x·W reads the panels of Wᵀ the forward copied in).
+func (k *simdKernel) unpacked(out, a []float32, m int, b layoutB) {
+	k.product(out, b.n, a, b.k, m, b, epilogue{})
+}
+
+// product runs one product; b.col 0 means B is packed panels (b.data).
+func (k *simdKernel) product(out []float32, ldc int, a []float32, lda, m int, b layoutB, ep epilogue) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	n, kk := b.n, b.k
-	w, kept, err := k.weights(b)
-	if err != nil {
-		panic(err)
+	var w span
+	kept := false
+	if b.panels != nil {
+		var err error
+		if w, kept, err = k.weights(b.panels); err != nil {
+			panic(err)
+		}
+	}
+	bData := b.data
+	if b.col != 0 && kk > 0 { // only what the layout reaches
+		bData = bData[:(kk-1)/gemmNR*b.block+(kk-1)%gemmNR*b.row+(n-1)*b.col+1]
 	}
 	// One scratch span: A (m×k), C (m×n), the bias, each thread's packed A
-	// of one k-slice, and B itself when it is not kept (attention's operands).
+	// of one k-slice, and B itself when it is not kept (attention's
+	// operands, single products).
 	aOff := 0
 	cOff := aOff + 4*m*kk
 	biasOff := cOff + 4*m*n
@@ -287,11 +309,12 @@ func (k *simdKernel) gemm(out []float32, ldc int, a []float32, lda, m int, b *pa
 	bOff := apOff + k.threads*apStride
 	need := bOff
 	if !kept {
-		need += 4 * len(b.data)
+		need += 4 * len(bData)
 	}
 	if k.scratch.size < need {
 		k.release(k.scratch)
 		k.scratch = span{}
+		var err error
 		if k.scratch, err = k.alloc(need); err != nil {
 			panic(err)
 		}
@@ -301,7 +324,7 @@ func (k *simdKernel) gemm(out []float32, ldc int, a []float32, lda, m int, b *pa
 		bOff = w.off
 	} else {
 		bOff += base
-		k.put(bOff, b.data)
+		k.put(bOff, bData)
 	}
 	k.put(base+aOff, rowsOf(a, lda, m, kk))
 	if ep.accumulate {
@@ -315,9 +338,11 @@ func (k *simdKernel) gemm(out []float32, ldc int, a []float32, lda, m int, b *pa
 	chunks, per := splitPanels((n+gemmNR-1)/gemmNR, k.threads*k.split)
 	ctl := [...]int32{ctlChunks: int32(chunks), ctlPer: int32(per), ctlC: int32(base + cOff), ctlA: int32(base + aOff),
 		ctlB: int32(bOff), ctlApack: int32(base + apOff), ctlApStride: int32(apStride), ctlM: int32(m), ctlN: int32(n),
-		ctlK: int32(kk), ctlAcc: int32(flag(ep.accumulate)), ctlBias: int32(bias), ctlGELU: int32(flag(ep.gelu))}
+		ctlK: int32(kk), ctlAcc: int32(flag(ep.accumulate)), ctlBias: int32(bias), ctlGELU: int32(flag(ep.gelu)),
+		ctlBBlock: int32(b.block), ctlBRow: int32(b.row), ctlBCol: int32(b.col)}
 	// GEN, ACTIVE and HELPERS are the threads' own.
 	k.putWords(k.ctl.off+4*ctlNext, ctl[ctlNext:ctlHelpers])
+	k.putWords(k.ctl.off+4*ctlBBlock, ctl[ctlBBlock:])
 	if k.threads > 1 {
 		k.parallelFn.Invoke(k.ctl.off)
 	} else {
@@ -355,6 +380,9 @@ const (
 	ctlBias
 	ctlGELU
 	ctlHelpers
+	ctlBBlock
+	ctlBRow
+	ctlBCol
 	ctlWords
 )
 

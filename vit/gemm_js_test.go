@@ -109,6 +109,34 @@ func checkKernelMatchesScalar(t *testing.T, sk *simdKernel) {
 		Add(added, tiledBias(bias, m))
 		expectNear(t, name+" residual+bias", got, added, tol)
 
+		// Single products from an unpacked B (gemm.c's packB, each layout's
+		// strides): bit for bit the product on B packed by Go, which the
+		// module runs as it runs every packed one.
+		wT := make([]float32, k*n) // w's transpose: B row-major
+		for j := range n {
+			for p := range k {
+				wT[p*n+j] = w[j*k+p]
+			}
+		}
+		a2 := randSlice(rng, m*n) // x·W's left operand: m×Out
+		for _, l := range []struct {
+			name string
+			l    layoutB
+			a    []float32
+		}{{"rowsB", rowsB(wT, k, n), a}, {"columnsB", columnsB(w, n, k), a}, {"weightsB", weightsB(kept), a2}} {
+			var pb packedB
+			l.l.pack(&pb)
+			want := make([]float32, m*l.l.n)
+			gemm(kern, want, l.l.n, l.a, l.l.k, m, &pb, epilogue{}, 1)
+			got := make([]float32, m*l.l.n)
+			sk.unpacked(got, l.a, m, l.l)
+			for i := range want {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("%s %s: [%d] = %g from the layout, %g from Go's panels", name, l.name, i, got[i], want[i])
+				}
+			}
+		}
+
 		// Attention's layout: A rows and C rows strided, B packed per call.
 		lda, ldc := k+5, n+3
 		as, cs := make([]float32, m*lda), randSlice(rng, m*ldc)

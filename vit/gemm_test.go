@@ -199,3 +199,51 @@ func TestMatMulMatchesReference(t *testing.T) {
 		checkClose(t, fmt.Sprintf("MatMul %d×%d×%d", m, n, k), got, n, matMulRef(a, k, m, n, k, func(p, j int) float32 { return b[p*n+j] }), m, n, k)
 	}
 }
+
+// Each form of an unpacked B (layoutB) is packed by its Go packer into the
+// panels that its strides define (layoutB.at, which the browser's module
+// packs from): one definition, three packers held to it on odd shapes.
+func TestLayoutBPacksItsStrides(t *testing.T) {
+	rng := rand.New(rand.NewPCG(19, 20))
+	for _, s := range oddShapes {
+		k, n := s[0], s[1]
+		b := randSlice(rng, k*n)
+		var kept packedB // the panels of Bᵀ (n×k), as PackT keeps a Linear of Out k, In n
+		kept.packBT(b, n, k, n)
+		rowMajor := func(p, j int) float32 { return b[p*n+j] }
+		for _, l := range []struct {
+			name string
+			l    layoutB
+			b    func(p, j int) float32 // B by its definition
+		}{
+			{"rowsB", rowsB(b, k, n), rowMajor},
+			{"columnsB", columnsB(b, n, k), func(p, j int) float32 { return b[j*k+p] }}, // b is n×k
+			{"weightsB", weightsB(&kept), rowMajor},
+		} {
+			if l.l.k != k || l.l.n != n {
+				t.Fatalf("%s of %d×%d is %d×%d", l.name, k, n, l.l.k, l.l.n)
+			}
+			for p := range k {
+				for j := range n {
+					if l.l.at(p, j) != l.b(p, j) {
+						t.Fatalf("%s %d×%d: its strides give B[%d,%d] = %g, not %g", l.name, k, n, p, j, l.l.at(p, j), l.b(p, j))
+					}
+				}
+			}
+			var got packedB
+			got.data = slices.Repeat([]float32{42}, (n+gemmNR)*k) // stale values must not survive
+			l.l.pack(&got)
+			for p := range k {
+				for j := range (n + gemmNR - 1) / gemmNR * gemmNR {
+					want := float32(0) // the panels' padding
+					if j < n {
+						want = l.l.at(p, j)
+					}
+					if g := got.at(p, j); g != want {
+						t.Fatalf("%s %d×%d: packed B[%d,%d] = %g, its strides say %g", l.name, k, n, p, j, g, want)
+					}
+				}
+			}
+		}
+	}
+}

@@ -205,14 +205,15 @@ func MatMulTNaive(out, a, b []float32, m, n, k int) {
 const parallelMinWork = 1 << 20
 
 // MatMulT computes out (m×n) = a (m×k) · bᵀ where b is n×k, the layout of
-// PyTorch Linear weights. It packs b for the GEMM (gemm.go) on every call;
-// PackT keeps a packed copy for operands used many times.
+// PyTorch Linear weights. It packs b for the GEMM (gemm.go) on every call
+// (the browser's module packs b itself, as it goes: columnsB); PackT keeps
+// a packed copy for operands used many times.
 func MatMulT(out, a, b []float32, m, n, k int) {
 	if activeKernel == nil {
 		matMulTScalar(out, a, b, m, n, k)
 		return
 	}
-	productOnce(out, a, m, func(pb *packedB) { pb.packBT(b, k, n, k) })
+	productOnce(out, a, m, columnsB(b, n, k))
 }
 
 // MatMul computes out (m×n) = a (m×k)·b where b is k×n, row-major: the
@@ -230,7 +231,7 @@ func MatMul(out, a, b []float32, m, n, k int) {
 		matMulTScalar(out, a, t, m, n, k)
 		return
 	}
-	productOnce(out, a, m, func(pb *packedB) { pb.packBN(b, n, k, n) })
+	productOnce(out, a, m, rowsB(b, k, n))
 }
 
 // PackedT is a matrix W (n×k, PyTorch Linear layout) prepared as the right

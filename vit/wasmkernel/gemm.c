@@ -65,25 +65,38 @@ __attribute__((noinline)) static void tile4x8(const float *restrict a, const flo
 }
 
 // packA copies rows [0, m) and columns [p0, p0+kc) of the m×k matrix a into
-// row panels of MR (zero past row m): panel r holds, for p = 0..kc-1, the
-// MR values a[r·MR .. r·MR+MR-1, p0+p].
+// row panels of MR: panel r holds, for p = 0..kc-1, the MR values
+// a[r·MR .. r·MR+MR-1, p0+p]. Rows past m repeat row m-1 (their results are
+// dropped; one path is smaller than a separate zero fill).
 static void packA(float *restrict dst, const float *restrict a, int m, int k, int p0, int kc) {
 	for (int i0 = 0; i0 < m; i0 += MR) {
 		float *panel = dst + (i0 / MR) * kc * MR;
 		for (int r = 0; r < MR; r++) {
-			if (i0 + r < m) {
-				const float *row = a + (i0 + r) * k + p0;
-				for (int p = 0; p < kc; p++) panel[p * MR + r] = row[p];
-			} else {
-				for (int p = 0; p < kc; p++) panel[p * MR + r] = 0;
-			}
+			const float *row = a + (i0 + r < m ? i0 + r : m - 1) * k + p0;
+			for (int p = 0; p < kc; p++) panel[p * MR + r] = row[p];
 		}
 	}
 }
 
+// packB copies columns [j0, j0+NR) of rows [p0, p0+kc) of an unpacked B
+// (k×n) into one micro-panel (kc×NR, the packed layout), B[p, j] being
+// b[(p/16)·block + (p%16)·row + j·col]: row-major B (col 1), Bᵀ row-major
+// (row 1, block 16: MatMulT's operand) and the 16×16 blocks of kept panels
+// of Wᵀ read as W (row 1, col 16). Columns past n repeat column n-1.
+static void packB(float *restrict dst, const float *restrict b, int n, int p0, int kc, int j0, int block, int row,
+                  int col) {
+	for (int p = p0; p < p0 + kc; p++) {
+		const float *src = b + (p >> 4) * block + (p & 15) * row;
+		for (int j = j0; j < j0 + NR; j++) *dst++ = src[(j < n ? j : n - 1) * col];
+	}
+}
+
 // packedASize is the length in floats of a thread's `apack` scratch for m rows
-// (one k-slice of A packed, then the edge tile).
-__attribute__((export_name("packedASize"))) int packedASize(int m) { return (m + MR - 1) / MR * MR * KC + MR * NR; }
+// (one k-slice of A packed, the edge tile, then one micro-panel of an
+// unpacked B).
+__attribute__((export_name("packedASize"))) int packedASize(int m) {
+	return (m + MR - 1) / MR * MR * KC + MR * NR + KC * NR;
+}
 
 // erf4 is vit.Erf32 (vit/ops.go) on four lanes: the same float32
 // operations in the same order (simd128 has no fused
@@ -125,15 +138,17 @@ static void gelu(float *x, int n) {
 // gemmPanels computes columns [16·q0, 16·q1) ∩ [0, n) of C (m×n, row stride
 // n) = A (m×k, row stride k) · B, plus what C held when accumulate is set,
 // plus bias[j] per column j when bias is not 0, then GELU when gelu is set,
-// with B packed as described above and apack a scratch of packedASize(m)
-// floats (the packed A of one k-slice, then a tile for the edges: tiles that
-// cross row m or column n go through it; not the stack, which every thread's
-// instance would place at the same address).
+// with B packed as described above, or unpacked when layout[2] (col) is not
+// 0: layout is {block, row, col} of packB, which packs each micro-panel as
+// it is reached. apack is a scratch of packedASize(m) floats (the packed A
+// of one k-slice, a tile for the edges: tiles that cross row m or column n
+// go through it, then packB's micro-panel; not the stack, which every
+// thread's instance would place at the same address).
 static void gemmPanels(float *c, const float *a, const float *b, float *apack, int m, int n, int k, int accumulate,
-                       const float *bias, int gelu_, int q0, int q1) {
+                       const float *bias, int gelu_, const int *layout, int q0, int q1) {
 	int slices = k > 0 ? (k + KC - 1) / KC : 1;
 	int kc0 = k > 0 ? (k + slices - 1) / slices : 0; // equal slices of at most KC
-	float *edge = apack + (m + MR - 1) / MR * MR * KC;
+	float *edge = apack + (m + MR - 1) / MR * MR * KC, *bpanel = edge + MR * NR;
 	for (int p0 = 0; p0 < k || (k == 0 && p0 == 0); p0 += kc0) {
 		int kc = k - p0 < kc0 ? k - p0 : kc0;
 		int acc = p0 > 0 || accumulate;
@@ -141,6 +156,10 @@ static void gemmPanels(float *c, const float *a, const float *b, float *apack, i
 		for (int q = q0; q < q1; q++) {
 			const float *bq = b + (q * k + p0) * NR;
 			int j0 = q * NR, cols = n - j0 < NR ? n - j0 : NR;
+			if (layout[2]) {
+				packB(bpanel, b, n, p0, kc, j0, layout[0], layout[1], layout[2]);
+				bq = bpanel;
+			}
 			for (int i = 0; i < m; i += MR) {
 				const float *ap = apack + (i / MR) * kc * MR;
 				int rows = m - i < MR ? m - i : MR;
@@ -173,9 +192,10 @@ static void gemmPanels(float *c, const float *a, const float *b, float *apack, i
 // NEXT counter and counts the ones it finished in DONE. The threaded build
 // adds GEN (odd while a product is open to helpers) and ACTIVE (helpers
 // inside one), with which gemmParallel knows when it may write the next,
-// and HELPERS, the count of helpers that have started.
+// and HELPERS, the count of helpers that have started. ARG_BBLOCK, ARG_BROW
+// and ARG_BCOL are an unpacked B's layout (packB; ARG_BCOL 0: B is packed).
 enum { GEN, ACTIVE, NEXT, DONE, CHUNKS, PER, ARG_C, ARG_A, ARG_B, ARG_APACK, ARG_APSTRIDE, ARG_M, ARG_N, ARG_K,
-       ARG_ACC, ARG_BIAS, ARG_GELU, HELPERS, CTL_WORDS };
+       ARG_ACC, ARG_BIAS, ARG_GELU, HELPERS, ARG_BBLOCK, ARG_BROW, ARG_BCOL, CTL_WORDS };
 
 __attribute__((export_name("ctlWords"))) int ctlWords(void) { return CTL_WORDS; }
 
@@ -190,7 +210,7 @@ __attribute__((export_name("gemmChunks"))) void gemmChunks(int *ctl, int tid) {
 		if (q >= chunks) break;
 		int q1 = (q + 1) * per < panels ? (q + 1) * per : panels;
 		gemmPanels((float *)ctl[ARG_C], (const float *)ctl[ARG_A], (const float *)ctl[ARG_B], apack, ctl[ARG_M], n,
-		           ctl[ARG_K], ctl[ARG_ACC], (const float *)ctl[ARG_BIAS], ctl[ARG_GELU], q * per, q1);
+		           ctl[ARG_K], ctl[ARG_ACC], (const float *)ctl[ARG_BIAS], ctl[ARG_GELU], ctl + ARG_BBLOCK, q * per, q1);
 		if (__atomic_add_fetch(&ctl[DONE], 1, __ATOMIC_SEQ_CST) == chunks) {
 #ifdef __wasm_atomics__
 			__builtin_wasm_memory_atomic_notify(&ctl[DONE], 1);
