@@ -162,9 +162,18 @@ func SoftmaxBackward(gp, p []float32) {
 // accumulated in float32 like LinearBackward. AttentionBackwardNaive is its
 // float64 twin.
 func AttentionBackward(qkv []float32, probs *vit.Tensor, gHeads []float32, n, heads, dh int) (gProbs *vit.Tensor, gQKV []float32) {
+	return attentionBackward(qkv, probs, gHeads, n, heads, dh, true)
+}
+
+// attentionBackward is AttentionBackward, whose gQKV (three of its four
+// products) is computed only when withQKV is set: the backward that stops
+// at the first block's attention does without it.
+func attentionBackward(qkv []float32, probs *vit.Tensor, gHeads []float32, n, heads, dh int, withQKV bool) (gProbs *vit.Tensor, gQKV []float32) {
 	d := heads * dh
 	gProbs = vit.NewTensor(heads, n, n)
-	gQKV = make([]float32, n*3*d)
+	if withQKV {
+		gQKV = make([]float32, n*3*d)
+	}
 	scale := float32(1 / math.Sqrt(float64(dh)))
 	// gather copies column block off of the n-row matrix x (row stride
 	// 3D or D) into an n×dh matrix, scatter back; the right operands go
@@ -196,6 +205,9 @@ func AttentionBackward(qkv []float32, probs *vit.Tensor, gHeads []float32, n, he
 		gather(g, gHeads, d, qo)
 		gather(x, qkv, 3*d, vo)
 		vit.MatMulT(gA, g, x, n, n, dh) // G·Vᵀ
+		if !withQKV {
+			continue
+		}
 		transpose(gST, a)
 		vit.MatMul(out, gST, g, n, dh, n) // Aᵀ·G
 		scatter(gQKV, vo, out)

@@ -7,6 +7,7 @@ package explain
 import (
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -147,4 +148,31 @@ func TestGELUDerivTwin(t *testing.T) {
 		worst = max(worst, d)
 	}
 	t.Logf("worst |float32 − float64| %.3g", worst)
+}
+
+// The backward that stops at block 0's attention (the rollout's) gives the
+// full backward's attention gradients bit for bit, on every fixture.
+func TestProbsOnlyBackwardIsBackward(t *testing.T) {
+	for _, name := range goldenFixtures {
+		t.Run(name, func(t *testing.T) {
+			m, g := loadFixture(t, name)
+			inputs, targets := goldenInputs(t, g)
+			tp, err := record(m, inputs[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			gLogits := make([]float32, m.Config.Classes)
+			gLogits[targets[0]] = 1
+			want, _ := tp.backward(gLogits, nil, false)
+			got, gEmbed := tp.backward(gLogits, nil, true)
+			if gEmbed != nil {
+				t.Error("the backward stopped at block 0's attention returned an embedding gradient")
+			}
+			for b := range want {
+				if !reflect.DeepEqual(got[b].Data, want[b].Data) {
+					t.Fatalf("block %d: the attention gradient differs from the full backward's", b)
+				}
+			}
+		})
+	}
 }

@@ -365,7 +365,7 @@ func LogitAttentionGrads(m *vit.Model, pixels *vit.Tensor, target int) (gProbs [
 	}
 	g := make([]float32, m.Config.Classes)
 	g[target] = 1
-	gProbs, gEmbed = t.backward(g, nil)
+	gProbs, gEmbed = t.backward(g, nil, false)
 	return gProbs, gEmbed, nil
 }
 
@@ -374,13 +374,15 @@ func LogitAttentionGrads(m *vit.Model, pixels *vit.Tensor, target int) (gProbs [
 // blocks in order, relevance = R[0, image tokens]. Only R's first row is
 // read, and R = (I+Ā_L)…(I+Ā_1), so the row is carried from the left
 // instead: r ← r + r·Ā_b from r = e_0 over the blocks in reverse, n² per
-// block where the whole R cost n³ (a tenth of a B/16 explanation).
+// block where the whole R cost n³ (a tenth of a B/16 explanation). The
+// backward stops at block 0's attention, the last gradient the rollout
+// reads.
 func chefer(t *tape, target int) []float32 {
 	c := t.m.Config
 	n := t.n
 	g := make([]float32, c.Classes)
 	g[target] = 1
-	gProbs, _ := t.backward(g, nil)
+	gProbs, _ := t.backward(g, nil, true)
 	r := make([]float64, n)
 	r[0] = 1
 	cam := make([]float64, n*n)

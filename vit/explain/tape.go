@@ -64,7 +64,11 @@ func (t *tape) normedPooled() []float32 {
 // returns ∂L/∂A_b for every block b (H×n×n) and ∂L/∂(block-0 input). When at
 // is set it also hears the gradient at every hook point it passes, in the
 // layout vit.Config.HookShape gives (read-only, valid during the call).
-func (t *tape) backward(gLogits []float32, at func(h vit.Hook, g []float32)) (gProbs []*vit.Tensor, gEmbed []float32) {
+// probsOnly stops at block 0's attention probabilities, all that the
+// rollout reads: nothing below them (block 0's queries, keys, values, qkv
+// projection and norm: a twelfth of a B/16 backward) is computed, and
+// gEmbed is nil.
+func (t *tape) backward(gLogits []float32, at func(h vit.Hook, g []float32), probsOnly bool) (gProbs []*vit.Tensor, gEmbed []float32) {
 	m, c := t.m, t.m.Config
 	n, d := t.n, c.Dim
 	hook := func(p vit.HookPoint, b int, g []float32) {
@@ -149,10 +153,14 @@ func (t *tape) backward(gLogits []float32, at func(h vit.Hook, g []float32)) (gP
 		}
 		LinearBackward(gHeads, gU, live, blk.Proj)
 		hook(vit.HookZ, b, gHeads)
+		stop := probsOnly && b == 0
 		var gQKV []float32
-		gProbs[b], gQKV = AttentionBackward(bt.QKV, bt.Probs, gHeads, n, c.Heads, c.HeadDim())
+		gProbs[b], gQKV = attentionBackward(bt.QKV, bt.Probs, gHeads, n, c.Heads, c.HeadDim(), !stop)
 		live = n
 		hook(vit.HookPattern, b, gProbs[b].Data)
+		if stop {
+			return gProbs, nil
+		}
 		if at != nil {
 			for i, p := range []vit.HookPoint{vit.HookQ, vit.HookK, vit.HookV} {
 				hook(p, b, vit.QKVPart(gQKV, i, n, d))
@@ -208,6 +216,6 @@ func HookGradients(m *vit.Model, pixels *vit.Tensor, gLogits []float32, hooks []
 		if want[h] {
 			grads[h] = &vit.Tensor{Shape: c.HookShape(h, t.n), Data: slices.Clone(g)}
 		}
-	})
+	}, false)
 	return t.Logits, grads, nil
 }
