@@ -97,7 +97,7 @@ wasm-kernel:
 wasm-check:
 	GOOS=js GOARCH=wasm $(GO) build ./vit/... ./gpu/... ./shaders/...
 	GOOS=js GOARCH=wasm $(GO) test -short -exec "$$($(GO) env GOROOT)/lib/wasm/go_js_wasm_exec" \
-		-run 'TestSIMD|TestGEMM|TestMicroKernels|TestMatMul|TestLinearMatMul|TestLayoutB|TestForwardMatchesTorch' ./vit/
+		-run 'TestSIMD|TestGEMM|TestGELU|TestMicroKernels|TestMatMul|TestLinearMatMul|TestLayoutB|TestForwardMatchesTorch' ./vit/
 
 # The vit package built for arm64 and run under qemu-user (Debian qemu-user):
 # the NEON micro-kernel against the Go twin and the float64 reference, and

@@ -62,6 +62,10 @@ func geluVector(x []float32) int {
 	return n
 }
 
+// geluGradVector: no vector kernel here (the Go loop is a small part of a
+// native explanation).
+func geluGradVector(g, x []float32) int { return 0 }
+
 // expShiftVector does x[i] = e^(x[i]-shift) on the largest multiple of 8 of
 // x and returns how many it did and their sum.
 func expShiftVector(x []float32, shift float32) (int, float64) {

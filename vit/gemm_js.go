@@ -82,9 +82,10 @@ type simdKernel struct {
 	chunksFn    js.Value // gemmChunks(ctl, tid): the whole product on one thread
 	parallelFn  js.Value // gemmParallel(ctl): the product with the helpers; threaded build only
 	packedASize js.Value
-	threads     int  // the caller and its helpers
-	split       int  // chunks per thread a product is cut into
-	ctl         span // the control block (gemm.c's CTL_WORDS int32s)
+	geluGradFn  js.Value // geluGrad(g, x, n): activation_js.go
+	threads     int      // the caller and its helpers
+	split       int      // chunks per thread a product is cut into
+	ctl         span     // the control block (gemm.c's CTL_WORDS int32s)
 	memory      js.Value
 	module      js.Value // the compiled module, which helpers instantiate too
 	view        js.Value // Uint8Array over memory.buffer; a grow detaches it
@@ -132,6 +133,7 @@ func instantiateKernel(bin []byte, memory js.Value) (k *simdKernel, err error) {
 		chunksFn:    exports.Get("gemmChunks"),
 		parallelFn:  exports.Get("gemmParallel"),
 		packedASize: exports.Get("packedASize"),
+		geluGradFn:  exports.Get("geluGrad"),
 		memory:      memory,
 		threads:     1,
 		split:       1,
@@ -311,15 +313,7 @@ func (k *simdKernel) product(out []float32, ldc int, a []float32, lda, m int, b 
 	if !kept {
 		need += 4 * len(bData)
 	}
-	if k.scratch.size < need {
-		k.release(k.scratch)
-		k.scratch = span{}
-		var err error
-		if k.scratch, err = k.alloc(need); err != nil {
-			panic(err)
-		}
-	}
-	base := k.scratch.off
+	base := k.scratchAt(need)
 	if kept {
 		bOff = w.off
 	} else {
@@ -358,6 +352,20 @@ func (k *simdKernel) product(out []float32, ldc int, a []float32, lda, m int, b 
 		}
 		scratch.Put(c)
 	}
+}
+
+// scratchAt returns the offset of the scratch span, grown to need bytes
+// first when it is smaller: what one call copies in and out.
+func (k *simdKernel) scratchAt(need int) int {
+	if k.scratch.size < need {
+		k.release(k.scratch)
+		k.scratch = span{}
+		var err error
+		if k.scratch, err = k.alloc(need); err != nil {
+			panic(err)
+		}
+	}
+	return k.scratch.off
 }
 
 // The control block's words (gemm.c's enum).

@@ -366,3 +366,32 @@ func BenchmarkMatMulCPU(b *testing.B) {
 		})
 	}
 }
+
+// The module's GELU derivative (geluGrad) rounds exactly as GELUGrad's Go
+// loop (geluDeriv) over the whole range: zero, tiny, the clamp of erf at ±4
+// (|x| ≈ 5.66), the flush of φ at |x| ≈ 13.2, the float32 ends, and counts
+// that leave part of the last vector of four empty.
+func TestSIMDGELUGradExact(t *testing.T) {
+	if !vectorActivations {
+		t.Skip("the SIMD module is not the active path")
+	}
+	rng := rand.New(rand.NewPCG(21, 22))
+	xs := []float32{0, 1e-30, -1e-30, 1, -1, 5.656, 5.657, -5.656, -5.657, 13.2, 13.22, -13.2, -13.22, 40, -40,
+		3e38, -3e38, float32(math.Inf(1)), float32(math.NaN())}
+	for range 1001 {
+		xs = append(xs, float32(rng.NormFloat64()*4))
+	}
+	for _, n := range []int{len(xs), len(xs) - 1, len(xs) - 2, 3, 1} {
+		g := randSlice(rng, n)
+		want := append([]float32(nil), g...)
+		for i, x := range xs[:n] {
+			want[i] *= geluDeriv(x)
+		}
+		GELUGrad(g, xs[:n])
+		for i := range want {
+			if math.Float32bits(g[i]) != math.Float32bits(want[i]) && !(math.IsNaN(float64(g[i])) && math.IsNaN(float64(want[i]))) {
+				t.Fatalf("%d values: g·GELU'(%g): module %g, Go %g", n, xs[i], g[i], want[i])
+			}
+		}
+	}
+}

@@ -72,9 +72,37 @@ func GELU(x []float32) {
 }
 
 const (
-	invSqrt2 = 0.70710678118654752440
-	log2e    = 1.44269504088896340736
+	invSqrt2   = 0.70710678118654752440
+	invSqrt2Pi = 0.39894228040143267794 // 1/√(2π)
+	log2e      = 1.44269504088896340736
+	// expFloor is the least x for which Exp32 is a normal float32.
+	expFloor = -87.33654
 )
+
+// GELUGrad multiplies g in place by the exact GELU's derivative at the
+// forward input x (the backward pass of GELU), in float32 through Erf32 and
+// Exp32: math.Erf and math.Exp in float64 were a sixth of a B/16
+// explanation in the browser, where it runs in the SIMD module
+// (geluGradVector) with the same float32 operations. geluDeriv is the Go
+// loop's.
+func GELUGrad(g, x []float32) {
+	x = x[:len(g)]
+	for i := geluGradVector(g, x); i < len(g); i++ {
+		g[i] *= geluDeriv(x[i])
+	}
+}
+
+// geluDeriv is Φ(x) + x·φ(x), the exact GELU's derivative, with φ flushed
+// to 0 where e^(−x²/2) is below the least normal float32 (|x| > 13.2, where
+// x·φ(x) < 1e-36): the vector kernels' rule, one comparison per lane.
+func geluDeriv(x float32) float32 {
+	cdf := 0.5 * (1 + Erf32(x*invSqrt2))
+	var pdf float32
+	if u := -0.5 * x * x; u >= expFloor {
+		pdf = Exp32(u) * invSqrt2Pi
+	}
+	return cdf + x*pdf
+}
 
 // GELUExact is GELU with math.Erf in float64: the slow reference the tests
 // hold GELU to (within 1e-6 absolute).
@@ -154,7 +182,7 @@ func expShiftGo(x []float32, shift float32) (sum float64) {
 	for i, v := range x {
 		v -= shift
 		var e float32
-		if !(v >= -87.33654 && v <= 88.0) { // also NaN
+		if !(v >= expFloor && v <= 88.0) { // also NaN
 			e = float32(math.Exp(float64(v)))
 		} else {
 			n := float32(math.Floor(float64(v*log2e) + 0.5))

@@ -11,7 +11,9 @@ import (
 // The committed wasmkernel/gemm.wasm is what its source builds to, where
 // the tools are installed (Debian clang and lld; `make wasm-kernel`
 // rewrites it), and small enough for Chromium to compile synchronously on
-// the main thread (4 KiB), as gemm_js.go does.
+// the main thread (4 KiB), as gemm_js.go does. gemm_threads.wasm may be
+// larger: only the engine's worker compiles it (newThreadedOrSingle), and a
+// worker may compile any size synchronously.
 func TestWASMKernelMatchesSource(t *testing.T) {
 	committed, err := os.ReadFile("wasmkernel/gemm.wasm")
 	if err != nil {

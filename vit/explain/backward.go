@@ -107,32 +107,12 @@ func ActivationBackward(act vit.Activation, g, x []float32) {
 			return s + 1.702*x*s*(1-s)
 		}
 	default:
-		// The exact GELU's, in float32 through the forward's own erf and
-		// exp (vit.Erf32, vit.Exp32): math.Erf and math.Exp in float64 were
-		// a sixth of a B/16 explanation in the browser. geluDerivExact is
-		// its float64 twin; they agree within 1e-6 (TestGELUDerivTwin).
-		for i, v := range x {
-			g[i] *= geluDeriv(v)
-		}
+		vit.GELUGrad(g, x)
 		return
 	}
 	for i, v := range x {
 		g[i] = float32(float64(g[i]) * deriv(float64(v)))
 	}
-}
-
-// geluDeriv is Φ(x) + x·φ(x), the exact GELU's derivative, in float32.
-func geluDeriv(x float32) float32 {
-	const invSqrt2, invSqrt2Pi = 0.70710678118654752440, 0.39894228040143267794
-	cdf := 0.5 * (1 + vit.Erf32(x*invSqrt2))
-	return cdf + x*(vit.Exp32(-0.5*x*x)*invSqrt2Pi)
-}
-
-// geluDerivExact is geluDeriv in float64 with math.Erf and math.Exp.
-func geluDerivExact(x float64) float64 {
-	cdf := 0.5 * (1 + math.Erf(x/math.Sqrt2))
-	pdf := math.Exp(-0.5*x*x) / math.Sqrt(2*math.Pi)
-	return cdf + x*pdf
 }
 
 // SoftmaxBackward turns gp = ∂L/∂p into ∂L/∂s in place for one row, where

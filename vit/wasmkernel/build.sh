@@ -8,7 +8,10 @@
 #   -mbulk-memory  memory.fill/memory.copy for the loops clang turns into
 #                  memset/memcpy (there is no libc to link)
 #   -Os            3 KiB (-O3: over 4 KiB, no faster in the hot loop): Chromium compiles
-#                  modules synchronously on the main thread only up to 4 KiB
+#                  modules synchronously on the main thread only up to 4 KiB,
+#                  which gemm.wasm must stay under (wasmkernel_test.go);
+#                  gemm_threads.wasm may grow past it: only the engine's
+#                  worker compiles it, where any size may compile synchronously
 #   --no-entry     a library: no _start; exports are the export_name functions
 #   --strip-all    no names or producers section: smaller, the same bytes on every machine
 # gemm_threads.wasm is the same source with atomics (-matomics: the helper

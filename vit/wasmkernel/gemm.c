@@ -102,7 +102,7 @@ __attribute__((export_name("packedASize"))) int packedASize(int m) {
 // operations in the same order (simd128 has no fused
 // multiply-add, and clang contracts nothing into one), so they round
 // exactly as Go does: the rational minimax approximation of XLA and Eigen.
-static v128_t erf4(v128_t x) {
+__attribute__((noinline)) static v128_t erf4(v128_t x) {
 	x = wasm_f32x4_max(wasm_f32x4_splat(-4), wasm_f32x4_min(wasm_f32x4_splat(4), x));
 	v128_t x2 = wasm_f32x4_mul(x, x);
 	v128_t p = wasm_f32x4_splat(-2.72614225801306e-10f);
@@ -132,6 +132,42 @@ static void gelu(float *x, int n) {
 		v128_t v = wasm_f32x4_splat(x[i]);
 		v = wasm_f32x4_mul(wasm_f32x4_mul(half, v), wasm_f32x4_add(one, erf4(wasm_f32x4_mul(v, s))));
 		x[i] = wasm_f32x4_extract_lane(v, 0);
+	}
+}
+
+// exp4 is e^v on four lanes for v in [-87.33654, 88] (garbage elsewhere), by vit.Exp32's method
+// (expShiftGo, vit/ops.go) in the same float32 operations and order, so it
+// rounds as Go does. Go takes n = ⌊v·log2e + ½⌋ in float64; here
+// n = ⌊t⌋ + (t − ⌊t⌋ ≥ ½), the same integer: t − ⌊t⌋ is exact or rounds
+// monotonically, and ½ is a float32.
+static v128_t exp4(v128_t v) {
+	v128_t t = wasm_f32x4_mul(v, wasm_f32x4_splat(1.44269504088896340736f));
+	v128_t n = wasm_f32x4_floor(t);
+	n = wasm_f32x4_add(n, wasm_v128_and(wasm_f32x4_ge(wasm_f32x4_sub(t, n), wasm_f32x4_splat(0.5f)), wasm_f32x4_splat(1)));
+	v128_t r = wasm_f32x4_sub(wasm_f32x4_sub(v, wasm_f32x4_mul(n, wasm_f32x4_splat(0.693359375f))),
+	                          wasm_f32x4_mul(n, wasm_f32x4_splat(-2.12194440e-4f)));
+	v128_t p = wasm_f32x4_splat(1.9875691500e-4f);
+	p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(1.3981999507e-3f));
+	p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(8.3334519073e-3f));
+	p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(4.1665795894e-2f));
+	p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(1.6666665459e-1f));
+	p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(5.0000001201e-1f));
+	v128_t e = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_mul(p, r), r), r), wasm_f32x4_splat(1));
+	return wasm_f32x4_mul(e, (v128_t)wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(n), wasm_i32x4_splat(127)), 23));
+}
+
+// geluGrad multiplies g by the exact GELU's derivative at x, as vit.GELUGrad's
+// Go loop (geluDeriv): Φ(x) + x·φ(x), φ flushed to 0 below e^-87.33654.
+// It runs on whole vectors of four: the caller leaves room past n in both.
+__attribute__((export_name("geluGrad"))) void geluGrad(float *g, const float *x, int n) {
+	for (int i = 0; i < n; i += 4) {
+		v128_t v = wasm_v128_load(x + i);
+		v128_t cdf = wasm_f32x4_mul(wasm_f32x4_splat(0.5f),
+		                            wasm_f32x4_add(wasm_f32x4_splat(1), erf4(wasm_f32x4_mul(v, wasm_f32x4_splat(0.70710678118654752440f)))));
+		v128_t u = wasm_f32x4_mul(wasm_f32x4_mul(wasm_f32x4_splat(-0.5f), v), v);
+		v128_t pdf = wasm_v128_and(exp4(u), wasm_f32x4_ge(u, wasm_f32x4_splat(-87.33654f)));
+		pdf = wasm_f32x4_mul(pdf, wasm_f32x4_splat(0.39894228040143267794f));
+		wasm_v128_store(g + i, wasm_f32x4_mul(wasm_v128_load(g + i), wasm_f32x4_add(cdf, wasm_f32x4_mul(v, pdf))));
 	}
 }
 

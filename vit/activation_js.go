@@ -1,0 +1,45 @@
+//go:build js && !purego
+
+package vit
+
+// The browser build's vector activations run in the SIMD module
+// (wasmkernel/gemm.c), whose float32 operations are the Go loops' in the
+// same order, so they round as Go does: the Go loops (ops.go) are their
+// twins. A call copies its operands in and out (a few MiB at most, against
+// an erf and an exp per element). VITLENS_GEMM=scalar turns them off with
+// the module's matmul, so those runs test the Go twins end to end.
+
+// vectorActivations: the module is the active matmul path.
+var vectorActivations = simd != nil && activeKernel != nil && activeKernel.name == "simd"
+
+func geluVector(x []float32) int { return 0 }
+
+// geluGradVector multiplies g by GELU'(x) in the module (geluGrad) and
+// returns how many it did: all of them.
+func geluGradVector(g, x []float32) int {
+	if !vectorActivations || len(g) == 0 {
+		return 0
+	}
+	simd.geluGrad(g, x)
+	return len(g)
+}
+
+func expShiftVector(x []float32, shift float32) (int, float64) { return 0, 0 }
+
+func epilogueVector(c []float32, ldc, rows int, bias []float32, gelu bool) bool { return false }
+
+func softmaxVector(row []float32, n int, scale float32) bool { return false }
+
+// geluGrad runs gemm.c's geluGrad on g and x, each copied into the scratch
+// span with room for a whole last vector of four (which the module reads
+// and writes past n).
+func (k *simdKernel) geluGrad(g, x []float32) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	stride := 4 * ((len(g) + 3) &^ 3)
+	base := k.scratchAt(2 * stride)
+	k.put(base, g)
+	k.put(base+stride, x[:len(g)])
+	k.geluGradFn.Invoke(base, base+stride, len(g))
+	k.get(g, base)
+}
