@@ -12,7 +12,15 @@ package vit
 // vectorActivations: the module is the active matmul path.
 var vectorActivations = simd != nil && activeKernel != nil && activeKernel.name == "simd"
 
-func geluVector(x []float32) int { return 0 }
+// geluVector applies GELU to x in the module (gelu, the GEMM epilogue's
+// own) and returns how many it did: all of them.
+func geluVector(x []float32) int {
+	if !vectorActivations || len(x) == 0 {
+		return 0
+	}
+	simd.gelu(x)
+	return len(x)
+}
 
 // geluGradVector multiplies g by GELU'(x) in the module (geluGrad) and
 // returns how many it did: all of them.
@@ -42,4 +50,14 @@ func (k *simdKernel) geluGrad(g, x []float32) {
 	k.put(base+stride, x[:len(g)])
 	k.geluGradFn.Invoke(base, base+stride, len(g))
 	k.get(g, base)
+}
+
+// gelu runs gemm.c's gelu on x, copied into the scratch span and back.
+func (k *simdKernel) gelu(x []float32) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	base := k.scratchAt(4 * len(x))
+	k.put(base, x)
+	k.geluFn.Invoke(base, len(x))
+	k.get(x, base)
 }

@@ -82,10 +82,11 @@ type simdKernel struct {
 	chunksFn    js.Value // gemmChunks(ctl, tid): the whole product on one thread
 	parallelFn  js.Value // gemmParallel(ctl): the product with the helpers; threaded build only
 	packedASize js.Value
-	geluGradFn  js.Value // geluGrad(g, x, n): activation_js.go
-	threads     int      // the caller and its helpers
-	split       int      // chunks per thread a product is cut into
-	ctl         span     // the control block (gemm.c's CTL_WORDS int32s)
+	geluFn      js.Value // gelu(x, n) and geluGrad(g, x, n): activation_js.go
+	geluGradFn  js.Value
+	threads     int  // the caller and its helpers
+	split       int  // chunks per thread a product is cut into
+	ctl         span // the control block (gemm.c's CTL_WORDS int32s)
 	memory      js.Value
 	module      js.Value // the compiled module, which helpers instantiate too
 	view        js.Value // Uint8Array over memory.buffer; a grow detaches it
@@ -133,6 +134,7 @@ func instantiateKernel(bin []byte, memory js.Value) (k *simdKernel, err error) {
 		chunksFn:    exports.Get("gemmChunks"),
 		parallelFn:  exports.Get("gemmParallel"),
 		packedASize: exports.Get("packedASize"),
+		geluFn:      exports.Get("gelu"),
 		geluGradFn:  exports.Get("geluGrad"),
 		memory:      memory,
 		threads:     1,

@@ -158,7 +158,7 @@ func checkKernelMatchesScalar(t *testing.T, sk *simdKernel) {
 	}
 }
 
-// The module's GELU epilogue rounds exactly as vit.GELU's Go loop, over
+// The module's GELU, in the epilogue and alone, rounds exactly as vit.GELU's Go loop, over
 // the whole range (a product never yields -0: its sums start at +0): zero, tiny, the clamp of erf at ±4 (|x| ≈ 5.66), large
 // and odd counts (the vector loop's scalar tail). k = 1 and A = 1 make the
 // product's output the chosen values themselves.
@@ -176,11 +176,25 @@ func TestSIMDGELUExact(t *testing.T) {
 	b.packBN(vals, n, 1, n) // B is the 1×n row of values
 	got := make([]float32, n)
 	gemm(pickKernel("simd"), got, n, []float32{1}, 1, 1, &b, epilogue{gelu: true}, 1)
-	want := append([]float32(nil), vals...)
-	GELU(want)
+	want := make([]float32, n) // GELU's Go loop, without the module
+	for i, v := range vals {
+		want[i] = 0.5 * v * (1 + Erf32(v*invSqrt2))
+	}
 	for i := range want {
 		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
 			t.Fatalf("GELU(%g): module %g, Go %g", vals[i], got[i], want[i])
+		}
+	}
+	// GELU itself, applied after a product (the forward's when it taps
+	// the pre-activations), runs in the module too: the same bits.
+	if !vectorActivations {
+		return
+	}
+	got = append(got[:0], vals...)
+	GELU(got)
+	for i := range want {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("GELU(%g) after the product: module %g, Go %g", vals[i], got[i], want[i])
 		}
 	}
 }

@@ -120,8 +120,10 @@ __attribute__((noinline)) static v128_t erf4(v128_t x) {
 	return wasm_f32x4_div(wasm_f32x4_mul(x, p), q);
 }
 
-// gelu applies vit.GELU, 0.5·v·(1 + erf(v/√2)), to the n floats at x.
-static void gelu(float *x, int n) {
+// gelu applies vit.GELU, 0.5·v·(1 + erf(v/√2)), to the n floats at x: the
+// GEMM's epilogue, and exported for the activations Go applies after the
+// product (the forward's when its pre-activations are tapped).
+__attribute__((export_name("gelu"))) void gelu(float *x, int n) {
 	const v128_t half = wasm_f32x4_splat(0.5f), one = wasm_f32x4_splat(1), s = wasm_f32x4_splat(0.70710678118654752440f);
 	int i = 0;
 	for (; i + 4 <= n; i += 4) {
