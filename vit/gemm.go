@@ -243,7 +243,8 @@ func transpose16(out, in *[gemmNR * gemmNR]float32) {
 }
 
 // layoutB is the right operand B (k×n) of a single product as it lies in
-// memory, unpacked: B[p, j] = data[(p/16)·block + (p%16)·row + j·col].
+// memory, unpacked: B[p, j] = data[(p/16)·block + (p%16)·row + j·col],
+// with row or col 1.
 // The three forms the products take (rowsB, columnsB, weightsB) differ in
 // these strides only, so a kernel that packs B itself (gemmKernel.unpacked:
 // the browser's module, panel by panel as it reaches them) needs one loop

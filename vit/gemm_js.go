@@ -285,6 +285,20 @@ func (k *simdKernel) unpacked(out, a []float32, m int, b layoutB) {
 	k.product(out, b.n, a, b.k, m, b, epilogue{})
 }
 
+// packBReach is how many floats from the start of an unpacked B gemm.c's
+// packB reads: four rows at a time, so up to the row k rounded up to 4, and
+// in row-major B (row ≠ 1) whole panels of 16 columns.
+func packBReach(b layoutB) int {
+	if b.k == 0 {
+		return 0
+	}
+	p, j := (b.k+3)&^3-1, b.n-1
+	if b.row != 1 {
+		j = (b.n+gemmNR-1)&^(gemmNR-1) - 1
+	}
+	return p/gemmNR*b.block + p%gemmNR*b.row + j*b.col + 1
+}
+
 // product runs one product; b.col 0 means B is packed panels (b.data).
 func (k *simdKernel) product(out []float32, ldc int, a []float32, lda, m int, b layoutB, ep epilogue) {
 	k.mu.Lock()
@@ -298,9 +312,10 @@ func (k *simdKernel) product(out []float32, ldc int, a []float32, lda, m int, b 
 			panic(err)
 		}
 	}
-	bData := b.data
-	if b.col != 0 && kk > 0 { // only what the layout reaches
-		bData = bData[:(kk-1)/gemmNR*b.block+(kk-1)%gemmNR*b.row+(n-1)*b.col+1]
+	bData, bSize := b.data, len(b.data)
+	if b.col != 0 { // what packB reads: the layout's reach, past b's end by a few floats
+		bSize = packBReach(b)
+		bData = bData[:min(len(bData), bSize)]
 	}
 	// One scratch span: A (m×k), C (m×n), the bias, each thread's packed A
 	// of one k-slice, and B itself when it is not kept (attention's
@@ -313,7 +328,7 @@ func (k *simdKernel) product(out []float32, ldc int, a []float32, lda, m int, b 
 	bOff := apOff + k.threads*apStride
 	need := bOff
 	if !kept {
-		need += 4 * len(bData)
+		need += 4 * bSize
 	}
 	base := k.scratchAt(need)
 	if kept {

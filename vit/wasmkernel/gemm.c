@@ -80,14 +80,32 @@ static void packA(float *restrict dst, const float *restrict a, int m, int k, in
 
 // packB copies columns [j0, j0+NR) of rows [p0, p0+kc) of an unpacked B
 // (k×n) into one micro-panel (kc×NR, the packed layout), B[p, j] being
-// b[(p/16)·block + (p%16)·row + j·col]: row-major B (col 1), Bᵀ row-major
-// (row 1, block 16: MatMulT's operand) and the 16×16 blocks of kept panels
-// of Wᵀ read as W (row 1, col 16). Columns past n repeat column n-1.
+// b[(p/16)·block + (p%16)·row + j·col], four rows by four columns at a
+// time: with a unit row stride (Bᵀ row-major, MatMulT's operand, and the
+// 16×16 blocks of the kept panels of Wᵀ read as W) four rows of b, each
+// four consecutive p of one column (past n: column n-1), are transposed in
+// registers; otherwise (row-major B: unit column stride) four rows of B are
+// copied. p0 is a multiple of 4, so no group of four crosses a 16-block;
+// rows past k are packed too (up to 3, never read by the kernel), for which
+// the caller leaves room in b (vit/gemm_js.go).
 static void packB(float *restrict dst, const float *restrict b, int n, int p0, int kc, int j0, int block, int row,
                   int col) {
-	for (int p = p0; p < p0 + kc; p++) {
+	for (int p = p0; p < p0 + kc; p += 4, dst += 4 * NR) {
 		const float *src = b + (p >> 4) * block + (p & 15) * row;
-		for (int j = j0; j < j0 + NR; j++) *dst++ = src[(j < n ? j : n - 1) * col];
+		for (int c = 0; c < NR; c += 4) {
+			v128_t x[4];
+			for (int r = 0; r < 4; r++)
+				x[r] = wasm_v128_load(row == 1 ? src + (j0 + c + r < n ? j0 + c + r : n - 1) * col : src + r * row + j0 + c);
+			if (row == 1) {
+				v128_t t0 = wasm_i32x4_shuffle(x[0], x[1], 0, 4, 1, 5), t1 = wasm_i32x4_shuffle(x[0], x[1], 2, 6, 3, 7);
+				v128_t t2 = wasm_i32x4_shuffle(x[2], x[3], 0, 4, 1, 5), t3 = wasm_i32x4_shuffle(x[2], x[3], 2, 6, 3, 7);
+				x[0] = wasm_i32x4_shuffle(t0, t2, 0, 1, 4, 5);
+				x[1] = wasm_i32x4_shuffle(t0, t2, 2, 3, 6, 7);
+				x[2] = wasm_i32x4_shuffle(t1, t3, 0, 1, 4, 5);
+				x[3] = wasm_i32x4_shuffle(t1, t3, 2, 3, 6, 7);
+			}
+			for (int r = 0; r < 4; r++) wasm_v128_store(dst + r * NR + c, x[r]);
+		}
 	}
 }
 
@@ -185,7 +203,7 @@ __attribute__((export_name("geluGrad"))) void geluGrad(float *g, const float *x,
 static void gemmPanels(float *c, const float *a, const float *b, float *apack, int m, int n, int k, int accumulate,
                        const float *bias, int gelu_, const int *layout, int q0, int q1) {
 	int slices = k > 0 ? (k + KC - 1) / KC : 1;
-	int kc0 = k > 0 ? (k + slices - 1) / slices : 0; // equal slices of at most KC
+	int kc0 = k > 0 ? ((k + slices - 1) / slices + 3) & ~3 : 0; // equal slices of at most KC, multiples of 4 (packB)
 	float *edge = apack + (m + MR - 1) / MR * MR * KC, *bpanel = edge + MR * NR;
 	for (int p0 = 0; p0 < k || (k == 0 && p0 == 0); p0 += kc0) {
 		int kc = k - p0 < kc0 ? k - p0 : kc0;
