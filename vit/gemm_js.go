@@ -337,9 +337,9 @@ func (k *simdKernel) product(out []float32, ldc int, a []float32, lda, m int, b 
 		bOff += base
 		k.put(bOff, bData)
 	}
-	k.put(base+aOff, rowsOf(a, lda, m, kk))
+	k.putRows(base+aOff, a, lda, m, kk)
 	if ep.accumulate {
-		k.put(base+cOff, rowsOf(out, ldc, m, n))
+		k.putRows(base+cOff, out, ldc, m, n)
 	}
 	bias := 0
 	if ep.bias != nil {
@@ -437,17 +437,21 @@ func flag(b bool) int {
 	return 0
 }
 
-// rowsOf returns the m×n matrix whose row i is x[i*ld : i*ld+n] as one
-// contiguous slice: x itself when ld == n, else a gathered copy.
-func rowsOf(x []float32, ld, m, n int) []float32 {
+// putRows copies the m×n matrix whose row i is x[i*ld : i*ld+n] into the
+// module's memory at byte offset off as one contiguous block: x itself when
+// ld == n, else gathered into pooled scratch first (attention's strided
+// operands: a fresh copy per head was megabytes of garbage per forward).
+func (k *simdKernel) putRows(off int, x []float32, ld, m, n int) {
 	if ld == n || m == 0 {
-		return x[:m*n]
+		k.put(off, x[:m*n])
+		return
 	}
-	out := make([]float32, m*n)
+	rows := getScratch(m * n)
 	for i := 0; i < m; i++ {
-		copy(out[i*n:(i+1)*n], x[i*ld:])
+		copy((*rows)[i*n:(i+1)*n], x[i*ld:])
 	}
-	return out
+	k.put(off, *rows)
+	scratch.Put(rows)
 }
 
 // microKernel is gemmKernel.run on the module: one 6×16 tile (a: kc×6
