@@ -385,27 +385,28 @@ func chefer(t *tape, target int) []float32 {
 	gProbs, _ := t.backward(g, nil, true)
 	r := make([]float64, n)
 	r[0] = 1
-	cam := make([]float64, n*n)
+	row := make([]float64, n) // row k of Ā_b
 	next := make([]float64, n)
 	for b := len(gProbs) - 1; b >= 0; b-- {
-		clear(cam)
 		a, ga := t.Blocks[b].Probs.Data, gProbs[b].Data
-		for i := range a {
-			if v := float64(ga[i]) * float64(a[i]); v > 0 {
-				cam[i%(n*n)] += v
-			}
-		}
-		for i := range cam {
-			cam[i] /= float64(c.Heads)
-		}
-		// r ← r + r·Ā
+		// r ← r + r·Ā, building only the rows of Ā that r weighs (the
+		// last block's: [CLS]'s alone).
 		copy(next, r)
 		for k, w := range r {
 			if w == 0 {
 				continue
 			}
-			for j, v := range cam[k*n : (k+1)*n] {
-				next[j] += w * v
+			clear(row)
+			for h := range c.Heads {
+				off := (h*n + k) * n
+				for j, p := range a[off : off+n] {
+					if v := float64(ga[off+j]) * float64(p); v > 0 {
+						row[j] += v
+					}
+				}
+			}
+			for j, v := range row {
+				next[j] += w * (v / float64(c.Heads))
 			}
 		}
 		r, next = next, r
