@@ -343,8 +343,7 @@ func (a *attentionScratch) head(out, qkv []float32, n, d, dh, h int, scale float
 	scores := a.scores[:n*np]
 	qo, ko, vo := h*dh, d+h*dh, 2*d+h*dh
 	if activeKernel != nil {
-		a.keys.packBT(qkv[ko:], 3*d, n, dh)
-		gemm(activeKernel, scores, np, qkv[qo:], 3*d, n, &a.keys, epilogue{}, 1)
+		productOf(scores, np, qkv[qo:], 3*d, n, columnsB(qkv[ko:], 3*d, n, dh), &a.keys, 1)
 	} else {
 		for t := 0; t < n; t++ {
 			q := qkv[t*3*d+qo : t*3*d+qo+dh]
@@ -369,8 +368,7 @@ func (a *attentionScratch) head(out, qkv []float32, n, d, dh, h int, scale float
 		}
 	}
 	if activeKernel != nil {
-		a.values.packBN(qkv[vo:], 3*d, n, dh)
-		gemm(activeKernel, out[qo:], d, scores, np, n, &a.values, epilogue{}, 1)
+		productOf(out[qo:], d, scores, np, n, rowsB(qkv[vo:], 3*d, n, dh), &a.values, 1)
 		return
 	}
 	for t := 0; t < n; t++ {

@@ -38,10 +38,10 @@ type gemmKernel struct {
 	// the entire product in memory of its own: the WebAssembly SIMD module
 	// of the browser build (gemm_js.go), which Go cannot call per tile.
 	whole func(out []float32, ldc int, a []float32, lda, m int, b *packedB, ep epilogue)
-	// unpacked, when set, computes a single product out (m×b.n) = a (m×b.k)
-	// · B from B as it lies (layoutB), packing it itself: the module again,
-	// which then needs no packed copy from Go.
-	unpacked func(out, a []float32, m int, b layoutB)
+	// unpacked, when set, computes a single product out[i*ldc+j] =
+	// Σ_p a[i*lda+p]·B[p,j] from B as it lies (layoutB), packing it
+	// itself: the module again, which then needs no packed copy from Go.
+	unpacked func(out []float32, ldc int, a []float32, lda, m int, b layoutB)
 }
 
 // kernels lists the micro-kernels this build has, best last: the portable Go
@@ -256,15 +256,16 @@ type layoutB struct {
 	panels          *packedB // the packed weights data belongs to (weightsB), else nil
 }
 
-// rowsB is b (k×n, row-major) as B: MatMul's operand.
-func rowsB(b []float32, k, n int) layoutB {
-	return layoutB{k: k, n: n, data: b, block: gemmNR * n, row: n, col: 1}
+// rowsB is b (k×n, row p at b[p*ld:]) as B: MatMul's operand, attention's
+// values.
+func rowsB(b []float32, ld, k, n int) layoutB {
+	return layoutB{k: k, n: n, data: b, block: gemmNR * ld, row: ld, col: 1}
 }
 
-// columnsB is bᵀ as B for b n×k row-major (B's column j is b's row j):
-// MatMulT's operand.
-func columnsB(b []float32, n, k int) layoutB {
-	return layoutB{k: k, n: n, data: b, block: gemmNR, row: 1, col: k}
+// columnsB is bᵀ as B for b n×k (row j at b[j*ld:], B's column j): MatMulT's
+// operand, attention's keys.
+func columnsB(b []float32, ld, n, k int) layoutB {
+	return layoutB{k: k, n: n, data: b, block: gemmNR, row: 1, col: ld}
 }
 
 // weightsB is W as B, read from src, the panels of Wᵀ that PackT keeps
@@ -403,17 +404,23 @@ var packedBPool = sync.Pool{New: func() any { return new(packedB) }}
 // in B's layout: a kernel that packs B itself takes it as it lies; for the
 // others it is packed into a pooled packedB for this product only.
 func productOnce(out, a []float32, m int, b layoutB) {
+	pb := packedBPool.Get().(*packedB)
+	defer packedBPool.Put(pb)
+	productOf(out, b.n, a, b.k, m, b, pb, gemmWorkers())
+}
+
+// productOf computes out[i*ldc+j] = Σ_p a[i*lda+p]·B[p,j] on up to workers
+// goroutines, packing B into pb unless the kernel packs it itself.
+func productOf(out []float32, ldc int, a []float32, lda, m int, b layoutB, pb *packedB, workers int) {
 	if m == 0 || b.n == 0 {
 		return
 	}
 	if activeKernel.unpacked != nil {
-		activeKernel.unpacked(out, a, m, b)
+		activeKernel.unpacked(out, ldc, a, lda, m, b)
 		return
 	}
-	pb := packedBPool.Get().(*packedB)
-	defer packedBPool.Put(pb)
 	b.pack(pb)
-	gemm(activeKernel, out, b.n, a, b.k, m, pb, epilogue{}, gemmWorkers())
+	gemm(activeKernel, out, ldc, a, lda, m, pb, epilogue{}, workers)
 }
 
 // gemm computes out[i*ldc+j] = ep(Σ_p a[i*lda+p]·B[p,j]) for i < m, j < b.n

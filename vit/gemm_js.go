@@ -281,8 +281,33 @@ func (k *simdKernel) gemm(out []float32, ldc int, a []float32, lda, m int, b *pa
 // from its layout as it reaches it (gemm.c's packB), so a single product
 // copies B in as it lies, or not at all when it lies in kept panels
 // (Linear.MatMul's x·W reads the panels of Wᵀ the forward copied in).
-func (k *simdKernel) unpacked(out, a []float32, m int, b layoutB) {
-	k.product(out, b.n, a, b.k, m, b, epilogue{})
+func (k *simdKernel) unpacked(out []float32, ldc int, a []float32, lda, m int, b layoutB) {
+	// A strided row-major b (attention's keys and values in qkv) is
+	// gathered into contiguous rows first: the module would otherwise be
+	// sent the whole span its rows lie in.
+	var gathered *[]float32
+	switch {
+	case b.panels == nil && b.row == 1 && b.col > b.k: // rows of bᵀ
+		gathered = gatherRows(b.data, b.col, b.n, b.k)
+		b = columnsB(*gathered, b.k, b.n, b.k)
+	case b.panels == nil && b.col == 1 && b.row > b.n:
+		gathered = gatherRows(b.data, b.row, b.k, b.n)
+		b = rowsB(*gathered, b.n, b.k, b.n)
+	}
+	k.product(out, ldc, a, lda, m, b, epilogue{})
+	if gathered != nil {
+		scratch.Put(gathered)
+	}
+}
+
+// gatherRows copies rows rows of n floats, row i at x[i*ld:], into pooled
+// scratch, contiguous.
+func gatherRows(x []float32, ld, rows, n int) *[]float32 {
+	g := getScratch(rows * n)
+	for i := range rows {
+		copy((*g)[i*n:(i+1)*n], x[i*ld:])
+	}
+	return g
 }
 
 // packBReach is how many floats from the start of an unpacked B gemm.c's
@@ -446,10 +471,7 @@ func (k *simdKernel) putRows(off int, x []float32, ld, m, n int) {
 		k.put(off, x[:m*n])
 		return
 	}
-	rows := getScratch(m * n)
-	for i := 0; i < m; i++ {
-		copy((*rows)[i*n:(i+1)*n], x[i*ld:])
-	}
+	rows := gatherRows(x, ld, m, n)
 	k.put(off, *rows)
 	scratch.Put(rows)
 }

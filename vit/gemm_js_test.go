@@ -119,17 +119,27 @@ func checkKernelMatchesScalar(t *testing.T, sk *simdKernel) {
 			}
 		}
 		a2 := randSlice(rng, m*n) // x·W's left operand: m×Out
+		// The same in rows of a longer stride (attention's keys and
+		// values in qkv), which the module gathers first.
+		wS, wTS := make([]float32, n*(k+5)), make([]float32, k*(n+3))
+		for j := range n {
+			copy(wS[j*(k+5):], w[j*k:(j+1)*k])
+		}
+		for p := range k {
+			copy(wTS[p*(n+3):], wT[p*n:(p+1)*n])
+		}
 		for _, l := range []struct {
 			name string
 			l    layoutB
 			a    []float32
-		}{{"rowsB", rowsB(wT, k, n), a}, {"columnsB", columnsB(w, n, k), a}, {"weightsB", weightsB(kept), a2}} {
+		}{{"rowsB", rowsB(wT, n, k, n), a}, {"columnsB", columnsB(w, k, n, k), a}, {"weightsB", weightsB(kept), a2},
+			{"rowsB strided", rowsB(wTS, n+3, k, n), a}, {"columnsB strided", columnsB(wS, k+5, n, k), a}} {
 			var pb packedB
 			l.l.pack(&pb)
 			want := make([]float32, m*l.l.n)
 			gemm(kern, want, l.l.n, l.a, l.l.k, m, &pb, epilogue{}, 1)
 			got := make([]float32, m*l.l.n)
-			sk.unpacked(got, l.a, m, l.l)
+			sk.unpacked(got, l.l.n, l.a, l.l.k, m, l.l)
 			for i := range want {
 				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
 					t.Fatalf("%s %s: [%d] = %g from the layout, %g from Go's panels", name, l.name, i, got[i], want[i])

@@ -216,8 +216,8 @@ func TestLayoutBPacksItsStrides(t *testing.T) {
 			l    layoutB
 			b    func(p, j int) float32 // B by its definition
 		}{
-			{"rowsB", rowsB(b, k, n), rowMajor},
-			{"columnsB", columnsB(b, n, k), func(p, j int) float32 { return b[j*k+p] }}, // b is n×k
+			{"rowsB", rowsB(b, n, k, n), rowMajor},
+			{"columnsB", columnsB(b, k, n, k), func(p, j int) float32 { return b[j*k+p] }}, // b is n×k
 			{"weightsB", weightsB(&kept), rowMajor},
 		} {
 			if l.l.k != k || l.l.n != n {

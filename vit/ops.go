@@ -241,7 +241,7 @@ func MatMulT(out, a, b []float32, m, n, k int) {
 		matMulTScalar(out, a, b, m, n, k)
 		return
 	}
-	productOnce(out, a, m, columnsB(b, n, k))
+	productOnce(out, a, m, columnsB(b, k, n, k))
 }
 
 // MatMul computes out (m×n) = a (m×k)·b where b is k×n, row-major: the
@@ -259,7 +259,7 @@ func MatMul(out, a, b []float32, m, n, k int) {
 		matMulTScalar(out, a, t, m, n, k)
 		return
 	}
-	productOnce(out, a, m, rowsB(b, k, n))
+	productOnce(out, a, m, rowsB(b, n, k, n))
 }
 
 // PackedT is a matrix W (n×k, PyTorch Linear layout) prepared as the right
