@@ -138,7 +138,8 @@ func SoftmaxBackward(gp, p []float32) {
 //	∂L/∂Q = ∂L/∂S·K,  ∂L/∂K = ∂L/∂Sᵀ·Q:
 //
 // four products through vit.MatMulT and vit.MatMul (the SIMD GEMM in the
-// browser; the scalar loops took a third of a B/16 analysis there),
+// browser; the scalar loops took a third of a B/16 analysis there; the two
+// with a transposed left operand computed as their transposes),
 // accumulated in float32 like LinearBackward. AttentionBackwardNaive is its
 // float64 twin.
 func AttentionBackward(qkv []float32, probs *vit.Tensor, gHeads []float32, n, heads, dh int) (gProbs *vit.Tensor, gQKV []float32) {
@@ -156,18 +157,24 @@ func attentionBackward(qkv []float32, probs *vit.Tensor, gHeads []float32, n, he
 	}
 	scale := float32(1 / math.Sqrt(float64(dh)))
 	// gather copies column block off of the n-row matrix x (row stride
-	// 3D or D) into an n×dh matrix, scatter back; the right operands go
-	// to the GEMM as they are (vit.MatMul), only the n×n left ones of
-	// ∂L/∂V and ∂L/∂K are transposed.
+	// 3D or D) into an n×dh matrix, gatherT into its dh×n transpose,
+	// scatterT a dh×n transpose back. The two products whose left operand
+	// is an n×n transpose (∂L/∂V = Aᵀ·G, ∂L/∂K = ∂L/∂Sᵀ·Q) are computed
+	// transposed instead, Gᵀ·A and Qᵀ·∂L/∂S, with A and ∂L/∂S as the GEMM's
+	// right operand as they are: dh×n transposes in the gathers and
+	// scatters that ran anyway replace two n×n ones. The sums are the same
+	// terms in the same order: the same bits from the browser's module and
+	// the AVX2 GEMM (compared when this was written); the scalar loop's
+	// register blocks may round otherwise.
 	gather := func(dst, x []float32, stride, off int) {
 		for t := range n {
 			copy(dst[t*dh:(t+1)*dh], x[t*stride+off:])
 		}
 	}
-	transpose := func(dst, x []float32) { // n×n
+	gatherT := func(dst, x []float32, stride, off int) {
 		for t := range n {
-			for s, v := range x[t*n : (t+1)*n] {
-				dst[s*n+t] = v
+			for i, v := range x[t*stride+off : t*stride+off+dh] {
+				dst[i*n+t] = v
 			}
 		}
 	}
@@ -176,8 +183,16 @@ func attentionBackward(qkv []float32, probs *vit.Tensor, gHeads []float32, n, he
 			copy(x[t*3*d+off:t*3*d+off+dh], src[t*dh:])
 		}
 	}
+	scatterT := func(x []float32, off int, src []float32) {
+		for t := range n {
+			row := x[t*3*d+off : t*3*d+off+dh]
+			for i := range row {
+				row[i] = src[i*n+t]
+			}
+		}
+	}
 	g, x, out := make([]float32, n*dh), make([]float32, n*dh), make([]float32, n*dh)
-	gS, gST := make([]float32, n*n), make([]float32, n*n)
+	gS := make([]float32, n*n)
 	for h := range heads {
 		qo, ko, vo := h*dh, d+h*dh, 2*d+h*dh
 		a := probs.Data[h*n*n : (h+1)*n*n]
@@ -188,9 +203,9 @@ func attentionBackward(qkv []float32, probs *vit.Tensor, gHeads []float32, n, he
 		if !withQKV {
 			continue
 		}
-		transpose(gST, a)
-		vit.MatMul(out, gST, g, n, dh, n) // Aᵀ·G
-		scatter(gQKV, vo, out)
+		gatherT(x, gHeads, d, qo)
+		vit.MatMul(out, x, a, dh, n, n) // (Aᵀ·G)ᵀ = Gᵀ·A
+		scatterT(gQKV, vo, out)
 		copy(gS, gA)
 		for t := range n {
 			row := gS[t*n : (t+1)*n]
@@ -202,10 +217,9 @@ func attentionBackward(qkv []float32, probs *vit.Tensor, gHeads []float32, n, he
 		gather(x, qkv, 3*d, ko)
 		vit.MatMul(out, gS, x, n, dh, n) // ∂L/∂S·K
 		scatter(gQKV, qo, out)
-		gather(x, qkv, 3*d, qo)
-		transpose(gST, gS)
-		vit.MatMul(out, gST, x, n, dh, n) // ∂L/∂Sᵀ·Q
-		scatter(gQKV, ko, out)
+		gatherT(x, qkv, 3*d, qo)
+		vit.MatMul(out, x, gS, dh, n, n) // (∂L/∂Sᵀ·Q)ᵀ = Qᵀ·∂L/∂S
+		scatterT(gQKV, ko, out)
 	}
 	return gProbs, gQKV
 }
