@@ -143,18 +143,17 @@ func SoftmaxBackward(gp, p []float32) {
 // accumulated in float32 like LinearBackward. AttentionBackwardNaive is its
 // float64 twin.
 func AttentionBackward(qkv []float32, probs *vit.Tensor, gHeads []float32, n, heads, dh int) (gProbs *vit.Tensor, gQKV []float32) {
-	return attentionBackward(qkv, probs, gHeads, n, heads, dh, true)
+	gQKV = make([]float32, n*3*heads*dh)
+	return attentionBackward(qkv, probs, gHeads, n, heads, dh, gQKV), gQKV
 }
 
-// attentionBackward is AttentionBackward, whose gQKV (three of its four
-// products) is computed only when withQKV is set: the backward that stops
-// at the first block's attention does without it.
-func attentionBackward(qkv []float32, probs *vit.Tensor, gHeads []float32, n, heads, dh int, withQKV bool) (gProbs *vit.Tensor, gQKV []float32) {
+// attentionBackward is AttentionBackward writing gQKV into a buffer of the
+// caller's (every element: a backward reuses one from block to block), or
+// computing only gProbs when gQKV is nil (three of its four products
+// skipped): the backward that stops at the first block's attention.
+func attentionBackward(qkv []float32, probs *vit.Tensor, gHeads []float32, n, heads, dh int, gQKV []float32) (gProbs *vit.Tensor) {
 	d := heads * dh
 	gProbs = vit.NewTensor(heads, n, n)
-	if withQKV {
-		gQKV = make([]float32, n*3*d)
-	}
 	scale := float32(1 / math.Sqrt(float64(dh)))
 	// gather copies column block off of the n-row matrix x (row stride
 	// 3D or D) into an n×dh matrix, gatherT into its dh×n transpose,
@@ -200,7 +199,7 @@ func attentionBackward(qkv []float32, probs *vit.Tensor, gHeads []float32, n, he
 		gather(g, gHeads, d, qo)
 		gather(x, qkv, 3*d, vo)
 		vit.MatMulT(gA, g, x, n, n, dh) // G·Vᵀ
-		if !withQKV {
+		if gQKV == nil {
 			continue
 		}
 		gatherT(x, gHeads, d, qo)
@@ -221,7 +220,7 @@ func attentionBackward(qkv []float32, probs *vit.Tensor, gHeads []float32, n, he
 		vit.MatMul(out, x, gS, dh, n, n) // (∂L/∂Sᵀ·Q)ᵀ = Qᵀ·∂L/∂S
 		scatterT(gQKV, ko, out)
 	}
-	return gProbs, gQKV
+	return gProbs
 }
 
 // AttentionBackwardNaive is AttentionBackward as plain loops reducing in

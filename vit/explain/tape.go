@@ -122,7 +122,7 @@ func (t *tape) backward(gLogits []float32, at func(h vit.Hook, g []float32), pro
 	// collections they caused).
 	gMo, gMlpIn, gU, gHeads, gAttnIn := make([]float32, n*d), make([]float32, n*d), make([]float32, n*d),
 		make([]float32, n*d), make([]float32, n*d)
-	gHidden := make([]float32, n*c.MLPDim)
+	gHidden, gQKVBuf := make([]float32, n*c.MLPDim), make([]float32, n*3*d)
 	for b := c.Depth - 1; b >= 0; b-- {
 		blk := &m.Blocks[b]
 		bt := &t.Blocks[b]
@@ -154,8 +154,11 @@ func (t *tape) backward(gLogits []float32, at func(h vit.Hook, g []float32), pro
 		LinearBackward(gHeads, gU, live, blk.Proj)
 		hook(vit.HookZ, b, gHeads)
 		stop := probsOnly && b == 0
-		var gQKV []float32
-		gProbs[b], gQKV = attentionBackward(bt.QKV, bt.Probs, gHeads, n, c.Heads, c.HeadDim(), !stop)
+		gQKV := gQKVBuf
+		if stop {
+			gQKV = nil
+		}
+		gProbs[b] = attentionBackward(bt.QKV, bt.Probs, gHeads, n, c.Heads, c.HeadDim(), gQKV)
 		live = n
 		hook(vit.HookPattern, b, gProbs[b].Data)
 		if stop {
