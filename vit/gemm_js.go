@@ -84,6 +84,7 @@ type simdKernel struct {
 	packedASize js.Value
 	threads     int  // the caller and its helpers
 	split       int  // chunks per thread a product is cut into
+	minChunk    int  // the least work (multiply-adds) a chunk gets: chunkMinWork
 	ctl         span // the control block (gemm.c's CTL_WORDS int32s)
 	memory      js.Value
 	module      js.Value // the compiled module, which helpers instantiate too
@@ -135,6 +136,7 @@ func instantiateKernel(bin []byte, memory js.Value) (k *simdKernel, err error) {
 		memory:      memory,
 		threads:     1,
 		split:       1,
+		minChunk:    chunkMinWork,
 		kept:        map[weak.Pointer[packedB]]span{},
 	}
 	if memory.IsUndefined() {
@@ -278,12 +280,12 @@ func (k *simdKernel) gemm(out []float32, ldc int, a []float32, lda, m int, b *pa
 		panic(err)
 	}
 	// One scratch span: A (m×k), C (m×n), the bias, each thread's packed A
-	// of one k-slice, and B itself when it is not kept (attention's operands).
+	// (all of A, see packedASize), and B itself when it is not kept (attention's operands).
 	aOff := 0
 	cOff := aOff + 4*m*kk
 	biasOff := cOff + 4*m*n
 	apOff := biasOff + 4*n
-	apStride := (4*k.packedASize.Invoke(m).Int() + 63) &^ 63
+	apStride := (4*k.packedASize.Invoke(m, kk).Int() + 63) &^ 63
 	bOff := apOff + k.threads*apStride
 	need := bOff
 	if !kept {
@@ -312,13 +314,13 @@ func (k *simdKernel) gemm(out []float32, ldc int, a []float32, lda, m int, b *pa
 		bias = base + biasOff
 		k.put(bias, ep.bias[:n])
 	}
-	chunks, per := splitPanels((n+gemmNR-1)/gemmNR, k.threads*k.split)
+	chunks, per := splitPanels((n+gemmNR-1)/gemmNR, k.chunksFor(m, n, kk))
 	ctl := [...]int32{ctlChunks: int32(chunks), ctlPer: int32(per), ctlC: int32(base + cOff), ctlA: int32(base + aOff),
 		ctlB: int32(bOff), ctlApack: int32(base + apOff), ctlApStride: int32(apStride), ctlM: int32(m), ctlN: int32(n),
 		ctlK: int32(kk), ctlAcc: int32(flag(ep.accumulate)), ctlBias: int32(bias), ctlGELU: int32(flag(ep.gelu))}
 	// GEN, ACTIVE and HELPERS are the threads' own.
 	k.putWords(k.ctl.off+4*ctlNext, ctl[ctlNext:ctlHelpers])
-	if k.threads > 1 {
+	if k.threads > 1 && chunks > 1 {
 		k.parallelFn.Invoke(k.ctl.off)
 	} else {
 		k.chunksFn.Invoke(k.ctl.off, 0)
@@ -357,6 +359,23 @@ const (
 	ctlHelpers
 	ctlWords
 )
+
+// chunkMinWork is the least work (multiply-adds) worth a chunk of its own:
+// about 50 µs of the module's loop on one thread, several times what it
+// takes a sleeping helper to wake (memory.atomic.notify to a worker's
+// wait32) and the caller to see it leave. Under Node with 2 threads (best
+// of 200 products), attention's 197×197×64 products went from 4 chunks of
+// one panel (28 GFLOP/s, slower than one thread's 36) to 2 (35-36), and
+// 197×64·64×197 kept its gain (45 against one thread's 37); the
+// backward's smaller products stay on the caller.
+const chunkMinWork = 1 << 20
+
+// chunksFor is how many chunks an m×n×k product is cut into: split per
+// thread, fewer where a chunk would hold less than chunkMinWork, and 1,
+// the caller alone without waking a helper, for a small product.
+func (k *simdKernel) chunksFor(m, n, kk int) int {
+	return max(1, min(k.threads*k.split, m*n*kk/k.minChunk))
+}
 
 // splitPanels cuts a product's panels into at most want chunks of per
 // panels each (the last one shorter): what the threads take one by one.

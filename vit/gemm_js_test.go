@@ -37,8 +37,10 @@ func TestSIMDGEMMMatchesScalar(t *testing.T) {
 // The threads' chunked split, on one thread (Node has no Worker): the
 // single-threaded module cut into 5 chunks a thread, and the threaded
 // module (on a shared memory) driven through gemmParallel as a caller
-// whose 2 helpers never came, so that it takes all 12 chunks itself. Each
-// chunk packs A again and applies the bias and GELU to its own columns.
+// whose 2 helpers never came, so that it takes all 12 chunks itself. The
+// thread packs A on its first chunk and reuses it for the others; each
+// chunk applies the bias and GELU to its own columns. Every product is
+// chunked, however small (minChunk 1).
 func TestSIMDChunkedMatchesScalar(t *testing.T) {
 	if simd == nil {
 		t.Skip(simdErr)
@@ -47,13 +49,13 @@ func TestSIMDChunkedMatchesScalar(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k.split = 5
+	k.split, k.minChunk = 5, 1 // every product chunked, however small
 	t.Run("single", func(t *testing.T) { checkKernelMatchesScalar(t, k) })
 	kt, err := newThreadedKernel(1) // no helper started
 	if err != nil {
 		t.Fatalf("threaded kernel: %v", err)
 	}
-	kt.threads, kt.split = 3, 4
+	kt.threads, kt.split, kt.minChunk = 3, 4, 1
 	t.Run("threaded", func(t *testing.T) { checkKernelMatchesScalar(t, kt) })
 }
 

@@ -81,9 +81,13 @@ static void packA(float *restrict dst, const float *restrict a, int m, int k, in
 	}
 }
 
-// packedASize is the length in floats of a thread's `apack` scratch for m rows
-// (one k-slice of A packed, then the edge tile).
-__attribute__((export_name("packedASize"))) int packedASize(int m) { return (m + MR - 1) / MR * MR * KC + MR * NR; }
+// packedASize is the length in floats of a thread's `apack` scratch for an
+// m×k A: all of A packed, k-slice after k-slice, then the edge tile. A
+// thread packs A once per product, on its first chunk, and reuses it for
+// every chunk after: packing (scalar, strided) costs about as much as one
+// panel's products, so a product cut into many chunks would otherwise pack
+// A many times over.
+__attribute__((export_name("packedASize"))) int packedASize(int m, int k) { return (m + MR - 1) / MR * MR * k + MR * NR; }
 
 // erf4 is vit.Erf32 (vit/ops.go) on four lanes: the same float32
 // operations in the same order (simd128 has no fused
@@ -125,24 +129,27 @@ static void gelu(float *x, int n) {
 // gemmPanels computes columns [16·q0, 16·q1) ∩ [0, n) of C (m×n, row stride
 // n) = A (m×k, row stride k) · B, plus what C held when accumulate is set,
 // plus bias[j] per column j when bias is not 0, then GELU when gelu is set,
-// with B packed as described above and apack a scratch of packedASize(m)
-// floats (the packed A of one k-slice, then a tile for the edges: tiles that
-// cross row m or column n go through it; not the stack, which every thread's
-// instance would place at the same address).
-static void gemmPanels(float *c, const float *a, const float *b, float *apack, int m, int n, int k, int accumulate,
-                       const float *bias, int gelu_, int q0, int q1) {
+// with B packed as described above and apack a scratch of packedASize(m, k)
+// floats (A packed, slice by slice: packed here when pack is set, else
+// left from this thread's earlier chunk of the same product; then a tile for
+// the edges: tiles that cross row m or column n go through it; not the
+// stack, which every thread's instance would place at the same address).
+static void gemmPanels(float *c, const float *a, const float *b, float *apack, int pack, int m, int n, int k,
+                       int accumulate, const float *bias, int gelu_, int q0, int q1) {
 	int slices = k > 0 ? (k + KC - 1) / KC : 1;
 	int kc0 = k > 0 ? (k + slices - 1) / slices : 0; // equal slices of at most KC
-	float *edge = apack + (m + MR - 1) / MR * MR * KC;
+	int rows = (m + MR - 1) / MR * MR;
+	float *edge = apack + rows * k;
 	for (int p0 = 0; p0 < k || (k == 0 && p0 == 0); p0 += kc0) {
 		int kc = k - p0 < kc0 ? k - p0 : kc0;
 		int acc = p0 > 0 || accumulate;
-		packA(apack, a, m, k, p0, kc);
+		float *as = apack + rows * p0; // this slice's packed A
+		if (pack) packA(as, a, m, k, p0, kc);
 		for (int q = q0; q < q1; q++) {
 			const float *bq = b + (q * k + p0) * NR;
 			int j0 = q * NR, cols = n - j0 < NR ? n - j0 : NR;
 			for (int i = 0; i < m; i += MR) {
-				const float *ap = apack + (i / MR) * kc * MR;
+				const float *ap = as + (i / MR) * kc * MR;
 				int rows = m - i < MR ? m - i : MR;
 				if (rows == MR && cols == NR) {
 					tile4x8(ap, bq, c + i * n + j0, kc, n, acc);
@@ -185,12 +192,12 @@ __attribute__((export_name("ctlWords"))) int ctlWords(void) { return CTL_WORDS; 
 __attribute__((export_name("gemmChunks"))) void gemmChunks(int *ctl, int tid) {
 	int chunks = ctl[CHUNKS], per = ctl[PER], n = ctl[ARG_N], panels = (n + NR - 1) / NR;
 	float *apack = (float *)(ctl[ARG_APACK] + tid * ctl[ARG_APSTRIDE]);
-	for (;;) {
+	for (int pack = 1;; pack = 0) {
 		int q = __atomic_fetch_add(&ctl[NEXT], 1, __ATOMIC_SEQ_CST);
 		if (q >= chunks) break;
 		int q1 = (q + 1) * per < panels ? (q + 1) * per : panels;
-		gemmPanels((float *)ctl[ARG_C], (const float *)ctl[ARG_A], (const float *)ctl[ARG_B], apack, ctl[ARG_M], n,
-		           ctl[ARG_K], ctl[ARG_ACC], (const float *)ctl[ARG_BIAS], ctl[ARG_GELU], q * per, q1);
+		gemmPanels((float *)ctl[ARG_C], (const float *)ctl[ARG_A], (const float *)ctl[ARG_B], apack, pack, ctl[ARG_M],
+		           n, ctl[ARG_K], ctl[ARG_ACC], (const float *)ctl[ARG_BIAS], ctl[ARG_GELU], q * per, q1);
 		if (__atomic_add_fetch(&ctl[DONE], 1, __ATOMIC_SEQ_CST) == chunks) {
 #ifdef __wasm_atomics__
 			__builtin_wasm_memory_atomic_notify(&ctl[DONE], 1);
