@@ -93,6 +93,9 @@ type simdKernel struct {
 	free        []span   // spans below top not in use, by offset
 	kept        map[weak.Pointer[packedB]]span
 	scratch     span
+	// classRowWords is the length of the threaded build's class-row job
+	// (classrows_js.go), 0 in the single-threaded build, which has none.
+	classRowWords int
 }
 
 // span is a range of the module's memory, in bytes.
@@ -148,6 +151,9 @@ func instantiateKernel(bin []byte, memory js.Value) (k *simdKernel, err error) {
 	k.remap()
 	if words := exports.Get("ctlWords").Invoke().Int(); words != ctlWords {
 		return nil, fmt.Errorf("WebAssembly SIMD kernel: its control block has %d words, vit/gemm_js.go writes %d: rebuild it (make wasm-kernel)", words, ctlWords)
+	}
+	if f := exports.Get("classRowWords"); f.Truthy() {
+		k.classRowWords = f.Invoke().Int()
 	}
 	if k.ctl, err = k.alloc(4 * ctlWords); err != nil {
 		return nil, err
@@ -317,7 +323,7 @@ func (k *simdKernel) gemm(out []float32, ldc int, a []float32, lda, m int, b *pa
 	chunks, per := splitPanels((n+gemmNR-1)/gemmNR, k.chunksFor(m, n, kk))
 	ctl := [...]int32{ctlChunks: int32(chunks), ctlPer: int32(per), ctlC: int32(base + cOff), ctlA: int32(base + aOff),
 		ctlB: int32(bOff), ctlApack: int32(base + apOff), ctlApStride: int32(apStride), ctlM: int32(m), ctlN: int32(n),
-		ctlK: int32(kk), ctlAcc: int32(flag(ep.accumulate)), ctlBias: int32(bias), ctlGELU: int32(flag(ep.gelu))}
+		ctlK: int32(kk), ctlAcc: int32(flag(ep.accumulate)), ctlBias: int32(bias), ctlGELU: int32(flag(ep.gelu)), ctlOp: opGEMM}
 	// GEN, ACTIVE and HELPERS are the threads' own.
 	k.putWords(k.ctl.off+4*ctlNext, ctl[ctlNext:ctlHelpers])
 	if k.threads > 1 && chunks > 1 {
@@ -356,6 +362,7 @@ const (
 	ctlAcc
 	ctlBias
 	ctlGELU
+	ctlOp
 	ctlHelpers
 	ctlWords
 )
@@ -377,6 +384,13 @@ func (k *simdKernel) chunksFor(m, n, kk int) int {
 	return max(1, min(k.threads*k.split, m*n*kk/k.minChunk))
 }
 
+// What a product's chunks are (gemm.c's OP_ enum): its column panels, or
+// rows of the lens's class logits (classrows_js.go).
+const (
+	opGEMM = iota
+	opClassRows
+)
+
 // splitPanels cuts a product's panels into at most want chunks of per
 // panels each (the last one shorter): what the threads take one by one.
 func splitPanels(panels, want int) (chunks, per int) {
@@ -393,6 +407,20 @@ func (k *simdKernel) putWords(off int, x []int32) {
 	if len(x) > 0 {
 		b := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(x))), 4*len(x))
 		js.CopyBytesToJS(k.view.Call("subarray", off, off+len(b)), b)
+	}
+}
+
+// putBytes and getBytes copy raw bytes into and out of the module's memory
+// at byte offset off.
+func (k *simdKernel) putBytes(off int, b []byte) {
+	if len(b) > 0 {
+		js.CopyBytesToJS(k.view.Call("subarray", off, off+len(b)), b)
+	}
+}
+
+func (k *simdKernel) getBytes(b []byte, off int) {
+	if len(b) > 0 {
+		js.CopyBytesToGo(b, k.view.Call("subarray", off, off+len(b)))
 	}
 }
 

@@ -180,9 +180,124 @@ static void gemmPanels(float *c, const float *a, const float *b, float *apack, i
 // NEXT counter and counts the ones it finished in DONE. The threaded build
 // adds GEN (odd while a product is open to helpers) and ACTIVE (helpers
 // inside one), with which gemmParallel knows when it may write the next,
-// and HELPERS, the count of helpers that have started.
+// and HELPERS, the count of helpers that have started. OP says what the
+// chunks are: a product's column panels (OP_GEMM), or, in the threaded build,
+// rows of the lens's class logits (OP_CLASS_ROWS, ARG_A pointing at its
+// arguments, ARG_M its row count).
 enum { GEN, ACTIVE, NEXT, DONE, CHUNKS, PER, ARG_C, ARG_A, ARG_B, ARG_APACK, ARG_APSTRIDE, ARG_M, ARG_N, ARG_K,
-       ARG_ACC, ARG_BIAS, ARG_GELU, HELPERS, CTL_WORDS };
+       ARG_ACC, ARG_BIAS, ARG_GELU, OP, HELPERS, CTL_WORDS };
+enum { OP_GEMM, OP_CLASS_ROWS };
+
+#ifdef __wasm_atomics__
+// The lens's row pass for the threaded build (vit/lens/row.go, where the
+// Go loops are its twin): each row of raw class-space projections z = E'·h
+// is finished into logits as Projector.FinishRow does on this platform,
+// (z − μ·s)·(1/σ) + β' in float64 rounded to float32, and read out as
+// readRow does: the target's rank and logit, the top-k classes, and the
+// sums behind entropy and KL, Σe, Σe·d and Σp·d with e = exp(d), d = logit
+// − max, in float64 in the Go loop's order. The exponential is vit.Exp32's
+// float32 operations in the same order, so every output equals the Go
+// path's bit for bit. A row whose max is not finite or whose exponentials
+// leave Exp32's polynomial range (a logit 87 below the max) gets rank −1:
+// the caller reads that one in Go.
+enum { R_Z, R_STATS, R_S, R_BIAS, R_REF, R_TOKENS, R_CLASSES, R_TARGET, R_K, R_SCRATCH, R_OUT, R_TOP, R_WORDS };
+
+__attribute__((export_name("classRowWords"))) int classRowWords(void) { return R_WORDS; }
+
+// classRows reads rows [r0, r1) of the job a: row r's z is at Z + r·C, its
+// LN mean and 1/σ at STATS + 2r (float64), its reference probabilities at
+// REF + (r mod TOKENS)·C; it writes rank, target logit, Σe, Σe·d, Σp·d as
+// five float64 at OUT + 5r and the top K classes at TOP + K·r. Thread tid
+// uses 2·cp floats of scratch at SCRATCH + tid·2·cp, cp = C rounded up to 4.
+static void classRows(const int *a, int tid, int r0, int r1) {
+	int C = a[R_CLASSES], cp = (C + 3) & ~3, tokens = a[R_TOKENS], target = a[R_TARGET], K = a[R_K];
+	const float *S = (const float *)a[R_S], *bias = (const float *)a[R_BIAS];
+	float *L = (float *)a[R_SCRATCH] + tid * 2 * cp, *E = L + cp;
+	for (int r = r0; r < r1; r++) {
+		const float *z = (const float *)a[R_Z] + r * C, *ref = (const float *)a[R_REF] + (r % tokens) * C;
+		const double *st = (const double *)a[R_STATS] + 2 * r;
+		double *out = (double *)a[R_OUT] + 5 * r;
+		int *top = (int *)a[R_TOP] + K * r;
+		v128_t mean = wasm_f64x2_splat(st[0]), inv = wasm_f64x2_splat(st[1]);
+		v128_t mx = wasm_f32x4_splat(-__builtin_inff());
+		int k = 0;
+		for (; k + 4 <= C; k += 4) {
+			v128_t zz = wasm_v128_load(z + k), ss = wasm_v128_load(S + k);
+			v128_t zh = wasm_i32x4_shuffle(zz, zz, 2, 3, 0, 1), sh = wasm_i32x4_shuffle(ss, ss, 2, 3, 0, 1);
+			v128_t lo = wasm_f64x2_mul(wasm_f64x2_sub(wasm_f64x2_promote_low_f32x4(zz), wasm_f64x2_mul(mean, wasm_f64x2_promote_low_f32x4(ss))), inv);
+			v128_t hi = wasm_f64x2_mul(wasm_f64x2_sub(wasm_f64x2_promote_low_f32x4(zh), wasm_f64x2_mul(mean, wasm_f64x2_promote_low_f32x4(sh))), inv);
+			v128_t f = wasm_i32x4_shuffle(wasm_f32x4_demote_f64x2_zero(lo), wasm_f32x4_demote_f64x2_zero(hi), 0, 1, 4, 5);
+			f = wasm_f32x4_add(f, wasm_v128_load(bias + k));
+			wasm_v128_store(L + k, f);
+			mx = wasm_f32x4_max(mx, f);
+		}
+		float mm = wasm_f32x4_extract_lane(mx, 0), m1 = wasm_f32x4_extract_lane(mx, 1), m2 = wasm_f32x4_extract_lane(mx, 2),
+		      m3 = wasm_f32x4_extract_lane(mx, 3);
+		int nan = mm != mm || m1 != m1 || m2 != m2 || m3 != m3;
+		mm = m1 > mm ? m1 : mm;
+		mm = m2 > mm ? m2 : mm;
+		mm = m3 > mm ? m3 : mm;
+		for (; k < C; k++) {
+			float f = (float)(((double)z[k] - st[0] * (double)S[k]) * st[1]) + bias[k];
+			L[k] = f;
+			nan |= f != f;
+			mm = f > mm ? f : mm;
+		}
+		for (int j = C; j < cp; j++) L[j] = mm; // the last vector's lanes past C: e = 1, never read
+		// Exp32 of d = L − max, four lanes at a time.
+		v128_t shift = wasm_f32x4_splat(mm), bad = wasm_i32x4_splat(nan ? -1 : 0);
+		for (k = 0; k < cp; k += 4) {
+			v128_t d = wasm_f32x4_sub(wasm_v128_load(L + k), shift);
+			bad = wasm_v128_or(bad, wasm_v128_not(wasm_v128_and(wasm_f32x4_ge(d, wasm_f32x4_splat(-87.33654f)),
+			                                                     wasm_f32x4_le(d, wasm_f32x4_splat(88.0f)))));
+			v128_t t = wasm_f32x4_mul(d, wasm_f32x4_splat(1.44269504088896340736f));
+			v128_t nlo = wasm_f64x2_floor(wasm_f64x2_add(wasm_f64x2_promote_low_f32x4(t), wasm_f64x2_splat(0.5)));
+			v128_t nhi = wasm_f64x2_floor(wasm_f64x2_add(wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(t, t, 2, 3, 0, 1)), wasm_f64x2_splat(0.5)));
+			v128_t n = wasm_i32x4_shuffle(wasm_f32x4_demote_f64x2_zero(nlo), wasm_f32x4_demote_f64x2_zero(nhi), 0, 1, 4, 5);
+			v128_t x = wasm_f32x4_sub(wasm_f32x4_sub(d, wasm_f32x4_mul(n, wasm_f32x4_splat(0.693359375f))),
+			                          wasm_f32x4_mul(n, wasm_f32x4_splat(-2.12194440e-4f)));
+			v128_t p = wasm_f32x4_splat(1.9875691500e-4f);
+			p = wasm_f32x4_add(wasm_f32x4_mul(p, x), wasm_f32x4_splat(1.3981999507e-3f));
+			p = wasm_f32x4_add(wasm_f32x4_mul(p, x), wasm_f32x4_splat(8.3334519073e-3f));
+			p = wasm_f32x4_add(wasm_f32x4_mul(p, x), wasm_f32x4_splat(4.1665795894e-2f));
+			p = wasm_f32x4_add(wasm_f32x4_mul(p, x), wasm_f32x4_splat(1.6666665459e-1f));
+			p = wasm_f32x4_add(wasm_f32x4_mul(p, x), wasm_f32x4_splat(5.0000001201e-1f));
+			p = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_mul(p, x), x), x), wasm_f32x4_splat(1));
+			v128_t scale = wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(n), wasm_i32x4_splat(127)), 23);
+			wasm_v128_store(E + k, wasm_f32x4_mul(p, scale));
+		}
+		if (wasm_v128_any_true(bad)) {
+			out[0] = -1;
+			continue;
+		}
+		float lt = L[target];
+		int rank = 0, n = 0;
+		double s = 0, sv = 0, pv = 0;
+		for (k = 0; k < C; k++) {
+			float v = L[k];
+			rank += v > lt;
+			double d = (double)(v - mm), e = (double)E[k];
+			s += e;
+			sv += e * d;
+			pv += (double)ref[k] * d;
+			// TopK: the first K classes, then any above the K-th, each
+			// placed after the classes of an equal logit.
+			if (n < K || v > L[top[K - 1]]) {
+				n += n < K;
+				int i = n - 1;
+				for (; i > 0 && v > L[top[i - 1]]; i--) top[i] = top[i - 1];
+				top[i] = k;
+			}
+		}
+		for (; n < K; n++) top[n] = -1;
+		out[0] = rank;
+		out[1] = lt;
+		out[2] = s;
+		out[3] = sv;
+		out[4] = pv;
+	}
+}
+#endif
 
 __attribute__((export_name("ctlWords"))) int ctlWords(void) { return CTL_WORDS; }
 
@@ -196,6 +311,12 @@ __attribute__((export_name("gemmChunks"))) void gemmChunks(int *ctl, int tid) {
 		int q = __atomic_fetch_add(&ctl[NEXT], 1, __ATOMIC_SEQ_CST);
 		if (q >= chunks) break;
 		int q1 = (q + 1) * per < panels ? (q + 1) * per : panels;
+#ifdef __wasm_atomics__
+		if (ctl[OP] == OP_CLASS_ROWS) {
+			int rows = ctl[ARG_M];
+			classRows((const int *)ctl[ARG_A], tid, q * per, (q + 1) * per < rows ? (q + 1) * per : rows);
+		} else
+#endif
 		gemmPanels((float *)ctl[ARG_C], (const float *)ctl[ARG_A], (const float *)ctl[ARG_B], apack, pack, ctl[ARG_M],
 		           n, ctl[ARG_K], ctl[ARG_ACC], (const float *)ctl[ARG_BIAS], ctl[ARG_GELU], q * per, q1);
 		if (__atomic_add_fetch(&ctl[DONE], 1, __ATOMIC_SEQ_CST) == chunks) {
