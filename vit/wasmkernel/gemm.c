@@ -138,12 +138,12 @@ static void gemmPanels(float *c, const float *a, const float *b, float *apack, i
                        int accumulate, const float *bias, int gelu_, int q0, int q1) {
 	int slices = k > 0 ? (k + KC - 1) / KC : 1;
 	int kc0 = k > 0 ? (k + slices - 1) / slices : 0; // equal slices of at most KC
-	int rows = (m + MR - 1) / MR * MR;
-	float *edge = apack + rows * k;
+	int mPad = (m + MR - 1) / MR * MR;
+	float *edge = apack + mPad * k;
 	for (int p0 = 0; p0 < k || (k == 0 && p0 == 0); p0 += kc0) {
 		int kc = k - p0 < kc0 ? k - p0 : kc0;
 		int acc = p0 > 0 || accumulate;
-		float *as = apack + rows * p0; // this slice's packed A
+		float *as = apack + mPad * p0; // this slice's packed A
 		if (pack) packA(as, a, m, k, p0, kc);
 		for (int q = q0; q < q1; q++) {
 			const float *bq = b + (q * k + p0) * NR;
