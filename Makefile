@@ -95,13 +95,13 @@ wasm-kernel:
 # SIMD matmul match the scalar path and torch's goldens under Node: on one
 # thread, then with the threaded module's helpers (vit/wasmkernel/
 # node_threads_exec: Node's worker_threads as the page's Web Workers), with
-# the lens's class-row kernel against its Go twin.
+# the lens's class-row kernel and attention's heads against their Go twins.
 wasm-check:
 	GOOS=js GOARCH=wasm $(GO) build ./vit/... ./gpu/... ./shaders/...
 	GOOS=js GOARCH=wasm $(GO) test -short -exec "$$($(GO) env GOROOT)/lib/wasm/go_js_wasm_exec" \
 		-run 'TestSIMD|TestGEMM|TestMicroKernels|TestMatMulTAdd|TestForwardMatchesTorch' ./vit/
 	GOOS=js GOARCH=wasm $(GO) test -short -exec $(CURDIR)/vit/wasmkernel/node_threads_exec \
-		-run 'TestSIMD|TestGEMM|TestMatMulTAdd|TestForwardMatchesTorch' ./vit/
+		-run 'TestSIMD|TestGEMM|TestMatMulTAdd|TestForwardMatchesTorch|TestAttentionHeads' ./vit/
 	GOOS=js GOARCH=wasm $(GO) test -short -exec $(CURDIR)/vit/wasmkernel/node_threads_exec \
 		-run 'TestRowReaders|TestClassRow|TestFolded' ./vit/lens/
 

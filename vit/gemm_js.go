@@ -96,6 +96,10 @@ type simdKernel struct {
 	// classRowWords is the length of the threaded build's class-row job
 	// (classrows_js.go), 0 in the single-threaded build, which has none.
 	classRowWords int
+	// headWords is the length of its attention job (heads_js.go), 0 in
+	// the single-threaded build; headScratch(n, dh) a thread's floats.
+	headWords   int
+	headScratch js.Value
 }
 
 // span is a range of the module's memory, in bytes.
@@ -154,6 +158,9 @@ func instantiateKernel(bin []byte, memory js.Value) (k *simdKernel, err error) {
 	}
 	if f := exports.Get("classRowWords"); f.Truthy() {
 		k.classRowWords = f.Invoke().Int()
+	}
+	if f := exports.Get("headWords"); f.Truthy() {
+		k.headWords, k.headScratch = f.Invoke().Int(), exports.Get("headScratch")
 	}
 	if k.ctl, err = k.alloc(4 * ctlWords); err != nil {
 		return nil, err
@@ -389,6 +396,7 @@ func (k *simdKernel) chunksFor(m, n, kk int) int {
 const (
 	opGEMM = iota
 	opClassRows
+	opAttentionHeads
 )
 
 // splitPanels cuts a product's panels into at most want chunks of per

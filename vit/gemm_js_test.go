@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"syscall/js"
 	"testing"
 	"time"
@@ -338,5 +339,47 @@ func BenchmarkMatMulCPU(b *testing.B) {
 		b.Run(s.name+"/scalar2x4", func(b *testing.B) {
 			timed(b, func() { matMulTScalar(out, x, w, s.m, s.n, s.k) })
 		})
+	}
+}
+
+// Attention's heads in the threaded module (attentionHeadsKernel) against
+// head's Go path, bit for bit: the output, the probabilities and the values,
+// on a Ti-like and a B/16-like shape, and with scores so large that
+// exponentials leave Exp32's range and the module hands heads back to Go.
+func TestAttentionHeadsKernelMatchesGo(t *testing.T) {
+	if attentionHeadsKernel == nil || !ClassRowsKernel() {
+		t.Skip("no threaded module here (make wasm-check runs this with node_threads_exec)")
+	}
+	rng := rand.New(rand.NewPCG(21, 22))
+	for _, c := range []struct {
+		n, heads, dh int
+		spread       float64
+	}{{37, 3, 24, 1}, {197, 12, 64, 1}, {50, 4, 16, 40}} {
+		d := c.heads * c.dh
+		qkv := make([]float32, c.n*3*d)
+		for i := range qkv {
+			qkv[i] = float32(rng.NormFloat64() * c.spread)
+		}
+		tokens := make([]int, c.n)
+		for i := range tokens {
+			tokens[i] = i
+		}
+		run := func() ([]float32, *Tensor, *Tensor) {
+			out := make([]float32, c.n*d)
+			probs, values := Attention(out, qkv, c.n, c.heads, c.dh, EditNone, tokens, true, true)
+			return out, probs, values
+		}
+		out, probs, values := run()
+		saved := attentionHeadsKernel
+		attentionHeadsKernel = nil
+		goOut, goProbs, goValues := run()
+		attentionHeadsKernel = saved
+		left, _ := attentionHeadsKernel(make([]float32, c.n*d), qkv, c.n, c.heads, c.dh, 0.125, nil)
+		if handed := slices.Contains(left, true); handed != (c.spread > 1) {
+			t.Errorf("spread %g: heads handed back to Go %v", c.spread, left)
+		}
+		if !slices.Equal(out, goOut) || !slices.Equal(probs.Data, goProbs.Data) || !slices.Equal(values.Data, goValues.Data) {
+			t.Errorf("n %d, %d heads of %d, spread %g: the module's attention differs from Go's", c.n, c.heads, c.dh, c.spread)
+		}
 	}
 }

@@ -182,11 +182,114 @@ static void gemmPanels(float *c, const float *a, const float *b, float *apack, i
 // inside one), with which gemmParallel knows when it may write the next,
 // and HELPERS, the count of helpers that have started. OP says what the
 // chunks are: a product's column panels (OP_GEMM), or, in the threaded build,
-// rows of the lens's class logits (OP_CLASS_ROWS, ARG_A pointing at its
-// arguments, ARG_M its row count).
+// rows of the lens's class logits (OP_CLASS_ROWS) or attention's heads
+// (OP_ATTENTION_HEADS), ARG_A pointing at the job's arguments and ARG_M
+// counting its rows or heads.
 enum { GEN, ACTIVE, NEXT, DONE, CHUNKS, PER, ARG_C, ARG_A, ARG_B, ARG_APACK, ARG_APSTRIDE, ARG_M, ARG_N, ARG_K,
        ARG_ACC, ARG_BIAS, ARG_GELU, OP, HELPERS, CTL_WORDS };
-enum { OP_GEMM, OP_CLASS_ROWS };
+enum { OP_GEMM, OP_CLASS_ROWS, OP_ATTENTION_HEADS };
+
+#ifdef __wasm_atomics__
+// exp32x4 is vit.Exp32 (vit/ops.go: expShiftGo) on four lanes inside its
+// polynomial's range: the same float32 operations in the same order, the
+// rounding to n in float64 as Go's math.Floor does it, so each lane equals
+// Go's bit for bit. outOfExpRange marks the lanes where Go defers to
+// math.Exp instead (x < -87.33654, x > 88, NaN), which callers hand back.
+static v128_t exp32x4(v128_t x) {
+	v128_t t = wasm_f32x4_mul(x, wasm_f32x4_splat(1.44269504088896340736f));
+	v128_t nlo = wasm_f64x2_floor(wasm_f64x2_add(wasm_f64x2_promote_low_f32x4(t), wasm_f64x2_splat(0.5)));
+	v128_t nhi = wasm_f64x2_floor(wasm_f64x2_add(wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(t, t, 2, 3, 0, 1)), wasm_f64x2_splat(0.5)));
+	v128_t n = wasm_i32x4_shuffle(wasm_f32x4_demote_f64x2_zero(nlo), wasm_f32x4_demote_f64x2_zero(nhi), 0, 1, 4, 5);
+	v128_t r = wasm_f32x4_sub(wasm_f32x4_sub(x, wasm_f32x4_mul(n, wasm_f32x4_splat(0.693359375f))),
+	                          wasm_f32x4_mul(n, wasm_f32x4_splat(-2.12194440e-4f)));
+	v128_t p = wasm_f32x4_splat(1.9875691500e-4f);
+	p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(1.3981999507e-3f));
+	p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(8.3334519073e-3f));
+	p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(4.1665795894e-2f));
+	p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(1.6666665459e-1f));
+	p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(5.0000001201e-1f));
+	p = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_mul(p, r), r), r), wasm_f32x4_splat(1));
+	return wasm_f32x4_mul(p, wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(n), wasm_i32x4_splat(127)), 23));
+}
+
+static v128_t outOfExpRange(v128_t x) {
+	return wasm_v128_not(wasm_v128_and(wasm_f32x4_ge(x, wasm_f32x4_splat(-87.33654f)), wasm_f32x4_le(x, wasm_f32x4_splat(88.0f))));
+}
+
+// packPanels packs B (k×n) into panels as vit/gemm.go does, reading B[p, j]
+// at src[p·ps + j·js]: packBN's layout with js = 1, packBT's with ps = 1.
+static void packPanels(float *dst, const float *src, int k, int n, int ps, int js) {
+	for (int j0 = 0; j0 < n; j0 += NR)
+		for (int p = 0; p < k; p++, dst += NR)
+			for (int c = 0; c < NR; c++) dst[c] = j0 + c < n ? src[p * ps + (j0 + c) * js] : 0;
+}
+
+// Attention's heads, one chunk each (vit/forward.go: attentionScratch.head
+// is the twin, and Attention hands the kernel only heads without an edit):
+// scores = q·kᵀ (the same packing and products as the Go path's, so the
+// same bits), scaled, softmax as vit.Softmax rounds it (first max, Exp32,
+// the sum in float64 in order), the probabilities into PROBS, then their
+// product with v into the head's columns of OUT (n×heads·dh). A head with an
+// exponential out of Exp32's range gets STATUS[h] = 1 and is left to Go.
+enum { T_QKV, T_TOKENS, T_HEADS, T_DH, T_SCALE, T_OUT, T_PROBS, T_STATUS, T_SCRATCH, T_STRIDE, T_WORDS };
+
+__attribute__((export_name("headWords"))) int headWords(void) { return T_WORDS; }
+
+// headScratch is a thread's scratch for attention's heads, in floats.
+__attribute__((export_name("headScratch"))) int headScratch(int n, int dh) {
+	int np = (n + NR - 1) / NR * NR, dp = (dh + NR - 1) / NR * NR;
+	return 2 * n * dh + np * dh + dp * n + packedASize(n, n > dh ? n : dh);
+}
+
+static void attentionHeads(const int *a, int tid, int h0, int h1) {
+	int n = a[T_TOKENS], heads = a[T_HEADS], dh = a[T_DH], d = heads * dh, ld = 3 * d;
+	float scale = *(const float *)&a[T_SCALE];
+	const float *qkv = (const float *)a[T_QKV];
+	float *q = (float *)(a[T_SCRATCH] + tid * a[T_STRIDE]), *o = q + n * dh;
+	float *kp = o + n * dh, *vp = kp + (n + NR - 1) / NR * NR * dh, *apack = vp + (dh + NR - 1) / NR * NR * n;
+	for (int h = h0; h < h1; h++) {
+		float *probs = (float *)a[T_PROBS] + h * n * n;
+		for (int t = 0; t < n; t++)
+			for (int i = 0; i < dh; i++) q[t * dh + i] = qkv[t * ld + h * dh + i];
+		packPanels(kp, qkv + d + h * dh, dh, n, 1, ld);
+		gemmPanels(probs, q, kp, apack, 1, n, n, dh, 0, 0, 0, 0, (n + NR - 1) / NR);
+		int bad = 0;
+		for (int t = 0; t < n && !bad; t++) {
+			float *row = probs + t * n, m;
+			for (int s = 0; s < n; s++) row[s] *= scale;
+			m = row[0];
+			for (int s = 1; s < n; s++) m = row[s] > m ? row[s] : m;
+			double sum = 0;
+			int s = 0;
+			for (; s + 4 <= n; s += 4) {
+				v128_t x = wasm_f32x4_sub(wasm_v128_load(row + s), wasm_f32x4_splat(m));
+				bad |= wasm_v128_any_true(outOfExpRange(x));
+				v128_t e = exp32x4(x);
+				wasm_v128_store(row + s, e);
+				sum += (double)wasm_f32x4_extract_lane(e, 0);
+				sum += (double)wasm_f32x4_extract_lane(e, 1);
+				sum += (double)wasm_f32x4_extract_lane(e, 2);
+				sum += (double)wasm_f32x4_extract_lane(e, 3);
+			}
+			for (; s < n; s++) {
+				v128_t x = wasm_f32x4_splat(row[s] - m);
+				bad |= wasm_v128_any_true(outOfExpRange(x));
+				row[s] = wasm_f32x4_extract_lane(exp32x4(x), 0);
+				sum += (double)row[s];
+			}
+			float inv = (float)(1 / sum);
+			for (s = 0; s < n; s++) row[s] *= inv;
+		}
+		((int *)a[T_STATUS])[h] = bad;
+		if (bad) continue;
+		packPanels(vp, qkv + 2 * d + h * dh, n, dh, ld, 1);
+		gemmPanels(o, probs, vp, apack, 1, n, dh, n, 0, 0, 0, 0, (dh + NR - 1) / NR);
+		float *out = (float *)a[T_OUT];
+		for (int t = 0; t < n; t++)
+			for (int i = 0; i < dh; i++) out[t * d + h * dh + i] = o[t * dh + i];
+	}
+}
+#endif
 
 #ifdef __wasm_atomics__
 // The lens's row pass for the threaded build (vit/lens/row.go, where the
@@ -248,23 +351,8 @@ static void classRows(const int *a, int tid, int r0, int r1) {
 		v128_t shift = wasm_f32x4_splat(mm), bad = wasm_i32x4_splat(nan ? -1 : 0);
 		for (k = 0; k < cp; k += 4) {
 			v128_t d = wasm_f32x4_sub(wasm_v128_load(L + k), shift);
-			bad = wasm_v128_or(bad, wasm_v128_not(wasm_v128_and(wasm_f32x4_ge(d, wasm_f32x4_splat(-87.33654f)),
-			                                                     wasm_f32x4_le(d, wasm_f32x4_splat(88.0f)))));
-			v128_t t = wasm_f32x4_mul(d, wasm_f32x4_splat(1.44269504088896340736f));
-			v128_t nlo = wasm_f64x2_floor(wasm_f64x2_add(wasm_f64x2_promote_low_f32x4(t), wasm_f64x2_splat(0.5)));
-			v128_t nhi = wasm_f64x2_floor(wasm_f64x2_add(wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(t, t, 2, 3, 0, 1)), wasm_f64x2_splat(0.5)));
-			v128_t n = wasm_i32x4_shuffle(wasm_f32x4_demote_f64x2_zero(nlo), wasm_f32x4_demote_f64x2_zero(nhi), 0, 1, 4, 5);
-			v128_t x = wasm_f32x4_sub(wasm_f32x4_sub(d, wasm_f32x4_mul(n, wasm_f32x4_splat(0.693359375f))),
-			                          wasm_f32x4_mul(n, wasm_f32x4_splat(-2.12194440e-4f)));
-			v128_t p = wasm_f32x4_splat(1.9875691500e-4f);
-			p = wasm_f32x4_add(wasm_f32x4_mul(p, x), wasm_f32x4_splat(1.3981999507e-3f));
-			p = wasm_f32x4_add(wasm_f32x4_mul(p, x), wasm_f32x4_splat(8.3334519073e-3f));
-			p = wasm_f32x4_add(wasm_f32x4_mul(p, x), wasm_f32x4_splat(4.1665795894e-2f));
-			p = wasm_f32x4_add(wasm_f32x4_mul(p, x), wasm_f32x4_splat(1.6666665459e-1f));
-			p = wasm_f32x4_add(wasm_f32x4_mul(p, x), wasm_f32x4_splat(5.0000001201e-1f));
-			p = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_mul(p, x), x), x), wasm_f32x4_splat(1));
-			v128_t scale = wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(n), wasm_i32x4_splat(127)), 23);
-			wasm_v128_store(E + k, wasm_f32x4_mul(p, scale));
+			bad = wasm_v128_or(bad, outOfExpRange(d));
+			wasm_v128_store(E + k, exp32x4(d));
 		}
 		if (wasm_v128_any_true(bad)) {
 			out[0] = -1;
@@ -312,9 +400,10 @@ __attribute__((export_name("gemmChunks"))) void gemmChunks(int *ctl, int tid) {
 		if (q >= chunks) break;
 		int q1 = (q + 1) * per < panels ? (q + 1) * per : panels;
 #ifdef __wasm_atomics__
-		if (ctl[OP] == OP_CLASS_ROWS) {
-			int rows = ctl[ARG_M];
-			classRows((const int *)ctl[ARG_A], tid, q * per, (q + 1) * per < rows ? (q + 1) * per : rows);
+		if (ctl[OP] != OP_GEMM) {
+			int items = ctl[ARG_M], i1 = (q + 1) * per < items ? (q + 1) * per : items;
+			if (ctl[OP] == OP_CLASS_ROWS) classRows((const int *)ctl[ARG_A], tid, q * per, i1);
+			else attentionHeads((const int *)ctl[ARG_A], tid, q * per, i1);
 		} else
 #endif
 		gemmPanels((float *)ctl[ARG_C], (const float *)ctl[ARG_A], (const float *)ctl[ARG_B], apack, pack, ctl[ARG_M],
