@@ -11,10 +11,11 @@ import (
 // with its helpers, on the matmul's path. The single-threaded module has no
 // class-row kernel: it must stay under 4 KiB, which Chromium compiles on
 // the page's main thread.
-func ClassRowsKernel() bool {
-	k := simd
-	return k != nil && k.threads > 1 && k.classRowWords > 0 && GEMMKernel() == "simd"
-}
+func ClassRowsKernel() bool { return threadedModule() && simd.classRowWords > 0 }
+
+// threadedModule reports whether the matmul runs in the threaded module
+// with helpers, on which the lens's rows and attention's heads may run too.
+func threadedModule() bool { return simd != nil && simd.threads > 1 && GEMMKernel() == "simd" }
 
 // ReadClassRows runs j in the threaded WebAssembly module (gemm.c's
 // classRows) on the caller and its helper threads, filling j.Out and j.Top.

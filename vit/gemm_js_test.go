@@ -347,7 +347,7 @@ func BenchmarkMatMulCPU(b *testing.B) {
 // on a Ti-like and a B/16-like shape, and with scores so large that
 // exponentials leave Exp32's range and the module hands heads back to Go.
 func TestAttentionHeadsKernelMatchesGo(t *testing.T) {
-	if attentionHeadsKernel == nil || !ClassRowsKernel() {
+	if attentionHeadsKernel == nil || !threadedModule() {
 		t.Skip("no threaded module here (make wasm-check runs this with node_threads_exec)")
 	}
 	rng := rand.New(rand.NewPCG(21, 22))

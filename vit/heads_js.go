@@ -18,7 +18,7 @@ func init() { attentionHeadsKernel = attentionHeadsInModule }
 // Exp32's range); false where there is no threaded module.
 func attentionHeadsInModule(out, qkv []float32, n, heads, dh int, scale float32, probs []float32) (left []bool, ran bool) {
 	k := simd
-	if !ClassRowsKernel() || k.headWords == 0 {
+	if !threadedModule() || k.headWords == 0 {
 		return nil, false
 	}
 	if k.headWords != headWords {
