@@ -93,11 +93,18 @@ wasm-kernel:
 
 # The browser build of the shared packages must keep compiling, and its
 # SIMD matmul (packed B and the single products' unpacked layouts) match
-# the scalar path, Go's panels and torch's goldens under Node.
+# the scalar path, Go's panels and torch's goldens under Node: on one
+# thread, then with the threaded module's helpers (vit/wasmkernel/
+# node_threads_exec: Node's worker_threads as the page's Web Workers), with
+# the lens's class-row kernel and attention's heads against their Go twins.
 wasm-check:
 	GOOS=js GOARCH=wasm $(GO) build ./vit/... ./gpu/... ./shaders/...
 	GOOS=js GOARCH=wasm $(GO) test -short -exec "$$($(GO) env GOROOT)/lib/wasm/go_js_wasm_exec" \
 		-run 'TestSIMD|TestGEMM|TestGELU|TestMicroKernels|TestMatMul|TestLinearMatMul|TestLayoutB|TestForwardMatchesTorch' ./vit/
+	GOOS=js GOARCH=wasm $(GO) test -short -exec $(CURDIR)/vit/wasmkernel/node_threads_exec \
+		-run 'TestSIMD|TestGEMM|TestGELU|TestMatMul|TestLinearMatMul|TestLayoutB|TestForwardMatchesTorch|TestAttentionHeads' ./vit/
+	GOOS=js GOARCH=wasm $(GO) test -short -exec $(CURDIR)/vit/wasmkernel/node_threads_exec \
+		-run 'TestRowReaders|TestClassRow|TestFolded' ./vit/lens/
 
 # The vit package built for arm64 and run under qemu-user (Debian qemu-user):
 # the NEON micro-kernel against the Go twin and the float64 reference, and

@@ -296,6 +296,23 @@ func Attention(out, qkv []float32, n, heads, dh int, edit AttnEdit, tokens []int
 	}
 	scale := float32(1 / math.Sqrt(float64(dh)))
 	cls := slices.Index(tokens, 0) // -1 when [CLS] was dropped or never existed
+	if edit == EditNone && attentionHeadsKernel != nil {
+		var pd []float32
+		if probs != nil {
+			pd = probs.Data
+		}
+		if left, ran := attentionHeadsKernel(out, qkv, n, heads, dh, scale, pd); ran {
+			a := attentionScratches.Get().(*attentionScratch)
+			defer attentionScratches.Put(a)
+			for h := range heads {
+				if left[h] {
+					a.head(out, qkv, n, d, dh, h, scale, edit, cls, probs)
+				}
+				headValues(values, qkv, n, d, dh, h)
+			}
+			return probs, values
+		}
+	}
 	// Heads run in parallel; each keeps its n×n scores in cache from the
 	// q·kᵀ product through the softmax to the product with v.
 	workers := min(gemmWorkers(), heads, max(1, 2*heads*n*n*dh/parallelMinWork))
@@ -306,12 +323,7 @@ func Attention(out, qkv []float32, n, heads, dh int, edit AttnEdit, tokens []int
 		defer attentionScratches.Put(a)
 		for h := int(next.Add(1)) - 1; h < heads; h = int(next.Add(1)) - 1 {
 			a.head(out, qkv, n, d, dh, h, scale, edit, cls, probs)
-			if values != nil {
-				vo := 2*d + h*dh
-				for s := 0; s < n; s++ {
-					copy(values.Data[(h*n+s)*dh:], qkv[s*3*d+vo:s*3*d+vo+dh])
-				}
-			}
+			headValues(values, qkv, n, d, dh, h)
 		}
 	}
 	for w := 1; w < workers; w++ {
@@ -322,6 +334,25 @@ func Attention(out, qkv []float32, n, heads, dh int, edit AttnEdit, tokens []int
 	wg.Wait()
 	return probs, values
 }
+
+// headValues copies head h's values out of qkv into values (H×n×dh), when
+// kept.
+func headValues(values *Tensor, qkv []float32, n, d, dh, h int) {
+	if values == nil {
+		return
+	}
+	vo := 2*d + h*dh
+	for s := 0; s < n; s++ {
+		copy(values.Data[(h*n+s)*dh:], qkv[s*3*d+vo:s*3*d+vo+dh])
+	}
+}
+
+// attentionHeadsKernel, where a platform has one (heads_js.go: the
+// browser's threaded module), runs every head of an unedited Attention
+// with head's arithmetic on threads Go does not have, writing out and probs
+// (when not nil); it returns the heads it left to head, or ran false where
+// it did not run.
+var attentionHeadsKernel func(out, qkv []float32, n, heads, dh int, scale float32, probs []float32) (left []bool, ran bool)
 
 // attentionScratch is one worker's buffers for Attention's heads, recycled
 // across calls (a B/16 forward would otherwise allocate them 12 times).

@@ -86,6 +86,7 @@ type simdKernel struct {
 	geluGradFn  js.Value
 	threads     int  // the caller and its helpers
 	split       int  // chunks per thread a product is cut into
+	minChunk    int  // the least work (multiply-adds) a chunk gets: chunkMinWork
 	ctl         span // the control block (gemm.c's CTL_WORDS int32s)
 	memory      js.Value
 	module      js.Value // the compiled module, which helpers instantiate too
@@ -94,6 +95,13 @@ type simdKernel struct {
 	free        []span   // spans below top not in use, by offset
 	kept        map[weak.Pointer[packedB]]span
 	scratch     span
+	// classRowWords is the length of the threaded build's class-row job
+	// (classrows_js.go), 0 in the single-threaded build, which has none.
+	classRowWords int
+	// headWords is the length of its attention job (heads_js.go), 0 in
+	// the single-threaded build; headScratch(n, dh) a thread's floats.
+	headWords   int
+	headScratch js.Value
 }
 
 // span is a range of the module's memory, in bytes.
@@ -139,6 +147,7 @@ func instantiateKernel(bin []byte, memory js.Value) (k *simdKernel, err error) {
 		memory:      memory,
 		threads:     1,
 		split:       1,
+		minChunk:    chunkMinWork,
 		kept:        map[weak.Pointer[packedB]]span{},
 	}
 	if memory.IsUndefined() {
@@ -150,6 +159,12 @@ func instantiateKernel(bin []byte, memory js.Value) (k *simdKernel, err error) {
 	k.remap()
 	if words := exports.Get("ctlWords").Invoke().Int(); words != ctlWords {
 		return nil, fmt.Errorf("WebAssembly SIMD kernel: its control block has %d words, vit/gemm_js.go writes %d: rebuild it (make wasm-kernel)", words, ctlWords)
+	}
+	if f := exports.Get("classRowWords"); f.Truthy() {
+		k.classRowWords = f.Invoke().Int()
+	}
+	if f := exports.Get("headWords"); f.Truthy() {
+		k.headWords, k.headScratch = f.Invoke().Int(), exports.Get("headScratch")
 	}
 	if k.ctl, err = k.alloc(4 * ctlWords); err != nil {
 		return nil, err
@@ -343,13 +358,13 @@ func (k *simdKernel) product(out []float32, ldc int, a []float32, lda, m int, b 
 		bData = bData[:min(len(bData), bSize)]
 	}
 	// One scratch span: A (m×k), C (m×n), the bias, each thread's packed A
-	// of one k-slice, and B itself when it is not kept (attention's
-	// operands, single products).
+	// (all of A and a micro-panel of an unpacked B, see packedASize), and B
+	// itself when it is not kept (attention's operands, single products).
 	aOff := 0
 	cOff := aOff + 4*m*kk
 	biasOff := cOff + 4*m*n
 	apOff := biasOff + 4*n
-	apStride := (4*k.packedASize.Invoke(m).Int() + 63) &^ 63
+	apStride := (4*k.packedASize.Invoke(m, kk).Int() + 63) &^ 63
 	bOff := apOff + k.threads*apStride
 	need := bOff
 	if !kept {
@@ -371,15 +386,15 @@ func (k *simdKernel) product(out []float32, ldc int, a []float32, lda, m int, b 
 		bias = base + biasOff
 		k.put(bias, ep.bias[:n])
 	}
-	chunks, per := splitPanels((n+gemmNR-1)/gemmNR, k.threads*k.split)
+	chunks, per := splitPanels((n+gemmNR-1)/gemmNR, k.chunksFor(m, n, kk))
 	ctl := [...]int32{ctlChunks: int32(chunks), ctlPer: int32(per), ctlC: int32(base + cOff), ctlA: int32(base + aOff),
 		ctlB: int32(bOff), ctlApack: int32(base + apOff), ctlApStride: int32(apStride), ctlM: int32(m), ctlN: int32(n),
-		ctlK: int32(kk), ctlAcc: int32(flag(ep.accumulate)), ctlBias: int32(bias), ctlGELU: int32(flag(ep.gelu)),
+		ctlK: int32(kk), ctlAcc: int32(flag(ep.accumulate)), ctlBias: int32(bias), ctlGELU: int32(flag(ep.gelu)), ctlOp: opGEMM,
 		ctlBBlock: int32(b.block), ctlBRow: int32(b.row), ctlBCol: int32(b.col)}
 	// GEN, ACTIVE and HELPERS are the threads' own.
 	k.putWords(k.ctl.off+4*ctlNext, ctl[ctlNext:ctlHelpers])
 	k.putWords(k.ctl.off+4*ctlBBlock, ctl[ctlBBlock:])
-	if k.threads > 1 {
+	if k.threads > 1 && chunks > 1 {
 		k.parallelFn.Invoke(k.ctl.off)
 	} else {
 		k.chunksFn.Invoke(k.ctl.off, 0)
@@ -429,11 +444,37 @@ const (
 	ctlAcc
 	ctlBias
 	ctlGELU
+	ctlOp
 	ctlHelpers
 	ctlBBlock
 	ctlBRow
 	ctlBCol
 	ctlWords
+)
+
+// chunkMinWork is the least work (multiply-adds) worth a chunk of its own:
+// about 50 µs of the module's loop on one thread, several times what it
+// takes a sleeping helper to wake (memory.atomic.notify to a worker's
+// wait32) and the caller to see it leave. Under Node with 2 threads (best
+// of 200 products), attention's 197×197×64 products went from 4 chunks of
+// one panel (28 GFLOP/s, slower than one thread's 36) to 2 (35-36), and
+// 197×64·64×197 kept its gain (45 against one thread's 37); the
+// backward's smaller products stay on the caller.
+const chunkMinWork = 1 << 20
+
+// chunksFor is how many chunks an m×n×k product is cut into: split per
+// thread, fewer where a chunk would hold less than chunkMinWork, and 1,
+// the caller alone without waking a helper, for a small product.
+func (k *simdKernel) chunksFor(m, n, kk int) int {
+	return max(1, min(k.threads*k.split, m*n*kk/k.minChunk))
+}
+
+// What a product's chunks are (gemm.c's OP_ enum): its column panels, or
+// rows of the lens's class logits (classrows_js.go).
+const (
+	opGEMM = iota
+	opClassRows
+	opAttentionHeads
 )
 
 // splitPanels cuts a product's panels into at most want chunks of per
@@ -452,6 +493,20 @@ func (k *simdKernel) putWords(off int, x []int32) {
 	if len(x) > 0 {
 		b := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(x))), 4*len(x))
 		js.CopyBytesToJS(k.view.Call("subarray", off, off+len(b)), b)
+	}
+}
+
+// putBytes and getBytes copy raw bytes into and out of the module's memory
+// at byte offset off.
+func (k *simdKernel) putBytes(off int, b []byte) {
+	if len(b) > 0 {
+		js.CopyBytesToJS(k.view.Call("subarray", off, off+len(b)), b)
+	}
+}
+
+func (k *simdKernel) getBytes(b []byte, off int) {
+	if len(b) > 0 {
+		js.CopyBytesToGo(b, k.view.Call("subarray", off, off+len(b)))
 	}
 }
 

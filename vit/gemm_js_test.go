@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"syscall/js"
 	"testing"
 	"time"
@@ -37,8 +38,10 @@ func TestSIMDGEMMMatchesScalar(t *testing.T) {
 // The threads' chunked split, on one thread (Node has no Worker): the
 // single-threaded module cut into 5 chunks a thread, and the threaded
 // module (on a shared memory) driven through gemmParallel as a caller
-// whose 2 helpers never came, so that it takes all 12 chunks itself. Each
-// chunk packs A again and applies the bias and GELU to its own columns.
+// whose 2 helpers never came, so that it takes all 12 chunks itself. The
+// thread packs A on its first chunk and reuses it for the others; each
+// chunk applies the bias and GELU to its own columns. Every product is
+// chunked, however small (minChunk 1).
 func TestSIMDChunkedMatchesScalar(t *testing.T) {
 	if simd == nil {
 		t.Skip(simdErr)
@@ -47,13 +50,13 @@ func TestSIMDChunkedMatchesScalar(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k.split = 5
+	k.split, k.minChunk = 5, 1 // every product chunked, however small
 	t.Run("single", func(t *testing.T) { checkKernelMatchesScalar(t, k) })
 	kt, err := newThreadedKernel(1) // no helper started
 	if err != nil {
 		t.Fatalf("threaded kernel: %v", err)
 	}
-	kt.threads, kt.split = 3, 4
+	kt.threads, kt.split, kt.minChunk = 3, 4, 1
 	t.Run("threaded", func(t *testing.T) { checkKernelMatchesScalar(t, kt) })
 }
 
@@ -416,6 +419,48 @@ func TestSIMDGELUGradExact(t *testing.T) {
 			if math.Float32bits(g[i]) != math.Float32bits(want[i]) && !(math.IsNaN(float64(g[i])) && math.IsNaN(float64(want[i]))) {
 				t.Fatalf("%d values: g·GELU'(%g): module %g, Go %g", n, xs[i], g[i], want[i])
 			}
+		}
+	}
+}
+
+// Attention's heads in the threaded module (attentionHeadsKernel) against
+// head's Go path, bit for bit: the output, the probabilities and the values,
+// on a Ti-like and a B/16-like shape, and with scores so large that
+// exponentials leave Exp32's range and the module hands heads back to Go.
+func TestAttentionHeadsKernelMatchesGo(t *testing.T) {
+	if attentionHeadsKernel == nil || !threadedModule() {
+		t.Skip("no threaded module here (make wasm-check runs this with node_threads_exec)")
+	}
+	rng := rand.New(rand.NewPCG(21, 22))
+	for _, c := range []struct {
+		n, heads, dh int
+		spread       float64
+	}{{37, 3, 24, 1}, {197, 12, 64, 1}, {50, 4, 16, 40}} {
+		d := c.heads * c.dh
+		qkv := make([]float32, c.n*3*d)
+		for i := range qkv {
+			qkv[i] = float32(rng.NormFloat64() * c.spread)
+		}
+		tokens := make([]int, c.n)
+		for i := range tokens {
+			tokens[i] = i
+		}
+		run := func() ([]float32, *Tensor, *Tensor) {
+			out := make([]float32, c.n*d)
+			probs, values := Attention(out, qkv, c.n, c.heads, c.dh, EditNone, tokens, true, true)
+			return out, probs, values
+		}
+		out, probs, values := run()
+		saved := attentionHeadsKernel
+		attentionHeadsKernel = nil
+		goOut, goProbs, goValues := run()
+		attentionHeadsKernel = saved
+		left, _ := attentionHeadsKernel(make([]float32, c.n*d), qkv, c.n, c.heads, c.dh, 0.125, nil)
+		if handed := slices.Contains(left, true); handed != (c.spread > 1) {
+			t.Errorf("spread %g: heads handed back to Go %v", c.spread, left)
+		}
+		if !slices.Equal(out, goOut) || !slices.Equal(probs.Data, goProbs.Data) || !slices.Equal(values.Data, goValues.Data) {
+			t.Errorf("n %d, %d heads of %d, spread %g: the module's attention differs from Go's", c.n, c.heads, c.dh, c.spread)
 		}
 	}
 }

@@ -20,6 +20,8 @@ type CPU struct {
 	// Clock, when set, hears how long the forward and the lens took, summed
 	// over images (and so over threads: thread-seconds, not wall time).
 	Clock *CPUClock
+	// rows, set by tests, picks foldedReadouts' row reader.
+	rows rowReader
 	// spare holds traces whose taps only the lens read, for the next
 	// forward to copy its taps into (vit.Options.Reuse).
 	spare sync.Pool
@@ -145,7 +147,7 @@ func (c *CPU) analyzeOne(img *vit.Tensor, keep []int, target int, req Request) (
 		return nil
 	}
 	if folded {
-		c.foldedReadouts(tr, n, req.Sites, translated, res, final)
+		c.foldedReadouts(tr, n, req.Sites, translated, res, final, finalP)
 	} else {
 		for si, s := range req.Sites {
 			for b := 0; b < depth; b++ {
@@ -178,22 +180,42 @@ func (c *CPU) analyzeOne(img *vit.Tensor, keep []int, target int, req Request) (
 // split across threads, the running sum updated in place and every asked
 // site's row finished and read out while it is in L1. A translated site
 // (tuned lens) is projected on its own before the token pass.
-func (c *CPU) foldedReadouts(tr *vit.Trace, n int, sites []vit.Site, translated func(vit.Site, int) []float32, res *Result, final []klReference) {
+//
+// Where a platform kernel reads class rows on threads Go does not have
+// (vit.ClassRowsKernel: the browser's), a block whose sites are all plain
+// lens sites is folded first and its rows read there (kernelReadouts).
+func (c *CPU) foldedReadouts(tr *vit.Trace, n int, sites []vit.Site, translated func(vit.Site, int) []float32, res *Result, final []klReference, finalP []float32) {
 	p := c.proj
 	C, D := p.Classes, p.Dim
 	depth := len(c.Model.Blocks)
 	zRes := p.Raw(nil, tr.Embed.Data, n) // E'·(residual stream), block by block
-	var zAttn, zMLP []float32
+	var zAttn, zMLP, zMid []float32
 	own := make([][]float32, len(sites))    // per site: its translated logits, or nil
 	scales := make([][]float64, len(sites)) // per site: the normalisation's factors, or nil
 	for b := 0; b < depth; b++ {
 		zAttn = p.Raw(zAttn, tr.Site(vit.SiteAttn, b).Data, n)
 		zMLP = p.Raw(zMLP, tr.Site(vit.SiteMLP, b).Data, n)
+		plain := true
 		for si, s := range sites {
 			own[si] = translated(s, b)
 			if own[si] == nil {
 				scales[si] = p.NormScales(tr.Site(s, b).Data, n)
 			}
+			plain = plain && own[si] == nil && scales[si] == nil
+		}
+		if plain && c.classRowsKernel() {
+			// The same sums as the token pass below, over whole rows.
+			if zMid == nil {
+				zMid = make([]float32, n*C)
+			}
+			for k := range zMid {
+				zMid[k] = zAttn[k] + zRes[k]
+				zRes[k] = zMid[k] + zMLP[k]
+			}
+			var z [vit.NumSites][]float32
+			z[vit.SiteAttn], z[vit.SiteMLP], z[vit.SiteHSMid], z[vit.SiteHS] = zAttn, zMLP, zMid, zRes
+			c.kernelReadouts(tr, b, n, sites, z, res, final, finalP)
+			continue
 		}
 		forTokens(n, C, func(t0, t1 int, sc *tokenScratch) {
 			for t := t0; t < t1; t++ {
@@ -233,6 +255,63 @@ func (c *CPU) foldedReadouts(tr *vit.Trace, n int, sites []vit.Site, translated 
 				}
 			}
 		})
+	}
+}
+
+// rowReader is how foldedReadouts reads its rows: rowsAuto, the platform's
+// class-row kernel where vit.ClassRowsKernel says there is one, else the
+// token pass; tests pick the token pass, or kernelReadouts with its Go twin
+// in place of the kernel, to compare the three.
+type rowReader int
+
+const (
+	rowsAuto rowReader = iota
+	rowsTokens
+	rowsKernelTwin
+)
+
+// classRowsKernel reports whether foldedReadouts hands whole blocks to
+// kernelReadouts.
+func (c *CPU) classRowsKernel() bool {
+	return c.rows == rowsKernelTwin || c.rows == rowsAuto && vit.ClassRowsKernel()
+}
+
+// kernelReadouts reads block b's rows of every site (z: each site's raw
+// rows, E'·h) in vit.ReadClassRows, and in Go (FinishRow and read, the
+// kernel's twin) the rows it leaves, or all of them where it does not run.
+func (c *CPU) kernelReadouts(tr *vit.Trace, b, n int, sites []vit.Site, z [vit.NumSites][]float32, res *Result, final []klReference, finalP []float32) {
+	if len(sites) == 0 {
+		return
+	}
+	p := c.proj
+	C, D := p.Classes, p.Dim
+	depth := len(c.Model.Blocks)
+	job := vit.ClassRows{Z: make([][]float32, len(sites)), Mean: make([]float64, len(sites)*n),
+		Inv: make([]float64, len(sites)*n), S: p.S, Bias: p.Bias, Ref: finalP, Tokens: n, Classes: C,
+		Target: res.Target, K: res.Readouts[0].K}
+	for si, s := range sites {
+		job.Z[si] = z[s]
+		h := tr.Site(s, b).Data
+		for t := range n {
+			job.Mean[si*n+t], job.Inv[si*n+t] = vit.NormStats(h[t*D:(t+1)*D], c.Model.Config.LNEps)
+		}
+	}
+	ran := c.rows != rowsKernelTwin && vit.ReadClassRows(&job)
+	sc := &tokenScratch{logits: make([]float32, C), exps: make([]float32, C)}
+	for si, s := range sites {
+		r := &res.Readouts[si*depth+b]
+		for t := range n {
+			row := si*n + t
+			if o := job.Out; ran && o[5*row] >= 0 {
+				r.Rank[t], r.TargetLogit[t] = int32(o[5*row]), float32(o[5*row+1])
+				copy(r.TopOf(t), job.Top[row*r.K:(row+1)*r.K])
+				h, kl := entropyKL(o[5*row+2], o[5*row+3], o[5*row+4], final[t])
+				r.Entropy[t], r.KL[t] = float32(h), float32(kl)
+				continue
+			}
+			p.FinishRow(sc.logits, z[s][t*C:(t+1)*C], tr.Site(s, b).Data[t*D:(t+1)*D])
+			r.read(t, sc.logits, res.Target, final[t], sc)
+		}
 	}
 }
 

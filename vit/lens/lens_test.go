@@ -3,6 +3,7 @@ package lens
 import (
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"sort"
 	"sync/atomic"
@@ -104,6 +105,110 @@ func TestFoldedBackendMatchesDirect(t *testing.T) {
 			}
 		}
 	}
+}
+
+// The row readers agree exactly: the token pass, kernelReadouts with its Go
+// twin, and the default, which in the browser's threaded build is
+// kernelReadouts with the WebAssembly module's class-row kernel (run it
+// under Node with helper threads to test that one). The two models' logits
+// spread beyond 87 nats on some rows (which the kernel leaves to Go) and
+// within it on most (B/16-like, 1000 classes, none a multiple of 4 short).
+func TestRowReadersAgree(t *testing.T) {
+	wide := tinyCLS
+	wide.Classes = 1001
+	for _, c := range []vit.Config{tinyCLS, wide} {
+		for _, m := range []*vit.Model{testModel(t, c), randomModel(t, c)} {
+			imgs := []*vit.Tensor{vit.RandomImages(c, 1, 1)[0], vit.RandomImages(c, 1, 2)[0]}
+			req := Request{Sites: vit.AllSites(), TopK: 5, Targets: []int{3, -1}}
+			var results [][]*Result
+			for _, rows := range []rowReader{rowsTokens, rowsKernelTwin, rowsAuto} {
+				cpu := NewCPU(m)
+				cpu.rows = rows
+				res, err := cpu.Analyze(imgs, req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				results = append(results, res)
+			}
+			for i, res := range results[1:] {
+				for j := range res {
+					if !reflect.DeepEqual(res[j].Readouts, results[0][j].Readouts) {
+						t.Errorf("%d classes, image %d: the readouts of row reader %d differ from the token pass's", c.Classes, j, i+1)
+					}
+				}
+			}
+		}
+	}
+}
+
+// vit.ReadClassRows (the browser's threaded module; skipped elsewhere)
+// against FinishRow and readRow row by row, bit for bit, on rows it reads
+// and on one it must leave to Go (a logit 1000 above the rest).
+func TestClassRowKernelMatchesGo(t *testing.T) {
+	if !vit.ClassRowsKernel() {
+		t.Skip("no class-row kernel here (the browser's threaded WebAssembly module)")
+	}
+	c := tinyCLS
+	c.Classes = 1001
+	m := randomModel(t, c)
+	p := NewProjector(m)
+	rng := rand.New(rand.NewPCG(3, 4))
+	const n, sites = 7, 3
+	h := make([][]float32, sites)
+	job := vit.ClassRows{Mean: make([]float64, sites*n), Inv: make([]float64, sites*n), S: p.S, Bias: p.Bias,
+		Ref: make([]float32, n*p.Classes), Tokens: n, Classes: p.Classes, Target: 5, K: 5}
+	refs := make([]klReference, n)
+	refLogits := p.Direct(randRows(rng, n*p.Dim), n)
+	for tok := range refs {
+		refs[tok] = newKLReference(job.Ref[tok*p.Classes:(tok+1)*p.Classes], refLogits[tok*p.Classes:(tok+1)*p.Classes])
+	}
+	for si := range h {
+		h[si] = randRows(rng, n*p.Dim)
+		job.Z = append(job.Z, p.Raw(nil, h[si], n))
+		for tok := range n {
+			job.Mean[si*n+tok], job.Inv[si*n+tok] = vit.NormStats(h[si][tok*p.Dim:(tok+1)*p.Dim], c.LNEps)
+		}
+	}
+	job.Z[1][2*p.Classes+9] += 1000 // row n+2: past Exp32's range
+	if !vit.ReadClassRows(&job) {
+		t.Fatal("ClassRowsKernel, yet ReadClassRows did not run")
+	}
+	logits, exps, top := make([]float32, p.Classes), make([]float32, p.Classes), make([]int32, job.K)
+	for r := range job.Rows() {
+		si, tok := r/n, r%n
+		o := job.Out[5*r : 5*r+5]
+		if r == n+2 {
+			if o[0] != -1 {
+				t.Errorf("row %d, a logit 1000 above the rest: rank %g, want -1 (left to Go)", r, o[0])
+			}
+			continue
+		}
+		p.FinishRow(logits, job.Z[si][tok*p.Classes:(tok+1)*p.Classes], h[si][tok*p.Dim:(tok+1)*p.Dim])
+		lt := logits[job.Target]
+		rank, entropy, kl := readRow(top, logits, exps, lt, refs[tok])
+		gotH, gotKL := entropyKL(o[2], o[3], o[4], refs[tok])
+		if o[0] != float64(rank) || float32(o[1]) != lt || gotH != entropy || gotKL != kl ||
+			!slices.Equal(job.Top[r*job.K:(r+1)*job.K], top) {
+			t.Errorf("row %d: kernel rank %g logit %g top %v entropy %g KL %g; Go %d %g %v %g %g", r, o[0], o[1],
+				job.Top[r*job.K:(r+1)*job.K], gotH, gotKL, rank, lt, top, entropy, kl)
+		}
+	}
+}
+
+func randRows(rng *rand.Rand, size int) []float32 {
+	x := make([]float32, size)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64() * 3)
+	}
+	return x
+}
+
+func randomModel(t *testing.T, c vit.Config) *vit.Model {
+	m, err := vit.NewRandom(c, 12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 // forTokens hands every token to exactly one chunk, whatever the sizes.

@@ -72,8 +72,15 @@ func readRow(top []int32, logits, exps []float32, lt float32, ref klReference) (
 		sv += e * d
 		pv += float64(ref.p[k]) * d
 	}
+	entropy, kl = entropyKL(s, sv, pv, ref)
+	return rank, entropy, kl
+}
+
+// entropyKL finishes readRow's sums s = Σe, sv = Σe·d and pv = Σp·d into
+// the entropy and KL(ref ‖ q) in nats, wherever the sums were taken.
+func entropyKL(s, sv, pv float64, ref klReference) (entropy, kl float64) {
 	lse := math.Log(s)
-	return rank, max(lse-sv/s, 0), max(ref.pLogP-pv+ref.sumP*lse, 0)
+	return max(lse-sv/s, 0), max(ref.pLogP-pv+ref.sumP*lse, 0)
 }
 
 // copyMax copies src into dst and returns its largest element, and the

@@ -90,30 +90,44 @@ static void packA(float *restrict dst, const float *restrict a, int m, int k, in
 // the caller leaves room in b (vit/gemm_js.go).
 static void packB(float *restrict dst, const float *restrict b, int n, int p0, int kc, int j0, int block, int row,
                   int col) {
+	// Four named vectors, not an array: an array may live in the linear
+	// memory's stack, which every thread's instance places at one address.
+#define COLUMN(r) wasm_v128_load(src + (j0 + c + r < n ? j0 + c + r : n - 1) * col)
 	for (int p = p0; p < p0 + kc; p += 4, dst += 4 * NR) {
 		const float *src = b + (p >> 4) * block + (p & 15) * row;
 		for (int c = 0; c < NR; c += 4) {
-			v128_t x[4];
-			for (int r = 0; r < 4; r++)
-				x[r] = wasm_v128_load(row == 1 ? src + (j0 + c + r < n ? j0 + c + r : n - 1) * col : src + r * row + j0 + c);
+			v128_t x0, x1, x2, x3;
 			if (row == 1) {
-				v128_t t0 = wasm_i32x4_shuffle(x[0], x[1], 0, 4, 1, 5), t1 = wasm_i32x4_shuffle(x[0], x[1], 2, 6, 3, 7);
-				v128_t t2 = wasm_i32x4_shuffle(x[2], x[3], 0, 4, 1, 5), t3 = wasm_i32x4_shuffle(x[2], x[3], 2, 6, 3, 7);
-				x[0] = wasm_i32x4_shuffle(t0, t2, 0, 1, 4, 5);
-				x[1] = wasm_i32x4_shuffle(t0, t2, 2, 3, 6, 7);
-				x[2] = wasm_i32x4_shuffle(t1, t3, 0, 1, 4, 5);
-				x[3] = wasm_i32x4_shuffle(t1, t3, 2, 3, 6, 7);
+				v128_t y0 = COLUMN(0), y1 = COLUMN(1), y2 = COLUMN(2), y3 = COLUMN(3);
+				v128_t t0 = wasm_i32x4_shuffle(y0, y1, 0, 4, 1, 5), t1 = wasm_i32x4_shuffle(y0, y1, 2, 6, 3, 7);
+				v128_t t2 = wasm_i32x4_shuffle(y2, y3, 0, 4, 1, 5), t3 = wasm_i32x4_shuffle(y2, y3, 2, 6, 3, 7);
+				x0 = wasm_i32x4_shuffle(t0, t2, 0, 1, 4, 5);
+				x1 = wasm_i32x4_shuffle(t0, t2, 2, 3, 6, 7);
+				x2 = wasm_i32x4_shuffle(t1, t3, 0, 1, 4, 5);
+				x3 = wasm_i32x4_shuffle(t1, t3, 2, 3, 6, 7);
+			} else {
+				x0 = wasm_v128_load(src + j0 + c);
+				x1 = wasm_v128_load(src + row + j0 + c);
+				x2 = wasm_v128_load(src + 2 * row + j0 + c);
+				x3 = wasm_v128_load(src + 3 * row + j0 + c);
 			}
-			for (int r = 0; r < 4; r++) wasm_v128_store(dst + r * NR + c, x[r]);
+			wasm_v128_store(dst + c, x0);
+			wasm_v128_store(dst + NR + c, x1);
+			wasm_v128_store(dst + 2 * NR + c, x2);
+			wasm_v128_store(dst + 3 * NR + c, x3);
 		}
 	}
+#undef COLUMN
 }
 
-// packedASize is the length in floats of a thread's `apack` scratch for m rows
-// (one k-slice of A packed, the edge tile, then one micro-panel of an
-// unpacked B).
-__attribute__((export_name("packedASize"))) int packedASize(int m) {
-	return (m + MR - 1) / MR * MR * KC + MR * NR + KC * NR;
+// packedASize is the length in floats of a thread's `apack` scratch for an
+// m×k A: all of A packed, k-slice after k-slice, then the edge tile, then
+// one micro-panel of an unpacked B. A thread packs A once per product, on
+// its first chunk, and reuses it for every chunk after: packing (scalar,
+// strided) costs about as much as one panel's products, so a product cut
+// into many chunks would otherwise pack A many times over.
+__attribute__((export_name("packedASize"))) int packedASize(int m, int k) {
+	return (m + MR - 1) / MR * MR * k + MR * NR + KC * NR;
 }
 
 // erf4 is vit.Erf32 (vit/ops.go) on four lanes: the same float32
@@ -196,19 +210,23 @@ __attribute__((export_name("geluGrad"))) void geluGrad(float *g, const float *x,
 // plus bias[j] per column j when bias is not 0, then GELU when gelu is set,
 // with B packed as described above, or unpacked when layout[2] (col) is not
 // 0: layout is {block, row, col} of packB, which packs each micro-panel as
-// it is reached. apack is a scratch of packedASize(m) floats (the packed A
-// of one k-slice, a tile for the edges: tiles that cross row m or column n
-// go through it, then packB's micro-panel; not the stack, which every
-// thread's instance would place at the same address).
-static void gemmPanels(float *c, const float *a, const float *b, float *apack, int m, int n, int k, int accumulate,
-                       const float *bias, int gelu_, const int *layout, int q0, int q1) {
+// it is reached. apack is a scratch of packedASize(m, k) floats: A packed,
+// slice by slice (packed here when pack is set, else left from this
+// thread's earlier chunk of the same product), then a tile for the edges
+// (tiles that cross row m or column n go through it), then packB's
+// micro-panel; not the stack, which every thread's instance would place at
+// the same address.
+static void gemmPanels(float *c, const float *a, const float *b, float *apack, int pack, int m, int n, int k,
+                       int accumulate, const float *bias, int gelu_, const int *layout, int q0, int q1) {
 	int slices = k > 0 ? (k + KC - 1) / KC : 1;
 	int kc0 = k > 0 ? ((k + slices - 1) / slices + 3) & ~3 : 0; // equal slices of at most KC, multiples of 4 (packB)
-	float *edge = apack + (m + MR - 1) / MR * MR * KC, *bpanel = edge + MR * NR;
+	int mPad = (m + MR - 1) / MR * MR;
+	float *edge = apack + mPad * k, *bpanel = edge + MR * NR;
 	for (int p0 = 0; p0 < k || (k == 0 && p0 == 0); p0 += kc0) {
 		int kc = k - p0 < kc0 ? k - p0 : kc0;
 		int acc = p0 > 0 || accumulate;
-		packA(apack, a, m, k, p0, kc);
+		float *as = apack + mPad * p0; // this slice's packed A
+		if (pack) packA(as, a, m, k, p0, kc);
 		for (int q = q0; q < q1; q++) {
 			const float *bq = b + (q * k + p0) * NR;
 			int j0 = q * NR, cols = n - j0 < NR ? n - j0 : NR;
@@ -217,7 +235,7 @@ static void gemmPanels(float *c, const float *a, const float *b, float *apack, i
 				bq = bpanel;
 			}
 			for (int i = 0; i < m; i += MR) {
-				const float *ap = apack + (i / MR) * kc * MR;
+				const float *ap = as + (i / MR) * kc * MR;
 				int rows = m - i < MR ? m - i : MR;
 				if (rows == MR && cols == NR) {
 					tile4x8(ap, bq, c + i * n + j0, kc, n, acc);
@@ -248,10 +266,195 @@ static void gemmPanels(float *c, const float *a, const float *b, float *apack, i
 // NEXT counter and counts the ones it finished in DONE. The threaded build
 // adds GEN (odd while a product is open to helpers) and ACTIVE (helpers
 // inside one), with which gemmParallel knows when it may write the next,
-// and HELPERS, the count of helpers that have started. ARG_BBLOCK, ARG_BROW
-// and ARG_BCOL are an unpacked B's layout (packB; ARG_BCOL 0: B is packed).
+// and HELPERS, the count of helpers that have started. OP says what the
+// chunks are: a product's column panels (OP_GEMM), or, in the threaded build,
+// rows of the lens's class logits (OP_CLASS_ROWS) or attention's heads
+// (OP_ATTENTION_HEADS), ARG_A pointing at the job's arguments and ARG_M
+// counting its rows or heads. ARG_BBLOCK, ARG_BROW and ARG_BCOL are an
+// unpacked B's layout (packB; ARG_BCOL 0: B is packed).
 enum { GEN, ACTIVE, NEXT, DONE, CHUNKS, PER, ARG_C, ARG_A, ARG_B, ARG_APACK, ARG_APSTRIDE, ARG_M, ARG_N, ARG_K,
-       ARG_ACC, ARG_BIAS, ARG_GELU, HELPERS, ARG_BBLOCK, ARG_BROW, ARG_BCOL, CTL_WORDS };
+       ARG_ACC, ARG_BIAS, ARG_GELU, OP, HELPERS, ARG_BBLOCK, ARG_BROW, ARG_BCOL, CTL_WORDS };
+enum { OP_GEMM, OP_CLASS_ROWS, OP_ATTENTION_HEADS };
+
+#ifdef __wasm_atomics__
+// outOfExpRange marks the lanes where vit.Exp32 leaves its polynomial
+// (x < -87.33654, x > 88, NaN) for math.Exp, which exp4 does not follow:
+// callers hand those rows or heads back to Go.
+static v128_t outOfExpRange(v128_t x) {
+	return wasm_v128_not(wasm_v128_and(wasm_f32x4_ge(x, wasm_f32x4_splat(-87.33654f)), wasm_f32x4_le(x, wasm_f32x4_splat(88.0f))));
+}
+
+// packPanels packs B (k×n) into panels as vit/gemm.go does, reading B[p, j]
+// at src[p·ps + j·js]: packBN's layout with js = 1, packBT's with ps = 1.
+static void packPanels(float *dst, const float *src, int k, int n, int ps, int js) {
+	for (int j0 = 0; j0 < n; j0 += NR)
+		for (int p = 0; p < k; p++, dst += NR)
+			for (int c = 0; c < NR; c++) dst[c] = j0 + c < n ? src[p * ps + (j0 + c) * js] : 0;
+}
+
+// Attention's heads, one chunk each (vit/forward.go: attentionScratch.head
+// is the twin, and Attention hands the kernel only heads without an edit):
+// scores = q·kᵀ (the same packing and products as the Go path's, so the
+// same bits), scaled, softmax as vit.Softmax rounds it (first max, Exp32,
+// the sum in float64 in order), the probabilities into PROBS, then their
+// product with v into the head's columns of OUT (n×heads·dh). A head with an
+// exponential out of Exp32's range gets STATUS[h] = 1 and is left to Go.
+enum { T_QKV, T_TOKENS, T_HEADS, T_DH, T_SCALE, T_OUT, T_PROBS, T_STATUS, T_SCRATCH, T_STRIDE, T_WORDS };
+
+__attribute__((export_name("headWords"))) int headWords(void) { return T_WORDS; }
+
+// headScratch is a thread's scratch for attention's heads, in floats.
+__attribute__((export_name("headScratch"))) int headScratch(int n, int dh) {
+	int np = (n + NR - 1) / NR * NR, dp = (dh + NR - 1) / NR * NR;
+	return 2 * n * dh + np * dh + dp * n + packedASize(n, n > dh ? n : dh);
+}
+
+static void attentionHeads(const int *a, int tid, int h0, int h1) {
+	static const int packed[3]; // gemmPanels' layout of a packed B
+	int n = a[T_TOKENS], heads = a[T_HEADS], dh = a[T_DH], d = heads * dh, ld = 3 * d;
+	float scale = *(const float *)&a[T_SCALE];
+	const float *qkv = (const float *)a[T_QKV];
+	float *q = (float *)(a[T_SCRATCH] + tid * a[T_STRIDE]), *o = q + n * dh;
+	float *kp = o + n * dh, *vp = kp + (n + NR - 1) / NR * NR * dh, *apack = vp + (dh + NR - 1) / NR * NR * n;
+	for (int h = h0; h < h1; h++) {
+		float *probs = (float *)a[T_PROBS] + h * n * n;
+		for (int t = 0; t < n; t++)
+			for (int i = 0; i < dh; i++) q[t * dh + i] = qkv[t * ld + h * dh + i];
+		packPanels(kp, qkv + d + h * dh, dh, n, 1, ld);
+		gemmPanels(probs, q, kp, apack, 1, n, n, dh, 0, 0, 0, packed, 0, (n + NR - 1) / NR);
+		int bad = 0;
+		for (int t = 0; t < n && !bad; t++) {
+			float *row = probs + t * n, m;
+			for (int s = 0; s < n; s++) row[s] *= scale;
+			m = row[0];
+			for (int s = 1; s < n; s++) m = row[s] > m ? row[s] : m;
+			double sum = 0;
+			int s = 0;
+			for (; s + 4 <= n; s += 4) {
+				v128_t x = wasm_f32x4_sub(wasm_v128_load(row + s), wasm_f32x4_splat(m));
+				bad |= wasm_v128_any_true(outOfExpRange(x));
+				v128_t e = exp4(x);
+				wasm_v128_store(row + s, e);
+				sum += (double)wasm_f32x4_extract_lane(e, 0);
+				sum += (double)wasm_f32x4_extract_lane(e, 1);
+				sum += (double)wasm_f32x4_extract_lane(e, 2);
+				sum += (double)wasm_f32x4_extract_lane(e, 3);
+			}
+			for (; s < n; s++) {
+				v128_t x = wasm_f32x4_splat(row[s] - m);
+				bad |= wasm_v128_any_true(outOfExpRange(x));
+				row[s] = wasm_f32x4_extract_lane(exp4(x), 0);
+				sum += (double)row[s];
+			}
+			float inv = (float)(1 / sum);
+			for (s = 0; s < n; s++) row[s] *= inv;
+		}
+		((int *)a[T_STATUS])[h] = bad;
+		if (bad) continue;
+		packPanels(vp, qkv + 2 * d + h * dh, n, dh, ld, 1);
+		gemmPanels(o, probs, vp, apack, 1, n, dh, n, 0, 0, 0, packed, 0, (dh + NR - 1) / NR);
+		float *out = (float *)a[T_OUT];
+		for (int t = 0; t < n; t++)
+			for (int i = 0; i < dh; i++) out[t * d + h * dh + i] = o[t * dh + i];
+	}
+}
+#endif
+
+#ifdef __wasm_atomics__
+// The lens's row pass for the threaded build (vit/lens/row.go, where the
+// Go loops are its twin): each row of raw class-space projections z = E'·h
+// is finished into logits as Projector.FinishRow does on this platform,
+// (z − μ·s)·(1/σ) + β' in float64 rounded to float32, and read out as
+// readRow does: the target's rank and logit, the top-k classes, and the
+// sums behind entropy and KL, Σe, Σe·d and Σp·d with e = exp(d), d = logit
+// − max, in float64 in the Go loop's order. The exponential is vit.Exp32's
+// float32 operations in the same order, so every output equals the Go
+// path's bit for bit. A row whose max is not finite or whose exponentials
+// leave Exp32's polynomial range (a logit 87 below the max) gets rank −1:
+// the caller reads that one in Go.
+enum { R_Z, R_STATS, R_S, R_BIAS, R_REF, R_TOKENS, R_CLASSES, R_TARGET, R_K, R_SCRATCH, R_OUT, R_TOP, R_WORDS };
+
+__attribute__((export_name("classRowWords"))) int classRowWords(void) { return R_WORDS; }
+
+// classRows reads rows [r0, r1) of the job a: row r's z is at Z + r·C, its
+// LN mean and 1/σ at STATS + 2r (float64), its reference probabilities at
+// REF + (r mod TOKENS)·C; it writes rank, target logit, Σe, Σe·d, Σp·d as
+// five float64 at OUT + 5r and the top K classes at TOP + K·r. Thread tid
+// uses 2·cp floats of scratch at SCRATCH + tid·2·cp, cp = C rounded up to 4.
+static void classRows(const int *a, int tid, int r0, int r1) {
+	int C = a[R_CLASSES], cp = (C + 3) & ~3, tokens = a[R_TOKENS], target = a[R_TARGET], K = a[R_K];
+	const float *S = (const float *)a[R_S], *bias = (const float *)a[R_BIAS];
+	float *L = (float *)a[R_SCRATCH] + tid * 2 * cp, *E = L + cp;
+	for (int r = r0; r < r1; r++) {
+		const float *z = (const float *)a[R_Z] + r * C, *ref = (const float *)a[R_REF] + (r % tokens) * C;
+		const double *st = (const double *)a[R_STATS] + 2 * r;
+		double *out = (double *)a[R_OUT] + 5 * r;
+		int *top = (int *)a[R_TOP] + K * r;
+		v128_t mean = wasm_f64x2_splat(st[0]), inv = wasm_f64x2_splat(st[1]);
+		v128_t mx = wasm_f32x4_splat(-__builtin_inff());
+		int k = 0;
+		for (; k + 4 <= C; k += 4) {
+			v128_t zz = wasm_v128_load(z + k), ss = wasm_v128_load(S + k);
+			v128_t zh = wasm_i32x4_shuffle(zz, zz, 2, 3, 0, 1), sh = wasm_i32x4_shuffle(ss, ss, 2, 3, 0, 1);
+			v128_t lo = wasm_f64x2_mul(wasm_f64x2_sub(wasm_f64x2_promote_low_f32x4(zz), wasm_f64x2_mul(mean, wasm_f64x2_promote_low_f32x4(ss))), inv);
+			v128_t hi = wasm_f64x2_mul(wasm_f64x2_sub(wasm_f64x2_promote_low_f32x4(zh), wasm_f64x2_mul(mean, wasm_f64x2_promote_low_f32x4(sh))), inv);
+			v128_t f = wasm_i32x4_shuffle(wasm_f32x4_demote_f64x2_zero(lo), wasm_f32x4_demote_f64x2_zero(hi), 0, 1, 4, 5);
+			f = wasm_f32x4_add(f, wasm_v128_load(bias + k));
+			wasm_v128_store(L + k, f);
+			mx = wasm_f32x4_max(mx, f);
+		}
+		float mm = wasm_f32x4_extract_lane(mx, 0), m1 = wasm_f32x4_extract_lane(mx, 1), m2 = wasm_f32x4_extract_lane(mx, 2),
+		      m3 = wasm_f32x4_extract_lane(mx, 3);
+		int nan = mm != mm || m1 != m1 || m2 != m2 || m3 != m3;
+		mm = m1 > mm ? m1 : mm;
+		mm = m2 > mm ? m2 : mm;
+		mm = m3 > mm ? m3 : mm;
+		for (; k < C; k++) {
+			float f = (float)(((double)z[k] - st[0] * (double)S[k]) * st[1]) + bias[k];
+			L[k] = f;
+			nan |= f != f;
+			mm = f > mm ? f : mm;
+		}
+		for (int j = C; j < cp; j++) L[j] = mm; // the last vector's lanes past C: e = 1, never read
+		// Exp32 of d = L − max, four lanes at a time.
+		v128_t shift = wasm_f32x4_splat(mm), bad = wasm_i32x4_splat(nan ? -1 : 0);
+		for (k = 0; k < cp; k += 4) {
+			v128_t d = wasm_f32x4_sub(wasm_v128_load(L + k), shift);
+			bad = wasm_v128_or(bad, outOfExpRange(d));
+			wasm_v128_store(E + k, exp4(d));
+		}
+		if (wasm_v128_any_true(bad)) {
+			out[0] = -1;
+			continue;
+		}
+		float lt = L[target];
+		int rank = 0, n = 0;
+		double s = 0, sv = 0, pv = 0;
+		for (k = 0; k < C; k++) {
+			float v = L[k];
+			rank += v > lt;
+			double d = (double)(v - mm), e = (double)E[k];
+			s += e;
+			sv += e * d;
+			pv += (double)ref[k] * d;
+			// TopK: the first K classes, then any above the K-th, each
+			// placed after the classes of an equal logit.
+			if (n < K || v > L[top[K - 1]]) {
+				n += n < K;
+				int i = n - 1;
+				for (; i > 0 && v > L[top[i - 1]]; i--) top[i] = top[i - 1];
+				top[i] = k;
+			}
+		}
+		for (; n < K; n++) top[n] = -1;
+		out[0] = rank;
+		out[1] = lt;
+		out[2] = s;
+		out[3] = sv;
+		out[4] = pv;
+	}
+}
+#endif
 
 __attribute__((export_name("ctlWords"))) int ctlWords(void) { return CTL_WORDS; }
 
@@ -261,12 +464,19 @@ __attribute__((export_name("ctlWords"))) int ctlWords(void) { return CTL_WORDS; 
 __attribute__((export_name("gemmChunks"))) void gemmChunks(int *ctl, int tid) {
 	int chunks = ctl[CHUNKS], per = ctl[PER], n = ctl[ARG_N], panels = (n + NR - 1) / NR;
 	float *apack = (float *)(ctl[ARG_APACK] + tid * ctl[ARG_APSTRIDE]);
-	for (;;) {
+	for (int pack = 1;; pack = 0) {
 		int q = __atomic_fetch_add(&ctl[NEXT], 1, __ATOMIC_SEQ_CST);
 		if (q >= chunks) break;
 		int q1 = (q + 1) * per < panels ? (q + 1) * per : panels;
-		gemmPanels((float *)ctl[ARG_C], (const float *)ctl[ARG_A], (const float *)ctl[ARG_B], apack, ctl[ARG_M], n,
-		           ctl[ARG_K], ctl[ARG_ACC], (const float *)ctl[ARG_BIAS], ctl[ARG_GELU], ctl + ARG_BBLOCK, q * per, q1);
+#ifdef __wasm_atomics__
+		if (ctl[OP] != OP_GEMM) {
+			int items = ctl[ARG_M], i1 = (q + 1) * per < items ? (q + 1) * per : items;
+			if (ctl[OP] == OP_CLASS_ROWS) classRows((const int *)ctl[ARG_A], tid, q * per, i1);
+			else attentionHeads((const int *)ctl[ARG_A], tid, q * per, i1);
+		} else
+#endif
+		gemmPanels((float *)ctl[ARG_C], (const float *)ctl[ARG_A], (const float *)ctl[ARG_B], apack, pack, ctl[ARG_M],
+		           n, ctl[ARG_K], ctl[ARG_ACC], (const float *)ctl[ARG_BIAS], ctl[ARG_GELU], ctl + ARG_BBLOCK, q * per, q1);
 		if (__atomic_add_fetch(&ctl[DONE], 1, __ATOMIC_SEQ_CST) == chunks) {
 #ifdef __wasm_atomics__
 			__builtin_wasm_memory_atomic_notify(&ctl[DONE], 1);

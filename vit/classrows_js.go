@@ -1,0 +1,101 @@
+//go:build js && !purego
+
+package vit
+
+import (
+	"fmt"
+	"unsafe"
+)
+
+// ClassRowsKernel reports whether ReadClassRows runs: the threaded module
+// with its helpers, on the matmul's path. The single-threaded module has no
+// class-row kernel: it must stay under 4 KiB, which Chromium compiles on
+// the page's main thread.
+func ClassRowsKernel() bool { return threadedModule() && simd.classRowWords > 0 }
+
+// threadedModule reports whether the matmul runs in the threaded module
+// with helpers, on which the lens's rows and attention's heads may run too.
+func threadedModule() bool { return simd != nil && simd.threads > 1 && GEMMKernel() == "simd" }
+
+// ReadClassRows runs j in the threaded WebAssembly module (gemm.c's
+// classRows) on the caller and its helper threads, filling j.Out and j.Top.
+// It is false, j untouched, where ClassRowsKernel is false. The lens's tests
+// compare every row with its Go twin.
+func ReadClassRows(j *ClassRows) bool {
+	if !ClassRowsKernel() {
+		return false
+	}
+	k := simd
+	if k.classRowWords != classRowWords {
+		panic(fmt.Sprintf("WebAssembly SIMD kernel: its class-row job has %d words, vit/classrows_js.go writes %d: rebuild it (make wasm-kernel)", k.classRowWords, classRowWords))
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	rows, c := j.Rows(), j.Classes
+	cp := (c + 3) &^ 3
+	j.Out, j.Top = make([]float64, 5*rows), make([]int32, j.K*rows)
+	// One scratch span, laid out in 64-byte aligned parts.
+	need := 0
+	part := func(bytes int) int { off := need; need += (bytes + 63) &^ 63; return off }
+	args, z, stats := part(4*classRowWords), part(4*rows*c), part(16*rows)
+	sOff, biasOff, ref := part(4*c), part(4*c), part(4*j.Tokens*c)
+	threadRows, out, top := part(4*k.threads*2*cp), part(8*5*rows), part(4*j.K*rows)
+	if k.scratch.size < need {
+		k.release(k.scratch)
+		k.scratch = span{}
+		var err error
+		if k.scratch, err = k.alloc(need); err != nil {
+			panic(err)
+		}
+	}
+	base := k.scratch.off
+	for i, zi := range j.Z {
+		k.put(base+z+4*i*j.Tokens*c, zi[:j.Tokens*c])
+	}
+	st := make([]float64, 2*rows)
+	for r := range rows {
+		st[2*r], st[2*r+1] = j.Mean[r], j.Inv[r]
+	}
+	k.putBytes(base+stats, sliceBytes(st))
+	k.put(base+sOff, j.S[:c])
+	k.put(base+biasOff, j.Bias[:c])
+	k.put(base+ref, j.Ref[:j.Tokens*c])
+	k.putWords(base+args, []int32{rowZ: int32(base + z), rowStats: int32(base + stats), rowS: int32(base + sOff),
+		rowBias: int32(base + biasOff), rowRef: int32(base + ref), rowTokens: int32(j.Tokens), rowClasses: int32(c),
+		rowTarget: int32(j.Target), rowK: int32(j.K), rowScratch: int32(base + threadRows), rowOut: int32(base + out),
+		rowTop: int32(base + top)})
+	chunks, per := splitPanels(rows, (rows+classRowsPerChunk-1)/classRowsPerChunk)
+	ctl := [...]int32{ctlChunks: int32(chunks), ctlPer: int32(per), ctlA: int32(base + args), ctlM: int32(rows),
+		ctlOp: opClassRows}
+	k.putWords(k.ctl.off+4*ctlNext, ctl[ctlNext:ctlHelpers])
+	k.parallelFn.Invoke(k.ctl.off)
+	k.getBytes(sliceBytes(j.Out), base+out)
+	k.getBytes(sliceBytes(j.Top), base+top)
+	return true
+}
+
+// classRowsPerChunk: a row is a few microseconds in the module (1000
+// classes), so a chunk of 16 is well above a helper's wake-up and a B/16
+// block's 788 rows make about 50 chunks to share.
+const classRowsPerChunk = 16
+
+// The class-row job's words (gemm.c's R_ enum) and its op (OP_CLASS_ROWS).
+const (
+	rowZ = iota
+	rowStats
+	rowS
+	rowBias
+	rowRef
+	rowTokens
+	rowClasses
+	rowTarget
+	rowK
+	rowScratch
+	rowOut
+	rowTop
+	classRowWords
+)
+
+func sliceBytes[T float64 | int32](x []T) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(x))), int(unsafe.Sizeof(x[0]))*len(x))
+}

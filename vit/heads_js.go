@@ -1,0 +1,79 @@
+//go:build js && !purego
+
+package vit
+
+import (
+	"fmt"
+	"math"
+)
+
+func init() { attentionHeadsKernel = attentionHeadsInModule }
+
+// attentionHeadsInModule runs Attention's heads in the threaded WebAssembly
+// module (gemm.c's attentionHeads), one head a chunk on the caller and its
+// helpers: one call for all heads instead of two small products per head,
+// each too small to share, with the softmax between them on the engine's one
+// Go thread. It writes out's head columns and, when probs is not nil, the
+// probabilities, and returns the heads it left to Go (an exponential out of
+// Exp32's range); false where there is no threaded module.
+func attentionHeadsInModule(out, qkv []float32, n, heads, dh int, scale float32, probs []float32) (left []bool, ran bool) {
+	k := simd
+	if !threadedModule() || k.headWords == 0 {
+		return nil, false
+	}
+	if k.headWords != headWords {
+		panic(fmt.Sprintf("WebAssembly SIMD kernel: its attention job has %d words, vit/heads_js.go writes %d: rebuild it (make wasm-kernel)", k.headWords, headWords))
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	d := heads * dh
+	need := 0
+	part := func(bytes int) int { off := need; need += (bytes + 63) &^ 63; return off }
+	stride := (4*k.headScratch.Invoke(n, dh).Int() + 63) &^ 63
+	args, qkvOff, outOff, probsOff := part(4*headWords), part(4*n*3*d), part(4*n*d), part(4*heads*n*n)
+	status, scratchOff := part(4*heads), part(k.threads*stride)
+	if k.scratch.size < need {
+		k.release(k.scratch)
+		k.scratch = span{}
+		var err error
+		if k.scratch, err = k.alloc(need); err != nil {
+			panic(err)
+		}
+	}
+	base := k.scratch.off
+	k.put(base+qkvOff, qkv[:n*3*d])
+	k.putWords(base+args, []int32{headQKV: int32(base + qkvOff), headTokens: int32(n), headHeads: int32(heads),
+		headDH: int32(dh), headScale: int32(math.Float32bits(scale)), headOut: int32(base + outOff),
+		headProbs: int32(base + probsOff), headStatus: int32(base + status), headScratch: int32(base + scratchOff),
+		headStride: int32(stride)})
+	ctl := [...]int32{ctlChunks: int32(heads), ctlPer: 1, ctlA: int32(base + args), ctlM: int32(heads),
+		ctlOp: opAttentionHeads}
+	k.putWords(k.ctl.off+4*ctlNext, ctl[ctlNext:ctlHelpers])
+	k.parallelFn.Invoke(k.ctl.off)
+	k.get(out[:n*d], base+outOff)
+	if probs != nil {
+		k.get(probs[:heads*n*n], base+probsOff)
+	}
+	st := make([]int32, heads)
+	k.getBytes(sliceBytes(st), base+status)
+	left = make([]bool, heads)
+	for h, s := range st {
+		left[h] = s != 0
+	}
+	return left, true
+}
+
+// The attention job's words (gemm.c's T_ enum).
+const (
+	headQKV = iota
+	headTokens
+	headHeads
+	headDH
+	headScale
+	headOut
+	headProbs
+	headStatus
+	headScratch
+	headStride
+	headWords
+)
