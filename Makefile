@@ -105,6 +105,8 @@ wasm-check:
 		-run 'TestSIMD|TestGEMM|TestGELU|TestMatMul|TestLinearMatMul|TestLayoutB|TestForwardMatchesTorch|TestAttentionHeads' ./vit/
 	GOOS=js GOARCH=wasm $(GO) test -short -exec $(CURDIR)/vit/wasmkernel/node_threads_exec \
 		-run 'TestRowReaders|TestClassRow|TestFolded' ./vit/lens/
+	GOOS=js GOARCH=wasm $(GO) test -short -exec $(CURDIR)/vit/wasmkernel/node_threads_exec \
+		-run 'TestAttentionBackward|TestProbsOnly' ./vit/explain/
 
 # The vit package built for arm64 and run under qemu-user (Debian qemu-user):
 # the NEON micro-kernel against the Go twin and the float64 reference, and

@@ -102,6 +102,10 @@ type simdKernel struct {
 	// the single-threaded build; headScratch(n, dh) a thread's floats.
 	headWords   int
 	headScratch js.Value
+	// backHeadWords and backHeadScratch are the same for the backward of
+	// attention's heads (attnback_js.go).
+	backHeadWords   int
+	backHeadScratch js.Value
 }
 
 // span is a range of the module's memory, in bytes.
@@ -165,6 +169,9 @@ func instantiateKernel(bin []byte, memory js.Value) (k *simdKernel, err error) {
 	}
 	if f := exports.Get("headWords"); f.Truthy() {
 		k.headWords, k.headScratch = f.Invoke().Int(), exports.Get("headScratch")
+	}
+	if f := exports.Get("backHeadWords"); f.Truthy() {
+		k.backHeadWords, k.backHeadScratch = f.Invoke().Int(), exports.Get("backHeadScratch")
 	}
 	if k.ctl, err = k.alloc(4 * ctlWords); err != nil {
 		return nil, err
@@ -475,6 +482,7 @@ const (
 	opGEMM = iota
 	opClassRows
 	opAttentionHeads
+	opAttentionBackward
 )
 
 // splitPanels cuts a product's panels into at most want chunks of per

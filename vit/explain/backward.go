@@ -152,9 +152,24 @@ func AttentionBackward(qkv []float32, probs *vit.Tensor, gHeads []float32, n, he
 // computing only gProbs when gQKV is nil (three of its four products
 // skipped): the backward that stops at the first block's attention.
 func attentionBackward(qkv []float32, probs *vit.Tensor, gHeads []float32, n, heads, dh int, gQKV []float32) (gProbs *vit.Tensor) {
-	d := heads * dh
 	gProbs = vit.NewTensor(heads, n, n)
 	scale := float32(1 / math.Sqrt(float64(dh)))
+	if attentionBackwardKernel == nil || !attentionBackwardKernel(gProbs.Data, gQKV, qkv, probs.Data, gHeads, n, heads, dh, scale) {
+		attentionBackwardLoop(gProbs.Data, qkv, probs, gHeads, n, heads, dh, scale, gQKV)
+	}
+	return gProbs
+}
+
+// attentionBackwardKernel runs all heads of attentionBackward at once where
+// the platform has a kernel for it (the browser's threaded module: the
+// per-head products, too small to share among threads one by one, and the
+// gathers and softmax' between them were the part of a B/16 explanation
+// that did not scale); attentionBackwardLoop is its twin, bit for bit.
+var attentionBackwardKernel = vit.AttentionBackwardHeads
+
+// attentionBackwardLoop is attentionBackward head by head in Go.
+func attentionBackwardLoop(gProbs, qkv []float32, probs *vit.Tensor, gHeads []float32, n, heads, dh int, scale float32, gQKV []float32) {
+	d := heads * dh
 	// gather copies column block off of the n-row matrix x (row stride
 	// 3D or D) into an n×dh matrix, gatherT into its dh×n transpose,
 	// scatterT a dh×n transpose back. The two products whose left operand
@@ -195,7 +210,7 @@ func attentionBackward(qkv []float32, probs *vit.Tensor, gHeads []float32, n, he
 	for h := range heads {
 		qo, ko, vo := h*dh, d+h*dh, 2*d+h*dh
 		a := probs.Data[h*n*n : (h+1)*n*n]
-		gA := gProbs.Data[h*n*n : (h+1)*n*n]
+		gA := gProbs[h*n*n : (h+1)*n*n]
 		gather(g, gHeads, d, qo)
 		gather(x, qkv, 3*d, vo)
 		vit.MatMulT(gA, g, x, n, n, dh) // G·Vᵀ
@@ -220,7 +235,6 @@ func attentionBackward(qkv []float32, probs *vit.Tensor, gHeads []float32, n, he
 		vit.MatMul(out, x, gS, dh, n, n) // (∂L/∂Sᵀ·Q)ᵀ = Qᵀ·∂L/∂S
 		scatterT(gQKV, ko, out)
 	}
-	return gProbs
 }
 
 // AttentionBackwardNaive is AttentionBackward as plain loops reducing in

@@ -268,13 +268,13 @@ static void gemmPanels(float *c, const float *a, const float *b, float *apack, i
 // inside one), with which gemmParallel knows when it may write the next,
 // and HELPERS, the count of helpers that have started. OP says what the
 // chunks are: a product's column panels (OP_GEMM), or, in the threaded build,
-// rows of the lens's class logits (OP_CLASS_ROWS) or attention's heads
-// (OP_ATTENTION_HEADS), ARG_A pointing at the job's arguments and ARG_M
+// rows of the lens's class logits (OP_CLASS_ROWS), attention's heads
+// (OP_ATTENTION_HEADS) or their backward (OP_ATTENTION_BACKWARD), ARG_A pointing at the job's arguments and ARG_M
 // counting its rows or heads. ARG_BBLOCK, ARG_BROW and ARG_BCOL are an
 // unpacked B's layout (packB; ARG_BCOL 0: B is packed).
 enum { GEN, ACTIVE, NEXT, DONE, CHUNKS, PER, ARG_C, ARG_A, ARG_B, ARG_APACK, ARG_APSTRIDE, ARG_M, ARG_N, ARG_K,
        ARG_ACC, ARG_BIAS, ARG_GELU, OP, HELPERS, ARG_BBLOCK, ARG_BROW, ARG_BCOL, CTL_WORDS };
-enum { OP_GEMM, OP_CLASS_ROWS, OP_ATTENTION_HEADS };
+enum { OP_GEMM, OP_CLASS_ROWS, OP_ATTENTION_HEADS, OP_ATTENTION_BACKWARD };
 
 #ifdef __wasm_atomics__
 // outOfExpRange marks the lanes where vit.Exp32 leaves its polynomial
@@ -456,6 +456,80 @@ static void classRows(const int *a, int tid, int r0, int r1) {
 }
 #endif
 
+#ifdef __wasm_atomics__
+// The backward of attention's heads, one chunk each (vit/explain's
+// attentionBackward is the twin, vit/attnback_js.go the caller): per head,
+// with G, Q, K, V its n×dh slices of GHEADS and QKV and A its probabilities,
+// ∂L/∂A = G·Vᵀ into GPROBS, and, when GQKV is not 0, ∂L/∂V = (Gᵀ·A)ᵀ,
+// ∂L/∂S = softmax'(∂L/∂A)·SCALE, ∂L/∂Q = ∂L/∂S·K and ∂L/∂K = (Qᵀ·∂L/∂S)ᵀ into
+// the head's columns of GQKV (n×3d). The products are gemmPanels on the same
+// operands as the Go path's vit.MatMul and MatMulT (B read in place through
+// packB's layouts, A gathered), and softmax' is SoftmaxBackward's float64
+// arithmetic in the same order: the same bits. B operands are read up to
+// three rows and a panel past their ends (packB): the caller pads QKV and
+// PROBS, and each thread's gS. A thread's scratch (STRIDE bytes apart, from
+// SCRATCH) holds the four layouts (ints: the stack is every thread's at one
+// address), G, the gathered A operand, the product and gS.
+enum { U_QKV, U_PROBS, U_GHEADS, U_GPROBS, U_GQKV, U_TOKENS, U_HEADS, U_DH, U_SCALE, U_SCRATCH, U_STRIDE, U_WORDS };
+
+__attribute__((export_name("backHeadWords"))) int backHeadWords(void) { return U_WORDS; }
+
+// backHeadScratch is a thread's scratch for the backward's heads, in floats.
+__attribute__((export_name("backHeadScratch"))) int backHeadScratch(int n, int dh) {
+	int w = n > dh ? n : dh;
+	return 16 + 3 * n * dh + n * n + 4 * n + NR + packedASize(w, w);
+}
+
+static void attentionBackwardHeads(const int *a, int tid, int h0, int h1) {
+	int n = a[U_TOKENS], heads = a[U_HEADS], dh = a[U_DH], d = heads * dh, ld = 3 * d;
+	float scale = *(const float *)&a[U_SCALE];
+	const float *qkv = (const float *)a[U_QKV], *gHeads = (const float *)a[U_GHEADS];
+	float *gQKV = (float *)a[U_GQKV];
+	int *lay = (int *)(a[U_SCRATCH] + tid * a[U_STRIDE]);
+	float *g = (float *)(lay + 16), *x = g + n * dh, *out = x + n * dh, *gS = out + n * dh;
+	float *apack = gS + n * n + 4 * n + NR;
+	// {block, row, col}: rows of a row-major matrix strided ld (Bᵀ: MatMulT's
+	// operand), a row-major n-wide matrix, and one strided ld.
+	int *vT = lay, *byRows = lay + 4, *strided = lay + 8;
+	vT[0] = 16, vT[1] = 1, vT[2] = ld;
+	byRows[0] = 16 * n, byRows[1] = n, byRows[2] = 1;
+	strided[0] = 16 * ld, strided[1] = ld, strided[2] = 1;
+	int np = (n + NR - 1) / NR, dp = (dh + NR - 1) / NR;
+	for (int h = h0; h < h1; h++) {
+		int qo = h * dh, ko = d + h * dh, vo = 2 * d + h * dh;
+		const float *p = (const float *)a[U_PROBS] + h * n * n;
+		float *gA = (float *)a[U_GPROBS] + h * n * n;
+		for (int t = 0; t < n; t++)
+			for (int i = 0; i < dh; i++) g[t * dh + i] = gHeads[t * d + qo + i];
+		gemmPanels(gA, g, qkv + vo, apack, 1, n, n, dh, 0, 0, 0, vT, 0, np); // G·Vᵀ
+		if (!gQKV) continue;
+		for (int t = 0; t < n; t++)
+			for (int i = 0; i < dh; i++) x[i * n + t] = g[t * dh + i];
+		gemmPanels(out, x, p, apack, 1, dh, n, n, 0, 0, 0, byRows, 0, np); // Gᵀ·A
+		for (int t = 0; t < n; t++)
+			for (int i = 0; i < dh; i++) gQKV[t * ld + vo + i] = out[i * n + t];
+		for (int t = 0; t < n; t++) {
+			float *row = gS + t * n;
+			const float *gr = gA + t * n, *pr = p + t * n;
+			double dot = 0;
+			for (int s = 0; s < n; s++) dot += (double)gr[s] * (double)pr[s];
+			for (int s = 0; s < n; s++) {
+				row[s] = (float)((double)pr[s] * ((double)gr[s] - dot));
+				row[s] *= scale;
+			}
+		}
+		gemmPanels(out, gS, qkv + ko, apack, 1, n, dh, n, 0, 0, 0, strided, 0, dp); // ∂L/∂S·K
+		for (int t = 0; t < n; t++)
+			for (int i = 0; i < dh; i++) gQKV[t * ld + qo + i] = out[t * dh + i];
+		for (int t = 0; t < n; t++)
+			for (int i = 0; i < dh; i++) x[i * n + t] = qkv[t * ld + qo + i];
+		gemmPanels(out, x, gS, apack, 1, dh, n, n, 0, 0, 0, byRows, 0, np); // Qᵀ·∂L/∂S
+		for (int t = 0; t < n; t++)
+			for (int i = 0; i < dh; i++) gQKV[t * ld + ko + i] = out[i * n + t];
+	}
+}
+#endif
+
 __attribute__((export_name("ctlWords"))) int ctlWords(void) { return CTL_WORDS; }
 
 // gemmChunks is thread tid's share of the product in ctl: it takes chunks
@@ -472,7 +546,8 @@ __attribute__((export_name("gemmChunks"))) void gemmChunks(int *ctl, int tid) {
 		if (ctl[OP] != OP_GEMM) {
 			int items = ctl[ARG_M], i1 = (q + 1) * per < items ? (q + 1) * per : items;
 			if (ctl[OP] == OP_CLASS_ROWS) classRows((const int *)ctl[ARG_A], tid, q * per, i1);
-			else attentionHeads((const int *)ctl[ARG_A], tid, q * per, i1);
+			else if (ctl[OP] == OP_ATTENTION_HEADS) attentionHeads((const int *)ctl[ARG_A], tid, q * per, i1);
+			else attentionBackwardHeads((const int *)ctl[ARG_A], tid, q * per, i1);
 		} else
 #endif
 		gemmPanels((float *)ctl[ARG_C], (const float *)ctl[ARG_A], (const float *)ctl[ARG_B], apack, pack, ctl[ARG_M],

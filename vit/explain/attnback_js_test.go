@@ -1,0 +1,48 @@
+//go:build js && !purego
+
+package explain
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"vitlens/vit"
+)
+
+// The threaded module's attention backward (vit.AttentionBackwardHeads)
+// against attentionBackwardLoop, bit for bit: the same products on the same
+// operands and softmax' in the same float64 order. Odd sizes (no whole GEMM
+// tile, dh not a multiple of 4) and B/16's; with and without ∂L/∂qkv.
+func TestAttentionBackwardKernelMatchesLoop(t *testing.T) {
+	if !vit.AttentionBackwardKernel() {
+		t.Skip("no threaded module here (make wasm-check runs this with node_threads_exec)")
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, sz := range []struct{ n, heads, dh int }{{5, 2, 3}, {37, 3, 24}, {50, 4, 16}, {197, 12, 64}} {
+		D := sz.heads * sz.dh
+		tokens := make([]int, sz.n)
+		for i := range tokens {
+			tokens[i] = i
+		}
+		qkv, gHeads := randVec(rng, sz.n*3*D, 1), randVec(rng, sz.n*D, 1)
+		probs, _ := vit.Attention(make([]float32, sz.n*D), qkv, sz.n, sz.heads, sz.dh, vit.EditNone, tokens, true, false)
+		scale := float32(1 / math.Sqrt(float64(sz.dh)))
+		for _, withQKV := range []bool{true, false} {
+			var gotQKV, wantQKV []float32
+			if withQKV {
+				gotQKV, wantQKV = randVec(rng, sz.n*3*D, 1), make([]float32, sz.n*3*D) // stale values must be overwritten
+			}
+			gotP, wantP := make([]float32, sz.heads*sz.n*sz.n), make([]float32, sz.heads*sz.n*sz.n)
+			if !vit.AttentionBackwardHeads(gotP, gotQKV, qkv, probs.Data, gHeads, sz.n, sz.heads, sz.dh, scale) {
+				t.Fatal("the kernel did not run")
+			}
+			attentionBackwardLoop(wantP, qkv, probs, gHeads, sz.n, sz.heads, sz.dh, scale, wantQKV)
+			if !slices.Equal(gotP, wantP) || !slices.Equal(gotQKV, wantQKV) {
+				t.Errorf("n %d, heads %d, dh %d, ∂L/∂qkv %v: the module's attention backward differs from Go's loop",
+					sz.n, sz.heads, sz.dh, withQKV)
+			}
+		}
+	}
+}
