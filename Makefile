@@ -106,7 +106,7 @@ wasm-check:
 	GOOS=js GOARCH=wasm $(GO) test -short -exec $(CURDIR)/vit/wasmkernel/node_threads_exec \
 		-run 'TestRowReaders|TestClassRow|TestFolded' ./vit/lens/
 	GOOS=js GOARCH=wasm $(GO) test -short -exec $(CURDIR)/vit/wasmkernel/node_threads_exec \
-		-run 'TestAttentionBackward|TestProbsOnly' ./vit/explain/
+		-run 'TestAttentionBackward|TestRollout|TestProbsOnly|MatchAutograd' ./vit/explain/
 
 # The vit package built for arm64 and run under qemu-user (Debian qemu-user):
 # the NEON micro-kernel against the Go twin and the float64 reference, and

@@ -106,6 +106,8 @@ type simdKernel struct {
 	// attention's heads (attnback_js.go).
 	backHeadWords   int
 	backHeadScratch js.Value
+	// rolloutWords is the length of its rollout rows' job (rollout_js.go).
+	rolloutWords int
 }
 
 // span is a range of the module's memory, in bytes.
@@ -172,6 +174,9 @@ func instantiateKernel(bin []byte, memory js.Value) (k *simdKernel, err error) {
 	}
 	if f := exports.Get("backHeadWords"); f.Truthy() {
 		k.backHeadWords, k.backHeadScratch = f.Invoke().Int(), exports.Get("backHeadScratch")
+	}
+	if f := exports.Get("rolloutWords"); f.Truthy() {
+		k.rolloutWords = f.Invoke().Int()
 	}
 	if k.ctl, err = k.alloc(4 * ctlWords); err != nil {
 		return nil, err
@@ -483,6 +488,7 @@ const (
 	opClassRows
 	opAttentionHeads
 	opAttentionBackward
+	opRolloutRows
 )
 
 // splitPanels cuts a product's panels into at most want chunks of per

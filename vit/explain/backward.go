@@ -140,8 +140,9 @@ func SoftmaxBackward(gp, p []float32) {
 // four products through vit.MatMulT and vit.MatMul (the SIMD GEMM in the
 // browser; the scalar loops took a third of a B/16 analysis there; the two
 // with a transposed left operand computed as their transposes),
-// accumulated in float32 like LinearBackward. AttentionBackwardNaive is its
-// float64 twin.
+// accumulated in float32 like LinearBackward; in the browser's threaded
+// module, all heads in one call (attentionBackwardKernel).
+// AttentionBackwardNaive is its float64 twin.
 func AttentionBackward(qkv []float32, probs *vit.Tensor, gHeads []float32, n, heads, dh int) (gProbs *vit.Tensor, gQKV []float32) {
 	gQKV = make([]float32, n*3*heads*dh)
 	return attentionBackward(qkv, probs, gHeads, n, heads, dh, gQKV), gQKV

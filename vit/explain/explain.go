@@ -385,27 +385,33 @@ func chefer(t *tape, target int) []float32 {
 	gProbs, _ := t.backward(g, nil, true)
 	r := make([]float64, n)
 	r[0] = 1
-	row := make([]float64, n) // row k of Ā_b
+	row := make([]float64, n) // row k of Ā_b, times H
 	next := make([]float64, n)
+	var all []float64 // all of Ā_b times H, where rolloutRowsKernel runs
 	for b := len(gProbs) - 1; b >= 0; b-- {
 		a, ga := t.Blocks[b].Probs.Data, gProbs[b].Data
 		// r ← r + r·Ā, building only the rows of Ā that r weighs (the
-		// last block's: [CLS]'s alone).
+		// last block's: [CLS]'s alone), or, below the last block, where r
+		// weighs every row, all of them at once in the kernel.
+		whole := false
+		if b < len(gProbs)-1 && rolloutRowsKernel != nil {
+			if all == nil {
+				all = make([]float64, n*n)
+			}
+			whole = rolloutRowsKernel(all, ga, a, n, c.Heads)
+		}
 		copy(next, r)
 		for k, w := range r {
 			if w == 0 {
 				continue
 			}
-			clear(row)
-			for h := range c.Heads {
-				off := (h*n + k) * n
-				for j, p := range a[off : off+n] {
-					if v := float64(ga[off+j]) * float64(p); v > 0 {
-						row[j] += v
-					}
-				}
+			rk := row
+			if whole {
+				rk = all[k*n : (k+1)*n]
+			} else {
+				rolloutRow(row, ga, a, k, n, c.Heads)
 			}
-			for j, v := range row {
+			for j, v := range rk {
 				next[j] += w * (v / float64(c.Heads))
 			}
 		}
@@ -418,3 +424,24 @@ func chefer(t *tape, target int) []float32 {
 	}
 	return out
 }
+
+// rolloutRow writes row k of Σ_h max(0, ∂L/∂A_h ⊙ A_h) (H×n×n, head-major),
+// the heads summed in order in float64.
+func rolloutRow(row []float64, ga, a []float32, k, n, heads int) {
+	row = row[:n]
+	clear(row)
+	for h := range heads {
+		off := (h*n + k) * n
+		for j, p := range a[off : off+n] {
+			if v := float64(ga[off+j]) * float64(p); v > 0 {
+				row[j] += v
+			}
+		}
+	}
+}
+
+// rolloutRowsKernel computes every row of rolloutRow at once where the
+// platform has a kernel for it (the browser's threaded module, rows shared
+// among its threads: the rollout was a Go loop on the engine's one thread);
+// rolloutRow is its twin, bit for bit.
+var rolloutRowsKernel = vit.RolloutRows

@@ -269,12 +269,13 @@ static void gemmPanels(float *c, const float *a, const float *b, float *apack, i
 // and HELPERS, the count of helpers that have started. OP says what the
 // chunks are: a product's column panels (OP_GEMM), or, in the threaded build,
 // rows of the lens's class logits (OP_CLASS_ROWS), attention's heads
-// (OP_ATTENTION_HEADS) or their backward (OP_ATTENTION_BACKWARD), ARG_A pointing at the job's arguments and ARG_M
+// (OP_ATTENTION_HEADS), their backward (OP_ATTENTION_BACKWARD) or the
+// rollout's rows (OP_ROLLOUT_ROWS), ARG_A pointing at the job's arguments and ARG_M
 // counting its rows or heads. ARG_BBLOCK, ARG_BROW and ARG_BCOL are an
 // unpacked B's layout (packB; ARG_BCOL 0: B is packed).
 enum { GEN, ACTIVE, NEXT, DONE, CHUNKS, PER, ARG_C, ARG_A, ARG_B, ARG_APACK, ARG_APSTRIDE, ARG_M, ARG_N, ARG_K,
        ARG_ACC, ARG_BIAS, ARG_GELU, OP, HELPERS, ARG_BBLOCK, ARG_BROW, ARG_BCOL, CTL_WORDS };
-enum { OP_GEMM, OP_CLASS_ROWS, OP_ATTENTION_HEADS, OP_ATTENTION_BACKWARD };
+enum { OP_GEMM, OP_CLASS_ROWS, OP_ATTENTION_HEADS, OP_ATTENTION_BACKWARD, OP_ROLLOUT_ROWS };
 
 #ifdef __wasm_atomics__
 // outOfExpRange marks the lanes where vit.Exp32 leaves its polynomial
@@ -528,6 +529,29 @@ static void attentionBackwardHeads(const int *a, int tid, int h0, int h1) {
 			for (int i = 0; i < dh; i++) gQKV[t * ld + ko + i] = out[i * n + t];
 	}
 }
+
+// The rows of Chefer's rollout matrix before the mean over heads
+// (vit/explain's chefer is the twin, vit/rollout_js.go the caller):
+// OUT[k·n + j] = Σ_h max(0, GPROBS[h,k,j]·PROBS[h,k,j]) in float64, the
+// heads in order (a float32 product is exact in float64: the same bits).
+enum { W_GPROBS, W_PROBS, W_OUT, W_TOKENS, W_HEADS, W_WORDS };
+
+__attribute__((export_name("rolloutWords"))) int rolloutWords(void) { return W_WORDS; }
+
+static void rolloutRows(const int *a, int k0, int k1) {
+	int n = a[W_TOKENS], heads = a[W_HEADS];
+	for (int k = k0; k < k1; k++) {
+		double *out = (double *)a[W_OUT] + k * n;
+		for (int j = 0; j < n; j++) out[j] = 0;
+		for (int h = 0; h < heads; h++) {
+			const float *g = (const float *)a[W_GPROBS] + (h * n + k) * n, *p = (const float *)a[W_PROBS] + (h * n + k) * n;
+			for (int j = 0; j < n; j++) {
+				double v = (double)g[j] * (double)p[j];
+				if (v > 0) out[j] += v;
+			}
+		}
+	}
+}
 #endif
 
 __attribute__((export_name("ctlWords"))) int ctlWords(void) { return CTL_WORDS; }
@@ -547,7 +571,8 @@ __attribute__((export_name("gemmChunks"))) void gemmChunks(int *ctl, int tid) {
 			int items = ctl[ARG_M], i1 = (q + 1) * per < items ? (q + 1) * per : items;
 			if (ctl[OP] == OP_CLASS_ROWS) classRows((const int *)ctl[ARG_A], tid, q * per, i1);
 			else if (ctl[OP] == OP_ATTENTION_HEADS) attentionHeads((const int *)ctl[ARG_A], tid, q * per, i1);
-			else attentionBackwardHeads((const int *)ctl[ARG_A], tid, q * per, i1);
+			else if (ctl[OP] == OP_ATTENTION_BACKWARD) attentionBackwardHeads((const int *)ctl[ARG_A], tid, q * per, i1);
+			else rolloutRows((const int *)ctl[ARG_A], q * per, i1);
 		} else
 #endif
 		gemmPanels((float *)ctl[ARG_C], (const float *)ctl[ARG_A], (const float *)ctl[ARG_B], apack, pack, ctl[ARG_M],

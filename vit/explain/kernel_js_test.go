@@ -46,3 +46,41 @@ func TestAttentionBackwardKernelMatchesLoop(t *testing.T) {
 		}
 	}
 }
+
+// The threaded module's rollout rows (vit.RolloutRows) against rolloutRow,
+// bit for bit, on the gradients and probabilities of a real backward (half
+// of the products negative) and an odd size; and chefer's map with the
+// kernel against chefer's without.
+func TestRolloutRowsKernelMatchesLoop(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, sz := range []struct{ n, heads int }{{5, 2}, {37, 3}, {197, 12}} {
+		ga, a := randVec(rng, sz.heads*sz.n*sz.n, 1), randVec(rng, sz.heads*sz.n*sz.n, 1)
+		got := make([]float64, sz.n*sz.n)
+		if !vit.RolloutRows(got, ga, a, sz.n, sz.heads) {
+			t.Skip("no threaded module here (make wasm-check runs this with node_threads_exec)")
+		}
+		for k := range sz.n {
+			want := make([]float64, sz.n)
+			rolloutRow(want, ga, a, k, sz.n, sz.heads)
+			if !slices.Equal(got[k*sz.n:(k+1)*sz.n], want) {
+				t.Fatalf("n %d, %d heads: row %d differs from Go's loop", sz.n, sz.heads, k)
+			}
+		}
+	}
+	for _, name := range goldenFixtures {
+		m, g := loadFixture(t, name)
+		inputs, targets := goldenInputs(t, g)
+		tp, err := record(m, inputs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := chefer(tp, targets[0])
+		saved := rolloutRowsKernel
+		rolloutRowsKernel = nil
+		want := chefer(tp, targets[0])
+		rolloutRowsKernel = saved
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: chefer's map with the rollout kernel differs from Go's", name)
+		}
+	}
+}
