@@ -96,17 +96,20 @@ wasm-kernel:
 # the scalar path, Go's panels and torch's goldens under Node: on one
 # thread, then with the threaded module's helpers (vit/wasmkernel/
 # node_threads_exec: Node's worker_threads as the page's Web Workers), with
-# the lens's class-row kernel and attention's heads against their Go twins.
+# the lens's class-row kernel and attention's heads against their Go twins,
+# and in the threaded module at 1 thread (VITLENS_THREADS=1: no helpers, the
+# caller runs every chunk), as the engine's worker runs it at ?threads=1.
 wasm-check:
 	GOOS=js GOARCH=wasm $(GO) build ./vit/... ./gpu/... ./shaders/...
 	GOOS=js GOARCH=wasm $(GO) test -short -exec "$$($(GO) env GOROOT)/lib/wasm/go_js_wasm_exec" \
 		-run 'TestSIMD|TestGEMM|TestGELU|TestMicroKernels|TestMatMul|TestLinearMatMul|TestLayoutB|TestForwardMatchesTorch' ./vit/
-	GOOS=js GOARCH=wasm $(GO) test -short -exec $(CURDIR)/vit/wasmkernel/node_threads_exec \
-		-run 'TestSIMD|TestGEMM|TestGELU|TestMatMul|TestLinearMatMul|TestLayoutB|TestForwardMatchesTorch|TestAttentionHeads' ./vit/
-	GOOS=js GOARCH=wasm $(GO) test -short -exec $(CURDIR)/vit/wasmkernel/node_threads_exec \
-		-run 'TestRowReaders|TestClassRow|TestFolded' ./vit/lens/
-	GOOS=js GOARCH=wasm $(GO) test -short -exec $(CURDIR)/vit/wasmkernel/node_threads_exec \
-		-run 'TestAttentionBackward|TestRollout|TestProbsOnly|MatchAutograd' ./vit/explain/
+	for threads in "" 1; do \
+	VITLENS_THREADS=$$threads GOOS=js GOARCH=wasm $(GO) test -count=1 -short -exec $(CURDIR)/vit/wasmkernel/node_threads_exec \
+		-run 'TestSIMD|TestGEMM|TestGELU|TestMatMul|TestLinearMatMul|TestLayoutB|TestForwardMatchesTorch|TestAttentionHeads' ./vit/ && \
+	VITLENS_THREADS=$$threads GOOS=js GOARCH=wasm $(GO) test -count=1 -short -exec $(CURDIR)/vit/wasmkernel/node_threads_exec \
+		-run 'TestRowReaders|TestClassRow|TestFolded' ./vit/lens/ && \
+	VITLENS_THREADS=$$threads GOOS=js GOARCH=wasm $(GO) test -count=1 -short -exec $(CURDIR)/vit/wasmkernel/node_threads_exec \
+		-run 'TestAttentionBackward|TestRollout|TestProbsOnly|MatchAutograd' ./vit/explain/ || exit 1; done
 
 # The vit package built for arm64 and run under qemu-user (Debian qemu-user):
 # the NEON micro-kernel against the Go twin and the float64 reference, and

@@ -8,19 +8,20 @@ import (
 )
 
 // ClassRowsKernel reports whether ReadClassRows runs: the threaded module
-// with its helpers, on the matmul's path. The single-threaded module has no
-// class-row kernel: it must stay under 4 KiB, which Chromium compiles on
+// (at any thread count) on the matmul's path. The single-threaded module has
+// no class-row kernel: it must stay under 4 KiB, which Chromium compiles on
 // the page's main thread.
 func ClassRowsKernel() bool { return threadedModule() && simd.classRowWords > 0 }
 
-// threadedModule reports whether the matmul runs in the threaded module
-// with helpers, on which the lens's rows and attention's heads may run too.
-func threadedModule() bool { return simd != nil && simd.threads > 1 && GEMMKernel() == "simd" }
+// threadedModule reports whether the matmul runs in the threaded build, on
+// which the lens's rows and attention's heads may run too: with its helpers
+// where it has some, else on the caller alone (runChunks).
+func threadedModule() bool { return simd != nil && simd.threaded && GEMMKernel() == "simd" }
 
 // ReadClassRows runs j in the threaded WebAssembly module (gemm.c's
-// classRows) on the caller and its helper threads, filling j.Out and j.Top.
-// It is false, j untouched, where ClassRowsKernel is false. The lens's tests
-// compare every row with its Go twin.
+// classRows) on the caller and its helper threads, if any, filling j.Out
+// and j.Top. It is false, j untouched, where ClassRowsKernel is false. The
+// lens's tests compare every row with its Go twin.
 func ReadClassRows(j *ClassRows) bool {
 	if !ClassRowsKernel() {
 		return false
@@ -68,7 +69,7 @@ func ReadClassRows(j *ClassRows) bool {
 	ctl := [...]int32{ctlChunks: int32(chunks), ctlPer: int32(per), ctlA: int32(base + args), ctlM: int32(rows),
 		ctlOp: opClassRows}
 	k.putWords(k.ctl.off+4*ctlNext, ctl[ctlNext:ctlHelpers])
-	k.parallelFn.Invoke(k.ctl.off)
+	k.runChunks(chunks)
 	k.getBytes(sliceBytes(j.Out), base+out)
 	k.getBytes(sliceBytes(j.Top), base+top)
 	return true

@@ -85,6 +85,7 @@ type simdKernel struct {
 	geluFn      js.Value // gelu(x, n) and geluGrad(g, x, n): activation_js.go
 	geluGradFn  js.Value
 	threads     int  // the caller and its helpers
+	threaded    bool // the threaded build: its class rows and heads run at 1 thread too (runChunks)
 	split       int  // chunks per thread a product is cut into
 	minChunk    int  // the least work (multiply-adds) a chunk gets: chunkMinWork
 	ctl         span // the control block (gemm.c's CTL_WORDS int32s)
@@ -406,11 +407,7 @@ func (k *simdKernel) product(out []float32, ldc int, a []float32, lda, m int, b 
 	// GEN, ACTIVE and HELPERS are the threads' own.
 	k.putWords(k.ctl.off+4*ctlNext, ctl[ctlNext:ctlHelpers])
 	k.putWords(k.ctl.off+4*ctlBBlock, ctl[ctlBBlock:])
-	if k.threads > 1 && chunks > 1 {
-		k.parallelFn.Invoke(k.ctl.off)
-	} else {
-		k.chunksFn.Invoke(k.ctl.off, 0)
-	}
+	k.runChunks(chunks)
 	if ldc == n {
 		k.get(out[:m*n], base+cOff)
 	} else {
@@ -435,6 +432,18 @@ func (k *simdKernel) scratchAt(need int) int {
 		}
 	}
 	return k.scratch.off
+}
+
+// runChunks runs the job just written into the control block: with the
+// helpers (gemmParallel) where there are some and the job has more than one
+// chunk, else on the caller alone (gemmChunks with tid 0, which takes every
+// chunk): the single-threaded build, and the threaded one at 1 thread.
+func (k *simdKernel) runChunks(chunks int) {
+	if k.threads > 1 && chunks > 1 {
+		k.parallelFn.Invoke(k.ctl.off)
+	} else {
+		k.chunksFn.Invoke(k.ctl.off, 0)
+	}
 }
 
 // The control block's words (gemm.c's enum).
@@ -565,16 +574,20 @@ func (k *simdKernel) microKernel(a, b, c *float32, kc, ldc int, accumulate bool)
 const gemmWorkerURL = "/web/gemm-worker.js"
 
 // newThreadedOrSingle returns the threaded kernel where the page can run
-// it, else the single-threaded one. Threads need shared memory
-// (crossOriginIsolated: the server's COOP and COEP headers), Worker, and a
-// thread that may block in Atomics.wait, which the page's main thread may
-// not: the engine's worker has no document. VITLENS_THREADS (the page's
+// it, else the single-threaded one. The threaded build needs shared memory
+// (crossOriginIsolated: the server's COOP and COEP headers) and a thread
+// without a document: it is over the 4 KiB the page's main thread may
+// compile synchronously, and its caller blocks in Atomics.wait, which the
+// main thread may not. Even at 1 thread it is the one to load there: its
+// class-row and attention jobs save the engine's Go thread the lens's rows
+// and attention's softmax, and the caller runs their chunks itself. Helper
+// workers (threads-1 of them) need Worker too. VITLENS_THREADS (the page's
 // ?threads=) caps the count; the default is navigator.hardwareConcurrency.
 func newThreadedOrSingle() (*simdKernel, error) {
 	g := js.Global()
-	threads := 0
+	threads := 1
 	if nav := g.Get("navigator"); nav.Truthy() && nav.Get("hardwareConcurrency").Truthy() {
-		threads = nav.Get("hardwareConcurrency").Int()
+		threads = max(1, nav.Get("hardwareConcurrency").Int())
 	}
 	if s := os.Getenv("VITLENS_THREADS"); s != "" {
 		if n, err := strconv.Atoi(s); err == nil && n >= 1 {
@@ -584,20 +597,24 @@ func newThreadedOrSingle() (*simdKernel, error) {
 	if g := os.Getenv("VITLENS_GEMM"); g != "" && g != "simd" {
 		threads = 1 // another kernel chosen: no idle helpers
 	}
-	if threads < 2 || !g.Get("crossOriginIsolated").Truthy() || !g.Get("Worker").Truthy() || g.Get("document").Truthy() {
+	if !g.Get("crossOriginIsolated").Truthy() || g.Get("document").Truthy() {
 		return newSIMDKernel()
+	}
+	if !g.Get("Worker").Truthy() {
+		threads = 1
 	}
 	k, err := newThreadedKernel(threads)
 	if err != nil {
-		println("vitlens: the threaded WebAssembly SIMD kernel did not start, so products run on one thread:", err.Error())
+		println("vitlens: the threaded WebAssembly SIMD kernel did not start, so products run in the single-threaded one:", err.Error())
 		return newSIMDKernel()
 	}
 	return k, nil
 }
 
 // newThreadedKernel instantiates the threaded build on a new shared memory
-// and starts threads-1 helper workers on it. The helpers need not have
-// started for a product to run: the caller takes every chunk left.
+// and starts threads-1 helper workers on it (none at 1 thread). The helpers
+// need not have started for a product to run: the caller takes every chunk
+// left.
 func newThreadedKernel(threads int) (k *simdKernel, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -613,7 +630,10 @@ func newThreadedKernel(threads int) (k *simdKernel, err error) {
 	if k, err = instantiateKernel(simdThreadsWasm, memory); err != nil {
 		return nil, err
 	}
-	k.threads, k.split = threads, 4
+	k.threaded, k.threads = true, threads
+	if threads > 1 {
+		k.split = 4
+	}
 	for tid := 1; tid < threads; tid++ {
 		w := g.Get("Worker").New(gemmWorkerURL)
 		msg := g.Get("Object").New()

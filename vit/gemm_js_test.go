@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"syscall/js"
 	"testing"
 	"time"
@@ -20,6 +22,44 @@ import (
 func TestSIMDKernelLoads(t *testing.T) {
 	if simd == nil {
 		t.Fatalf("no SIMD kernel: %v", simdErr)
+	}
+}
+
+// newThreadedOrSingle's choice: the threaded build wherever shared memory
+// is allowed off the main thread (node_threads_exec's Node, the engine's
+// worker), at 1 thread too, where no helper starts and the caller runs
+// every chunk of the lens's rows and attention's heads; else the single
+// one. make wasm-check runs this under plain Node, under node_threads_exec
+// and under it with VITLENS_THREADS=1.
+func TestSIMDKernelChoice(t *testing.T) {
+	if simd == nil {
+		t.Skip(simdErr)
+	}
+	if GEMMKernel() != "simd" {
+		t.Skip("VITLENS_GEMM chose another kernel")
+	}
+	g := js.Global()
+	isolated := g.Get("crossOriginIsolated").Truthy() && !g.Get("document").Truthy()
+	if simd.threaded != isolated {
+		t.Fatalf("threaded build %v, want %v (crossOriginIsolated without a document)", simd.threaded, isolated)
+	}
+	if !isolated {
+		if simd.threads != 1 || threadedModule() || ClassRowsKernel() {
+			t.Errorf("single-threaded build: %d threads, threadedModule %v, ClassRowsKernel %v; want 1, false, false",
+				simd.threads, threadedModule(), ClassRowsKernel())
+		}
+		return
+	}
+	want := g.Get("navigator").Get("hardwareConcurrency").Int()
+	if n, err := strconv.Atoi(os.Getenv("VITLENS_THREADS")); err == nil && n >= 1 {
+		want = min(want, n)
+	}
+	if simd.threads != want || !threadedModule() || !ClassRowsKernel() {
+		t.Errorf("threaded build: %d threads, threadedModule %v, ClassRowsKernel %v; want %d, true, true",
+			simd.threads, threadedModule(), ClassRowsKernel(), want)
+	}
+	if got := simdThreads(); got > want || want == 1 && got != 1 {
+		t.Errorf("simdThreads() = %d with %d threads", got, want)
 	}
 }
 

@@ -11,9 +11,9 @@ func init() { attentionHeadsKernel = attentionHeadsInModule }
 
 // attentionHeadsInModule runs Attention's heads in the threaded WebAssembly
 // module (gemm.c's attentionHeads), one head a chunk on the caller and its
-// helpers: one call for all heads instead of two small products per head,
-// each too small to share, with the softmax between them on the engine's one
-// Go thread. It writes out's head columns and, when probs is not nil, the
+// helpers, if any: one call for all heads instead of two small products per
+// head, each too small to share, with the softmax between them on the
+// engine's one Go thread. It writes out's head columns and, when probs is not nil, the
 // probabilities, and returns the heads it left to Go (an exponential out of
 // Exp32's range); false where there is no threaded module.
 func attentionHeadsInModule(out, qkv []float32, n, heads, dh int, scale float32, probs []float32) (left []bool, ran bool) {
@@ -49,7 +49,7 @@ func attentionHeadsInModule(out, qkv []float32, n, heads, dh int, scale float32,
 	ctl := [...]int32{ctlChunks: int32(heads), ctlPer: 1, ctlA: int32(base + args), ctlM: int32(heads),
 		ctlOp: opAttentionHeads}
 	k.putWords(k.ctl.off+4*ctlNext, ctl[ctlNext:ctlHelpers])
-	k.parallelFn.Invoke(k.ctl.off)
+	k.runChunks(heads)
 	k.get(out[:n*d], base+outOff)
 	if probs != nil {
 		k.get(probs[:heads*n*n], base+probsOff)
