@@ -14,7 +14,7 @@ func AttentionBackwardKernel() bool { return threadedModule() && simd.backHeadWo
 // AttentionBackwardHeads runs the backward of attention's heads
 // (vit/explain's attentionBackward, whose Go loop is its twin) in the
 // threaded WebAssembly module (gemm.c's attentionBackwardHeads), one head a
-// chunk on the caller and its helpers: one call for all heads instead of
+// chunk on the caller and its helpers, if any: one call for all heads instead of
 // four products per head, each too small to share, with the gathers and
 // softmax' between them on the engine's one Go thread. Given the forward's
 // qkv (n×3D) and probabilities (H×n×n) and gHeads = ∂L/∂(head outputs)
@@ -57,7 +57,7 @@ func AttentionBackwardHeads(gProbs, gQKV, qkv, probs, gHeads []float32, n, heads
 	ctl := [...]int32{ctlChunks: int32(heads), ctlPer: 1, ctlA: int32(base + args), ctlM: int32(heads),
 		ctlOp: opAttentionBackward}
 	k.putWords(k.ctl.off+4*ctlNext, ctl[ctlNext:ctlHelpers])
-	k.parallelFn.Invoke(k.ctl.off)
+	k.runChunks(heads)
 	k.get(gProbs[:heads*n*n], base+gProbsOff)
 	if gQKV != nil {
 		k.get(gQKV[:n*3*d], base+gQKVOff)

@@ -8,7 +8,7 @@ import "fmt"
 // probs[h,k,j]), the heads in order: the rows of Chefer's rollout matrix
 // before the mean over heads (vit/explain's chefer, whose Go loop is its
 // twin, bit for bit), in the threaded WebAssembly module (gemm.c's
-// rolloutRows), rows shared among the caller and its helpers. It is false,
+// rolloutRows), rows shared among the caller and its helpers, if any. It is false,
 // out untouched, where there is no threaded module (threadedModule).
 func RolloutRows(out []float64, gProbs, probs []float32, n, heads int) bool {
 	if !threadedModule() || simd.rolloutWords == 0 {
@@ -32,7 +32,7 @@ func RolloutRows(out []float64, gProbs, probs []float32, n, heads int) bool {
 	ctl := [...]int32{ctlChunks: int32(chunks), ctlPer: int32(per), ctlA: int32(base + args), ctlM: int32(n),
 		ctlOp: opRolloutRows}
 	k.putWords(k.ctl.off+4*ctlNext, ctl[ctlNext:ctlHelpers])
-	k.parallelFn.Invoke(k.ctl.off)
+	k.runChunks(chunks)
 	k.getBytes(sliceBytes(out[:n*n]), base+outOff)
 	return true
 }
