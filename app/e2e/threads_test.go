@@ -17,8 +17,9 @@ import (
 // (vit/gemm_js.go's helper workers, public/web/gemm-worker.js). Each
 // product's chunks are the single-threaded module's loops on disjoint
 // columns, so the analysis of a Ti/16-sized model (12 to 48 panels a
-// product) must equal the one with ?threads=1 exactly, and the demo's the
-// native ranks.
+// product) must equal the one with ?threads=1 (the same build with no
+// helper: the caller takes every chunk) exactly, and the demo's the native
+// ranks.
 func TestThreadedMatMul(t *testing.T) {
 	ts := serve(t)
 	ctx := browser(t, false)
