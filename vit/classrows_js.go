@@ -41,15 +41,7 @@ func ReadClassRows(j *ClassRows) bool {
 	args, z, stats := part(4*classRowWords), part(4*rows*c), part(16*rows)
 	sOff, biasOff, ref := part(4*c), part(4*c), part(4*j.Tokens*c)
 	threadRows, out, top := part(4*k.threads*2*cp), part(8*5*rows), part(4*j.K*rows)
-	if k.scratch.size < need {
-		k.release(k.scratch)
-		k.scratch = span{}
-		var err error
-		if k.scratch, err = k.alloc(need); err != nil {
-			panic(err)
-		}
-	}
-	base := k.scratch.off
+	base := k.scratchAt(need)
 	for i, zi := range j.Z {
 		k.put(base+z+4*i*j.Tokens*c, zi[:j.Tokens*c])
 	}

@@ -32,15 +32,7 @@ func attentionHeadsInModule(out, qkv []float32, n, heads, dh int, scale float32,
 	stride := (4*k.headScratch.Invoke(n, dh).Int() + 63) &^ 63
 	args, qkvOff, outOff, probsOff := part(4*headWords), part(4*n*3*d), part(4*n*d), part(4*heads*n*n)
 	status, scratchOff := part(4*heads), part(k.threads*stride)
-	if k.scratch.size < need {
-		k.release(k.scratch)
-		k.scratch = span{}
-		var err error
-		if k.scratch, err = k.alloc(need); err != nil {
-			panic(err)
-		}
-	}
-	base := k.scratch.off
+	base := k.scratchAt(need)
 	k.put(base+qkvOff, qkv[:n*3*d])
 	k.putWords(base+args, []int32{headQKV: int32(base + qkvOff), headTokens: int32(n), headHeads: int32(heads),
 		headDH: int32(dh), headScale: int32(math.Float32bits(scale)), headOut: int32(base + outOff),
