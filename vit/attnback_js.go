@@ -32,17 +32,16 @@ func AttentionBackwardHeads(gProbs, gQKV, qkv, probs, gHeads []float32, n, heads
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	d := heads * dh
-	need := 0
-	part := func(bytes int) int { off := need; need += (bytes + 63) &^ 63; return off }
+	var l jobLayout
 	// The module's packB reads a B operand up to three rows and a panel of
 	// columns past its end: qkv (∂L/∂S·K) and the last head's probabilities
 	// (Gᵀ·A) get that much room.
 	pad := 4*3*d + gemmNR
 	stride := (4*k.backHeadScratch.Invoke(n, dh).Int() + 63) &^ 63
-	args, qkvOff, probsOff := part(4*backHeadWords), part(4*(n*3*d+pad)), part(4*(heads*n*n+4*n+gemmNR))
-	gHeadsOff, gProbsOff, gQKVOff := part(4*n*d), part(4*heads*n*n), part(4*n*3*d)
-	scratchOff := part(k.threads * stride)
-	base := k.scratchAt(need)
+	args, qkvOff, probsOff := l.part(4*backHeadWords), l.part(4*(n*3*d+pad)), l.part(4*(heads*n*n+4*n+gemmNR))
+	gHeadsOff, gProbsOff, gQKVOff := l.part(4*n*d), l.part(4*heads*n*n), l.part(4*n*3*d)
+	scratchOff := l.part(k.threads * stride)
+	base := k.scratchAt(l.need)
 	k.put(base+qkvOff, qkv[:n*3*d])
 	k.put(base+probsOff, probs[:heads*n*n])
 	k.put(base+gHeadsOff, gHeads[:n*d])
@@ -54,10 +53,7 @@ func AttentionBackwardHeads(gProbs, gQKV, qkv, probs, gHeads []float32, n, heads
 		backGHeads: int32(base + gHeadsOff), backGProbs: int32(base + gProbsOff), backGQKV: int32(gq),
 		backTokens: int32(n), backHeads: int32(heads), backDH: int32(dh), backScale: int32(math.Float32bits(scale)),
 		backScratch: int32(base + scratchOff), backStride: int32(stride)})
-	ctl := [...]int32{ctlChunks: int32(heads), ctlPer: 1, ctlA: int32(base + args), ctlM: int32(heads),
-		ctlOp: opAttentionBackward}
-	k.putWords(k.ctl.off+4*ctlNext, ctl[ctlNext:ctlHelpers])
-	k.runChunks(heads)
+	k.runJob(opAttentionBackward, base+args, heads, 1)
 	k.get(gProbs[:heads*n*n], base+gProbsOff)
 	if gQKV != nil {
 		k.get(gQKV[:n*3*d], base+gQKVOff)

@@ -35,13 +35,11 @@ func ReadClassRows(j *ClassRows) bool {
 	rows, c := j.Rows(), j.Classes
 	cp := (c + 3) &^ 3
 	j.Out, j.Top = make([]float64, 5*rows), make([]int32, j.K*rows)
-	// One scratch span, laid out in 64-byte aligned parts.
-	need := 0
-	part := func(bytes int) int { off := need; need += (bytes + 63) &^ 63; return off }
-	args, z, stats := part(4*classRowWords), part(4*rows*c), part(16*rows)
-	sOff, biasOff, ref := part(4*c), part(4*c), part(4*j.Tokens*c)
-	threadRows, out, top := part(4*k.threads*2*cp), part(8*5*rows), part(4*j.K*rows)
-	base := k.scratchAt(need)
+	var l jobLayout
+	args, z, stats := l.part(4*classRowWords), l.part(4*rows*c), l.part(16*rows)
+	sOff, biasOff, ref := l.part(4*c), l.part(4*c), l.part(4*j.Tokens*c)
+	threadRows, out, top := l.part(4*k.threads*2*cp), l.part(8*5*rows), l.part(4*j.K*rows)
+	base := k.scratchAt(l.need)
 	for i, zi := range j.Z {
 		k.put(base+z+4*i*j.Tokens*c, zi[:j.Tokens*c])
 	}
@@ -57,11 +55,7 @@ func ReadClassRows(j *ClassRows) bool {
 		rowBias: int32(base + biasOff), rowRef: int32(base + ref), rowTokens: int32(j.Tokens), rowClasses: int32(c),
 		rowTarget: int32(j.Target), rowK: int32(j.K), rowScratch: int32(base + threadRows), rowOut: int32(base + out),
 		rowTop: int32(base + top)})
-	chunks, per := splitPanels(rows, (rows+classRowsPerChunk-1)/classRowsPerChunk)
-	ctl := [...]int32{ctlChunks: int32(chunks), ctlPer: int32(per), ctlA: int32(base + args), ctlM: int32(rows),
-		ctlOp: opClassRows}
-	k.putWords(k.ctl.off+4*ctlNext, ctl[ctlNext:ctlHelpers])
-	k.runChunks(chunks)
+	k.runJob(opClassRows, base+args, rows, classRowsPerChunk)
 	k.getBytes(sliceBytes(j.Out), base+out)
 	k.getBytes(sliceBytes(j.Top), base+top)
 	return true

@@ -446,6 +446,26 @@ func (k *simdKernel) runChunks(chunks int) {
 	}
 }
 
+// runJob runs one of the threaded module's jobs other than a product (op;
+// its words at byte offset args): items rows or heads, cut into chunks of
+// about perChunk each, on the caller and its helpers.
+func (k *simdKernel) runJob(op, args, items, perChunk int) {
+	chunks, per := splitPanels(items, (items+perChunk-1)/perChunk)
+	ctl := [...]int32{ctlChunks: int32(chunks), ctlPer: int32(per), ctlA: int32(args), ctlM: int32(items), ctlOp: int32(op)}
+	k.putWords(k.ctl.off+4*ctlNext, ctl[ctlNext:ctlHelpers])
+	k.runChunks(chunks)
+}
+
+// jobLayout places a job's parts in the one scratch span (scratchAt),
+// each at a 64-byte aligned offset; need is the span's size so far.
+type jobLayout struct{ need int }
+
+func (l *jobLayout) part(bytes int) int {
+	off := l.need
+	l.need += (bytes + 63) &^ 63
+	return off
+}
+
 // The control block's words (gemm.c's enum).
 const (
 	ctlGen = iota

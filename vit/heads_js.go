@@ -27,21 +27,17 @@ func attentionHeadsInModule(out, qkv []float32, n, heads, dh int, scale float32,
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	d := heads * dh
-	need := 0
-	part := func(bytes int) int { off := need; need += (bytes + 63) &^ 63; return off }
+	var l jobLayout
 	stride := (4*k.headScratch.Invoke(n, dh).Int() + 63) &^ 63
-	args, qkvOff, outOff, probsOff := part(4*headWords), part(4*n*3*d), part(4*n*d), part(4*heads*n*n)
-	status, scratchOff := part(4*heads), part(k.threads*stride)
-	base := k.scratchAt(need)
+	args, qkvOff, outOff, probsOff := l.part(4*headWords), l.part(4*n*3*d), l.part(4*n*d), l.part(4*heads*n*n)
+	status, scratchOff := l.part(4*heads), l.part(k.threads*stride)
+	base := k.scratchAt(l.need)
 	k.put(base+qkvOff, qkv[:n*3*d])
 	k.putWords(base+args, []int32{headQKV: int32(base + qkvOff), headTokens: int32(n), headHeads: int32(heads),
 		headDH: int32(dh), headScale: int32(math.Float32bits(scale)), headOut: int32(base + outOff),
 		headProbs: int32(base + probsOff), headStatus: int32(base + status), headScratch: int32(base + scratchOff),
 		headStride: int32(stride)})
-	ctl := [...]int32{ctlChunks: int32(heads), ctlPer: 1, ctlA: int32(base + args), ctlM: int32(heads),
-		ctlOp: opAttentionHeads}
-	k.putWords(k.ctl.off+4*ctlNext, ctl[ctlNext:ctlHelpers])
-	k.runChunks(heads)
+	k.runJob(opAttentionHeads, base+args, heads, 1)
 	k.get(out[:n*d], base+outOff)
 	if probs != nil {
 		k.get(probs[:heads*n*n], base+probsOff)

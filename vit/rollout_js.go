@@ -20,19 +20,14 @@ func RolloutRows(out []float64, gProbs, probs []float32, n, heads int) bool {
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	need := 0
-	part := func(bytes int) int { off := need; need += (bytes + 63) &^ 63; return off }
-	args, gOff, pOff, outOff := part(4*rolloutWords), part(4*heads*n*n), part(4*heads*n*n), part(8*n*n)
-	base := k.scratchAt(need)
+	var l jobLayout
+	args, gOff, pOff, outOff := l.part(4*rolloutWords), l.part(4*heads*n*n), l.part(4*heads*n*n), l.part(8*n*n)
+	base := k.scratchAt(l.need)
 	k.put(base+gOff, gProbs[:heads*n*n])
 	k.put(base+pOff, probs[:heads*n*n])
 	k.putWords(base+args, []int32{rolloutGProbs: int32(base + gOff), rolloutProbs: int32(base + pOff),
 		rolloutOut: int32(base + outOff), rolloutTokens: int32(n), rolloutHeads: int32(heads)})
-	chunks, per := splitPanels(n, (n+rolloutRowsPerChunk-1)/rolloutRowsPerChunk)
-	ctl := [...]int32{ctlChunks: int32(chunks), ctlPer: int32(per), ctlA: int32(base + args), ctlM: int32(n),
-		ctlOp: opRolloutRows}
-	k.putWords(k.ctl.off+4*ctlNext, ctl[ctlNext:ctlHelpers])
-	k.runChunks(chunks)
+	k.runJob(opRolloutRows, base+args, n, rolloutRowsPerChunk)
 	k.getBytes(sliceBytes(out[:n*n]), base+outOff)
 	return true
 }
