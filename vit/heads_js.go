@@ -29,7 +29,10 @@ func attentionHeadsInModule(out, qkv []float32, n, heads, dh int, scale float32,
 	d := heads * dh
 	var l jobLayout
 	stride := (4*k.headScratch.Invoke(n, dh).Int() + 63) &^ 63
-	args, qkvOff, outOff, probsOff := l.part(4*headWords), l.part(4*n*3*d), l.part(4*n*d), l.part(4*heads*n*n)
+	// The module's packB reads qkv up to three rows and a panel of columns
+	// past its end (v's rows past n; the last head's columns past dh).
+	pad := 3*3*d + gemmNR
+	args, qkvOff, outOff, probsOff := l.part(4*headWords), l.part(4*(n*3*d+pad)), l.part(4*n*d), l.part(4*heads*n*n)
 	status, scratchOff := l.part(4*heads), l.part(k.threads*stride)
 	base := k.scratchAt(l.need)
 	k.put(base+qkvOff, qkv[:n*3*d])

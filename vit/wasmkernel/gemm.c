@@ -285,14 +285,6 @@ static v128_t outOfExpRange(v128_t x) {
 	return wasm_v128_not(wasm_v128_and(wasm_f32x4_ge(x, wasm_f32x4_splat(-87.33654f)), wasm_f32x4_le(x, wasm_f32x4_splat(88.0f))));
 }
 
-// packPanels packs B (k×n) into panels as vit/gemm.go does, reading B[p, j]
-// at src[p·ps + j·js]: packBN's layout with js = 1, packBT's with ps = 1.
-static void packPanels(float *dst, const float *src, int k, int n, int ps, int js) {
-	for (int j0 = 0; j0 < n; j0 += NR)
-		for (int p = 0; p < k; p++, dst += NR)
-			for (int c = 0; c < NR; c++) dst[c] = j0 + c < n ? src[p * ps + (j0 + c) * js] : 0;
-}
-
 // Attention's heads, one chunk each (vit/forward.go: attentionScratch.head
 // is the twin, and Attention hands the kernel only heads without an edit):
 // scores = q·kᵀ (the same packing and products as the Go path's, so the
@@ -300,29 +292,33 @@ static void packPanels(float *dst, const float *src, int k, int n, int ps, int j
 // the sum in float64 in order), the probabilities into PROBS, then their
 // product with v into the head's columns of OUT (n×heads·dh). A head with an
 // exponential out of Exp32's range gets STATUS[h] = 1 and is left to Go.
+// K and V are read in place through packB's layouts (the caller pads QKV by
+// three rows and a panel for its over-read), which a thread keeps in its
+// scratch (ints: the stack is every thread's at one address) before q, the
+// head's output and the packed A.
 enum { T_QKV, T_TOKENS, T_HEADS, T_DH, T_SCALE, T_OUT, T_PROBS, T_STATUS, T_SCRATCH, T_STRIDE, T_WORDS };
 
 __attribute__((export_name("headWords"))) int headWords(void) { return T_WORDS; }
 
 // headScratch is a thread's scratch for attention's heads, in floats.
 __attribute__((export_name("headScratch"))) int headScratch(int n, int dh) {
-	int np = (n + NR - 1) / NR * NR, dp = (dh + NR - 1) / NR * NR;
-	return 2 * n * dh + np * dh + dp * n + packedASize(n, n > dh ? n : dh);
+	return 8 + 2 * n * dh + packedASize(n, n > dh ? n : dh);
 }
 
 static void attentionHeads(const int *a, int tid, int h0, int h1) {
-	static const int packed[3]; // gemmPanels' layout of a packed B
 	int n = a[T_TOKENS], heads = a[T_HEADS], dh = a[T_DH], d = heads * dh, ld = 3 * d;
 	float scale = *(const float *)&a[T_SCALE];
 	const float *qkv = (const float *)a[T_QKV];
-	float *q = (float *)(a[T_SCRATCH] + tid * a[T_STRIDE]), *o = q + n * dh;
-	float *kp = o + n * dh, *vp = kp + (n + NR - 1) / NR * NR * dh, *apack = vp + (dh + NR - 1) / NR * NR * n;
+	int *kT = (int *)(a[T_SCRATCH] + tid * a[T_STRIDE]), *v = kT + 4;
+	float *q = (float *)(kT + 8), *o = q + n * dh, *apack = o + n * dh;
+	// {block, row, col}: kᵀ (rows of qkv, strided ld) and v (row-major, ld).
+	kT[0] = 16, kT[1] = 1, kT[2] = ld;
+	v[0] = 16 * ld, v[1] = ld, v[2] = 1;
 	for (int h = h0; h < h1; h++) {
 		float *probs = (float *)a[T_PROBS] + h * n * n;
 		for (int t = 0; t < n; t++)
 			for (int i = 0; i < dh; i++) q[t * dh + i] = qkv[t * ld + h * dh + i];
-		packPanels(kp, qkv + d + h * dh, dh, n, 1, ld);
-		gemmPanels(probs, q, kp, apack, 1, n, n, dh, 0, 0, 0, packed, 0, (n + NR - 1) / NR);
+		gemmPanels(probs, q, qkv + d + h * dh, apack, 1, n, n, dh, 0, 0, 0, kT, 0, (n + NR - 1) / NR);
 		int bad = 0;
 		for (int t = 0; t < n && !bad; t++) {
 			float *row = probs + t * n, m;
@@ -352,8 +348,7 @@ static void attentionHeads(const int *a, int tid, int h0, int h1) {
 		}
 		((int *)a[T_STATUS])[h] = bad;
 		if (bad) continue;
-		packPanels(vp, qkv + 2 * d + h * dh, n, dh, ld, 1);
-		gemmPanels(o, probs, vp, apack, 1, n, dh, n, 0, 0, 0, packed, 0, (dh + NR - 1) / NR);
+		gemmPanels(o, probs, qkv + 2 * d + h * dh, apack, 1, n, dh, n, 0, 0, 0, v, 0, (dh + NR - 1) / NR);
 		float *out = (float *)a[T_OUT];
 		for (int t = 0; t < n; t++)
 			for (int i = 0; i < dh; i++) out[t * d + h * dh + i] = o[t * dh + i];
