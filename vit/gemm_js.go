@@ -510,8 +510,10 @@ func (k *simdKernel) chunksFor(m, n, kk int) int {
 	return max(1, min(k.threads*k.split, m*n*kk/k.minChunk))
 }
 
-// What a product's chunks are (gemm.c's OP_ enum): its column panels, or
-// rows of the lens's class logits (classrows_js.go).
+// What a job's chunks are (gemm.c's OP_ enum): a product's column panels,
+// or, in the threaded build, rows of the lens's class logits
+// (classrows_js.go), attention's heads (heads_js.go), their backward
+// (attnback_js.go) or the rollout's rows (rollout_js.go).
 const (
 	opGEMM = iota
 	opClassRows
