@@ -81,22 +81,38 @@ func readBlob(name string, blob app.Value) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: reading failed: %v", name, err)
 	}
+	return arrayBufferBytes(buf), nil
+}
+
+// arrayBufferBytes copies an ArrayBuffer into Go memory (engine_js.go has
+// a js.Value twin, bytesOf, for the worker's messages).
+func arrayBufferBytes(buf app.Value) []byte {
 	u8 := app.Window().Get("Uint8Array").New(buf)
 	data := make([]byte, u8.Length())
 	app.CopyBytesToGo(data, u8)
-	return data, nil
+	return data
 }
 
-// fetchBlob downloads url into a Blob, reporting progress (total is -1
-// when the server does not say) at most every 100 ms. The bytes stay in
-// the browser's memory, chunk by chunk: the engine's worker reads them.
-func fetchBlob(url string, progress func(done, total int64)) (app.Value, error) {
+// fetchOK starts downloading url: the response, once the server has
+// answered with success.
+func fetchOK(url string) (app.Value, error) {
 	resp, err := await(app.Window().Call("fetch", url))
 	if err != nil {
 		return nil, fmt.Errorf("%s: download failed: %v (offline, or the server does not allow cross-origin downloads)", url, err)
 	}
 	if !resp.Get("ok").Bool() {
 		return nil, fmt.Errorf("%s: server answered %d %s", url, resp.Get("status").Int(), resp.Get("statusText").String())
+	}
+	return resp, nil
+}
+
+// fetchBlob downloads url into a Blob, reporting progress (total is -1
+// when the server does not say) at most every 100 ms. The bytes stay in
+// the browser's memory, chunk by chunk: the engine's worker reads them.
+func fetchBlob(url string, progress func(done, total int64)) (app.Value, error) {
+	resp, err := fetchOK(url)
+	if err != nil {
+		return nil, err
 	}
 	total := int64(-1)
 	if cl := resp.Get("headers").Call("get", "content-length"); cl.Truthy() {
@@ -142,21 +158,15 @@ func fetchBytes(url string, progress func(done, total int64)) ([]byte, error) {
 // (the model, the samples' index, 30 samples) as it starts, when each
 // wake-up waits for its thread, busy parsing the model.
 func fetchWhole(url string) ([]byte, error) {
-	resp, err := await(app.Window().Call("fetch", url))
+	resp, err := fetchOK(url)
 	if err != nil {
-		return nil, fmt.Errorf("%s: download failed: %v", url, err)
-	}
-	if !resp.Get("ok").Bool() {
-		return nil, fmt.Errorf("%s: server answered %d %s", url, resp.Get("status").Int(), resp.Get("statusText").String())
+		return nil, err
 	}
 	buf, err := await(resp.Call("arrayBuffer"))
 	if err != nil {
 		return nil, fmt.Errorf("%s: download interrupted: %v", url, err)
 	}
-	u8 := app.Window().Get("Uint8Array").New(buf)
-	data := make([]byte, u8.Length())
-	app.CopyBytesToGo(data, u8)
-	return data, nil
+	return arrayBufferBytes(buf), nil
 }
 
 // demoFiles are the demo model and samples the server publishes under
