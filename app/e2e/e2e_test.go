@@ -79,8 +79,14 @@ func prepare(tmp string) {
 	// Build app.wasm from this tree, so the test never runs a stale one.
 	start := time.Now()
 	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	// The flags of `make wasm`, so the two share Go's build cache.
-	cmd := exec.Command(goBin, "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(env.web, "app.wasm"), "./app/wasm")
+	// The flags of `make wasm`, so the two share Go's build cache; with
+	// its symbols where a trace is asked for (VITLENS_E2E_TRACE), so that
+	// the profiler's stacks name Go's functions.
+	ldflags := "-ldflags=-s -w"
+	if traceFile != "" {
+		ldflags = "-ldflags="
+	}
+	cmd := exec.Command(goBin, "build", "-trimpath", ldflags, "-o", filepath.Join(env.web, "app.wasm"), "./app/wasm")
 	cmd.Dir = repoRoot()
 	cmd.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
 	if out, err := cmd.CombinedOutput(); err != nil {

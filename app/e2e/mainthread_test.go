@@ -278,7 +278,9 @@ type mainThreadTrace struct {
 	events []traceEvent
 	raw    []json.RawMessage // every event, kept where VITLENS_E2E_TRACE asks for the file
 	done   chan struct{}
+	once   sync.Once
 	ended  bool
+	file   string // where the whole trace goes: traceFile, unless a test names another
 }
 
 // traceFile is where VITLENS_E2E_TRACE asks for the whole trace, with V8's
@@ -303,7 +305,7 @@ type traceEvent struct {
 
 func startTrace(t *testing.T, ctx context.Context) *mainThreadTrace {
 	t.Helper()
-	tr := &mainThreadTrace{done: make(chan struct{})}
+	tr := &mainThreadTrace{done: make(chan struct{}), file: traceFile}
 	if err := chromedp.Listen(ctx, func(ev any) {
 		switch e := ev.(type) {
 		case *tracing.EventDataCollected:
@@ -319,7 +321,8 @@ func startTrace(t *testing.T, ctx context.Context) *mainThreadTrace {
 				}
 			}
 		case *tracing.EventTracingComplete:
-			close(tr.done)
+			// A trace started later on the same browser completes here too.
+			tr.once.Do(func() { close(tr.done) })
 		}
 	}); err != nil {
 		t.Fatalf("listening for the trace: %v", err)
@@ -352,15 +355,15 @@ func (tr *mainThreadTrace) end(t *testing.T, ctx context.Context) {
 		t.Fatal("the trace did not complete")
 	}
 	tr.ended = true
-	if traceFile != "" {
+	if tr.file != "" {
 		data, err := json.Marshal(map[string]any{"traceEvents": tr.raw})
 		if err == nil {
-			err = os.WriteFile(traceFile, data, 0o644)
+			err = os.WriteFile(tr.file, data, 0o644)
 		}
 		if err != nil {
 			t.Errorf("writing the trace: %v", err)
 		}
-		t.Logf("the browser's trace: %s (%d events)", traceFile, len(tr.raw))
+		t.Logf("the browser's trace: %s (%d events)", tr.file, len(tr.raw))
 	}
 }
 

@@ -224,6 +224,13 @@ func TestPerfORT(t *testing.T) {
 			t.Fatal(err)
 		}
 		s = waitState(t, ctx, `d.status === 'ready' && d.model.startsWith('vit-b16')`, 15*time.Minute)
+		// VITLENS_E2E_TRACE=f: the browser's trace of this analysis, with
+		// the sampling profiler's (every thread's stacks), in f.Nthreads.json.
+		var tr *mainThreadTrace
+		if traceFile != "" {
+			tr = startTrace(t, ctx)
+			tr.file = fmt.Sprintf("%s.%dthreads.json", strings.TrimSuffix(traceFile, ".json"), threads)
+		}
 		start := time.Now()
 		eval(t, ctx, `window.vlClick = performance.now(); document.querySelector('.vl-thumb[data-sample="3"]').click()`)
 		s = waitState(t, ctx, fmt.Sprintf(`d.status === 'ready' && +d.seq > %d`, s.Seq), 15*time.Minute)
@@ -236,6 +243,9 @@ func TestPerfORT(t *testing.T) {
 			maps, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => { const e = document.getElementById('vl-explain');
 				return e ? e.innerText.slice(0, 400) : 'no #vl-explain'; })()`))
 			t.Fatalf("%d thread(s): the explanation maps did not come with the analysis (%v): %q", threads, err, maps)
+		}
+		if tr != nil {
+			tr.end(t, ctx)
 		}
 		t.Logf("app's CPU path, %s: full analysis with the explanation maps %.0f ms per image (second image; the lens part %.0f ms)",
 			s.Backend, fullMS[threads], lensMS[threads])
