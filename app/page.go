@@ -93,6 +93,7 @@ type Page struct {
 	// runProgress is its advance in words.
 	running     bool
 	runProgress string
+	runFraction float64
 }
 
 // modelFile is the last checkpoint the user gave, kept so it can be
@@ -264,7 +265,7 @@ func (p *Page) analyze(ctx app.Context) {
 				shown = time.Now()
 				ctx.Dispatch(func(app.Context) {
 					if !done.Load() { // not after the analysis ended
-						p.running, p.runProgress = true, progressText(model, pr)
+						p.running, p.runProgress, p.runFraction = true, progressText(model, pr), pr.Fraction()
 					}
 				})
 			}
@@ -290,7 +291,7 @@ func (p *Page) analyze(ctx app.Context) {
 		ctx.Dispatch(func(ctx app.Context) {
 			start := sinceNavigation()
 			ctx.Defer(func(app.Context) { measure("vl-render-upper", start) })
-			p.running, p.runProgress = false, ""
+			p.running, p.runProgress, p.runFraction = false, "", 0
 			if err == nil {
 				p.backendName, p.backendNote = a.backend, a.note
 			}
@@ -746,7 +747,7 @@ func (p *Page) Render() app.UI {
 	}
 	return app.Div().Class("vl-app").Body(
 		&Header{Backend: p.backendName, Note: p.backendNote, Elapsed: elapsed, Busy: p.busy,
-			Progress: p.runProgress, Running: p.running},
+			Progress: p.runProgress, Fraction: p.runFraction, Running: p.running},
 		app.If(p.update, func() app.UI {
 			return app.Div().Class("vl-banner vl-banner-info").Body(
 				app.Span().Text("A new version of vitlens is ready."),

@@ -198,6 +198,16 @@ type Progress struct {
 	Block, Depth int
 }
 
+// Fraction is how much of the analysis is done, 0 to 1, counting each run
+// (Steps) as its blocks.
+func (p Progress) Fraction() float64 {
+	if p.Steps < 1 || p.Depth < 1 {
+		return 0
+	}
+	f := (float64(p.Step-1) + float64(p.Block)/float64(p.Depth)) / float64(p.Steps)
+	return min(1, max(0, f))
+}
+
 // Error is a failed request on the page's side, keeping what the page
 // reacts to.
 func (r *Response) Error() error {
