@@ -504,3 +504,38 @@ func TestAttentionHeadsKernelMatchesGo(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkModuleCopy times the copies between Go's memory and the SIMD
+// module's, which every product pays for its A and C (put, get): a B/16
+// FC1 output's size, into a reused slice and into a new one each time.
+func BenchmarkModuleCopy(b *testing.B) {
+	if simd == nil {
+		b.Skip(simdErr)
+	}
+	const n = 197 * 3072
+	s, err := simd.alloc(4 * n)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer simd.release(s)
+	x := make([]float32, n)
+	rate := func(b *testing.B) { b.SetBytes(4 * n) }
+	b.Run("put", func(b *testing.B) {
+		rate(b)
+		for b.Loop() {
+			simd.put(s.off, x)
+		}
+	})
+	b.Run("get", func(b *testing.B) {
+		rate(b)
+		for b.Loop() {
+			simd.get(x, s.off)
+		}
+	})
+	b.Run("get-new", func(b *testing.B) {
+		rate(b)
+		for b.Loop() {
+			simd.get(make([]float32, n), s.off)
+		}
+	})
+}
