@@ -1,6 +1,7 @@
 package app
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -47,6 +48,7 @@ const (
 	actCancel      = "vl.cancel"      // nil: stop the analysis in flight
 	actExplain     = "vl.explain"     // nil: compute the explanation maps of a large model
 	actMemories    = "vl.memories"    // memoriesWanted: value classes the memories card lacks
+	actAttention   = "vl.attention"   // attentionWanted: the rows the attention card lacks
 )
 
 func (p *Page) handleActions(ctx app.Context) {
@@ -186,6 +188,10 @@ func (p *Page) handleActions(ctx app.Context) {
 		w := v.(memoriesWanted)
 		p.fetchMemories(ctx, w.model, w.keys, nil)
 	})
+	on(actAttention, func(ctx app.Context, v any) {
+		w := v.(attentionWanted)
+		p.fetchAttention(ctx, w.a, w.token, nil)
+	})
 }
 
 // clickToken inspects a token, or drops/restores it in drop mode.
@@ -256,8 +262,18 @@ func (p *Page) export(ctx app.Context, what string) {
 			csv(fmt.Sprintf("memories-token%d", token), data, err)
 		})
 	case "attention":
-		data, err := a.AttentionCSV(p.token)
-		csv(fmt.Sprintf("attention-token%d", p.token), data, err)
+		// The engine keeps the maps: the token's rows come from it first
+		// unless the page has them.
+		token := p.token
+		p.fetchAttention(ctx, a, token, func(ctx app.Context) {
+			got := p.attention[attnKey{a.EngineID, runOf(a), token}]
+			if got.err != "" {
+				csv("", nil, errors.New(got.err))
+				return
+			}
+			data, err := a.AttentionCSV(got.rows)
+			csv(fmt.Sprintf("attention-token%d", token), data, err)
+		})
 	case "compare":
 		if b := p.analysis2; b != nil {
 			csv("compare-readouts", session.CompareCSV(a, b), nil)
@@ -335,6 +351,89 @@ func (p *Page) fetchMemories(ctx app.Context, m *session.Model, keys []session.M
 			}
 			m.SetValueClasses(ask, classes)
 			p.memKnown++
+			if then != nil {
+				then(ctx)
+			}
+		})
+	}
+}
+
+// attnKey names a token's attention rows in one run (0: Base, 1: After)
+// of the engine's analysis of.
+type attnKey struct{ of, run, token int }
+
+// attnRows is what the page has of a key: the rows, or why there are none.
+type attnRows struct {
+	rows *session.AttentionRows
+	err  string
+}
+
+// runOf is the run of a the views show: 1 (After) when there is one.
+func runOf(a *session.Analysis) int {
+	if a.After != nil {
+		return 1
+	}
+	return 0
+}
+
+// putAttention keeps an engine's answer for token in analysis of: rows by
+// run, or err for each.
+func (p *Page) putAttention(of, token int, rows []*session.AttentionRows, err error) {
+	if p.attention == nil {
+		p.attention = map[attnKey]attnRows{}
+	}
+	for run := range 2 {
+		k := attnKey{of, run, token}
+		switch {
+		case err != nil:
+			p.attention[k] = attnRows{err: err.Error()}
+		case run < len(rows) && rows[run] != nil:
+			p.attention[k] = attnRows{rows: rows[run]}
+		}
+	}
+}
+
+// attentionWanted is a token's rows the attention card lacks.
+type attentionWanted struct {
+	a     *session.Analysis
+	token int
+}
+
+// fetchAttention asks the engine for token's rows in a's runs unless the
+// page has them or asked already, then runs then (if any) on the UI
+// goroutine.
+func (p *Page) fetchAttention(ctx app.Context, a *session.Analysis, token int, then func(app.Context)) {
+	k := attnKey{a.EngineID, runOf(a), token}
+	if _, ok := p.attention[k]; ok {
+		if then != nil {
+			then(ctx)
+		}
+		return
+	}
+	if p.attnAsked[k] {
+		if then != nil { // after the answer asked for, which the jobs before this one wait for
+			p.jobs <- func() {
+				ctx.Dispatch(func(ctx app.Context) {
+					if _, ok := p.attention[k]; ok {
+						then(ctx)
+					}
+				})
+			}
+		}
+		return
+	}
+	if p.attnAsked == nil {
+		p.attnAsked = map[attnKey]bool{}
+	}
+	p.attnAsked[k] = true
+	p.jobs <- func() {
+		rows, err := p.eng.attention(a, token)
+		ctx.Dispatch(func(ctx app.Context) {
+			delete(p.attnAsked, k)
+			if p.analysis == nil || p.analysis.EngineID != a.EngineID {
+				return // a newer analysis: these rows are not shown
+			}
+			p.putAttention(a.EngineID, token, rows, err)
 			if then != nil {
 				then(ctx)
 			}

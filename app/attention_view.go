@@ -15,8 +15,25 @@ type AttentionView struct {
 	app.Compo
 	A     *session.Analysis
 	Token int
+	// Rows are the token's weights in the run shown, which the engine
+	// sends a token at a time (actAttention asks); Err says why there are
+	// none. Neither: not here yet.
+	Rows *session.AttentionRows
+	Err  string
 
 	keys gridCursor // rows are blocks, columns heads then their mean
+}
+
+// OnMount and OnUpdate ask for the rows of the token shown when the page
+// lacks them.
+func (av *AttentionView) OnMount(ctx app.Context) { av.askRows(ctx) }
+
+func (av *AttentionView) OnUpdate(ctx app.Context) { av.askRows(ctx) }
+
+func (av *AttentionView) askRows(ctx app.Context) {
+	if a := av.A; a != nil && av.Rows == nil && av.Err == "" && session.Position(a.Current(), av.Token) >= 0 {
+		ctx.NewActionWithValue(actAttention, attentionWanted{a: a, token: av.Token})
+	}
 }
 
 func (av *AttentionView) Render() app.UI {
@@ -32,24 +49,28 @@ func (av *AttentionView) Render() app.UI {
 	if pos < 0 {
 		return card("vl-attention", "", "Attention of "+label, tools, app.P().Class("vl-hint").Text(label+" was dropped."))
 	}
+	if av.Err != "" {
+		return card("vl-attention", "", "Attention of "+label, tools, app.P().Class("vl-hint").Text(av.Err))
+	}
+	rows := av.Rows
+	if rows == nil {
+		return card("vl-attention", "", "Attention of "+label, tools, app.P().Class("vl-hint").Text("Reading the attention of "+label+"…"))
+	}
 	g := c.GridSize()
 	first := c.FirstImageToken()
 	am := figure.AttentionMaps{Grid: g, Query: av.Token - first}
 	if c.ClassToken {
 		am.CLS = make([][]float32, c.Depth)
 	}
-	for b := 0; b < c.Depth; b++ {
-		heads, err := session.Attention(r.Trace, c, b, pos)
-		if err != nil {
-			return card("vl-attention", "", "Attention of "+label, tools, app.P().Class("vl-hint").Text(err.Error()))
-		}
+	for b := range rows.Depth {
+		heads := rows.Block(b)
 		row := make([][]float32, len(heads))
 		for h, w := range heads {
 			m := make([]float32, g*g)
 			for i := range m {
 				m[i] = float32(math.NaN())
 			}
-			for kp, t := range r.Tokens {
+			for kp, t := range rows.Keys {
 				if t >= first {
 					m[t-first] = w[kp]
 				} else if c.TokenKind(t) == vit.KindCLS && am.CLS != nil {

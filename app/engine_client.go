@@ -234,16 +234,19 @@ func (c *engineClient) readLens(m *session.Model, id int, name string, file app.
 // analysis is what one analysis request brings back.
 type analysis struct {
 	*session.Analysis
-	explain       *engine.Explanation // nil when not asked
-	dla           *engine.DLA
+	explain *engine.Explanation // nil when not asked
+	dla     *engine.DLA
+	// attention is the rows of token in the runs (Base, After).
+	attention     []*session.AttentionRows
+	token         int
 	backend, note string
 }
 
 // analyze runs an analysis of img (in: its prepared input for m, or nil)
 // in the engine.
 func (c *engineClient) analyze(seq int, m *session.Model, img *session.Image, in *session.Input, s session.Settings,
-	tl *tunedLens, allowGPU, derive bool, progress func(engine.Progress)) (*analysis, error) {
-	req := &engine.Request{Kind: engine.KindAnalyze, Model: c.id(m), Input: in, Preset: m.Preset, Settings: s,
+	tl *tunedLens, token int, allowGPU, derive bool, progress func(engine.Progress)) (*analysis, error) {
+	req := &engine.Request{Kind: engine.KindAnalyze, Model: c.id(m), Input: in, Preset: m.Preset, Settings: s, Token: max(token, 0),
 		AllowGPU: allowGPU, DLA: derive, Explain: derive && (m.NumParams() <= engine.AutoExplainParams || explainAlways())}
 	req.Settings.Lens = nil
 	if in == nil {
@@ -261,8 +264,27 @@ func (c *engineClient) analyze(seq int, m *session.Model, img *session.Image, in
 		return nil, err
 	}
 	r := resp.Result
-	return &analysis{Analysis: r.Analysis(seq, m, img, s), explain: resp.Explain, dla: r.DLA,
+	a := r.Analysis(seq, m, img, s)
+	a.EngineID = req.ID
+	return &analysis{Analysis: a, explain: resp.Explain, dla: r.DLA, attention: r.Attention, token: req.Token,
 		backend: r.BackendName, note: r.BackendNote}, nil
+}
+
+// attention asks for where token attends in analysis a's runs (Base,
+// After), which the engine keeps.
+func (c *engineClient) attention(a *session.Analysis, token int) ([]*session.AttentionRows, error) {
+	resp := c.do(&engine.Request{Kind: engine.KindAttention, Of: a.EngineID, Token: token}, nil)
+	if err := resp.Error(); err != nil {
+		return nil, err
+	}
+	for _, r := range resp.Attention {
+		if r != nil {
+			if err := r.Check(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return resp.Attention, nil
 }
 
 // explain computes the explanation maps of target on demand (a model too

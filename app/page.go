@@ -79,6 +79,10 @@ type Page struct {
 	lensSeq int
 	// memAsked are the memories whose value classes were asked of the
 	// engine and not answered yet (for the model they were asked for);
+	// attention is the attention rows the page has of the current
+	// analysis (the engine keeps the maps), attnAsked those asked for.
+	attention map[attnKey]attnRows
+	attnAsked map[attnKey]bool
 	// memKnown counts the answers, so the memories card redraws.
 	memAsked map[session.MemoryKey]*session.Model
 	memKnown int
@@ -244,7 +248,7 @@ func (p *Page) analyze(ctx app.Context) {
 	p.latest.Store(int64(seq))
 	m, img, s, in, allowGPU := p.model, p.image, p.settings, p.inputs[p.image], p.allowGPU
 	m2 := p.compare
-	tl := p.lens
+	tl, token := p.lens, p.token
 	p.status = "busy"
 	p.busy = "Analysing " + img.Name + "…"
 	p.jobs <- func() {
@@ -270,7 +274,7 @@ func (p *Page) analyze(ctx app.Context) {
 				})
 			}
 		}
-		a, err := p.eng.analyze(seq, m, img, in, s, tl, allowGPU, true, progress(""))
+		a, err := p.eng.analyze(seq, m, img, in, s, tl, token, allowGPU, true, progress(""))
 		var a2 *analysis
 		var err2 error
 		if err == nil && m2 != nil {
@@ -280,7 +284,7 @@ func (p *Page) analyze(ctx app.Context) {
 				if m2.Preset.Name == m.Preset.Name && m2.Model.Config.ImageSize == m.Model.Config.ImageSize {
 					in2 = a.Input // the same pixels: a random init, or the same family
 				}
-				a2, err2 = p.eng.analyze(seq, m2, img, in2, s2, nil, allowGPU, false, progress("second model: "))
+				a2, err2 = p.eng.analyze(seq, m2, img, in2, s2, nil, token, allowGPU, false, progress("second model: "))
 				if errors.Is(err2, engine.ErrCanceled) {
 					err = err2
 				}
@@ -316,6 +320,8 @@ func (p *Page) analyze(ctx app.Context) {
 			}
 			p.inputs[img] = a.Input
 			p.analysis, p.analysis2 = a.Analysis, nil
+			p.attention = map[attnKey]attnRows{} // the rows of older analyses are not shown again
+			p.putAttention(a.EngineID, a.token, a.attention, nil)
 			if a2 != nil {
 				p.analysis2 = a2.Analysis
 			}
@@ -883,7 +889,7 @@ func (p *Page) renderMain(a *session.Analysis) []app.UI {
 	}
 	if l := at(stepAttention); l != nil {
 		views = append(views, app.Div().Class("vl-row vl-row-fill").Body(
-			&AttentionView{A: l, Token: p.token},
+			p.attentionView(l),
 			&ExplainView{A: l, X: p.explain},
 		))
 	}
@@ -898,6 +904,13 @@ func (p *Page) renderMain(a *session.Analysis) []app.UI {
 		views = append(views, app.Div().Class("vl-row vl-row-fill").Body(row...))
 	}
 	return views
+}
+
+// attentionView is the attention card of l with the token's rows the page
+// has.
+func (p *Page) attentionView(l *session.Analysis) *AttentionView {
+	got := p.attention[attnKey{l.EngineID, runOf(l), p.token}]
+	return &AttentionView{A: l, Token: p.token, Rows: got.rows, Err: got.err}
 }
 
 func firstNonEmpty(s ...string) string {

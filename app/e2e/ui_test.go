@@ -64,7 +64,11 @@ func checkExports(t *testing.T, ctx context.Context, state string, want *session
 	if err != nil {
 		t.Fatal(err)
 	}
-	attention, err := want.AttentionCSV(0)
+	rows, err := session.AttentionOf(want.Current(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	attention, err := want.AttentionCSV(rows)
 	if err != nil {
 		t.Fatal(err)
 	}

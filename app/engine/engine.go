@@ -49,6 +49,7 @@ const (
 	KindPatch                       // Model, Input (clean), Image (corrupted), Preset, Patch: a patching map
 	KindPatchCell                   // Model, PatchID, Cell: one cell of that map run again
 	KindActivations                 // Model, Input, Name: every hook's activations as a cache file
+	KindAttention                   // Of, Token: where a token attends in a recent analysis
 )
 
 // Request is one message from the page to the engine.
@@ -90,6 +91,13 @@ type Request struct {
 	Patch   session.PatchOptions
 	PatchID int
 	Cell    [2]int
+
+	// Token is, for KindAnalyze, the token whose attention rows come with
+	// the answer (Result.Attention; the page's selected token), and for
+	// KindAttention the token asked. Of names the analysis of
+	// KindAttention by its request's ID.
+	Token int
+	Of    int
 }
 
 // Picture is a decoded image's pixels.
@@ -150,6 +158,9 @@ type Response struct {
 	// KindActivations: the file. In the browser it travels beside the
 	// message as a Blob, which the page saves without reading.
 	Data []byte
+	// KindAttention: Token's rows in the analysis's Base and After runs
+	// (see Result.Attention).
+	Attention []*session.AttentionRows
 }
 
 // Result is an analysis as computed in the engine, without what the page
@@ -166,6 +177,12 @@ type Result struct {
 	// BackendName and BackendNote say which backend ran, for people.
 	BackendName, BackendNote string
 	DLA                      *DLA
+	// The runs' traces come without their attention maps either (22 MB of
+	// a B/16's 24, and the square of the sequence's length): the engine
+	// keeps them for KindAttention, and Attention holds the rows of
+	// Request.Token in Base and After (nil where the token was dropped or
+	// there is no After run).
+	Attention []*session.AttentionRows
 }
 
 // Explanation is the explanation maps of a target, or why there are none.
@@ -257,6 +274,10 @@ type Engine struct {
 	patch      *session.PatchMap
 	patchID    int
 	patchModel int
+	// attention is the attention maps of the latest analyses, newest
+	// first (KindAttention): the page's and, when comparing, the second
+	// model's.
+	attention []keptAttention
 
 	cancelMu sync.Mutex
 	canceled map[int]bool // the IDs of requests to stop
@@ -394,6 +415,8 @@ func (e *Engine) Handle(req *Request, progress func(Progress)) *Response {
 		err = e.readLens(req)
 	case KindPatch:
 		err = e.patchMap(req, resp, progress)
+	case KindAttention:
+		resp.Attention, err = e.attentionOf(req.Of, req.Token)
 	case KindPatchCell:
 		if e.patch == nil || e.patchID != req.PatchID || e.patchModel != req.Model {
 			err = errors.New("patching: that map is gone (a newer one was made): run it again")
@@ -624,7 +647,9 @@ func (e *Engine) analyze(req *Request, resp *Response, progress func(Progress)) 
 	e.mark("lens")
 	rec := a.Base.Activations
 	a.Base.Activations = nil // not for the page: tens of megabytes
-	r := &Result{Input: a.Input, Base: withoutCoefficients(a.Base), After: withoutCoefficients(a.After),
+	e.keepAttention(req.ID, req.Model, a.Base, a.After)
+	rows, _ := e.attentionOf(req.ID, req.Token) // none: the page asks and hears why
+	r := &Result{Input: a.Input, Base: forPage(a.Base), After: forPage(a.After), Attention: rows,
 		Tuned: a.Tuned, TunedAfter: a.TunedAfter, BaseMemories: a.BaseMemories, AfterMemories: a.AfterMemories,
 		Backend: a.Backend, TapsBackend: a.TapsBackend, Elapsed: a.Elapsed, BackendName: s.w.name, BackendNote: s.w.note}
 	// The tuned runs share their unperturbed twin's forward (Analyze links
@@ -670,17 +695,71 @@ func (e *Engine) mark(stage string) {
 	}
 }
 
-// withoutCoefficients is r for the page: a copy whose trace lacks the
-// memory coefficients, which the page reads summarised (Result's
-// BaseMemories and AfterMemories).
-func withoutCoefficients(r *lens.Result) *lens.Result {
+// forPage is r for the page: a copy whose trace lacks the memory
+// coefficients, which the page reads summarised (Result's BaseMemories and
+// AfterMemories), and the attention maps, which it reads a token at a time
+// (Result.Attention, KindAttention).
+func forPage(r *lens.Result) *lens.Result {
 	if r == nil || r.Trace == nil {
 		return r
 	}
 	c, tr := *r, *r.Trace
-	tr.FC1, tr.Heads = nil, nil
+	tr.FC1, tr.Heads, tr.AttnProbs = nil, nil, nil
 	c.Trace = &tr
 	return &c
+}
+
+// keptAttention is an analysis's attention maps, by run (Base, After).
+type keptAttention struct {
+	id, model int
+	runs      []*lens.Result // Tokens and Trace.AttnProbs only; nil: no such run
+}
+
+// keptAnalyses is how many analyses' attention maps the engine keeps: the
+// page's and the second model's when comparing.
+const keptAnalyses = 2
+
+// keepAttention keeps the attention maps of analysis id's runs (Handle
+// holds e.mu).
+func (e *Engine) keepAttention(id, model int, runs ...*lens.Result) {
+	k := keptAttention{id: id, model: model}
+	for _, r := range runs {
+		var kept *lens.Result
+		if r != nil && r.Trace != nil && r.Trace.AttnProbs != nil {
+			kept = &lens.Result{Tokens: r.Tokens, Trace: &vit.Trace{AttnProbs: r.Trace.AttnProbs}}
+		}
+		k.runs = append(k.runs, kept)
+	}
+	e.attention = append([]keptAttention{k}, e.attention[:min(len(e.attention), keptAnalyses-1)]...)
+}
+
+// attentionOf is token's rows in each run of analysis id: nil for a run
+// without maps or without the token (dropped).
+func (e *Engine) attentionOf(id, token int) ([]*session.AttentionRows, error) {
+	var k *keptAttention
+	for i := range e.attention {
+		if e.attention[i].id == id {
+			k = &e.attention[i]
+		}
+	}
+	if k == nil {
+		return nil, errors.New("the attention maps of this analysis are no longer kept: analyse the image again")
+	}
+	out := make([]*session.AttentionRows, len(k.runs))
+	found := false
+	for i, r := range k.runs {
+		if r != nil && session.Position(r, token) >= 0 {
+			rows, err := session.AttentionOf(r, token)
+			if err != nil {
+				return nil, err
+			}
+			out[i], found = rows, true
+		}
+	}
+	if !found {
+		return nil, fmt.Errorf("token %d is in no run of this analysis", token)
+	}
+	return out, nil
 }
 
 // explanation computes the maps of in for target, from rec (the recorded

@@ -151,13 +151,44 @@ func TestAnalyzeRoundTrip(t *testing.T) {
 	for name, pair := range map[string][2]*lens.Result{"base": {r.Base, want.Base}, "after": {r.After, want.After}} {
 		g, w := pair[0], pair[1]
 		if g == nil || !reflect.DeepEqual(g.Logits, w.Logits) || !reflect.DeepEqual(g.Readouts, w.Readouts) ||
-			!reflect.DeepEqual(g.Tokens, w.Tokens) || !reflect.DeepEqual(g.Trace.AttnProbs, w.Trace.AttnProbs) {
+			!reflect.DeepEqual(g.Tokens, w.Tokens) {
 			t.Errorf("%s run differs from session.Analyze", name)
 		}
-		// The coefficients stay in the engine: the page gets their summary.
-		if g != nil && (g.Trace.FC1 != nil || g.Trace.Heads != nil) {
-			t.Errorf("%s run: the memory coefficients went to the page", name)
+		// The coefficients and the attention maps stay in the engine: the
+		// page gets the coefficients' summary and a token's rows.
+		if g != nil && (g.Trace.FC1 != nil || g.Trace.Heads != nil || g.Trace.AttnProbs != nil) {
+			t.Errorf("%s run: the memory coefficients or the attention maps went to the page", name)
 		}
+	}
+	// Token 0's rows come with the answer; token 5's (dropped from After)
+	// and token 3's on request, from the maps the engine kept.
+	for _, token := range []int{0, 5, 3} {
+		rows := r.Attention
+		if token != 0 {
+			a := roundTrip(t, e.Handle(&Request{ID: 3, Kind: KindAttention, Of: 2, Token: token}, nil))
+			if err := a.Error(); err != nil {
+				t.Fatalf("token %d: %v", token, err)
+			}
+			rows = a.Attention
+		}
+		if len(rows) != 2 {
+			t.Fatalf("token %d: rows of %d runs, want base and after", token, len(rows))
+		}
+		for i, run := range []*lens.Result{want.Base, want.After} {
+			w, err := session.AttentionOf(run, token)
+			if slices.Contains(s.Drop, token) && run == want.After {
+				if err == nil || rows[i] != nil {
+					t.Errorf("token %d, dropped from After: rows %v", token, rows[i])
+				}
+				continue
+			}
+			if err != nil || !reflect.DeepEqual(rows[i], w) {
+				t.Errorf("token %d, run %d: the rows differ from session.AttentionOf's (%v)", token, i, err)
+			}
+		}
+	}
+	if resp := e.Handle(&Request{ID: 4, Kind: KindAttention, Of: 99, Token: 0}, nil); resp.Error() == nil {
+		t.Error("the attention of an analysis never made: no error")
 	}
 	if w := want.BaseMemories; w == nil || !reflect.DeepEqual(r.BaseMemories, w) || !reflect.DeepEqual(r.AfterMemories, want.AfterMemories) {
 		t.Error("the runs' top memories differ from session.Analyze's")

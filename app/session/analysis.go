@@ -74,6 +74,10 @@ type Analysis struct {
 	// from when the main backend could not return them.
 	TapsBackend string
 	Elapsed     time.Duration
+	// EngineID is the engine's number for the analysis (its request's ID),
+	// which names it in later requests (the attention rows of a token);
+	// 0 where no engine made it.
+	EngineID int
 }
 
 // Current is the run the views focus on: After when there is one.

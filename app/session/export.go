@@ -137,31 +137,6 @@ func (a *Analysis) MemoriesCSV(t int) ([]byte, error) {
 	return writeCSV(rows), nil
 }
 
-// AttentionCSV lists where token t attends, per block and head.
-func (a *Analysis) AttentionCSV(t int) ([]byte, error) {
-	r := a.Current()
-	c := a.Model.Model.Config
-	pos := Position(r, t)
-	if pos < 0 {
-		return nil, fmt.Errorf("%s was dropped", TokenLabel(c, t))
-	}
-	rows := [][]string{{"block", "head", "key_token", "key_label", "weight"}}
-	for b := 0; b < c.Depth; b++ {
-		heads, err := Attention(r.Trace, c, b, pos)
-		if err != nil {
-			return nil, err
-		}
-		for h, w := range heads {
-			for kp, v := range w {
-				tok := r.Tokens[kp]
-				rows = append(rows, []string{strconv.Itoa(b + 1), strconv.Itoa(h + 1), strconv.Itoa(tok),
-					TokenLabel(c, tok), ftoa(float64(v))})
-			}
-		}
-	}
-	return writeCSV(rows), nil
-}
-
 // Summary is the machine-readable digest the page exposes in its DOM, for
 // the end-to-end tests and for anyone scripting the page.
 type Summary struct {

@@ -244,21 +244,3 @@ func (t *MemoryTop) token(b int, l memory.Layer, pos int) ([]int32, []float32, e
 	}
 	return t.Index[at : at+memory.TopK], t.Coef[at : at+memory.TopK], nil
 }
-
-// Attention returns the attention weights of the token at sequence position
-// pos in block b, per head (heads × sequence length).
-func Attention(tr *vit.Trace, c vit.Config, b, pos int) ([][]float32, error) {
-	if tr == nil || tr.AttnProbs == nil || tr.AttnProbs[b] == nil {
-		return nil, fmt.Errorf("no attention maps for block %d", b)
-	}
-	p := tr.AttnProbs[b] // H×N×N
-	h, n := p.Shape[0], p.Shape[1]
-	if pos < 0 || pos >= n {
-		return nil, fmt.Errorf("token position %d out of range (sequence has %d)", pos, n)
-	}
-	out := make([][]float32, h)
-	for i := range out {
-		out[i] = p.Data[(i*n+pos)*n : (i*n+pos+1)*n]
-	}
-	return out, nil
-}

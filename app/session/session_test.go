@@ -276,18 +276,45 @@ func TestMemoriesAndAttention(t *testing.T) {
 			}
 		}
 	}
-	heads, err := Attention(a.Base.Trace, m.Model.Config, 0, 2)
+	c := m.Model.Config
+	rows, err := AttentionOf(a.Base, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for h, w := range heads {
-		var sum float64
-		for _, v := range w {
-			sum += float64(v)
+	if err := rows.Check(); err != nil || rows.Depth != c.Depth || rows.Heads != c.Heads || !slices.Equal(rows.Keys, a.Base.Tokens) {
+		t.Fatalf("rows of token 2: %v, depth %d, %d heads, keys %v", err, rows.Depth, rows.Heads, rows.Keys)
+	}
+	n := len(a.Base.Tokens)
+	for b := range c.Depth {
+		p := a.Base.Trace.AttnProbs[b].Data
+		for h, w := range rows.Block(b) {
+			// Token 2 sits at position 2 of the whole sequence.
+			if !slices.Equal(w, p[(h*n+2)*n:(h*n+3)*n]) {
+				t.Fatalf("block %d head %d: the rows are not the maps' row of token 2", b, h)
+			}
+			var sum float64
+			for _, v := range w {
+				sum += float64(v)
+			}
+			if sum < 0.999 || sum > 1.001 {
+				t.Fatalf("block %d head %d: attention sums to %g", b, h, sum)
+			}
 		}
-		if sum < 0.999 || sum > 1.001 {
-			t.Fatalf("head %d: attention sums to %g", h, sum)
-		}
+	}
+	// A dropped token has no rows; a token's position moves with the drop.
+	d := analyze(t, m, Settings{Target: -1, Drop: []int{2}})
+	if _, err := AttentionOf(d.After, 2); err == nil {
+		t.Error("the rows of a dropped token: no error")
+	}
+	r3, err := AttentionOf(d.After, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, nd := d.After.Trace.AttnProbs[0].Data, len(d.After.Tokens); !slices.Equal(r3.Block(0)[0], p[2*nd:3*nd]) {
+		t.Error("token 3 after dropping token 2: not the maps' row at position 2")
+	}
+	if bad := (&AttentionRows{Keys: []int{0, 1}, Depth: 1, Heads: 1, W: []float32{1}}); bad.Check() == nil {
+		t.Error("rows shorter than depth × heads × keys pass Check")
 	}
 }
 
@@ -300,7 +327,11 @@ func TestExports(t *testing.T) {
 	if tables["memories"], err = a.MemoriesCSV(1); err != nil {
 		t.Fatal(err)
 	}
-	if tables["attention"], err = a.AttentionCSV(1); err != nil {
+	rows, err := AttentionOf(a.Current(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tables["attention"], err = a.AttentionCSV(rows); err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]int{
