@@ -234,8 +234,11 @@ func (c *engineClient) readLens(m *session.Model, id int, name string, file app.
 // analysis is what one analysis request brings back.
 type analysis struct {
 	*session.Analysis
-	explain *engine.Explanation // nil when not asked
+	explain *engine.Explanation // nil when not asked; empty while computing
 	dla     *engine.DLA
+	// mapsNext: the maps follow the answer (mapsOf), explain is empty
+	// until they come.
+	mapsNext bool
 	// attention is the rows of token in the runs (Base, After).
 	attention     []*session.AttentionRows
 	token         int
@@ -247,7 +250,7 @@ type analysis struct {
 func (c *engineClient) analyze(seq int, m *session.Model, img *session.Image, in *session.Input, s session.Settings,
 	tl *tunedLens, token int, allowGPU, derive bool, progress func(engine.Progress)) (*analysis, error) {
 	req := &engine.Request{Kind: engine.KindAnalyze, Model: c.id(m), Input: in, Preset: m.Preset, Settings: s, Token: max(token, 0),
-		AllowGPU: allowGPU, DLA: derive, Explain: derive && (m.NumParams() <= engine.AutoExplainParams || explainAlways())}
+		AllowGPU: allowGPU, DLA: derive, ExplainNext: derive && (m.NumParams() <= engine.AutoExplainParams || explainAlways())}
 	req.Settings.Lens = nil
 	if in == nil {
 		req.Image = engine.PictureOf(img.Name, img.Src)
@@ -266,8 +269,23 @@ func (c *engineClient) analyze(seq int, m *session.Model, img *session.Image, in
 	r := resp.Result
 	a := r.Analysis(seq, m, img, s)
 	a.EngineID = req.ID
-	return &analysis{Analysis: a, explain: resp.Explain, dla: r.DLA, attention: r.Attention, token: req.Token,
-		backend: r.BackendName, note: r.BackendNote}, nil
+	out := &analysis{Analysis: a, explain: resp.Explain, dla: r.DLA, attention: r.Attention, token: req.Token,
+		backend: r.BackendName, note: r.BackendNote}
+	if req.ExplainNext && m.Model.Config.ClassToken {
+		out.explain, out.mapsNext = &engine.Explanation{}, true // computing: see mapsOf
+	}
+	return out, nil
+}
+
+// mapsOf computes the explanation maps of a, asked with ExplainNext, from
+// the forward the engine kept (a forward of their own if it is gone).
+func (c *engineClient) mapsOf(a *analysis) *engine.Explanation {
+	resp := c.do(&engine.Request{Kind: engine.KindExplain, Model: c.id(a.Model), Of: a.EngineID, Input: a.Input,
+		Settings: session.Settings{Target: a.Base.Target}}, nil)
+	if err := resp.Error(); err != nil {
+		return &engine.Explanation{Err: err.Error()}
+	}
+	return resp.Explain
 }
 
 // attention asks for where token attends in analysis a's runs (Base,

@@ -328,9 +328,43 @@ func (p *Page) analyze(ctx app.Context) {
 			if err2 != nil {
 				p.fail(fmt.Errorf("second model (%s): %w", m2.Name, err2))
 			}
-			p.status = "busy" // until reveal has drawn every view
+			p.status = "busy" // until reveal has drawn every view (and the maps are in)
 			p.reveal(ctx, a)
 		})
+		if err == nil && a.mapsNext && p.latest.Load() == int64(seq) {
+			// The maps, from the forward the engine kept, while the page
+			// draws the rest (the engine is free again once it answered).
+			x := p.eng.mapsOf(a)
+			ctx.Dispatch(func(ctx app.Context) {
+				start := sinceNavigation()
+				p.mapsArrived(a, x)
+				ctx.Defer(func(app.Context) { measure("vl-render-maps", start) })
+			})
+		}
+	}
+}
+
+// mapsArrived shows the explanation maps of a, which came after it
+// (mapsNext): the page is ready once they and every view are drawn.
+func (p *Page) mapsArrived(a *analysis, x *engine.Explanation) {
+	a.explain, a.mapsNext = x, false
+	if p.analysis != a.Analysis {
+		return
+	}
+	if p.later[stepAttention] == a.Analysis {
+		p.explain = x
+	}
+	if p.later[numSteps-1] == a.Analysis {
+		p.ready()
+	}
+}
+
+// ready says every view of the current analysis is drawn.
+func (p *Page) ready() {
+	p.status = "ready"
+	if p.firstMS == 0 {
+		p.firstMS = sinceNavigation()
+		firstDrawn()
 	}
 }
 
@@ -410,10 +444,8 @@ func (p *Page) reveal(ctx app.Context, a *analysis) {
 					case stepDLA:
 						p.dla = a.dla
 					case numSteps - 1:
-						p.status = "ready"
-						if p.firstMS == 0 {
-							p.firstMS = sinceNavigation()
-							firstDrawn()
+						if !a.mapsNext { // else mapsArrived says it
+							p.ready()
 						}
 					}
 				})

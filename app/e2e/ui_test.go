@@ -169,6 +169,11 @@ func TestKeyboard(t *testing.T) {
 	if err != nil || !strings.Contains(title, "block 6 · patch (0, 1): rank") {
 		t.Errorf("heat-map cell by keyboard: %q, %v", title, err)
 	}
+	// The new token's attention rows come from the engine (KindAttention).
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`!!document.querySelector('#vl-attention [data-keys]')`,
+		chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		t.Fatalf("the attention maps of the heat-map's token never came: %v", err)
+	}
 	pressUntil(t, ctx, "#vl-attention [data-keys]", 40)
 	if err := chromedp.Do(ctx, chromedp.KeyEvent(kb.ArrowUp+kb.ArrowRight)); err != nil {
 		t.Fatal(err)

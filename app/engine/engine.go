@@ -18,6 +18,7 @@ import (
 	"image/draw"
 	"io/fs"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -79,8 +80,11 @@ type Request struct {
 	LensID   int
 	AllowGPU bool
 	// Explain asks for the explanation maps with the analysis (the page
-	// skips them above AutoExplainParams until the user asks).
-	Explain bool
+	// skips them above AutoExplainParams until the user asks). ExplainNext
+	// asks instead that the analysis's recorded forward be kept for them:
+	// a KindExplain naming the analysis (Of) computes them from it while
+	// the page draws the analysis.
+	Explain, ExplainNext bool
 	// DLA asks for the direct logit attribution with the analysis.
 	DLA bool
 
@@ -95,7 +99,7 @@ type Request struct {
 	// Token is, for KindAnalyze, the token whose attention rows come with
 	// the answer (Result.Attention; the page's selected token), and for
 	// KindAttention the token asked. Of names the analysis of
-	// KindAttention by its request's ID.
+	// KindAttention and KindExplain by its request's ID.
 	Token int
 	Of    int
 }
@@ -278,6 +282,9 @@ type Engine struct {
 	// first (KindAttention): the page's and, when comparing, the second
 	// model's.
 	attention []keptAttention
+	// recorded is the forward of the last analysis asked with ExplainNext,
+	// until a KindExplain takes it.
+	recorded *recordedForward
 
 	cancelMu sync.Mutex
 	canceled map[int]bool // the IDs of requests to stop
@@ -378,9 +385,16 @@ func (e *Engine) Handle(req *Request, progress func(Progress)) *Response {
 		err = e.analyze(req, resp, progress)
 	case KindExplain:
 		var s *slot
-		if s, err = e.slot(req.Model); err == nil && req.Input != nil {
+		if s, err = e.slot(req.Model); err != nil {
+			break
+		}
+		if r := e.recorded; r != nil && req.Of != 0 && r.id == req.Of && r.model == req.Model {
+			e.recorded = nil
+			resp.Explain = explanation(s.m, r.in, r.target, r.rec)
+			e.mark("explain")
+		} else if req.Input != nil {
 			resp.Explain = explanation(s.m, req.Input, req.Settings.Target, nil)
-		} else if err == nil {
+		} else {
 			err = errors.New("explain: no input")
 		}
 	case KindSamples:
@@ -443,6 +457,10 @@ func (e *Engine) Handle(req *Request, progress func(Progress)) *Response {
 		if e.patchModel == req.Model {
 			e.patch = nil
 		}
+		if e.recorded != nil && e.recorded.model == req.Model {
+			e.recorded = nil
+		}
+		e.attention = slices.DeleteFunc(e.attention, func(k keptAttention) bool { return k.model == req.Model })
 	default:
 		err = fmt.Errorf("engine: unknown request kind %d", req.Kind)
 	}
@@ -638,8 +656,9 @@ func (e *Engine) analyze(req *Request, resp *Response, progress func(Progress)) 
 		return nil
 	}
 	withMaps := req.Explain && m.Model.Config.ClassToken
+	mapsNext := req.ExplainNext && !withMaps && m.Model.Config.ClassToken
 	// DLA and the maps read the lens's forward instead of running their own.
-	settings.Record = withMaps || req.DLA
+	settings.Record = withMaps || mapsNext || req.DLA
 	a, err := s.w.analyze(m, img, in, settings, req.AllowGPU, e.OpenGPU, pause)
 	if err != nil {
 		return err
@@ -685,7 +704,18 @@ func (e *Engine) analyze(req *Request, resp *Response, progress func(Progress)) 
 		resp.Explain = explanation(m, in, target, rec)
 		e.mark("explain")
 	}
+	if mapsNext && rec != nil {
+		e.recorded = &recordedForward{id: req.ID, model: req.Model, in: in, target: target, rec: rec}
+	}
 	return nil
+}
+
+// recordedForward is an analysis's forward kept for its explanation maps
+// (Request.ExplainNext).
+type recordedForward struct {
+	id, model, target int
+	in                *session.Input
+	rec               *vit.Activations
 }
 
 // mark tells Mark, if any, that a stage ended.

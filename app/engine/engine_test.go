@@ -225,6 +225,25 @@ func TestAnalyzeRoundTrip(t *testing.T) {
 	if a.Seq != 7 || a.Model != loaded.Loaded || a.Predicted() != want.Predicted() || a.Current() != r.After {
 		t.Error("Analysis does not link the result")
 	}
+
+	// ExplainNext: the answer comes without the maps, which a KindExplain
+	// naming the analysis computes from its recorded forward, once.
+	stages = nil
+	next := e.Handle(&Request{ID: 5, Kind: KindAnalyze, Model: loaded.Model, Image: picture(), Preset: loaded.Loaded.Preset,
+		Settings: s, ExplainNext: true, DLA: true}, nil)
+	if err := next.Error(); err != nil || next.Explain != nil {
+		t.Fatalf("ExplainNext: %v, maps %v", err, next.Explain)
+	}
+	maps := e.Handle(&Request{ID: 6, Kind: KindExplain, Model: loaded.Model, Of: 5}, nil)
+	if err := maps.Error(); err != nil || maps.Explain == nil || maps.Explain.Err != "" || !reflect.DeepEqual(maps.Explain.Maps, resp.Explain.Maps) {
+		t.Errorf("the maps asked after the analysis differ from those with it (%v)", err)
+	}
+	if !slices.Equal(stages, []string{"lens", "dla", "explain"}) {
+		t.Errorf("the analysis and its maps marked stages %q, want lens, dla, explain", stages)
+	}
+	if again := e.Handle(&Request{ID: 7, Kind: KindExplain, Model: loaded.Model, Of: 5}, nil); again.Error() == nil {
+		t.Error("the maps of an analysis asked twice, without an input: no error (the record is kept)")
+	}
 }
 
 // Traces hold nil tensors in their per-block slices, which gob refuses;
