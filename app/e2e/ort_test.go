@@ -292,7 +292,7 @@ func analysisSteps(t *testing.T, ctx context.Context) string {
 			['decode', last('vl-decode-4') ? last('vl-decode-4').duration : NaN],
 			['to the first render', at('vl-render-upper') - end('vl-decode-4')],
 			['first render', last('vl-render-upper') ? last('vl-render-upper').duration : NaN],
-			[steps.length + ' render steps', stepsMS],
+			[steps.length + ' render steps (' + steps.map(e => Math.round(e.duration)).join(' + ') + ')', stepsMS],
 			['pauses between them', ready - end('vl-render-upper') - stepsMS],
 		];
 		// The explanation maps follow the analysis's answer (the page asks

@@ -98,8 +98,39 @@ func TestFiguresAreWellFormedAndInteractive(t *testing.T) {
 	am := AttentionMaps{Title: "attention", Grid: 2, Query: 0,
 		Weights: [][][]float32{{{0.1, 0.2, nan, 0.3}, {0.5, 0, nan, 0}}},
 		CLS:     [][]float32{{0.4, 0.5}}}
-	if c, _ := parse(t, am.SVG()); c["image"] != 3 {
+	// One picture of the three maps (two heads and their mean), each shown
+	// through its own viewBox.
+	s := am.SVG()
+	if c, _ := parse(t, s); c["image"] != 1 || c["use"] != 3 || c["svg"] != 4 {
 		t.Fatalf("attention: %v", c)
+	}
+	for _, want := range []string{`viewBox="0 0 2 2"`, `viewBox="2 0 2 2"`, `viewBox="4 0 2 2"`, `width="6" height="2"`} {
+		if !strings.Contains(s, want) {
+			t.Errorf("attention: no %s in\n%s", want, s)
+		}
+	}
+	// The picture's tiles are the maps, each scaled to its maximum: head
+	// 2's 0.5 is full colour, the mean's NaN patch stays NaN's colour.
+	const uri = `href="data:image/png;base64,`
+	at := strings.Index(s, uri)
+	if at < 0 {
+		t.Fatal("attention: no PNG")
+	}
+	raw, err := base64.StdEncoding.DecodeString(s[at+len(uri) : at+len(uri)+strings.IndexByte(s[at+len(uri):], '"')])
+	if err != nil {
+		t.Fatal(err)
+	}
+	sheet, err := png.Decode(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, px := range []struct {
+		x, y int
+		want color.NRGBA
+	}{{2, 0, Viridis(1)}, {3, 0, Viridis(0)}, {1, 1, Viridis(1)}, {4, 1, Viridis(math.NaN())}, {0, 0, Viridis(1.0 / 3)}} {
+		if got := color.NRGBAModel.Convert(sheet.At(px.x, px.y)).(color.NRGBA); got != px.want {
+			t.Errorf("attention picture at (%d, %d): %v, want %v", px.x, px.y, got, px.want)
+		}
 	}
 	if got, want := am.Tip(0, 2), "block 1, mean of heads: max weight on a patch 0.300, on [CLS] 0.450"; got != want {
 		t.Errorf("attention tip %q, want %q", got, want)
