@@ -236,9 +236,9 @@ type analysis struct {
 	*session.Analysis
 	explain *engine.Explanation // nil when not asked; empty while computing
 	dla     *engine.DLA
-	// mapsNext: the maps follow the answer (mapsOf), explain is empty
-	// until they come.
-	mapsNext bool
+	// later: the DLA and maps asked follow the answer (derived); dla is
+	// nil and explain empty until they come.
+	later bool
 	// attention is the rows of token in the runs (Base, After).
 	attention     []*session.AttentionRows
 	token         int
@@ -250,7 +250,8 @@ type analysis struct {
 func (c *engineClient) analyze(seq int, m *session.Model, img *session.Image, in *session.Input, s session.Settings,
 	tl *tunedLens, token int, allowGPU, derive bool, progress func(engine.Progress)) (*analysis, error) {
 	req := &engine.Request{Kind: engine.KindAnalyze, Model: c.id(m), Input: in, Preset: m.Preset, Settings: s, Token: max(token, 0),
-		AllowGPU: allowGPU, DLA: derive, ExplainNext: derive && (m.NumParams() <= engine.AutoExplainParams || explainAlways())}
+		AllowGPU: allowGPU, DLA: derive, Explain: derive && (m.NumParams() <= engine.AutoExplainParams || explainAlways()),
+		DeriveNext: derive}
 	req.Settings.Lens = nil
 	if in == nil {
 		req.Image = engine.PictureOf(img.Name, img.Src)
@@ -271,21 +272,28 @@ func (c *engineClient) analyze(seq int, m *session.Model, img *session.Image, in
 	a.EngineID = req.ID
 	out := &analysis{Analysis: a, explain: resp.Explain, dla: r.DLA, attention: r.Attention, token: req.Token,
 		backend: r.BackendName, note: r.BackendNote}
-	if req.ExplainNext && m.Model.Config.ClassToken {
-		out.explain, out.mapsNext = &engine.Explanation{}, true // computing: see mapsOf
+	if req.DeriveNext {
+		out.later = true // see derived
+		if req.Explain && m.Model.Config.ClassToken {
+			out.explain = &engine.Explanation{} // computing
+		}
 	}
 	return out, nil
 }
 
-// mapsOf computes the explanation maps of a, asked with ExplainNext, from
-// the forward the engine kept (a forward of their own if it is gone).
-func (c *engineClient) mapsOf(a *analysis) *engine.Explanation {
-	resp := c.do(&engine.Request{Kind: engine.KindExplain, Model: c.id(a.Model), Of: a.EngineID, Input: a.Input,
-		Settings: session.Settings{Target: a.Base.Target}}, nil)
+// derived computes the DLA and explanation maps of a, asked with
+// DeriveNext, from the forward the engine kept: the DLA, and the maps if
+// asked.
+func (c *engineClient) derived(a *analysis) (*engine.DLA, *engine.Explanation) {
+	resp := c.do(&engine.Request{Kind: engine.KindDerive, Model: c.id(a.Model), Of: a.EngineID}, nil)
 	if err := resp.Error(); err != nil {
-		return &engine.Explanation{Err: err.Error()}
+		d := &engine.DLA{Err: err.Error()}
+		if a.explain != nil {
+			return d, &engine.Explanation{Err: err.Error()}
+		}
+		return d, nil
 	}
-	return resp.Explain
+	return resp.DLA, resp.Explain
 }
 
 // attention asks for where token attends in analysis a's runs (Base,

@@ -331,28 +331,31 @@ func (p *Page) analyze(ctx app.Context) {
 			p.status = "busy" // until reveal has drawn every view (and the maps are in)
 			p.reveal(ctx, a)
 		})
-		if err == nil && a.mapsNext && p.latest.Load() == int64(seq) {
-			// The maps, from the forward the engine kept, while the page
-			// draws the rest (the engine is free again once it answered).
-			x := p.eng.mapsOf(a)
+		if err == nil && a.later && p.latest.Load() == int64(seq) {
+			// DLA and the maps, from the forward the engine kept, while
+			// the page draws the rest (the engine is free once it answered).
+			d, x := p.eng.derived(a)
 			ctx.Dispatch(func(ctx app.Context) {
 				start := sinceNavigation()
-				p.mapsArrived(a, x)
-				ctx.Defer(func(app.Context) { measure("vl-render-maps", start) })
+				p.derivedArrived(a, d, x)
+				ctx.Defer(func(app.Context) { measure("vl-render-derived", start) })
 			})
 		}
 	}
 }
 
-// mapsArrived shows the explanation maps of a, which came after it
-// (mapsNext): the page is ready once they and every view are drawn.
-func (p *Page) mapsArrived(a *analysis, x *engine.Explanation) {
-	a.explain, a.mapsNext = x, false
+// derivedArrived shows the DLA and explanation maps of a, which came after
+// it (later): the page is ready once they and every view are drawn.
+func (p *Page) derivedArrived(a *analysis, d *engine.DLA, x *engine.Explanation) {
+	a.dla, a.explain, a.later = d, x, false
 	if p.analysis != a.Analysis {
 		return
 	}
 	if p.later[stepAttention] == a.Analysis {
 		p.explain = x
+	}
+	if p.later[stepDLA] == a.Analysis {
+		p.dla = d
 	}
 	if p.later[numSteps-1] == a.Analysis {
 		p.ready()
@@ -444,7 +447,7 @@ func (p *Page) reveal(ctx app.Context, a *analysis) {
 					case stepDLA:
 						p.dla = a.dla
 					case numSteps - 1:
-						if !a.mapsNext { // else mapsArrived says it
+						if !a.later { // else derivedArrived says it
 							p.ready()
 						}
 					}

@@ -266,13 +266,14 @@ func TestPerfORT(t *testing.T) {
 // click (window.vlClick) until its views were drawn, in ms, read off the
 // page's performance timeline: the request queued and sent (the page's
 // vl-analysis mark, vl-encode-4, the worker's vl-worker-handle-4), the
-// worker's stages (app/engine_js.go posts vl-worker-lens, -dla and
+// worker's lens (app/engine_js.go posts vl-worker-lens, and
 // vl-worker-answer-4 once the answer is encoded), the answer's transfer to
 // the page and decode (vl-decode-4), and the render (vl-render-upper and
 // the vl-render-step-N that reveal the views one by one, with the pauses
-// between them that let the browser paint); meanwhile the explanation maps
-// (the page's KindExplain, vl-worker-handle-5 to vl-worker-explain), their
-// answer (to vl-decode-5) and their render (vl-render-maps).
+// between them that let the browser paint); meanwhile DLA and the
+// explanation maps (the page's KindDerive, vl-worker-handle-15 to
+// vl-worker-dla and -explain), their answer (to vl-decode-15) and their
+// render (vl-render-derived).
 func analysisSteps(t *testing.T, ctx context.Context) string {
 	t.Helper()
 	text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => {
@@ -287,7 +288,7 @@ func analysisSteps(t *testing.T, ctx context.Context) string {
 			['to the worker (queued, encoded, sent)', at('vl-worker-handle-4') - window.vlClick],
 			['lens (forward, readouts of every site, attention maps, top memories)', at('vl-worker-lens') - at('vl-worker-handle-4')],
 			['DLA', at('vl-worker-dla') - at('vl-worker-lens')],
-			['answer encoded', at('vl-worker-answer-4') - at('vl-worker-dla')],
+			['answer encoded', at('vl-worker-answer-4') - at('vl-worker-lens')],
 			['transfer to the page', at('vl-decode-4') - at('vl-worker-answer-4')],
 			['decode', last('vl-decode-4') ? last('vl-decode-4').duration : NaN],
 			['to the first render', at('vl-render-upper') - end('vl-decode-4')],
@@ -295,16 +296,17 @@ func analysisSteps(t *testing.T, ctx context.Context) string {
 			[steps.length + ' render steps (' + steps.map(e => Math.round(e.duration)).join(' + ') + ')', stepsMS],
 			['pauses between them', ready - end('vl-render-upper') - stepsMS],
 		];
-		// The explanation maps follow the analysis's answer (the page asks
-		// for them at once, KindExplain 5) while the page draws it.
-		const maps = [
-			['explanation maps', at('vl-worker-explain') - at('vl-worker-handle-5')],
-			['their answer to the page', end('vl-decode-5') - at('vl-worker-explain')],
-			['drawn', last('vl-render-maps') ? last('vl-render-maps').duration : NaN],
+		// DLA and the explanation maps follow the analysis's answer (the
+		// page asks for them at once, KindDerive 15) while the page draws it.
+		const derived = [
+			['DLA', at('vl-worker-dla') - at('vl-worker-handle-15')],
+			['explanation maps', at('vl-worker-explain') - at('vl-worker-dla')],
+			['their answer to the page', end('vl-decode-15') - at('vl-worker-explain')],
+			['drawn', last('vl-render-derived') ? last('vl-render-derived').duration : NaN],
 		];
-		const drawn = Math.max(ready, end('vl-render-maps'));
+		const drawn = Math.max(ready, end('vl-render-derived'));
 		return parts.map(([name, ms]) => name + ' ' + f(ms)).join(', ') + '; meanwhile ' +
-			maps.map(([name, ms]) => name + ' ' + f(ms)).join(', ') + '; every view drawn ' + f(drawn - window.vlClick) + ' ms after the click'; })()`))
+			derived.map(([name, ms]) => name + ' ' + f(ms)).join(', ') + '; every view drawn ' + f(drawn - window.vlClick) + ' ms after the click'; })()`))
 	if err != nil {
 		t.Fatalf("reading the analysis's timeline: %v", err)
 	}

@@ -51,6 +51,7 @@ const (
 	KindPatchCell                   // Model, PatchID, Cell: one cell of that map run again
 	KindActivations                 // Model, Input, Name: every hook's activations as a cache file
 	KindAttention                   // Of, Token: where a token attends in a recent analysis
+	KindDerive                      // Model, Of: the DLA and maps of an analysis asked with DeriveNext
 )
 
 // Request is one message from the page to the engine.
@@ -80,13 +81,14 @@ type Request struct {
 	LensID   int
 	AllowGPU bool
 	// Explain asks for the explanation maps with the analysis (the page
-	// skips them above AutoExplainParams until the user asks). ExplainNext
-	// asks instead that the analysis's recorded forward be kept for them:
-	// a KindExplain naming the analysis (Of) computes them from it while
-	// the page draws the analysis.
-	Explain, ExplainNext bool
+	// skips them above AutoExplainParams until the user asks).
+	Explain bool
 	// DLA asks for the direct logit attribution with the analysis.
 	DLA bool
+	// DeriveNext defers the DLA and maps asked: the engine keeps the
+	// analysis's forward, and a KindDerive naming the analysis (Of)
+	// computes them from it, while the page draws the analysis.
+	DeriveNext bool
 
 	// KindMemories.
 	Memories []session.MemoryKey
@@ -99,7 +101,7 @@ type Request struct {
 	// Token is, for KindAnalyze, the token whose attention rows come with
 	// the answer (Result.Attention; the page's selected token), and for
 	// KindAttention the token asked. Of names the analysis of
-	// KindAttention and KindExplain by its request's ID.
+	// KindAttention and KindDerive by its request's ID.
 	Token int
 	Of    int
 }
@@ -150,8 +152,10 @@ type Response struct {
 
 	// KindAnalyze.
 	Result *Result
-	// KindAnalyze with Explain, KindExplain.
+	// KindAnalyze with Explain, KindExplain, KindDerive.
 	Explain *Explanation
+	// KindDerive (KindAnalyze: in Result).
+	DLA *DLA
 	// KindSamples, KindDecode.
 	Pictures []*Picture
 	// KindMemories: the classes of each asked memory, in order.
@@ -282,8 +286,8 @@ type Engine struct {
 	// first (KindAttention): the page's and, when comparing, the second
 	// model's.
 	attention []keptAttention
-	// recorded is the forward of the last analysis asked with ExplainNext,
-	// until a KindExplain takes it.
+	// recorded is the forward of the last analysis asked with DeriveNext,
+	// until its KindDerive takes it.
 	recorded *recordedForward
 
 	cancelMu sync.Mutex
@@ -388,11 +392,7 @@ func (e *Engine) Handle(req *Request, progress func(Progress)) *Response {
 		if s, err = e.slot(req.Model); err != nil {
 			break
 		}
-		if r := e.recorded; r != nil && req.Of != 0 && r.id == req.Of && r.model == req.Model {
-			e.recorded = nil
-			resp.Explain = explanation(s.m, r.in, r.target, r.rec)
-			e.mark("explain")
-		} else if req.Input != nil {
+		if req.Input != nil {
 			resp.Explain = explanation(s.m, req.Input, req.Settings.Target, nil)
 		} else {
 			err = errors.New("explain: no input")
@@ -431,6 +431,17 @@ func (e *Engine) Handle(req *Request, progress func(Progress)) *Response {
 		err = e.patchMap(req, resp, progress)
 	case KindAttention:
 		resp.Attention, err = e.attentionOf(req.Of, req.Token)
+	case KindDerive:
+		r := e.recorded
+		if r == nil || r.id != req.Of || r.model != req.Model {
+			err = errors.New("the forward of this analysis is no longer kept: analyse the image again")
+			break
+		}
+		e.recorded = nil
+		var s *slot
+		if s, err = e.slot(req.Model); err == nil {
+			resp.DLA, resp.Explain = e.derive(s.m, r.in, r.target, r.rec, r.dla, r.maps)
+		}
 	case KindPatchCell:
 		if e.patch == nil || e.patchID != req.PatchID || e.patchModel != req.Model {
 			err = errors.New("patching: that map is gone (a newer one was made): run it again")
@@ -656,9 +667,8 @@ func (e *Engine) analyze(req *Request, resp *Response, progress func(Progress)) 
 		return nil
 	}
 	withMaps := req.Explain && m.Model.Config.ClassToken
-	mapsNext := req.ExplainNext && !withMaps && m.Model.Config.ClassToken
 	// DLA and the maps read the lens's forward instead of running their own.
-	settings.Record = withMaps || mapsNext || req.DLA
+	settings.Record = withMaps || req.DLA
 	a, err := s.w.analyze(m, img, in, settings, req.AllowGPU, e.OpenGPU, pause)
 	if err != nil {
 		return err
@@ -685,9 +695,26 @@ func (e *Engine) analyze(req *Request, resp *Response, progress func(Progress)) 
 	}
 	resp.Result = r
 	target := a.Base.Target
-	if req.DLA {
+	if req.DeriveNext {
+		if req.DLA || withMaps {
+			e.recorded = &recordedForward{id: req.ID, model: req.Model, in: in, target: target, rec: rec,
+				dla: req.DLA, maps: withMaps}
+		}
+		return nil
+	}
+	r.DLA, resp.Explain = e.derive(m, in, target, rec, req.DLA, withMaps)
+	return nil
+}
+
+// derive computes the DLA and the explanation maps of in for target, those
+// asked, from rec (the analysis's recorded forward, on the CPU) when not
+// nil, else each with a forward of its own.
+func (e *Engine) derive(m *session.Model, in *session.Input, target int, rec *vit.Activations, withDLA, withMaps bool) (*DLA, *Explanation) {
+	var d *DLA
+	if withDLA {
 		start := time.Now()
-		d := &DLA{}
+		d = &DLA{}
+		var err error
 		if rec != nil {
 			d.Result, err = dla.FromActivations(m.Model, rec, dla.Options{Target: target})
 		} else {
@@ -697,25 +724,24 @@ func (e *Engine) analyze(req *Request, resp *Response, progress func(Progress)) 
 			d.Err = err.Error()
 		}
 		d.Elapsed = time.Since(start)
-		r.DLA = d
 		e.mark("dla")
 	}
+	var x *Explanation
 	if withMaps {
-		resp.Explain = explanation(m, in, target, rec)
+		x = explanation(m, in, target, rec)
 		e.mark("explain")
 	}
-	if mapsNext && rec != nil {
-		e.recorded = &recordedForward{id: req.ID, model: req.Model, in: in, target: target, rec: rec}
-	}
-	return nil
+	return d, x
 }
 
-// recordedForward is an analysis's forward kept for its explanation maps
-// (Request.ExplainNext).
+// recordedForward is an analysis's forward (nil where the backend kept
+// none: each derivation then runs its own) kept for the derivations it
+// was asked with (Request.DeriveNext).
 type recordedForward struct {
 	id, model, target int
 	in                *session.Input
 	rec               *vit.Activations
+	dla, maps         bool
 }
 
 // mark tells Mark, if any, that a stage ended.

@@ -226,23 +226,28 @@ func TestAnalyzeRoundTrip(t *testing.T) {
 		t.Error("Analysis does not link the result")
 	}
 
-	// ExplainNext: the answer comes without the maps, which a KindExplain
-	// naming the analysis computes from its recorded forward, once.
+	// DeriveNext: the answer comes without DLA and maps, which a
+	// KindDerive naming the analysis computes from its recorded forward,
+	// once.
 	stages = nil
 	next := e.Handle(&Request{ID: 5, Kind: KindAnalyze, Model: loaded.Model, Image: picture(), Preset: loaded.Loaded.Preset,
-		Settings: s, ExplainNext: true, DLA: true}, nil)
-	if err := next.Error(); err != nil || next.Explain != nil {
-		t.Fatalf("ExplainNext: %v, maps %v", err, next.Explain)
+		Settings: s, Explain: true, DLA: true, DeriveNext: true}, nil)
+	if err := next.Error(); err != nil || next.Explain != nil || next.Result.DLA != nil {
+		t.Fatalf("DeriveNext: %v, maps %v, DLA %v", err, next.Explain, next.Result.DLA)
 	}
-	maps := e.Handle(&Request{ID: 6, Kind: KindExplain, Model: loaded.Model, Of: 5}, nil)
-	if err := maps.Error(); err != nil || maps.Explain == nil || maps.Explain.Err != "" || !reflect.DeepEqual(maps.Explain.Maps, resp.Explain.Maps) {
+	derived := roundTrip(t, e.Handle(&Request{ID: 6, Kind: KindDerive, Model: loaded.Model, Of: 5}, nil))
+	if err := derived.Error(); err != nil || derived.Explain == nil || derived.Explain.Err != "" ||
+		!reflect.DeepEqual(derived.Explain.Maps, resp.Explain.Maps) {
 		t.Errorf("the maps asked after the analysis differ from those with it (%v)", err)
 	}
-	if !slices.Equal(stages, []string{"lens", "dla", "explain"}) {
-		t.Errorf("the analysis and its maps marked stages %q, want lens, dla, explain", stages)
+	if d := derived.DLA; d == nil || d.Err != "" || !reflect.DeepEqual(d.Result, resp.Result.DLA.Result) {
+		t.Errorf("the DLA asked after the analysis differs from that with it: %+v", d)
 	}
-	if again := e.Handle(&Request{ID: 7, Kind: KindExplain, Model: loaded.Model, Of: 5}, nil); again.Error() == nil {
-		t.Error("the maps of an analysis asked twice, without an input: no error (the record is kept)")
+	if !slices.Equal(stages, []string{"lens", "dla", "explain"}) {
+		t.Errorf("the analysis and its derivations marked stages %q, want lens, dla, explain", stages)
+	}
+	if again := e.Handle(&Request{ID: 7, Kind: KindDerive, Model: loaded.Model, Of: 5}, nil); again.Error() == nil {
+		t.Error("the derivations of an analysis asked twice: no error (the record is kept)")
 	}
 }
 
