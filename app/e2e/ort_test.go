@@ -287,7 +287,6 @@ func analysisSteps(t *testing.T, ctx context.Context) string {
 		const parts = [
 			['to the worker (queued, encoded, sent)', at('vl-worker-handle-4') - window.vlClick],
 			['lens (forward, readouts of every site, attention maps, top memories)', at('vl-worker-lens') - at('vl-worker-handle-4')],
-			['DLA', at('vl-worker-dla') - at('vl-worker-lens')],
 			['answer encoded', at('vl-worker-answer-4') - at('vl-worker-lens')],
 			['transfer to the page', at('vl-decode-4') - at('vl-worker-answer-4')],
 			['decode', last('vl-decode-4') ? last('vl-decode-4').duration : NaN],
