@@ -4,6 +4,7 @@ package vit
 
 import (
 	"fmt"
+	"math"
 	"unsafe"
 )
 
@@ -36,22 +37,19 @@ func ReadClassRows(j *ClassRows) bool {
 	cp := (c + 3) &^ 3
 	j.Out, j.Top = make([]float64, 5*rows), make([]int32, j.K*rows)
 	var l jobLayout
-	args, z, stats := l.part(4*classRowWords), l.part(4*rows*c), l.part(16*rows)
+	args, z, h := l.part(4*classRowWords), l.part(4*rows*c), l.part(4*rows*j.Dim)
 	sOff, biasOff, ref := l.part(4*c), l.part(4*c), l.part(4*j.Tokens*c)
 	threadRows, out, top := l.part(4*k.threads*2*cp), l.part(8*5*rows), l.part(4*j.K*rows)
 	base := k.scratchAt(l.need)
-	for i, zi := range j.Z {
-		k.put(base+z+4*i*j.Tokens*c, zi[:j.Tokens*c])
+	for i := range j.Z {
+		k.put(base+z+4*i*j.Tokens*c, j.Z[i][:j.Tokens*c])
+		k.put(base+h+4*i*j.Tokens*j.Dim, j.H[i][:j.Tokens*j.Dim])
 	}
-	st := make([]float64, 2*rows)
-	for r := range rows {
-		st[2*r], st[2*r+1] = j.Mean[r], j.Inv[r]
-	}
-	k.putBytes(base+stats, sliceBytes(st))
 	k.put(base+sOff, j.S[:c])
 	k.put(base+biasOff, j.Bias[:c])
 	k.put(base+ref, j.Ref[:j.Tokens*c])
-	k.putWords(base+args, []int32{rowZ: int32(base + z), rowStats: int32(base + stats), rowS: int32(base + sOff),
+	k.putWords(base+args, []int32{rowZ: int32(base + z), rowH: int32(base + h), rowDim: int32(j.Dim),
+		rowEps: int32(math.Float32bits(j.Eps)), rowS: int32(base + sOff),
 		rowBias: int32(base + biasOff), rowRef: int32(base + ref), rowTokens: int32(j.Tokens), rowClasses: int32(c),
 		rowTarget: int32(j.Target), rowK: int32(j.K), rowScratch: int32(base + threadRows), rowOut: int32(base + out),
 		rowTop: int32(base + top)})
@@ -69,7 +67,9 @@ const classRowsPerChunk = 16
 // The class-row job's words (gemm.c's R_ enum) and its op (OP_CLASS_ROWS).
 const (
 	rowZ = iota
-	rowStats
+	rowH
+	rowDim
+	rowEps
 	rowS
 	rowBias
 	rowRef

@@ -286,15 +286,11 @@ func (c *CPU) kernelReadouts(tr *vit.Trace, b, n int, sites []vit.Site, z [vit.N
 	p := c.proj
 	C, D := p.Classes, p.Dim
 	depth := len(c.Model.Blocks)
-	job := vit.ClassRows{Z: make([][]float32, len(sites)), Mean: make([]float64, len(sites)*n),
-		Inv: make([]float64, len(sites)*n), S: p.S, Bias: p.Bias, Ref: finalP, Tokens: n, Classes: C,
+	job := vit.ClassRows{Z: make([][]float32, len(sites)), H: make([][]float32, len(sites)), Dim: D,
+		Eps: c.Model.Config.LNEps, S: p.S, Bias: p.Bias, Ref: finalP, Tokens: n, Classes: C,
 		Target: res.Target, K: res.Readouts[0].K}
 	for si, s := range sites {
-		job.Z[si] = z[s]
-		h := tr.Site(s, b).Data
-		for t := range n {
-			job.Mean[si*n+t], job.Inv[si*n+t] = vit.NormStats(h[t*D:(t+1)*D], c.Model.Config.LNEps)
-		}
+		job.Z[si], job.H[si] = z[s], tr.Site(s, b).Data
 	}
 	ran := c.rows != rowsKernelTwin && vit.ReadClassRows(&job)
 	sc := &tokenScratch{logits: make([]float32, C), exps: make([]float32, C)}

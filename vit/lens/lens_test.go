@@ -1,6 +1,7 @@
 package lens
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -143,19 +144,27 @@ func TestRowReadersAgree(t *testing.T) {
 
 // vit.ReadClassRows (the browser's threaded module; skipped elsewhere)
 // against FinishRow and readRow row by row, bit for bit, on rows it reads
-// and on one it must leave to Go (a logit 1000 above the rest).
+// and on one it must leave to Go (a logit 1000 above the rest); its
+// LayerNorm statistics on a width of whole vectors of four and on one with
+// a tail.
 func TestClassRowKernelMatchesGo(t *testing.T) {
 	if !vit.ClassRowsKernel() {
 		t.Skip("no class-row kernel here (the browser's threaded WebAssembly module)")
 	}
+	for _, dim := range []int{24, 27} {
+		t.Run(fmt.Sprint("dim", dim), func(t *testing.T) { testClassRowKernel(t, dim) })
+	}
+}
+
+func testClassRowKernel(t *testing.T, dim int) {
 	c := tinyCLS
-	c.Classes = 1001
+	c.Classes, c.Dim = 1001, dim
 	m := randomModel(t, c)
 	p := NewProjector(m)
 	rng := rand.New(rand.NewPCG(3, 4))
 	const n, sites = 7, 3
 	h := make([][]float32, sites)
-	job := vit.ClassRows{Mean: make([]float64, sites*n), Inv: make([]float64, sites*n), S: p.S, Bias: p.Bias,
+	job := vit.ClassRows{Dim: p.Dim, Eps: c.LNEps, S: p.S, Bias: p.Bias,
 		Ref: make([]float32, n*p.Classes), Tokens: n, Classes: p.Classes, Target: 5, K: 5}
 	refs := make([]klReference, n)
 	refLogits := p.Direct(randRows(rng, n*p.Dim), n)
@@ -164,10 +173,7 @@ func TestClassRowKernelMatchesGo(t *testing.T) {
 	}
 	for si := range h {
 		h[si] = randRows(rng, n*p.Dim)
-		job.Z = append(job.Z, p.Raw(nil, h[si], n))
-		for tok := range n {
-			job.Mean[si*n+tok], job.Inv[si*n+tok] = vit.NormStats(h[si][tok*p.Dim:(tok+1)*p.Dim], c.LNEps)
-		}
+		job.Z, job.H = append(job.Z, p.Raw(nil, h[si], n)), append(job.H, h[si])
 	}
 	job.Z[1][2*p.Classes+9] += 1000 // row n+2: past Exp32's range
 	if !vit.ReadClassRows(&job) {

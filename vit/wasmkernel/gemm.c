@@ -367,26 +367,63 @@ static void attentionHeads(const int *a, int tid, int h0, int h1) {
 // float32 operations in the same order, so every output equals the Go
 // path's bit for bit. A row whose max is not finite or whose exponentials
 // leave Exp32's polynomial range (a logit 87 below the max) gets rank −1:
-// the caller reads that one in Go.
-enum { R_Z, R_STATS, R_S, R_BIAS, R_REF, R_TOKENS, R_CLASSES, R_TARGET, R_K, R_SCRATCH, R_OUT, R_TOP, R_WORDS };
+// the caller reads that one in Go. Each row's LayerNorm statistics are
+// taken here from its h (normStats), not by Go's one thread before the job.
+enum { R_Z, R_H, R_DIM, R_EPS, R_S, R_BIAS, R_REF, R_TOKENS, R_CLASSES, R_TARGET, R_K, R_SCRATCH, R_OUT, R_TOP, R_WORDS };
 
 __attribute__((export_name("classRowWords"))) int classRowWords(void) { return R_WORDS; }
 
-// classRows reads rows [r0, r1) of the job a: row r's z is at Z + r·C, its
-// LN mean and 1/σ at STATS + 2r (float64), its reference probabilities at
-// REF + (r mod TOKENS)·C; it writes rank, target logit, Σe, Σe·d, Σp·d as
+// normStats is vit.NormStats: the mean of the n floats at x and
+// 1/√(var+eps) as the lanes of one f64x2 (not through pointers: a local
+// whose address is taken lives in the stack every thread shares), each sum
+// in float64 over four interleaved lanes (two f64x2 here) added as Go adds
+// them, so both are Go's bits.
+static v128_t normStats(const float *x, int n, float eps) {
+	v128_t s01 = wasm_f64x2_splat(0), s23 = s01;
+	int i = 0;
+	for (; i + 4 <= n; i += 4) {
+		v128_t v = wasm_v128_load(x + i);
+		s01 = wasm_f64x2_add(s01, wasm_f64x2_promote_low_f32x4(v));
+		s23 = wasm_f64x2_add(s23, wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(v, v, 2, 3, 0, 1)));
+	}
+	double s0 = wasm_f64x2_extract_lane(s01, 0);
+	for (int j = i; j < n; j++) s0 += (double)x[j];
+	double m = (s0 + wasm_f64x2_extract_lane(s01, 1) + wasm_f64x2_extract_lane(s23, 0) + wasm_f64x2_extract_lane(s23, 1)) / n;
+	v128_t mm = wasm_f64x2_splat(m);
+	s01 = s23 = wasm_f64x2_splat(0);
+	for (i = 0; i + 4 <= n; i += 4) {
+		v128_t v = wasm_v128_load(x + i);
+		v128_t d01 = wasm_f64x2_sub(wasm_f64x2_promote_low_f32x4(v), mm);
+		v128_t d23 = wasm_f64x2_sub(wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(v, v, 2, 3, 0, 1)), mm);
+		s01 = wasm_f64x2_add(s01, wasm_f64x2_mul(d01, d01));
+		s23 = wasm_f64x2_add(s23, wasm_f64x2_mul(d23, d23));
+	}
+	s0 = wasm_f64x2_extract_lane(s01, 0);
+	for (int j = i; j < n; j++) {
+		double d = (double)x[j] - m;
+		s0 += d * d;
+	}
+	double var = (s0 + wasm_f64x2_extract_lane(s01, 1) + wasm_f64x2_extract_lane(s23, 0) + wasm_f64x2_extract_lane(s23, 1)) / n;
+	return wasm_f64x2_make(m, 1 / __builtin_sqrt(var + (double)eps));
+}
+
+// classRows reads rows [r0, r1) of the job a: row r's z is at Z + r·C, the
+// vector it projects (DIM floats, for its LN mean and 1/σ) at H + r·DIM,
+// its reference probabilities at REF + (r mod TOKENS)·C; it writes rank, target logit, Σe, Σe·d, Σp·d as
 // five float64 at OUT + 5r and the top K classes at TOP + K·r. Thread tid
 // uses 2·cp floats of scratch at SCRATCH + tid·2·cp, cp = C rounded up to 4.
 static void classRows(const int *a, int tid, int r0, int r1) {
-	int C = a[R_CLASSES], cp = (C + 3) & ~3, tokens = a[R_TOKENS], target = a[R_TARGET], K = a[R_K];
+	int C = a[R_CLASSES], cp = (C + 3) & ~3, tokens = a[R_TOKENS], target = a[R_TARGET], K = a[R_K], dim = a[R_DIM];
+	float eps = *(const float *)&a[R_EPS];
 	const float *S = (const float *)a[R_S], *bias = (const float *)a[R_BIAS];
 	float *L = (float *)a[R_SCRATCH] + tid * 2 * cp, *E = L + cp;
 	for (int r = r0; r < r1; r++) {
 		const float *z = (const float *)a[R_Z] + r * C, *ref = (const float *)a[R_REF] + (r % tokens) * C;
-		const double *st = (const double *)a[R_STATS] + 2 * r;
+		v128_t stats = normStats((const float *)a[R_H] + r * dim, dim, eps);
+		double mu = wasm_f64x2_extract_lane(stats, 0), sigmaInv = wasm_f64x2_extract_lane(stats, 1);
 		double *out = (double *)a[R_OUT] + 5 * r;
 		int *top = (int *)a[R_TOP] + K * r;
-		v128_t mean = wasm_f64x2_splat(st[0]), inv = wasm_f64x2_splat(st[1]);
+		v128_t mean = wasm_f64x2_splat(mu), inv = wasm_f64x2_splat(sigmaInv);
 		v128_t mx = wasm_f32x4_splat(-__builtin_inff());
 		int k = 0;
 		for (; k + 4 <= C; k += 4) {
@@ -406,7 +443,7 @@ static void classRows(const int *a, int tid, int r0, int r1) {
 		mm = m2 > mm ? m2 : mm;
 		mm = m3 > mm ? m3 : mm;
 		for (; k < C; k++) {
-			float f = (float)(((double)z[k] - st[0] * (double)S[k]) * st[1]) + bias[k];
+			float f = (float)(((double)z[k] - mu * (double)S[k]) * sigmaInv) + bias[k];
 			L[k] = f;
 			nan |= f != f;
 			mm = f > mm ? f : mm;
