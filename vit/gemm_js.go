@@ -109,6 +109,8 @@ type simdKernel struct {
 	backHeadScratch js.Value
 	// rolloutWords is the length of its rollout rows' job (rollout_js.go).
 	rolloutWords int
+	// topRowWords is the length of its top rows' job (toprows_js.go).
+	topRowWords int
 }
 
 // span is a range of the module's memory, in bytes.
@@ -178,6 +180,9 @@ func instantiateKernel(bin []byte, memory js.Value) (k *simdKernel, err error) {
 	}
 	if f := exports.Get("rolloutWords"); f.Truthy() {
 		k.rolloutWords = f.Invoke().Int()
+	}
+	if f := exports.Get("topRowWords"); f.Truthy() {
+		k.topRowWords = f.Invoke().Int()
 	}
 	if k.ctl, err = k.alloc(4 * ctlWords); err != nil {
 		return nil, err
@@ -513,13 +518,15 @@ func (k *simdKernel) chunksFor(m, n, kk int) int {
 // What a job's chunks are (gemm.c's OP_ enum): a product's column panels,
 // or, in the threaded build, rows of the lens's class logits
 // (classrows_js.go), attention's heads (heads_js.go), their backward
-// (attnback_js.go) or the rollout's rows (rollout_js.go).
+// (attnback_js.go), the rollout's rows (rollout_js.go) or the memories'
+// top rows (toprows_js.go).
 const (
 	opGEMM = iota
 	opClassRows
 	opAttentionHeads
 	opAttentionBackward
 	opRolloutRows
+	opTopRows
 )
 
 // splitPanels cuts a product's panels into at most want chunks of per

@@ -193,6 +193,7 @@ func TopMemories(tr *vit.Trace) (*MemoryTop, error) {
 	t := &MemoryTop{Depth: depth, Tokens: n,
 		Index: make([]int32, len(memoryLayers)*depth*n*memory.TopK), Coef: make([]float32, len(memoryLayers)*depth*n*memory.TopK)}
 	for li, l := range memoryLayers {
+		coefs := make([]*vit.Tensor, depth)
 		for b := range depth {
 			coef, err := memory.Coefficients(tr, b, l)
 			if err != nil {
@@ -201,10 +202,14 @@ func TopMemories(tr *vit.Trace) (*MemoryTop, error) {
 			if coef.Shape[0] != n {
 				return nil, fmt.Errorf("%s coefficients of block %d: %d tokens, the trace has %d", l, b, coef.Shape[0], n)
 			}
+			coefs[b] = coef
+		}
+		for b, top := range memory.TokenTops(coefs) {
+			coef := coefs[b]
 			width := coef.Shape[1]
 			at := (li*depth + b) * n * memory.TopK
 			idx := t.Index[at : at+n*memory.TopK]
-			copy(idx, memory.TokenTop(coef))
+			copy(idx, top)
 			for pos := range n {
 				for i, j := range idx[pos*memory.TopK : (pos+1)*memory.TopK] {
 					if j >= 0 {

@@ -144,10 +144,34 @@ func Coefficients(tr *vit.Trace, b int, l Layer) (*vit.Tensor, error) {
 // TokenTop writes the TopK most activated memories (largest signed
 // coefficient) of every token: tokens×TopK.
 func TokenTop(coef *vit.Tensor) []int32 {
+	out := make([]int32, coef.Shape[0]*TopK)
+	tokenTop(out, coef)
+	return out
+}
+
+func tokenTop(out []int32, coef *vit.Tensor) {
 	n, mem := coef.Shape[0], coef.Shape[1]
-	out := make([]int32, n*TopK)
 	for t := 0; t < n; t++ {
 		lens.TopK(out[t*TopK:(t+1)*TopK], coef.Data[t*mem:(t+1)*mem])
+	}
+}
+
+// TokenTops is TokenTop of each of coefs, read in one job of the browser's
+// threaded module (vit.TopRows, whose twin TokenTop is) when they are as
+// wide, else token by token in Go.
+func TokenTops(coefs []*vit.Tensor) [][]int32 {
+	out, x := make([][]int32, len(coefs)), make([][]float32, len(coefs))
+	same := len(coefs) > 0
+	for i, c := range coefs {
+		out[i] = make([]int32, c.Shape[0]*TopK)
+		x[i] = c.Data[:c.Shape[0]*c.Shape[1]]
+		same = same && c.Shape[1] == coefs[0].Shape[1]
+	}
+	if same && vit.TopRows(out, x, coefs[0].Shape[1], TopK) {
+		return out
+	}
+	for i, c := range coefs {
+		tokenTop(out[i], c)
 	}
 	return out
 }

@@ -2,6 +2,7 @@ package memory
 
 import (
 	"math"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -140,6 +141,47 @@ func TestValueClassesMatchNumpy(t *testing.T) {
 			if d := math.Abs(float64(v.Logits[0]) - want.Logit1[j]); d > 1e-5*math.Max(1, math.Abs(want.Logit1[j])) {
 				t.Errorf("block %d %s memory %d: P = %g, numpy %g", want.Block, want.Layer, j, v.Logits[0], want.Logit1[j])
 			}
+		}
+	}
+}
+
+// TokenTops in vit.TopRows (the browser's threaded module; skipped
+// elsewhere) against TokenTop row by row: widths of whole vectors of four
+// and with a tail, one narrower than TopK, rows of ties and rows with a NaN
+// or an infinity.
+func TestTopRowsKernelMatchesTokenTop(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, width := range []int{3072, 37, 4, 3} {
+		coefs := make([]*vit.Tensor, 3)
+		for i := range coefs {
+			coefs[i] = vit.NewTensor(17+i, width)
+			for k := range coefs[i].Data {
+				coefs[i].Data[k] = float32(rng.NormFloat64())
+			}
+			row := func(tok int) []float32 { return coefs[i].Data[tok*width : (tok+1)*width] }
+			for k := range row(1) {
+				row(1)[k] = float32(k % 3) // ties
+			}
+			row(2)[width/2] = float32(math.NaN())
+			row(3)[0] = float32(math.NaN())
+			row(4)[width-1] = float32(math.Inf(1))
+			row(5)[width/3] = float32(math.Inf(-1))
+		}
+		x := make([][]float32, len(coefs))
+		got := make([][]int32, len(coefs))
+		for i, c := range coefs {
+			x[i], got[i] = c.Data, make([]int32, c.Shape[0]*TopK)
+		}
+		if !vit.TopRows(got, x, width, TopK) {
+			t.Skip("no top-rows kernel here (the browser's threaded WebAssembly module)")
+		}
+		for i, c := range coefs {
+			if want := TokenTop(c); !slices.Equal(got[i], want) {
+				t.Errorf("width %d, tensor %d: kernel %v, Go %v", width, i, got[i], want)
+			}
+		}
+		if tops := TokenTops(coefs); !slices.Equal(tops[2], TokenTop(coefs[2])) {
+			t.Errorf("width %d: TokenTops %v, TokenTop %v", width, tops[2], TokenTop(coefs[2]))
 		}
 	}
 }

@@ -269,13 +269,13 @@ static void gemmPanels(float *c, const float *a, const float *b, float *apack, i
 // and HELPERS, the count of helpers that have started. OP says what the
 // chunks are: a product's column panels (OP_GEMM), or, in the threaded build,
 // rows of the lens's class logits (OP_CLASS_ROWS), attention's heads
-// (OP_ATTENTION_HEADS), their backward (OP_ATTENTION_BACKWARD) or the
-// rollout's rows (OP_ROLLOUT_ROWS), ARG_A pointing at the job's arguments and ARG_M
+// (OP_ATTENTION_HEADS), their backward (OP_ATTENTION_BACKWARD), the
+// rollout's rows (OP_ROLLOUT_ROWS) or the memories' top rows (OP_TOP_ROWS), ARG_A pointing at the job's arguments and ARG_M
 // counting its rows or heads. ARG_BBLOCK, ARG_BROW and ARG_BCOL are an
 // unpacked B's layout (packB; ARG_BCOL 0: B is packed).
 enum { GEN, ACTIVE, NEXT, DONE, CHUNKS, PER, ARG_C, ARG_A, ARG_B, ARG_APACK, ARG_APSTRIDE, ARG_M, ARG_N, ARG_K,
        ARG_ACC, ARG_BIAS, ARG_GELU, OP, HELPERS, ARG_BBLOCK, ARG_BROW, ARG_BCOL, CTL_WORDS };
-enum { OP_GEMM, OP_CLASS_ROWS, OP_ATTENTION_HEADS, OP_ATTENTION_BACKWARD, OP_ROLLOUT_ROWS };
+enum { OP_GEMM, OP_CLASS_ROWS, OP_ATTENTION_HEADS, OP_ATTENTION_BACKWARD, OP_ROLLOUT_ROWS, OP_TOP_ROWS };
 
 #ifdef __wasm_atomics__
 // outOfExpRange marks the lanes where vit.Exp32 leaves its polynomial
@@ -586,6 +586,44 @@ static void rolloutRows(const int *a, int k0, int k1) {
 }
 #endif
 
+#ifdef __wasm_atomics__
+// The K largest of each row of WIDTH floats, largest first, ties to the
+// lower index (lens.TopK is the twin, vit/toprows_js.go the caller, and
+// memory.TokenTop's rows the job: a token's most activated memories): the
+// first K enter by insertion, then only a value above the K-th, found four
+// at a time, as TopK's firstAbove finds it; a NaN never passes that test.
+// Row r is at X + r·WIDTH and its classes go to OUT + r·K.
+enum { K_X, K_WIDTH, K_K, K_OUT, K_WORDS };
+
+__attribute__((export_name("topRowWords"))) int topRowWords(void) { return K_WORDS; }
+
+static void topRows(const int *a, int r0, int r1) {
+	int w = a[K_WIDTH], K = a[K_K];
+	for (int r = r0; r < r1; r++) {
+		const float *x = (const float *)a[K_X] + r * w;
+		int *top = (int *)a[K_OUT] + r * K, n = 0, c = 0;
+		for (; c < w && n < K; c++, n++) {
+			int i = n;
+			for (; i > 0 && x[c] > x[top[i - 1]]; i--) top[i] = top[i - 1];
+			top[i] = c;
+		}
+		for (int i = n; i < K; i++) top[i] = -1; // fewer than K values
+		if (n < K) continue;
+		for (; c < w; c++) {
+			if (c % 4 == 0 && c + 4 <= w && !wasm_v128_any_true(wasm_f32x4_gt(wasm_v128_load(x + c), wasm_f32x4_splat(x[top[K - 1]])))) {
+				c += 3;
+				continue;
+			}
+			if (x[c] > x[top[K - 1]]) {
+				int i = K - 1;
+				for (; i > 0 && x[c] > x[top[i - 1]]; i--) top[i] = top[i - 1];
+				top[i] = c;
+			}
+		}
+	}
+}
+#endif
+
 __attribute__((export_name("ctlWords"))) int ctlWords(void) { return CTL_WORDS; }
 
 // gemmChunks is thread tid's share of the product in ctl: it takes chunks
@@ -604,7 +642,8 @@ __attribute__((export_name("gemmChunks"))) void gemmChunks(int *ctl, int tid) {
 			if (ctl[OP] == OP_CLASS_ROWS) classRows((const int *)ctl[ARG_A], tid, q * per, i1);
 			else if (ctl[OP] == OP_ATTENTION_HEADS) attentionHeads((const int *)ctl[ARG_A], tid, q * per, i1);
 			else if (ctl[OP] == OP_ATTENTION_BACKWARD) attentionBackwardHeads((const int *)ctl[ARG_A], tid, q * per, i1);
-			else rolloutRows((const int *)ctl[ARG_A], q * per, i1);
+			else if (ctl[OP] == OP_ROLLOUT_ROWS) rolloutRows((const int *)ctl[ARG_A], q * per, i1);
+			else topRows((const int *)ctl[ARG_A], q * per, i1);
 		} else
 #endif
 		gemmPanels((float *)ctl[ARG_C], (const float *)ctl[ARG_A], (const float *)ctl[ARG_B], apack, pack, ctl[ARG_M],
