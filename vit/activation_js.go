@@ -52,12 +52,24 @@ func (k *simdKernel) geluGrad(g, x []float32) {
 	k.get(g, base)
 }
 
-// gelu runs gemm.c's gelu on x, copied into the scratch span and back.
+// gelu runs gemm.c's gelu on x, copied into the scratch span and back: in
+// the threaded build a job of runs of geluPerChunk floats, shared with the
+// helpers (the forward's tapped pre-activations, 600 K floats a B/16 block,
+// are otherwise milliseconds of the caller alone); elementwise, so any cut
+// gives the same bits.
 func (k *simdKernel) gelu(x []float32) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	base := k.scratchAt(4 * len(x))
 	k.put(base, x)
-	k.geluFn.Invoke(base, len(x))
+	if k.threaded {
+		k.runJob(opGELU, base, len(x), geluPerChunk)
+	} else {
+		k.geluFn.Invoke(base, len(x))
+	}
 	k.get(x, base)
 }
+
+// geluPerChunk: GELU is a few nanoseconds a float in the module, so a
+// chunk is tens of microseconds, above a helper's wake-up.
+const geluPerChunk = 1 << 14

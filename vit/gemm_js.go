@@ -518,8 +518,8 @@ func (k *simdKernel) chunksFor(m, n, kk int) int {
 // What a job's chunks are (gemm.c's OP_ enum): a product's column panels,
 // or, in the threaded build, rows of the lens's class logits
 // (classrows_js.go), attention's heads (heads_js.go), their backward
-// (attnback_js.go), the rollout's rows (rollout_js.go) or the memories'
-// top rows (toprows_js.go).
+// (attnback_js.go), the rollout's rows (rollout_js.go), the memories'
+// top rows (toprows_js.go) or GELU alone (activation_js.go).
 const (
 	opGEMM = iota
 	opClassRows
@@ -527,6 +527,7 @@ const (
 	opAttentionBackward
 	opRolloutRows
 	opTopRows
+	opGELU
 )
 
 // splitPanels cuts a product's panels into at most want chunks of per

@@ -270,12 +270,13 @@ static void gemmPanels(float *c, const float *a, const float *b, float *apack, i
 // chunks are: a product's column panels (OP_GEMM), or, in the threaded build,
 // rows of the lens's class logits (OP_CLASS_ROWS), attention's heads
 // (OP_ATTENTION_HEADS), their backward (OP_ATTENTION_BACKWARD), the
-// rollout's rows (OP_ROLLOUT_ROWS) or the memories' top rows (OP_TOP_ROWS), ARG_A pointing at the job's arguments and ARG_M
+// rollout's rows (OP_ROLLOUT_ROWS), the memories' top rows (OP_TOP_ROWS) or
+// GELU on a run of floats (OP_GELU: ARG_A points at them), ARG_A pointing at the job's arguments and ARG_M
 // counting its rows or heads. ARG_BBLOCK, ARG_BROW and ARG_BCOL are an
 // unpacked B's layout (packB; ARG_BCOL 0: B is packed).
 enum { GEN, ACTIVE, NEXT, DONE, CHUNKS, PER, ARG_C, ARG_A, ARG_B, ARG_APACK, ARG_APSTRIDE, ARG_M, ARG_N, ARG_K,
        ARG_ACC, ARG_BIAS, ARG_GELU, OP, HELPERS, ARG_BBLOCK, ARG_BROW, ARG_BCOL, CTL_WORDS };
-enum { OP_GEMM, OP_CLASS_ROWS, OP_ATTENTION_HEADS, OP_ATTENTION_BACKWARD, OP_ROLLOUT_ROWS, OP_TOP_ROWS };
+enum { OP_GEMM, OP_CLASS_ROWS, OP_ATTENTION_HEADS, OP_ATTENTION_BACKWARD, OP_ROLLOUT_ROWS, OP_TOP_ROWS, OP_GELU };
 
 #ifdef __wasm_atomics__
 // outOfExpRange marks the lanes where vit.Exp32 leaves its polynomial
@@ -643,7 +644,8 @@ __attribute__((export_name("gemmChunks"))) void gemmChunks(int *ctl, int tid) {
 			else if (ctl[OP] == OP_ATTENTION_HEADS) attentionHeads((const int *)ctl[ARG_A], tid, q * per, i1);
 			else if (ctl[OP] == OP_ATTENTION_BACKWARD) attentionBackwardHeads((const int *)ctl[ARG_A], tid, q * per, i1);
 			else if (ctl[OP] == OP_ROLLOUT_ROWS) rolloutRows((const int *)ctl[ARG_A], q * per, i1);
-			else topRows((const int *)ctl[ARG_A], q * per, i1);
+			else if (ctl[OP] == OP_TOP_ROWS) topRows((const int *)ctl[ARG_A], q * per, i1);
+			else gelu((float *)ctl[ARG_A] + q * per, i1 - q * per);
 		} else
 #endif
 		gemmPanels((float *)ctl[ARG_C], (const float *)ctl[ARG_A], (const float *)ctl[ARG_B], apack, pack, ctl[ARG_M],
