@@ -232,7 +232,13 @@ func (m *Model) block(b int, x []float32, tokens []int, opt Options, tr *Trace, 
 		tr.Values[b] = values
 	}
 	if tr.Heads != nil {
-		tr.Heads[b] = &Tensor{Shape: []int{n, d}, Data: slices.Clone(heads)}
+		// Recording keeps heads itself (a buffer of this block's own), which
+		// nothing writes after this: the tap shares it.
+		kept := heads
+		if rec == nil {
+			kept = slices.Clone(heads)
+		}
+		tr.Heads[b] = &Tensor{Shape: []int{n, d}, Data: kept}
 	}
 	var update, attnOut []float32
 	if fusedResidual(SiteAttn, HookAttnOut) {
@@ -253,10 +259,16 @@ func (m *Model) block(b int, x []float32, tokens []int, opt Options, tr *Trace, 
 	if tr.FC1 != nil || rec != nil || !c.ExactGELU() || opt.Hooks.has(HookMLPPre, b) || opt.Hooks.has(HookMLPPost, b) {
 		m.LinearForward(hidden, input(blk.Norm2), n, blk.FC1)
 		hook(HookMLPPre, hidden, n, c.MLPDim)
-		if tr.FC1 != nil {
-			tr.FC1[b] = &Tensor{Shape: []int{n, c.MLPDim}, Data: slices.Clone(hidden)}
-		}
 		fc1 = record(hidden)
+		if tr.FC1 != nil {
+			// The tap and the recording hold the same pre-activations,
+			// which neither writes: one copy (B/16: 2.4 MB a block).
+			kept := fc1
+			if kept == nil {
+				kept = slices.Clone(hidden)
+			}
+			tr.FC1[b] = &Tensor{Shape: []int{n, c.MLPDim}, Data: kept}
+		}
 		c.Activate(hidden)
 		hook(HookMLPPost, hidden, n, c.MLPDim)
 	} else {

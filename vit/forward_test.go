@@ -10,7 +10,7 @@ import (
 // Recording activations changes nothing the forward returns, and what it
 // records is what the taps see at the same places: the block input is the
 // previous block's output, Mid is hs_mid, FC1 the fc1 tap, Probs the
-// attention tap. For a post-norm model the updates are read before their
+// attention tap, and the recording run's own taps are the plain run's. For a post-norm model the updates are read before their
 // norm, so the attn/mlp taps are their LayerNorms.
 func TestForwardRecordsWhatTapsSee(t *testing.T) {
 	for _, post := range []bool{false, true} {
@@ -54,6 +54,10 @@ func TestForwardRecordsWhatTapsSee(t *testing.T) {
 			same("fc1", a.FC1, plain.FC1[b].Data)
 			same("probs", a.Probs.Data, plain.AttnProbs[b].Data)
 			same("heads", a.Heads, plain.Heads[b].Data)
+			// The recording run's taps share the recording's copies: still
+			// what the plain run taps.
+			same("fc1 tap while recording", rec.FC1[b].Data, plain.FC1[b].Data)
+			same("heads tap while recording", rec.Heads[b].Data, plain.Heads[b].Data)
 			attn, mlp := a.AttnOut, a.MLPOut
 			if post {
 				attn, mlp = make([]float32, n*d), make([]float32, n*d)
