@@ -591,8 +591,9 @@ static void rolloutRows(const int *a, int k0, int k1) {
 // The K largest of each row of WIDTH floats, largest first, ties to the
 // lower index (lens.TopK is the twin, vit/toprows_js.go the caller, and
 // memory.TokenTop's rows the job: a token's most activated memories): the
-// first K enter by insertion, then only a value above the K-th, found four
-// at a time, as TopK's firstAbove finds it; a NaN never passes that test.
+// first K enter by insertion, then only a value above the K-th, found
+// sixteen at a time, as TopK's firstAbove finds it; a NaN never passes that
+// test.
 // Row r is at X + r·WIDTH and its classes go to OUT + r·K.
 enum { K_X, K_WIDTH, K_K, K_OUT, K_WORDS };
 
@@ -610,16 +611,24 @@ static void topRows(const int *a, int r0, int r1) {
 		}
 		for (int i = n; i < K; i++) top[i] = -1; // fewer than K values
 		if (n < K) continue;
-		for (; c < w; c++) {
-			if (c % 4 == 0 && c + 4 <= w && !wasm_v128_any_true(wasm_f32x4_gt(wasm_v128_load(x + c), wasm_f32x4_splat(x[top[K - 1]])))) {
-				c += 3;
-				continue;
+		v128_t floor = wasm_f32x4_splat(x[top[K - 1]]); // the K-th so far: only a value above it enters
+		while (c < w) {
+			if (c % 16 == 0 && c + 16 <= w) {
+				v128_t above = wasm_v128_or(
+					wasm_v128_or(wasm_f32x4_gt(wasm_v128_load(x + c), floor), wasm_f32x4_gt(wasm_v128_load(x + c + 4), floor)),
+					wasm_v128_or(wasm_f32x4_gt(wasm_v128_load(x + c + 8), floor), wasm_f32x4_gt(wasm_v128_load(x + c + 12), floor)));
+				if (!wasm_v128_any_true(above)) {
+					c += 16;
+					continue;
+				}
 			}
 			if (x[c] > x[top[K - 1]]) {
 				int i = K - 1;
 				for (; i > 0 && x[c] > x[top[i - 1]]; i--) top[i] = top[i - 1];
 				top[i] = c;
+				floor = wasm_f32x4_splat(x[top[K - 1]]);
 			}
+			c++;
 		}
 	}
 }
