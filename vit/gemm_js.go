@@ -82,6 +82,7 @@ type simdKernel struct {
 	chunksFn    js.Value // gemmChunks(ctl, tid): the whole product on one thread
 	parallelFn  js.Value // gemmParallel(ctl): the product with the helpers; threaded build only
 	packedASize js.Value
+	work        int      // floats of a thread's working space in a product: packedASize(0, 0)
 	geluFn      js.Value // gelu(x, n) and geluGrad(g, x, n): activation_js.go
 	geluGradFn  js.Value
 	threads     int  // the caller and its helpers
@@ -163,6 +164,7 @@ func instantiateKernel(bin []byte, memory js.Value) (k *simdKernel, err error) {
 		k.memory = exports.Get("memory")
 	}
 	k.module = mod
+	k.work = k.packedASize.Invoke(0, 0).Int()
 	// Below __heap_base lie the module's stack and data.
 	k.top = (exports.Get("__heap_base").Get("value").Int() + 63) &^ 63
 	k.remap()
@@ -375,15 +377,17 @@ func (k *simdKernel) product(out []float32, ldc int, a []float32, lda, m int, b 
 		bSize = packBReach(b)
 		bData = bData[:min(len(bData), bSize)]
 	}
-	// One scratch span: A (m×k), C (m×n), the bias, each thread's packed A
-	// (all of A and a micro-panel of an unpacked B, see packedASize), and B
-	// itself when it is not kept (attention's operands, single products).
+	// One scratch span: A (m×k), C (m×n), the bias, A packed (once, by
+	// all threads together, packedASize less the WORK that each thread
+	// has next), and B itself when it is not kept (attention's operands,
+	// single products).
 	aOff := 0
 	cOff := aOff + 4*m*kk
 	biasOff := cOff + 4*m*n
 	apOff := biasOff + 4*n
-	apStride := (4*k.packedASize.Invoke(m, kk).Int() + 63) &^ 63
-	bOff := apOff + k.threads*apStride
+	workOff := apOff + (4*(k.packedASize.Invoke(m, kk).Int()-k.work)+63)&^63
+	workStride := (4*k.work + 63) &^ 63
+	bOff := workOff + k.threads*workStride
 	need := bOff
 	if !kept {
 		need += 4 * bSize
@@ -406,7 +410,7 @@ func (k *simdKernel) product(out []float32, ldc int, a []float32, lda, m int, b 
 	}
 	chunks, per := splitPanels((n+gemmNR-1)/gemmNR, k.chunksFor(m, n, kk))
 	ctl := [...]int32{ctlChunks: int32(chunks), ctlPer: int32(per), ctlC: int32(base + cOff), ctlA: int32(base + aOff),
-		ctlB: int32(bOff), ctlApack: int32(base + apOff), ctlApStride: int32(apStride), ctlM: int32(m), ctlN: int32(n),
+		ctlB: int32(bOff), ctlApack: int32(base + apOff), ctlWork: int32(base + workOff), ctlWorkStride: int32(workStride), ctlM: int32(m), ctlN: int32(n),
 		ctlK: int32(kk), ctlAcc: int32(flag(ep.accumulate)), ctlBias: int32(bias), ctlGELU: int32(flag(ep.gelu)), ctlOp: opGEMM,
 		ctlBBlock: int32(b.block), ctlBRow: int32(b.row), ctlBCol: int32(b.col)}
 	// GEN, ACTIVE and HELPERS are the threads' own.
@@ -477,13 +481,16 @@ const (
 	ctlActive
 	ctlNext
 	ctlDone
+	ctlPackNext
+	ctlPackDone
 	ctlChunks
 	ctlPer
 	ctlC
 	ctlA
 	ctlB
 	ctlApack
-	ctlApStride
+	ctlWork
+	ctlWorkStride
 	ctlM
 	ctlN
 	ctlK
@@ -507,6 +514,15 @@ const (
 // 197×64·64×197 kept its gain (45 against one thread's 37); the
 // backward's smaller products stay on the caller.
 const chunkMinWork = 1 << 20
+
+// productSplit is how many chunks per thread a product is cut into. The
+// threads wait at a product's end for the last chunk, on average half a
+// chunk each: at 4 a thread, by estimate about 1.7 ms for the backward's
+// 197×3072·3072×768 at Node's 16 GMAC/s a thread. A chunk costs one atomic
+// add more since A is packed once for all threads (packShared); finer
+// chunks read A again per k-slice from L3 where coarse ones found it in L2,
+// a few GB/s at most.
+const productSplit = 12
 
 // chunksFor is how many chunks an m×n×k product is cut into: split per
 // thread, fewer where a chunk would hold less than chunkMinWork, and 1,
@@ -662,7 +678,7 @@ func newThreadedKernel(threads int) (k *simdKernel, err error) {
 	}
 	k.threaded, k.threads = true, threads
 	if threads > 1 {
-		k.split = 4
+		k.split = productSplit
 	}
 	for tid := 1; tid < threads; tid++ {
 		w := g.Get("Worker").New(gemmWorkerURL)

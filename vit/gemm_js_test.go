@@ -78,9 +78,9 @@ func TestSIMDGEMMMatchesScalar(t *testing.T) {
 // The threads' chunked split, on one thread (Node has no Worker): the
 // single-threaded module cut into 5 chunks a thread, and the threaded
 // module (on a shared memory) driven through gemmParallel as a caller
-// whose 2 helpers never came, so that it takes all 12 chunks itself. The
-// thread packs A on its first chunk and reuses it for the others; each
-// chunk applies the bias and GELU to its own columns. Every product is
+// whose 2 helpers never came, so that it packs all of A (packShared) and
+// takes all 12 chunks itself; the single-threaded build packs A in each
+// chunk. Each chunk applies the bias and GELU to its own columns. Every product is
 // chunked, however small (minChunk 1).
 func TestSIMDChunkedMatchesScalar(t *testing.T) {
 	if simd == nil {

@@ -64,12 +64,13 @@ __attribute__((noinline)) static void tile4x8(const float *restrict a, const flo
 	wasm_v128_store(c + 3 * ldc + 4, c31);
 }
 
-// packA copies rows [0, m) and columns [p0, p0+kc) of the m×k matrix a into
-// row panels of MR: panel r holds, for p = 0..kc-1, the MR values
-// a[r·MR .. r·MR+MR-1, p0+p]. Rows past m repeat row m-1 (their results are
-// dropped; one path is smaller than a separate zero fill).
-static void packA(float *restrict dst, const float *restrict a, int m, int k, int p0, int kc) {
-	for (int i0 = 0; i0 < m; i0 += MR) {
+// packA copies rows [i0, min(i1, m)) (i0 a multiple of MR) and columns
+// [p0, p0+kc) of the m×k matrix a into row panels of MR: panel r holds, for
+// p = 0..kc-1, the MR values a[r·MR .. r·MR+MR-1, p0+p]. Rows past m repeat
+// row m-1 (their results are dropped; one path is smaller than a separate
+// zero fill).
+static void packA(float *restrict dst, const float *restrict a, int m, int k, int p0, int kc, int i0, int i1) {
+	for (; i0 < m && i0 < i1; i0 += MR) {
 		float *panel = dst + (i0 / MR) * kc * MR;
 		for (int r = 0; r < MR; r++) {
 			const float *row = a + (i0 + r < m ? i0 + r : m - 1) * k + p0;
@@ -120,14 +121,25 @@ static void packB(float *restrict dst, const float *restrict b, int n, int p0, i
 #undef COLUMN
 }
 
-// packedASize is the length in floats of a thread's `apack` scratch for an
-// m×k A: all of A packed, k-slice after k-slice, then the edge tile, then
-// one micro-panel of an unpacked B. A thread packs A once per product, on
-// its first chunk, and reuses it for every chunk after: packing (scalar,
+// WORK is the length in floats of a thread's working space in a product:
+// the tile for the edges (tiles that cross row m or column n go through it)
+// and packB's micro-panel of an unpacked B.
+#define WORK (MR * NR + KC * NR)
+
+// packedASize is the length in floats of the scratch for an m×k A that
+// gemmPanels packs itself (attention's jobs): all of A packed, k-slice
+// after k-slice, then WORK. A is packed once per product: packing (scalar,
 // strided) costs about as much as one panel's products, so a product cut
 // into many chunks would otherwise pack A many times over.
 __attribute__((export_name("packedASize"))) int packedASize(int m, int k) {
-	return (m + MR - 1) / MR * MR * k + MR * NR + KC * NR;
+	return (m + MR - 1) / MR * MR * k + WORK;
+}
+
+// sliceK is the k-slice of a product of depth k: k cut into equal slices of
+// at most KC, multiples of 4 (packB).
+static int sliceK(int k) {
+	int slices = k > 0 ? (k + KC - 1) / KC : 1;
+	return ((k + slices - 1) / slices + 3) & ~3;
 }
 
 // erf4 is vit.Erf32 (vit/ops.go) on four lanes: the same float32
@@ -210,23 +222,20 @@ __attribute__((export_name("geluGrad"))) void geluGrad(float *g, const float *x,
 // plus bias[j] per column j when bias is not 0, then GELU when gelu is set,
 // with B packed as described above, or unpacked when layout[2] (col) is not
 // 0: layout is {block, row, col} of packB, which packs each micro-panel as
-// it is reached. apack is a scratch of packedASize(m, k) floats: A packed,
-// slice by slice (packed here when pack is set, else left from this
-// thread's earlier chunk of the same product), then a tile for the edges
-// (tiles that cross row m or column n go through it), then packB's
-// micro-panel; not the stack, which every thread's instance would place at
-// the same address.
-static void gemmPanels(float *c, const float *a, const float *b, float *apack, int pack, int m, int n, int k,
-                       int accumulate, const float *bias, int gelu_, const int *layout, int q0, int q1) {
-	int slices = k > 0 ? (k + KC - 1) / KC : 1;
-	int kc0 = k > 0 ? ((k + slices - 1) / slices + 3) & ~3 : 0; // equal slices of at most KC, multiples of 4 (packB)
+// it is reached. apack holds A packed, slice by slice (packed here when
+// pack is set, else by packShared); work is the calling thread's WORK
+// floats; neither is the stack, which every thread's instance would place
+// at the same address.
+static void gemmPanels(float *c, const float *a, const float *b, float *apack, float *work, int pack, int m, int n,
+                       int k, int accumulate, const float *bias, int gelu_, const int *layout, int q0, int q1) {
+	int kc0 = sliceK(k);
 	int mPad = (m + MR - 1) / MR * MR;
-	float *edge = apack + mPad * k, *bpanel = edge + MR * NR;
+	float *edge = work, *bpanel = edge + MR * NR;
 	for (int p0 = 0; p0 < k || (k == 0 && p0 == 0); p0 += kc0) {
 		int kc = k - p0 < kc0 ? k - p0 : kc0;
 		int acc = p0 > 0 || accumulate;
 		float *as = apack + mPad * p0; // this slice's packed A
-		if (pack) packA(as, a, m, k, p0, kc);
+		if (pack) packA(as, a, m, k, p0, kc, 0, m);
 		for (int q = q0; q < q1; q++) {
 			const float *bq = b + (q * k + p0) * NR;
 			int j0 = q * NR, cols = n - j0 < NR ? n - j0 : NR;
@@ -261,9 +270,12 @@ static void gemmPanels(float *c, const float *a, const float *b, float *apack, i
 }
 
 // A product is described to the module, and shared among threads, by a
-// control block of int32 words in its memory. Its column panels are cut
-// into `chunks` runs of `per` panels; every thread takes chunks from the
-// NEXT counter and counts the ones it finished in DONE. The threaded build
+// control block of int32 words in its memory. First the threads pack A
+// into ARG_APACK together (packShared: units of a k-slice's rows taken from
+// PNEXT, counted in PDONE), then its column panels, cut into `chunks` runs
+// of `per` panels, go the same way: every thread takes chunks from the NEXT
+// counter and counts the ones it finished in DONE. A thread's WORK floats
+// lie at ARG_WORK + tid·ARG_WSTRIDE bytes. The threaded build
 // adds GEN (odd while a product is open to helpers) and ACTIVE (helpers
 // inside one), with which gemmParallel knows when it may write the next,
 // and HELPERS, the count of helpers that have started. OP says what the
@@ -274,8 +286,8 @@ static void gemmPanels(float *c, const float *a, const float *b, float *apack, i
 // GELU on a run of floats (OP_GELU: ARG_A points at them), ARG_A pointing at the job's arguments and ARG_M
 // counting its rows or heads. ARG_BBLOCK, ARG_BROW and ARG_BCOL are an
 // unpacked B's layout (packB; ARG_BCOL 0: B is packed).
-enum { GEN, ACTIVE, NEXT, DONE, CHUNKS, PER, ARG_C, ARG_A, ARG_B, ARG_APACK, ARG_APSTRIDE, ARG_M, ARG_N, ARG_K,
-       ARG_ACC, ARG_BIAS, ARG_GELU, OP, HELPERS, ARG_BBLOCK, ARG_BROW, ARG_BCOL, CTL_WORDS };
+enum { GEN, ACTIVE, NEXT, DONE, PNEXT, PDONE, CHUNKS, PER, ARG_C, ARG_A, ARG_B, ARG_APACK, ARG_WORK, ARG_WSTRIDE,
+       ARG_M, ARG_N, ARG_K, ARG_ACC, ARG_BIAS, ARG_GELU, OP, HELPERS, ARG_BBLOCK, ARG_BROW, ARG_BCOL, CTL_WORDS };
 enum { OP_GEMM, OP_CLASS_ROWS, OP_ATTENTION_HEADS, OP_ATTENTION_BACKWARD, OP_ROLLOUT_ROWS, OP_TOP_ROWS, OP_GELU };
 
 #ifdef __wasm_atomics__
@@ -312,6 +324,7 @@ static void attentionHeads(const int *a, int tid, int h0, int h1) {
 	const float *qkv = (const float *)a[T_QKV];
 	int *kT = (int *)(a[T_SCRATCH] + tid * a[T_STRIDE]), *v = kT + 4;
 	float *q = (float *)(kT + 8), *o = q + n * dh, *apack = o + n * dh;
+	float *work = apack + packedASize(n, n > dh ? n : dh) - WORK;
 	// {block, row, col}: kᵀ (rows of qkv, strided ld) and v (row-major, ld).
 	kT[0] = 16, kT[1] = 1, kT[2] = ld;
 	v[0] = 16 * ld, v[1] = ld, v[2] = 1;
@@ -319,7 +332,7 @@ static void attentionHeads(const int *a, int tid, int h0, int h1) {
 		float *probs = (float *)a[T_PROBS] + h * n * n;
 		for (int t = 0; t < n; t++)
 			for (int i = 0; i < dh; i++) q[t * dh + i] = qkv[t * ld + h * dh + i];
-		gemmPanels(probs, q, qkv + d + h * dh, apack, 1, n, n, dh, 0, 0, 0, kT, 0, (n + NR - 1) / NR);
+		gemmPanels(probs, q, qkv + d + h * dh, apack, work, 1, n, n, dh, 0, 0, 0, kT, 0, (n + NR - 1) / NR);
 		int bad = 0;
 		for (int t = 0; t < n && !bad; t++) {
 			float *row = probs + t * n, m;
@@ -349,7 +362,7 @@ static void attentionHeads(const int *a, int tid, int h0, int h1) {
 		}
 		((int *)a[T_STATUS])[h] = bad;
 		if (bad) continue;
-		gemmPanels(o, probs, qkv + 2 * d + h * dh, apack, 1, n, dh, n, 0, 0, 0, v, 0, (dh + NR - 1) / NR);
+		gemmPanels(o, probs, qkv + 2 * d + h * dh, apack, work, 1, n, dh, n, 0, 0, 0, v, 0, (dh + NR - 1) / NR);
 		float *out = (float *)a[T_OUT];
 		for (int t = 0; t < n; t++)
 			for (int i = 0; i < dh; i++) out[t * d + h * dh + i] = o[t * dh + i];
@@ -521,7 +534,8 @@ static void attentionBackwardHeads(const int *a, int tid, int h0, int h1) {
 	float *gQKV = (float *)a[U_GQKV];
 	int *lay = (int *)(a[U_SCRATCH] + tid * a[U_STRIDE]);
 	float *g = (float *)(lay + 16), *x = g + n * dh, *out = x + n * dh, *gS = out + n * dh;
-	float *apack = gS + n * n + 4 * n + NR;
+	int w = n > dh ? n : dh;
+	float *apack = gS + n * n + 4 * n + NR, *work = apack + packedASize(w, w) - WORK;
 	// {block, row, col}: rows of a row-major matrix strided ld (Bᵀ: MatMulT's
 	// operand), a row-major n-wide matrix, and one strided ld.
 	int *vT = lay, *byRows = lay + 4, *strided = lay + 8;
@@ -535,11 +549,11 @@ static void attentionBackwardHeads(const int *a, int tid, int h0, int h1) {
 		float *gA = (float *)a[U_GPROBS] + h * n * n;
 		for (int t = 0; t < n; t++)
 			for (int i = 0; i < dh; i++) g[t * dh + i] = gHeads[t * d + qo + i];
-		gemmPanels(gA, g, qkv + vo, apack, 1, n, n, dh, 0, 0, 0, vT, 0, np); // G·Vᵀ
+		gemmPanels(gA, g, qkv + vo, apack, work, 1, n, n, dh, 0, 0, 0, vT, 0, np); // G·Vᵀ
 		if (!gQKV) continue;
 		for (int t = 0; t < n; t++)
 			for (int i = 0; i < dh; i++) x[i * n + t] = g[t * dh + i];
-		gemmPanels(out, x, p, apack, 1, dh, n, n, 0, 0, 0, byRows, 0, np); // Gᵀ·A
+		gemmPanels(out, x, p, apack, work, 1, dh, n, n, 0, 0, 0, byRows, 0, np); // Gᵀ·A
 		for (int t = 0; t < n; t++)
 			for (int i = 0; i < dh; i++) gQKV[t * ld + vo + i] = out[i * n + t];
 		for (int t = 0; t < n; t++) {
@@ -552,12 +566,12 @@ static void attentionBackwardHeads(const int *a, int tid, int h0, int h1) {
 				row[s] *= scale;
 			}
 		}
-		gemmPanels(out, gS, qkv + ko, apack, 1, n, dh, n, 0, 0, 0, strided, 0, dp); // ∂L/∂S·K
+		gemmPanels(out, gS, qkv + ko, apack, work, 1, n, dh, n, 0, 0, 0, strided, 0, dp); // ∂L/∂S·K
 		for (int t = 0; t < n; t++)
 			for (int i = 0; i < dh; i++) gQKV[t * ld + qo + i] = out[t * dh + i];
 		for (int t = 0; t < n; t++)
 			for (int i = 0; i < dh; i++) x[i * n + t] = qkv[t * ld + qo + i];
-		gemmPanels(out, x, gS, apack, 1, dh, n, n, 0, 0, 0, byRows, 0, np); // Qᵀ·∂L/∂S
+		gemmPanels(out, x, gS, apack, work, 1, dh, n, n, 0, 0, 0, byRows, 0, np); // Qᵀ·∂L/∂S
 		for (int t = 0; t < n; t++)
 			for (int i = 0; i < dh; i++) gQKV[t * ld + ko + i] = out[i * n + t];
 	}
@@ -636,13 +650,44 @@ static void topRows(const int *a, int r0, int r1) {
 
 __attribute__((export_name("ctlWords"))) int ctlWords(void) { return CTL_WORDS; }
 
-// gemmChunks is thread tid's share of the product in ctl: it takes chunks
-// until none is left, using its own packed-A scratch (apack + tid·apstride
-// bytes). Single-threaded, one call with tid 0 computes the whole product.
+#ifdef __wasm_atomics__
+// PACK_GROUPS is how many parts packShared cuts each k-slice's rows into:
+// with a product of one slice, enough for the threads to share.
+#define PACK_GROUPS 4
+
+// packShared is thread tid's share of packing the product's A into
+// ARG_APACK, once for all threads: it takes units (a k-slice's rows, a
+// PACK_GROUPS-th of them) until none is left, then waits until the other
+// threads have packed theirs. A thread that arrives late finds A packed.
+static void packShared(int *ctl) {
+	int m = ctl[ARG_M], k = ctl[ARG_K], kc0 = sliceK(k), mPad = (m + MR - 1) / MR * MR;
+	int rows = ((mPad / MR + PACK_GROUPS - 1) / PACK_GROUPS) * MR;
+	int units = k > 0 ? (k + kc0 - 1) / kc0 * PACK_GROUPS : 0;
+	for (;;) {
+		int u = __atomic_fetch_add(&ctl[PNEXT], 1, __ATOMIC_SEQ_CST);
+		if (u >= units) break;
+		int p0 = u / PACK_GROUPS * kc0, i0 = u % PACK_GROUPS * rows, kc = k - p0 < kc0 ? k - p0 : kc0;
+		packA((float *)ctl[ARG_APACK] + mPad * p0, (const float *)ctl[ARG_A], m, k, p0, kc, i0, i0 + rows);
+		if (__atomic_add_fetch(&ctl[PDONE], 1, __ATOMIC_SEQ_CST) == units)
+			__builtin_wasm_memory_atomic_notify(&ctl[PDONE], -1);
+	}
+	for (int d; (d = __atomic_load_n(&ctl[PDONE], __ATOMIC_SEQ_CST)) < units;)
+		__builtin_wasm_memory_atomic_wait32(&ctl[PDONE], d, -1);
+}
+#endif
+
+// gemmChunks is thread tid's share of the job in ctl: for a product, A
+// packed with the others (packShared), then chunks until none is left.
+// Single-threaded, one call with tid 0 computes the whole product; the
+// single-threaded build, which vit/gemm_js.go gives one chunk per product,
+// packs A in gemmPanels (packShared would not fit in its 4 KiB).
 __attribute__((export_name("gemmChunks"))) void gemmChunks(int *ctl, int tid) {
-	int chunks = ctl[CHUNKS], per = ctl[PER], n = ctl[ARG_N], panels = (n + NR - 1) / NR;
-	float *apack = (float *)(ctl[ARG_APACK] + tid * ctl[ARG_APSTRIDE]);
-	for (int pack = 1;; pack = 0) {
+	int chunks = ctl[CHUNKS], per = ctl[PER], n = ctl[ARG_N], panels = (n + NR - 1) / NR, pack = 1;
+#ifdef __wasm_atomics__
+	if (ctl[OP] == OP_GEMM) packShared(ctl);
+	pack = 0;
+#endif
+	for (;;) {
 		int q = __atomic_fetch_add(&ctl[NEXT], 1, __ATOMIC_SEQ_CST);
 		if (q >= chunks) break;
 		int q1 = (q + 1) * per < panels ? (q + 1) * per : panels;
@@ -657,8 +702,9 @@ __attribute__((export_name("gemmChunks"))) void gemmChunks(int *ctl, int tid) {
 			else gelu((float *)ctl[ARG_A] + q * per, i1 - q * per);
 		} else
 #endif
-		gemmPanels((float *)ctl[ARG_C], (const float *)ctl[ARG_A], (const float *)ctl[ARG_B], apack, pack, ctl[ARG_M],
-		           n, ctl[ARG_K], ctl[ARG_ACC], (const float *)ctl[ARG_BIAS], ctl[ARG_GELU], ctl + ARG_BBLOCK, q * per, q1);
+		gemmPanels((float *)ctl[ARG_C], (const float *)ctl[ARG_A], (const float *)ctl[ARG_B], (float *)ctl[ARG_APACK],
+		           (float *)(ctl[ARG_WORK] + tid * ctl[ARG_WSTRIDE]), pack, ctl[ARG_M], n, ctl[ARG_K], ctl[ARG_ACC],
+		           (const float *)ctl[ARG_BIAS], ctl[ARG_GELU], ctl + ARG_BBLOCK, q * per, q1);
 		if (__atomic_add_fetch(&ctl[DONE], 1, __ATOMIC_SEQ_CST) == chunks) {
 #ifdef __wasm_atomics__
 			__builtin_wasm_memory_atomic_notify(&ctl[DONE], 1);
