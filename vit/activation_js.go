@@ -9,6 +9,19 @@ package vit
 // an erf and an exp per element). VITLENS_GEMM=scalar turns them off with
 // the module's matmul, so those runs test the Go twins end to end.
 
+func init() { matMulGELUGradKernel = matMulGELUGradInModule }
+
+// matMulGELUGradInModule is Linear.MatMulGELUGrad in the threaded module:
+// the product with GELU' as its epilogue (gemm.c's ARG_GELU_GRAD), false
+// where there is no threaded module.
+func matMulGELUGradInModule(out, a []float32, rows int, b layoutB, x []float32) bool {
+	if !threadedModule() || rows == 0 {
+		return false
+	}
+	simd.product(out, b.n, a, b.k, rows, b, epilogue{}, x)
+	return true
+}
+
 // vectorActivations: the module is the active matmul path.
 var vectorActivations = simd != nil && activeKernel != nil && activeKernel.name == "simd"
 

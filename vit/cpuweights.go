@@ -123,6 +123,27 @@ func (l Linear) MatMul(out, a []float32, rows int) {
 	productOnce(out, a, rows, weightsB(l.packed.packed))
 }
 
+// MatMulGELUGrad computes out (rows×In) = (a·W) ⊙ GELU'(x), x rows×In:
+// the MLP's backward from its output through W_fc2 and the exact GELU to
+// the pre-activations x, as MatMul then GELUGrad compute it (its twin, bit
+// for bit). In the browser's threaded module it is one job whose threads
+// each apply GELU' to the columns they computed, where GELUGrad ran on the
+// engine's one thread, the gradient copied out, in and out again.
+func (l Linear) MatMulGELUGrad(out, a []float32, rows int, x []float32) {
+	out, x = out[:rows*l.In], x[:rows*l.In]
+	if activeKernel != nil && l.packed != nil && l.packed.packed != nil && matMulGELUGradKernel != nil &&
+		matMulGELUGradKernel(out, a, rows, weightsB(l.packed.packed), x) {
+		return
+	}
+	l.MatMul(out, a, rows)
+	GELUGrad(out, x)
+}
+
+// matMulGELUGradKernel runs MatMulGELUGrad on a layer's panels b where the
+// platform has a kernel for it (the browser's threaded module), false,
+// nothing written, where not.
+var matMulGELUGradKernel func(out, a []float32, rows int, b layoutB, x []float32) bool
+
 // Unpacked returns l with W in PyTorch layout in a slice of its own (a
 // copy), not packed: for building a changed layer from l, or for code that
 // indexes l.W of one layer at a time.

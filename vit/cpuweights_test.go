@@ -199,3 +199,30 @@ func TestNewRandomPacked(t *testing.T) {
 		t.Fatalf("packed model's logits %v, unpacked %v", a.Logits, b.Logits)
 	}
 }
+
+// Linear.MatMulGELUGrad against its twin, MatMul then GELUGrad, bit for
+// bit: in the browser's threaded module one job whose chunks apply GELU'
+// to their own columns, so shapes that cut into several chunks (the MLP's
+// backward at B/16 sizes) and widths that are not a multiple of 4 (the
+// last chunk's tail) are among them.
+func TestLinearMatMulGELUGradMatchesTwin(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	for _, s := range append(slices.Clone(oddShapes), [2]int{96, 1001}, [2]int{64, 3072}) {
+		n, k := s[0], s[1] // W is n×k: Out = n, In = k
+		l := Linear{In: k, Out: n, W: randomWeights(rng, n*k)}
+		l.Pack()
+		for _, rows := range []int{1, 13, 197} {
+			a, x := randomWeights(rng, rows*n), randomWeights(rng, rows*k)
+			for i := range x {
+				x[i] *= 8 // GELU' over its range, past the flush of φ at |x| ≈ 13 for a few
+			}
+			got, want := make([]float32, rows*k), make([]float32, rows*k)
+			l.MatMulGELUGrad(got, a, rows, x)
+			l.MatMul(want, a, rows)
+			GELUGrad(want, x)
+			if !sameBits(got, want) {
+				t.Fatalf("%d×%d, %d rows: (a·W)⊙GELU'(x) differs from MatMul then GELUGrad", n, k, rows)
+			}
+		}
+	}
+}

@@ -309,7 +309,7 @@ func (k *simdKernel) weights(b *packedB) (span, bool, error) {
 // gemm is the whole-product entry of gemmKernel: out[i*ldc+j] = ep(Σ_p
 // a[i*lda+p]·B[p,j]) for i < m, j < b.n, as gemm.go's loops compute it.
 func (k *simdKernel) gemm(out []float32, ldc int, a []float32, lda, m int, b *packedB, ep epilogue) {
-	k.product(out, ldc, a, lda, m, layoutB{k: b.k, n: b.n, data: b.data, panels: b}, ep)
+	k.product(out, ldc, a, lda, m, layoutB{k: b.k, n: b.n, data: b.data, panels: b}, ep, nil)
 }
 
 // unpacked is gemmKernel.unpacked: the module packs each micro-panel of B
@@ -329,7 +329,7 @@ func (k *simdKernel) unpacked(out []float32, ldc int, a []float32, lda, m int, b
 		gathered = gatherRows(b.data, b.row, b.k, b.n)
 		b = rowsB(*gathered, b.n, b.k, b.n)
 	}
-	k.product(out, ldc, a, lda, m, b, epilogue{})
+	k.product(out, ldc, a, lda, m, b, epilogue{}, nil)
 	if gathered != nil {
 		scratch.Put(gathered)
 	}
@@ -360,7 +360,9 @@ func packBReach(b layoutB) int {
 }
 
 // product runs one product; b.col 0 means B is packed panels (b.data).
-func (k *simdKernel) product(out []float32, ldc int, a []float32, lda, m int, b layoutB, ep epilogue) {
+// A geluGradOf (m×b.n, row-major; the threaded build only) multiplies the
+// product by GELU' of it, each chunk its own columns.
+func (k *simdKernel) product(out []float32, ldc int, a []float32, lda, m int, b layoutB, ep epilogue, geluGradOf []float32) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	n, kk := b.n, b.k
@@ -387,7 +389,11 @@ func (k *simdKernel) product(out []float32, ldc int, a []float32, lda, m int, b 
 	apOff := biasOff + 4*n
 	workOff := apOff + (4*(k.packedASize.Invoke(m, kk).Int()-k.work)+63)&^63
 	workStride := (4*k.work + 63) &^ 63
-	bOff := workOff + k.threads*workStride
+	xOff := workOff + k.threads*workStride
+	bOff := xOff
+	if geluGradOf != nil {
+		bOff += 4 * m * n
+	}
 	need := bOff
 	if !kept {
 		need += 4 * bSize
@@ -408,10 +414,15 @@ func (k *simdKernel) product(out []float32, ldc int, a []float32, lda, m int, b 
 		bias = base + biasOff
 		k.put(bias, ep.bias[:n])
 	}
+	geluGrad := 0
+	if geluGradOf != nil {
+		geluGrad = base + xOff
+		k.put(geluGrad, geluGradOf[:m*n])
+	}
 	chunks, per := splitPanels((n+gemmNR-1)/gemmNR, k.chunksFor(m, n, kk))
 	ctl := [...]int32{ctlChunks: int32(chunks), ctlPer: int32(per), ctlC: int32(base + cOff), ctlA: int32(base + aOff),
 		ctlB: int32(bOff), ctlApack: int32(base + apOff), ctlWork: int32(base + workOff), ctlWorkStride: int32(workStride), ctlM: int32(m), ctlN: int32(n),
-		ctlK: int32(kk), ctlAcc: int32(flag(ep.accumulate)), ctlBias: int32(bias), ctlGELU: int32(flag(ep.gelu)), ctlOp: opGEMM,
+		ctlK: int32(kk), ctlAcc: int32(flag(ep.accumulate)), ctlBias: int32(bias), ctlGELU: int32(flag(ep.gelu)), ctlGELUGrad: int32(geluGrad), ctlOp: opGEMM,
 		ctlBBlock: int32(b.block), ctlBRow: int32(b.row), ctlBCol: int32(b.col)}
 	// GEN, ACTIVE and HELPERS are the threads' own.
 	k.putWords(k.ctl.off+4*ctlNext, ctl[ctlNext:ctlHelpers])
@@ -497,6 +508,7 @@ const (
 	ctlAcc
 	ctlBias
 	ctlGELU
+	ctlGELUGrad
 	ctlOp
 	ctlHelpers
 	ctlBBlock

@@ -545,3 +545,18 @@ func BenchmarkModuleCopy(b *testing.B) {
 		}
 	})
 }
+
+// Where the threaded module runs, Linear.MatMulGELUGrad is its job (which
+// TestLinearMatMulGELUGradMatchesTwin holds to the Go twin), not the twin.
+func TestMatMulGELUGradRunsInModule(t *testing.T) {
+	if !threadedModule() {
+		t.Skip("no threaded module (VITLENS_THREADS under vit/wasmkernel/node_threads_exec)")
+	}
+	rng := rand.New(rand.NewPCG(11, 12))
+	l := Linear{In: 40, Out: 24, W: randomWeights(rng, 40*24)}
+	l.Pack()
+	out := make([]float32, 3*40)
+	if !matMulGELUGradKernel(out, randomWeights(rng, 3*24), 3, weightsB(l.packed.packed), randomWeights(rng, 3*40)) {
+		t.Fatal("the threaded module did not run Linear.MatMulGELUGrad")
+	}
+}

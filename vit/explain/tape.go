@@ -134,9 +134,17 @@ func (t *tape) backward(gLogits []float32, at func(h vit.Hook, g []float32), pro
 		if c.PostNorm {
 			LayerNormBackward(gMo, gMo, bt.MLPOut, live, d, blk.Norm2, c.LNEps)
 		}
-		LinearBackward(gHidden, gMo, live, blk.FC2)
-		hook(vit.HookMLPPost, b, gHidden)
-		ActivationBackward(c.Act, gHidden[:live*c.MLPDim], bt.FC1[:live*c.MLPDim])
+		if at == nil && c.ExactGELU() {
+			// W_fc2's product and GELU' in one call: in the browser's
+			// threaded module one job, its threads each applying GELU' to
+			// their own columns, where ActivationBackward ran on the
+			// engine's one thread. The hooks need the gradient between.
+			blk.FC2.MatMulGELUGrad(gHidden, gMo, live, bt.FC1)
+		} else {
+			LinearBackward(gHidden, gMo, live, blk.FC2)
+			hook(vit.HookMLPPost, b, gHidden)
+			ActivationBackward(c.Act, gHidden[:live*c.MLPDim], bt.FC1[:live*c.MLPDim])
+		}
 		hook(vit.HookMLPPre, b, gHidden)
 		LinearBackward(gMlpIn, gHidden, live, blk.FC1)
 		if !c.PostNorm {

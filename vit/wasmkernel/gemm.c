@@ -202,20 +202,36 @@ static v128_t exp4(v128_t v) {
 	return wasm_f32x4_mul(e, (v128_t)wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(n), wasm_i32x4_splat(127)), 23));
 }
 
-// geluGrad multiplies g by the exact GELU's derivative at x, as vit.GELUGrad's
-// Go loop (geluDeriv): Φ(x) + x·φ(x), φ flushed to 0 below e^-87.33654.
+// geluDeriv4 is the exact GELU's derivative on four lanes, as vit.GELUGrad's
+// Go loop (geluDeriv) computes it: Φ(x) + x·φ(x), φ flushed to 0 below
+// e^-87.33654.
+static v128_t geluDeriv4(v128_t v) {
+	v128_t cdf = wasm_f32x4_mul(wasm_f32x4_splat(0.5f),
+	                            wasm_f32x4_add(wasm_f32x4_splat(1), erf4(wasm_f32x4_mul(v, wasm_f32x4_splat(0.70710678118654752440f)))));
+	v128_t u = wasm_f32x4_mul(wasm_f32x4_mul(wasm_f32x4_splat(-0.5f), v), v);
+	v128_t pdf = wasm_v128_and(exp4(u), wasm_f32x4_ge(u, wasm_f32x4_splat(-87.33654f)));
+	pdf = wasm_f32x4_mul(pdf, wasm_f32x4_splat(0.39894228040143267794f));
+	return wasm_f32x4_add(cdf, wasm_f32x4_mul(v, pdf));
+}
+
+// geluGrad multiplies g by GELU'(x) (geluDeriv4) on n floats.
 // It runs on whole vectors of four: the caller leaves room past n in both.
 __attribute__((export_name("geluGrad"))) void geluGrad(float *g, const float *x, int n) {
-	for (int i = 0; i < n; i += 4) {
-		v128_t v = wasm_v128_load(x + i);
-		v128_t cdf = wasm_f32x4_mul(wasm_f32x4_splat(0.5f),
-		                            wasm_f32x4_add(wasm_f32x4_splat(1), erf4(wasm_f32x4_mul(v, wasm_f32x4_splat(0.70710678118654752440f)))));
-		v128_t u = wasm_f32x4_mul(wasm_f32x4_mul(wasm_f32x4_splat(-0.5f), v), v);
-		v128_t pdf = wasm_v128_and(exp4(u), wasm_f32x4_ge(u, wasm_f32x4_splat(-87.33654f)));
-		pdf = wasm_f32x4_mul(pdf, wasm_f32x4_splat(0.39894228040143267794f));
-		wasm_v128_store(g + i, wasm_f32x4_mul(wasm_v128_load(g + i), wasm_f32x4_add(cdf, wasm_f32x4_mul(v, pdf))));
-	}
+	for (int i = 0; i < n; i += 4)
+		wasm_v128_store(g + i, wasm_f32x4_mul(wasm_v128_load(g + i), geluDeriv4(wasm_v128_load(x + i))));
 }
+
+#ifdef __wasm_atomics__
+// geluGradExact is geluGrad on exactly n floats, the tail through one lane:
+// a product's epilogue, where the floats past a chunk's columns are another
+// thread's.
+static void geluGradExact(float *g, const float *x, int n) {
+	int i = n & ~3;
+	geluGrad(g, x, i);
+	for (; i < n; i++)
+		g[i] = wasm_f32x4_extract_lane(wasm_f32x4_mul(wasm_f32x4_splat(g[i]), geluDeriv4(wasm_f32x4_splat(x[i]))), 0);
+}
+#endif
 
 // gemmPanels computes columns [16·q0, 16·q1) ∩ [0, n) of C (m×n, row stride
 // n) = A (m×k, row stride k) · B, plus what C held when accumulate is set,
@@ -285,9 +301,11 @@ static void gemmPanels(float *c, const float *a, const float *b, float *apack, f
 // rollout's rows (OP_ROLLOUT_ROWS), the memories' top rows (OP_TOP_ROWS) or
 // GELU on a run of floats (OP_GELU: ARG_A points at them), ARG_A pointing at the job's arguments and ARG_M
 // counting its rows or heads. ARG_BBLOCK, ARG_BROW and ARG_BCOL are an
-// unpacked B's layout (packB; ARG_BCOL 0: B is packed).
+// unpacked B's layout (packB; ARG_BCOL 0: B is packed). ARG_GELU_GRAD, in
+// the threaded build, is X (m×n) for a product to be multiplied by GELU'(X)
+// (the MLP's backward), 0 for none.
 enum { GEN, ACTIVE, NEXT, DONE, PNEXT, PDONE, CHUNKS, PER, ARG_C, ARG_A, ARG_B, ARG_APACK, ARG_WORK, ARG_WSTRIDE,
-       ARG_M, ARG_N, ARG_K, ARG_ACC, ARG_BIAS, ARG_GELU, OP, HELPERS, ARG_BBLOCK, ARG_BROW, ARG_BCOL, CTL_WORDS };
+       ARG_M, ARG_N, ARG_K, ARG_ACC, ARG_BIAS, ARG_GELU, ARG_GELU_GRAD, OP, HELPERS, ARG_BBLOCK, ARG_BROW, ARG_BCOL, CTL_WORDS };
 enum { OP_GEMM, OP_CLASS_ROWS, OP_ATTENTION_HEADS, OP_ATTENTION_BACKWARD, OP_ROLLOUT_ROWS, OP_TOP_ROWS, OP_GELU };
 
 #ifdef __wasm_atomics__
@@ -705,6 +723,13 @@ __attribute__((export_name("gemmChunks"))) void gemmChunks(int *ctl, int tid) {
 		gemmPanels((float *)ctl[ARG_C], (const float *)ctl[ARG_A], (const float *)ctl[ARG_B], (float *)ctl[ARG_APACK],
 		           (float *)(ctl[ARG_WORK] + tid * ctl[ARG_WSTRIDE]), pack, ctl[ARG_M], n, ctl[ARG_K], ctl[ARG_ACC],
 		           (const float *)ctl[ARG_BIAS], ctl[ARG_GELU], ctl + ARG_BBLOCK, q * per, q1);
+#ifdef __wasm_atomics__
+		if (ctl[ARG_GELU_GRAD]) {
+			int j0 = q * per * NR, cols = (q1 * NR < n ? q1 * NR : n) - j0;
+			for (int i = 0; i < ctl[ARG_M]; i++)
+				geluGradExact((float *)ctl[ARG_C] + i * n + j0, (const float *)ctl[ARG_GELU_GRAD] + i * n + j0, cols);
+		}
+#endif
 		if (__atomic_add_fetch(&ctl[DONE], 1, __ATOMIC_SEQ_CST) == chunks) {
 #ifdef __wasm_atomics__
 			__builtin_wasm_memory_atomic_notify(&ctl[DONE], 1);
