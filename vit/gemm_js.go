@@ -112,6 +112,9 @@ type simdKernel struct {
 	rolloutWords int
 	// topRowWords is the length of its top rows' job (toprows_js.go).
 	topRowWords int
+	// normBackWords is the length of its LayerNorm backward job
+	// (normback_js.go).
+	normBackWords int
 }
 
 // span is a range of the module's memory, in bytes.
@@ -185,6 +188,9 @@ func instantiateKernel(bin []byte, memory js.Value) (k *simdKernel, err error) {
 	}
 	if f := exports.Get("topRowWords"); f.Truthy() {
 		k.topRowWords = f.Invoke().Int()
+	}
+	if f := exports.Get("normBackWords"); f.Truthy() {
+		k.normBackWords = f.Invoke().Int()
 	}
 	if k.ctl, err = k.alloc(4 * ctlWords); err != nil {
 		return nil, err
@@ -547,7 +553,8 @@ func (k *simdKernel) chunksFor(m, n, kk int) int {
 // or, in the threaded build, rows of the lens's class logits
 // (classrows_js.go), attention's heads (heads_js.go), their backward
 // (attnback_js.go), the rollout's rows (rollout_js.go), the memories'
-// top rows (toprows_js.go) or GELU alone (activation_js.go).
+// top rows (toprows_js.go), GELU alone (activation_js.go) or LayerNorm's
+// backward (normback_js.go).
 const (
 	opGEMM = iota
 	opClassRows
@@ -556,6 +563,7 @@ const (
 	opRolloutRows
 	opTopRows
 	opGELU
+	opNormBackward
 )
 
 // splitPanels cuts a product's panels into at most want chunks of per

@@ -19,8 +19,27 @@ import (
 //
 //	gx = (ĝ − mean(ĝ) − x̂·mean(ĝ ⊙ x̂)) / σ.
 //
-// gx may alias gy.
+// gx may alias gy. Where the platform has a kernel for it (the browser's
+// threaded module) rows at a time run there (layerNormBackwardKernel).
 func LayerNormBackward(gx, gy, x []float32, rows, d int, n vit.Norm, eps float32) {
+	if rows >= normBackwardKernelRows && layerNormBackwardKernel(gx, gy, x, n.W, rows, d, eps) {
+		return
+	}
+	layerNormBackwardLoop(gx, gy, x, rows, d, n, eps)
+}
+
+// layerNormBackwardKernel runs LayerNormBackward where the platform has a
+// kernel for it (the browser's threaded module, rows shared among its
+// threads: the loop ran on the engine's one Go thread); layerNormBackwardLoop
+// is its twin, bit for bit.
+var layerNormBackwardKernel = vit.LayerNormBackwardRows
+
+// normBackwardKernelRows is the fewest rows worth the kernel's call and
+// copies: the per-block maps' single [CLS] rows stay in Go.
+const normBackwardKernelRows = 8
+
+// layerNormBackwardLoop is LayerNormBackward in Go.
+func layerNormBackwardLoop(gx, gy, x []float32, rows, d int, n vit.Norm, eps float32) {
 	xh := make([]float64, d)
 	gh := make([]float64, d)
 	for r := 0; r < rows; r++ {

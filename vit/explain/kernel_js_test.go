@@ -84,3 +84,35 @@ func TestRolloutRowsKernelMatchesLoop(t *testing.T) {
 		}
 	}
 }
+
+// The threaded module's LayerNorm backward (vit.LayerNormBackwardRows)
+// against layerNormBackwardLoop, bit for bit: NormStats' four partial sums
+// and the loop's float64 order. Widths not a multiple of 4 and B/16's,
+// rows of varied scale and offset (the statistics matter), in place (gx
+// is gy, as the backward calls it) and not.
+func TestLayerNormBackwardKernelMatchesLoop(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	for _, sz := range []struct{ rows, d int }{{1, 5}, {13, 37}, {40, 64}, {197, 768}} {
+		x, gy := randVec(rng, sz.rows*sz.d, 3), randVec(rng, sz.rows*sz.d, 1)
+		for r := range sz.rows {
+			for i := range sz.d {
+				x[r*sz.d+i] += float32(r) - 5
+			}
+		}
+		n := vit.Norm{W: randVec(rng, sz.d, 1)}
+		want := make([]float32, sz.rows*sz.d)
+		layerNormBackwardLoop(want, gy, x, sz.rows, sz.d, n, 1e-6)
+		got := randVec(rng, sz.rows*sz.d, 1) // stale values must be overwritten
+		if !vit.LayerNormBackwardRows(got, gy, x, n.W, sz.rows, sz.d, 1e-6) {
+			t.Skip("no threaded module here (make wasm-check runs this with node_threads_exec)")
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("%d rows of %d: the module's LayerNorm backward differs from Go's loop", sz.rows, sz.d)
+		}
+		inPlace := slices.Clone(gy)
+		vit.LayerNormBackwardRows(inPlace, inPlace, x, n.W, sz.rows, sz.d, 1e-6)
+		if !slices.Equal(inPlace, want) {
+			t.Fatalf("%d rows of %d: the module's LayerNorm backward in place differs from Go's loop", sz.rows, sz.d)
+		}
+	}
+}

@@ -298,15 +298,17 @@ static void gemmPanels(float *c, const float *a, const float *b, float *apack, f
 // chunks are: a product's column panels (OP_GEMM), or, in the threaded build,
 // rows of the lens's class logits (OP_CLASS_ROWS), attention's heads
 // (OP_ATTENTION_HEADS), their backward (OP_ATTENTION_BACKWARD), the
-// rollout's rows (OP_ROLLOUT_ROWS), the memories' top rows (OP_TOP_ROWS) or
-// GELU on a run of floats (OP_GELU: ARG_A points at them), ARG_A pointing at the job's arguments and ARG_M
+// rollout's rows (OP_ROLLOUT_ROWS), the memories' top rows (OP_TOP_ROWS),
+// GELU on a run of floats (OP_GELU: ARG_A points at them) or LayerNorm's
+// backward on rows (OP_NORM_BACKWARD), ARG_A pointing at the job's arguments and ARG_M
 // counting its rows or heads. ARG_BBLOCK, ARG_BROW and ARG_BCOL are an
 // unpacked B's layout (packB; ARG_BCOL 0: B is packed). ARG_GELU_GRAD, in
 // the threaded build, is X (m×n) for a product to be multiplied by GELU'(X)
 // (the MLP's backward), 0 for none.
 enum { GEN, ACTIVE, NEXT, DONE, PNEXT, PDONE, CHUNKS, PER, ARG_C, ARG_A, ARG_B, ARG_APACK, ARG_WORK, ARG_WSTRIDE,
        ARG_M, ARG_N, ARG_K, ARG_ACC, ARG_BIAS, ARG_GELU, ARG_GELU_GRAD, OP, HELPERS, ARG_BBLOCK, ARG_BROW, ARG_BCOL, CTL_WORDS };
-enum { OP_GEMM, OP_CLASS_ROWS, OP_ATTENTION_HEADS, OP_ATTENTION_BACKWARD, OP_ROLLOUT_ROWS, OP_TOP_ROWS, OP_GELU };
+enum { OP_GEMM, OP_CLASS_ROWS, OP_ATTENTION_HEADS, OP_ATTENTION_BACKWARD, OP_ROLLOUT_ROWS, OP_TOP_ROWS, OP_GELU,
+       OP_NORM_BACKWARD };
 
 #ifdef __wasm_atomics__
 // outOfExpRange marks the lanes where vit.Exp32 leaves its polynomial
@@ -666,6 +668,62 @@ static void topRows(const int *a, int r0, int r1) {
 }
 #endif
 
+#ifdef __wasm_atomics__
+// LayerNorm's backward on rows (vit/explain's LayerNormBackward is the twin,
+// vit/normback_js.go the caller): for each row of width D, with its mean μ
+// and 1/σ from X as vit.NormStats computes them (four partial sums a pass,
+// in float64), x̂ = (x−μ)/σ and ĝ = GY ⊙ W, GX = (ĝ − mean(ĝ) −
+// x̂·mean(ĝ ⊙ x̂))/σ, in the Go loop's float64 operations and order: the
+// same bits. GX may be GY: a row's GY is read before its GX is written.
+enum { N_GX, N_GY, N_X, N_W, N_D, N_EPS, N_WORDS };
+
+__attribute__((export_name("normBackWords"))) int normBackWords(void) { return N_WORDS; }
+
+static void normBackwardRows(const int *a, int r0, int r1) {
+	int d = a[N_D];
+	double eps = (double)*(const float *)&a[N_EPS];
+	const float *w = (const float *)a[N_W];
+	for (int r = r0; r < r1; r++) {
+		const float *x = (const float *)a[N_X] + r * d, *gy = (const float *)a[N_GY] + r * d;
+		float *gx = (float *)a[N_GX] + r * d;
+		// Four named sums, not an array: an array may live in the linear
+		// memory's stack, which every thread's instance places at one address.
+		double s0 = 0, s1 = 0, s2 = 0, s3 = 0, mean, inv, mg = 0, mgx = 0;
+		int i = 0;
+		for (; i + 4 <= d; i += 4) {
+			s0 += (double)x[i];
+			s1 += (double)x[i + 1];
+			s2 += (double)x[i + 2];
+			s3 += (double)x[i + 3];
+		}
+		for (; i < d; i++) s0 += (double)x[i];
+		mean = (s0 + s1 + s2 + s3) / (double)d;
+		s0 = s1 = s2 = s3 = 0;
+		for (i = 0; i + 4 <= d; i += 4) {
+			double d0 = (double)x[i] - mean, d1 = (double)x[i + 1] - mean, d2 = (double)x[i + 2] - mean,
+			       d3 = (double)x[i + 3] - mean;
+			s0 += d0 * d0;
+			s1 += d1 * d1;
+			s2 += d2 * d2;
+			s3 += d3 * d3;
+		}
+		for (; i < d; i++) s0 += ((double)x[i] - mean) * ((double)x[i] - mean);
+		inv = 1 / __builtin_sqrt((s0 + s1 + s2 + s3) / (double)d + eps);
+		for (i = 0; i < d; i++) {
+			double xh = ((double)x[i] - mean) * inv, gh = (double)gy[i] * (double)w[i];
+			mg += gh;
+			mgx += gh * xh;
+		}
+		mg /= (double)d;
+		mgx /= (double)d;
+		for (i = 0; i < d; i++) {
+			double xh = ((double)x[i] - mean) * inv, gh = (double)gy[i] * (double)w[i];
+			gx[i] = (float)((gh - mg - xh * mgx) * inv);
+		}
+	}
+}
+#endif
+
 __attribute__((export_name("ctlWords"))) int ctlWords(void) { return CTL_WORDS; }
 
 #ifdef __wasm_atomics__
@@ -717,7 +775,8 @@ __attribute__((export_name("gemmChunks"))) void gemmChunks(int *ctl, int tid) {
 			else if (ctl[OP] == OP_ATTENTION_BACKWARD) attentionBackwardHeads((const int *)ctl[ARG_A], tid, q * per, i1);
 			else if (ctl[OP] == OP_ROLLOUT_ROWS) rolloutRows((const int *)ctl[ARG_A], q * per, i1);
 			else if (ctl[OP] == OP_TOP_ROWS) topRows((const int *)ctl[ARG_A], q * per, i1);
-			else gelu((float *)ctl[ARG_A] + q * per, i1 - q * per);
+			else if (ctl[OP] == OP_GELU) gelu((float *)ctl[ARG_A] + q * per, i1 - q * per);
+			else normBackwardRows((const int *)ctl[ARG_A], q * per, i1);
 		} else
 #endif
 		gemmPanels((float *)ctl[ARG_C], (const float *)ctl[ARG_A], (const float *)ctl[ARG_B], (float *)ctl[ARG_APACK],
