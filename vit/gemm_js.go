@@ -533,14 +533,15 @@ const (
 // backward's smaller products stay on the caller.
 const chunkMinWork = 1 << 20
 
-// productSplit is how many chunks per thread a product is cut into. The
-// threads wait at a product's end for the last chunk, on average half a
-// chunk each: at 4 a thread, by estimate about 1.7 ms for the backward's
-// 197×3072·3072×768 at Node's 16 GMAC/s a thread. A chunk costs one atomic
-// add more since A is packed once for all threads (packShared); finer
-// chunks read A again per k-slice from L3 where coarse ones found it in L2,
-// a few GB/s at most.
-const productSplit = 12
+// productSplit is how many chunks per thread a product is cut into. With A
+// packed once for all threads (packShared) a chunk costs only an atomic add,
+// so finer chunks should have shortened the threads' wait for the last one,
+// but 12 a thread was no faster than 4 under Node at 2 threads (B/16's
+// forward 590-610 against 592-607 ms, the explanation maps 716-740 against
+// 676-737 ms, fastest of 4 images a run, load 1.2-3.4), nor were 8 and 16
+// for the lens stage: finer chunks read A again per k-slice from L3 where
+// coarse ones find it in L2.
+const productSplit = 4
 
 // chunksFor is how many chunks an m×n×k product is cut into: split per
 // thread, fewer where a chunk would hold less than chunkMinWork, and 1,
