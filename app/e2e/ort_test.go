@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -206,12 +207,14 @@ func TestPerfORT(t *testing.T) {
 	// thread and at all: the lens on every site with attention maps and
 	// memory coefficients, DLA and the explanation maps (?explain=1 asks
 	// for them with the analysis, as for models under 5 M parameters; a
-	// click away otherwise), from the click on the second image until the
-	// page is ready again (the lens part alone is the page's elapsed time).
+	// click away otherwise), from the click on an image until the page is
+	// ready again (the lens part alone is the page's elapsed time): the
+	// best of three images after the upload's own analysis, as
+	// onnxruntime-web's is the best of three runs after a warm-up.
 	app := serve(t)
 	model := filepath.Join(tmp, "vit-b16-splitmix.safetensors")
 	writeB16(t, model)
-	fullMS, lensMS := map[int]float64{}, map[int]float64{}
+	fullMS, lensMS, allMS := map[int]float64{}, map[int]float64{}, map[int][]string{}
 	for _, threads := range []int{1, all} {
 		if _, ok := fullMS[threads]; ok {
 			continue
@@ -231,30 +234,35 @@ func TestPerfORT(t *testing.T) {
 			tr = startTrace(t, ctx)
 			tr.file = fmt.Sprintf("%s.%dthreads.json", strings.TrimSuffix(traceFile, ".json"), threads)
 		}
-		start := time.Now()
-		eval(t, ctx, `window.vlClick = performance.now(); document.querySelector('.vl-thumb[data-sample="3"]').click()`)
-		s = waitState(t, ctx, fmt.Sprintf(`d.status === 'ready' && +d.seq > %d`, s.Seq), 15*time.Minute)
-		fullMS[threads] = float64(time.Since(start).Microseconds()) / 1000
-		lensMS[threads] = s.summary(t).ElapsedMS
-		t.Logf("%d thread(s), where the full analysis's time goes: %s", threads, analysisSteps(t, ctx))
-		// The views appear step by step once the page is ready.
-		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`(() => { const e = document.getElementById('vl-explain');
-			return !!e && e.innerText.includes('Computed on the CPU in'); })()`, chromedp.WithPollingTimeout(time.Minute))); err != nil {
-			maps, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => { const e = document.getElementById('vl-explain');
-				return e ? e.innerText.slice(0, 400) : 'no #vl-explain'; })()`))
-			t.Fatalf("%d thread(s): the explanation maps did not come with the analysis (%v): %q", threads, err, maps)
+		fullMS[threads] = math.Inf(1)
+		for _, sample := range []int{3, 4, 5} {
+			start := time.Now()
+			eval(t, ctx, fmt.Sprintf(`window.vlClick = performance.now(); document.querySelector('.vl-thumb[data-sample="%d"]').click()`, sample))
+			s = waitState(t, ctx, fmt.Sprintf(`d.status === 'ready' && +d.seq > %d`, s.Seq), 15*time.Minute)
+			ms := float64(time.Since(start).Microseconds()) / 1000
+			if ms < fullMS[threads] {
+				fullMS[threads], lensMS[threads] = ms, s.summary(t).ElapsedMS
+			}
+			allMS[threads] = append(allMS[threads], fmt.Sprintf("%.0f", ms))
+			t.Logf("%d thread(s), sample %d, where the full analysis's time goes: %s", threads, sample, analysisSteps(t, ctx))
+			// The page is ready once the maps are drawn.
+			if maps, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => { const e = document.getElementById('vl-explain');
+				return e ? e.innerText : 'no #vl-explain'; })()`)); err != nil || !strings.Contains(maps, "Computed on the CPU in") {
+				t.Fatalf("%d thread(s): the explanation maps did not come with the analysis (%v): %.400q", threads, err, maps)
+			}
+			if tr != nil { // the first image's
+				tr.end(t, ctx)
+				tr = nil
+			}
 		}
-		if tr != nil {
-			tr.end(t, ctx)
-		}
-		t.Logf("app's CPU path, %s: full analysis with the explanation maps %.0f ms per image (second image; the lens part %.0f ms)",
-			s.Backend, fullMS[threads], lensMS[threads])
+		t.Logf("app's CPU path, %s: full analysis with the explanation maps %.0f ms per image (best of %s; the lens part %.0f ms)",
+			s.Backend, fullMS[threads], strings.Join(allMS[threads], ", "), lensMS[threads])
 	}
 
 	var rows []string
 	for _, threads := range []int{1, all} {
-		rows = append(rows, fmt.Sprintf("%d thread(s): onnxruntime-web forward %.0f ms; app forward %.0f ms (%.2fx, goal <= 1.5x); app full analysis with the maps %.0f ms (%.2fx its forward, goal <= 3x; lens part %.0f ms)",
-			threads, ortMS[threads], goMS[threads], goMS[threads]/ortMS[threads], fullMS[threads], fullMS[threads]/ortMS[threads], lensMS[threads]))
+		rows = append(rows, fmt.Sprintf("%d thread(s): onnxruntime-web forward %.0f ms; app forward %.0f ms (%.2fx, goal <= 1.5x); app full analysis with the maps %.0f ms (best of %s: %.2fx its forward, goal <= 3x; lens part %.0f ms)",
+			threads, ortMS[threads], goMS[threads], goMS[threads]/ortMS[threads], fullMS[threads], strings.Join(allMS[threads], ", "), fullMS[threads]/ortMS[threads], lensMS[threads]))
 		if all == 1 {
 			break
 		}
