@@ -2,10 +2,7 @@
 
 package vit
 
-import (
-	"fmt"
-	"math"
-)
+import "math"
 
 // AttentionBackwardKernel reports whether AttentionBackwardHeads runs: the
 // threaded module, on the matmul's path (threadedModule).
@@ -26,9 +23,6 @@ func AttentionBackwardHeads(gProbs, gQKV, qkv, probs, gHeads []float32, n, heads
 		return false
 	}
 	k := simd
-	if k.backHeadWords != backHeadWords {
-		panic(fmt.Sprintf("WebAssembly SIMD kernel: its attention backward job has %d words, vit/attnback_js.go writes %d: rebuild it (make wasm-kernel)", k.backHeadWords, backHeadWords))
-	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	d := heads * dh

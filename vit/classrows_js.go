@@ -3,7 +3,6 @@
 package vit
 
 import (
-	"fmt"
 	"math"
 	"unsafe"
 )
@@ -28,9 +27,6 @@ func ReadClassRows(j *ClassRows) bool {
 		return false
 	}
 	k := simd
-	if k.classRowWords != classRowWords {
-		panic(fmt.Sprintf("WebAssembly SIMD kernel: its class-row job has %d words, vit/classrows_js.go writes %d: rebuild it (make wasm-kernel)", k.classRowWords, classRowWords))
-	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	rows, c := j.Rows(), j.Classes

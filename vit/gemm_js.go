@@ -174,24 +174,26 @@ func instantiateKernel(bin []byte, memory js.Value) (k *simdKernel, err error) {
 	if words := exports.Get("ctlWords").Invoke().Int(); words != ctlWords {
 		return nil, fmt.Errorf("WebAssembly SIMD kernel: its control block has %d words, vit/gemm_js.go writes %d: rebuild it (make wasm-kernel)", words, ctlWords)
 	}
-	if f := exports.Get("classRowWords"); f.Truthy() {
-		k.classRowWords = f.Invoke().Int()
+	// The threaded build's jobs, each an argument block whose length the
+	// module exports and Go writes: a stale build is refused here (the
+	// scalar loop runs) instead of reading a job's block wrong.
+	for _, j := range []struct {
+		export string
+		want   int
+		have   *int
+	}{{"classRowWords", classRowWords, &k.classRowWords}, {"headWords", headWords, &k.headWords},
+		{"backHeadWords", backHeadWords, &k.backHeadWords}, {"rolloutWords", rolloutWords, &k.rolloutWords},
+		{"topRowWords", topRowWords, &k.topRowWords}, {"normBackWords", normBackWords, &k.normBackWords}} {
+		f := exports.Get(j.export)
+		if !f.Truthy() {
+			continue // the one-thread build has no jobs
+		}
+		if n := f.Invoke().Int(); n != j.want {
+			return nil, fmt.Errorf("WebAssembly SIMD kernel: its %s() is %d, vit writes %d: rebuild it (make wasm-kernel)", j.export, n, j.want)
+		}
+		*j.have = j.want
 	}
-	if f := exports.Get("headWords"); f.Truthy() {
-		k.headWords, k.headScratch = f.Invoke().Int(), exports.Get("headScratch")
-	}
-	if f := exports.Get("backHeadWords"); f.Truthy() {
-		k.backHeadWords, k.backHeadScratch = f.Invoke().Int(), exports.Get("backHeadScratch")
-	}
-	if f := exports.Get("rolloutWords"); f.Truthy() {
-		k.rolloutWords = f.Invoke().Int()
-	}
-	if f := exports.Get("topRowWords"); f.Truthy() {
-		k.topRowWords = f.Invoke().Int()
-	}
-	if f := exports.Get("normBackWords"); f.Truthy() {
-		k.normBackWords = f.Invoke().Int()
-	}
+	k.headScratch, k.backHeadScratch = exports.Get("headScratch"), exports.Get("backHeadScratch")
 	if k.ctl, err = k.alloc(4 * ctlWords); err != nil {
 		return nil, err
 	}

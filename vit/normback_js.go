@@ -2,10 +2,7 @@
 
 package vit
 
-import (
-	"fmt"
-	"math"
-)
+import "math"
 
 // LayerNormBackwardRows writes gx = ∂L/∂x for rows vectors of width d of a
 // LayerNorm with weights w, given gy = ∂L/∂y and the forward input x
@@ -20,9 +17,6 @@ func LayerNormBackwardRows(gx, gy, x, w []float32, rows, d int, eps float32) boo
 		return false
 	}
 	k := simd
-	if k.normBackWords != normBackWords {
-		panic(fmt.Sprintf("WebAssembly SIMD kernel: its LayerNorm backward job has %d words, vit/normback_js.go writes %d: rebuild it (make wasm-kernel)", k.normBackWords, normBackWords))
-	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	var l jobLayout

@@ -2,8 +2,6 @@
 
 package vit
 
-import "fmt"
-
 // RolloutRows fills out (n×n, float64) with Σ_h max(0, gProbs[h,k,j]·
 // probs[h,k,j]), the heads in order: the rows of Chefer's rollout matrix
 // before the mean over heads (vit/explain's chefer, whose Go loop is its
@@ -15,9 +13,6 @@ func RolloutRows(out []float64, gProbs, probs []float32, n, heads int) bool {
 		return false
 	}
 	k := simd
-	if k.rolloutWords != rolloutWords {
-		panic(fmt.Sprintf("WebAssembly SIMD kernel: its rollout job has %d words, vit/rollout_js.go writes %d: rebuild it (make wasm-kernel)", k.rolloutWords, rolloutWords))
-	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	var l jobLayout

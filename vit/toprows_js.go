@@ -2,8 +2,6 @@
 
 package vit
 
-import "fmt"
-
 // TopRows writes, for every row of width floats of each x[i], the indices
 // of its k largest, largest first, ties to the lower index, into dst[i]
 // (k per row): lens.TopK row by row (its Go loop is the twin, bit for bit),
@@ -17,9 +15,6 @@ func TopRows(dst [][]int32, x [][]float32, width, k int) bool {
 		return false
 	}
 	kern := simd
-	if kern.topRowWords != topRowWords {
-		panic(fmt.Sprintf("WebAssembly SIMD kernel: its top-rows job has %d words, vit/toprows_js.go writes %d: rebuild it (make wasm-kernel)", kern.topRowWords, topRowWords))
-	}
 	kern.mu.Lock()
 	defer kern.mu.Unlock()
 	rows := 0
