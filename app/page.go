@@ -79,13 +79,13 @@ type Page struct {
 	lensSeq int
 	// memAsked are the memories whose value classes were asked of the
 	// engine and not answered yet (for the model they were asked for);
+	// memKnown counts the answers, so the memories card redraws.
+	memAsked map[session.MemoryKey]*session.Model
+	memKnown int
 	// attention is the attention rows the page has of the current
 	// analysis (the engine keeps the maps), attnAsked those asked for.
 	attention map[attnKey]attnRows
 	attnAsked map[attnKey]bool
-	// memKnown counts the answers, so the memories card redraws.
-	memAsked map[session.MemoryKey]*session.Model
-	memKnown int
 	// explain and dla are the current analysis's explanation maps and
 	// direct logit attribution, computed by the engine with it.
 	explain *engine.Explanation
