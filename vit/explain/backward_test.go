@@ -100,18 +100,25 @@ func TestBackwardOpsMatchFiniteDifferences(t *testing.T) {
 	})
 }
 
+// attentionCase is a random attention backward's operands: qkv (n×3D),
+// the forward's probabilities (H×n×n) and ∂L/∂(head outputs) (n×D).
+func attentionCase(rng *rand.Rand, n, heads, dh int) (qkv []float32, probs *vit.Tensor, gHeads []float32) {
+	D := heads * dh
+	tokens := make([]int, n)
+	for i := range tokens {
+		tokens[i] = i
+	}
+	qkv, gHeads = randVec(rng, n*3*D, 1), randVec(rng, n*D, 1)
+	probs, _ = vit.Attention(make([]float32, n*D), qkv, n, heads, dh, vit.EditNone, tokens, true, false)
+	return qkv, probs, gHeads
+}
+
 // The GEMM-based AttentionBackward against its float64 loop twin, on odd
 // sizes (a token count that fills no GEMM tile) and B/16's head width.
 func TestAttentionBackwardTwin(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, sz := range []struct{ n, heads, dh int }{{5, 2, 3}, {37, 3, 16}, {50, 2, 64}} {
-		D := sz.heads * sz.dh
-		tokens := make([]int, sz.n)
-		for i := range tokens {
-			tokens[i] = i
-		}
-		qkv, gHeads := randVec(rng, sz.n*3*D, 1), randVec(rng, sz.n*D, 1)
-		probs, _ := vit.Attention(make([]float32, sz.n*D), qkv, sz.n, sz.heads, sz.dh, vit.EditNone, tokens, true, false)
+		qkv, probs, gHeads := attentionCase(rng, sz.n, sz.heads, sz.dh)
 		gotP, gotQKV := AttentionBackward(qkv, probs, gHeads, sz.n, sz.heads, sz.dh)
 		wantP, wantQKV := AttentionBackwardNaive(qkv, probs, gHeads, sz.n, sz.heads, sz.dh)
 		for _, c := range []struct {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"vitlens/vit"
+	"vitlens/vit/vittest"
 )
 
 // The explanation maps of one image of a B/16-sized random model from its
@@ -20,8 +21,7 @@ import (
 // least-ms/image is the fastest image's wall time: on a machine shared with
 // other jobs, which stretch wall time, the figure to compare runs by.
 func BenchmarkMapRecorded(b *testing.B) {
-	c := vit.Config{ImageSize: 224, PatchSize: 16, Channels: 3, Dim: 768, Depth: 12, Heads: 12, MLPDim: 3072,
-		Classes: 1000, QKVBias: true, LNEps: 1e-6, ClassToken: true, Pool: vit.PoolCLS}
+	c := vittest.B16
 	m, err := vit.NewRandom(c, 1)
 	if err != nil {
 		b.Fatal(err)

@@ -22,12 +22,7 @@ func TestAttentionBackwardKernelMatchesLoop(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	for _, sz := range []struct{ n, heads, dh int }{{5, 2, 3}, {37, 3, 24}, {50, 4, 16}, {197, 12, 64}} {
 		D := sz.heads * sz.dh
-		tokens := make([]int, sz.n)
-		for i := range tokens {
-			tokens[i] = i
-		}
-		qkv, gHeads := randVec(rng, sz.n*3*D, 1), randVec(rng, sz.n*D, 1)
-		probs, _ := vit.Attention(make([]float32, sz.n*D), qkv, sz.n, sz.heads, sz.dh, vit.EditNone, tokens, true, false)
+		qkv, probs, gHeads := attentionCase(rng, sz.n, sz.heads, sz.dh)
 		scale := float32(1 / math.Sqrt(float64(sz.dh)))
 		for _, withQKV := range []bool{true, false} {
 			var gotQKV, wantQKV []float32
