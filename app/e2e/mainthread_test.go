@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -367,6 +368,21 @@ func (tr *mainThreadTrace) end(t *testing.T, ctx context.Context) {
 	}
 }
 
+// traceThread names a thread of the trace: its process and thread IDs.
+type traceThread struct{ pid, tid int }
+
+// threadNames is the trace's thread names, from its metadata events (the
+// caller holds tr.mu).
+func (tr *mainThreadTrace) threadNames() map[traceThread]string {
+	names := map[traceThread]string{}
+	for _, e := range tr.events {
+		if e.Ph == "M" && e.Name == "thread_name" {
+			names[traceThread{e.Pid, e.Tid}] = e.Args.Name
+		}
+	}
+	return names
+}
+
 // cpuUntil ends the trace and sums the CPU time of the renderer's tasks
 // that started before the end of the page's last measure named with the
 // prefix until (from navigation, when the trace starts), by thread: the
@@ -379,13 +395,9 @@ func (tr *mainThreadTrace) cpuUntil(t *testing.T, ctx context.Context, until str
 	tr.end(t, ctx)
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
-	type thread struct{ pid, tid int }
-	names := map[thread]string{}
+	names := tr.threadNames()
 	renderer, last := -1, -1.0 // the page's process: its marks', its worker's
 	for _, e := range tr.events {
-		if e.Ph == "M" && e.Name == "thread_name" {
-			names[thread{e.Pid, e.Tid}] = e.Args.Name
-		}
 		if strings.HasPrefix(e.Name, until) && strings.Contains(e.Cat, "user_timing") && e.Ts > last {
 			renderer, last = e.Pid, e.Ts
 		}
@@ -411,7 +423,7 @@ func (tr *mainThreadTrace) cpuUntil(t *testing.T, ctx context.Context, until str
 			continue // inside a task already counted
 		}
 		busyUntil[e.Tid] = e.Ts + e.Dur
-		switch name := names[thread{e.Pid, e.Tid}]; {
+		switch name := names[traceThread{e.Pid, e.Tid}]; {
 		case name == "CrRendererMain":
 			main += e.TDur / 1e3
 		case name == "DedicatedWorker thread":
@@ -431,13 +443,10 @@ func (tr *mainThreadTrace) busiestTask(t *testing.T, ctx context.Context, since 
 	tr.end(t, ctx)
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
-	type thread struct{ pid, tid int }
-	main := map[thread]bool{}
+	names := tr.threadNames()
+	isMain := func(e traceEvent) bool { return names[traceThread{e.Pid, e.Tid}] == "CrRendererMain" }
 	from := -1.0
 	for _, e := range tr.events {
-		if e.Ph == "M" && e.Name == "thread_name" && e.Args.Name == "CrRendererMain" {
-			main[thread{e.Pid, e.Tid}] = true
-		}
 		if e.Name == since && strings.Contains(e.Cat, "user_timing") && (from < 0 || e.Ts < from) {
 			from = e.Ts
 		}
@@ -445,11 +454,11 @@ func (tr *mainThreadTrace) busiestTask(t *testing.T, ctx context.Context, since 
 	if since == "" {
 		from = 0
 	}
-	if from < 0 || len(main) == 0 {
+	if from < 0 || !slices.ContainsFunc(tr.events, isMain) {
 		t.Fatalf("the trace has no mark %s or no renderer main thread (%d events)", since, len(tr.events))
 	}
 	for _, e := range tr.events {
-		if e.Ph != "X" || e.Cat != "toplevel" || !main[thread{e.Pid, e.Tid}] || e.Ts+e.Dur < from {
+		if e.Ph != "X" || e.Cat != "toplevel" || !isMain(e) || e.Ts+e.Dur < from {
 			continue
 		}
 		if e.TDur/1e3 > cpu {
