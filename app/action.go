@@ -376,8 +376,9 @@ func runOf(a *session.Analysis) int {
 	return 0
 }
 
-// putAttention keeps an engine's answer for token in analysis of: rows by
-// run, or err for each.
+// putAttention keeps an engine's answer for token in analysis of (with the
+// analysis or asked after it): rows by run, or err for each. Malformed rows
+// are kept as their error, so that no view indexes them.
 func (p *Page) putAttention(of, token int, rows []*session.AttentionRows, err error) {
 	if p.attention == nil {
 		p.attention = map[attnKey]attnRows{}
@@ -388,7 +389,11 @@ func (p *Page) putAttention(of, token int, rows []*session.AttentionRows, err er
 		case err != nil:
 			p.attention[k] = attnRows{err: err.Error()}
 		case run < len(rows) && rows[run] != nil:
-			p.attention[k] = attnRows{rows: rows[run]}
+			if bad := rows[run].Check(); bad != nil {
+				p.attention[k] = attnRows{err: bad.Error()}
+			} else {
+				p.attention[k] = attnRows{rows: rows[run]}
+			}
 		}
 	}
 }

@@ -300,17 +300,7 @@ func (c *engineClient) derived(a *analysis) (*engine.DLA, *engine.Explanation) {
 // After), which the engine keeps.
 func (c *engineClient) attention(a *session.Analysis, token int) ([]*session.AttentionRows, error) {
 	resp := c.do(&engine.Request{Kind: engine.KindAttention, Of: a.EngineID, Token: token}, nil)
-	if err := resp.Error(); err != nil {
-		return nil, err
-	}
-	for _, r := range resp.Attention {
-		if r != nil {
-			if err := r.Check(); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return resp.Attention, nil
+	return resp.Attention, resp.Error()
 }
 
 // explain computes the explanation maps of target on demand (a model too
