@@ -8,8 +8,9 @@ LDFLAGS := -X main.version=$(VERSION)
 # Debian packages the tests need: Mesa's CPU Vulkan driver for the native
 # WebGPU tests, Chromium for the browser tests, Fashion-MNIST for the demo,
 # qemu-user for the arm64 kernel's tests, brotli for app.wasm's first-load
-# size (make wasm), Node for the js/wasm tests of the SIMD kernel (wasm-check).
-TEST_DEBS := mesa-vulkan-drivers libvulkan1 chromium dataset-fashion-mnist qemu-user brotli nodejs
+# size (make wasm), Node for the js/wasm tests of the SIMD kernel (wasm-check),
+# clang and lld 16 to check that the committed kernels are their source's build.
+TEST_DEBS := mesa-vulkan-drivers libvulkan1 chromium dataset-fashion-mnist qemu-user brotli nodejs clang-16 lld-16
 # axe-core, which the browser tests run over the page (accessibility), in a
 # git-ignored folder; the tests install it themselves when npm is there.
 AXE := axe-core@4.14.1
@@ -85,9 +86,9 @@ vet:
 	$(GO) vet ./...
 
 # The browser build's SIMD matmul kernel (vit/wasmkernel/gemm.c, Debian
-# clang and lld: apt-get install clang lld). Its gemm.wasm is committed, so
-# no other target needs clang; vit's TestWASMKernelMatchesSource checks
-# that the two agree wherever clang is installed.
+# clang and lld 16: apt-get install clang-16 lld-16). Its three builds are
+# committed, so no other target needs clang; vit's TestWASMKernelMatchesSource
+# checks that they are what the source builds to wherever clang-16 is installed.
 wasm-kernel:
 	sh vit/wasmkernel/build.sh $(CURDIR)/vit/wasmkernel
 
@@ -97,20 +98,23 @@ wasm-kernel:
 # thread, then with the threaded module's helpers (vit/wasmkernel/
 # node_threads_exec: Node's worker_threads as the page's Web Workers), with
 # the lens's class-row kernel and attention's heads against their Go twins,
-# and in the threaded module at 1 thread (VITLENS_THREADS=1: no helpers, the
-# caller runs every chunk), as the engine's worker runs it at ?threads=1.
+# in the threaded module at 1 thread (VITLENS_THREADS=1: no helpers, the
+# caller runs every chunk), as the engine's worker runs it at ?threads=1,
+# and in the threaded module without relaxed SIMD (VITLENS_RELAXED_SIMD=off:
+# gemm_threads.wasm, the browsers without it) as well as with it (Node 20
+# needs a flag for it, which node_threads_exec passes).
 wasm-check:
 	GOOS=js GOARCH=wasm $(GO) build ./vit/... ./gpu/... ./shaders/...
 	GOOS=js GOARCH=wasm $(GO) test -short -exec "$$($(GO) env GOROOT)/lib/wasm/go_js_wasm_exec" \
 		-run 'TestSIMD|TestGEMM|TestGELU|TestMicroKernels|TestMatMul|TestLinearMatMul|TestLayoutB|TestForwardMatchesTorch' ./vit/
-	for threads in "" 1; do \
-	VITLENS_THREADS=$$threads GOOS=js GOARCH=wasm $(GO) test -count=1 -short -exec $(CURDIR)/vit/wasmkernel/node_threads_exec \
+	for run in VITLENS_THREADS= VITLENS_THREADS=1 VITLENS_RELAXED_SIMD=off; do \
+	env $$run GOOS=js GOARCH=wasm $(GO) test -count=1 -short -exec $(CURDIR)/vit/wasmkernel/node_threads_exec \
 		-run 'TestSIMD|TestGEMM|TestGELU|TestMatMul|TestLinearMatMul|TestLayoutB|TestForwardMatchesTorch|TestAttentionHeads' ./vit/ && \
-	VITLENS_THREADS=$$threads GOOS=js GOARCH=wasm $(GO) test -count=1 -short -exec $(CURDIR)/vit/wasmkernel/node_threads_exec \
+	env $$run GOOS=js GOARCH=wasm $(GO) test -count=1 -short -exec $(CURDIR)/vit/wasmkernel/node_threads_exec \
 		-run 'TestRowReaders|TestClassRow|TestFolded' ./vit/lens/ && \
-	VITLENS_THREADS=$$threads GOOS=js GOARCH=wasm $(GO) test -count=1 -short -exec $(CURDIR)/vit/wasmkernel/node_threads_exec \
+	env $$run GOOS=js GOARCH=wasm $(GO) test -count=1 -short -exec $(CURDIR)/vit/wasmkernel/node_threads_exec \
 		-run 'TestTopRows' ./vit/memory/ && \
-	VITLENS_THREADS=$$threads GOOS=js GOARCH=wasm $(GO) test -count=1 -short -exec $(CURDIR)/vit/wasmkernel/node_threads_exec \
+	env $$run GOOS=js GOARCH=wasm $(GO) test -count=1 -short -exec $(CURDIR)/vit/wasmkernel/node_threads_exec \
 		-run 'TestAttentionBackward|TestRollout|TestLayerNormBackward|TestProbsOnly|MatchAutograd' ./vit/explain/ || exit 1; done
 
 # The vit package built for arm64 and run under qemu-user (Debian qemu-user):

@@ -86,6 +86,16 @@ func GEMMKernel() string {
 	return activeKernel.name
 }
 
+// relaxedSIMD is set by the browser build when its threaded module is the
+// relaxed-SIMD one (gemm_js.go's newThreadedKernel).
+var relaxedSIMD bool
+
+// RelaxedSIMD reports whether products run in the browser build's
+// relaxed-SIMD module, whose micro-kernel multiplies and adds in one
+// instruction (fused multiply-add where the CPU has it): its results may
+// differ in the last bits from the simd128 module's and between machines.
+func RelaxedSIMD() bool { return relaxedSIMD && GEMMKernel() == "simd" }
+
 // gemmGo is the portable micro-kernel, the twin the assembly ones are
 // tested against.
 func gemmGo(a, b, c *float32, kc, ldc int, accumulate bool) {

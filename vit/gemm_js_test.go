@@ -29,8 +29,9 @@ func TestSIMDKernelLoads(t *testing.T) {
 // is allowed off the main thread (node_threads_exec's Node, the engine's
 // worker), at 1 thread too, where no helper starts and the caller runs
 // every chunk of the lens's rows and attention's heads; else the single
-// one. make wasm-check runs this under plain Node, under node_threads_exec
-// and under it with VITLENS_THREADS=1.
+// one; of the threaded builds, the relaxed-SIMD one where the engine has
+// it. make wasm-check runs this under plain Node, under node_threads_exec,
+// under it with VITLENS_THREADS=1 and with VITLENS_RELAXED_SIMD=off.
 func TestSIMDKernelChoice(t *testing.T) {
 	if simd == nil {
 		t.Skip(simdErr)
@@ -61,6 +62,16 @@ func TestSIMDKernelChoice(t *testing.T) {
 	if got := simdThreads(); got > want || want == 1 && got != 1 {
 		t.Errorf("simdThreads() = %d with %d threads", got, want)
 	}
+	// The relaxed-SIMD build wherever this engine takes it and it is not
+	// turned off (node_threads_exec turns it on in Node 20).
+	code := g.Get("Uint8Array").New(len(simdThreadsFMAWasm))
+	js.CopyBytesToJS(code, simdThreadsFMAWasm)
+	valid := g.Get("WebAssembly").Call("validate", code).Bool()
+	off := os.Getenv("VITLENS_RELAXED_SIMD") == "off"
+	if RelaxedSIMD() != (valid && !off) {
+		t.Errorf("RelaxedSIMD() = %v; the engine validates the relaxed-SIMD build: %v, VITLENS_RELAXED_SIMD=off: %v", RelaxedSIMD(), valid, off)
+	}
+	t.Logf("%d threads, relaxed SIMD %v", simd.threads, RelaxedSIMD())
 }
 
 // The module against the scalar twin (matMulTScalar, the path of builds

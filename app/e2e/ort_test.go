@@ -55,7 +55,8 @@ try {
 // BenchmarkForward: the app's pure-Go forward) with the arguments in the
 // query, collecting what it prints. It runs in a dedicated worker, as the
 // app's engine does, so that the matmul's helper threads may start
-// (VITLENS_THREADS from the query's threads).
+// (VITLENS_THREADS from the query's threads, VITLENS_RELAXED_SIMD from its
+// relaxed).
 const goBenchPage = `<!doctype html><meta charset="utf-8"><title>go bench</title>
 <script>
 window.vlOut = [];
@@ -68,7 +69,7 @@ const q = new URLSearchParams(location.search);
 console.log = (...a) => postMessage({line: a.join(" ")});
 const go = new Go();
 go.argv = ["vit.test", ...q.getAll("arg")];
-go.env = {VITLENS_THREADS: q.get("threads") || ""};
+go.env = {VITLENS_THREADS: q.get("threads") || "", VITLENS_RELAXED_SIMD: q.get("relaxed") || ""};
 (async () => {
 	const r = await WebAssembly.instantiateStreaming(fetch("/bench/vit.test.wasm"), go.importObject);
 	await go.run(r.instance);
@@ -84,7 +85,8 @@ go.env = {VITLENS_THREADS: q.get("threads") || ""};
 // explanation maps: a B/16-sized model loaded through the file input) per
 // image, at one thread and at all (onnxruntime-web's threads; the app's
 // matmul helper workers, vit/gemm_js.go; the full analysis on all).
-// Figures and ratios, not checks: VITLENS_E2E_PERF=1.
+// Figures and ratios, not checks: VITLENS_E2E_PERF=1 (=forward: the
+// forwards only).
 func TestPerfORT(t *testing.T) {
 	if os.Getenv("VITLENS_E2E_PERF") == "" {
 		t.Skip("set VITLENS_E2E_PERF=1 to compare with onnxruntime-web in the browser")
@@ -177,30 +179,47 @@ func TestPerfORT(t *testing.T) {
 	}
 
 	// The app's forward: BenchmarkForward/B16/batch1 in the same browser,
-	// in a worker, on one thread and on all.
-	goMS := map[int]float64{}
+	// in a worker, on one thread and on all, in the module the app loads
+	// (relaxed SIMD, with its fused multiply-add) and in the simd128 one
+	// (?relaxed=off, the browsers without relaxed SIMD).
+	goMS, simd128MS := map[int]float64{}, map[int]float64{}
 	for _, threads := range []int{1, all} {
 		if _, ok := goMS[threads]; ok {
 			continue
 		}
-		args := fmt.Sprintf("threads=%d&arg=-test.run=%%5E%%24&arg=-test.bench=%%5EBenchmarkForward%%24%%2F%%5EB16%%24%%2F%%5Ebatch1%%24&arg=-test.benchtime=2x", threads)
-		if err := chromedp.Do(ctx, chromedp.Navigate(ts.URL+"/bench/go.html?"+args)); err != nil {
-			t.Fatal(err)
+		for _, relaxed := range []string{"", "off"} {
+			args := fmt.Sprintf("threads=%d&relaxed=%s&arg=-test.run=%%5E%%24&arg=-test.bench=%%5EBenchmarkForward%%24%%2F%%5EB16%%24%%2F%%5Ebatch1%%24&arg=-test.benchtime=2x", threads, relaxed)
+			if err := chromedp.Do(ctx, chromedp.Navigate(ts.URL+"/bench/go.html?"+args)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`window.vlDone === true`, chromedp.WithPollingTimeout(15*time.Minute))); err != nil {
+				t.Fatalf("Go benchmark in the browser: %v", err)
+			}
+			out, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.vlOut.join("\n")`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := regexp.MustCompile(`([0-9.]+) ms/image`).FindStringSubmatch(out)
+			used := regexp.MustCompile(`([0-9.]+) gemm-threads`).FindStringSubmatch(out)
+			if m == nil || used == nil {
+				t.Fatalf("no ms/image and gemm-threads in the Go benchmark's output:\n%s", out)
+			}
+			ms, _ := strconv.ParseFloat(m[1], 64)
+			module := "relaxed-SIMD module (fused multiply-add)"
+			if relaxed == "off" {
+				simd128MS[threads], module = ms, "simd128 module (?relaxed=off)"
+			} else {
+				goMS[threads] = ms
+			}
+			t.Logf("app's CPU path (js/wasm in a worker, matmul in the WebAssembly %s on %s of %d thread(s)): forward %.0f ms per image", module, strings.TrimSuffix(used[1], ".000"), threads, ms)
 		}
-		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`window.vlDone === true`, chromedp.WithPollingTimeout(15*time.Minute))); err != nil {
-			t.Fatalf("Go benchmark in the browser: %v", err)
+	}
+	if os.Getenv("VITLENS_E2E_PERF") == "forward" {
+		for _, threads := range []int{1, all} {
+			t.Logf("%d thread(s): onnxruntime-web forward %.0f ms; app forward %.0f ms (%.2fx), in the simd128 module %.0f ms (%.2fx)",
+				threads, ortMS[threads], goMS[threads], goMS[threads]/ortMS[threads], simd128MS[threads], simd128MS[threads]/ortMS[threads])
 		}
-		out, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.vlOut.join("\n")`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := regexp.MustCompile(`([0-9.]+) ms/image`).FindStringSubmatch(out)
-		used := regexp.MustCompile(`([0-9.]+) gemm-threads`).FindStringSubmatch(out)
-		if m == nil || used == nil {
-			t.Fatalf("no ms/image and gemm-threads in the Go benchmark's output:\n%s", out)
-		}
-		goMS[threads], _ = strconv.ParseFloat(m[1], 64)
-		t.Logf("app's CPU path (js/wasm in a worker, matmul in the WebAssembly SIMD module on %s of %d thread(s)): forward %.0f ms per image", strings.TrimSuffix(used[1], ".000"), threads, goMS[threads])
+		return // VITLENS_E2E_PERF=forward: the forwards only
 	}
 
 	// The app's full analysis of a B/16-sized model on the CPU path, at one
@@ -261,8 +280,8 @@ func TestPerfORT(t *testing.T) {
 
 	var rows []string
 	for _, threads := range []int{1, all} {
-		rows = append(rows, fmt.Sprintf("%d thread(s): onnxruntime-web forward %.0f ms; app forward %.0f ms (%.2fx, goal <= 1.5x); app full analysis with the maps %.0f ms (best of %s: %.2fx its forward, goal <= 3x; lens part %.0f ms)",
-			threads, ortMS[threads], goMS[threads], goMS[threads]/ortMS[threads], fullMS[threads], strings.Join(allMS[threads], ", "), fullMS[threads]/ortMS[threads], lensMS[threads]))
+		rows = append(rows, fmt.Sprintf("%d thread(s): onnxruntime-web forward %.0f ms; app forward %.0f ms (%.2fx, goal <= 1.5x; in the simd128 module %.0f ms, %.2fx); app full analysis with the maps %.0f ms (best of %s: %.2fx its forward, goal <= 3x; lens part %.0f ms)",
+			threads, ortMS[threads], goMS[threads], goMS[threads]/ortMS[threads], simd128MS[threads], simd128MS[threads]/ortMS[threads], fullMS[threads], strings.Join(allMS[threads], ", "), fullMS[threads]/ortMS[threads], lensMS[threads]))
 		if all == 1 {
 			break
 		}

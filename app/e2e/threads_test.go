@@ -46,9 +46,10 @@ func TestThreadedMatMul(t *testing.T) {
 		s = waitState(t, ctx, fmt.Sprintf(`d.status === 'ready' && +d.seq > %d && d.model.startsWith('vit-ti16')`, s.Seq), 10*time.Minute)
 		// The label counts the helpers that started (after the first
 		// analysis, they have had the demo's time to).
-		want := "CPU (WebAssembly SIMD)"
+		// Chromium has relaxed SIMD: the threaded module with FMA loads.
+		want := "CPU (WebAssembly SIMD with FMA)"
 		if cores > 1 && !strings.Contains(query, "threads=1") {
-			want = fmt.Sprintf("CPU (WebAssembly SIMD, %d threads)", cores)
+			want = fmt.Sprintf("CPU (WebAssembly SIMD with FMA, %d threads)", cores)
 		}
 		if s.Backend != want {
 			t.Errorf("%s on %d cores: backend %q, want %q", query, cores, s.Backend, want)

@@ -919,10 +919,14 @@ func BackendLabel(be lens.Backend) string {
 	name := be.Name()
 	if strings.HasPrefix(name, "cpu") {
 		if vit.GEMMKernel() == "simd" { // vit/gemm_js.go: the matmul in WebAssembly SIMD
-			if n := vit.GEMMThreads(); n > 1 {
-				return fmt.Sprintf("CPU (WebAssembly SIMD, %d threads)", n)
+			kind := "WebAssembly SIMD"
+			if vit.RelaxedSIMD() { // its fused multiply-add
+				kind += " with FMA"
 			}
-			return "CPU (WebAssembly SIMD)"
+			if n := vit.GEMMThreads(); n > 1 {
+				return fmt.Sprintf("CPU (%s, %d threads)", kind, n)
+			}
+			return "CPU (" + kind + ")"
 		}
 		return "CPU (WebAssembly)"
 	}

@@ -23,9 +23,10 @@
   function startEngine() {
     if (typeof Worker === "undefined" || params.get("worker") === "off") return null;
     let src = "/web/engine.js?v=" + encodeURIComponent(version);
-    // ?gemm= (the matmul kernel) and ?threads= (its thread cap) go to the
-    // engine as VITLENS_GEMM and VITLENS_THREADS.
-    for (const key of ["gemm", "threads"]) {
+    // ?gemm= (the matmul kernel), ?threads= (its thread cap) and
+    // ?relaxed=off (no relaxed SIMD) go to the engine as VITLENS_GEMM,
+    // VITLENS_THREADS and VITLENS_RELAXED_SIMD.
+    for (const key of ["gemm", "threads", "relaxed"]) {
       const value = params.get(key);
       if (value) src += "&" + key + "=" + encodeURIComponent(value);
     }

@@ -18,6 +18,8 @@ const version = params.get("v") || "";
 const gemm = params.get("gemm") || "";
 // The page's ?threads=N: at most N threads for the matmul, as VITLENS_THREADS.
 const threads = params.get("threads") || "";
+// The page's ?relaxed=off: the simd128 module, not the relaxed-SIMD one.
+const relaxed = params.get("relaxed") || "";
 
 self.onmessage = (e) => {
   self.onmessage = null; // the engine's Go sets its own
@@ -31,6 +33,7 @@ async function start(module) {
     go.env = { GOAPP_VERSION: version };
     if (gemm) go.env.VITLENS_GEMM = gemm;
     if (threads) go.env.VITLENS_THREADS = threads;
+    if (relaxed) go.env.VITLENS_RELAXED_SIMD = relaxed;
     let instance;
     if (module instanceof WebAssembly.Module) {
       instance = await WebAssembly.instantiate(module, go.importObject);

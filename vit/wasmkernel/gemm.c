@@ -13,55 +13,61 @@
 #include <wasm_simd128.h>
 
 #define NR 16  // columns of a packed B panel (vit/gemm.go's gemmNR)
-#define MR 4   // rows of C per register tile: 4×8 floats = 8 accumulators
 #define KC 256 // k-slice: a 256×16 B micro-panel is 16 KiB, in L1
 
-// V8 gives wasm code the 16 xmm registers of x86-64 (one held back): a
-// 4-row × 8-column tile needs 8 accumulators, 2 B vectors, a broadcast A
-// and a product temporary (mul and add are separate instructions in
-// simd128), 12 in all; a 6×8 tile would need 16 and spill.
+// V8 gives wasm code the 16 xmm registers of x86-64 (one held back). In
+// simd128, multiply and add are separate instructions: a tile of MR = 4
+// rows × 8 columns needs 8 accumulators, 2 B vectors, a broadcast A and a
+// product temporary, 12 in all; 6 rows would need 16 and spill. The
+// relaxed-SIMD build (gemm_threads_fma.wasm, -mrelaxed-simd) multiplies and
+// adds in one f32x4.relaxed_madd, which V8 compiles to vfmadd231ps where
+// the CPU has FMA3: ViT-B/16's forward 14% faster in Chromium 156, 18% in
+// Node 20. Its tile stays at 4 rows: 5 (10 accumulators) was faster still in
+// Node 20 but 20% slower than simd128 in Chromium 156, whose V8 spilled it.
+// relaxed_madd rounds once (fused) or twice (a multiply, then an add), as
+// the machine has it: a product's last bits may differ between machines and
+// from the simd128 build, each within the tests' tolerance of the float64
+// reference.
+#define MR 4
+#define ROWS(X) X(0) X(1) X(2) X(3)
+#ifdef __wasm_relaxed_simd__
+#define MADD(x, b, c) __builtin_wasm_relaxed_madd_f32x4(x, b, c)
+#else
+#define MADD(x, b, c) wasm_f32x4_add(c, wasm_f32x4_mul(x, b))
+#endif
 
-// tile4x8 computes C[0:4, 0:8] (=|+=) Σ_p A[p, 0:4] ⊗ B[p, 0:8] for a
-// packed A slice (kc×MR) and 8 columns of a B micro-panel (row stride NR).
-__attribute__((noinline)) static void tile4x8(const float *restrict a, const float *restrict b, float *restrict c, int kc, int ldc,
-                    int accumulate) {
-	v128_t c00 = wasm_f32x4_splat(0), c01 = c00, c10 = c00, c11 = c00;
-	v128_t c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+// tile computes C[0:MR, 0:8] (=|+=) Σ_p A[p, 0:MR] ⊗ B[p, 0:8] for a packed
+// A slice (kc×MR) and 8 columns of a B micro-panel (row stride NR). Row r's
+// accumulators are c<r>0 (columns 0-3) and c<r>1 (4-7), one ROWS(X) line
+// per step.
+__attribute__((noinline)) static void tile(const float *restrict a, const float *restrict b, float *restrict c, int kc, int ldc,
+                                           int accumulate) {
+#define DECLARE(r) v128_t c##r##0 = wasm_f32x4_splat(0), c##r##1 = c##r##0;
+#define STEP(r)                                                                                                   \
+	x = wasm_v128_load32_splat(a + r);                                                                            \
+	c##r##0 = MADD(x, b0, c##r##0);                                                                               \
+	c##r##1 = MADD(x, b1, c##r##1);
+#define ADD_C(r)                                                                                                  \
+	c##r##0 = wasm_f32x4_add(c##r##0, wasm_v128_load(c + r * ldc));                                               \
+	c##r##1 = wasm_f32x4_add(c##r##1, wasm_v128_load(c + r * ldc + 4));
+#define STORE(r)                                                                                                  \
+	wasm_v128_store(c + r * ldc, c##r##0);                                                                        \
+	wasm_v128_store(c + r * ldc + 4, c##r##1);
+	ROWS(DECLARE)
 	for (int p = 0; p < kc; p++) {
-		v128_t b0 = wasm_v128_load(b), b1 = wasm_v128_load(b + 4);
-		v128_t x = wasm_v128_load32_splat(a);
-		c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(x, b0));
-		c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(x, b1));
-		x = wasm_v128_load32_splat(a + 1);
-		c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(x, b0));
-		c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(x, b1));
-		x = wasm_v128_load32_splat(a + 2);
-		c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(x, b0));
-		c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(x, b1));
-		x = wasm_v128_load32_splat(a + 3);
-		c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(x, b0));
-		c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(x, b1));
+		v128_t b0 = wasm_v128_load(b), b1 = wasm_v128_load(b + 4), x;
+		ROWS(STEP)
 		a += MR;
 		b += NR;
 	}
 	if (accumulate) {
-		c00 = wasm_f32x4_add(c00, wasm_v128_load(c));
-		c01 = wasm_f32x4_add(c01, wasm_v128_load(c + 4));
-		c10 = wasm_f32x4_add(c10, wasm_v128_load(c + ldc));
-		c11 = wasm_f32x4_add(c11, wasm_v128_load(c + ldc + 4));
-		c20 = wasm_f32x4_add(c20, wasm_v128_load(c + 2 * ldc));
-		c21 = wasm_f32x4_add(c21, wasm_v128_load(c + 2 * ldc + 4));
-		c30 = wasm_f32x4_add(c30, wasm_v128_load(c + 3 * ldc));
-		c31 = wasm_f32x4_add(c31, wasm_v128_load(c + 3 * ldc + 4));
+		ROWS(ADD_C)
 	}
-	wasm_v128_store(c, c00);
-	wasm_v128_store(c + 4, c01);
-	wasm_v128_store(c + ldc, c10);
-	wasm_v128_store(c + ldc + 4, c11);
-	wasm_v128_store(c + 2 * ldc, c20);
-	wasm_v128_store(c + 2 * ldc + 4, c21);
-	wasm_v128_store(c + 3 * ldc, c30);
-	wasm_v128_store(c + 3 * ldc + 4, c31);
+	ROWS(STORE)
+#undef DECLARE
+#undef STEP
+#undef ADD_C
+#undef STORE
 }
 
 // packA copies rows [i0, min(i1, m)) (i0 a multiple of MR) and columns
@@ -263,14 +269,14 @@ static void gemmPanels(float *c, const float *a, const float *b, float *apack, f
 				const float *ap = as + (i / MR) * kc * MR;
 				int rows = m - i < MR ? m - i : MR;
 				if (rows == MR && cols == NR) {
-					tile4x8(ap, bq, c + i * n + j0, kc, n, acc);
-					tile4x8(ap, bq + 8, c + i * n + j0 + 8, kc, n, acc);
+					tile(ap, bq, c + i * n + j0, kc, n, acc);
+					tile(ap, bq + 8, c + i * n + j0 + 8, kc, n, acc);
 					continue;
 				}
 				for (int r = 0; r < rows; r++)
 					for (int j = 0; j < cols; j++) edge[r * NR + j] = acc ? c[(i + r) * n + j0 + j] : 0;
-				tile4x8(ap, bq, edge, kc, NR, acc);
-				tile4x8(ap, bq + 8, edge + 8, kc, NR, acc);
+				tile(ap, bq, edge, kc, NR, acc);
+				tile(ap, bq + 8, edge + 8, kc, NR, acc);
 				for (int r = 0; r < rows; r++)
 					for (int j = 0; j < cols; j++) c[(i + r) * n + j0 + j] = edge[r * NR + j];
 			}
