@@ -22,7 +22,7 @@
 # instance shares (vit/gemm_js.go). gemm_threads_fma.wasm is that build
 # with relaxed SIMD too (-mrelaxed-simd: f32x4.relaxed_madd in the
 # micro-kernel, gemm.c's MADD), which the engine's worker loads where the
-# browser validates it (Chromium >= 114, Firefox >= 127; Node 20 with
+# browser validates it (Chromium and Chrome since 114; Node 20 only with
 # --experimental-wasm-relaxed-simd) and otherwise gemm_threads.wasm.
 # Compiled and linked in two steps: clang's driver, when it links, runs
 # binaryen's wasm-opt if one is on PATH, so the output would depend on
