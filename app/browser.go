@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/maxence-charriere/go-app/v10/pkg/app"
@@ -323,6 +324,52 @@ func nextFrame() {
 	}
 	callback.Release()
 }
+
+// afterPaint blocks until the browser has drawn its next frame: the
+// animation frame's callback queues a task (setTimeout 0), which runs after
+// that frame's style, layout and paint, in a task of its own. Work that
+// follows (the first load's requests to the engine) then lengthens neither
+// the task that is running nor the frame's, as it may after nextFrame,
+// whose fallback is a Go timer that can expire inside a long task. Here
+// the fallback (paintWait, for hidden tabs, which draw no frames) is the
+// browser's timer, so Go goes on in a task of its own either way.
+func afterPaint() {
+	paintOnce.Do(func() {
+		painted = make(chan struct{}, 1)
+		paintDone = app.FuncOf(func(app.Value, []app.Value) any {
+			select {
+			case painted <- struct{}{}:
+			default:
+			}
+			return nil
+		})
+		paintQueue = app.FuncOf(func(app.Value, []app.Value) any {
+			app.Window().Call("setTimeout", paintDone, 0)
+			return nil
+		})
+	})
+	select { // a late signal of an earlier call
+	case <-painted:
+	default:
+	}
+	w := app.Window()
+	frame := w.Call("requestAnimationFrame", paintQueue)
+	timeout := w.Call("setTimeout", paintDone, paintWait.Milliseconds())
+	<-painted
+	w.Call("cancelAnimationFrame", frame)
+	w.Call("clearTimeout", timeout)
+}
+
+// paintWait is the longest afterPaint waits for a frame.
+const paintWait = 100 * time.Millisecond
+
+// afterPaint's callbacks, made once and kept for the page's life: a
+// callback the frame queued may still run after afterPaint returns.
+var (
+	paintOnce             sync.Once
+	painted               chan struct{}
+	paintDone, paintQueue app.Func
+)
 
 // sinceNavigation is performance.now(): milliseconds since the page started
 // loading.

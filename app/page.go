@@ -134,7 +134,10 @@ func (p *Page) OnMount(ctx app.Context) {
 		}
 	})
 	p.jobs <- func() {
-		nextFrame() // the page's first paint: the task that started the app ends here
+		// The page's first paint: the task that started the app ends, the
+		// first frame is drawn in one of its own, and the demo is asked for
+		// in a third.
+		afterPaint()
 		mark("vl-demo-load")
 		m, err, samples, serr := p.eng.demo()
 		// The engine decodes the samples; the gallery shows their files
