@@ -37,7 +37,7 @@ var simdWasm []byte
 var simdThreadsWasm []byte
 
 // The threaded build with relaxed SIMD: its micro-kernel multiplies and adds
-// in one f32x4.relaxed_madd (fused where the CPU has FMA), 15-25% faster
+// in one f32x4.relaxed_madd (fused where the CPU has FMA), 14-18% faster
 // forwards than simd128's separate multiply and add. Loaded first where the
 // engine validates it (newThreadedKernel); VITLENS_RELAXED_SIMD=off skips it.
 //
