@@ -102,10 +102,14 @@ wasm-kernel:
 # caller runs every chunk), as the engine's worker runs it at ?threads=1,
 # and in the threaded module without relaxed SIMD (VITLENS_RELAXED_SIMD=off:
 # gemm_threads.wasm, the browsers without it) as well as with it (Node 20
-# needs a flag for it, which node_threads_exec passes).
+# needs a flag for it, which node_threads_exec passes); the single-threaded
+# module in its simd128 build under plain Node and in its relaxed one under
+# node_threads_exec without threads (VITLENS_NODE_THREADS=off).
 wasm-check:
 	GOOS=js GOARCH=wasm $(GO) build ./vit/... ./gpu/... ./shaders/...
 	GOOS=js GOARCH=wasm $(GO) test -short -exec "$$($(GO) env GOROOT)/lib/wasm/go_js_wasm_exec" \
+		-run 'TestSIMD|TestGEMM|TestGELU|TestMicroKernels|TestMatMul|TestLinearMatMul|TestLayoutB|TestForwardMatchesTorch' ./vit/
+	VITLENS_NODE_THREADS=off GOOS=js GOARCH=wasm $(GO) test -count=1 -short -exec $(CURDIR)/vit/wasmkernel/node_threads_exec \
 		-run 'TestSIMD|TestGEMM|TestGELU|TestMicroKernels|TestMatMul|TestLinearMatMul|TestLayoutB|TestForwardMatchesTorch' ./vit/
 	for run in VITLENS_THREADS= VITLENS_THREADS=1 VITLENS_RELAXED_SIMD=off; do \
 	env $$run GOOS=js GOARCH=wasm $(GO) test -count=1 -short -exec $(CURDIR)/vit/wasmkernel/node_threads_exec \

@@ -86,8 +86,8 @@ func GEMMKernel() string {
 	return activeKernel.name
 }
 
-// relaxedSIMD is set by the browser build when its threaded module is the
-// relaxed-SIMD one (gemm_js.go's newThreadedKernel).
+// relaxedSIMD is set by the browser build when its module is a
+// relaxed-SIMD one (gemm_js.go).
 var relaxedSIMD bool
 
 // RelaxedSIMD reports whether products run in the browser build's

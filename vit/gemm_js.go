@@ -30,6 +30,12 @@ import (
 //go:embed wasmkernel/gemm.wasm
 var simdWasm []byte
 
+// gemm.wasm with relaxed SIMD, for the engine's worker where the page is not
+// cross-origin isolated (no threads): newSIMDKernel.
+//
+//go:embed wasmkernel/gemm_fma.wasm
+var simdFMAWasm []byte
+
 // The same kernel built for threads: it imports a shared memory, on which
 // helper Web Workers (public/web/gemm-worker.js) instantiate it too.
 //
@@ -39,7 +45,8 @@ var simdThreadsWasm []byte
 // The threaded build with relaxed SIMD: its micro-kernel multiplies and adds
 // in one f32x4.relaxed_madd (fused where the CPU has FMA), 14-18% faster
 // forwards than simd128's separate multiply and add. Loaded first where the
-// engine validates it (newThreadedKernel); VITLENS_RELAXED_SIMD=off skips it.
+// engine validates it (newThreadedKernel), as gemm_fma.wasm is
+// (newSIMDKernel); VITLENS_RELAXED_SIMD=off skips both.
 //
 //go:embed wasmkernel/gemm_threads_fma.wasm
 var simdThreadsFMAWasm []byte
@@ -65,6 +72,7 @@ func simdThreads() int {
 }
 
 func init() {
+	relaxedSIMD = simd != nil && simd.relaxed
 	wholeThreads = func() int {
 		if GEMMKernel() != "simd" {
 			return 1
@@ -95,6 +103,7 @@ type simdKernel struct {
 	geluGradFn  js.Value
 	threads     int  // the caller and its helpers
 	threaded    bool // the threaded build: its class rows and heads run at 1 thread too (runChunks)
+	relaxed     bool // a relaxed-SIMD build (gemm_fma.wasm, gemm_threads_fma.wasm)
 	split       int  // chunks per thread a product is cut into
 	minChunk    int  // the least work (multiply-adds) a chunk gets: chunkMinWork
 	ctl         span // the control block (gemm.c's CTL_WORDS int32s)
@@ -128,7 +137,24 @@ type simdKernel struct {
 // span is a range of the module's memory, in bytes.
 type span struct{ off, size int }
 
-func newSIMDKernel() (*simdKernel, error) { return instantiateKernel(simdWasm, js.Undefined()) }
+// newSIMDKernel instantiates the single-threaded build: off the main thread
+// (the engine's worker without cross-origin isolation, Node) the
+// relaxed-SIMD one where the engine validates it, any size compiling there;
+// on the page's main thread gemm.wasm, which Chromium compiles synchronously
+// there only up to 4 KiB.
+func newSIMDKernel() (*simdKernel, error) {
+	if relaxedAllowed() && !js.Global().Get("document").Truthy() {
+		if k, err := instantiateKernel(simdFMAWasm, js.Undefined()); err == nil {
+			k.relaxed = true
+			return k, nil
+		}
+	}
+	return instantiateKernel(simdWasm, js.Undefined())
+}
+
+// relaxedAllowed reports whether the relaxed-SIMD builds may be tried:
+// unless VITLENS_RELAXED_SIMD=off (the page's ?relaxed=off).
+func relaxedAllowed() bool { return os.Getenv("VITLENS_RELAXED_SIMD") != "off" }
 
 // instantiateKernel instantiates code, on the shared memory when one is
 // given (the threaded build imports it), else on a memory of its own.
@@ -704,10 +730,11 @@ func newThreadedKernel(threads int) (k *simdKernel, err error) {
 	desc.Set("maximum", 65536)
 	desc.Set("shared", true)
 	memory := g.Get("WebAssembly").Get("Memory").New(desc)
-	if os.Getenv("VITLENS_RELAXED_SIMD") != "off" {
+	if relaxedAllowed() {
 		// Invalid where the engine has no relaxed SIMD: then simd128's.
-		k, err = instantiateKernel(simdThreadsFMAWasm, memory)
-		relaxedSIMD = err == nil
+		if k, err = instantiateKernel(simdThreadsFMAWasm, memory); err == nil {
+			k.relaxed = true
+		}
 	}
 	if k == nil {
 		if k, err = instantiateKernel(simdThreadsWasm, memory); err != nil {

@@ -29,9 +29,12 @@ func TestSIMDKernelLoads(t *testing.T) {
 // is allowed off the main thread (node_threads_exec's Node, the engine's
 // worker), at 1 thread too, where no helper starts and the caller runs
 // every chunk of the lens's rows and attention's heads; else the single
-// one; of the threaded builds, the relaxed-SIMD one where the engine has
-// it. make wasm-check runs this under plain Node, under node_threads_exec,
-// under it with VITLENS_THREADS=1 and with VITLENS_RELAXED_SIMD=off.
+// one; of either, the relaxed-SIMD one where the engine takes it (off the
+// page's main thread, for the single one) and it is not turned off. make
+// wasm-check runs this under plain Node (no relaxed SIMD in Node 20), under
+// node_threads_exec (relaxed SIMD turned on), under it with
+// VITLENS_THREADS=1, with VITLENS_RELAXED_SIMD=off and without its threads
+// (VITLENS_NODE_THREADS=off).
 func TestSIMDKernelChoice(t *testing.T) {
 	if simd == nil {
 		t.Skip(simdErr)
@@ -40,10 +43,24 @@ func TestSIMDKernelChoice(t *testing.T) {
 		t.Skip("VITLENS_GEMM chose another kernel")
 	}
 	g := js.Global()
-	isolated := g.Get("crossOriginIsolated").Truthy() && !g.Get("document").Truthy()
+	page := g.Get("document").Truthy()
+	isolated := g.Get("crossOriginIsolated").Truthy() && !page
 	if simd.threaded != isolated {
 		t.Fatalf("threaded build %v, want %v (crossOriginIsolated without a document)", simd.threaded, isolated)
 	}
+	relaxed := simdFMAWasm
+	if isolated {
+		relaxed = simdThreadsFMAWasm
+	}
+	code := g.Get("Uint8Array").New(len(relaxed))
+	js.CopyBytesToJS(code, relaxed)
+	valid := g.Get("WebAssembly").Call("validate", code).Bool()
+	off := os.Getenv("VITLENS_RELAXED_SIMD") == "off"
+	if RelaxedSIMD() != (valid && !off && !page) {
+		t.Errorf("RelaxedSIMD() = %v; the engine validates the relaxed-SIMD build: %v, VITLENS_RELAXED_SIMD=off: %v, a page: %v",
+			RelaxedSIMD(), valid, off, page)
+	}
+	t.Logf("threaded build %v, %d threads, relaxed SIMD %v", simd.threaded, simd.threads, RelaxedSIMD())
 	if !isolated {
 		if simd.threads != 1 || threadedModule() || ClassRowsKernel() {
 			t.Errorf("single-threaded build: %d threads, threadedModule %v, ClassRowsKernel %v; want 1, false, false",
@@ -62,16 +79,6 @@ func TestSIMDKernelChoice(t *testing.T) {
 	if got := simdThreads(); got > want || want == 1 && got != 1 {
 		t.Errorf("simdThreads() = %d with %d threads", got, want)
 	}
-	// The relaxed-SIMD build wherever this engine takes it and it is not
-	// turned off (node_threads_exec turns it on in Node 20).
-	code := g.Get("Uint8Array").New(len(simdThreadsFMAWasm))
-	js.CopyBytesToJS(code, simdThreadsFMAWasm)
-	valid := g.Get("WebAssembly").Call("validate", code).Bool()
-	off := os.Getenv("VITLENS_RELAXED_SIMD") == "off"
-	if RelaxedSIMD() != (valid && !off) {
-		t.Errorf("RelaxedSIMD() = %v; the engine validates the relaxed-SIMD build: %v, VITLENS_RELAXED_SIMD=off: %v", RelaxedSIMD(), valid, off)
-	}
-	t.Logf("%d threads, relaxed SIMD %v", simd.threads, RelaxedSIMD())
 }
 
 // The module against the scalar twin (matMulTScalar, the path of builds

@@ -31,7 +31,7 @@ func TestWASMKernelMatchesSource(t *testing.T) {
 	if msg, err := exec.Command("sh", "wasmkernel/build.sh", dir).CombinedOutput(); err != nil {
 		t.Fatalf("wasmkernel/build.sh: %v\n%s", err, msg)
 	}
-	for _, name := range []string{"gemm.wasm", "gemm_threads.wasm", "gemm_threads_fma.wasm"} {
+	for _, name := range []string{"gemm.wasm", "gemm_fma.wasm", "gemm_threads.wasm", "gemm_threads_fma.wasm"} {
 		committed, err := os.ReadFile(filepath.Join("wasmkernel", name))
 		if err != nil {
 			t.Fatal(err)

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
@@ -63,4 +65,54 @@ func TestThreadedMatMul(t *testing.T) {
 		sameRanks(t, "threads against one thread", summaries[0], summaries[1])
 		t.Errorf("the analysis on several threads differs from the one on one thread")
 	}
+}
+
+// Where the host sends no cross-origin isolation headers (a static host
+// that cannot set them), the page works on one thread: the engine in its
+// worker, the single-threaded module in its relaxed-SIMD build (Chromium
+// has relaxed SIMD; vit/gemm_js.go's newSIMDKernel), the demo's ranks the
+// native ones.
+func TestWithoutIsolation(t *testing.T) {
+	site := serveSite(t, false)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		site.Config.Handler.ServeHTTP(noIsolation{w}, r)
+	}))
+	t.Cleanup(ts.Close)
+	ctx := browser(t, false)
+	m, samples := demo(t)
+	if err := chromedp.Do(ctx, chromedp.Navigate(ts.URL+"/?backend=cpu")); err != nil {
+		t.Fatal(err)
+	}
+	s := waitState(t, ctx, `d.status === 'ready' && +d.seq >= 1`, firstLoad)
+	isolated, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`self.crossOriginIsolated`))
+	if err != nil || isolated {
+		t.Fatalf("crossOriginIsolated %v (%v): want false without the headers", isolated, err)
+	}
+	where, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('vl-state').dataset.engine`))
+	if err != nil || where != "worker" {
+		t.Errorf("the engine runs in %q (%v): want the worker", where, err)
+	}
+	if want := "CPU (WebAssembly SIMD with FMA)"; s.Backend != want {
+		t.Errorf("backend %q, want %q", s.Backend, want)
+	}
+	sameRanks(t, "demo without isolation", s.summary(t), native(t, m, samples[0], session.Settings{Target: -1}))
+	t.Logf("without isolation: %s, first analysis %.0f ms after navigation", s.Backend, s.FirstMS)
+}
+
+// noIsolation drops the cross-origin isolation headers from a response.
+type noIsolation struct{ http.ResponseWriter }
+
+func (w noIsolation) drop() {
+	w.Header().Del("Cross-Origin-Opener-Policy")
+	w.Header().Del("Cross-Origin-Embedder-Policy")
+}
+
+func (w noIsolation) WriteHeader(code int) {
+	w.drop()
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w noIsolation) Write(b []byte) (int, error) {
+	w.drop()
+	return w.ResponseWriter.Write(b)
 }
