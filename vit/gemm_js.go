@@ -43,7 +43,7 @@ var simdFMAWasm []byte
 var simdThreadsWasm []byte
 
 // The threaded build with relaxed SIMD: its micro-kernel multiplies and adds
-// in one f32x4.relaxed_madd (fused where the CPU has FMA), 14-18% faster
+// in one f32x4.relaxed_madd (fused where the CPU has FMA), 10-18% faster
 // forwards than simd128's separate multiply and add. Loaded first where the
 // engine validates it (newThreadedKernel), as gemm_fma.wasm is
 // (newSIMDKernel); VITLENS_RELAXED_SIMD=off skips both.

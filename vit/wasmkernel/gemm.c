@@ -21,7 +21,7 @@
 // product temporary, 12 in all; 6 rows would need 16 and spill. The
 // relaxed-SIMD build (gemm_threads_fma.wasm, -mrelaxed-simd) multiplies and
 // adds in one f32x4.relaxed_madd, which V8 compiles to one vfmadd
-// (vfmadd213ps in Node 20) where the CPU has FMA3: ViT-B/16's forward 14%
+// (vfmadd213ps in Node 20) where the CPU has FMA3: ViT-B/16's forward 10-14%
 // faster in Chromium 156, 18% in Node 20. Its tile stays at 4 rows: 5 (10 accumulators) was faster still in
 // Node 20 but 20% slower than simd128 in Chromium 156, whose V8 spilled it.
 // relaxed_madd rounds once (fused) or twice (a multiply, then an add), as
