@@ -19,15 +19,15 @@
 // simd128, multiply and add are separate instructions: a tile of MR = 4
 // rows × 8 columns needs 8 accumulators, 2 B vectors, a broadcast A and a
 // product temporary, 12 in all; 6 rows would need 16 and spill. The
-// relaxed-SIMD build (gemm_threads_fma.wasm, -mrelaxed-simd) multiplies and
-// adds in one f32x4.relaxed_madd, which V8 compiles to one vfmadd
-// (vfmadd213ps in Node 20) where the CPU has FMA3: ViT-B/16's forward 10-14%
-// faster in Chromium 156, 18% in Node 20. Its tile stays at 4 rows: 5 (10 accumulators) was faster still in
-// Node 20 but 20% slower than simd128 in Chromium 156, whose V8 spilled it.
-// relaxed_madd rounds once (fused) or twice (a multiply, then an add), as
-// the machine has it: a product's last bits may differ between machines and
-// from the simd128 build, each within the tests' tolerance of the float64
-// reference.
+// relaxed-SIMD builds (gemm_fma.wasm, gemm_threads_fma.wasm: -mrelaxed-simd)
+// multiply and add in one f32x4.relaxed_madd, which V8 compiles to one
+// vfmadd (vfmadd213ps in Node 20) where the CPU has FMA3: ViT-B/16's
+// forward 10-14% faster in Chromium 156, 18% in Node 20. Their tile stays
+// at 4 rows: 5 (10 accumulators) was faster still in Node 20 but 20% slower
+// than simd128 in Chromium 156, whose V8 spilled it. relaxed_madd rounds
+// once (fused) or twice (a multiply, then an add), as the machine has it:
+// a product's last bits may differ between machines and from the simd128
+// build, each within the tests' tolerance of the float64 reference.
 #define MR 4
 #define ROWS(X) X(0) X(1) X(2) X(3)
 #ifdef __wasm_relaxed_simd__
