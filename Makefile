@@ -86,7 +86,7 @@ vet:
 	$(GO) vet ./...
 
 # The browser build's SIMD matmul kernel (vit/wasmkernel/gemm.c, Debian
-# clang and lld 16: apt-get install clang-16 lld-16). Its three builds are
+# clang and lld 16: apt-get install clang-16 lld-16). Its four builds are
 # committed, so no other target needs clang; vit's TestWASMKernelMatchesSource
 # checks that they are what the source builds to wherever clang-16 is installed.
 wasm-kernel:

@@ -55,8 +55,13 @@ func BenchmarkForward(b *testing.B) {
 				}
 				perImage := best / float64(batch)
 				b.ReportMetric(perImage*1e3, "ms/image")
-				if runtime.GOOS == "js" { // how many of the browser's threads took part
+				if runtime.GOOS == "js" { // how many of the browser's threads took part, in which module
 					b.ReportMetric(float64(GEMMThreads()), "gemm-threads")
+					relaxed := 0.0
+					if RelaxedSIMD() {
+						relaxed = 1
+					}
+					b.ReportMetric(relaxed, "relaxed-simd")
 				}
 				if bestCPU > 0 {
 					b.ReportMetric(bestCPU/float64(batch)*1e3, "cpu-ms/image")

@@ -201,13 +201,22 @@ func TestPerfORT(t *testing.T) {
 			}
 			m := regexp.MustCompile(`([0-9.]+) ms/image`).FindStringSubmatch(out)
 			used := regexp.MustCompile(`([0-9.]+) gemm-threads`).FindStringSubmatch(out)
-			if m == nil || used == nil {
-				t.Fatalf("no ms/image and gemm-threads in the Go benchmark's output:\n%s", out)
+			fma := regexp.MustCompile(`([0-9.]+) relaxed-simd`).FindStringSubmatch(out)
+			if m == nil || used == nil || fma == nil {
+				t.Fatalf("no ms/image, gemm-threads and relaxed-simd in the Go benchmark's output:\n%s", out)
 			}
 			ms, _ := strconv.ParseFloat(m[1], 64)
-			module := "relaxed-SIMD module (fused multiply-add)"
+			// The module that ran, as the benchmark reports it.
+			module := "simd128 module"
+			if fma[1] != "0" {
+				module = "relaxed-SIMD module (fused multiply-add)"
+			}
 			if relaxed == "off" {
-				simd128MS[threads], module = ms, "simd128 module (?relaxed=off)"
+				simd128MS[threads] = ms
+				module += " (?relaxed=off)"
+				if fma[1] != "0" {
+					t.Errorf("?relaxed=off ran the relaxed-SIMD module")
+				}
 			} else {
 				goMS[threads] = ms
 			}
