@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"path"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/maxence-charriere/go-app/v10/pkg/app"
@@ -305,71 +304,56 @@ const frameWait = 20 * time.Millisecond
 // the start of that frame, before its style, layout and paint: a step of
 // drawing waits about half a frame for its turn, where pause waits 20 ms
 // every time.
-func nextFrame() {
+func nextFrame() { waitFrame(false, frameWait) }
+
+// paintWait is the longest afterPaint waits for a frame.
+const paintWait = 100 * time.Millisecond
+
+// afterPaint blocks until the browser has drawn its next frame: the
+// animation frame's callback queues a task (setTimeout 0), which runs after
+// that frame's style, layout and paint, in a task of its own. Work that
+// follows (the first load's requests to the engine) then lengthens neither
+// the task that is running nor the frame's. paintWait at most.
+func afterPaint() { waitFrame(true, paintWait) }
+
+// waitFrame is nextFrame (after false) and afterPaint (after true). Its
+// fallback for hidden tabs, which draw no frames, is the browser's timer,
+// not a Go timer: Go checks its timers whenever it schedules, so one could
+// expire inside the task that is running (a long one: the app's start) and
+// let the work that should follow the frame run there.
+func waitFrame(after bool, most time.Duration) {
+	w := app.Window()
 	fired := make(chan struct{}, 1)
-	callback := app.FuncOf(func(app.Value, []app.Value) any {
+	queued := make(chan app.Value, 1) // the task the frame's callback queued (after)
+	done := app.FuncOf(func(app.Value, []app.Value) any {
 		select {
 		case fired <- struct{}{}:
 		default:
 		}
 		return nil
 	})
-	id := app.Window().Call("requestAnimationFrame", callback)
-	timer := time.NewTimer(frameWait)
-	select {
-	case <-fired:
-		timer.Stop()
-	case <-timer.C:
-		app.Window().Call("cancelAnimationFrame", id)
+	frame := done
+	if after {
+		frame = app.FuncOf(func(app.Value, []app.Value) any {
+			queued <- w.Call("setTimeout", done, 0)
+			return nil
+		})
+		defer frame.Release()
 	}
-	callback.Release()
-}
-
-// afterPaint blocks until the browser has drawn its next frame: the
-// animation frame's callback queues a task (setTimeout 0), which runs after
-// that frame's style, layout and paint, in a task of its own. Work that
-// follows (the first load's requests to the engine) then lengthens neither
-// the task that is running nor the frame's, as it may after nextFrame,
-// whose fallback is a Go timer that can expire inside a long task. Here
-// the fallback (paintWait, for hidden tabs, which draw no frames) is the
-// browser's timer, so Go goes on in a task of its own either way.
-func afterPaint() {
-	paintOnce.Do(func() {
-		painted = make(chan struct{}, 1)
-		paintDone = app.FuncOf(func(app.Value, []app.Value) any {
-			select {
-			case painted <- struct{}{}:
-			default:
-			}
-			return nil
-		})
-		paintQueue = app.FuncOf(func(app.Value, []app.Value) any {
-			app.Window().Call("setTimeout", paintDone, 0)
-			return nil
-		})
-	})
-	select { // a late signal of an earlier call
-	case <-painted:
+	id := w.Call("requestAnimationFrame", frame)
+	timeout := w.Call("setTimeout", done, most.Milliseconds())
+	<-fired
+	// Whichever came first, the others are called off, so that done is
+	// never called once released.
+	w.Call("cancelAnimationFrame", id)
+	w.Call("clearTimeout", timeout)
+	select {
+	case t := <-queued:
+		w.Call("clearTimeout", t)
 	default:
 	}
-	w := app.Window()
-	frame := w.Call("requestAnimationFrame", paintQueue)
-	timeout := w.Call("setTimeout", paintDone, paintWait.Milliseconds())
-	<-painted
-	w.Call("cancelAnimationFrame", frame)
-	w.Call("clearTimeout", timeout)
+	done.Release()
 }
-
-// paintWait is the longest afterPaint waits for a frame.
-const paintWait = 100 * time.Millisecond
-
-// afterPaint's callbacks, made once and kept for the page's life: a
-// callback the frame queued may still run after afterPaint returns.
-var (
-	paintOnce             sync.Once
-	painted               chan struct{}
-	paintDone, paintQueue app.Func
-)
 
 // sinceNavigation is performance.now(): milliseconds since the page started
 // loading.
