@@ -251,6 +251,7 @@ type state struct {
 	Seq     int     `json:"seq"`
 	Model   string  `json:"model"`
 	Backend string  `json:"backend"`
+	Engine  string  `json:"engine"` // where the engine runs: worker or page
 	Error   string  `json:"error"`
 	FirstMS float64 `json:"first_ms"`
 	Note    string  `json:"note"`
@@ -278,7 +279,7 @@ func waitState(t *testing.T, ctx context.Context, cond string, timeout time.Dura
 		try { j = JSON.parse(e.textContent || '{}'); } catch (_) {}
 		if (!(%s)) return false;
 		const note = document.querySelector('.vl-badge-note');
-		return {status: d.status, seq: +d.seq, model: d.model, backend: d.backend, error: d.error,
+		return {status: d.status, seq: +d.seq, model: d.model, backend: d.backend, engine: d.engine, error: d.error,
 			first_ms: +d.firstMs, note: note ? note.title : '', json: e.textContent};
 	})()`, cond)
 	tctx, cancel := context.WithTimeout(ctx, timeout+5*time.Second)

@@ -47,9 +47,8 @@ func TestProgressAndCancel(t *testing.T) {
 	if s.Backend != "CPU (WebAssembly)" {
 		t.Errorf("?gemm=scalar: the engine runs on %q", s.Backend)
 	}
-	where, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('vl-state').dataset.engine`))
-	if err != nil || where != "worker" {
-		t.Fatalf("the engine runs in %q (%v): want the worker", where, err)
+	if s.Engine != "worker" {
+		t.Fatalf("the engine runs in %q: want the worker", s.Engine)
 	}
 	demoSeq := s.Seq
 
@@ -126,9 +125,8 @@ func TestInPageEngine(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := waitState(t, ctx, `d.status === 'ready' && +d.seq >= 1`, firstLoad)
-	where, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('vl-state').dataset.engine`))
-	if err != nil || where != "page" {
-		t.Fatalf("the engine runs in %q (%v): want the page", where, err)
+	if s.Engine != "page" {
+		t.Fatalf("the engine runs in %q: want the page", s.Engine)
 	}
 	m, samples := demo(t)
 	sameRanks(t, "demo in the page", s.summary(t), native(t, m, samples[0], session.Settings{Target: -1}))
