@@ -105,21 +105,20 @@ wasm-kernel:
 # needs a flag for it, which node_threads_exec passes); the single-threaded
 # module in its simd128 build under plain Node and in its relaxed one under
 # node_threads_exec without threads (VITLENS_NODE_THREADS=off).
+# js/wasm tests under Node with the threaded module's helpers and relaxed SIMD.
+NODE_TEST = GOOS=js GOARCH=wasm $(GO) test -count=1 -short -exec $(CURDIR)/vit/wasmkernel/node_threads_exec
+# The single-threaded module's tests in package vit.
+WASM_SINGLE_TESTS := 'TestSIMD|TestGEMM|TestGELU|TestMicroKernels|TestMatMul|TestLinearMatMul|TestLayoutB|TestForwardMatchesTorch'
+
 wasm-check:
 	GOOS=js GOARCH=wasm $(GO) build ./vit/... ./gpu/... ./shaders/...
-	GOOS=js GOARCH=wasm $(GO) test -short -exec "$$($(GO) env GOROOT)/lib/wasm/go_js_wasm_exec" \
-		-run 'TestSIMD|TestGEMM|TestGELU|TestMicroKernels|TestMatMul|TestLinearMatMul|TestLayoutB|TestForwardMatchesTorch' ./vit/
-	VITLENS_NODE_THREADS=off GOOS=js GOARCH=wasm $(GO) test -count=1 -short -exec $(CURDIR)/vit/wasmkernel/node_threads_exec \
-		-run 'TestSIMD|TestGEMM|TestGELU|TestMicroKernels|TestMatMul|TestLinearMatMul|TestLayoutB|TestForwardMatchesTorch' ./vit/
+	GOOS=js GOARCH=wasm $(GO) test -short -exec "$$($(GO) env GOROOT)/lib/wasm/go_js_wasm_exec" -run $(WASM_SINGLE_TESTS) ./vit/
+	VITLENS_NODE_THREADS=off $(NODE_TEST) -run $(WASM_SINGLE_TESTS) ./vit/
 	for run in VITLENS_THREADS= VITLENS_THREADS=1 VITLENS_RELAXED_SIMD=off; do \
-	env $$run GOOS=js GOARCH=wasm $(GO) test -count=1 -short -exec $(CURDIR)/vit/wasmkernel/node_threads_exec \
-		-run 'TestSIMD|TestGEMM|TestGELU|TestMatMul|TestLinearMatMul|TestLayoutB|TestForwardMatchesTorch|TestAttentionHeads' ./vit/ && \
-	env $$run GOOS=js GOARCH=wasm $(GO) test -count=1 -short -exec $(CURDIR)/vit/wasmkernel/node_threads_exec \
-		-run 'TestRowReaders|TestClassRow|TestFolded' ./vit/lens/ && \
-	env $$run GOOS=js GOARCH=wasm $(GO) test -count=1 -short -exec $(CURDIR)/vit/wasmkernel/node_threads_exec \
-		-run 'TestTopRows' ./vit/memory/ && \
-	env $$run GOOS=js GOARCH=wasm $(GO) test -count=1 -short -exec $(CURDIR)/vit/wasmkernel/node_threads_exec \
-		-run 'TestAttentionBackward|TestRollout|TestLayerNormBackward|TestProbsOnly|MatchAutograd' ./vit/explain/ || exit 1; done
+	env $$run $(NODE_TEST) -run 'TestSIMD|TestGEMM|TestGELU|TestMatMul|TestLinearMatMul|TestLayoutB|TestForwardMatchesTorch|TestAttentionHeads' ./vit/ && \
+	env $$run $(NODE_TEST) -run 'TestRowReaders|TestClassRow|TestFolded' ./vit/lens/ && \
+	env $$run $(NODE_TEST) -run 'TestTopRows' ./vit/memory/ && \
+	env $$run $(NODE_TEST) -run 'TestAttentionBackward|TestRollout|TestLayerNormBackward|TestProbsOnly|MatchAutograd' ./vit/explain/ || exit 1; done
 
 # The vit package built for arm64 and run under qemu-user (Debian qemu-user):
 # the NEON micro-kernel against the Go twin and the float64 reference, and
